@@ -1,0 +1,69 @@
+// ESLint flat config. The protocol core is IO-free by rule (STYLE.md rule 1) and the
+// dependency direction beacon → protocol, peer → protocol is enforced here, not by review.
+import js from '@eslint/js'
+import tseslint from 'typescript-eslint'
+
+const ioModules = ['node:*', 'fs', 'net', 'http', 'crypto', 'libp2p', '@libp2p/*', '@chainsafe/*', 'pg', 'ioredis', '@electric-sql/*', 'fastify', 'pino']
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'data/**', 'deploy/**', 'helm/**', 'loadtest/k6/**', '.tmp/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname }
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false } }],
+      '@typescript-eslint/await-thenable': 'error',
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-console': 'error'
+    }
+  },
+  {
+    // CLIs, scripts, benchmarks and tests talk to a terminal.
+    files: ['**/cli/**', '**/bin/**', 'scripts/**', 'bench/**', 'loadtest/**', '**/test/**', '**/sim/**'],
+    rules: { 'no-console': 'off' }
+  },
+  {
+    files: ['services/protocol/src/**/*.ts', 'services/protocol/sim/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ioModules, message: 'services/protocol does no I/O (STYLE.md rule 1).' },
+          { group: ['**/beacon/**', '**/peer/**'], message: 'protocol must not depend on beacon or peer.' }
+        ]
+      }],
+      'no-restricted-properties': ['error',
+        { object: 'Date', property: 'now', message: 'Time is injected into the protocol core.' },
+        { object: 'Math', property: 'random', message: 'Randomness is injected (seeded RNG).' }
+      ],
+      'no-restricted-syntax': ['error',
+        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'Time is injected into the protocol core.' }
+      ]
+    }
+  },
+  {
+    files: ['services/peer/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: ['**/beacon/**'], message: 'peer depends on protocol only, never on beacon.' }]
+      }]
+    }
+  },
+  {
+    files: ['services/beacon/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: ['**/peer/**'], message: 'beacon depends on protocol only, never on peer.' }]
+      }]
+    }
+  },
+  {
+    files: ['**/*.js'],
+    ...tseslint.configs.disableTypeChecked
+  }
+)
