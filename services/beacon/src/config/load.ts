@@ -1,0 +1,101 @@
+import { flagFor, schema } from './schema.ts'
+import type { Config, ConfigKey, KeySpec } from './schema.ts'
+
+/** A configuration value that cannot be used. The message names the key, value and what is allowed. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError'
+  readonly key: string
+  readonly value: string | undefined
+  readonly allowed: string
+
+  constructor (key: string, value: string | undefined, allowed: string, secret = false) {
+    const shown = value === undefined ? '(unset)' : secret ? '(hidden)' : JSON.stringify(value)
+    super(`invalid configuration: ${key}=${shown}; allowed: ${allowed}`)
+    this.key = key
+    this.value = value
+    this.allowed = allowed
+  }
+}
+
+export interface CommandLine {
+  /** Raw values by env name, from `--flag value` or `--flag=value`. */
+  values: Map<string, string>
+  help: boolean
+  generateKey: boolean
+}
+
+const specs = schema as Record<ConfigKey, KeySpec<unknown>>
+const byFlag = new Map(Object.values(specs).map((spec) => [flagFor(spec.env), spec]))
+
+/** Parses argv (without node and script). Unknown flags are a ConfigError naming the flag. */
+export function parseCommandLine (argv: readonly string[]): CommandLine {
+  const values = new Map<string, string>()
+  let help = false
+  let generateKey = false
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? ''
+    if (arg === '--help' || arg === '-h') { help = true; continue }
+    if (arg === '--generate-key') { generateKey = true; continue }
+    const eq = arg.indexOf('=')
+    const flag = eq === -1 ? arg : arg.slice(0, eq)
+    const spec = byFlag.get(flag)
+    if (spec === undefined) throw new ConfigError(flag, undefined, 'a flag listed by --help')
+    let value: string | undefined
+    if (eq !== -1) {
+      value = arg.slice(eq + 1)
+    } else {
+      value = argv[i + 1]
+      i++
+    }
+    if (value === undefined) throw new ConfigError(flag, undefined, 'a value after the flag', spec.secret)
+    values.set(spec.env, value)
+  }
+  return { values, help, generateKey }
+}
+
+/**
+ * Validates every key once: flags override environment variables, which override defaults.
+ * Throws a ConfigError for the first bad value.
+ */
+export function loadConfig (env: Readonly<Record<string, string | undefined>>, flags: ReadonlyMap<string, string> = new Map()): Config {
+  const config: Record<string, unknown> = {}
+  for (const [key, spec] of Object.entries(specs)) {
+    const raw = flags.get(spec.env) ?? env[spec.env] ?? spec.default
+    if (raw === undefined) continue
+    const result = spec.parse(raw)
+    if (!result.ok) throw new ConfigError(spec.env, raw, result.allowed, spec.secret)
+    config[key] = result.value
+  }
+  const typed = config as Config
+  if (typed.redisUrl !== undefined && typed.databaseUrl === undefined) {
+    throw new ConfigError('REDIS_URL', typed.redisUrl, 'only together with DATABASE_URL: a fleet shares one Postgres (unset REDIS_URL for the embedded default)', true)
+  }
+  return Object.freeze(typed)
+}
+
+/** Text of `pharos-beacon --help`: every key with its flag, default and meaning. */
+export function helpText (): string {
+  const lines = [
+    'pharos-beacon — a Pharos beacon worker (bootstrap, relay and pinning node)',
+    '',
+    'Every key is an environment variable and a flag: PHAROS_HTTP_PORT=8080 or --http-port 8080.',
+    'Flags override the environment. With no DATABASE_URL and REDIS_URL the worker runs embedded',
+    '(PGlite in PHAROS_DATA_DIR, shared state in process).',
+    '',
+    'Other flags:',
+    '  --help             print this text',
+    '  --generate-key     print a new base64 ed25519 key for PHAROS_PEER_KEY and its peer ID, then exit',
+    ''
+  ]
+  let group = ''
+  for (const spec of Object.values(specs)) {
+    if (spec.group !== group) {
+      group = spec.group
+      lines.push(`${group}:`)
+    }
+    lines.push(`  ${spec.env}  (${flagFor(spec.env)})`)
+    lines.push(`      ${spec.help}`)
+    lines.push(`      default: ${spec.default === undefined ? '(unset)' : spec.default === '' ? '(empty)' : spec.default}`)
+  }
+  return lines.join('\n') + '\n'
+}

@@ -1,0 +1,344 @@
+/**
+ * The one configuration schema of a beacon worker. Every key is read from an environment
+ * variable and from a CLI flag of the same name (`PHAROS_HTTP_PORT` ⇔ `--http-port`), is
+ * validated once at start, and is documented here: `pharos-beacon --help`, the README table,
+ * docker-compose and the Helm values all use exactly these keys.
+ *
+ * Each default says where its value came from.
+ */
+
+/** A parser turns the raw text into a value or says what is allowed. */
+export type Parse<T> = (raw: string) => { ok: true, value: T } | { ok: false, allowed: string }
+
+export interface KeySpec<T> {
+  /** The environment variable; the CLI flag is derived from it. */
+  env: string
+  parse: Parse<T>
+  /** Raw text of the default, run through `parse`; `undefined` means "unset". */
+  default: string | undefined
+  /** One line for `--help` and the README. */
+  help: string
+  /** Keys whose value must not be printed (tokens, keys, URLs with passwords). */
+  secret?: boolean
+  /** Grouping in `--help` and the README. */
+  group: 'network' | 'http' | 'storage' | 'identity' | 'limits' | 'relay' | 'operations'
+}
+
+const ok = <T>(value: T): { ok: true, value: T } => ({ ok: true, value })
+
+export function integer (min: number, max: number): Parse<number> {
+  return (raw) => {
+    const value = Number(raw)
+    if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+      return { ok: false, allowed: `an integer from ${min} to ${max}` }
+    }
+    return ok(value)
+  }
+}
+
+export const port: Parse<number> = integer(0, 65_535)
+
+export function oneOf<const T extends string> (...values: T[]): Parse<T> {
+  return (raw) => (values as string[]).includes(raw)
+    ? ok(raw as T)
+    : { ok: false, allowed: `one of ${values.join(', ')}` }
+}
+
+export const text: Parse<string> = (raw) => ok(raw)
+
+export function pattern (re: RegExp, description: string): Parse<string> {
+  return (raw) => re.test(raw) ? ok(raw) : { ok: false, allowed: description }
+}
+
+export const host: Parse<string> = pattern(/^[A-Za-z0-9.:-]+$/, 'an IP address or host name')
+
+export const url = (schemes: string[]): Parse<string> => (raw) => {
+  try {
+    const parsed = new URL(raw)
+    if (schemes.includes(parsed.protocol.replace(/:$/, ''))) return ok(raw)
+  } catch {
+    // not a URL at all: same answer as a wrong scheme
+  }
+  return { ok: false, allowed: `a URL with scheme ${schemes.join(' or ')}` }
+}
+
+export const list = (item: Parse<string>, itemDescription: string): Parse<string[]> => (raw) => {
+  const items = raw.split(',').map((part) => part.trim()).filter((part) => part.length > 0)
+  for (const entry of items) {
+    if (!item(entry).ok) return { ok: false, allowed: `a comma-separated list of ${itemDescription}` }
+  }
+  return ok(items)
+}
+
+export const multiaddrText: Parse<string> = pattern(/^(\/[A-Za-z0-9._~%:+-]+)+$/, 'a multiaddr such as /dns4/beacon.example.com/tcp/4001')
+
+const MiB = 1024 * 1024
+
+export const schema = {
+  network: {
+    env: 'PHAROS_NETWORK',
+    group: 'network',
+    parse: pattern(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, 1–63 characters'),
+    default: 'pharos',
+    help: 'Network id; prefixes every overlay protocol ID and topic (/<network>/hyparview/1.0.0).'
+  },
+  p2pHost: {
+    env: 'PHAROS_P2P_HOST',
+    group: 'network',
+    parse: host,
+    default: '0.0.0.0',
+    help: 'Address the libp2p TCP and WebSocket listeners bind to.'
+  },
+  p2pTcpPort: {
+    env: 'PHAROS_P2P_TCP_PORT',
+    group: 'network',
+    parse: port,
+    default: '4001',
+    help: 'libp2p TCP listen port (0 picks a free port). 4001 is the IPFS convention.'
+  },
+  p2pWsPort: {
+    env: 'PHAROS_P2P_WS_PORT',
+    group: 'network',
+    parse: port,
+    default: '4002',
+    help: 'libp2p WebSocket listen port (0 picks a free port).'
+  },
+  announce: {
+    env: 'PHAROS_ANNOUNCE',
+    group: 'network',
+    parse: list(multiaddrText, 'multiaddrs'),
+    default: '',
+    help: 'Comma-separated multiaddrs to announce instead of the listen addresses (public DNS or IP behind NAT/LB).'
+  },
+  httpHost: {
+    env: 'PHAROS_HTTP_HOST',
+    group: 'http',
+    parse: host,
+    default: '127.0.0.1',
+    help: 'Address the HTTP server (health, metrics, admin, pinning API, gateway) binds to; containers need 0.0.0.0.'
+  },
+  httpPort: {
+    env: 'PHAROS_HTTP_PORT',
+    group: 'http',
+    parse: port,
+    default: '8080',
+    help: 'HTTP listen port (0 picks a free port).'
+  },
+  adminTokens: {
+    env: 'PHAROS_ADMIN_TOKENS',
+    group: 'http',
+    parse: list(pattern(/^[A-Za-z0-9._~+/=-]{16,}$/, 'token'), 'bearer tokens of at least 16 characters [A-Za-z0-9._~+/=-]'),
+    default: '',
+    secret: true,
+    help: 'Comma-separated bearer tokens for /v1. Empty: embedded mode generates one into the data dir; fleet mode answers 401 to every /v1 call.'
+  },
+  databaseUrl: {
+    env: 'DATABASE_URL',
+    group: 'storage',
+    parse: url(['postgres', 'postgresql']),
+    default: undefined,
+    secret: true,
+    help: 'Postgres server URL. Unset: embedded PGlite in PHAROS_DATA_DIR.'
+  },
+  databasePoolSize: {
+    env: 'PHAROS_DATABASE_POOL_SIZE',
+    group: 'storage',
+    parse: integer(1, 500),
+    default: '20',
+    help: 'Postgres connections per worker (guess: pin jobs, HTTP and ingest in parallel).'
+  },
+  redisUrl: {
+    env: 'REDIS_URL',
+    group: 'storage',
+    parse: url(['redis', 'rediss']),
+    default: undefined,
+    secret: true,
+    help: 'Redis URL for fleet-shared state. Unset: shared state is kept in process (one worker only).'
+  },
+  dataDir: {
+    env: 'PHAROS_DATA_DIR',
+    group: 'storage',
+    parse: pattern(/^.+$/, 'a directory path'),
+    default: './data',
+    help: 'Embedded mode: PGlite database, peer key and generated admin token live here.'
+  },
+  peerKey: {
+    env: 'PHAROS_PEER_KEY',
+    group: 'identity',
+    parse: pattern(/^[A-Za-z0-9+/]+={0,2}$/, 'a base64 protobuf-encoded ed25519 private key (pharos-beacon --generate-key prints one)'),
+    default: undefined,
+    secret: true,
+    help: 'The worker\'s ed25519 peer key. Unset in embedded mode: generated once and kept in the data dir.'
+  },
+  maxConnections: {
+    env: 'PHAROS_MAX_CONNECTIONS',
+    group: 'limits',
+    parse: integer(1, 1_000_000),
+    default: '10000',
+    help: 'Connections held before the connection manager prunes (beacon sizing; libp2p default 300 is for a laptop).'
+  },
+  maxIncomingPendingConnections: {
+    env: 'PHAROS_MAX_INCOMING_PENDING_CONNECTIONS',
+    group: 'limits',
+    parse: integer(1, 100_000),
+    default: '256',
+    help: 'Inbound connections allowed mid-upgrade (Noise + Yamux) at once (guess: covers a 200 conn/s burst at ~5 ms handshakes with margin; libp2p default 10).'
+  },
+  inboundUpgradeTimeoutMs: {
+    env: 'PHAROS_INBOUND_UPGRADE_TIMEOUT_MS',
+    group: 'limits',
+    parse: integer(100, 600_000),
+    default: '10000',
+    help: 'An inbound connection that has not finished Noise + Yamux by then is closed (libp2p default 10 s).'
+  },
+  inboundConnectionsPerIpPerSecond: {
+    env: 'PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND',
+    group: 'limits',
+    parse: integer(1, 100_000),
+    default: '5',
+    help: 'Inbound connections one IP may open per second; more are refused (libp2p default 5).'
+  },
+  wsMaxPayloadBytes: {
+    env: 'PHAROS_WS_MAX_PAYLOAD_BYTES',
+    group: 'limits',
+    parse: integer(1024, MiB),
+    default: String(MiB),
+    help: 'Largest WebSocket message accepted; capped at 1 MiB (the ws default of 100 MiB lets one peer pin 100 MiB of RAM).'
+  },
+  yamuxMaxWriteBufferBytes: {
+    env: 'PHAROS_YAMUX_MAX_WRITE_BUFFER_BYTES',
+    group: 'limits',
+    parse: integer(64 * 1024, 64 * MiB),
+    default: String(MiB),
+    help: 'Bytes buffered per stream for a slow reader before the stream is reset (yamux default: unbounded).'
+  },
+  yamuxMaxReadBufferBytes: {
+    env: 'PHAROS_YAMUX_MAX_READ_BUFFER_BYTES',
+    group: 'limits',
+    parse: integer(64 * 1024, 64 * MiB),
+    default: String(MiB),
+    help: 'Bytes buffered per stream before it is read, before the stream is reset (yamux default 4 MiB).'
+  },
+  yamuxMaxInboundStreams: {
+    env: 'PHAROS_YAMUX_MAX_INBOUND_STREAMS',
+    group: 'limits',
+    parse: integer(1, 10_000),
+    default: '256',
+    help: 'Concurrent inbound streams per connection (guess: overlay, sync, bitswap, relay need a handful; yamux default 1000).'
+  },
+  yamuxMaxOutboundStreams: {
+    env: 'PHAROS_YAMUX_MAX_OUTBOUND_STREAMS',
+    group: 'limits',
+    parse: integer(1, 10_000),
+    default: '256',
+    help: 'Concurrent outbound streams per connection (guess, as above).'
+  },
+  yamuxKeepAliveIntervalMs: {
+    env: 'PHAROS_YAMUX_KEEPALIVE_INTERVAL_MS',
+    group: 'limits',
+    parse: integer(0, 3_600_000),
+    default: '30000',
+    help: 'Yamux keep-alive ping interval; 0 disables it (yamux default 30 s). Detects dead peers without the connection monitor.'
+  },
+  connectionMonitorIntervalMs: {
+    env: 'PHAROS_CONNECTION_MONITOR_INTERVAL_MS',
+    group: 'limits',
+    parse: integer(0, 3_600_000),
+    default: '0',
+    help: 'libp2p connection monitor ping interval; 0 turns it off (pinging 10k connections every 10 s stalls the event loop; yamux keep-alive covers liveness).'
+  },
+  streamInactivityTimeoutMs: {
+    env: 'PHAROS_STREAM_INACTIVITY_TIMEOUT_MS',
+    group: 'limits',
+    parse: integer(1000, 86_400_000),
+    default: '120000',
+    help: 'A stream with no traffic for this long is reset (yamux default 120 s); long-lived overlay streams keep themselves alive.'
+  },
+  relayMaxReservations: {
+    env: 'PHAROS_RELAY_MAX_RESERVATIONS',
+    group: 'relay',
+    parse: integer(0, 1_000_000),
+    default: '2048',
+    help: 'Relay reservations held by this worker at once, over all peers (libp2p default 15).'
+  },
+  relayMaxReservationsPerIp: {
+    env: 'PHAROS_RELAY_MAX_RESERVATIONS_PER_IP',
+    group: 'relay',
+    parse: integer(0, 1_000_000),
+    default: '8',
+    help: 'Reservations held at once by peers connecting from one IP address (guess: a household or small NAT).'
+  },
+  relayMaxReservationsPerPeer: {
+    env: 'PHAROS_RELAY_MAX_RESERVATIONS_PER_PEER',
+    group: 'relay',
+    parse: integer(1, 1_000),
+    default: '4',
+    help: 'Reservation requests (new or renewed) one peer may make per reservation TTL; a peer holds at most one reservation, this bounds how often it may ask (guess: one renewal per TTL plus reconnects).'
+  },
+  relayReservationTtlMs: {
+    env: 'PHAROS_RELAY_RESERVATION_TTL_MS',
+    group: 'relay',
+    parse: integer(10_000, 86_400_000),
+    default: '3600000',
+    help: 'How long a reservation lasts before the peer must renew it (circuit relay v2 spec suggests 1 h).'
+  },
+  relayCircuitDurationMs: {
+    env: 'PHAROS_RELAY_CIRCUIT_DURATION_MS',
+    group: 'relay',
+    parse: integer(1000, 86_400_000),
+    default: '120000',
+    help: 'Longest a relayed circuit lives before it is reset (libp2p default 2 min: enough to hole-punch or fetch a little).'
+  },
+  relayCircuitDataBytes: {
+    env: 'PHAROS_RELAY_CIRCUIT_DATA_BYTES',
+    group: 'relay',
+    parse: integer(1024, 1024 * MiB),
+    default: String(MiB),
+    help: 'Bytes a relayed circuit may carry in each direction before it is reset (libp2p default 128 KiB; 1 MiB lets small posts through).'
+  },
+  relayMaxInboundHopStreams: {
+    env: 'PHAROS_RELAY_MAX_INBOUND_HOP_STREAMS',
+    group: 'relay',
+    parse: integer(1, 100_000),
+    default: '32',
+    help: 'Concurrent relay hop streams one connection may open (libp2p default 32).'
+  },
+  logLevel: {
+    env: 'PHAROS_LOG_LEVEL',
+    group: 'operations',
+    parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+    default: 'info',
+    help: 'pino log level. libp2p\'s own logs appear at debug (its errors) and trace (the rest).'
+  },
+  shutdownTimeoutMs: {
+    env: 'PHAROS_SHUTDOWN_TIMEOUT_MS',
+    group: 'operations',
+    parse: integer(100, 600_000),
+    default: '15000',
+    help: 'On SIGTERM, the drain must finish within this deadline or the process exits 1 (k8s grace period is 30 s).'
+  },
+  shutdownReadinessDelayMs: {
+    env: 'PHAROS_SHUTDOWN_READINESS_DELAY_MS',
+    group: 'operations',
+    parse: integer(0, 600_000),
+    default: '3000',
+    help: 'On SIGTERM, /readyz answers 503 for this long before connections close, so load balancers stop sending new peers first.'
+  }
+} as const satisfies Record<string, KeySpec<unknown>>
+
+export type ConfigSchema = typeof schema
+export type ConfigKey = keyof ConfigSchema
+type ValueOf<K extends ConfigKey> = ConfigSchema[K]['parse'] extends Parse<infer T> ? T : never
+type Optional<K extends ConfigKey> = ConfigSchema[K]['default'] extends undefined ? K : never
+
+/** The validated, frozen configuration passed down from main. */
+export type Config = {
+  readonly [K in Exclude<ConfigKey, Optional<ConfigKey>>]: ValueOf<K>
+} & {
+  readonly [K in Optional<ConfigKey>]?: ValueOf<K>
+}
+
+/** `PHAROS_HTTP_PORT` → `--http-port`; `DATABASE_URL` → `--database-url`. */
+export function flagFor (env: string): string {
+  return '--' + env.replace(/^PHAROS_/, '').toLowerCase().replaceAll('_', '-')
+}

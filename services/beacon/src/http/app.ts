@@ -1,0 +1,75 @@
+import swagger from '@fastify/swagger'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { fastify, LogController } from 'fastify'
+import { Histogram } from 'prom-client'
+import type { Registry } from 'prom-client'
+import type { Config } from '../config/schema.ts'
+import type { Readiness } from '../health.ts'
+import type { Logger } from '../logging/logger.ts'
+import { bearerAuth } from './admin-auth.ts'
+import { errorHandler, FailureSchema, sendFailure } from './errors.ts'
+import type { NodeView } from './node-view.ts'
+import { adminNodeRoutes } from './routes/admin-node.ts'
+import { healthRoutes } from './routes/health.ts'
+import { metricsRoutes } from './routes/metrics.ts'
+
+export interface AppDeps {
+  config: Config
+  log: Logger
+  registry: Registry
+  readiness: Readiness
+  node: NodeView
+  /** Bearer tokens accepted on /v1 (config tokens, or the embedded generated one). */
+  adminTokens: readonly string[]
+}
+
+/**
+ * The HTTP surface as a Fastify instance that is not listening: tests call `inject`, and
+ * `server.ts` listens. Plugins load external → app → routes.
+ */
+export async function buildApp (deps: AppDeps) {
+  const app = fastify({
+    loggerInstance: deps.log.child({ component: 'http' }),
+    // Per-request lines go out at debug from the onResponse hook below, not at info.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Pinning API bodies are small JSON; CARs are served, never accepted.
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } }
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Pharos beacon worker', version: '0.1.0', description: 'Admin API, IPFS Pinning Service API and trustless gateway of one Pharos worker.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }
+    }
+  })
+  app.addSchema(FailureSchema)
+  app.setErrorHandler(errorHandler)
+  app.setNotFoundHandler((request, reply) => sendFailure(reply, 'notFound', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`))
+
+  const duration = new Histogram({
+    name: 'pharos_http_request_duration_seconds',
+    help: 'HTTP request duration by route and status class',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    registers: [deps.registry]
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    // The route pattern, never the raw URL: labels stay a closed set.
+    const route = request.routeOptions.url ?? 'unmatched'
+    duration.observe({ method: request.method, route, status: `${Math.floor(reply.statusCode / 100)}xx` }, reply.elapsedTime / 1000)
+    request.log.debug({ method: request.method, url: request.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request')
+  })
+
+  await app.register(healthRoutes, { readiness: deps.readiness })
+  await app.register(metricsRoutes, { registry: deps.registry })
+  await app.register(async (admin) => {
+    admin.addHook('onRequest', bearerAuth(deps.adminTokens))
+    await admin.register(adminNodeRoutes, { config: deps.config, node: deps.node })
+  })
+
+  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger())
+  return app
+}
+
+export type BeaconApp = Awaited<ReturnType<typeof buildApp>>

@@ -1,0 +1,64 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { Type } from 'typebox'
+
+/**
+ * Every HTTP error Pharos returns, in one table. The body is the IPFS Pinning Service
+ * API's `Failure` shape everywhere, so clients parse one error format.
+ */
+export const httpErrors = {
+  badRequest: { status: 400, reason: 'BAD_REQUEST' },
+  unauthorized: { status: 401, reason: 'UNAUTHORIZED' },
+  forbidden: { status: 403, reason: 'FORBIDDEN' },
+  notFound: { status: 404, reason: 'NOT_FOUND' },
+  conflict: { status: 409, reason: 'CONFLICT' },
+  payloadTooLarge: { status: 413, reason: 'PAYLOAD_TOO_LARGE' },
+  tooManyRequests: { status: 429, reason: 'TOO_MANY_REQUESTS' },
+  internal: { status: 500, reason: 'INTERNAL_SERVER_ERROR' },
+  unavailable: { status: 503, reason: 'SERVICE_UNAVAILABLE' }
+} as const
+
+export type HttpErrorName = keyof typeof httpErrors
+
+export const FailureSchema = Type.Object({
+  error: Type.Object({
+    reason: Type.String({ description: 'Mandatory string identifying the type of error' }),
+    details: Type.Optional(Type.String({ description: 'Optional, longer description of the error' }))
+  })
+}, { $id: 'Failure' })
+
+/** A failure a route decided on: thrown, and rendered by the one error handler. */
+export class HttpError extends Error {
+  override readonly name = 'HttpError'
+  readonly status: number
+  readonly reason: string
+
+  constructor (kind: HttpErrorName, details: string, reason?: string) {
+    super(details)
+    this.status = httpErrors[kind].status
+    this.reason = reason ?? httpErrors[kind].reason
+  }
+}
+
+export function sendFailure (reply: FastifyReply, kind: HttpErrorName, details: string, reason?: string): FastifyReply {
+  return reply.code(httpErrors[kind].status).send({ error: { reason: reason ?? httpErrors[kind].reason, details } })
+}
+
+/** Fastify's error handler: validation → 400 with the reason; our errors as decided; the rest 500. */
+export function errorHandler (err: FastifyError | HttpError, request: FastifyRequest, reply: FastifyReply): void {
+  if (err instanceof HttpError) {
+    void reply.code(err.status).send({ error: { reason: err.reason, details: err.message } })
+    return
+  }
+  if (err.validation !== undefined) {
+    void sendFailure(reply, 'badRequest', err.message)
+    return
+  }
+  const status = err.statusCode ?? 500
+  if (status >= 400 && status < 500) {
+    const kind = (Object.keys(httpErrors) as HttpErrorName[]).find((name) => httpErrors[name].status === status)
+    void reply.code(status).send({ error: { reason: kind === undefined ? 'BAD_REQUEST' : httpErrors[kind].reason, details: err.message } })
+    return
+  }
+  request.log.error({ err }, 'request failed')
+  void sendFailure(reply, 'internal', 'internal error; see the worker log')
+}

@@ -1,0 +1,29 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import type { Readiness } from '../../health.ts'
+
+const ReadinessSchema = Type.Object({
+  ready: Type.Boolean(),
+  checks: Type.Record(Type.String(), Type.String())
+})
+
+export const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness }> = async (app, { readiness }) => {
+  app.get('/healthz', {
+    schema: {
+      tags: ['operations'],
+      summary: 'Liveness: the process answers HTTP',
+      response: { 200: Type.Object({ status: Type.Literal('ok') }) }
+    }
+  }, async () => ({ status: 'ok' as const }))
+
+  app.get('/readyz', {
+    schema: {
+      tags: ['operations'],
+      summary: 'Readiness: libp2p listens, storage answers, not draining',
+      response: { 200: ReadinessSchema, 503: ReadinessSchema }
+    }
+  }, async (_request, reply) => {
+    const report = await readiness.report()
+    return await reply.code(report.ready ? 200 : 503).send(report)
+  })
+}

@@ -1,0 +1,16 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import type { Registry } from 'prom-client'
+
+export const metricsRoutes: FastifyPluginAsyncTypebox<{ registry: Registry }> = async (app, { registry }) => {
+  app.get('/metrics', {
+    schema: {
+      tags: ['operations'],
+      summary: 'Prometheus metrics: process, libp2p and pharos_*',
+      response: { 200: Type.String() }
+    }
+  }, async (_request, reply) => {
+    const body = await registry.metrics()
+    return await reply.type(registry.contentType).send(body)
+  })
+}

@@ -1,0 +1,48 @@
+import { format } from 'node:util'
+import type { ComponentLogger, Logger as Libp2pLogger } from '@libp2p/interface'
+import type { Logger } from './logger.ts'
+
+/**
+ * Bridges libp2p's `debug`-style component loggers into pino, so libp2p's own logs are JSON
+ * lines like ours. libp2p calls `.error` for many routine events (a peer hung up mid-stream),
+ * so its errors map to pino `debug` and everything else to `trace`; neither is emitted at
+ * the default `info` level, and a disabled level costs one boolean check.
+ */
+export function pinoComponentLogger (root: Logger): ComponentLogger {
+  return {
+    forComponent (name: string): Libp2pLogger {
+      return makeLogger(root.child({ component: 'libp2p', libp2p: name }))
+    }
+  }
+}
+
+function makeLogger (log: Logger): Libp2pLogger {
+  const traceOn = log.isLevelEnabled('trace')
+  const debugOn = log.isLevelEnabled('debug')
+  const emit = (level: 'trace' | 'debug', formatter: unknown, args: unknown[]): void => {
+    log[level](render(formatter, args))
+  }
+  const logger = ((formatter: unknown, ...args: unknown[]) => { if (traceOn) emit('trace', formatter, args) }) as Libp2pLogger
+  logger.error = (formatter: unknown, ...args: unknown[]) => { if (debugOn) emit('debug', formatter, args) }
+  logger.trace = (formatter: unknown, ...args: unknown[]) => { if (traceOn) emit('trace', formatter, args) }
+  logger.enabled = traceOn
+  logger.newScope = (name: string) => makeLogger(log.child({ scope: name }))
+  return logger
+}
+
+/** libp2p uses extra printf verbs: %p peer, %a multiaddr, %c CID, %e error, %b/%t bytes. */
+function render (formatter: unknown, args: unknown[]): string {
+  if (typeof formatter !== 'string') return format(formatter, ...args)
+  let i = 0
+  const text = formatter.replace(/%([pacebtsdoOj%])/g, (match, verb: string) => {
+    if (verb === '%') return '%'
+    const arg = args[i++]
+    switch (verb) {
+      case 'e': return arg instanceof Error ? (arg.stack ?? arg.message) : String(arg)
+      case 'b': case 't': return arg instanceof Uint8Array ? Buffer.from(arg).toString('hex') : String(arg)
+      case 'p': case 'a': case 'c': return String(arg)
+      default: return format(match, arg)
+    }
+  })
+  return args.length > i ? format(text, ...args.slice(i)) : text
+}

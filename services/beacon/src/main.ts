@@ -1,0 +1,70 @@
+/**
+ * The composition root and CLI of a beacon worker: `pharos-beacon [--flags]` or `npm start`.
+ * Config, logger, storage, libp2p and HTTP are built here (through startWorker) and passed
+ * down; nothing else reads the environment.
+ */
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { ConfigError, helpText, loadConfig, parseCommandLine } from './config/load.ts'
+import { createLogger } from './logging/logger.ts'
+import { encodePeerKey } from './p2p/identity.ts'
+import { startWorker } from './worker.ts'
+
+/** Exit code for a configuration the worker cannot start with (sysexits EX_CONFIG). */
+const EXIT_CONFIG = 78
+
+async function main (): Promise<void> {
+  let commandLine
+  let config
+  try {
+    commandLine = parseCommandLine(process.argv.slice(2))
+    if (commandLine.help) {
+      process.stdout.write(helpText())
+      return
+    }
+    if (commandLine.generateKey) {
+      const key = await generateKeyPair('Ed25519')
+      process.stdout.write(`PHAROS_PEER_KEY=${encodePeerKey(key)}\n# peer ID ${peerIdFromPrivateKey(key).toString()}\n`)
+      return
+    }
+    config = loadConfig(process.env, commandLine.values)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`pharos-beacon: ${err.message}\n`)
+      process.exit(EXIT_CONFIG)
+    }
+    throw err
+  }
+
+  const log = createLogger(config.logLevel)
+  process.on('unhandledRejection', (err) => { log.error({ err }, 'unhandled rejection (kept running)') })
+
+  let worker
+  try {
+    worker = await startWorker(config, log)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`pharos-beacon: ${err.message}\n`)
+      process.exit(EXIT_CONFIG)
+    }
+    log.fatal({ err }, 'could not start')
+    process.exit(1)
+  }
+
+  const shutdown = (signal: string): void => {
+    log.info({ signal, deadlineMs: config.shutdownTimeoutMs }, 'shutting down')
+    const deadline = setTimeout(() => {
+      log.error({ deadlineMs: config.shutdownTimeoutMs }, 'drain did not finish before the deadline; exiting 1')
+      process.exit(1)
+    }, config.shutdownTimeoutMs)
+    deadline.unref()
+    worker.stop().then(() => process.exit(0), (err: unknown) => {
+      log.error({ err }, 'drain failed')
+      process.exit(1)
+    })
+  }
+  process.once('SIGTERM', () => { shutdown('SIGTERM') })
+  process.once('SIGINT', () => { shutdown('SIGINT') })
+}
+
+await main()

@@ -1,0 +1,46 @@
+import { Counter, Gauge } from 'prom-client'
+import type { Registry } from 'prom-client'
+
+export type Direction = 'inbound' | 'outbound'
+
+/** Metrics of the libp2p surface that Pharos adds to libp2p's own. Labels are closed sets. */
+export function createNetworkMetrics (registry: Registry) {
+  let countReservations: () => number = () => 0
+  return {
+    /** The relay reservation gauge reads the relay server on scrape. */
+    countReservationsWith (count: () => number): void { countReservations = count },
+    connections: new Gauge({
+      name: 'pharos_connections',
+      help: 'Open libp2p connections by transport and direction',
+      labelNames: ['transport', 'direction'] as const,
+      registers: [registry]
+    }),
+    connectionsOpened: new Counter({
+      name: 'pharos_connections_opened_total',
+      help: 'libp2p connections opened, by transport and direction',
+      labelNames: ['transport', 'direction'] as const,
+      registers: [registry]
+    }),
+    connectionsRefused: new Counter({
+      name: 'pharos_connections_refused_total',
+      help: 'Connections refused by the gater, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry]
+    }),
+    relayReservations: new Gauge({
+      name: 'pharos_relay_reservations',
+      help: 'Circuit relay v2 reservations currently held',
+      registers: [registry],
+      collect () { this.set(countReservations()) }
+    }),
+    relayReservationRequests: new Counter({
+      name: 'pharos_relay_reservation_requests_total',
+      help: 'Relay reservation requests by outcome (accepted, or the limit that refused it)',
+      labelNames: ['outcome'] as const,
+      registers: [registry]
+    })
+  }
+}
+
+export type NetworkMetrics = ReturnType<typeof createNetworkMetrics>
+

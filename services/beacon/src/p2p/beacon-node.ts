@@ -1,0 +1,134 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { autoNAT } from '@libp2p/autonat'
+import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { prometheusMetrics } from '@libp2p/prometheus-metrics'
+import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
+import { createLibp2p } from 'libp2p'
+import type { Config } from '../config/schema.ts'
+import type { Logger } from '../logging/logger.ts'
+import { pinoComponentLogger } from '../logging/libp2p-logger.ts'
+import type { NetworkMetrics } from '../metrics/network-metrics.ts'
+import { beaconConnectionGater } from './connection-gater.ts'
+import { transportOf } from './multiaddr-parts.ts'
+import { RelayReservationPolicy } from './relay-reservation-policy.ts'
+import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
+import type { Ed25519PrivateKey, Libp2p } from '@libp2p/interface'
+import type { Registry } from 'prom-client'
+
+export type BeaconServices = {
+  identify: unknown
+  ping: unknown
+  autoNAT: unknown
+  relay: CircuitRelayService
+}
+
+export type BeaconNode = Libp2p<BeaconServices>
+
+export interface BeaconNodeDeps {
+  config: Config
+  privateKey: Ed25519PrivateKey
+  log: Logger
+  registry: Registry
+  metrics: NetworkMetrics
+}
+
+function ipProtocol (host: string): 'ip4' | 'ip6' {
+  return host.includes(':') ? 'ip6' : 'ip4'
+}
+
+/**
+ * The worker's libp2p node, sized for a beacon rather than a laptop (STYLE.md, "Known
+ * traps"): every limit below comes from config, and each default is documented there.
+ */
+export async function createBeaconNode ({ config, privateKey, log, registry, metrics }: BeaconNodeDeps): Promise<BeaconNode> {
+  const reservationPolicy = new RelayReservationPolicy({
+    maxReservations: config.relayMaxReservations,
+    maxReservationsPerIp: config.relayMaxReservationsPerIp,
+    maxReservationsPerPeer: config.relayMaxReservationsPerPeer,
+    reservationTtlMs: config.relayReservationTtlMs
+  })
+  const gater = beaconConnectionGater(reservationPolicy, {
+    onNonEd25519: () => metrics.connectionsRefused.inc({ reason: 'not-ed25519' }),
+    onReservation: (decision) => metrics.relayReservationRequests.inc({ outcome: decision.allowed ? 'accepted' : decision.reason })
+  })
+  const ip = ipProtocol(config.p2pHost)
+
+  const node = await createLibp2p({
+    privateKey,
+    start: false,
+    logger: pinoComponentLogger(log),
+    addresses: {
+      listen: [
+        `/${ip}/${config.p2pHost}/tcp/${config.p2pTcpPort}`,
+        `/${ip}/${config.p2pHost}/tcp/${config.p2pWsPort}/ws`
+      ],
+      announce: config.announce
+    },
+    transports: [
+      tcp(),
+      webSockets({ maxPayload: config.wsMaxPayloadBytes })
+    ],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux({
+      enableKeepAlive: config.yamuxKeepAliveIntervalMs > 0,
+      keepAliveInterval: Math.max(config.yamuxKeepAliveIntervalMs, 1),
+      maxInboundStreams: config.yamuxMaxInboundStreams,
+      maxOutboundStreams: config.yamuxMaxOutboundStreams,
+      streamOptions: {
+        maxWriteBufferLength: config.yamuxMaxWriteBufferBytes,
+        maxReadBufferLength: config.yamuxMaxReadBufferBytes,
+        inactivityTimeout: config.streamInactivityTimeoutMs
+      }
+    })],
+    connectionGater: gater,
+    connectionManager: {
+      maxConnections: config.maxConnections,
+      maxIncomingPendingConnections: config.maxIncomingPendingConnections,
+      inboundUpgradeTimeout: config.inboundUpgradeTimeoutMs,
+      inboundConnectionThreshold: config.inboundConnectionsPerIpPerSecond
+    },
+    connectionMonitor: {
+      enabled: config.connectionMonitorIntervalMs > 0,
+      pingInterval: Math.max(config.connectionMonitorIntervalMs, 1)
+    },
+    metrics: prometheusMetrics({ registry, preserveExistingMetrics: true, collectDefaultMetrics: false }),
+    services: {
+      identify: identify(),
+      ping: ping(),
+      autoNAT: autoNAT(),
+      relay: circuitRelayServer({
+        maxInboundHopStreams: config.relayMaxInboundHopStreams,
+        reservations: {
+          maxReservations: config.relayMaxReservations,
+          reservationTtl: config.relayReservationTtlMs,
+          applyDefaultLimit: true,
+          defaultDurationLimit: config.relayCircuitDurationMs,
+          defaultDataLimit: BigInt(config.relayCircuitDataBytes)
+        }
+      })
+    }
+  })
+
+  reservationPolicy.attach({
+    reservations: () => node.services.relay.reservations.entries(),
+    connections: (peer) => node.getConnections(peer)
+  })
+
+  // Connection gauges are kept from open/close events, O(1) each, never by listing every
+  // connection on scrape.
+  node.addEventListener('connection:open', ({ detail: connection }) => {
+    const labels = { transport: transportOf(connection.remoteAddr), direction: connection.direction }
+    metrics.connections.inc(labels)
+    metrics.connectionsOpened.inc(labels)
+  })
+  node.addEventListener('connection:close', ({ detail: connection }) => {
+    metrics.connections.dec({ transport: transportOf(connection.remoteAddr), direction: connection.direction })
+  })
+  metrics.countReservationsWith(() => node.services.relay.reservations.size)
+
+  return node
+}

@@ -1,0 +1,162 @@
+import { randomBytes } from 'node:crypto'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Config } from './config/schema.ts'
+import { Readiness } from './health.ts'
+import { buildApp } from './http/app.ts'
+import type { BeaconApp } from './http/app.ts'
+import type { NodeView, PeerSummary } from './http/node-view.ts'
+import type { Logger } from './logging/logger.ts'
+import { createNetworkMetrics } from './metrics/network-metrics.ts'
+import { createRegistry } from './metrics/registry.ts'
+import { createBeaconNode } from './p2p/beacon-node.ts'
+import type { BeaconNode } from './p2p/beacon-node.ts'
+import { loadPeerKey } from './p2p/identity.ts'
+import { transportOf } from './p2p/multiaddr-parts.ts'
+import { migrate } from './storage/migrate.ts'
+import { openPglite } from './storage/pglite-client.ts'
+import { openPostgres } from './storage/pg-client.ts'
+import { holdSingleWorkerLock } from './storage/single-worker-lock.ts'
+import type { SqlClient } from './storage/sql.ts'
+
+export interface Worker {
+  readonly node: BeaconNode
+  readonly app: BeaconApp
+  readonly db: SqlClient
+  readonly readiness: Readiness
+  /** Where the HTTP server listens, e.g. http://127.0.0.1:8080 */
+  readonly httpUrl: string
+  readonly mode: 'embedded' | 'postgres' | 'fleet'
+  /**
+   * Drains and stops: /readyz turns 503, then after the readiness delay libp2p stops
+   * accepting and closes its connections, then HTTP and storage close.
+   */
+  stop (): Promise<void>
+}
+
+const ADMIN_TOKEN_FILE = 'admin-token'
+
+/** Embedded mode with no configured tokens: one token, generated once into the data dir. */
+async function embeddedAdminToken (dataDir: string): Promise<string> {
+  const file = join(dataDir, ADMIN_TOKEN_FILE)
+  try {
+    return (await readFile(file, 'utf8')).trim()
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  const token = randomBytes(24).toString('base64url')
+  await mkdir(dataDir, { recursive: true })
+  await writeFile(file, token + '\n', { mode: 0o600, flag: 'wx' })
+  return token
+}
+
+function nodeView (node: BeaconNode): NodeView {
+  return {
+    peerId: () => node.peerId.toString(),
+    multiaddrs: () => node.getMultiaddrs().map((addr) => addr.toString()),
+    peers (limit) {
+      const byPeer = new Map<string, PeerSummary>()
+      for (const connection of node.getConnections()) {
+        const key = connection.remotePeer.toString()
+        let summary = byPeer.get(key)
+        if (summary === undefined) {
+          summary = { peerId: key, connections: [] }
+          byPeer.set(key, summary)
+        }
+        summary.connections.push({
+          remoteAddr: connection.remoteAddr.toString(),
+          transport: transportOf(connection.remoteAddr),
+          direction: connection.direction,
+          openedAt: new Date(connection.timeline.open).toISOString()
+        })
+      }
+      return { total: byPeer.size, peers: [...byPeer.values()].slice(0, limit) }
+    }
+  }
+}
+
+/** Builds and starts one worker from validated config. main.ts is its only production caller. */
+export async function startWorker (config: Config, log: Logger): Promise<Worker> {
+  const cleanups: Array<() => Promise<void>> = []
+  const cleanup = async (): Promise<void> => {
+    for (const step of cleanups.reverse()) await step().catch((err: unknown) => log.warn({ err }, 'cleanup step failed'))
+  }
+
+  try {
+    const mode = config.databaseUrl === undefined ? 'embedded' : config.redisUrl === undefined ? 'postgres' : 'fleet'
+    if (mode === 'postgres' && config.databaseUrl !== undefined) {
+      const lock = await holdSingleWorkerLock(config.databaseUrl)
+      cleanups.push(lock.release)
+    }
+
+    const db = config.databaseUrl === undefined
+      ? await openPglite(join(config.dataDir, 'pglite'))
+      : await openPostgres(config.databaseUrl, {
+        maxConnections: config.databasePoolSize,
+        onError: (err) => log.warn({ err }, 'postgres connection error')
+      })
+    cleanups.push(async () => { await db.close() })
+    const applied = await migrate(db)
+    log.info({ engine: db.engine, applied }, 'storage ready')
+
+    const { key, source } = await loadPeerKey(config.peerKey, config.dataDir)
+    const adminTokens = config.adminTokens.length > 0
+      ? config.adminTokens
+      : mode === 'embedded' ? [await embeddedAdminToken(config.dataDir)] : []
+    if (adminTokens.length === 0) log.warn('PHAROS_ADMIN_TOKENS is empty: every /v1 request will get 401')
+
+    const registry = createRegistry()
+    const metrics = createNetworkMetrics(registry)
+    const node = await createBeaconNode({ config, privateKey: key, log, registry, metrics })
+
+    const readiness = new Readiness()
+    readiness.addCheck('p2p', async () => {
+      if (node.status !== 'started' || node.getMultiaddrs().length === 0) throw new Error('libp2p is not listening')
+    })
+    readiness.addCheck('storage', async () => { await db.query('SELECT 1') })
+
+    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), adminTokens })
+    cleanups.push(async () => { await app.close() })
+    // Registered after HTTP so it runs first: libp2p stops accepting and closes its
+    // connections while /metrics and /readyz still answer.
+    cleanups.push(async () => { await node.stop() })
+    await app.listen({ host: config.httpHost, port: config.httpPort })
+    const address = app.server.address()
+    const httpPort = typeof address === 'object' && address !== null ? address.port : config.httpPort
+    const httpHost = config.httpHost === '0.0.0.0' || config.httpHost === '::' ? '127.0.0.1' : config.httpHost
+    const httpUrl = `http://${httpHost.includes(':') ? `[${httpHost}]` : httpHost}:${httpPort}`
+
+    await node.start()
+    log.info({
+      peerId: node.peerId.toString(),
+      keySource: source,
+      mode,
+      multiaddrs: node.getMultiaddrs().map((addr) => addr.toString()),
+      adminUrl: `${httpUrl}/v1/node`,
+      adminToken: config.adminTokens.length > 0 ? 'PHAROS_ADMIN_TOKENS' : mode === 'embedded' ? join(config.dataDir, ADMIN_TOKEN_FILE) : 'none'
+    }, 'pharos beacon started')
+
+    let stopping: Promise<void> | undefined
+    return {
+      node,
+      app,
+      db,
+      readiness,
+      httpUrl,
+      mode,
+      async stop () {
+        stopping ??= (async () => {
+          readiness.startDraining()
+          log.info({ delayMs: config.shutdownReadinessDelayMs }, 'draining: /readyz answers 503')
+          await new Promise((resolve) => setTimeout(resolve, config.shutdownReadinessDelayMs))
+          await cleanup()
+          log.info('stopped')
+        })()
+        await stopping
+      }
+    }
+  } catch (err) {
+    await cleanup()
+    throw err
+  }
+}
