@@ -1,0 +1,97 @@
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url))
+
+/** A worker started as its own process, as operators run it. */
+export interface WorkerProcess {
+  child: ChildProcess
+  peerId: string
+  multiaddrs: string[]
+  httpUrl: string
+  /** Every stdout line so far (pino JSON). */
+  lines: string[]
+  stderr: () => string
+  exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+}
+
+export async function tempDir (prefix = 'pharos-test-'): Promise<string> {
+  return await mkdtemp(join(tmpdir(), prefix))
+}
+
+/** Env for a worker on free ports and a fresh data dir; `extra` overrides. */
+export async function workerEnv (extra: Record<string, string> = {}): Promise<Record<string, string>> {
+  return {
+    PATH: process.env.PATH ?? '',
+    PHAROS_DATA_DIR: await tempDir(),
+    PHAROS_P2P_HOST: '127.0.0.1',
+    PHAROS_P2P_TCP_PORT: '0',
+    PHAROS_P2P_WS_PORT: '0',
+    PHAROS_HTTP_PORT: '0',
+    PHAROS_LOG_LEVEL: 'info',
+    PHAROS_SHUTDOWN_READINESS_DELAY_MS: '300',
+    ...extra
+  }
+}
+
+/** Runs main.ts with `env` and waits for its "started" log line. */
+export async function spawnWorker (env: Record<string, string>, args: string[] = [], timeoutMs = 30_000): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, [MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const lines: string[] = []
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => { resolve({ code, signal }) })
+  })
+  let buffered = ''
+  const started = new Promise<Record<string, unknown>>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`worker did not start within ${timeoutMs} ms; stderr: ${stderr}`)) }, timeoutMs)
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk
+      let newline
+      while ((newline = buffered.indexOf('\n')) !== -1) {
+        const line = buffered.slice(0, newline)
+        buffered = buffered.slice(newline + 1)
+        lines.push(line)
+        try {
+          const record = JSON.parse(line) as Record<string, unknown>
+          if (record.msg === 'pharos beacon started') { clearTimeout(timer); resolve(record) }
+        } catch {
+          // not a log line
+        }
+      }
+    })
+    void exited.then(({ code }) => { clearTimeout(timer); reject(new Error(`worker exited with ${code} before starting; stderr: ${stderr}`)) })
+  })
+  const record = await started
+  return {
+    child,
+    peerId: record.peerId as string,
+    multiaddrs: record.multiaddrs as string[],
+    httpUrl: (record.adminUrl as string).replace(/\/v1\/node$/, ''),
+    lines,
+    stderr: () => stderr,
+    exited
+  }
+}
+
+/** Runs main.ts to completion (for config errors and --help). */
+export async function runMain (env: Record<string, string>, args: string[] = []): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, [MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  return { code, stdout, stderr }
+}
+
+export async function stopWorker (worker: WorkerProcess): Promise<void> {
+  if (worker.child.exitCode !== null || worker.child.signalCode !== null) return
+  worker.child.kill('SIGKILL')
+  await worker.exited
+}
