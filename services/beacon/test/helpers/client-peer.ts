@@ -3,13 +3,13 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
-import type { PingService } from '@libp2p/ping'
+import type { Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
 
-export type ClientPeer = Libp2p<{ identify: unknown, ping: PingService }>
+export type ClientPeer = Libp2p<{ identify: unknown, ping: Ping }>
 
 export interface ClientPeerOptions {
   /** Listen addresses; none means the peer cannot be dialled directly. */

@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { ConfigError, loadConfig, parseCommandLine } from '../src/config/load.ts'
+import { schema } from '../src/config/schema.ts'
+
+describe('config', () => {
+  it('has a default for every key that its own parser accepts', () => {
+    const config = loadConfig({})
+    for (const [key, spec] of Object.entries(schema)) {
+      if (spec.default === undefined) assert.equal(key in config, false, `${key} stays unset`)
+      else assert.ok(key in config, `${key} has a value`)
+    }
+    assert.equal(config.maxConnections, 10_000)
+    assert.equal(config.wsMaxPayloadBytes, 1024 * 1024)
+    assert.equal(config.connectionMonitorIntervalMs, 0, 'the connection monitor is off by default')
+    assert.deepEqual(config.announce, [])
+    assert.ok(Object.isFrozen(config))
+  })
+
+  it('parses lists and lets flags override env', () => {
+    const { values } = parseCommandLine(['--max-connections=42', '--announce', '/dns4/a.example/tcp/4001,/dns4/a.example/tcp/4002/ws'])
+    const config = loadConfig({ PHAROS_MAX_CONNECTIONS: '7', PHAROS_ADMIN_TOKENS: 'aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb' }, values)
+    assert.equal(config.maxConnections, 42)
+    assert.deepEqual(config.announce, ['/dns4/a.example/tcp/4001', '/dns4/a.example/tcp/4002/ws'])
+    assert.deepEqual(config.adminTokens, ['aaaaaaaaaaaaaaaa', 'bbbbbbbbbbbbbbbb'])
+  })
+
+  it('names the key, the value and what is allowed', () => {
+    assert.throws(() => loadConfig({ PHAROS_RELAY_MAX_RESERVATIONS_PER_IP: '-1' }), (err: unknown) => {
+      assert.ok(err instanceof ConfigError)
+      assert.equal(err.key, 'PHAROS_RELAY_MAX_RESERVATIONS_PER_IP')
+      assert.equal(err.value, '-1')
+      assert.equal(err.allowed, 'an integer from 0 to 1000000')
+      return true
+    })
+    assert.throws(() => loadConfig({ PHAROS_ADMIN_TOKENS: 'short' }), /PHAROS_ADMIN_TOKENS=\(hidden\)/)
+  })
+})
