@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
 import { describe, it } from 'node:test'
 import { ConfigError, loadConfig, parseCommandLine } from '../src/config/load.ts'
+import { withConfigTable } from '../src/config/docs.ts'
 import { schema } from '../src/config/schema.ts'
 
 describe('config', () => {
@@ -34,5 +36,12 @@ describe('config', () => {
       return true
     })
     assert.throws(() => loadConfig({ PHAROS_ADMIN_TOKENS: 'short' }), /PHAROS_ADMIN_TOKENS=\(hidden\)/)
+  })
+})
+
+describe('README configuration table', () => {
+  it('is the one generated from the schema', async () => {
+    const readme = await readFile(new URL('../../../README.md', import.meta.url), 'utf8')
+    assert.equal(readme, withConfigTable(readme), 'run `node scripts/write-config-table.ts`')
   })
 })

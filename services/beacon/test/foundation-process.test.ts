@@ -6,10 +6,11 @@
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { describe, it } from 'node:test'
 import { schema, flagFor } from '../src/config/schema.ts'
 import { createTestDatabase } from './helpers/databases.ts'
-import { runMain, spawnWorker, stopWorker, workerEnv } from './helpers/worker-process.ts'
+import { runMain, runScript, spawnWorker, stopWorker, workerEnv } from './helpers/worker-process.ts'
 
 const EXIT_CONFIG = 78
 
@@ -135,6 +136,22 @@ describe('worker process', () => {
       assert.equal(sawDraining, true, '/readyz answered 503 while draining')
       const exit = await worker.exited
       assert.deepEqual(exit, { code: 0, signal: null })
+    } finally {
+      await stopWorker(worker)
+    }
+  })
+})
+
+describe('README peer example', () => {
+  it('bootstraps through a worker and gets a relayed address on it', async () => {
+    const worker = await spawnWorker(await workerEnv())
+    try {
+      const tcpAddr = worker.multiaddrs.find((addr) => addr.startsWith('/ip4/127.0.0.1/') && !addr.includes('/ws/')) ?? assert.fail('no TCP address')
+      const example = fileURLToPath(new URL('../../peer/examples/bootstrap-and-relay.ts', import.meta.url))
+      const result = await runScript(example, [tcpAddr])
+      assert.equal(result.code, 0, result.stderr)
+      const printed = JSON.parse(result.stdout) as { peerId: string, relayed: string }
+      assert.equal(printed.relayed, `${tcpAddr}/p2p-circuit/p2p/${printed.peerId}`)
     } finally {
       await stopWorker(worker)
     }

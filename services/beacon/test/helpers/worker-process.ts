@@ -81,7 +81,12 @@ export async function spawnWorker (env: Record<string, string>, args: string[] =
 
 /** Runs main.ts to completion (for config errors and --help). */
 export async function runMain (env: Record<string, string>, args: string[] = []): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, [MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  return await runScript(MAIN, args, env)
+}
+
+/** Runs a TypeScript entry point with this Node to completion. */
+export async function runScript (script: string, args: string[] = [], env: Record<string, string> = { PATH: process.env.PATH ?? '' }): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
