@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { AccountRegistry } from './accounts/account-registry.ts'
 import type { Config } from './config/schema.ts'
 import { Readiness } from './health.ts'
 import { buildApp } from './http/app.ts'
@@ -24,6 +25,7 @@ export interface Worker {
   readonly app: BeaconApp
   readonly db: SqlClient
   readonly readiness: Readiness
+  readonly accounts: AccountRegistry
   /** Where the HTTP server listens, e.g. http://127.0.0.1:8080 */
   readonly httpUrl: string
   readonly mode: 'embedded' | 'postgres' | 'fleet'
@@ -99,6 +101,15 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
     const applied = await migrate(db)
     log.info({ engine: db.engine, applied }, 'storage ready')
 
+    const accounts = new AccountRegistry(db)
+    await accounts.refresh()
+    // Other workers (or an external feeder) change the table too; reload on a timer.
+    const accountsTimer = setInterval(() => {
+      accounts.refresh().catch((err: unknown) => { log.warn({ err }, 'account registry refresh failed') })
+    }, config.accountsRefreshMs)
+    accountsTimer.unref()
+    cleanups.push(async () => { clearInterval(accountsTimer) })
+
     const { key, source } = await loadPeerKey(config.peerKey, config.dataDir)
     const adminTokens = config.adminTokens.length > 0
       ? config.adminTokens
@@ -115,7 +126,7 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
     })
     readiness.addCheck('storage', async () => { await db.query('SELECT 1') })
 
-    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), adminTokens })
+    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, adminTokens })
     cleanups.push(async () => { await app.close() })
     // Registered after HTTP so it runs first: libp2p stops accepting and closes its
     // connections while /metrics and /readyz still answer.
@@ -142,6 +153,7 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
       app,
       db,
       readiness,
+      accounts,
       httpUrl,
       mode,
       async stop () {

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { byteStream, echo, lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { loadConfig } from '../src/config/load.ts'
@@ -164,5 +165,53 @@ describe('beacon worker on libp2p', () => {
     const doc = (await worker.app.inject({ method: 'GET', url: '/docs/json' })).json()
     assert.equal(doc.openapi.startsWith('3.'), true)
     assert.ok(doc.paths['/v1/node'] !== undefined && doc.paths['/readyz'] !== undefined)
+  })
+})
+
+describe('account registry over /v1/accounts', () => {
+  let worker: Worker
+  const auth = { authorization: `Bearer ${ADMIN_TOKEN}` }
+
+  before(async () => {
+    worker = await startWorker(loadConfig({
+      PHAROS_DATA_DIR: await tempDir(),
+      PHAROS_P2P_HOST: '127.0.0.1',
+      PHAROS_P2P_TCP_PORT: '0',
+      PHAROS_P2P_WS_PORT: '0',
+      PHAROS_HTTP_PORT: '0',
+      PHAROS_ADMIN_TOKENS: ADMIN_TOKEN,
+      PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0'
+    }), createLogger('silent'))
+  })
+  after(async () => { await worker.stop() })
+
+  it('adds, lists and removes accounts, and refuses what is not an ed25519 peer ID', async () => {
+    const ids = await Promise.all([1, 2, 3].map(async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
+    for (const peerId of ids) {
+      const added = await worker.app.inject({ method: 'POST', url: '/v1/accounts', headers: auth, payload: { peerId, label: 'test' } })
+      assert.equal(added.statusCode, 201)
+      assert.equal(added.json().peerId, peerId)
+    }
+    assert.equal((await worker.app.inject({ method: 'POST', url: '/v1/accounts', headers: auth, payload: { peerId: ids[0] } })).statusCode, 200, 'adding again is idempotent')
+    assert.equal(worker.accounts.count, 3)
+    assert.equal(worker.accounts.isRegistered(ids[1] ?? ''), true)
+
+    const listed = (await worker.app.inject({ method: 'GET', url: '/v1/accounts?limit=2', headers: auth })).json()
+    assert.equal(listed.count, 3)
+    assert.deepEqual(listed.accounts.map((account: { peerId: string }) => account.peerId), [...ids].sort().slice(0, 2))
+
+    assert.equal((await worker.app.inject({ method: 'DELETE', url: `/v1/accounts/${ids[0] ?? ''}`, headers: auth })).statusCode, 204)
+    assert.equal((await worker.app.inject({ method: 'DELETE', url: '/v1/accounts', headers: auth, payload: { peerId: ids[1] } })).statusCode, 204)
+    assert.equal((await worker.app.inject({ method: 'DELETE', url: `/v1/accounts/${ids[0] ?? ''}`, headers: auth })).statusCode, 404)
+    assert.equal(worker.accounts.count, 1)
+
+    const secp = peerIdFromPrivateKey(await generateKeyPair('secp256k1')).toString()
+    for (const peerId of ['not-a-peer-id', secp]) {
+      const refused = await worker.app.inject({ method: 'POST', url: '/v1/accounts', headers: auth, payload: { peerId } })
+      assert.equal(refused.statusCode, 400)
+      assert.equal(refused.json().error.reason, 'BAD_REQUEST')
+    }
+    assert.equal((await worker.app.inject({ method: 'POST', url: '/v1/accounts', headers: auth, payload: { peer: 'x' } })).statusCode, 400)
+    assert.equal((await worker.app.inject({ method: 'GET', url: '/v1/accounts' })).statusCode, 401)
   })
 })

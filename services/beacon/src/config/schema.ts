@@ -82,6 +82,13 @@ export const schema = {
     default: 'pharos',
     help: 'Network id; prefixes every overlay protocol ID and topic (/<network>/hyparview/1.0.0).'
   },
+  accountsRefreshMs: {
+    env: 'PHAROS_ACCOUNTS_REFRESH_MS',
+    group: 'network',
+    parse: integer(1000, 3_600_000),
+    default: '30000',
+    help: 'How often the registered-accounts table is reloaded, so accounts added on another worker or by an external feeder take effect (guess).'
+  },
   p2pHost: {
     env: 'PHAROS_P2P_HOST',
     group: 'network',

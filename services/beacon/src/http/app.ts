@@ -9,6 +9,8 @@ import type { Logger } from '../logging/logger.ts'
 import { bearerAuth } from './admin-auth.ts'
 import { errorHandler, FailureSchema, sendFailure } from './errors.ts'
 import type { NodeView } from './node-view.ts'
+import type { AccountRegistry } from '../accounts/account-registry.ts'
+import { adminAccountRoutes } from './routes/admin-accounts.ts'
 import { adminNodeRoutes } from './routes/admin-node.ts'
 import { healthRoutes } from './routes/health.ts'
 import { metricsRoutes } from './routes/metrics.ts'
@@ -19,6 +21,7 @@ export interface AppDeps {
   registry: Registry
   readiness: Readiness
   node: NodeView
+  accounts: AccountRegistry
   /** Bearer tokens accepted on /v1 (config tokens, or the embedded generated one). */
   adminTokens: readonly string[]
 }
@@ -66,6 +69,7 @@ export async function buildApp (deps: AppDeps) {
   await app.register(async (admin) => {
     admin.addHook('onRequest', bearerAuth(deps.adminTokens))
     await admin.register(adminNodeRoutes, { config: deps.config, node: deps.node })
+    await admin.register(adminAccountRoutes, { accounts: deps.accounts })
   })
 
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger())
