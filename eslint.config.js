@@ -28,7 +28,7 @@ export default tseslint.config(
   },
   {
     // CLIs, scripts, benchmarks and tests talk to a terminal.
-    files: ['**/cli/**', '**/bin/**', 'scripts/**', 'bench/**', 'loadtest/**', '**/test/**', '**/sim/**'],
+    files: ['**/cli/**', '**/bin/**', '**/examples/**', 'scripts/**', 'bench/**', 'loadtest/**', '**/test/**', '**/sim/**'],
     rules: { 'no-console': 'off' }
   },
   {
