@@ -1,0 +1,220 @@
+import { NotFoundError } from 'interface-store'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import * as Digest from 'multiformats/hashes/digest'
+import { digestMatches } from './hashers.ts'
+import type { SqlQueryable } from './sql.ts'
+import type { AbortOptions } from '@libp2p/interface'
+import type { Blockstore, InputPair, Pair } from 'interface-blockstore'
+
+/** Stored bytes do not hash to the block's multihash: the row is corrupt and is never served. */
+export class BlockHashMismatchError extends Error {
+  override readonly name = 'BlockHashMismatchError'
+  readonly cid: CID
+
+  constructor (cid: CID) {
+    super(`stored bytes of block ${cid.toString()} do not match its multihash`)
+    this.cid = cid
+  }
+}
+
+/** A block offered to `put` does not hash to the CID it was offered under. */
+export class InvalidBlockError extends Error {
+  override readonly name = 'InvalidBlockError'
+  readonly cid: CID
+
+  constructor (cid: CID) {
+    super(`bytes offered for ${cid.toString()} do not match its multihash`)
+    this.cid = cid
+  }
+}
+
+/** `delete` of a block that a pin still holds (the pin_blocks foreign key refused it). */
+export class BlockHeldByPinError extends Error {
+  override readonly name = 'BlockHeldByPinError'
+  readonly cid: CID
+
+  constructor (cid: CID) {
+    super(`block ${cid.toString()} is held by a pin; remove the pin first`)
+    this.cid = cid
+  }
+}
+
+export interface PgBlockstoreInit {
+  db: SqlQueryable
+  /** Called once for every read whose bytes fail verification (count it, log it). */
+  onHashMismatch?: (cid: CID) => void
+  /**
+   * Report a corrupt block as missing (`NotFoundError`) instead of throwing
+   * `BlockHashMismatchError`. Bitswap needs this: it answers DONT_HAVE for a missing block
+   * and carries on, while any other error aborts the whole batch it was sending.
+   * @default false
+   */
+  hideCorruptBlocks?: boolean
+}
+
+const FOREIGN_KEY_VIOLATION = '23503'
+/** Rows per page when `getAll` walks the table (guess: 64 × 256 KiB blocks = 16 MiB in memory). */
+const GET_ALL_PAGE = 64
+
+type Input = Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>
+
+async function collect (value: Input): Promise<Uint8Array> {
+  if (value instanceof Uint8Array) return value
+  const chunks: Uint8Array[] = []
+  for await (const chunk of value) chunks.push(chunk)
+  return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks)
+}
+
+/** Pairs carry their bytes as an async generator, as blockstore-core's do (callers `await` them). */
+async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes
+}
+
+/** `pg` returns Buffers, PGlite plain Uint8Arrays; both engines hand out the latter (no copy). */
+function plain (bytes: Uint8Array): Uint8Array {
+  return Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes
+}
+
+function isSqlState (err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code
+}
+
+/**
+ * An `interface-blockstore` Blockstore on Postgres (or PGlite) through `SqlQueryable`,
+ * keyed by multihash bytes, each block stored with its size. Every write and every read is
+ * hash-verified: a write that does not match its CID is refused, and a read whose stored
+ * bytes do not match is counted, reported and never returned.
+ *
+ * Besides the interface it offers `getAndTouch`, the primitive the pin pipeline and GC agree
+ * on: a block read that way (or written) is safe from GC for the grace period.
+ */
+export class PgBlockstore implements Blockstore {
+  private readonly db: SqlQueryable
+  private readonly onHashMismatch: (cid: CID) => void
+  private readonly hideCorruptBlocks: boolean
+
+  constructor (init: PgBlockstoreInit) {
+    this.db = init.db
+    this.onHashMismatch = init.onHashMismatch ?? (() => {})
+    this.hideCorruptBlocks = init.hideCorruptBlocks ?? false
+  }
+
+  async put (cid: CID, value: Input, options?: AbortOptions): Promise<CID> {
+    options?.signal?.throwIfAborted()
+    const bytes = await collect(value)
+    if (!await digestMatches(cid.multihash.code, cid.multihash.digest, bytes)) throw new InvalidBlockError(cid)
+    options?.signal?.throwIfAborted()
+    // A second write of a block replaces the bytes: they were just verified, so this also
+    // repairs a corrupt row.
+    await this.db.query(
+      `INSERT INTO blocks (multihash, size, data) VALUES ($1, $2, $3)
+       ON CONFLICT (multihash) DO UPDATE SET data = EXCLUDED.data, size = EXCLUDED.size, touched_at = now()`,
+      [cid.multihash.bytes, bytes.byteLength, bytes]
+    )
+    return cid
+  }
+
+  async * putMany (source: Iterable<InputPair> | AsyncIterable<InputPair>, options?: AbortOptions): AsyncGenerator<CID> {
+    options?.signal?.throwIfAborted()
+    for await (const { cid, bytes } of source) yield await this.put(cid, bytes, options)
+  }
+
+  async * get (cid: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
+    options?.signal?.throwIfAborted()
+    const { rows } = await this.db.query<{ data: Uint8Array }>('SELECT data FROM blocks WHERE multihash = $1', [cid.multihash.bytes])
+    yield await this.verified(cid, rows[0]?.data)
+  }
+
+  async * getMany (source: Iterable<CID> | AsyncIterable<CID>, options?: AbortOptions): AsyncGenerator<Pair> {
+    options?.signal?.throwIfAborted()
+    // One block at a time, in order: callers such as DAG walkers feed the source from what
+    // they have already read, so reading ahead could wait on ourselves.
+    for await (const cid of source) {
+      const bytes = await this.getBytes(cid, options)
+      yield { cid, bytes: once(bytes) }
+    }
+  }
+
+  async * getAll (options?: AbortOptions): AsyncGenerator<Pair> {
+    options?.signal?.throwIfAborted()
+    let after: Uint8Array = new Uint8Array(0)
+    for (;;) {
+      const { rows } = await this.db.query<{ multihash: Uint8Array, data: Uint8Array }>(
+        'SELECT multihash, data FROM blocks WHERE multihash > $1 ORDER BY multihash LIMIT $2',
+        [after, GET_ALL_PAGE]
+      )
+      for (const row of rows) {
+        const cid = CID.createV1(raw.code, Digest.decode(row.multihash))
+        const bytes = await this.verified(cid, row.data)
+        yield { cid, bytes: once(bytes) }
+        options?.signal?.throwIfAborted()
+      }
+      const last = rows.at(-1)
+      if (last === undefined || rows.length < GET_ALL_PAGE) return
+      after = last.multihash
+    }
+  }
+
+  async has (cid: CID, options?: AbortOptions): Promise<boolean> {
+    options?.signal?.throwIfAborted()
+    const { rows } = await this.db.query('SELECT 1 FROM blocks WHERE multihash = $1', [cid.multihash.bytes])
+    return rows.length > 0
+  }
+
+  async delete (cid: CID, options?: AbortOptions): Promise<void> {
+    options?.signal?.throwIfAborted()
+    try {
+      await this.db.query('DELETE FROM blocks WHERE multihash = $1', [cid.multihash.bytes])
+    } catch (err) {
+      if (isSqlState(err, FOREIGN_KEY_VIOLATION)) throw new BlockHeldByPinError(cid)
+      throw err
+    }
+  }
+
+  async * deleteMany (source: Iterable<CID> | AsyncIterable<CID>, options?: AbortOptions): AsyncGenerator<CID> {
+    options?.signal?.throwIfAborted()
+    for await (const cid of source) {
+      await this.delete(cid, options)
+      yield cid
+    }
+  }
+
+  /** The verified bytes of one block (the single-buffer form of `get`). */
+  async getBytes (cid: CID, options?: AbortOptions): Promise<Uint8Array> {
+    for await (const bytes of this.get(cid, options)) return bytes
+    throw new NotFoundError()
+  }
+
+  /**
+   * The verified bytes of a block if it is stored, refreshing its `touched_at` in the same
+   * statement, so GC leaves it alone for its grace period; `undefined` if it is not stored.
+   * A pin job calls this before it relies on a block it did not write itself: if GC deleted
+   * the row first, the update finds nothing and the job fetches the block again.
+   */
+  async getAndTouch (cid: CID, options?: AbortOptions): Promise<Uint8Array | undefined> {
+    options?.signal?.throwIfAborted()
+    const { rows } = await this.db.query<{ data: Uint8Array }>(
+      'UPDATE blocks SET touched_at = now() WHERE multihash = $1 RETURNING data',
+      [cid.multihash.bytes]
+    )
+    const row = rows[0]
+    return row === undefined ? undefined : await this.verified(cid, row.data)
+  }
+
+  /** Blocks and bytes stored, fleet-wide. */
+  async totals (): Promise<{ blocks: number, bytes: number }> {
+    const { rows } = await this.db.query<{ blocks: number, bytes: number }>(
+      'SELECT count(*)::int8 AS blocks, coalesce(sum(size), 0)::int8 AS bytes FROM blocks'
+    )
+    return rows[0] ?? { blocks: 0, bytes: 0 }
+  }
+
+  private async verified (cid: CID, data: Uint8Array | undefined): Promise<Uint8Array> {
+    if (data === undefined) throw new NotFoundError(`block ${cid.toString()} is not stored`)
+    if (await digestMatches(cid.multihash.code, cid.multihash.digest, data)) return plain(data)
+    this.onHashMismatch(cid)
+    if (this.hideCorruptBlocks) throw new NotFoundError(`block ${cid.toString()} is corrupt in storage`)
+    throw new BlockHashMismatchError(cid)
+  }
+}
