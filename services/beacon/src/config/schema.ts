@@ -21,7 +21,7 @@ export interface KeySpec<T> {
   /** Keys whose value must not be printed (tokens, keys, URLs with passwords). */
   secret?: boolean
   /** Grouping in `--help` and the README. */
-  group: 'network' | 'http' | 'storage' | 'identity' | 'limits' | 'relay' | 'operations'
+  group: 'network' | 'http' | 'storage' | 'pinning' | 'identity' | 'limits' | 'relay' | 'operations'
 }
 
 const ok = <T>(value: T): { ok: true, value: T } => ({ ok: true, value })
@@ -68,6 +68,29 @@ export const list = (item: Parse<string>, itemDescription: string): Parse<string
     if (!item(entry).ok) return { ok: false, allowed: `a comma-separated list of ${itemDescription}` }
   }
   return ok(items)
+}
+
+/** A pinning token and the owner whose storage its pins count against. */
+export interface PinToken {
+  owner: string
+  token: string
+}
+
+const TOKEN = /^[A-Za-z0-9._~+/=-]{16,}$/
+const OWNER = /^[A-Za-z0-9._-]{1,64}$/
+
+export const pinTokenList: Parse<PinToken[]> = (raw) => {
+  const entries: PinToken[] = []
+  for (const part of raw.split(',').map((item) => item.trim()).filter((item) => item.length > 0)) {
+    const colon = part.indexOf(':')
+    const owner = part.slice(0, colon)
+    const token = part.slice(colon + 1)
+    if (colon === -1 || !OWNER.test(owner) || !TOKEN.test(token)) {
+      return { ok: false, allowed: 'a comma-separated list of owner:token, owner 1–64 of [A-Za-z0-9._-], token at least 16 of [A-Za-z0-9._~+/=-]' }
+    }
+    entries.push({ owner, token })
+  }
+  return ok(entries)
 }
 
 export const multiaddrText: Parse<string> = pattern(/^(\/[A-Za-z0-9._~%:+-]+)+$/, 'a multiaddr such as /dns4/beacon.example.com/tcp/4001')
@@ -169,6 +192,112 @@ export const schema = {
     default: './data',
     help: 'Embedded mode: PGlite database, peer key and generated admin token live here.'
   },
+  gcIntervalMs: {
+    env: 'PHAROS_GC_INTERVAL_MS',
+    group: 'storage',
+    parse: integer(0, 7 * 86_400_000),
+    default: '3600000',
+    help: 'How often a worker tries to run block GC (one runs at a time across the fleet); 0 runs it only on POST /v1/gc (guess: hourly).'
+  },
+  gcGraceMs: {
+    env: 'PHAROS_GC_GRACE_MS',
+    group: 'storage',
+    parse: integer(0, 30 * 86_400_000),
+    default: '3600000',
+    help: 'GC never removes a block written, or relied on by a pin job, within this window (guess: 1 h; it must outlast the seconds a pin job takes to record a block it touched).'
+  },
+  pinTokens: {
+    env: 'PHAROS_PIN_TOKENS',
+    group: 'pinning',
+    parse: pinTokenList,
+    default: '',
+    secret: true,
+    help: 'Comma-separated owner:token pairs accepted by the Pinning Service API (/pins); the owner names whose storage a pin counts against. Empty: the admin tokens are accepted, as owner "admin".'
+  },
+  pinMaxBytes: {
+    env: 'PHAROS_PIN_MAX_BYTES',
+    group: 'pinning',
+    parse: integer(1, Number.MAX_SAFE_INTEGER),
+    default: String(1024 * MiB),
+    help: 'Largest DAG one pin may hold, in bytes of distinct blocks; a larger one fails naming this key (guess: 1 GiB).'
+  },
+  pinMaxBlocks: {
+    env: 'PHAROS_PIN_MAX_BLOCKS',
+    group: 'pinning',
+    parse: integer(1, 100_000_000),
+    default: '250000',
+    help: 'Most distinct blocks one pin may hold; more fails naming this key (guess: 1 GiB of 4 KiB blocks).'
+  },
+  pinMaxDepth: {
+    env: 'PHAROS_PIN_MAX_DEPTH',
+    group: 'pinning',
+    parse: integer(0, 1_000_000),
+    default: '256',
+    help: 'Deepest link path from a pin\'s root (root is 0); deeper fails naming this key (guess: UnixFS trees of terabytes are under 10 deep).'
+  },
+  pinTimeoutMs: {
+    env: 'PHAROS_PIN_TIMEOUT_MS',
+    group: 'pinning',
+    parse: integer(1000, 86_400_000),
+    default: '600000',
+    help: 'Longest one pin attempt may fetch; it is retried with backoff, and the last attempt fails naming this key (guess: 1 GiB at ~2 MB/s).'
+  },
+  pinOwnerQuotaBytes: {
+    env: 'PHAROS_PIN_OWNER_QUOTA_BYTES',
+    group: 'pinning',
+    parse: integer(1, Number.MAX_SAFE_INTEGER),
+    default: String(10 * 1024 * MiB),
+    help: 'Bytes of distinct blocks an owner\'s pins may hold; a new pin at or over it gets 429, a pin that would cross it fails naming this key (guess: 10 GiB).'
+  },
+  pinConcurrency: {
+    env: 'PHAROS_PIN_CONCURRENCY',
+    group: 'pinning',
+    parse: integer(0, 1000),
+    default: '4',
+    help: 'Pin jobs one worker runs at once; 0 makes the worker serve the API without taking jobs (guess).'
+  },
+  pinFetchConcurrency: {
+    env: 'PHAROS_PIN_FETCH_CONCURRENCY',
+    group: 'pinning',
+    parse: integer(1, 1024),
+    default: '32',
+    help: 'Blocks one pin job asks peers for at once over Bitswap (guess: enough in flight to fill a LAN link with 256 KiB blocks).'
+  },
+  pinLeaseMs: {
+    env: 'PHAROS_PIN_LEASE_MS',
+    group: 'pinning',
+    parse: integer(1000, 3_600_000),
+    default: '30000',
+    help: 'A worker holds a pin job under a lease it renews every third of this; a job whose lease lapsed (its worker died) is taken by another worker (guess).'
+  },
+  pinPollIntervalMs: {
+    env: 'PHAROS_PIN_POLL_INTERVAL_MS',
+    group: 'pinning',
+    parse: integer(50, 600_000),
+    default: '1000',
+    help: 'How often an idle worker looks for claimable pin jobs (a pin added through this worker starts at once).'
+  },
+  pinMaxAttempts: {
+    env: 'PHAROS_PIN_MAX_ATTEMPTS',
+    group: 'pinning',
+    parse: integer(1, 1000),
+    default: '5',
+    help: 'Attempts (including ones whose worker died) before a pin fails for good (guess).'
+  },
+  pinRetryBaseMs: {
+    env: 'PHAROS_PIN_RETRY_BASE_MS',
+    group: 'pinning',
+    parse: integer(0, 86_400_000),
+    default: '5000',
+    help: 'Backoff before the second attempt; it doubles with every further attempt (guess).'
+  },
+  pinRetryMaxMs: {
+    env: 'PHAROS_PIN_RETRY_MAX_MS',
+    group: 'pinning',
+    parse: integer(0, 86_400_000),
+    default: '300000',
+    help: 'Longest backoff between attempts (guess: 5 min).'
+  },
   peerKey: {
     env: 'PHAROS_PEER_KEY',
     group: 'identity',
@@ -253,13 +382,6 @@ export const schema = {
     parse: integer(0, 3_600_000),
     default: '0',
     help: 'libp2p connection monitor ping interval; 0 turns it off (pinging 10k connections every 10 s stalls the event loop; yamux keep-alive covers liveness).'
-  },
-  streamInactivityTimeoutMs: {
-    env: 'PHAROS_STREAM_INACTIVITY_TIMEOUT_MS',
-    group: 'limits',
-    parse: integer(1000, 86_400_000),
-    default: '120000',
-    help: 'A stream with no traffic for this long is reset (yamux default 120 s); long-lived overlay streams keep themselves alive.'
   },
   relayMaxReservations: {
     env: 'PHAROS_RELAY_MAX_RESERVATIONS',

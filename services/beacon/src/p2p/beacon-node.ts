@@ -80,8 +80,7 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
       maxOutboundStreams: config.yamuxMaxOutboundStreams,
       streamOptions: {
         maxWriteBufferLength: config.yamuxMaxWriteBufferBytes,
-        maxReadBufferLength: config.yamuxMaxReadBufferBytes,
-        inactivityTimeout: config.streamInactivityTimeoutMs
+        maxReadBufferLength: config.yamuxMaxReadBufferBytes
       }
     })],
     connectionGater: gater,
