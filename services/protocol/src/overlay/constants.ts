@@ -1,0 +1,141 @@
+/**
+ * Defaults for the overlay. Each says where its value came from:
+ *
+ * - **paper**: HyParView (Leitão, Pereira, Rodrigues, DSN 2007) or Plumtree / Epidemic
+ *   Broadcast Trees (same authors, SRDS 2007);
+ * - **seed**: the Solcial protocol notes this design was drawn from
+ *   (/work/shared/seeds/003_*.txt, DESIGN.md §3);
+ * - **measurement**: chosen from simulator runs (`npm run sim`), see docs/overlay.md;
+ * - **guess**: a reasoned starting value nobody has measured yet.
+ */
+
+// ---- HyParView -----------------------------------------------------------------------------
+
+/**
+ * The passive view holds this many times the active view's size.
+ * Seed: "pasivních peerů o velikosti 6⋅(log2(N)+1)" (paper §5 uses 30 passive for 5 active, also 6×).
+ */
+export const PASSIVE_VIEW_FACTOR = 6
+
+/**
+ * Active random walk length (ARWL): hops a FORWARDJOIN travels before a node takes the joiner
+ * into its active view. Seed: "aktivní náhodnou procházkou nastavenou na 3". The paper (§5) uses 6.
+ */
+export const ACTIVE_RANDOM_WALK_LENGTH = 3
+
+/**
+ * Passive random walk length (PRWL): the FORWARDJOIN hop whose TTL equals this adds the joiner to
+ * the passive view. Paper §5: 3. With the seed's ARWL of 3 that is the walk's first hop.
+ */
+export const PASSIVE_RANDOM_WALK_LENGTH = 3
+
+/** Period of the passive-view SHUFFLE. Seed: "Pravidelně každých 15 sekund". */
+export const SHUFFLE_INTERVAL_MS = 15_000
+
+/** Random-walk TTL of a SHUFFLE. Seed: "nastaví délku náhodné procházky této zprávy na 4". */
+export const SHUFFLE_TTL = 4
+
+/** Active-view peers sampled into a SHUFFLE (ka). Paper §5: ka = 3. */
+export const SHUFFLE_ACTIVE_COUNT = 3
+
+/** Passive-view peers sampled into a SHUFFLE (kp). Paper §5: kp = 4. */
+export const SHUFFLE_PASSIVE_COUNT = 4
+
+/**
+ * Repair asks with high priority while the active view is below this fraction of its capacity.
+ * The paper (§4.3) asks with high priority only when the active view is empty (fraction 0).
+ * Measurement: with the paper's rule a settled 1,000-node overlay keeps a dozen nodes at one to
+ * five neighbours for minutes, and those miss broadcasts under 5% loss; at 0.5 none stays below
+ * half (docs/overlay.md).
+ */
+export const HIGH_PRIORITY_FRACTION = 0.5
+
+/**
+ * How long a NEIGHBOR (or JOIN) request may go unanswered before the peer counts as failed.
+ * Guess: a dial plus a round trip on a slow mobile link. The driver's own dial failure usually
+ * ends the request sooner (`linkDown`).
+ */
+export const NEIGHBOR_REQUEST_TIMEOUT_MS = 5_000
+
+/**
+ * How long a node keeps trying to re-establish an active link that failed (not one closed by
+ * DISCONNECT). Extension, not in the paper: after a partition every node has refilled its active
+ * view inside its own half, and without the retry the halves may stay apart (measured: 2 of 6
+ * seeds at 200 nodes still split two minutes after the heal). Guess for the value: twenty shuffle
+ * rounds, long enough for a minutes-long partition, short enough that dead peers are forgotten.
+ */
+export const RECONNECT_WINDOW_MS = 300_000
+
+// ---- Plumtree ------------------------------------------------------------------------------
+
+/** Period of the lazy-push IHAVE batches. Seed: "každých 500 ms, dávku ID zpráv". */
+export const IHAVE_INTERVAL_MS = 500
+
+/**
+ * Wait after the first IHAVE for a missing message before sending GRAFT. Paper §3.6 leaves it to
+ * the deployment ("considering the diameter of the overlay and a target maximum recovery
+ * latency"). Guess: above the eager path's delay across the overlay's diameter (≈ 6 hops × 100 ms).
+ */
+export const GRAFT_TIMEOUT_MS = 1_000
+
+/**
+ * Wait after a GRAFT before asking the next announcer. Paper §3.6: "smaller than the first, in
+ * the order of an average round trip time". Guess: a few round trips on a slow link.
+ */
+export const GRAFT_RETRY_TIMEOUT_MS = 500
+
+/**
+ * A lazy path this many hops shorter than the eager one swaps them (GRAFT the lazy peer, PRUNE
+ * the eager one). Seed: "menší než 4 hopy". Plumtree paper §5 evaluates with 7.
+ */
+export const OPTIMIZATION_THRESHOLD = 4
+
+/** Payloads kept to answer GRAFTs, by count. Guess: ten minutes of one message a second, rounded. */
+export const MESSAGE_CACHE_MAX_ENTRIES = 1_024
+
+/** Payloads kept to answer GRAFTs, by age. Guess: far beyond any graft delay (seconds). */
+export const MESSAGE_CACHE_TTL_MS = 60_000
+
+/** Message IDs remembered to recognise duplicates, by count. Guess. */
+export const SEEN_MAX_ENTRIES = 65_536
+
+/**
+ * Message IDs remembered to recognise duplicates, by age. Guess: longer than the payload cache so
+ * a late IHAVE for a message we had does not make us GRAFT it again.
+ */
+export const SEEN_TTL_MS = 300_000
+
+/** Most IDs in one IHAVE message; a longer batch is split. Guess; equals the wire limit. */
+export const MAX_IHAVE_BATCH = 1_024
+
+/** Most message IDs tracked as announced-but-missing at once (bounds memory under IHAVE floods). Guess. */
+export const MAX_MISSING_MESSAGES = 4_096
+
+/** Most announcers remembered per missing message (each is one GRAFT retry). Guess. */
+export const MAX_ANNOUNCERS_PER_MESSAGE = 8
+
+// ---- Wire ----------------------------------------------------------------------------------
+
+/** Largest broadcast payload. Guess, the common libp2p pubsub cap (gossipsub's 1 MiB). */
+export const MAX_PAYLOAD_BYTES = 1_048_576
+
+/** Largest frame (after the driver's length prefix is removed): a payload plus headroom. Guess. */
+export const MAX_FRAME_BYTES = MAX_PAYLOAD_BYTES + 65_536
+
+/** Longest peer key on the wire. Guess: a base58 Ed25519 peer ID is 52 characters; RSA/CIDv1 forms stay under 128. */
+export const MAX_PEER_KEY_BYTES = 128
+
+/** Longest topic name. Guess: `/<network>/<topic>` with room to spare. */
+export const MAX_TOPIC_BYTES = 256
+
+/** Longest message ID. Guess: a CIDv1 string of a sha2-256 hash is about 60 characters. */
+export const MAX_MESSAGE_ID_BYTES = 128
+
+/** Most peers in one SHUFFLE or SHUFFLEREPLY. Guess: the sample is 1 + ka + kp = 8; 4× headroom. */
+export const MAX_SHUFFLE_PEERS = 32
+
+/** Random-walk TTLs above this are clamped on decode. Guess: ≥ the paper's ARWL of 6. */
+export const MAX_WALK_TTL = 16
+
+/** Hop counts above this are clamped (decode and forward). Guess: no tree is this deep. */
+export const MAX_ROUND = 1_024

@@ -1,0 +1,57 @@
+/**
+ * The overlay core's public surface: what a libp2p driver (services/beacon, services/peer)
+ * and the simulator use. See docs/overlay.md.
+ *
+ * ```ts
+ * const topic = createTopic({ self: peerId.toString(), networkSize: accounts, rng: createRng(seed) })
+ * run(topic.start(now))
+ * run(topic.handle({ type: 'join', contact: beacon }, now))
+ * run(topic.handle({ type: 'message', from, message: decoded.value.message }, now))
+ * run(topic.broadcast(cid, bytes, now))
+ * ```
+ */
+export { createTopic, Topic } from './topic.ts'
+export type { TopicConfig, TopicCounters, TopicOptions, TopicSnapshot } from './topic.ts'
+export { activeViewCapacity, DEFAULT_HYPARVIEW_CONFIG } from './hyparview.ts'
+export type { HyParViewConfig, HyParViewSnapshot, HyParViewStats } from './hyparview.ts'
+export { DEFAULT_PLUMTREE_CONFIG } from './plumtree.ts'
+export type { PlumtreeConfig, PlumtreeSnapshot, PlumtreeStats } from './plumtree.ts'
+export { MESSAGE_TYPES, protocolOf } from './messages.ts'
+export type {
+  Action,
+  DisconnectMessage,
+  ForwardJoinMessage,
+  GossipMessage,
+  GraftMessage,
+  HyParViewMessage,
+  IHaveEntry,
+  IHaveMessage,
+  JoinMessage,
+  Message,
+  MessageId,
+  MessageType,
+  NeighborMessage,
+  NeighborReplyMessage,
+  OverlayProtocol,
+  PeerKey,
+  PlumtreeMessage,
+  Priority,
+  PruneMessage,
+  ShuffleMessage,
+  ShuffleReplyMessage,
+  Timer,
+  TopicEvent
+} from './messages.ts'
+export {
+  decodeHyParView,
+  decodePlumtree,
+  DEFAULT_WIRE_LIMITS,
+  encodeHyParView,
+  encodePlumtree,
+  OVERLAY_PROTOCOL_VERSION,
+  overlayProtocolId
+} from './wire.ts'
+export type { DecodeResult, HyParViewFrame, PlumtreeFrame, WireErrorCode, WireLimits } from './wire.ts'
+export { createRng, deriveSeed, pickRandom, randomFloat, randomInt, sampleRandom } from './rng.ts'
+export type { Rng } from './rng.ts'
+export { OverlayConfigError, PayloadTooLargeError, SelfContactError, TopicNotStartedError } from './errors.ts'

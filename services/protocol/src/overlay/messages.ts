@@ -1,0 +1,213 @@
+/**
+ * Messages, events, timers and actions of one overlay topic.
+ *
+ * Peers and messages are named by opaque strings: the libp2p driver uses peer ID strings and the
+ * application content hashes. The sender of a message is never taken from the message: it is the
+ * authenticated remote end of the stream the driver read it from (`from` in {@link TopicEvent}).
+ */
+
+/** Opaque peer identity (the libp2p driver uses the peer ID string). */
+export type PeerKey = string
+
+/** Opaque broadcast identity supplied by the application (a content hash). */
+export type MessageId = string
+
+/** NEIGHBOR priority (HyParView §4.3): a high-priority request is never refused. */
+export type Priority = 'high' | 'low'
+
+// ---- HyParView (membership) ------------------------------------------------------------------
+
+/** Ask a contact (bootstrap) node to take us in (HyParView §4.2). */
+export interface JoinMessage { readonly type: 'join' }
+
+/** Random walk introducing a joiner (HyParView §4.2). */
+export interface ForwardJoinMessage {
+  readonly type: 'forwardJoin'
+  /** The peer that joined. */
+  readonly peer: PeerKey
+  /** Remaining hops; 0 means "take the joiner into your active view". */
+  readonly ttl: number
+}
+
+/** Ask to become active neighbours (HyParView §4.3). */
+export interface NeighborMessage {
+  readonly type: 'neighbor'
+  readonly priority: Priority
+}
+
+/**
+ * Answer to NEIGHBOR or JOIN. The paper leaves the answer to TCP connection semantics; an explicit
+ * reply is what lets a low-priority request be refused and the requester try another peer.
+ */
+export interface NeighborReplyMessage {
+  readonly type: 'neighborReply'
+  readonly accepted: boolean
+}
+
+/** Leave the receiver's active view (HyParView §4.3). */
+export interface DisconnectMessage {
+  readonly type: 'disconnect'
+  /** True when the sender stays online (it evicted us), so we keep it in our passive view. */
+  readonly alive: boolean
+}
+
+/** Passive-view exchange, travelling as a random walk (HyParView §4.4). */
+export interface ShuffleMessage {
+  readonly type: 'shuffle'
+  /** The node that started the shuffle; the reply goes to it directly. */
+  readonly origin: PeerKey
+  /** Remaining hops. */
+  readonly ttl: number
+  /** ka active and kp passive peers of the origin (the origin itself is `origin`). */
+  readonly peers: readonly PeerKey[]
+}
+
+/** Answer to a SHUFFLE: peers from the receiver's passive view (HyParView §4.4). */
+export interface ShuffleReplyMessage {
+  readonly type: 'shuffleReply'
+  readonly peers: readonly PeerKey[]
+}
+
+export type HyParViewMessage =
+  | JoinMessage
+  | ForwardJoinMessage
+  | NeighborMessage
+  | NeighborReplyMessage
+  | DisconnectMessage
+  | ShuffleMessage
+  | ShuffleReplyMessage
+
+// ---- Plumtree (dissemination) ----------------------------------------------------------------
+
+/** A broadcast payload (Plumtree §3.3 GOSSIP). */
+export interface GossipMessage {
+  readonly type: 'gossip'
+  readonly id: MessageId
+  /** Hops this copy has travelled on arrival (the origin sends 1). */
+  readonly round: number
+  readonly payload: Uint8Array
+}
+
+/** One announced message ID in an IHAVE batch. */
+export interface IHaveEntry {
+  readonly id: MessageId
+  /** Hops the payload would have travelled had it come through the announcer. */
+  readonly round: number
+}
+
+/** Lazy push: a batch of message IDs the sender has (Plumtree §3.3 IHAVE, batched per the seed). */
+export interface IHaveMessage {
+  readonly type: 'ihave'
+  readonly entries: readonly IHaveEntry[]
+}
+
+/**
+ * Make the link eager again (Plumtree §3.6 GRAFT). With an `id` the receiver also sends that
+ * payload; without one (tree optimisation, §3.8) it only becomes eager.
+ */
+export interface GraftMessage {
+  readonly type: 'graft'
+  readonly id: MessageId | null
+}
+
+/** Make the link lazy: the receiver delivered us a duplicate (Plumtree §3.3 PRUNE). */
+export interface PruneMessage { readonly type: 'prune' }
+
+export type PlumtreeMessage = GossipMessage | IHaveMessage | GraftMessage | PruneMessage
+
+/** Any message of a topic. The `type` names are unique across both protocols. */
+export type Message = HyParViewMessage | PlumtreeMessage
+
+/** Every message type, for counters. */
+export const MESSAGE_TYPES = [
+  'join', 'forwardJoin', 'neighbor', 'neighborReply', 'disconnect', 'shuffle', 'shuffleReply',
+  'gossip', 'ihave', 'graft', 'prune'
+] as const satisfies ReadonlyArray<Message['type']>
+
+export type MessageType = (typeof MESSAGE_TYPES)[number]
+
+/** Which wire protocol (and so which libp2p stream) carries a message. */
+export type OverlayProtocol = 'hyparview' | 'plumtree'
+
+/** The wire protocol of a message. */
+export function protocolOf(message: Message): OverlayProtocol {
+  switch (message.type) {
+    case 'join':
+    case 'forwardJoin':
+    case 'neighbor':
+    case 'neighborReply':
+    case 'disconnect':
+    case 'shuffle':
+    case 'shuffleReply':
+      return 'hyparview'
+    case 'gossip':
+    case 'ihave':
+    case 'graft':
+    case 'prune':
+      return 'plumtree'
+    default:
+      return assertNever(message)
+  }
+}
+
+// ---- Timers, events, actions -----------------------------------------------------------------
+
+/** Timers are data: the driver schedules them and hands them back as a `timer` event. */
+export type Timer =
+  /** Periodic SHUFFLE and view maintenance (HyParView §4.4). */
+  | { readonly type: 'shuffle' }
+  /** A NEIGHBOR/JOIN request went unanswered; `request` tells it from a later request to the same peer. */
+  | { readonly type: 'neighborTimeout', readonly peer: PeerKey, readonly request: number }
+  /** Send the queued lazy-push IHAVE batches (seed: every 500 ms). */
+  | { readonly type: 'ihaveFlush' }
+  /** An announced message did not arrive: GRAFT it (Plumtree §3.6). */
+  | { readonly type: 'graft', readonly messageId: MessageId }
+
+/** What the driver feeds into a topic. */
+export type TopicEvent =
+  /** A decoded message arrived from `from` (the authenticated remote peer). */
+  | { readonly type: 'message', readonly from: PeerKey, readonly message: Message }
+  /** A timer returned by an earlier `timer` action fired. */
+  | { readonly type: 'timer', readonly timer: Timer }
+  /**
+   * The link to `peer` closed or could not be opened (dial failure, stream reset, keep-alive
+   * timeout). The driver reports it once per failure; it is HyParView's failure detector (§4.3).
+   */
+  | { readonly type: 'linkDown', readonly peer: PeerKey }
+  /** Join the overlay through a contact (bootstrap) node (HyParView §4.2). */
+  | { readonly type: 'join', readonly contact: PeerKey }
+  /** Leave gracefully: tell every active neighbour we are going (DISCONNECT, alive = false). */
+  | { readonly type: 'leave' }
+
+/** What a topic asks the driver to do. Carried out in order. */
+export type Action =
+  /**
+   * Send a message. If no link to `to` is held (a SHUFFLEREPLY to a shuffle's origin), the
+   * driver opens a short-lived one. A send that cannot be done is reported as `linkDown`.
+   */
+  | { readonly type: 'send', readonly to: PeerKey, readonly message: Message }
+  /** Hold a long-lived link to `peer` for this topic (dial if needed). Idempotent. */
+  | { readonly type: 'connect', readonly peer: PeerKey }
+  /** This topic no longer needs the link to `peer`; close it after flushing earlier sends. */
+  | { readonly type: 'disconnect', readonly peer: PeerKey }
+  /** Hand `timer` back as a `timer` event after `after` milliseconds. Timers are never cancelled. */
+  | { readonly type: 'timer', readonly after: number, readonly timer: Timer }
+  /** Deliver a broadcast to the application (first receipt only). */
+  | {
+    readonly type: 'deliver'
+    readonly messageId: MessageId
+    readonly payload: Uint8Array
+    /** The neighbour it came from (not the original broadcaster). */
+    readonly from: PeerKey
+    /** Hops it travelled. */
+    readonly round: number
+  }
+  /** `peer` joined the active view. */
+  | { readonly type: 'neighborUp', readonly peer: PeerKey }
+  /** `peer` left the active view. */
+  | { readonly type: 'neighborDown', readonly peer: PeerKey }
+
+/** Exhaustiveness check for `switch` over discriminated unions. */
+export function assertNever(value: never): never {
+  throw new TypeError(`unhandled variant: ${JSON.stringify(value)}`)
+}

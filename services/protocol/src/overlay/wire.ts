@@ -1,0 +1,517 @@
+/**
+ * Protobuf codec for the two overlay protocols, hand-written (no dependency, no I/O).
+ * The driver adds and strips the varint length prefix (libp2p convention); a frame here is one
+ * message. The protocol version lives in the protocol ID (`/<network>/hyparview/1.0.0`), so the
+ * decoder is strict: unknown fields, repeated singular fields and missing required fields are
+ * errors, not skipped. Decoding never throws: it returns `{ ok: false, code, detail }`, where the
+ * `code` decides what the driver does about the peer and `detail` is only for logs.
+ *
+ * ```proto
+ * // /<network>/hyparview/1.0.0
+ * message HyParViewFrame {
+ *   string topic = 1;
+ *   oneof message {
+ *     Join join = 2;                   // {}
+ *     ForwardJoin forward_join = 3;    // { string peer = 1; uint32 ttl = 2; }
+ *     Neighbor neighbor = 4;           // { Priority priority = 1; }  HIGH = 1, LOW = 2
+ *     NeighborReply neighbor_reply = 5; // { bool accepted = 1; }
+ *     Disconnect disconnect = 6;       // { bool alive = 1; }
+ *     Shuffle shuffle = 7;             // { string origin = 1; uint32 ttl = 2; repeated string peers = 3; }
+ *     ShuffleReply shuffle_reply = 8;  // { repeated string peers = 1; }
+ *   }
+ * }
+ * // /<network>/plumtree/1.0.0
+ * message PlumtreeFrame {
+ *   string topic = 1;
+ *   oneof message {
+ *     Gossip gossip = 2;  // { string id = 1; uint32 round = 2; bytes payload = 3; }
+ *     IHave ihave = 3;    // { repeated Entry entries = 1; }  Entry { string id = 1; uint32 round = 2; }
+ *     Graft graft = 4;    // { optional string id = 1; }
+ *     Prune prune = 5;    // {}
+ *   }
+ * }
+ * ```
+ */
+import {
+  MAX_FRAME_BYTES,
+  MAX_IHAVE_BATCH,
+  MAX_MESSAGE_ID_BYTES,
+  MAX_PAYLOAD_BYTES,
+  MAX_PEER_KEY_BYTES,
+  MAX_ROUND,
+  MAX_SHUFFLE_PEERS,
+  MAX_TOPIC_BYTES,
+  MAX_WALK_TTL
+} from './constants.ts'
+import { assertNever } from './messages.ts'
+import type { HyParViewMessage, IHaveEntry, OverlayProtocol, PeerKey, PlumtreeMessage } from './messages.ts'
+
+/** Protocol version; part of the libp2p protocol ID. */
+export const OVERLAY_PROTOCOL_VERSION = '1.0.0'
+
+/** The libp2p protocol ID of an overlay protocol in a network namespace, e.g. `/pharos/hyparview/1.0.0`. */
+export function overlayProtocolId(network: string, protocol: OverlayProtocol): string {
+  return `/${network}/${protocol}/${OVERLAY_PROTOCOL_VERSION}`
+}
+
+/** Bounds the decoder enforces. Defaults in constants.ts. */
+export interface WireLimits {
+  /** @default 1114112 (MAX_FRAME_BYTES) */
+  maxFrameBytes: number
+  /** @default 1048576 (MAX_PAYLOAD_BYTES) */
+  maxPayloadBytes: number
+  /** @default 128 (MAX_PEER_KEY_BYTES) */
+  maxPeerKeyBytes: number
+  /** @default 256 (MAX_TOPIC_BYTES) */
+  maxTopicBytes: number
+  /** @default 128 (MAX_MESSAGE_ID_BYTES) */
+  maxMessageIdBytes: number
+  /** Peers in a SHUFFLE or SHUFFLEREPLY. @default 32 (MAX_SHUFFLE_PEERS) */
+  maxShufflePeers: number
+  /** Entries in one IHAVE. @default 1024 (MAX_IHAVE_BATCH) */
+  maxIHaveEntries: number
+  /** Walk TTLs above this are clamped to it. @default 16 (MAX_WALK_TTL) */
+  maxTtl: number
+  /** Rounds above this are clamped to it. @default 1024 (MAX_ROUND) */
+  maxRound: number
+}
+
+export const DEFAULT_WIRE_LIMITS: Readonly<WireLimits> = Object.freeze({
+  maxFrameBytes: MAX_FRAME_BYTES,
+  maxPayloadBytes: MAX_PAYLOAD_BYTES,
+  maxPeerKeyBytes: MAX_PEER_KEY_BYTES,
+  maxTopicBytes: MAX_TOPIC_BYTES,
+  maxMessageIdBytes: MAX_MESSAGE_ID_BYTES,
+  maxShufflePeers: MAX_SHUFFLE_PEERS,
+  maxIHaveEntries: MAX_IHAVE_BATCH,
+  maxTtl: MAX_WALK_TTL,
+  maxRound: MAX_ROUND
+})
+
+/**
+ * Why a frame was refused:
+ * - `malformed`: not valid protobuf for the schema (truncated, wrong wire type, bad UTF-8, bad enum,
+ *   a singular field twice, two variants of the oneof);
+ * - `oversized`: the frame, the payload, a peer key, a topic or a message ID is over its limit;
+ * - `too-many`: a list (shuffle peers, IHAVE entries) is over its limit;
+ * - `unknown-field`: a field number this version does not define;
+ * - `missing-field`: a required field is absent or empty.
+ */
+export type WireErrorCode = 'malformed' | 'oversized' | 'too-many' | 'unknown-field' | 'missing-field'
+
+export type DecodeResult<T> =
+  | { readonly ok: true, readonly value: T }
+  | { readonly ok: false, readonly code: WireErrorCode, readonly detail: string }
+
+/** One HyParView message of a topic. */
+export interface HyParViewFrame {
+  readonly topic: string
+  readonly message: HyParViewMessage
+}
+
+/** One Plumtree message of a topic. */
+export interface PlumtreeFrame {
+  readonly topic: string
+  readonly message: PlumtreeMessage
+}
+
+// ---- encoding --------------------------------------------------------------------------------
+
+const WIRE_VARINT = 0
+const WIRE_LEN = 2
+
+const utf8Encoder = new TextEncoder()
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+class Writer {
+  #buf = new Uint8Array(64)
+  #len = 0
+
+  #ensure(extra: number): void {
+    if (this.#len + extra <= this.#buf.length) return
+    let size = this.#buf.length * 2
+    while (size < this.#len + extra) size *= 2
+    const grown = new Uint8Array(size)
+    grown.set(this.#buf.subarray(0, this.#len))
+    this.#buf = grown
+  }
+
+  varint(value: number): void {
+    this.#ensure(10)
+    let v = value
+    while (v >= 0x80) {
+      this.#buf[this.#len++] = (v % 0x80) | 0x80
+      v = Math.floor(v / 0x80)
+    }
+    this.#buf[this.#len++] = v
+  }
+
+  tag(field: number, wireType: number): void {
+    this.varint(field * 8 + wireType)
+  }
+
+  bytes(field: number, value: Uint8Array): void {
+    this.tag(field, WIRE_LEN)
+    this.varint(value.length)
+    this.#ensure(value.length)
+    this.#buf.set(value, this.#len)
+    this.#len += value.length
+  }
+
+  string(field: number, value: string): void {
+    this.bytes(field, utf8Encoder.encode(value))
+  }
+
+  /** Proto3 implicit presence: zero is not written. */
+  uint(field: number, value: number): void {
+    if (value === 0) return
+    this.tag(field, WIRE_VARINT)
+    this.varint(value)
+  }
+
+  bool(field: number, value: boolean): void {
+    if (!value) return
+    this.tag(field, WIRE_VARINT)
+    this.varint(1)
+  }
+
+  message(field: number, write: (w: Writer) => void): void {
+    const inner = new Writer()
+    write(inner)
+    this.bytes(field, inner.finish())
+  }
+
+  finish(): Uint8Array {
+    return this.#buf.slice(0, this.#len)
+  }
+}
+
+const PRIORITY_CODE = { high: 1, low: 2 } as const
+
+/** Encodes one HyParView message of `topic`. Field values are trusted (they come from our state machine). */
+export function encodeHyParView(frame: HyParViewFrame): Uint8Array {
+  const w = new Writer()
+  w.string(1, frame.topic)
+  const m = frame.message
+  switch (m.type) {
+    case 'join': w.message(2, () => {}); break
+    case 'forwardJoin': w.message(3, (x) => { x.string(1, m.peer); x.uint(2, m.ttl) }); break
+    case 'neighbor': w.message(4, (x) => { x.uint(1, PRIORITY_CODE[m.priority]) }); break
+    case 'neighborReply': w.message(5, (x) => { x.bool(1, m.accepted) }); break
+    case 'disconnect': w.message(6, (x) => { x.bool(1, m.alive) }); break
+    case 'shuffle': w.message(7, (x) => {
+      x.string(1, m.origin)
+      x.uint(2, m.ttl)
+      for (const peer of m.peers) x.string(3, peer)
+    }); break
+    case 'shuffleReply': w.message(8, (x) => { for (const peer of m.peers) x.string(1, peer) }); break
+    default: assertNever(m)
+  }
+  return w.finish()
+}
+
+/** Encodes one Plumtree message of `topic`. */
+export function encodePlumtree(frame: PlumtreeFrame): Uint8Array {
+  const w = new Writer()
+  w.string(1, frame.topic)
+  const m = frame.message
+  switch (m.type) {
+    case 'gossip': w.message(2, (x) => {
+      x.string(1, m.id)
+      x.uint(2, m.round)
+      if (m.payload.length > 0) x.bytes(3, m.payload)
+    }); break
+    case 'ihave': w.message(3, (x) => {
+      for (const entry of m.entries) x.message(1, (e) => { e.string(1, entry.id); e.uint(2, entry.round) })
+    }); break
+    case 'graft': w.message(4, (x) => { if (m.id !== null) x.string(1, m.id) }); break
+    case 'prune': w.message(5, () => {}); break
+    default: assertNever(m)
+  }
+  return w.finish()
+}
+
+// ---- decoding --------------------------------------------------------------------------------
+
+/** Thrown inside the decoder only; every public entry point turns it into a result. */
+class WireFailure {
+  readonly code: WireErrorCode
+  readonly detail: string
+
+  constructor(code: WireErrorCode, detail: string) {
+    this.code = code
+    this.detail = detail
+  }
+}
+
+function fail(code: WireErrorCode, detail: string): never {
+  throw new WireFailure(code, detail)
+}
+
+interface Field {
+  readonly number: number
+  readonly wireType: number
+  /** Varint value (wire type 0). */
+  readonly value: number
+  /** Bytes (wire type 2); a view into the frame. */
+  readonly bytes: Uint8Array
+}
+
+const EMPTY = new Uint8Array(0)
+
+/** Reads the fields of one message, rejecting anything but varint and length-delimited. */
+function* fields(buf: Uint8Array): Generator<Field> {
+  let pos = 0
+  const readVarint = (): number => {
+    // Every varint in this schema (tags, lengths, uint32) fits in 32 bits: at most 5 bytes.
+    let value = 0
+    let scale = 1
+    for (let i = 0; i < 5; i++) {
+      if (pos >= buf.length) fail('malformed', 'truncated varint')
+      const byte = buf[pos++] as number
+      value += (byte & 0x7f) * scale
+      if ((byte & 0x80) === 0) {
+        if (value > 0xffffffff) fail('malformed', 'varint exceeds 32 bits')
+        return value
+      }
+      scale *= 0x80
+    }
+    return fail('malformed', 'varint longer than 5 bytes')
+  }
+  while (pos < buf.length) {
+    const key = readVarint()
+    const number = Math.floor(key / 8)
+    const wireType = key % 8
+    if (number === 0) fail('malformed', 'field number 0')
+    if (wireType === WIRE_VARINT) {
+      yield { number, wireType, value: readVarint(), bytes: EMPTY }
+    } else if (wireType === WIRE_LEN) {
+      const length = readVarint()
+      if (length > buf.length - pos) fail('malformed', 'truncated length-delimited field')
+      const bytes = buf.subarray(pos, pos + length)
+      pos += length
+      yield { number, wireType, value: 0, bytes }
+    } else {
+      fail('malformed', `unsupported wire type ${wireType} for field ${number}`)
+    }
+  }
+}
+
+/** Tracks singular fields so a repeated one is refused. */
+class Seen {
+  readonly #numbers = new Set<number>()
+  once(field: Field, context: string): void {
+    if (this.#numbers.has(field.number)) fail('malformed', `${context}: field ${field.number} repeated`)
+    this.#numbers.add(field.number)
+  }
+}
+
+function expectWire(field: Field, wireType: number, context: string): void {
+  if (field.wireType !== wireType) fail('malformed', `${context}: field ${field.number} has wire type ${field.wireType}`)
+}
+
+function unknown(field: Field, context: string): never {
+  return fail('unknown-field', `${context}: unknown field ${field.number}`)
+}
+
+function text(field: Field, max: number, context: string): string {
+  expectWire(field, WIRE_LEN, context)
+  if (field.bytes.length > max) fail('oversized', `${context}: ${field.bytes.length} bytes > ${max}`)
+  try {
+    return utf8Decoder.decode(field.bytes)
+  } catch {
+    return fail('malformed', `${context}: invalid UTF-8`)
+  }
+}
+
+function required(value: string, context: string): string {
+  if (value.length === 0) fail('missing-field', `${context} is required`)
+  return value
+}
+
+function uint(field: Field, context: string): number {
+  expectWire(field, WIRE_VARINT, context)
+  return field.value
+}
+
+function bool(field: Field, context: string): boolean {
+  expectWire(field, WIRE_VARINT, context)
+  if (field.value > 1) fail('malformed', `${context}: bool value ${field.value}`)
+  return field.value === 1
+}
+
+function emptyMessage(bytes: Uint8Array, context: string): void {
+  for (const field of fields(bytes)) unknown(field, context)
+}
+
+/**
+ * Decodes a frame: the topic (field 1) and exactly one variant of the oneof (fields 2 to
+ * `lastVariant`), whose number and bytes go to `variant`.
+ */
+function decodeFrame<T>(bytes: Uint8Array, limits: Readonly<WireLimits>, protocol: string, lastVariant: number,
+  variant: (number: number, body: Uint8Array) => T): DecodeResult<{ topic: string, message: T }> {
+  try {
+    if (bytes.length > limits.maxFrameBytes) fail('oversized', `${protocol} frame of ${bytes.length} bytes > ${limits.maxFrameBytes}`)
+    let topic = ''
+    let message: T | undefined
+    const seen = new Seen()
+    for (const field of fields(bytes)) {
+      if (field.number === 1) {
+        seen.once(field, protocol)
+        topic = text(field, limits.maxTopicBytes, `${protocol}.topic`)
+        continue
+      }
+      if (field.number > lastVariant) unknown(field, protocol)
+      expectWire(field, WIRE_LEN, protocol)
+      if (message !== undefined) fail('malformed', `${protocol}: more than one message variant`)
+      message = variant(field.number, field.bytes)
+    }
+    required(topic, `${protocol}.topic`)
+    if (message === undefined) return { ok: false, code: 'missing-field', detail: `${protocol}: no message variant` }
+    return { ok: true, value: { topic, message } }
+  } catch (error) {
+    if (error instanceof WireFailure) return { ok: false, code: error.code, detail: error.detail }
+    throw error
+  }
+}
+
+function peerList(field: Field, peers: PeerKey[], limits: Readonly<WireLimits>, context: string): void {
+  const peer = required(text(field, limits.maxPeerKeyBytes, context), context)
+  if (peers.length >= limits.maxShufflePeers) fail('too-many', `${context}: more than ${limits.maxShufflePeers} peers`)
+  peers.push(peer)
+}
+
+/** Decodes a HyParView frame, enforcing `limits` (TTLs are clamped to `limits.maxTtl`). */
+export function decodeHyParView(bytes: Uint8Array, limits: Readonly<WireLimits> = DEFAULT_WIRE_LIMITS): DecodeResult<HyParViewFrame> {
+  return decodeFrame<HyParViewMessage>(bytes, limits, 'hyparview', 8, (number, body) => {
+    switch (number) {
+      case 2:
+        emptyMessage(body, 'join')
+        return { type: 'join' }
+      case 3: {
+        let peer = ''
+        let ttl = 0
+        const seen = new Seen()
+        for (const f of fields(body)) {
+          seen.once(f, 'forwardJoin')
+          if (f.number === 1) peer = text(f, limits.maxPeerKeyBytes, 'forwardJoin.peer')
+          else if (f.number === 2) ttl = uint(f, 'forwardJoin.ttl')
+          else unknown(f, 'forwardJoin')
+        }
+        return { type: 'forwardJoin', peer: required(peer, 'forwardJoin.peer'), ttl: Math.min(ttl, limits.maxTtl) }
+      }
+      case 4: {
+        let code = 0
+        const seen = new Seen()
+        for (const f of fields(body)) {
+          seen.once(f, 'neighbor')
+          if (f.number === 1) code = uint(f, 'neighbor.priority')
+          else unknown(f, 'neighbor')
+        }
+        if (code === 0) fail('missing-field', 'neighbor.priority is required')
+        if (code === PRIORITY_CODE.high) return { type: 'neighbor', priority: 'high' }
+        if (code === PRIORITY_CODE.low) return { type: 'neighbor', priority: 'low' }
+        return fail('malformed', `neighbor.priority ${code} is not a priority`)
+      }
+      case 5:
+      case 6: {
+        const name = number === 5 ? 'neighborReply' : 'disconnect'
+        let flag = false
+        const seen = new Seen()
+        for (const f of fields(body)) {
+          seen.once(f, name)
+          if (f.number === 1) flag = bool(f, name)
+          else unknown(f, name)
+        }
+        return number === 5 ? { type: 'neighborReply', accepted: flag } : { type: 'disconnect', alive: flag }
+      }
+      case 7: {
+        let origin = ''
+        let ttl = 0
+        const peers: PeerKey[] = []
+        const seen = new Seen()
+        for (const f of fields(body)) {
+          if (f.number === 3) {
+            peerList(f, peers, limits, 'shuffle.peers')
+            continue
+          }
+          seen.once(f, 'shuffle')
+          if (f.number === 1) origin = text(f, limits.maxPeerKeyBytes, 'shuffle.origin')
+          else if (f.number === 2) ttl = uint(f, 'shuffle.ttl')
+          else unknown(f, 'shuffle')
+        }
+        return { type: 'shuffle', origin: required(origin, 'shuffle.origin'), ttl: Math.min(ttl, limits.maxTtl), peers }
+      }
+      case 8: {
+        const peers: PeerKey[] = []
+        for (const f of fields(body)) {
+          if (f.number === 1) peerList(f, peers, limits, 'shuffleReply.peers')
+          else unknown(f, 'shuffleReply')
+        }
+        return { type: 'shuffleReply', peers }
+      }
+      default:
+        return fail('unknown-field', `hyparview: unknown field ${number}`)
+    }
+  })
+}
+
+/** Decodes a Plumtree frame, enforcing `limits` (rounds are clamped to `limits.maxRound`). */
+export function decodePlumtree(bytes: Uint8Array, limits: Readonly<WireLimits> = DEFAULT_WIRE_LIMITS): DecodeResult<PlumtreeFrame> {
+  return decodeFrame<PlumtreeMessage>(bytes, limits, 'plumtree', 5, (number, body) => {
+    switch (number) {
+      case 2: {
+        let id = ''
+        let round = 0
+        let payload = EMPTY
+        const seen = new Seen()
+        for (const f of fields(body)) {
+          seen.once(f, 'gossip')
+          if (f.number === 1) id = text(f, limits.maxMessageIdBytes, 'gossip.id')
+          else if (f.number === 2) round = uint(f, 'gossip.round')
+          else if (f.number === 3) {
+            expectWire(f, WIRE_LEN, 'gossip.payload')
+            if (f.bytes.length > limits.maxPayloadBytes) fail('oversized', `gossip.payload of ${f.bytes.length} bytes > ${limits.maxPayloadBytes}`)
+            // A copy: the driver may reuse the frame's buffer once we return.
+            payload = f.bytes.slice()
+          } else unknown(f, 'gossip')
+        }
+        return { type: 'gossip', id: required(id, 'gossip.id'), round: Math.min(round, limits.maxRound), payload }
+      }
+      case 3: {
+        const entries: IHaveEntry[] = []
+        for (const f of fields(body)) {
+          if (f.number !== 1) unknown(f, 'ihave')
+          expectWire(f, WIRE_LEN, 'ihave.entries')
+          if (entries.length >= limits.maxIHaveEntries) fail('too-many', `ihave: more than ${limits.maxIHaveEntries} entries`)
+          let id = ''
+          let round = 0
+          const seen = new Seen()
+          for (const e of fields(f.bytes)) {
+            seen.once(e, 'ihave.entry')
+            if (e.number === 1) id = text(e, limits.maxMessageIdBytes, 'ihave.entry.id')
+            else if (e.number === 2) round = uint(e, 'ihave.entry.round')
+            else unknown(e, 'ihave.entry')
+          }
+          entries.push({ id: required(id, 'ihave.entry.id'), round: Math.min(round, limits.maxRound) })
+        }
+        return { type: 'ihave', entries }
+      }
+      case 4: {
+        let id: string | null = null
+        const seen = new Seen()
+        for (const f of fields(body)) {
+          seen.once(f, 'graft')
+          if (f.number === 1) id = required(text(f, limits.maxMessageIdBytes, 'graft.id'), 'graft.id')
+          else unknown(f, 'graft')
+        }
+        return { type: 'graft', id }
+      }
+      case 5:
+        emptyMessage(body, 'prune')
+        return { type: 'prune' }
+      default:
+        return fail('unknown-field', `plumtree: unknown field ${number}`)
+    }
+  })
+}
