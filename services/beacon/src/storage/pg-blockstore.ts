@@ -44,18 +44,13 @@ export interface PgBlockstoreInit {
   db: SqlQueryable
   /** Called once for every read whose bytes fail verification (count it, log it). */
   onHashMismatch?: (cid: CID) => void
-  /**
-   * Report a corrupt block as missing (`NotFoundError`) instead of throwing
-   * `BlockHashMismatchError`. Bitswap needs this: it answers DONT_HAVE for a missing block
-   * and carries on, while any other error aborts the whole batch it was sending.
-   * @default false
-   */
-  hideCorruptBlocks?: boolean
 }
 
 const FOREIGN_KEY_VIOLATION = '23503'
 /** Rows per page when `getAll` walks the table (guess: 64 × 256 KiB blocks = 16 MiB in memory). */
 const GET_ALL_PAGE = 64
+/** Corrupt blocks remembered per process (guess: corruption is rare; this bounds memory). */
+const MAX_KNOWN_CORRUPT = 10_000
 
 type Input = Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>
 
@@ -76,6 +71,10 @@ function plain (bytes: Uint8Array): Uint8Array {
   return Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes
 }
 
+function keyOf (cid: CID): string {
+  return Buffer.from(cid.multihash.bytes).toString('base64')
+}
+
 function isSqlState (err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code
 }
@@ -92,12 +91,12 @@ function isSqlState (err: unknown, code: string): boolean {
 export class PgBlockstore implements Blockstore {
   private readonly db: SqlQueryable
   private readonly onHashMismatch: (cid: CID) => void
-  private readonly hideCorruptBlocks: boolean
+  /** Multihashes (base64) whose stored bytes failed verification and were not rewritten since. */
+  private readonly knownCorrupt = new Set<string>()
 
   constructor (init: PgBlockstoreInit) {
     this.db = init.db
     this.onHashMismatch = init.onHashMismatch ?? (() => {})
-    this.hideCorruptBlocks = init.hideCorruptBlocks ?? false
   }
 
   async put (cid: CID, value: Input, options?: AbortOptions): Promise<CID> {
@@ -112,6 +111,7 @@ export class PgBlockstore implements Blockstore {
        ON CONFLICT (multihash) DO UPDATE SET data = EXCLUDED.data, size = EXCLUDED.size, touched_at = now()`,
       [cid.multihash.bytes, bytes.byteLength, bytes]
     )
+    this.knownCorrupt.delete(keyOf(cid))
     return cid
   }
 
@@ -202,6 +202,15 @@ export class PgBlockstore implements Blockstore {
     return row === undefined ? undefined : await this.verified(cid, row.data)
   }
 
+  /**
+   * Whether this process has seen the stored bytes of `cid` fail verification (and no good
+   * bytes were written since). The Bitswap view answers "not here" for such a block, so a
+   * fetch through Helia repairs it instead of reading the bad row again.
+   */
+  isKnownCorrupt (cid: CID): boolean {
+    return this.knownCorrupt.has(keyOf(cid))
+  }
+
   /** Blocks and bytes stored, fleet-wide. */
   async totals (): Promise<{ blocks: number, bytes: number }> {
     const { rows } = await this.db.query<{ blocks: number, bytes: number }>(
@@ -213,8 +222,9 @@ export class PgBlockstore implements Blockstore {
   private async verified (cid: CID, data: Uint8Array | undefined): Promise<Uint8Array> {
     if (data === undefined) throw new NotFoundError(`block ${cid.toString()} is not stored`)
     if (await digestMatches(cid.multihash.code, cid.multihash.digest, data)) return plain(data)
+    if (this.knownCorrupt.size >= MAX_KNOWN_CORRUPT) this.knownCorrupt.clear()
+    this.knownCorrupt.add(keyOf(cid))
     this.onHashMismatch(cid)
-    if (this.hideCorruptBlocks) throw new NotFoundError(`block ${cid.toString()} is corrupt in storage`)
     throw new BlockHashMismatchError(cid)
   }
 }
