@@ -13,6 +13,8 @@ import { createRegistry } from './metrics/registry.ts'
 import { createBeaconNode } from './p2p/beacon-node.ts'
 import type { BeaconNode } from './p2p/beacon-node.ts'
 import { loadPeerKey } from './p2p/identity.ts'
+import { createStorageService } from './pinning/storage-service.ts'
+import type { StorageService } from './pinning/storage-service.ts'
 import { transportOf } from './p2p/multiaddr-parts.ts'
 import { migrate } from './storage/migrate.ts'
 import { openPglite } from './storage/pglite-client.ts'
@@ -24,6 +26,8 @@ export interface Worker {
   readonly node: BeaconNode
   readonly app: BeaconApp
   readonly db: SqlClient
+  /** Blockstore, Helia/Bitswap, pin queue and GC. */
+  readonly storage: StorageService
   readonly readiness: Readiness
   readonly accounts: AccountRegistry
   /** Where the HTTP server listens, e.g. http://127.0.0.1:8080 */
@@ -120,17 +124,21 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
     const metrics = createNetworkMetrics(registry)
     const node = await createBeaconNode({ config, privateKey: key, log, registry, metrics })
 
+    const storage = createStorageService({ config, db, node, log, registry, adminTokens })
+
     const readiness = new Readiness()
     readiness.addCheck('p2p', async () => {
       if (node.status !== 'started' || node.getMultiaddrs().length === 0) throw new Error('libp2p is not listening')
     })
     readiness.addCheck('storage', async () => { await db.query('SELECT 1') })
 
-    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, adminTokens })
+    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, adminTokens, storage: storage.http })
     cleanups.push(async () => { await app.close() })
     // Registered after HTTP so it runs first: libp2p stops accepting and closes its
     // connections while /metrics and /readyz still answer.
     cleanups.push(async () => { await node.stop() })
+    // Runs before libp2p stops: running pin jobs go back to the queue, Bitswap unregisters.
+    cleanups.push(async () => { await storage.stop() })
     await app.listen({ host: config.httpHost, port: config.httpPort })
     const address = app.server.address()
     const httpPort = typeof address === 'object' && address !== null ? address.port : config.httpPort
@@ -138,6 +146,7 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
     const httpUrl = `http://${httpHost.includes(':') ? `[${httpHost}]` : httpHost}:${httpPort}`
 
     await node.start()
+    await storage.start()
     log.info({
       peerId: node.peerId.toString(),
       keySource: source,
@@ -152,6 +161,7 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
       node,
       app,
       db,
+      storage,
       readiness,
       accounts,
       httpUrl,

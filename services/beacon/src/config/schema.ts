@@ -348,6 +348,13 @@ export const schema = {
     default: String(MiB),
     help: 'Bytes buffered per stream for a slow reader before the stream is reset (yamux default: unbounded).'
   },
+  bitswapMaxWriteBufferBytes: {
+    env: 'PHAROS_BITSWAP_MAX_WRITE_BUFFER_BYTES',
+    group: 'limits',
+    parse: integer(4 * MiB + 64 * 1024, 1024 * MiB),
+    default: String(32 * MiB),
+    help: 'Write buffer of the streams that carry Bitswap blocks to a peer, instead of PHAROS_YAMUX_MAX_WRITE_BUFFER_BYTES: Bitswap sends all blocks a peer wants as one batch of messages of up to 4 MiB (guess: 32 wanted 1 MiB blocks, the width of a Helia or Kubo session).'
+  },
   yamuxMaxReadBufferBytes: {
     env: 'PHAROS_YAMUX_MAX_READ_BUFFER_BYTES',
     group: 'limits',

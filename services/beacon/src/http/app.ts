@@ -12,6 +12,10 @@ import type { NodeView } from './node-view.ts'
 import type { AccountRegistry } from '../accounts/account-registry.ts'
 import { adminAccountRoutes } from './routes/admin-accounts.ts'
 import { adminNodeRoutes } from './routes/admin-node.ts'
+import { adminStorageRoutes } from './routes/admin-storage.ts'
+import { gatewayRoutes } from './routes/gateway.ts'
+import { pinRoutes } from './routes/pins.ts'
+import type { StorageHttp } from '../pinning/storage-service.ts'
 import { healthRoutes } from './routes/health.ts'
 import { metricsRoutes } from './routes/metrics.ts'
 
@@ -24,6 +28,8 @@ export interface AppDeps {
   accounts: AccountRegistry
   /** Bearer tokens accepted on /v1 (config tokens, or the embedded generated one). */
   adminTokens: readonly string[]
+  /** The pinning API (/pins), the trustless gateway (/ipfs) and /v1 storage routes. */
+  storage?: StorageHttp
 }
 
 /**
@@ -70,7 +76,20 @@ export async function buildApp (deps: AppDeps) {
     admin.addHook('onRequest', bearerAuth(deps.adminTokens))
     await admin.register(adminNodeRoutes, { config: deps.config, node: deps.node })
     await admin.register(adminAccountRoutes, { accounts: deps.accounts })
+    if (deps.storage !== undefined) await admin.register(adminStorageRoutes, { gc: deps.storage.gc, pins: deps.storage.pins, blockstore: deps.storage.blockstore })
   })
+
+  if (deps.storage !== undefined) {
+    const storage = deps.storage
+    await app.register(pinRoutes, {
+      store: storage.pins,
+      tokens: storage.pinTokens,
+      ownerQuotaBytes: storage.ownerQuotaBytes,
+      delegates: () => deps.node.multiaddrs(),
+      onQueued: storage.onPinQueued
+    })
+    await app.register(gatewayRoutes, { blockstore: storage.blockstore })
+  }
 
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger())
   return app

@@ -10,10 +10,16 @@ export const httpErrors = {
   unauthorized: { status: 401, reason: 'UNAUTHORIZED' },
   forbidden: { status: 403, reason: 'FORBIDDEN' },
   notFound: { status: 404, reason: 'NOT_FOUND' },
+  notAcceptable: { status: 406, reason: 'NOT_ACCEPTABLE' },
   conflict: { status: 409, reason: 'CONFLICT' },
+  gcRunning: { status: 409, reason: 'GC_ALREADY_RUNNING' },
   payloadTooLarge: { status: 413, reason: 'PAYLOAD_TOO_LARGE' },
   tooManyRequests: { status: 429, reason: 'TOO_MANY_REQUESTS' },
+  /** An owner's pins hold their storage quota (PHAROS_PIN_OWNER_QUOTA_BYTES). */
+  quotaExceeded: { status: 429, reason: 'STORAGE_QUOTA_EXCEEDED' },
   internal: { status: 500, reason: 'INTERNAL_SERVER_ERROR' },
+  /** A stored block failed hash verification; it is never served. */
+  blockCorrupt: { status: 500, reason: 'BLOCK_HASH_MISMATCH' },
   unavailable: { status: 503, reason: 'SERVICE_UNAVAILABLE' }
 } as const
 

@@ -1,0 +1,295 @@
+import { setMaxListeners } from 'node:events'
+import { CID } from 'multiformats/cid'
+import type { Logger } from '../logging/logger.ts'
+import type { PinAttemptOutcome, StorageMetrics } from '../metrics/storage-metrics.ts'
+import { UnsupportedCodecError } from '../storage/dag-links.ts'
+import { UnsupportedHashError } from '../storage/hashers.ts'
+import { BlockHashMismatchError } from '../storage/pg-blockstore.ts'
+import type { PgBlockstore } from '../storage/pg-blockstore.ts'
+import { PinLimitError, walkDag } from './dag-walk.ts'
+import type { DagSize, LoadedBlock } from './dag-walk.ts'
+import type { PinJob, PinStore } from './pin-store.ts'
+
+export interface PinRunnerOptions {
+  /** This worker's name in leases (its peer ID), so operators can see who holds a job. */
+  worker: string
+  /** Jobs run at once; 0 runs none. */
+  concurrency: number
+  /** Block loads in flight per job. */
+  fetchConcurrency: number
+  leaseMs: number
+  pollIntervalMs: number
+  maxAttempts: number
+  retryBaseMs: number
+  retryMaxMs: number
+  timeoutMs: number
+  maxBytes: number
+  maxBlocks: number
+  maxDepth: number
+  ownerQuotaBytes: number
+}
+
+export interface PinRunnerDeps {
+  store: PinStore
+  blockstore: Pick<PgBlockstore, 'getAndTouch'>
+  /** Fetches a block from peers over Bitswap, verified and stored (Helia's blockstore). */
+  fetch: (cid: CID, signal: AbortSignal) => Promise<Uint8Array>
+  /** Dials one of a pin's origins. A failed dial is logged and never fails the pin. */
+  dial: (multiaddr: string, signal: AbortSignal) => Promise<void>
+  log: Logger
+  metrics: StorageMetrics
+}
+
+/** Why a job's signal was aborted, other than a limit or an error of its own. */
+class Stop {
+  readonly why: 'shutdown' | 'lease-lost' | 'timeout'
+  constructor (why: Stop['why']) { this.why = why }
+}
+
+/** Blocks recorded in one pin_blocks statement (guess: one round trip per 64 blocks). */
+const RECORD_BATCH = 64
+/**
+ * Longest a loaded block waits to be recorded. It is protected from GC by its `touched_at`
+ * until then, so this must stay far below PHAROS_GC_GRACE_MS.
+ */
+const RECORD_INTERVAL_MS = 1000
+/** How often a long pin logs its progress (guess). */
+const PROGRESS_INTERVAL_MS = 10_000
+/** An origin that does not answer a dial within this is left to Bitswap's other peers (guess). */
+const DIAL_TIMEOUT_MS = 10_000
+
+/**
+ * Runs the durable pin queue on one worker: claims due jobs from Postgres, holds each under
+ * a renewed lease, fetches the DAG within the pin's limits and settles it. A job this
+ * worker stops running (it died, or lost its lease) is claimed again by any worker once the
+ * lease lapses; the blocks it had already stored are found in storage, not fetched again.
+ */
+export class PinRunner {
+  private readonly options: PinRunnerOptions
+  private readonly deps: PinRunnerDeps
+  private readonly log: Logger
+  private readonly jobs = new Map<string, AbortController>()
+  private readonly running = new Set<Promise<void>>()
+  private started = false
+  private loop: Promise<void> | undefined
+  private wakeUp: () => void = () => {}
+
+  constructor (options: PinRunnerOptions, deps: PinRunnerDeps) {
+    this.options = options
+    this.deps = deps
+    this.log = deps.log.child({ component: 'pin-runner' })
+  }
+
+  start (): void {
+    if (this.started || this.options.concurrency === 0) return
+    this.started = true
+    this.loop = this.claimLoop()
+  }
+
+  /** A pin was just queued through this worker: look for work now, not at the next poll. */
+  wake (): void {
+    this.wakeUp()
+  }
+
+  /** Stops claiming, hands running jobs back to the queue, and waits for them to settle. */
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.wakeUp()
+    for (const controller of this.jobs.values()) controller.abort(new Stop('shutdown'))
+    await this.loop
+    await Promise.allSettled([...this.running])
+  }
+
+  private async claimLoop (): Promise<void> {
+    while (this.started) {
+      while (this.started && this.running.size < this.options.concurrency) {
+        let job: PinJob | undefined
+        try {
+          job = await this.deps.store.claim(this.options.worker, this.options.leaseMs)
+        } catch (err) {
+          this.log.warn({ err }, 'could not claim pin jobs; retrying at the next poll')
+          break
+        }
+        if (job === undefined) break
+        const run: Promise<void> = this.run(job).finally(() => {
+          this.running.delete(run)
+          this.wakeUp()
+        })
+        this.running.add(run)
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.options.pollIntervalMs)
+        this.wakeUp = () => { clearTimeout(timer); resolve() }
+      })
+    }
+  }
+
+  private async run (job: PinJob): Promise<void> {
+    const { options, deps } = this
+    const log = this.log.child({ pin: job.id, attempt: job.attempt })
+    const started = performance.now()
+    const controller = new AbortController()
+    setMaxListeners(Infinity, controller.signal)
+    this.jobs.set(job.id, controller)
+    const timeout = setTimeout(() => { controller.abort(new Stop('timeout')) }, options.timeoutMs)
+    const renewal = setInterval(() => {
+      deps.store.renew(job, options.leaseMs).then((held) => {
+        if (!held) controller.abort(new Stop('lease-lost'))
+      }, (err: unknown) => { log.warn({ err }, 'could not renew the pin lease') })
+    }, Math.max(options.leaseMs / 3, 100))
+    let outcome: PinAttemptOutcome
+    try {
+      outcome = await this.attempt(job, controller, log)
+    } finally {
+      clearTimeout(timeout)
+      clearInterval(renewal)
+      this.jobs.delete(job.id)
+    }
+    deps.metrics.pinAttempts.inc({ outcome })
+    deps.metrics.pinDuration.observe({ outcome }, (performance.now() - started) / 1000)
+  }
+
+  private async attempt (job: PinJob, controller: AbortController, log: Logger): Promise<PinAttemptOutcome> {
+    const { options, deps } = this
+    const signal = controller.signal
+    if (job.attempt > options.maxAttempts) {
+      return await this.settleFailed(job, `PHAROS_PIN_MAX_ATTEMPTS: gave up after ${options.maxAttempts} attempts; last: ${job.lastFailure ?? 'the worker running it stopped'}`, log)
+    }
+    const progress = { blocks: 0, bytes: 0 }
+    const started = performance.now()
+    try {
+      const root = CID.parse(job.cid)
+      log.info({ cid: job.cid, origins: job.origins.length }, 'pinning')
+      const held = await deps.store.usage(job.owner, job.id)
+      await this.dialOrigins(job, signal, log)
+      const recorder = new BlockRecorder(job, deps.store, () => { controller.abort(new Stop('lease-lost')) })
+      let lastProgress = performance.now()
+      const dag: DagSize = await walkDag(root, {
+        signal,
+        concurrency: options.fetchConcurrency,
+        limits: {
+          maxBytes: { key: 'PHAROS_PIN_MAX_BYTES', value: options.maxBytes },
+          maxBlocks: { key: 'PHAROS_PIN_MAX_BLOCKS', value: options.maxBlocks },
+          maxDepth: { key: 'PHAROS_PIN_MAX_DEPTH', value: options.maxDepth },
+          quotaBytes: { key: 'PHAROS_PIN_OWNER_QUOTA_BYTES', value: Math.max(options.ownerQuotaBytes - held.bytes, 0) }
+        },
+        load: async (cid, loadSignal) => {
+          const loaded = await this.load(job, cid, loadSignal)
+          progress.blocks++
+          progress.bytes += loaded.bytes.byteLength
+          return loaded
+        },
+        onBlock: async (multihash) => {
+          await recorder.add(multihash)
+          if (performance.now() - lastProgress > PROGRESS_INTERVAL_MS) {
+            lastProgress = performance.now()
+            log.info(progress, 'pin progress')
+          }
+        }
+      })
+      await recorder.flush()
+      if (!await deps.store.complete(job, dag)) return 'lease-lost'
+      log.info({ ...dag, ms: Math.round(performance.now() - started) }, 'pinned')
+      return 'pinned'
+    } catch (err) {
+      const stop = signal.reason instanceof Stop ? signal.reason : undefined
+      if (stop?.why === 'shutdown') {
+        await deps.store.release(job).catch((releaseErr: unknown) => { log.warn({ err: releaseErr }, 'could not hand the pin job back; its lease will lapse') })
+        return 'released'
+      }
+      if (stop?.why === 'lease-lost') {
+        log.warn('the pin lease was lost (another worker took the job, or the pin was removed)')
+        return 'lease-lost'
+      }
+      if (stop?.why === 'timeout') {
+        return await this.retryOrFail(job, `PHAROS_PIN_TIMEOUT_MS: the DAG did not arrive within ${options.timeoutMs} ms (${progress.blocks} blocks, ${progress.bytes} bytes so far)`, log)
+      }
+      if (err instanceof PinLimitError || err instanceof UnsupportedCodecError || err instanceof UnsupportedHashError) {
+        return await this.settleFailed(job, err.message, log)
+      }
+      log.warn({ err }, 'pin attempt failed')
+      return await this.retryOrFail(job, `${err instanceof Error ? err.name : 'Error'}: ${err instanceof Error ? err.message : String(err)}`, log)
+    }
+  }
+
+  /** A block from storage (refreshing it against GC), or from peers when missing or corrupt. */
+  private async load (job: PinJob, cid: CID, signal: AbortSignal): Promise<LoadedBlock> {
+    const { deps } = this
+    let stored: Uint8Array | undefined
+    try {
+      stored = await deps.blockstore.getAndTouch(cid, { signal })
+    } catch (err) {
+      // Corrupt in storage: fetch it again; writing the verified bytes repairs the row.
+      if (!(err instanceof BlockHashMismatchError)) throw err
+    }
+    if (stored !== undefined) {
+      return { bytes: stored, newToOwner: !await deps.store.ownerHolds(job.owner, cid.multihash.bytes, job.id) }
+    }
+    const bytes = await deps.fetch(cid, signal)
+    deps.metrics.pinBlocksFetched.inc()
+    deps.metrics.pinBytesFetched.inc(bytes.byteLength)
+    return { bytes, newToOwner: true }
+  }
+
+  private async dialOrigins (job: PinJob, signal: AbortSignal, log: Logger): Promise<void> {
+    await Promise.all(job.origins.map(async (origin) => {
+      try {
+        await this.deps.dial(origin, AbortSignal.any([signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]))
+      } catch (err) {
+        log.info({ err, origin }, 'could not dial a pin origin; fetching from other peers')
+      }
+    }))
+    signal.throwIfAborted()
+  }
+
+  private async retryOrFail (job: PinJob, reason: string, log: Logger): Promise<PinAttemptOutcome> {
+    const { options } = this
+    if (job.attempt >= options.maxAttempts) return await this.settleFailed(job, `${reason} (attempt ${job.attempt} of ${options.maxAttempts})`, log)
+    const delay = Math.min(options.retryMaxMs, options.retryBaseMs * 2 ** (job.attempt - 1))
+    log.info({ reason, delayMs: delay }, 'pin attempt failed; retrying later')
+    return await this.deps.store.retry(job, reason, delay) ? 'retry' : 'lease-lost'
+  }
+
+  private async settleFailed (job: PinJob, reason: string, log: Logger): Promise<PinAttemptOutcome> {
+    log.info({ reason }, 'pin failed')
+    return await this.deps.store.fail(job, reason) ? 'failed' : 'lease-lost'
+  }
+}
+
+/**
+ * Records the blocks a job loaded, in batches, one statement at a time. A batch the lease
+ * no longer covers is refused, and the job is stopped.
+ */
+class BlockRecorder {
+  private readonly job: PinJob
+  private readonly store: PinStore
+  private readonly onLeaseLost: () => void
+  private batch: Uint8Array[] = []
+  private lastFlush = performance.now()
+  private writing: Promise<void> = Promise.resolve()
+
+  constructor (job: PinJob, store: PinStore, onLeaseLost: () => void) {
+    this.job = job
+    this.store = store
+    this.onLeaseLost = onLeaseLost
+  }
+
+  async add (multihash: Uint8Array): Promise<void> {
+    this.batch.push(multihash)
+    if (this.batch.length >= RECORD_BATCH || performance.now() - this.lastFlush > RECORD_INTERVAL_MS) await this.flush()
+  }
+
+  async flush (): Promise<void> {
+    const batch = this.batch
+    this.batch = []
+    this.lastFlush = performance.now()
+    this.writing = this.writing.then(async () => {
+      if (!await this.store.recordBlocks(this.job, batch)) {
+        this.onLeaseLost()
+        throw new Error('the pin lease was lost')
+      }
+    })
+    await this.writing
+  }
+}

@@ -1,0 +1,315 @@
+import { randomUUID } from 'node:crypto'
+import type { CID } from 'multiformats/cid'
+import type { PinStatusName } from '../metrics/storage-metrics.ts'
+import type { SqlClient, SqlQueryable } from '../storage/sql.ts'
+
+export type PinStatus = PinStatusName
+
+/** A pin as the Pinning Service API shows it. */
+export interface PinRecord {
+  id: string
+  owner: string
+  cid: string
+  name: string | null
+  meta: Record<string, string>
+  origins: string[]
+  status: PinStatus
+  /** Why the pin failed, or why the last attempt did (while it waits to be retried). */
+  failureReason: string | null
+  /** RFC 3339 with microseconds: unique, so clients can page with `before`. */
+  created: string
+  attempts: number
+  dagBlocks: number | null
+  dagBytes: number | null
+}
+
+export interface NewPin {
+  owner: string
+  cid: CID
+  /** The CID as the client wrote it; shown back unchanged. */
+  cidText: string
+  name?: string
+  meta?: Record<string, string>
+  origins?: string[]
+}
+
+export type TextMatch = 'exact' | 'iexact' | 'partial' | 'ipartial'
+
+export interface PinFilter {
+  cids?: CID[]
+  name?: string
+  match?: TextMatch
+  statuses: PinStatus[]
+  before?: string
+  after?: string
+  meta?: Record<string, string>
+  limit: number
+}
+
+/** A claimed job: the lease token fences every write the holder makes. */
+export interface PinJob {
+  id: string
+  owner: string
+  cid: string
+  origins: string[]
+  /** This attempt's number, 1 for the first. */
+  attempt: number
+  leaseToken: string
+  /** Why the previous attempt ended, if it did not succeed. */
+  lastFailure: string | null
+}
+
+export interface StorageUsage {
+  blocks: number
+  bytes: number
+}
+
+const PIN_COLUMNS = `id::text AS id, owner, cid, name, meta, origins, status, failure_reason AS "failureReason",
+  to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created,
+  attempts, dag_blocks AS "dagBlocks", dag_bytes AS "dagBytes"`
+
+/** The root as one canonical string, so `?cid=` matches whichever way a client wrote it. */
+export function canonicalCid (cid: CID): string {
+  return cid.toV1().toString()
+}
+
+function escapeLike (text: string): string {
+  return text.replace(/[\\%_]/g, (char) => '\\' + char)
+}
+
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
+
+/**
+ * Every SQL statement about pins: the API's reads and writes, the durable job queue
+ * (claim, lease renewal, settle), and per-owner storage accounting. The same SQL runs on
+ * Postgres and PGlite.
+ */
+export class PinStore {
+  private readonly db: SqlClient
+
+  constructor (db: SqlClient) {
+    this.db = db
+  }
+
+  async create (pin: NewPin): Promise<PinRecord> {
+    return await this.insert(this.db, pin)
+  }
+
+  /**
+   * Replaces a pin in one transaction: the new pin is queued, and the old one is hidden but
+   * keeps holding its blocks until the new one settles, so blocks common to both are never
+   * collected in between. `undefined` if the owner has no such pin.
+   */
+  async replace (owner: string, id: string, pin: NewPin): Promise<PinRecord | undefined> {
+    return await this.db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ id: string }>(
+        'SELECT id::text AS id FROM pins WHERE id = $1 AND owner = $2 AND replaced_by IS NULL FOR UPDATE',
+        [id, owner]
+      )
+      if (rows.length === 0) return undefined
+      const created = await this.insert(tx, pin)
+      // Whatever the old pin itself replaced moves along with it.
+      await tx.query('UPDATE pins SET replaced_by = $1 WHERE id = $2 OR replaced_by = $2', [created.id, id])
+      return created
+    })
+  }
+
+  async get (owner: string, id: string): Promise<PinRecord | undefined> {
+    const { rows } = await this.db.query<PinRecord>(
+      `SELECT ${PIN_COLUMNS} FROM pins WHERE id = $1 AND owner = $2 AND replaced_by IS NULL`,
+      [id, owner]
+    )
+    return rows[0]
+  }
+
+  /** Removes a pin (and what it replaced); its blocks become collectable. */
+  async remove (owner: string, id: string): Promise<boolean> {
+    const { rowCount } = await this.db.query('DELETE FROM pins WHERE id = $1 AND owner = $2 AND replaced_by IS NULL', [id, owner])
+    return rowCount > 0
+  }
+
+  /** The owner's pins matching `filter`, newest first, and how many match in all. */
+  async list (owner: string, filter: PinFilter): Promise<{ count: number, results: PinRecord[] }> {
+    const params: unknown[] = [owner, filter.statuses]
+    const where = ['owner = $1', 'replaced_by IS NULL', 'status = ANY($2::text[])']
+    const param = (value: unknown): string => {
+      params.push(value)
+      return `$${params.length}`
+    }
+    if (filter.cids !== undefined) where.push(`root_cid = ANY(${param(filter.cids.map(canonicalCid))}::text[])`)
+    if (filter.name !== undefined) {
+      switch (filter.match ?? 'exact') {
+        case 'exact': where.push(`name = ${param(filter.name)}`); break
+        case 'iexact': where.push(`lower(name) = lower(${param(filter.name)})`); break
+        case 'partial': where.push(`name LIKE ${param(`%${escapeLike(filter.name)}%`)}`); break
+        case 'ipartial': where.push(`name ILIKE ${param(`%${escapeLike(filter.name)}%`)}`); break
+      }
+    }
+    if (filter.before !== undefined) where.push(`created < ${param(filter.before)}::timestamptz`)
+    if (filter.after !== undefined) where.push(`created > ${param(filter.after)}::timestamptz`)
+    if (filter.meta !== undefined) where.push(`meta @> ${param(JSON.stringify(filter.meta))}::jsonb`)
+    const clause = where.join(' AND ')
+    const counted = await this.db.query<{ count: number }>(`SELECT count(*)::int8 AS count FROM pins WHERE ${clause}`, params)
+    const { rows } = await this.db.query<PinRecord>(
+      `SELECT ${PIN_COLUMNS} FROM pins WHERE ${clause} ORDER BY created DESC LIMIT ${param(filter.limit)}`,
+      params
+    )
+    return { count: counted.rows[0]?.count ?? 0, results: rows }
+  }
+
+  /**
+   * Distinct blocks (and their bytes) held by the owner's pins, other than `exceptPin`: a
+   * block held by several of them counts once.
+   */
+  async usage (owner: string, exceptPin?: string): Promise<StorageUsage> {
+    const { rows } = await this.db.query<StorageUsage>(
+      `SELECT count(*)::int8 AS blocks, coalesce(sum(b.size), 0)::int8 AS bytes FROM blocks b
+       WHERE b.multihash IN (
+         SELECT pb.multihash FROM pin_blocks pb JOIN pins p ON p.id = pb.pin_id
+         WHERE p.owner = $1 AND ($2::uuid IS NULL OR p.id <> $2::uuid))`,
+      [owner, exceptPin ?? null]
+    )
+    return rows[0] ?? { blocks: 0, bytes: 0 }
+  }
+
+  /** Usage of every owner that holds blocks, largest first. */
+  async usageByOwner (): Promise<Array<StorageUsage & { owner: string, pins: number }>> {
+    const { rows } = await this.db.query<StorageUsage & { owner: string, pins: number }>(
+      `WITH held AS (SELECT DISTINCT p.owner, pb.multihash FROM pin_blocks pb JOIN pins p ON p.id = pb.pin_id)
+       SELECT o.owner, o.pins, coalesce(u.blocks, 0)::int8 AS blocks, coalesce(u.bytes, 0)::int8 AS bytes
+       FROM (SELECT owner, count(*)::int8 AS pins FROM pins WHERE replaced_by IS NULL GROUP BY owner) o
+       LEFT JOIN (SELECT h.owner, count(*) AS blocks, sum(b.size) AS bytes FROM held h JOIN blocks b ON b.multihash = h.multihash GROUP BY h.owner) u
+         ON u.owner = o.owner
+       ORDER BY bytes DESC, o.owner`
+    )
+    return rows
+  }
+
+  /** Whether another pin of `owner` already holds the block (so it adds nothing to the owner's usage). */
+  async ownerHolds (owner: string, multihash: Uint8Array, exceptPin: string): Promise<boolean> {
+    const { rows } = await this.db.query(
+      `SELECT 1 FROM pin_blocks pb JOIN pins p ON p.id = pb.pin_id
+       WHERE pb.multihash = $1 AND p.owner = $2 AND p.id <> $3 LIMIT 1`,
+      [multihash, owner, exceptPin]
+    )
+    return rows.length > 0
+  }
+
+  async countsByStatus (): Promise<Record<PinStatus, number>> {
+    const { rows } = await this.db.query<{ status: PinStatus, count: number }>('SELECT status, count(*)::int8 AS count FROM pins GROUP BY status')
+    const counts: Record<PinStatus, number> = { queued: 0, pinning: 0, pinned: 0, failed: 0 }
+    for (const row of rows) counts[row.status] = row.count
+    return counts
+  }
+
+  /**
+   * Claims the oldest job that is due: queued and past its backoff, or pinning under a lease
+   * that expired (its worker died). `FOR UPDATE SKIP LOCKED` lets every worker claim at once
+   * without blocking each other or taking the same job.
+   */
+  async claim (worker: string, leaseMs: number): Promise<PinJob | undefined> {
+    const { rows } = await this.db.query<PinJob>(
+      `UPDATE pins SET status = 'pinning', attempts = attempts + 1, lease_owner = $1, lease_token = $2,
+         lease_expires_at = now() + $3::float8 * interval '1 millisecond', updated_at = now()
+       WHERE id = (
+         SELECT id FROM pins
+         WHERE (status = 'queued' AND not_before <= now()) OR (status = 'pinning' AND lease_expires_at < now())
+         ORDER BY not_before, created
+         LIMIT 1
+         FOR UPDATE SKIP LOCKED)
+       RETURNING id::text AS id, owner, cid, origins, attempts AS attempt, lease_token::text AS "leaseToken", failure_reason AS "lastFailure"`,
+      [worker, randomUUID(), leaseMs]
+    )
+    return rows[0]
+  }
+
+  /** Extends the lease; false if the job is no longer this holder's (lease lapsed and taken, or pin removed). */
+  async renew (job: PinJob, leaseMs: number): Promise<boolean> {
+    const { rowCount } = await this.db.query(
+      `UPDATE pins SET lease_expires_at = now() + $3::float8 * interval '1 millisecond'
+       WHERE id = $1 AND lease_token = $2 AND status = 'pinning'`,
+      [job.id, job.leaseToken, leaseMs]
+    )
+    return rowCount > 0
+  }
+
+  /** Records blocks the pin now holds; false if the job is no longer this holder's. */
+  async recordBlocks (job: PinJob, multihashes: readonly Uint8Array[]): Promise<boolean> {
+    if (multihashes.length === 0) return await this.stillHeld(job)
+    const { rows } = await this.db.query<{ held: boolean }>(
+      `WITH job AS (SELECT id FROM pins WHERE id = $1 AND lease_token = $2 AND status = 'pinning' FOR SHARE),
+       added AS (
+         INSERT INTO pin_blocks (pin_id, multihash)
+         SELECT job.id, decode(h, 'hex') FROM job, unnest($3::text[]) AS h
+         ON CONFLICT DO NOTHING)
+       SELECT EXISTS (SELECT 1 FROM job) AS held`,
+      [job.id, job.leaseToken, multihashes.map(hex)]
+    )
+    return rows[0]?.held === true
+  }
+
+  /** The job settled as pinned; whatever it replaced is removed. */
+  async complete (job: PinJob, dag: StorageUsage): Promise<boolean> {
+    return await this.settle(job, `status = 'pinned', failure_reason = NULL, dag_blocks = $3, dag_bytes = $4`, [dag.blocks, dag.bytes])
+  }
+
+  /** The job settled as failed: it holds no blocks, and whatever it replaced is removed. */
+  async fail (job: PinJob, reason: string): Promise<boolean> {
+    return await this.db.transaction(async (tx) => {
+      const settled = await this.settle(job, `status = 'failed', failure_reason = $3`, [reason], tx)
+      if (settled) await tx.query('DELETE FROM pin_blocks WHERE pin_id = $1', [job.id])
+      return settled
+    })
+  }
+
+  /** Back to the queue, due after `delayMs`; the reason stays visible until the next attempt settles. */
+  async retry (job: PinJob, reason: string, delayMs: number): Promise<boolean> {
+    const { rowCount } = await this.db.query(
+      `UPDATE pins SET status = 'queued', failure_reason = $3, not_before = now() + $4::float8 * interval '1 millisecond',
+         lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+       WHERE id = $1 AND lease_token = $2 AND status = 'pinning'`,
+      [job.id, job.leaseToken, reason, delayMs]
+    )
+    return rowCount > 0
+  }
+
+  /** Hands a job back at once without counting the attempt (this worker is shutting down). */
+  async release (job: PinJob): Promise<void> {
+    await this.db.query(
+      `UPDATE pins SET status = 'queued', attempts = attempts - 1, not_before = now(),
+         lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+       WHERE id = $1 AND lease_token = $2 AND status = 'pinning'`,
+      [job.id, job.leaseToken]
+    )
+  }
+
+  private async stillHeld (job: PinJob): Promise<boolean> {
+    const { rows } = await this.db.query('SELECT 1 FROM pins WHERE id = $1 AND lease_token = $2 AND status = \'pinning\'', [job.id, job.leaseToken])
+    return rows.length > 0
+  }
+
+  private async settle (job: PinJob, set: string, params: unknown[], db: SqlQueryable = this.db): Promise<boolean> {
+    const { rowCount } = await db.query(
+      `UPDATE pins SET ${set}, lease_token = NULL, lease_expires_at = NULL, updated_at = now()
+       WHERE id = $1 AND lease_token = $2 AND status = 'pinning'`,
+      [job.id, job.leaseToken, ...params]
+    )
+    if (rowCount > 0) await db.query('DELETE FROM pins WHERE replaced_by = $1', [job.id])
+    return rowCount > 0
+  }
+
+  private async insert (db: SqlQueryable, pin: NewPin): Promise<PinRecord> {
+    // `created` must be unique; two inserts in the same microsecond retry with a later clock.
+    for (;;) {
+      const { rows } = await db.query<PinRecord>(
+        `INSERT INTO pins (id, owner, cid, root_cid, name, meta, origins, created)
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::text[], clock_timestamp())
+         ON CONFLICT (created) DO NOTHING
+         RETURNING ${PIN_COLUMNS}`,
+        [randomUUID(), pin.owner, pin.cidText, canonicalCid(pin.cid), pin.name ?? null, JSON.stringify(pin.meta ?? {}), pin.origins ?? []]
+      )
+      if (rows[0] !== undefined) return rows[0]
+    }
+  }
+}
+

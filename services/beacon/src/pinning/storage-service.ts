@@ -1,0 +1,135 @@
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Config } from '../config/schema.ts'
+import type { Logger } from '../logging/logger.ts'
+import { createStorageMetrics } from '../metrics/storage-metrics.ts'
+import type { StorageMetrics } from '../metrics/storage-metrics.ts'
+import { createBeaconHelia } from '../storage/beacon-helia.ts'
+import type { BeaconHelia } from '../storage/beacon-helia.ts'
+import { BitswapBlockstoreView } from '../storage/bitswap-view.ts'
+import { PgBlockstore } from '../storage/pg-blockstore.ts'
+import type { SqlClient } from '../storage/sql.ts'
+import { GarbageCollector } from './garbage-collector.ts'
+import { PinRunner } from './pin-runner.ts'
+import { PinStore } from './pin-store.ts'
+import type { Libp2p } from '@libp2p/interface'
+import type { Registry } from 'prom-client'
+
+export interface StorageServiceDeps {
+  config: Config
+  db: SqlClient
+  /** The worker's libp2p node (started before `start()`). */
+  node: Libp2p
+  log: Logger
+  registry: Registry
+  /** Accepted on /pins, as owner "admin", when PHAROS_PIN_TOKENS is empty. */
+  adminTokens: readonly string[]
+}
+
+/** What the HTTP surface needs of storage: the pinning API, the gateway and /v1 storage routes. */
+export interface StorageHttp {
+  pins: PinStore
+  blockstore: PgBlockstore
+  gc: GarbageCollector
+  pinTokens: ReadonlyArray<{ token: string, owner: string }>
+  ownerQuotaBytes: number
+  onPinQueued: () => void
+}
+
+export interface StorageService {
+  readonly blockstore: PgBlockstore
+  readonly helia: BeaconHelia
+  readonly pins: PinStore
+  readonly runner: PinRunner
+  readonly gc: GarbageCollector
+  readonly metrics: StorageMetrics
+  readonly http: StorageHttp
+  /** Starts Bitswap on the (started) node, the pin queue and scheduled GC. */
+  start: () => Promise<void>
+  /** Hands running pin jobs back to the queue, stops GC and Bitswap; leaves libp2p running. */
+  stop: () => Promise<void>
+}
+
+async function bytesOf (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = []
+  for await (const chunk of source) chunks.push(chunk)
+  return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks)
+}
+
+/**
+ * The storage area of a worker, composed once (worker.ts calls this): the Postgres
+ * blockstore, Helia with Bitswap on the worker's node, the pin queue runner and GC, with
+ * their metrics on the worker's registry.
+ */
+export function createStorageService ({ config, db, node, log, registry, adminTokens }: StorageServiceDeps): StorageService {
+  const metrics = createStorageMetrics(registry)
+  const storageLog = log.child({ component: 'blockstore' })
+  const blockstore = new PgBlockstore({
+    db,
+    onHashMismatch: (cid) => {
+      metrics.hashMismatches.inc()
+      storageLog.error({ cid: cid.toString() }, 'stored block failed hash verification; it is not served')
+    }
+  })
+  const helia = createBeaconHelia({
+    libp2p: node,
+    blockstore: new BitswapBlockstoreView(blockstore),
+    log,
+    metrics,
+    maxWriteBufferBytes: config.bitswapMaxWriteBufferBytes
+  })
+  const pins = new PinStore(db)
+  metrics.readSnapshotFrom(async () => ({ pins: await pins.countsByStatus(), ...await blockstore.totals() }))
+
+  const runner = new PinRunner({
+    worker: node.peerId.toString(),
+    concurrency: config.pinConcurrency,
+    fetchConcurrency: config.pinFetchConcurrency,
+    leaseMs: config.pinLeaseMs,
+    pollIntervalMs: config.pinPollIntervalMs,
+    maxAttempts: config.pinMaxAttempts,
+    retryBaseMs: config.pinRetryBaseMs,
+    retryMaxMs: config.pinRetryMaxMs,
+    timeoutMs: config.pinTimeoutMs,
+    maxBytes: config.pinMaxBytes,
+    maxBlocks: config.pinMaxBlocks,
+    maxDepth: config.pinMaxDepth,
+    ownerQuotaBytes: config.pinOwnerQuotaBytes
+  }, {
+    store: pins,
+    blockstore,
+    // Helia's blockstore: a block missing from Postgres is asked for over Bitswap, verified
+    // against its CID and written to Postgres before it is returned.
+    fetch: async (cid, signal) => await bytesOf(helia.blockstore.get(cid, { signal })),
+    dial: async (address, signal) => { await node.dial(multiaddr(address), { signal }) },
+    log,
+    metrics
+  })
+  const gc = new GarbageCollector({ db, graceMs: config.gcGraceMs, intervalMs: config.gcIntervalMs, log, metrics })
+
+  return {
+    blockstore,
+    helia,
+    pins,
+    runner,
+    gc,
+    metrics,
+    http: {
+      pins,
+      blockstore,
+      gc,
+      pinTokens: config.pinTokens.length > 0 ? config.pinTokens : adminTokens.map((token) => ({ token, owner: 'admin' })),
+      ownerQuotaBytes: config.pinOwnerQuotaBytes,
+      onPinQueued: () => { runner.wake() }
+    },
+    async start () {
+      await helia.start()
+      runner.start()
+      gc.start()
+    },
+    async stop () {
+      gc.stop()
+      await runner.stop()
+      await helia.stop()
+    }
+  }
+}
