@@ -1,0 +1,201 @@
+/**
+ * The simulator's scenarios. Each builds an overlay of `nodes` nodes the same way (one join every
+ * 20 ms through a random member, then four shuffle rounds to settle), disturbs it, and measures
+ * broadcasts sent once the disturbance is over (or during it, for churn).
+ */
+import { randomFloat, sampleRandom } from '../src/overlay/rng.ts'
+import { summarize } from './report.ts'
+import type { ScenarioReport } from './report.ts'
+import { Simulation } from './simulator.ts'
+import type { SimNode } from './simulator.ts'
+
+export interface ScenarioOptions {
+  readonly nodes: number
+  readonly seed: number
+}
+
+export interface Scenario {
+  readonly name: string
+  readonly description: string
+  run(options: ScenarioOptions): ScenarioReport
+}
+
+const JOIN_SPACING_MS = 20
+/** Four shuffle rounds. */
+const SETTLE_MS = 60_000
+const BROADCAST_INTERVAL_MS = 1_000
+/** Deliveries later than this after a broadcast count as missed. */
+const WINDOW_MS = 10_000
+const TAIL_MS = 15_000
+const WARM_UP_BROADCASTS = 20
+const MEASURED_BROADCASTS = 30
+/** How often recovery is checked after a disturbance. */
+const RECOVERY_PROBE_MS = 1_000
+
+/** Builds the overlay; returns the time at which it has settled. */
+function bootstrap(sim: Simulation, nodes: number): number {
+  const first = sim.addNode()
+  for (let i = 1; i < nodes; i++) {
+    sim.at(i * JOIN_SPACING_MS, () => { sim.addNode(sim.randomAlive() ?? first) })
+  }
+  const settled = nodes * JOIN_SPACING_MS + SETTLE_MS
+  sim.runUntil(settled)
+  return settled
+}
+
+/** Schedules `count` broadcasts from random settled nodes, one per `interval`; returns when the last goes. */
+function broadcasts(sim: Simulation, start: number, count: number, interval: number, measured: boolean): number {
+  for (let i = 0; i < count; i++) {
+    sim.at(start + i * interval, () => {
+      const origin = sim.randomAlive((n) => sim.isSettled(n))
+      if (origin !== undefined) sim.broadcast(origin, measured)
+    })
+  }
+  return start + (count - 1) * interval
+}
+
+/**
+ * Probes the overlay every second after `from`; the returned getter gives the seconds until it was
+ * whole again (one component, no isolated node, no active view naming a dead node), or null.
+ */
+function watchRecovery(sim: Simulation, from: number, until: number): () => number | null {
+  let recovered: number | null = null
+  for (let t = from + RECOVERY_PROBE_MS; t <= until; t += RECOVERY_PROBE_MS) {
+    sim.at(t, () => {
+      if (recovered !== null) return
+      const shape = sim.shape()
+      if (shape.components === 1 && shape.isolated === 0 && shape.staleActiveEntries === 0) recovered = (t - from) / 1000
+    })
+  }
+  return () => recovered
+}
+
+/** Runs to `end` and summarises; `recovery` is read after the run. */
+function finish(sim: Simulation, name: string, options: ScenarioOptions, end: number, recovery: () => number | null): ScenarioReport {
+  sim.runUntil(end)
+  return summarize(sim, { scenario: name, nodes: options.nodes, seed: options.seed, windowMs: WINDOW_MS, recoverySeconds: recovery(), shape: sim.shape() })
+}
+
+function newSimulation(options: ScenarioOptions): Simulation {
+  return new Simulation({ seed: options.seed, networkSize: options.nodes })
+}
+
+const stable: Scenario = {
+  name: 'stable',
+  description: 'no failures; 20 warm-up broadcasts let the tree settle, then 30 are measured',
+  run(options) {
+    const sim = newSimulation(options)
+    const t0 = bootstrap(sim, options.nodes)
+    const warm = broadcasts(sim, t0, WARM_UP_BROADCASTS, BROADCAST_INTERVAL_MS, false)
+    const last = broadcasts(sim, warm + BROADCAST_INTERVAL_MS, MEASURED_BROADCASTS, BROADCAST_INTERVAL_MS, true)
+    return finish(sim, this.name, options, last + TAIL_MS, () => null)
+  }
+}
+
+/** Churn: 10% of N leave per minute (half silently, half gracefully) and as many join. */
+const CHURN_PER_MINUTE = 0.1
+const CHURN_DURATION_MS = 180_000
+const CHURN_BROADCAST_INTERVAL_MS = 2_000
+
+const churn: Scenario = {
+  name: 'churn',
+  description: '10% of nodes replaced per minute for 3 minutes (half crash, half leave gracefully; joiners use a random live contact); broadcasts every 2 s during it are measured',
+  run(options) {
+    const sim = newSimulation(options)
+    const t0 = bootstrap(sim, options.nodes)
+    const warm = broadcasts(sim, t0, WARM_UP_BROADCASTS, BROADCAST_INTERVAL_MS, false)
+    const start = warm + BROADCAST_INTERVAL_MS
+    const end = start + CHURN_DURATION_MS
+    const perMinute = Math.max(1, Math.round(CHURN_PER_MINUTE * options.nodes))
+    const spacing = 60_000 / perMinute
+    for (let t = start; t < end; t += spacing) {
+      sim.at(Math.round(t), () => {
+        const leaving = sim.randomAlive()
+        if (leaving !== undefined) {
+          if (randomFloat(sim.rng) < 0.5) sim.kill(leaving)
+          else sim.leave(leaving)
+        }
+        const contact = sim.randomAlive((n) => n.topic.activeSize > 0)
+        if (contact !== undefined) sim.addNode(contact)
+      })
+    }
+    const last = broadcasts(sim, start, Math.floor(CHURN_DURATION_MS / CHURN_BROADCAST_INTERVAL_MS), CHURN_BROADCAST_INTERVAL_MS, true)
+    return finish(sim, this.name, options, last + TAIL_MS, () => null)
+  }
+}
+
+/** Time allowed for the survivors to re-form one overlay before broadcasts are measured: four shuffle rounds. */
+const RECOVERY_ALLOWANCE_MS = 60_000
+
+function massFailure(fraction: number): Scenario {
+  const pct = Math.round(fraction * 100)
+  return {
+    name: `failure-${pct}`,
+    description: `${pct}% of nodes crash at once; after ${RECOVERY_ALLOWANCE_MS / 1000} s, 30 broadcasts are measured`,
+    run(options) {
+      const sim = newSimulation(options)
+      const t0 = bootstrap(sim, options.nodes)
+      const warm = broadcasts(sim, t0, 10, BROADCAST_INTERVAL_MS, false)
+      const killAt = warm + 2_000
+      sim.at(killAt, () => {
+        const victims = sampleNodes(sim, Math.round(fraction * sim.alive().length))
+        for (const node of victims) sim.kill(node)
+      })
+      const measureFrom = killAt + RECOVERY_ALLOWANCE_MS
+      const recovery = watchRecovery(sim, killAt, measureFrom + 60_000)
+      const last = broadcasts(sim, measureFrom, MEASURED_BROADCASTS, BROADCAST_INTERVAL_MS, true)
+      return finish(sim, this.name, options, Math.max(last + TAIL_MS, measureFrom + 60_000), recovery)
+    }
+  }
+}
+
+const PARTITION_MS = 60_000
+/** After the heal, two shuffle rounds before broadcasts are measured. */
+const HEAL_ALLOWANCE_MS = 30_000
+
+const partition: Scenario = {
+  name: 'partition',
+  description: 'the nodes split into two random halves that cannot reach each other for 60 s, then heal; after 30 s, 30 broadcasts are measured',
+  run(options) {
+    const sim = newSimulation(options)
+    const t0 = bootstrap(sim, options.nodes)
+    const warm = broadcasts(sim, t0, 10, BROADCAST_INTERVAL_MS, false)
+    const splitAt = warm + 2_000
+    const healAt = splitAt + PARTITION_MS
+    sim.at(splitAt, () => {
+      const sideB = new Set(sampleNodes(sim, Math.floor(sim.alive().length / 2)))
+      sim.partition((node) => sideB.has(node) ? 1 : 0)
+    })
+    sim.at(healAt, () => { sim.heal() })
+    const measureFrom = healAt + HEAL_ALLOWANCE_MS
+    const recovery = watchRecovery(sim, healAt, measureFrom + 60_000)
+    const last = broadcasts(sim, measureFrom, MEASURED_BROADCASTS, BROADCAST_INTERVAL_MS, true)
+    return finish(sim, this.name, options, Math.max(last + TAIL_MS, measureFrom + 60_000), recovery)
+  }
+}
+
+const LOSS_RATE = 0.05
+
+const loss: Scenario = {
+  name: 'loss',
+  description: '5% of Plumtree messages (payload and control) are dropped; after 20 warm-up broadcasts, 30 are measured',
+  run(options) {
+    const sim = newSimulation(options)
+    const t0 = bootstrap(sim, options.nodes)
+    const warm = broadcasts(sim, t0, WARM_UP_BROADCASTS, BROADCAST_INTERVAL_MS, false)
+    sim.at(warm + BROADCAST_INTERVAL_MS / 2, () => { sim.lossRate = LOSS_RATE })
+    const last = broadcasts(sim, warm + BROADCAST_INTERVAL_MS, MEASURED_BROADCASTS, BROADCAST_INTERVAL_MS, true)
+    return finish(sim, this.name, options, last + TAIL_MS, () => null)
+  }
+}
+
+/** `count` distinct live nodes chosen with the scenario RNG. */
+function sampleNodes(sim: Simulation, count: number): SimNode[] {
+  return sampleRandom(sim.rng, sim.alive(), count)
+}
+
+export const SCENARIOS: readonly Scenario[] = [stable, churn, massFailure(0.5), massFailure(0.8), loss, partition]
+
+export function findScenario(name: string): Scenario | undefined {
+  return SCENARIOS.find((s) => s.name === name)
+}
