@@ -1,0 +1,450 @@
+/**
+ * HyParView handlers: one event in, the exact actions out. Random choices take the first
+ * candidate (see helpers.ts); N = 4 gives an active capacity of 3 and a passive one of 18, and
+ * repair asks with high priority below 2 active peers.
+ */
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { createTopic } from '../src/overlay/index.ts'
+import type { Action } from '../src/overlay/index.ts'
+import { befriend, firstChoice, receive, rememberPassive, send, startedTopic } from './helpers.ts'
+
+const timeout = (peer: string, request: number): Action =>
+  ({ type: 'timer', after: 5000, timer: { type: 'neighborTimeout', peer, request } })
+
+describe('HyParView: start and join (§4.2)', () => {
+  it('start arms the first shuffle at a random point of the first interval', () => {
+    const topic = createTopic({ self: 'me', networkSize: 4, rng: firstChoice })
+    assert.deepEqual(topic.start(0), [{ type: 'timer', after: 1, timer: { type: 'shuffle' } }])
+  })
+
+  it('join sends JOIN to the contact, holds the link and arms the request timeout', () => {
+    const topic = startedTopic()
+    assert.deepEqual(topic.handle({ type: 'join', contact: 'c' }, 0), [
+      { type: 'connect', peer: 'c' },
+      send('c', { type: 'join' }),
+      timeout('c', 1)
+    ])
+    assert.deepEqual(topic.snapshot().pending, ['c'])
+  })
+
+  it('the contact takes the joiner in and starts a FORWARDJOIN walk through every other active peer', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    assert.deepEqual(receive(topic, 'j', { type: 'join' }), [
+      { type: 'connect', peer: 'j' },
+      { type: 'neighborUp', peer: 'j' },
+      send('j', { type: 'neighborReply', accepted: true }),
+      send('a', { type: 'forwardJoin', peer: 'j', ttl: 3 }),
+      send('b', { type: 'forwardJoin', peer: 'j', ttl: 3 })
+    ])
+  })
+
+  it('a full contact drops a random active peer (DISCONNECT, alive) to take the joiner in', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b', 'c')
+    assert.deepEqual(receive(topic, 'j', { type: 'join' }), [
+      send('a', { type: 'disconnect', alive: true }),
+      { type: 'neighborDown', peer: 'a' },
+      { type: 'disconnect', peer: 'a' },
+      { type: 'connect', peer: 'j' },
+      { type: 'neighborUp', peer: 'j' },
+      send('j', { type: 'neighborReply', accepted: true }),
+      send('c', { type: 'forwardJoin', peer: 'j', ttl: 3 }),
+      send('b', { type: 'forwardJoin', peer: 'j', ttl: 3 })
+    ])
+    assert.deepEqual(topic.snapshot().passive, ['a'])
+  })
+
+  it('the joiner takes the contact as a neighbour when the contact accepts', () => {
+    const topic = startedTopic()
+    topic.handle({ type: 'join', contact: 'c' }, 0)
+    assert.deepEqual(receive(topic, 'c', { type: 'neighborReply', accepted: true }), [{ type: 'neighborUp', peer: 'c' }])
+    assert.deepEqual(topic.snapshot().active, ['c'])
+    assert.deepEqual(topic.snapshot().pending, [])
+  })
+})
+
+describe('HyParView: FORWARDJOIN (§4.2)', () => {
+  it('at TTL 0 the walk ends: ask the joiner to be a neighbour with high priority', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    assert.deepEqual(receive(topic, 'a', { type: 'forwardJoin', peer: 'j', ttl: 0 }), [
+      { type: 'connect', peer: 'j' },
+      send('j', { type: 'neighbor', priority: 'high' }),
+      timeout('j', 1)
+    ])
+  })
+
+  it('with a single active peer the walk ends here too', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a')
+    assert.deepEqual(receive(topic, 'a', { type: 'forwardJoin', peer: 'j', ttl: 2 }), [
+      { type: 'connect', peer: 'j' },
+      send('j', { type: 'neighbor', priority: 'high' }),
+      timeout('j', 1)
+    ])
+  })
+
+  it('at TTL = PRWL the joiner goes to the passive view and the walk goes on with TTL − 1', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    assert.deepEqual(receive(topic, 'a', { type: 'forwardJoin', peer: 'j', ttl: 3 }), [
+      send('b', { type: 'forwardJoin', peer: 'j', ttl: 2 })
+    ])
+    assert.deepEqual(topic.snapshot().passive, ['j'])
+  })
+
+  it('below PRWL the walk only moves on, never back to its sender', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    assert.deepEqual(receive(topic, 'a', { type: 'forwardJoin', peer: 'j', ttl: 2 }), [
+      send('b', { type: 'forwardJoin', peer: 'j', ttl: 1 })
+    ])
+    assert.deepEqual(topic.snapshot().passive, [])
+  })
+
+  it('a TTL above the ARWL is clamped to it', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    assert.deepEqual(receive(topic, 'a', { type: 'forwardJoin', peer: 'j', ttl: 9 }), [
+      send('b', { type: 'forwardJoin', peer: 'j', ttl: 2 })
+    ])
+  })
+
+  it('a walk for a peer that is already a neighbour stops', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    assert.deepEqual(receive(topic, 'a', { type: 'forwardJoin', peer: 'b', ttl: 0 }), [])
+  })
+})
+
+describe('HyParView: NEIGHBOR and its reply (§4.3)', () => {
+  it('a high-priority request is accepted even by a full view, which drops a random peer', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b', 'c')
+    assert.deepEqual(receive(topic, 'n', { type: 'neighbor', priority: 'high' }), [
+      send('a', { type: 'disconnect', alive: true }),
+      { type: 'neighborDown', peer: 'a' },
+      { type: 'disconnect', peer: 'a' },
+      { type: 'connect', peer: 'n' },
+      { type: 'neighborUp', peer: 'n' },
+      send('n', { type: 'neighborReply', accepted: true })
+    ])
+  })
+
+  it('a low-priority request is refused by a full view; the requester is kept as passive', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b', 'c')
+    assert.deepEqual(receive(topic, 'n', { type: 'neighbor', priority: 'low' }), [
+      send('n', { type: 'neighborReply', accepted: false })
+    ])
+    assert.deepEqual(topic.snapshot().passive, ['n'])
+  })
+
+  it('a low-priority request is accepted into a free slot', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a')
+    assert.deepEqual(receive(topic, 'n', { type: 'neighbor', priority: 'low' }), [
+      { type: 'connect', peer: 'n' },
+      { type: 'neighborUp', peer: 'n' },
+      send('n', { type: 'neighborReply', accepted: true })
+    ])
+  })
+
+  it('a request from a current neighbour is simply confirmed', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a')
+    assert.deepEqual(receive(topic, 'a', { type: 'neighbor', priority: 'low' }), [
+      send('a', { type: 'neighborReply', accepted: true })
+    ])
+  })
+
+  it('a refused low-priority request releases the link and waits for the next round', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p')
+    topic.handle({ type: 'timer', timer: { type: 'shuffle' } }, 0) // asks p at low priority
+    assert.deepEqual(receive(topic, 'p', { type: 'neighborReply', accepted: false }), [{ type: 'disconnect', peer: 'p' }])
+    assert.deepEqual(topic.snapshot().passive, ['p'])
+    assert.deepEqual(topic.snapshot().pending, [])
+  })
+
+  it('an acceptance for a low-priority request is undone if the view filled meanwhile', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p')
+    topic.handle({ type: 'timer', timer: { type: 'shuffle' } }, 0) // asks p at low priority
+    befriend(topic, 'x')
+    assert.deepEqual(receive(topic, 'p', { type: 'neighborReply', accepted: true }), [
+      send('p', { type: 'disconnect', alive: true }),
+      { type: 'disconnect', peer: 'p' }
+    ])
+    assert.deepEqual(topic.snapshot().active, ['a', 'b', 'x'])
+  })
+
+  it('an acceptance nobody asked for (the request timed out) is undone', () => {
+    const topic = startedTopic()
+    assert.deepEqual(receive(topic, 'x', { type: 'neighborReply', accepted: true }), [
+      send('x', { type: 'disconnect', alive: true })
+    ])
+  })
+
+  it('an unanswered request times out: the peer counts as failed and leaves the passive view', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p')
+    topic.handle({ type: 'timer', timer: { type: 'shuffle' } }, 0) // request 1 to p
+    assert.deepEqual(topic.handle({ type: 'timer', timer: { type: 'neighborTimeout', peer: 'p', request: 2 } }, 0), [])
+    assert.deepEqual(topic.handle({ type: 'timer', timer: { type: 'neighborTimeout', peer: 'p', request: 1 } }, 0), [
+      { type: 'disconnect', peer: 'p' }
+    ])
+    assert.deepEqual(topic.snapshot().passive, [])
+    assert.equal(topic.counters().membership.requestFailures, 1)
+  })
+})
+
+describe('HyParView: DISCONNECT and link failure (§4.3)', () => {
+  it('DISCONNECT (alive) moves the peer to the passive view and repairs from another passive peer', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p')
+    assert.deepEqual(receive(topic, 'a', { type: 'disconnect', alive: true }), [
+      { type: 'neighborDown', peer: 'a' },
+      { type: 'disconnect', peer: 'a' },
+      { type: 'connect', peer: 'p' },
+      send('p', { type: 'neighbor', priority: 'high' }),
+      timeout('p', 1)
+    ])
+    assert.deepEqual(topic.snapshot().passive, ['p', 'a'])
+  })
+
+  it('DISCONNECT (leaving) forgets the peer', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    assert.deepEqual(receive(topic, 'a', { type: 'disconnect', alive: false }), [
+      { type: 'neighborDown', peer: 'a' },
+      { type: 'disconnect', peer: 'a' }
+    ])
+    assert.deepEqual(topic.snapshot().passive, [])
+    assert.deepEqual(topic.snapshot().active, ['b'])
+  })
+
+  it('a failed active link is repaired from the passive view, at high priority while below half capacity', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p')
+    assert.deepEqual(topic.handle({ type: 'linkDown', peer: 'a' }, 0), [
+      { type: 'neighborDown', peer: 'a' },
+      { type: 'disconnect', peer: 'a' },
+      { type: 'connect', peer: 'p' },
+      send('p', { type: 'neighbor', priority: 'high' }),
+      timeout('p', 1)
+    ])
+    assert.deepEqual(topic.snapshot().reconnecting, ['a'])
+    assert.deepEqual(topic.snapshot().passive, ['p'])
+  })
+
+  it('with the paper\'s rule (fraction 0) repair asks at low priority unless the view is empty', () => {
+    const topic = startedTopic({ config: { hyparview: { highPriorityFraction: 0 } } })
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p')
+    assert.deepEqual(topic.handle({ type: 'linkDown', peer: 'a' }, 0).slice(3), [
+      send('p', { type: 'neighbor', priority: 'low' }),
+      timeout('p', 1)
+    ])
+  })
+
+  it('repair asks for every free slot at once: high priority up to half capacity, low beyond', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p', 'q', 'r')
+    assert.deepEqual(topic.handle({ type: 'linkDown', peer: 'a' }, 0), [
+      { type: 'neighborDown', peer: 'a' },
+      { type: 'disconnect', peer: 'a' },
+      { type: 'connect', peer: 'p' },
+      send('p', { type: 'neighbor', priority: 'high' }),
+      timeout('p', 1),
+      { type: 'connect', peer: 'q' },
+      send('q', { type: 'neighbor', priority: 'low' }),
+      timeout('q', 2)
+    ])
+  })
+
+  it('a failed request drops the peer from the passive view and tries the next one', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p', 'q', 'r')
+    topic.handle({ type: 'linkDown', peer: 'a' }, 0) // asks p (high) and q (low)
+    assert.deepEqual(topic.handle({ type: 'linkDown', peer: 'p' }, 0), [
+      { type: 'disconnect', peer: 'p' },
+      { type: 'connect', peer: 'r' },
+      send('r', { type: 'neighbor', priority: 'high' }),
+      timeout('r', 3)
+    ])
+    assert.deepEqual([...topic.snapshot().passive].sort(), ['q', 'r'])
+  })
+
+  it('a failed send to a passive peer drops it', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p')
+    assert.deepEqual(topic.handle({ type: 'linkDown', peer: 'p' }, 0), [])
+    assert.deepEqual(topic.snapshot().passive, [])
+  })
+
+  it('a link failure of an unknown peer changes nothing', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a')
+    assert.deepEqual(topic.handle({ type: 'linkDown', peer: 'zz' }, 0), [])
+    assert.deepEqual(topic.snapshot().active, ['a'])
+  })
+
+  it('a failed link is retried at the next shuffle, with high priority, and one success ends the retries', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b', 'c')
+    topic.handle({ type: 'linkDown', peer: 'a' }, 0) // passive is empty: nothing to repair from
+    topic.handle({ type: 'linkDown', peer: 'b' }, 0)
+    assert.deepEqual(topic.snapshot().reconnecting, ['a', 'b'])
+    assert.deepEqual(topic.handle({ type: 'timer', timer: { type: 'shuffle' } }, 1000), [
+      { type: 'timer', after: 15000, timer: { type: 'shuffle' } },
+      send('c', { type: 'shuffle', origin: 'me', ttl: 4, peers: [] }),
+      { type: 'connect', peer: 'a' },
+      send('a', { type: 'neighbor', priority: 'high' }),
+      timeout('a', 1)
+    ])
+    assert.deepEqual(receive(topic, 'a', { type: 'neighborReply', accepted: true }), [{ type: 'neighborUp', peer: 'a' }])
+    assert.deepEqual(topic.snapshot().reconnecting, [])
+    assert.equal(topic.counters().membership.reconnects, 1)
+  })
+
+  it('failed links are forgotten after the reconnect window', () => {
+    const topic = startedTopic({ config: { hyparview: { reconnectWindowMs: 10_000 } } })
+    befriend(topic, 'a', 'c')
+    topic.handle({ type: 'linkDown', peer: 'a' }, 0)
+    assert.deepEqual(topic.handle({ type: 'timer', timer: { type: 'shuffle' } }, 10_000), [
+      { type: 'timer', after: 15000, timer: { type: 'shuffle' } },
+      send('c', { type: 'shuffle', origin: 'me', ttl: 4, peers: [] })
+    ])
+    assert.deepEqual(topic.snapshot().reconnecting, [])
+  })
+})
+
+describe('HyParView: SHUFFLE (§4.4)', () => {
+  it('the shuffle timer sends ka active and kp passive peers to a random active peer, and refills a free slot', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p')
+    assert.deepEqual(topic.handle({ type: 'timer', timer: { type: 'shuffle' } }, 0), [
+      { type: 'timer', after: 15000, timer: { type: 'shuffle' } },
+      send('a', { type: 'shuffle', origin: 'me', ttl: 4, peers: ['b', 'p'] }),
+      { type: 'connect', peer: 'p' },
+      send('p', { type: 'neighbor', priority: 'low' }),
+      timeout('p', 1)
+    ])
+  })
+
+  it('with no active peer there is nobody to shuffle with', () => {
+    const topic = startedTopic()
+    assert.deepEqual(topic.handle({ type: 'timer', timer: { type: 'shuffle' } }, 0), [
+      { type: 'timer', after: 15000, timer: { type: 'shuffle' } }
+    ])
+  })
+
+  it('a shuffle with TTL left is passed on to an active peer other than its sender and origin', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'o', 'b')
+    assert.deepEqual(receive(topic, 'a', { type: 'shuffle', origin: 'o', ttl: 4, peers: ['x'] }), [
+      send('b', { type: 'shuffle', origin: 'o', ttl: 3, peers: ['x'] })
+    ])
+  })
+
+  it('at its last hop the shuffle is accepted: reply with passive peers and keep the sample as passive', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p')
+    assert.deepEqual(receive(topic, 'a', { type: 'shuffle', origin: 'o', ttl: 1, peers: ['x', 'y'] }), [
+      send('o', { type: 'shuffleReply', peers: ['p'] })
+    ])
+    assert.deepEqual(topic.snapshot().passive, ['p', 'o', 'x', 'y'])
+  })
+
+  it('a node with a single active peer accepts the shuffle whatever its TTL', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a')
+    assert.deepEqual(receive(topic, 'a', { type: 'shuffle', origin: 'o', ttl: 4, peers: ['a', 'me'] }), [
+      send('o', { type: 'shuffleReply', peers: [] })
+    ])
+    assert.deepEqual(topic.snapshot().passive, ['o'], 'ourselves and active peers are not kept as passive')
+  })
+
+  it('a SHUFFLEREPLY nobody asked for is ignored', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a')
+    assert.deepEqual(receive(topic, 'z', { type: 'shuffleReply', peers: ['x'] }), [])
+    assert.deepEqual(topic.snapshot().passive, [])
+  })
+
+  it('a SHUFFLEREPLY is merged into a full passive view by evicting the peers we sent first', () => {
+    const topic = startedTopic({ config: { hyparview: { passiveViewFactor: 1 } } }) // passive capacity 3
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p1', 'p2', 'p3')
+    topic.handle({ type: 'timer', timer: { type: 'shuffle' } }, 0) // sent [b, p1, p2, p3] to a; asks p1
+    assert.deepEqual(receive(topic, 'q', { type: 'shuffleReply', peers: ['r1', 'r2'] }), [])
+    assert.deepEqual([...topic.snapshot().passive].sort(), ['p3', 'r1', 'r2'])
+    assert.deepEqual(receive(topic, 'q', { type: 'shuffleReply', peers: ['r3'] }), [], 'only one reply per shuffle')
+  })
+})
+
+describe('HyParView: leaving and resizing', () => {
+  it('leave tells every neighbour we are going and releases every link', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    assert.deepEqual(topic.handle({ type: 'leave' }, 0), [
+      send('a', { type: 'disconnect', alive: false }),
+      { type: 'neighborDown', peer: 'a' },
+      send('b', { type: 'disconnect', alive: false }),
+      { type: 'neighborDown', peer: 'b' },
+      { type: 'disconnect', peer: 'a' },
+      { type: 'disconnect', peer: 'b' }
+    ])
+    assert.deepEqual(receive(topic, 'c', { type: 'neighbor', priority: 'high' }), [], 'a node that left takes no one in')
+  })
+
+  it('a smaller N shrinks the views, dropping random active peers into the passive view', () => {
+    const topic = startedTopic({ networkSize: 8 }) // active capacity 4
+    befriend(topic, 'a', 'b', 'c', 'd')
+    assert.deepEqual(topic.setNetworkSize(2, 0), [ // active capacity 2, passive 12
+      send('a', { type: 'disconnect', alive: true }),
+      { type: 'neighborDown', peer: 'a' },
+      { type: 'disconnect', peer: 'a' },
+      send('d', { type: 'disconnect', alive: true }),
+      { type: 'neighborDown', peer: 'd' },
+      { type: 'disconnect', peer: 'd' }
+    ])
+    const snapshot = topic.snapshot()
+    assert.deepEqual([snapshot.activeCapacity, snapshot.passiveCapacity, snapshot.networkSize], [2, 12, 2])
+    assert.deepEqual(snapshot.active, ['c', 'b'])
+    assert.deepEqual(snapshot.passive, ['a', 'd'])
+  })
+
+  it('a smaller N trims the passive view too', () => {
+    const topic = startedTopic({ networkSize: 8 }) // passive capacity 24
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', ...Array.from({ length: 20 }, (_, i) => `p${i}`))
+    topic.setNetworkSize(2, 0)
+    assert.equal(topic.snapshot().passive.length, 12)
+  })
+
+  it('a larger N grows the views and fills the new slots from the passive view', () => {
+    const topic = startedTopic({ networkSize: 2 }) // active capacity 2
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p')
+    assert.deepEqual(topic.setNetworkSize(4, 0), [
+      { type: 'connect', peer: 'p' },
+      send('p', { type: 'neighbor', priority: 'low' }),
+      timeout('p', 1)
+    ])
+    assert.equal(topic.snapshot().activeCapacity, 3)
+  })
+})
