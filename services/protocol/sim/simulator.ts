@@ -19,7 +19,7 @@
  *   keep-alive times out), when a partition cuts the link, and when it sends to or dials a peer
  *   that is dead or on the other side of a partition. At most one report per pair is in flight.
  */
-import { assertNever, MESSAGE_TYPES } from '../src/overlay/messages.ts'
+import { assertNever, countsByType } from '../src/overlay/messages.ts'
 import type { Action, Message, MessageType, Timer } from '../src/overlay/messages.ts'
 import { protocolOf } from '../src/overlay/messages.ts'
 import { createRng, deriveSeed, pickRandom, randomFloat, randomInt } from '../src/overlay/rng.ts'
@@ -182,9 +182,7 @@ export class Simulation {
     this.#lossRate = this.#network.plumtreeLossRate
     this.#netRng = createRng(deriveSeed(this.#seed, 0x7fff_fff0))
     this.rng = createRng(deriveSeed(this.#seed, 0x7fff_fff1))
-    const sent = {} as Record<MessageType, number>
-    for (const type of MESSAGE_TYPES) sent[type] = 0
-    this.sent = sent
+    this.sent = countsByType()
     this.#schedule({ time: MAINTENANCE_INTERVAL_MS, seq: this.#seq++, kind: 'call', fn: () => { this.#maintain() } })
   }
 

@@ -16,6 +16,13 @@ export class OverlayConfigError extends Error {
   }
 }
 
+/** Throws {@link OverlayConfigError} unless `value` is an integer ≥ `min`. */
+export function requireInteger(key: string, value: number, min: number): void {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new OverlayConfigError(key, value, `an integer ≥ ${min}`)
+  }
+}
+
 /** An event or broadcast was handed to a topic before `start(now)`. */
 export class TopicNotStartedError extends Error {
   override readonly name = 'TopicNotStartedError'

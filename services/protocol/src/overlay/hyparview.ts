@@ -40,7 +40,7 @@ import {
   SHUFFLE_PASSIVE_COUNT,
   SHUFFLE_TTL
 } from './constants.ts'
-import { OverlayConfigError, SelfContactError } from './errors.ts'
+import { OverlayConfigError, requireInteger, SelfContactError } from './errors.ts'
 import { assertNever } from './messages.ts'
 import type { Action, HyParViewMessage, PeerKey, Priority } from './messages.ts'
 import { PeerSet } from './peer-set.ts'
@@ -133,12 +133,6 @@ export function resolveHyParViewConfig(partial: Partial<HyParViewConfig> = {}): 
       `at most activeRandomWalkLength (${config.activeRandomWalkLength}), or no walk ever reaches it`)
   }
   return Object.freeze(config)
-}
-
-export function requireInteger(key: string, value: number, min: number): void {
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new OverlayConfigError(key, value, `an integer ≥ ${min}`)
-  }
 }
 
 /**
@@ -298,10 +292,7 @@ export class HyParView {
     const request = this.#pending.get(peer)
     let lostSlot = false
     if (request !== undefined) {
-      this.#pending.delete(peer)
-      this.#tried.add(peer)
-      this.stats.requestFailures++
-      if (!request.reconnect) this.#passive.delete(peer)
+      this.#failRequest(peer, request)
       lostSlot = true
     }
     if (this.#active.has(peer)) {
@@ -321,10 +312,7 @@ export class HyParView {
   onNeighborTimeout(peer: PeerKey, requestId: number, out: Action[]): void {
     const request = this.#pending.get(peer)
     if (request === undefined || request.id !== requestId) return
-    this.#pending.delete(peer)
-    this.#tried.add(peer)
-    this.stats.requestFailures++
-    if (!request.reconnect) this.#passive.delete(peer)
+    this.#failRequest(peer, request)
     this.#release(peer, out)
     this.#refill(out)
   }
@@ -530,6 +518,17 @@ export class HyParView {
     this.#hold(peer, out)
     this.#send(peer, kind === 'join' ? { type: 'join' } : { type: 'neighbor', priority }, out)
     out.push({ type: 'timer', after: this.#config.neighborRequestTimeoutMs, timer: { type: 'neighborTimeout', peer, request: id } })
+  }
+
+  /**
+   * A request failed (dial failure, reset, timeout): "the node is considered failed and removed
+   * from the passive view" (§4.3). A failed retry of a lost link stays in the retry list.
+   */
+  #failRequest(peer: PeerKey, request: PendingRequest): void {
+    this.#pending.delete(peer)
+    this.#tried.add(peer)
+    this.stats.requestFailures++
+    if (!request.reconnect) this.#passive.delete(peer)
   }
 
   /** Adds to the active view, dropping a random member first if it is full (§4.3). */

@@ -129,6 +129,18 @@ export type MessageType = (typeof MESSAGE_TYPES)[number]
 /** Which wire protocol (and so which libp2p stream) carries a message. */
 export type OverlayProtocol = 'hyparview' | 'plumtree'
 
+/** A zero count per message type, for counters. */
+export function countsByType(): Record<MessageType, number> {
+  const counts = {} as Record<MessageType, number>
+  for (const type of MESSAGE_TYPES) counts[type] = 0
+  return counts
+}
+
+/** Whether HyParView (rather than Plumtree) carries a message. */
+export function isHyParViewMessage(message: Message): message is HyParViewMessage {
+  return protocolOf(message) === 'hyparview'
+}
+
 /** The wire protocol of a message. */
 export function protocolOf(message: Message): OverlayProtocol {
   switch (message.type) {

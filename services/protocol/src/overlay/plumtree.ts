@@ -26,8 +26,7 @@ import {
   SEEN_MAX_ENTRIES,
   SEEN_TTL_MS
 } from './constants.ts'
-import { PayloadTooLargeError } from './errors.ts'
-import { requireInteger } from './hyparview.ts'
+import { PayloadTooLargeError, requireInteger } from './errors.ts'
 import { assertNever } from './messages.ts'
 import type { Action, GossipMessage, IHaveEntry, MessageId, PeerKey, PlumtreeMessage } from './messages.ts'
 

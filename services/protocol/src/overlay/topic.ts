@@ -9,7 +9,7 @@
 import { TopicNotStartedError } from './errors.ts'
 import { HyParView, resolveHyParViewConfig } from './hyparview.ts'
 import type { HyParViewConfig, HyParViewSnapshot, HyParViewStats } from './hyparview.ts'
-import { assertNever, MESSAGE_TYPES } from './messages.ts'
+import { assertNever, countsByType, isHyParViewMessage } from './messages.ts'
 import type { Action, MessageId, MessageType, PeerKey, TopicEvent } from './messages.ts'
 import { Plumtree, resolvePlumtreeConfig } from './plumtree.ts'
 import type { PlumtreeConfig, PlumtreeSnapshot, PlumtreeStats } from './plumtree.ts'
@@ -52,20 +52,14 @@ export interface TopicCounters {
   readonly dissemination: Readonly<PlumtreeStats>
 }
 
-function zeroCounts(): Record<MessageType, number> {
-  const counts = {} as Record<MessageType, number>
-  for (const type of MESSAGE_TYPES) counts[type] = 0
-  return counts
-}
-
 export class Topic {
   readonly #self: PeerKey
   #networkSize: number
   readonly #hyparview: HyParView
   readonly #plumtree: Plumtree
   #started = false
-  readonly #sent = zeroCounts()
-  readonly #received = zeroCounts()
+  readonly #sent = countsByType()
+  readonly #received = countsByType()
   readonly #ihave = { count: 0, entries: 0, max: 0 }
 
   constructor(options: TopicOptions) {
@@ -113,25 +107,8 @@ export class Topic {
       case 'message': {
         const { from, message } = event
         this.#received[message.type]++
-        switch (message.type) {
-          case 'join':
-          case 'forwardJoin':
-          case 'neighbor':
-          case 'neighborReply':
-          case 'disconnect':
-          case 'shuffle':
-          case 'shuffleReply':
-            this.#hyparview.handleMessage(from, message, out)
-            break
-          case 'gossip':
-          case 'ihave':
-          case 'graft':
-          case 'prune':
-            this.#plumtree.handleMessage(from, message, this.#hyparview.isActive(from), now, out)
-            break
-          default:
-            assertNever(message)
-        }
+        if (isHyParViewMessage(message)) this.#hyparview.handleMessage(from, message, out)
+        else this.#plumtree.handleMessage(from, message, this.#hyparview.isActive(from), now, out)
         break
       }
       case 'timer': {
