@@ -1,0 +1,136 @@
+import { Counter, Gauge, Histogram } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { MESSAGE_TYPES } from '../../../protocol/src/overlay/index.ts'
+import type { OverlayDriver } from '../overlay/overlay-driver.ts'
+
+/**
+ * Feeds a prom-client Counter from a running total kept elsewhere: on each scrape it adds
+ * what the total grew by since the last scrape.
+ */
+class TotalsMirror {
+  private readonly last = new Map<string, number>()
+
+  sync (counter: Counter<string>, labels: Record<string, string>, total: number): void {
+    const key = JSON.stringify(labels)
+    const previous = this.last.get(key) ?? 0
+    if (total > previous) counter.inc(labels, total - previous)
+    else if (!this.last.has(key)) counter.inc(labels, 0)
+    this.last.set(key, total)
+  }
+}
+
+/**
+ * Overlay metrics, read from the driver's and topics' own counters on scrape: the state
+ * machines count, nothing here sits on the message path. Topic labels are the configured
+ * short names and message types the protocol's, both closed sets.
+ */
+export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver): void {
+  const registers = [registry]
+  const mirror = new TotalsMirror()
+  const ihaveBatches = new Map<string, number>()
+
+  new Gauge({
+    name: 'pharos_overlay_view_size',
+    help: 'HyParView view sizes (active, passive, active capacity) and Plumtree eager/lazy set sizes, per topic',
+    labelNames: ['topic', 'view'] as const,
+    registers,
+    collect () {
+      for (const [topic, snapshot] of Object.entries(overlay.snapshot())) {
+        this.set({ topic, view: 'active' }, snapshot.active.length)
+        this.set({ topic, view: 'passive' }, snapshot.passive.length)
+        this.set({ topic, view: 'active_capacity' }, snapshot.activeCapacity)
+        this.set({ topic, view: 'eager' }, snapshot.eager.length)
+        this.set({ topic, view: 'lazy' }, snapshot.lazy.length)
+      }
+    }
+  })
+
+  const messages: Counter<'topic' | 'direction' | 'type'> = new Counter({
+    name: 'pharos_overlay_messages_total',
+    help: 'Overlay messages sent and received, by topic, direction and message type',
+    labelNames: ['topic', 'direction', 'type'] as const,
+    registers,
+    collect () {
+      for (const [topic, counters] of Object.entries(overlay.topicCounters())) {
+        for (const type of MESSAGE_TYPES) {
+          mirror.sync(messages, { topic, direction: 'sent', type }, counters.sent[type])
+          mirror.sync(messages, { topic, direction: 'received', type }, counters.received[type])
+        }
+      }
+    }
+  })
+
+  const events: Counter<'topic' | 'event'> = new Counter({
+    name: 'pharos_overlay_events_total',
+    help: 'Plumtree and HyParView events per topic: duplicates, grafts, prunes, tree swaps, link failures, evictions',
+    labelNames: ['topic', 'event'] as const,
+    registers,
+    collect () {
+      for (const [topic, counters] of Object.entries(overlay.topicCounters())) {
+        const d = counters.dissemination
+        const m = counters.membership
+        mirror.sync(events, { topic, event: 'delivered' }, d.delivered)
+        mirror.sync(events, { topic, event: 'duplicate' }, d.duplicates)
+        mirror.sync(events, { topic, event: 'graft' }, counters.sent.graft)
+        mirror.sync(events, { topic, event: 'prune' }, counters.sent.prune)
+        mirror.sync(events, { topic, event: 'graft_abandoned' }, d.graftsAbandoned)
+        mirror.sync(events, { topic, event: 'tree_swap' }, d.treeSwaps)
+        mirror.sync(events, { topic, event: 'link_failure' }, m.linkFailures)
+        mirror.sync(events, { topic, event: 'eviction' }, m.evictions)
+      }
+    }
+  })
+
+  // IHAVE batch sizes: the topic keeps count, total entries and max; the histogram gets
+  // each scrape interval's mean batch size once per batch sent in it.
+  const ihaveBatch = new Histogram({
+    name: 'pharos_overlay_ihave_batch_size',
+    help: 'Message IDs per IHAVE batch (interval means), per topic',
+    labelNames: ['topic'] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+    registers
+  })
+  const ihaveEntries = new Map<string, number>()
+  new Gauge({
+    name: 'pharos_overlay_ihave_batch_max',
+    help: 'Largest IHAVE batch sent so far, per topic',
+    labelNames: ['topic'] as const,
+    registers,
+    collect () {
+      for (const [topic, counters] of Object.entries(overlay.topicCounters())) {
+        const batches = counters.ihaveBatches
+        const newBatches = batches.count - (ihaveBatches.get(topic) ?? 0)
+        const newEntries = batches.entries - (ihaveEntries.get(topic) ?? 0)
+        for (let i = 0; i < Math.min(newBatches, 10_000); i++) ihaveBatch.observe({ topic }, newEntries / newBatches)
+        ihaveBatches.set(topic, batches.count)
+        ihaveEntries.set(topic, batches.entries)
+        this.set({ topic }, batches.max)
+      }
+    }
+  })
+
+  const wire: Counter<'reason'> = new Counter({
+    name: 'pharos_overlay_frames_rejected_total',
+    help: 'Overlay frames rejected (their stream closed), by reason',
+    labelNames: ['reason'] as const,
+    registers,
+    collect () {
+      for (const [reason, total] of Object.entries(overlay.driverCounters().framesRejected)) mirror.sync(wire, { reason }, total)
+    }
+  })
+
+  const driver: Counter<'event'> = new Counter({
+    name: 'pharos_overlay_driver_events_total',
+    help: 'Overlay driver events: refusals sent and received, send-queue overflows, link failures, address lookups',
+    labelNames: ['event'] as const,
+    registers,
+    collect () {
+      const counters = overlay.driverCounters()
+      for (const [reason, total] of Object.entries(counters.refusalsSent)) mirror.sync(driver, { event: `refused_${reason}` }, total)
+      mirror.sync(driver, { event: 'refusal_received' }, counters.refusalsReceived)
+      mirror.sync(driver, { event: 'queue_overflow' }, counters.queueOverflows)
+      mirror.sync(driver, { event: 'link_failure' }, counters.linkFailures)
+      mirror.sync(driver, { event: 'address_lookup' }, counters.addressLookups)
+    }
+  })
+}

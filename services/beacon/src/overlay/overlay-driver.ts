@@ -1,0 +1,645 @@
+/**
+ * The libp2p driver of the overlay: a thin adapter that decodes frames, feeds the IO-free
+ * topic state machines of services/protocol, and carries out their actions (STYLE.md rule
+ * 2). The beacon runs it as a libp2p service; services/peer reuses it unchanged.
+ *
+ * Streams. Per neighbour and per protocol (`/<network>/hyparview/1.0.0`,
+ * `/<network>/plumtree/1.0.0`) each side writes on one long-lived outbound stream it opened
+ * and reads the one the other side opened (the gossipsub arrangement, so two peers that
+ * connect at once never race over who owns a stream). Every topic's frames share those
+ * streams; frames carry their topic. The acceptor of a stream first writes a preamble —
+ * accepted, or refused with a reason — and a refused peer gets no state at all.
+ *
+ * Links. A link is up while its outbound stream is open. A stream or connection that closes,
+ * a dial that fails, a malformed or oversized frame, or a send queue that overflows, is a
+ * failed link: every topic gets `linkDown` and HyParView repairs from its passive view.
+ *
+ * Addresses. HyParView names peers by key (the peer ID string) only. A peer learned from a
+ * FORWARDJOIN or SHUFFLE may be unknown to our peer store; we then ask the peer that told
+ * us about it (`/<network>/peer-addrs/1.0.0`), which by induction knows it, and then our
+ * bootstrap peers. See docs/overlay-driver.md.
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
+import type { LengthPrefixedStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { ComponentLogger, Connection, Logger, PeerId, PeerStore, Startable, Stream } from '@libp2p/interface'
+import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import {
+  createRng,
+  createTopic,
+  decodeHyParView,
+  decodePlumtree,
+  DEFAULT_WIRE_LIMITS,
+  encodeHyParView,
+  encodePlumtree,
+  overlayProtocolId,
+  protocolOf
+} from '../../../protocol/src/overlay/index.ts'
+import type {
+  Action,
+  Message,
+  OverlayProtocol,
+  PeerKey,
+  Topic,
+  TopicConfig,
+  TopicCounters,
+  TopicEvent,
+  TopicSnapshot,
+  WireErrorCode,
+  WireLimits
+} from '../../../protocol/src/overlay/index.ts'
+import {
+  decodeAddrRequest,
+  decodeAddrResponse,
+  decodePreamble,
+  encodeAddrRequest,
+  encodeAddrResponse,
+  encodePreamble,
+  MAX_ADDRS_PER_PEER
+} from './driver-frames.ts'
+import type { RefusalReason } from './driver-frames.ts'
+
+export type AdmitDecision = { admitted: true } | { admitted: false, reason: RefusalReason }
+
+export interface OverlayInit {
+  /** Network id: prefixes protocol IDs and topic names. */
+  network: string
+  /** Short topic names this node takes part in, e.g. `content`; on the wire `/<network>/content`. */
+  topics: readonly string[]
+  /** N, the number of registered accounts; change it with `setNetworkSize`. */
+  networkSize: number
+  /** Who may use the overlay through us. @default everyone */
+  admit?: (peer: PeerId) => AdmitDecision
+  /** Contacts to (re)join through when a topic's active view is empty. @default none */
+  bootstrap?: () => PeerId[]
+  /** Frames queued per link before the link is failed (STYLE.md rule 2). @default 1024 (guess) */
+  sendQueueFrames?: number
+  /** Wire bounds, enforced on decode. @default DEFAULT_WIRE_LIMITS of services/protocol */
+  wireLimits?: Partial<WireLimits>
+  /** Protocol parameters (HyParView, Plumtree). @default services/protocol constants */
+  topicConfig?: TopicConfig
+  /** Seed of the RNG the topics draw from. @default random */
+  seed?: number
+  /** How often an empty active view triggers a rejoin. @default 5000 (guess) */
+  rejoinIntervalMs?: number
+  /** A link no topic uses is closed after this long idle. @default 15000 (one shuffle period) */
+  linkIdleMs?: number
+  /** Dial + stream open + preamble must finish within this. @default 10000 (guess) */
+  linkOpenTimeoutMs?: number
+}
+
+export interface OverlayComponents {
+  peerId: PeerId
+  registrar: Registrar
+  connectionManager: ConnectionManager
+  peerStore: PeerStore
+  logger: ComponentLogger
+  events: EventTarget
+}
+
+export interface Delivery {
+  topic: string
+  messageId: string
+  payload: Uint8Array
+  from: PeerKey
+  round: number
+}
+
+/** Driver-level counters, next to each topic's own. Keys are closed sets. */
+export interface DriverCounters {
+  framesRejected: Record<WireErrorCode | 'unknown-topic', number>
+  refusalsSent: Record<RefusalReason, number>
+  refusalsReceived: number
+  queueOverflows: number
+  linkFailures: number
+  addressLookups: number
+}
+
+/** Our refusal by the remote side, surfaced to the application (e.g. "not-registered"). */
+export class OverlayRefusedError extends Error {
+  override readonly name = 'OverlayRefusedError'
+  readonly peer: string
+  readonly reason: string
+  constructor (peer: string, reason: string) {
+    super(`overlay refused by ${peer}: ${reason}`)
+    this.peer = peer
+    this.reason = reason
+  }
+}
+
+interface OutboundLink {
+  readonly key: PeerKey
+  readonly protocol: OverlayProtocol
+  state: 'opening' | 'open' | 'closed'
+  queue: Uint8Array[]
+  pumping: boolean
+  stream?: Stream
+  lp?: LengthPrefixedStream<Stream>
+  lastUsed: number
+}
+
+const PROTOCOLS: readonly OverlayProtocol[] = ['hyparview', 'plumtree']
+const MENTIONS_CAP = 10_000
+
+export class OverlayDriver implements Startable {
+  private readonly components: OverlayComponents
+  private readonly init: Required<Omit<OverlayInit, 'admit' | 'bootstrap' | 'wireLimits' | 'topicConfig' | 'seed'>> & Pick<OverlayInit, 'admit' | 'bootstrap'>
+  private readonly limits: WireLimits
+  private readonly topicConfig: TopicConfig | undefined
+  private readonly seed: number
+  private readonly log: Logger
+  private readonly self: PeerKey
+  private readonly protocolIds: Record<OverlayProtocol, string>
+  private readonly addrProtocol: string
+  private readonly topics = new Map<string, Topic>()
+  private readonly links = new Map<string, OutboundLink>()
+  private readonly inbound = new Map<PeerKey, Set<Stream>>()
+  /** Who told us about a peer we may not have addresses for (bounded, oldest dropped). */
+  private readonly mentionedBy = new Map<PeerKey, PeerKey>()
+  private readonly timers = new Set<NodeJS.Timeout>()
+  private readonly deliveryListeners = new Set<(delivery: Delivery) => void>()
+  private readonly refusalListeners = new Set<(error: OverlayRefusedError) => void>()
+  private readonly counters: DriverCounters = {
+    framesRejected: { malformed: 0, oversized: 0, 'too-many': 0, 'unknown-field': 0, 'missing-field': 0, 'unknown-topic': 0 },
+    refusalsSent: { 'not-registered': 0, banned: 0, draining: 0, overloaded: 0 },
+    refusalsReceived: 0,
+    queueOverflows: 0,
+    linkFailures: 0,
+    addressLookups: 0
+  }
+
+  private started = false
+  private maintenance?: NodeJS.Timeout
+  private readonly onPeerDisconnect = (event: Event): void => {
+    const peer = (event as CustomEvent<PeerId>).detail
+    this.linkDown(peer.toString())
+  }
+
+  constructor (components: OverlayComponents, init: OverlayInit) {
+    this.components = components
+    this.init = {
+      network: init.network,
+      topics: init.topics,
+      networkSize: init.networkSize,
+      admit: init.admit,
+      bootstrap: init.bootstrap,
+      sendQueueFrames: init.sendQueueFrames ?? 1024,
+      rejoinIntervalMs: init.rejoinIntervalMs ?? 5000,
+      linkIdleMs: init.linkIdleMs ?? 15_000,
+      linkOpenTimeoutMs: init.linkOpenTimeoutMs ?? 10_000
+    }
+    this.limits = { ...DEFAULT_WIRE_LIMITS, ...init.wireLimits }
+    this.topicConfig = init.topicConfig
+    this.seed = init.seed ?? Math.floor(Math.random() * 2 ** 32)
+    this.log = components.logger.forComponent('pharos:overlay')
+    this.self = components.peerId.toString()
+    this.protocolIds = {
+      hyparview: overlayProtocolId(init.network, 'hyparview'),
+      plumtree: overlayProtocolId(init.network, 'plumtree')
+    }
+    this.addrProtocol = `/${init.network}/peer-addrs/1.0.0`
+  }
+
+  readonly [Symbol.toStringTag] = '@pharos/overlay'
+
+  /** The wire name of a short topic name. */
+  topicName (topic: string): string {
+    return `/${this.init.network}/${topic}`
+  }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    let stream = 0
+    for (const topic of this.init.topics) {
+      const name = this.topicName(topic)
+      const machine = createTopic({
+        self: this.self,
+        networkSize: this.init.networkSize,
+        rng: createRng(this.seed + stream++),
+        ...(this.topicConfig === undefined ? {} : { config: this.topicConfig })
+      })
+      this.topics.set(name, machine)
+      this.run(name, machine.start(Date.now()))
+    }
+    for (const protocol of PROTOCOLS) {
+      await this.components.registrar.handle(this.protocolIds[protocol], (stream, connection) => {
+        this.onInboundStream(protocol, stream, connection)
+      }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+    }
+    await this.components.registrar.handle(this.addrProtocol, (stream, connection) => {
+      void this.answerAddressLookup(stream, connection)
+    }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+    this.components.events.addEventListener('peer:disconnect', this.onPeerDisconnect)
+    this.maintenance = setInterval(() => { this.maintain() }, Math.min(this.init.rejoinIntervalMs, this.init.linkIdleMs))
+    this.maintenance.unref()
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    clearInterval(this.maintenance)
+    for (const timer of this.timers) clearTimeout(timer)
+    this.timers.clear()
+    this.components.events.removeEventListener('peer:disconnect', this.onPeerDisconnect)
+    for (const protocol of [...PROTOCOLS.map((name) => this.protocolIds[name]), this.addrProtocol]) {
+      await this.components.registrar.unhandle(protocol)
+    }
+    for (const link of this.links.values()) {
+      link.state = 'closed'
+      link.stream?.abort(new Error('overlay stopped'))
+    }
+    this.links.clear()
+    for (const streams of this.inbound.values()) for (const stream of streams) stream.abort(new Error('overlay stopped'))
+    this.inbound.clear()
+    this.topics.clear()
+  }
+
+  /** Joins a topic through a contact (a beacon's peer ID, or any member's). */
+  join (topic: string, contact: PeerId): void {
+    const name = this.topicName(topic)
+    const machine = this.requireTopic(name)
+    this.run(name, machine.handle({ type: 'join', contact: contact.toString() }, Date.now()))
+  }
+
+  /** Broadcasts `payload` on a topic under `messageId` (a content hash). False if already seen. */
+  broadcast (topic: string, messageId: string, payload: Uint8Array): boolean {
+    const name = this.topicName(topic)
+    const actions = this.requireTopic(name).broadcast(messageId, payload, Date.now())
+    this.run(name, actions)
+    return actions.length > 0
+  }
+
+  /** N changed (accounts were added or removed): every topic resizes its views. */
+  setNetworkSize (networkSize: number): void {
+    this.init.networkSize = networkSize
+    for (const [name, machine] of this.topics) this.run(name, machine.setNetworkSize(networkSize, Date.now()))
+  }
+
+  onDeliver (listener: (delivery: Delivery) => void): () => void {
+    this.deliveryListeners.add(listener)
+    return () => { this.deliveryListeners.delete(listener) }
+  }
+
+  onRefused (listener: (error: OverlayRefusedError) => void): () => void {
+    this.refusalListeners.add(listener)
+    return () => { this.refusalListeners.delete(listener) }
+  }
+
+  /** Views, eager and lazy sets per topic (short names), for the admin API. */
+  snapshot (): Record<string, TopicSnapshot> {
+    const out: Record<string, TopicSnapshot> = {}
+    for (const topic of this.init.topics) {
+      const machine = this.topics.get(this.topicName(topic))
+      if (machine !== undefined) out[topic] = machine.snapshot()
+    }
+    return out
+  }
+
+  topicCounters (): Record<string, TopicCounters> {
+    const out: Record<string, TopicCounters> = {}
+    for (const topic of this.init.topics) {
+      const machine = this.topics.get(this.topicName(topic))
+      if (machine !== undefined) out[topic] = machine.counters()
+    }
+    return out
+  }
+
+  driverCounters (): DriverCounters {
+    return structuredClone(this.counters)
+  }
+
+  /** Peers with an open outbound link, for tests and the admin API. */
+  linkedPeers (): PeerKey[] {
+    return [...new Set([...this.links.values()].filter((link) => link.state === 'open').map((link) => link.key))]
+  }
+
+  // ---- carrying out actions ---------------------------------------------------------------
+
+  private run (topic: string, actions: readonly Action[]): void {
+    for (const action of actions) {
+      switch (action.type) {
+        case 'send': this.send(topic, action.to, action.message); break
+        case 'connect': this.link(action.peer, 'hyparview'); break
+        case 'disconnect': this.maybeRelease(action.peer); break
+        case 'timer': this.schedule(topic, action.after, { type: 'timer', timer: action.timer }); break
+        case 'deliver': {
+          const delivery = { topic: topic.slice(this.init.network.length + 2), messageId: action.messageId, payload: action.payload, from: action.from, round: action.round }
+          for (const listener of this.deliveryListeners) {
+            try {
+              listener(delivery)
+            } catch (err) {
+              this.log.error('delivery listener failed - %e', err)
+            }
+          }
+          break
+        }
+        case 'neighborUp': break
+        case 'neighborDown': this.maybeRelease(action.peer); break
+        default: {
+          const unhandled: never = action
+          throw new TypeError(`unhandled overlay action ${JSON.stringify(unhandled)}`)
+        }
+      }
+    }
+  }
+
+  private handle (topic: string, event: TopicEvent): void {
+    const machine = this.topics.get(topic)
+    if (machine === undefined || !this.started) return
+    this.run(topic, machine.handle(event, Date.now()))
+  }
+
+  private schedule (topic: string, after: number, event: TopicEvent): void {
+    if (!this.started) return
+    const timer = setTimeout(() => {
+      this.timers.delete(timer)
+      this.handle(topic, event)
+    }, after)
+    this.timers.add(timer)
+  }
+
+  private send (topic: string, to: PeerKey, message: Message): void {
+    const protocol = protocolOf(message)
+    const frame = message.type === 'gossip' || message.type === 'ihave' || message.type === 'graft' || message.type === 'prune'
+      ? encodePlumtree({ topic, message })
+      : encodeHyParView({ topic, message: message as Exclude<Message, { type: 'gossip' | 'ihave' | 'graft' | 'prune' }> })
+    const link = this.link(to, protocol)
+    if (link.state === 'closed') return
+    if (link.queue.length >= this.init.sendQueueFrames) {
+      this.counters.queueOverflows++
+      this.log('send queue to %s overflowed; failing the link', to)
+      this.fail(link, new Error('send queue overflow'))
+      return
+    }
+    link.queue.push(frame)
+    link.lastUsed = Date.now()
+    if (link.state === 'open') void this.pump(link)
+  }
+
+  // ---- links ------------------------------------------------------------------------------
+
+  private link (key: PeerKey, protocol: OverlayProtocol): OutboundLink {
+    const id = `${key}|${protocol}`
+    const existing = this.links.get(id)
+    if (existing !== undefined && existing.state !== 'closed') return existing
+    const link: OutboundLink = { key, protocol, state: 'opening', queue: [], pumping: false, lastUsed: Date.now() }
+    this.links.set(id, link)
+    void this.open(link)
+    return link
+  }
+
+  private async open (link: OutboundLink): Promise<void> {
+    const signal = AbortSignal.timeout(this.init.linkOpenTimeoutMs)
+    try {
+      const peer = peerIdFromString(link.key)
+      const decision = this.init.admit?.(peer) ?? { admitted: true }
+      if (!decision.admitted) throw new Error(`peer not admitted: ${decision.reason}`)
+      const connection = await this.connect(peer, signal)
+      const stream = await connection.newStream(this.protocolIds[link.protocol], { signal })
+      const lp = lpStream(stream, { maxDataLength: this.limits.maxFrameBytes })
+      const preamble = decodePreamble((await lp.read({ signal })).subarray())
+      if (preamble === undefined) throw new Error('malformed preamble')
+      if (!preamble.accepted) {
+        this.counters.refusalsReceived++
+        const refusal = new OverlayRefusedError(link.key, preamble.reason)
+        for (const listener of this.refusalListeners) listener(refusal)
+        throw refusal
+      }
+      if (link.state === 'closed') {
+        stream.abort(new Error('link closed while opening'))
+        return
+      }
+      link.stream = stream
+      link.lp = lp
+      link.state = 'open'
+      stream.addEventListener('close', () => { this.fail(link, new Error('stream closed')) }, { once: true })
+      void this.pump(link)
+    } catch (err) {
+      this.log('link to %s (%s) failed to open - %e', link.key, link.protocol, err)
+      this.fail(link, err)
+    }
+  }
+
+  private async connect (peer: PeerId, signal: AbortSignal): Promise<Connection> {
+    const existing = this.components.connectionManager.getConnections(peer).find((connection) => connection.status === 'open' && connection.limits === undefined)
+    if (existing !== undefined) return existing
+    const known = await this.components.peerStore.get(peer).then((record) => record.addresses.length, () => 0)
+    if (known === 0) await this.lookupAddresses(peer, signal)
+    return await this.components.connectionManager.openConnection(peer, { signal })
+  }
+
+  private async pump (link: OutboundLink): Promise<void> {
+    if (link.pumping || link.lp === undefined) return
+    link.pumping = true
+    try {
+      while (link.state === 'open' && link.queue.length > 0) {
+        const frame = link.queue.shift()
+        if (frame !== undefined) await link.lp.write(frame)
+      }
+    } catch (err) {
+      this.fail(link, err)
+    } finally {
+      link.pumping = false
+    }
+  }
+
+  private fail (link: OutboundLink, err: unknown): void {
+    if (link.state === 'closed') return
+    link.state = 'closed'
+    link.queue = []
+    link.stream?.abort(err instanceof Error ? err : new Error(String(err)))
+    this.links.delete(`${link.key}|${link.protocol}`)
+    this.counters.linkFailures++
+    this.linkDown(link.key)
+  }
+
+  /** Every topic learns the link to `key` is gone; its other links close too. */
+  private linkDown (key: PeerKey): void {
+    for (const protocol of PROTOCOLS) {
+      const link = this.links.get(`${key}|${protocol}`)
+      if (link !== undefined && link.state !== 'closed') {
+        link.state = 'closed'
+        link.queue = []
+        link.stream?.abort(new Error('link down'))
+        this.links.delete(`${key}|${protocol}`)
+      }
+    }
+    for (const name of this.topics.keys()) this.handle(name, { type: 'linkDown', peer: key })
+  }
+
+  /** Closes our links to a peer no topic has as a neighbour any more, once they drain. */
+  private maybeRelease (key: PeerKey): void {
+    for (const machine of this.topics.values()) if (machine.isNeighbor(key)) return
+    for (const protocol of PROTOCOLS) {
+      const link = this.links.get(`${key}|${protocol}`)
+      if (link !== undefined) link.lastUsed = Math.min(link.lastUsed, Date.now() - this.init.linkIdleMs + 1000)
+    }
+  }
+
+  private maintain (): void {
+    const now = Date.now()
+    for (const link of [...this.links.values()]) {
+      if (link.state !== 'open' || link.queue.length > 0 || now - link.lastUsed < this.init.linkIdleMs) continue
+      if ([...this.topics.values()].some((machine) => machine.isNeighbor(link.key))) continue
+      link.state = 'closed'
+      this.links.delete(`${link.key}|${link.protocol}`)
+      void link.stream?.close().catch(() => {})
+    }
+    const contacts = this.init.bootstrap?.().filter((peer) => peer.toString() !== this.self) ?? []
+    if (contacts.length === 0) return
+    for (const [name, machine] of this.topics) {
+      if (machine.activeSize > 0) continue
+      const contact = contacts[Math.floor(Math.random() * contacts.length)]
+      if (contact !== undefined) this.run(name, machine.handle({ type: 'join', contact: contact.toString() }, now))
+    }
+  }
+
+  // ---- inbound ----------------------------------------------------------------------------
+
+  private onInboundStream (protocol: OverlayProtocol, stream: Stream, connection: Connection): void {
+    void this.readInbound(protocol, stream, connection).catch((err: unknown) => {
+      this.log('inbound %s stream from %p ended - %e', protocol, connection.remotePeer, err)
+    })
+  }
+
+  private async readInbound (protocol: OverlayProtocol, stream: Stream, connection: Connection): Promise<void> {
+    const from = connection.remotePeer.toString()
+    const lp = lpStream(stream, { maxDataLength: this.limits.maxFrameBytes })
+    const decision = this.init.admit?.(connection.remotePeer) ?? { admitted: true }
+    if (!decision.admitted) {
+      // A clear refusal, then nothing: no topic ever hears of this peer.
+      this.counters.refusalsSent[decision.reason]++
+      await lp.write(encodePreamble({ accepted: false, reason: decision.reason }))
+      await stream.close().catch(() => {})
+      return
+    }
+    await lp.write(encodePreamble({ accepted: true }))
+    let streams = this.inbound.get(from)
+    if (streams === undefined) {
+      streams = new Set()
+      this.inbound.set(from, streams)
+    }
+    streams.add(stream)
+    try {
+      for (;;) {
+        let bytes: Uint8Array
+        try {
+          bytes = (await lp.read()).subarray()
+        } catch (err) {
+          // A length prefix over the frame bound is refused before the frame is buffered.
+          const name = (err as Error).name
+          if (name === 'InvalidDataLengthError' || name === 'InvalidDataLengthLengthError') {
+            this.counters.framesRejected.oversized++
+            stream.abort(new Error('oversized frame'))
+          } else if (name === 'InvalidMessageLengthError') {
+            this.counters.framesRejected.malformed++
+            stream.abort(new Error('malformed length prefix'))
+          }
+          return
+        }
+        const decoded = protocol === 'hyparview' ? decodeHyParView(bytes, this.limits) : decodePlumtree(bytes, this.limits)
+        if (!decoded.ok) {
+          this.counters.framesRejected[decoded.code]++
+          this.log('closing %s stream from %s: %s frame', protocol, from, decoded.code)
+          stream.abort(new Error(`${decoded.code} frame`))
+          return
+        }
+        const { topic, message } = decoded.value
+        if (!this.topics.has(topic)) {
+          this.counters.framesRejected['unknown-topic']++
+          continue
+        }
+        this.noteMentions(from, message)
+        this.handle(topic, { type: 'message', from, message })
+      }
+    } finally {
+      streams.delete(stream)
+      if (streams.size === 0) this.inbound.delete(from)
+      if (this.started) this.linkDown(from)
+    }
+  }
+
+  private noteMentions (from: PeerKey, message: Message): void {
+    const mentioned: readonly PeerKey[] = message.type === 'forwardJoin'
+      ? [message.peer]
+      : message.type === 'shuffle'
+        ? [message.origin, ...message.peers]
+        : message.type === 'shuffleReply' ? message.peers : []
+    for (const peer of mentioned) {
+      if (peer === this.self) continue
+      this.mentionedBy.delete(peer)
+      this.mentionedBy.set(peer, from)
+      if (this.mentionedBy.size > MENTIONS_CAP) {
+        const oldest = this.mentionedBy.keys().next().value
+        if (oldest !== undefined) this.mentionedBy.delete(oldest)
+      }
+    }
+  }
+
+  // ---- address lookup ---------------------------------------------------------------------
+
+  private async answerAddressLookup (stream: Stream, connection: Connection): Promise<void> {
+    try {
+      const lp = lpStream(stream, { maxDataLength: 4096 })
+      const decision = this.init.admit?.(connection.remotePeer) ?? { admitted: true }
+      const request = decodeAddrRequest((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray())
+      if (request === undefined || !decision.admitted) {
+        stream.abort(new Error(request === undefined ? 'malformed lookup' : 'not admitted'))
+        return
+      }
+      const records = []
+      for (const key of request) {
+        try {
+          const record = await this.components.peerStore.get(peerIdFromString(key))
+          const addrs = record.addresses.slice(0, MAX_ADDRS_PER_PEER).map((address) => address.multiaddr.bytes)
+          if (addrs.length > 0) records.push({ peer: key, addrs })
+        } catch {
+          // unknown or unparsable peer: nothing to say about it
+        }
+      }
+      await lp.write(encodeAddrResponse(records))
+      await stream.close()
+    } catch (err) {
+      this.log('address lookup from %p failed - %e', connection.remotePeer, err)
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    }
+  }
+
+  /** Asks whoever told us about `peer`, then our bootstrap peers, for its addresses. */
+  private async lookupAddresses (peer: PeerId, signal: AbortSignal): Promise<void> {
+    const key = peer.toString()
+    const askers = [this.mentionedBy.get(key), ...(this.init.bootstrap?.().map((contact) => contact.toString()) ?? [])]
+      .filter((asker): asker is string => asker !== undefined && asker !== key && asker !== this.self)
+    for (const asker of new Set(askers)) {
+      this.counters.addressLookups++
+      try {
+        const connection = this.components.connectionManager.getConnections(peerIdFromString(asker)).find((c) => c.status === 'open')
+        if (connection === undefined) continue
+        const stream = await connection.newStream(this.addrProtocol, { signal })
+        const lp = lpStream(stream, { maxDataLength: 64 * 1024 })
+        await lp.write(encodeAddrRequest([key]))
+        const records = decodeAddrResponse((await lp.read({ signal })).subarray())
+        await stream.close().catch(() => {})
+        const found = records?.find((record) => record.peer === key)
+        if (found === undefined || found.addrs.length === 0) continue
+        await this.components.peerStore.merge(peer, { multiaddrs: found.addrs.map((bytes) => multiaddr(bytes)) })
+        return
+      } catch (err) {
+        this.log('address lookup of %s via %s failed - %e', key, asker, err)
+      }
+    }
+  }
+
+  private requireTopic (name: string): Topic {
+    const machine = this.topics.get(name)
+    if (machine === undefined) throw new Error(`not a topic of this node: ${name} (started: ${String(this.started)})`)
+    return machine
+  }
+}
+
+/** The overlay as a libp2p service: `services: { overlay: overlay({ network, topics, … }) }`. */
+export function overlay (init: OverlayInit): (components: OverlayComponents) => OverlayDriver {
+  return (components) => new OverlayDriver(components, init)
+}

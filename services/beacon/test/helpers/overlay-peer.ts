@@ -1,0 +1,29 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import type { Ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import type { Libp2p } from '@libp2p/interface'
+import { createLibp2p } from 'libp2p'
+import { overlay } from '../../src/overlay/overlay-driver.ts'
+import type { OverlayDriver, OverlayInit } from '../../src/overlay/overlay-driver.ts'
+
+export type OverlayPeer = Libp2p<{ identify: unknown, ping: Ping, overlay: OverlayDriver }>
+
+/** A js-libp2p peer running the overlay driver, listening on loopback TCP so others can dial it. */
+export async function createOverlayPeer (init: Omit<OverlayInit, 'topics'> & { topics?: readonly string[] }): Promise<OverlayPeer> {
+  return await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: { inboundConnectionThreshold: 1000 },
+    connectionMonitor: { enabled: false },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      overlay: overlay({ topics: ['content', 'sync', 'keyexchange'], ...init })
+    }
+  })
+}
