@@ -33,6 +33,7 @@ import {
   DEFAULT_WIRE_LIMITS,
   encodeHyParView,
   encodePlumtree,
+  isHyParViewMessage,
   overlayProtocolId,
   protocolOf
 } from '../../../protocol/src/overlay/index.ts'
@@ -361,11 +362,8 @@ export class OverlayDriver implements Startable {
   }
 
   private send (topic: string, to: PeerKey, message: Message): void {
-    const protocol = protocolOf(message)
-    const frame = message.type === 'gossip' || message.type === 'ihave' || message.type === 'graft' || message.type === 'prune'
-      ? encodePlumtree({ topic, message })
-      : encodeHyParView({ topic, message: message as Exclude<Message, { type: 'gossip' | 'ihave' | 'graft' | 'prune' }> })
-    const link = this.link(to, protocol)
+    const frame = isHyParViewMessage(message) ? encodeHyParView({ topic, message }) : encodePlumtree({ topic, message })
+    const link = this.link(to, protocolOf(message))
     if (link.state === 'closed') return
     if (link.queue.length >= this.init.sendQueueFrames) {
       this.counters.queueOverflows++
