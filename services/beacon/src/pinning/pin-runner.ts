@@ -50,7 +50,7 @@ class Stop {
 const RECORD_BATCH = 64
 /**
  * Longest a loaded block waits to be recorded. It is protected from GC by its `touched_at`
- * until then, so this must stay far below PHAROS_GC_GRACE_MS.
+ * until then, so this must stay far below PHAROS_GC_GRACE_MS (and it does: 1 s vs 1 h).
  */
 const RECORD_INTERVAL_MS = 1000
 /** How often a long pin logs its progress (guess). */
@@ -158,12 +158,13 @@ export class PinRunner {
     }
     const progress = { blocks: 0, bytes: 0 }
     const started = performance.now()
+    let recorder: BlockRecorder | undefined
     try {
       const root = CID.parse(job.cid)
       log.info({ cid: job.cid, origins: job.origins.length }, 'pinning')
       const held = await deps.store.usage(job.owner, job.id)
       await this.dialOrigins(job, signal, log)
-      const recorder = new BlockRecorder(job, deps.store, () => { controller.abort(new Stop('lease-lost')) })
+      const blocks = recorder = new BlockRecorder(job, deps.store, () => { controller.abort(new Stop('lease-lost')) })
       let lastProgress = performance.now()
       const dag: DagSize = await walkDag(root, {
         signal,
@@ -181,14 +182,14 @@ export class PinRunner {
           return loaded
         },
         onBlock: async (multihash) => {
-          await recorder.add(multihash)
+          await blocks.add(multihash)
           if (performance.now() - lastProgress > PROGRESS_INTERVAL_MS) {
             lastProgress = performance.now()
             log.info(progress, 'pin progress')
           }
         }
       })
-      await recorder.flush()
+      await blocks.flush()
       if (!await deps.store.complete(job, dag)) return 'lease-lost'
       log.info({ ...dag, ms: Math.round(performance.now() - started) }, 'pinned')
       return 'pinned'
@@ -210,6 +211,8 @@ export class PinRunner {
       }
       log.warn({ err }, 'pin attempt failed')
       return await this.retryOrFail(job, `${err instanceof Error ? err.name : 'Error'}: ${err instanceof Error ? err.message : String(err)}`, log)
+    } finally {
+      recorder?.close()
     }
   }
 
@@ -258,32 +261,40 @@ export class PinRunner {
 }
 
 /**
- * Records the blocks a job loaded, in batches, one statement at a time. A batch the lease
- * no longer covers is refused, and the job is stopped.
+ * Records the blocks a job loaded, in batches, one statement at a time: when a batch is
+ * full, and on a timer, so a job waiting on a slow block does not leave the ones it has
+ * unrecorded. A batch the lease no longer covers is refused, and the job is stopped.
  */
 class BlockRecorder {
   private readonly job: PinJob
   private readonly store: PinStore
   private readonly onLeaseLost: () => void
   private batch: Uint8Array[] = []
-  private lastFlush = performance.now()
   private writing: Promise<void> = Promise.resolve()
+  private readonly timer: NodeJS.Timeout
 
   constructor (job: PinJob, store: PinStore, onLeaseLost: () => void) {
     this.job = job
     this.store = store
     this.onLeaseLost = onLeaseLost
+    this.timer = setInterval(() => {
+      if (this.batch.length > 0) this.flush().catch(() => {}) // a failure stops the job through onLeaseLost or the next flush
+    }, RECORD_INTERVAL_MS)
   }
 
   async add (multihash: Uint8Array): Promise<void> {
     this.batch.push(multihash)
-    if (this.batch.length >= RECORD_BATCH || performance.now() - this.lastFlush > RECORD_INTERVAL_MS) await this.flush()
+    if (this.batch.length >= RECORD_BATCH) await this.flush()
+  }
+
+  /** Stops the timer; call once the job no longer records. */
+  close (): void {
+    clearInterval(this.timer)
   }
 
   async flush (): Promise<void> {
     const batch = this.batch
     this.batch = []
-    this.lastFlush = performance.now()
     this.writing = this.writing.then(async () => {
       if (!await this.store.recordBlocks(this.job, batch)) {
         this.onLeaseLost()

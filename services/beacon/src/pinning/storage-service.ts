@@ -12,6 +12,7 @@ import { GarbageCollector } from './garbage-collector.ts'
 import { PinRunner } from './pin-runner.ts'
 import { PinStore } from './pin-store.ts'
 import type { Libp2p } from '@libp2p/interface'
+import type { CID } from 'multiformats/cid'
 import type { Registry } from 'prom-client'
 
 export interface StorageServiceDeps {
@@ -56,6 +57,29 @@ async function bytesOf (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>
 }
 
 /**
+ * A want not answered within this long is withdrawn and made again (guess: longer than
+ * @helia/bitswap's 5 s do-not-resend window). Helia 7's Bitswap never sends cancels, so a
+ * peer that sent us a block in the last 5 s ignores a new want for it (it still counts it
+ * as sent); a fresh want after the window is served.
+ */
+const REWANT_AFTER_MS = 6000
+
+/**
+ * Fetches one block through Helia's blockstore: asked for over Bitswap, verified against its
+ * CID and written to Postgres before it is returned. Retries the want until `signal` aborts.
+ */
+async function fetchBlock (helia: BeaconHelia, cid: CID, signal: AbortSignal): Promise<Uint8Array> {
+  for (;;) {
+    const rewant = AbortSignal.timeout(REWANT_AFTER_MS)
+    try {
+      return await bytesOf(helia.blockstore.get(cid, { signal: AbortSignal.any([signal, rewant]) }))
+    } catch (err) {
+      if (signal.aborted || !rewant.aborted) throw err
+    }
+  }
+}
+
+/**
  * The storage area of a worker, composed once (worker.ts calls this): the Postgres
  * blockstore, Helia with Bitswap on the worker's node, the pin queue runner and GC, with
  * their metrics on the worker's registry.
@@ -97,9 +121,7 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
   }, {
     store: pins,
     blockstore,
-    // Helia's blockstore: a block missing from Postgres is asked for over Bitswap, verified
-    // against its CID and written to Postgres before it is returned.
-    fetch: async (cid, signal) => await bytesOf(helia.blockstore.get(cid, { signal })),
+    fetch: async (cid, signal) => await fetchBlock(helia, cid, signal),
     dial: async (address, signal) => { await node.dial(multiaddr(address), { signal }) },
     log,
     metrics

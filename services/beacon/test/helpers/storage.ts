@@ -21,6 +21,8 @@ import { digestMatches } from '../../src/storage/hashers.ts'
 import { createClientPeer } from './client-peer.ts'
 import type { ClientPeer } from './client-peer.ts'
 import { tempDir } from './worker-process.ts'
+import type { AbortOptions } from '@libp2p/interface'
+import type { Blockstore } from 'interface-blockstore'
 
 // ajv-formats is CommonJS with a default export; under ESM the function is `.default`.
 const addFormats = addFormatsModule as unknown as { default: (ajv: Ajv) => Ajv }
@@ -57,10 +59,30 @@ export interface ContentPeer {
   stop: () => Promise<void>
 }
 
-export async function createContentPeer (): Promise<ContentPeer> {
+export interface ContentPeerOptions {
+  /** Awaited before the peer reads a block to serve it (or to read it itself): slows or holds transfers. */
+  beforeRead?: (cid: CID) => Promise<void>
+}
+
+export async function createContentPeer (options: ContentPeerOptions = {}): Promise<ContentPeer> {
   const node = await createClientPeer({ listen: ['/ip4/127.0.0.1/tcp/0'] })
   const blockstore = new MemoryBlockstore()
-  const helia = createBeaconHelia({ libp2p: node, blockstore, log: testLogger(), metrics: createStorageMetrics(new Registry()) })
+  const { beforeRead } = options
+  const served: Blockstore = beforeRead === undefined
+    ? blockstore
+    : new Proxy(blockstore, {
+      get (target, property) {
+        if (property === 'get') {
+          return async function * (cid: CID, abort?: AbortOptions) {
+            await beforeRead(cid)
+            yield * target.get(cid, abort)
+          }
+        }
+        const value: unknown = Reflect.get(target, property, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      }
+    })
+  const helia = createBeaconHelia({ libp2p: node, blockstore: served, log: testLogger(), metrics: createStorageMetrics(new Registry()) })
   await helia.start()
   const fs = unixfs(helia)
   return {
