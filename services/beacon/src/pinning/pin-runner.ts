@@ -164,7 +164,8 @@ export class PinRunner {
       log.info({ cid: job.cid, origins: job.origins.length }, 'pinning')
       const held = await deps.store.usage(job.owner, job.id)
       await this.dialOrigins(job, signal, log)
-      const blocks = recorder = new BlockRecorder(job, deps.store, () => { controller.abort(new Stop('lease-lost')) })
+      const blocks = new BlockRecorder(job, deps.store, () => { controller.abort(new Stop('lease-lost')) })
+      recorder = blocks
       let lastProgress = performance.now()
       const dag: DagSize = await walkDag(root, {
         signal,
