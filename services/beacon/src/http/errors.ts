@@ -32,6 +32,9 @@ export const FailureSchema = Type.Object({
   })
 }, { $id: 'Failure' })
 
+/** A route's error response schema: a reference to the one registered `Failure` schema. */
+export const FailureRef = Type.Unsafe<{ error: { reason: string, details?: string } }>({ $ref: 'Failure#' })
+
 /** A failure a route decided on: thrown, and rendered by the one error handler. */
 export class HttpError extends Error {
   override readonly name = 'HttpError'

@@ -6,7 +6,7 @@ import type { StorageMetrics } from '../metrics/storage-metrics.ts'
 import { createBeaconHelia } from '../storage/beacon-helia.ts'
 import type { BeaconHelia } from '../storage/beacon-helia.ts'
 import { BitswapBlockstoreView } from '../storage/bitswap-view.ts'
-import { PgBlockstore } from '../storage/pg-blockstore.ts'
+import { collectBytes, PgBlockstore } from '../storage/pg-blockstore.ts'
 import type { SqlClient } from '../storage/sql.ts'
 import { GarbageCollector } from './garbage-collector.ts'
 import { PinRunner } from './pin-runner.ts'
@@ -50,12 +50,6 @@ export interface StorageService {
   stop: () => Promise<void>
 }
 
-async function bytesOf (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = []
-  for await (const chunk of source) chunks.push(chunk)
-  return chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks)
-}
-
 /**
  * A want not answered within this long is withdrawn and made again (guess: longer than
  * @helia/bitswap's 5 s do-not-resend window). Helia 7's Bitswap never sends cancels, so a
@@ -72,7 +66,7 @@ async function fetchBlock (helia: BeaconHelia, cid: CID, signal: AbortSignal): P
   for (;;) {
     const rewant = AbortSignal.timeout(REWANT_AFTER_MS)
     try {
-      return await bytesOf(helia.blockstore.get(cid, { signal: AbortSignal.any([signal, rewant]) }))
+      return await collectBytes(helia.blockstore.get(cid, { signal: AbortSignal.any([signal, rewant]) }))
     } catch (err) {
       if (signal.aborted || !rewant.aborted) throw err
     }

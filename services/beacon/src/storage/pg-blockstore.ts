@@ -54,7 +54,8 @@ const MAX_KNOWN_CORRUPT = 10_000
 
 type Input = Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>
 
-async function collect (value: Input): Promise<Uint8Array> {
+/** The bytes of a block given whole or in chunks (as `put` and Helia's `get` hand them over). */
+export async function collectBytes (value: Input): Promise<Uint8Array> {
   if (value instanceof Uint8Array) return value
   const chunks: Uint8Array[] = []
   for await (const chunk of value) chunks.push(chunk)
@@ -101,7 +102,7 @@ export class PgBlockstore implements Blockstore {
 
   async put (cid: CID, value: Input, options?: AbortOptions): Promise<CID> {
     options?.signal?.throwIfAborted()
-    const bytes = await collect(value)
+    const bytes = await collectBytes(value)
     if (!await digestMatches(cid.multihash.code, cid.multihash.digest, bytes)) throw new InvalidBlockError(cid)
     options?.signal?.throwIfAborted()
     // A second write of a block replaces the bytes: they were just verified, so this also

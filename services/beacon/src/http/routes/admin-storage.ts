@@ -4,7 +4,7 @@ import { GcAlreadyRunningError } from '../../pinning/garbage-collector.ts'
 import type { GarbageCollector } from '../../pinning/garbage-collector.ts'
 import type { PinStore } from '../../pinning/pin-store.ts'
 import type { PgBlockstore } from '../../storage/pg-blockstore.ts'
-import { HttpError } from '../errors.ts'
+import { FailureRef, HttpError } from '../errors.ts'
 
 export interface AdminStorageRoutesOptions {
   gc: Pick<GarbageCollector, 'run'>
@@ -12,7 +12,6 @@ export interface AdminStorageRoutesOptions {
   blockstore: Pick<PgBlockstore, 'totals'>
 }
 
-const Failure = Type.Unsafe<{ error: { reason: string, details?: string } }>({ $ref: 'Failure#' })
 
 /** Storage operations for operators: garbage collection on demand, and who holds what. */
 export const adminStorageRoutes: FastifyPluginAsyncTypebox<AdminStorageRoutesOptions> = async (app, { gc, pins, blockstore }) => {
@@ -27,7 +26,7 @@ export const adminStorageRoutes: FastifyPluginAsyncTypebox<AdminStorageRoutesOpt
           bytes: Type.Integer({ description: 'Bytes of block data removed' }),
           ms: Type.Integer()
         }),
-        409: Failure
+        409: FailureRef
       }
     }
   }, async () => {

@@ -6,7 +6,7 @@ import { CAR_CONTENT_TYPE, carStream } from '../../storage/car-stream.ts'
 import type { DagScope } from '../../storage/car-stream.ts'
 import { BlockHashMismatchError } from '../../storage/pg-blockstore.ts'
 import type { PgBlockstore } from '../../storage/pg-blockstore.ts'
-import { HttpError } from '../errors.ts'
+import { FailureRef, HttpError } from '../errors.ts'
 
 export interface GatewayRoutesOptions {
   /** Read directly, never through Helia: a gateway request must not fetch from the network. */
@@ -18,7 +18,6 @@ const CAR = 'application/vnd.ipld.car'
 /** Blocks are immutable: a year, as the trustless gateway spec suggests for /ipfs/. */
 const IMMUTABLE = 'public, max-age=29030400, immutable'
 
-const Failure = Type.Unsafe<{ error: { reason: string, details?: string } }>({ $ref: 'Failure#' })
 // Bytes or a stream go out as they are (Fastify serializes only objects); HEAD sends none.
 const Binary = Type.Unsafe<Uint8Array | Readable | undefined>({ type: 'string', format: 'binary' })
 
@@ -63,10 +62,10 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<GatewayRoutesOptions> = as
           description: 'The block, or the CAR stream',
           content: { [RAW]: { schema: Binary }, [CAR]: { schema: Binary } }
         },
-        400: Failure,
-        404: Failure,
-        406: Failure,
-        500: Failure
+        400: FailureRef,
+        404: FailureRef,
+        406: FailureRef,
+        500: FailureRef
       }
     },
     handler: async (request, reply) => {

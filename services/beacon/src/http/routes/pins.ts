@@ -5,7 +5,7 @@ import { CID } from 'multiformats/cid'
 import { Type } from 'typebox'
 import type { PinFilter, PinRecord, PinStatus, PinStore } from '../../pinning/pin-store.ts'
 import { bearerOwnerAuth } from '../admin-auth.ts'
-import { HttpError } from '../errors.ts'
+import { FailureRef, HttpError } from '../errors.ts'
 
 export interface PinRoutesOptions {
   store: PinStore
@@ -41,8 +41,7 @@ const PinResultsSchema = Type.Object({
   count: Type.Integer({ minimum: 0 }),
   results: Type.Array(PinStatusSchema, { maxItems: 1000 })
 })
-const Failure = Type.Unsafe<{ error: { reason: string, details?: string } }>({ $ref: 'Failure#' })
-const errors = { 400: Failure, 401: Failure, 404: Failure, 429: Failure }
+const errors = { 400: FailureRef, 401: FailureRef, 404: FailureRef, 429: FailureRef }
 const RequestIdParams = Type.Object({ requestid: Type.String({ maxLength: 64 }) })
 
 const STATUS_LIST = '^(queued|pinning|pinned|failed)(,(queued|pinning|pinned|failed))*$'
