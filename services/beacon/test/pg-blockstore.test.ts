@@ -8,7 +8,7 @@ import type { MultihashHasher } from 'multiformats/hashes/interface'
 import { BitswapBlockstoreView } from '../src/storage/bitswap-view.ts'
 import { UnsupportedHashError } from '../src/storage/hashers.ts'
 import { migrate } from '../src/storage/migrate.ts'
-import { BlockHashMismatchError, InvalidBlockError, PgBlockstore } from '../src/storage/pg-blockstore.ts'
+import { BlockHashMismatchError, BlockHeldByPinError, InvalidBlockError, PgBlockstore } from '../src/storage/pg-blockstore.ts'
 import { openPglite } from '../src/storage/pglite-client.ts'
 import { openPostgres } from '../src/storage/pg-client.ts'
 import type { SqlClient } from '../src/storage/sql.ts'
@@ -94,6 +94,19 @@ for (const engine of engines) {
 
         const unknown = CID.createV1(raw.code, { code: 0xb220, size: 32, digest: new Uint8Array(32), bytes: new Uint8Array([0xa0, 0xe4, 0x02, 32, ...new Uint8Array(32)]) })
         await assert.rejects(store.put(unknown, new Uint8Array(1)), UnsupportedHashError)
+      })
+
+      it('refuses to delete a block a pin holds', async () => {
+        const store = new PgBlockstore({ db })
+        const { cid, bytes } = await rawBlock('held by a pin')
+        await store.put(cid, bytes)
+        await db.query(`INSERT INTO pins (id, owner, cid, root_cid, status, created) VALUES ('00000000-0000-4000-8000-0000000000aa', 'o', $1, $1, 'pinned', now())`, [cid.toString()])
+        await db.query(`INSERT INTO pin_blocks (pin_id, multihash) VALUES ('00000000-0000-4000-8000-0000000000aa', $1)`, [cid.multihash.bytes])
+        await assert.rejects(store.delete(cid), BlockHeldByPinError)
+        assert.equal(await store.has(cid), true)
+        await db.query('DELETE FROM pins')
+        await store.delete(cid)
+        assert.equal(await store.has(cid), false)
       })
 
       it('stores each block with its size', async () => {

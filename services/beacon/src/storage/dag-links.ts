@@ -15,9 +15,6 @@ export class UnsupportedCodecError extends Error {
   }
 }
 
-/** The codecs whose links Pharos follows when it pins a DAG or serves one as a CAR. */
-export const LINKED_CODECS = new Set<number>([dagPb.code, dagCbor.code, dagJson.code, raw.code])
-
 function * cidsIn (value: unknown): Generator<CID> {
   const cid = CID.asCID(value)
   if (cid !== null) {

@@ -7,7 +7,7 @@ import { Ajv } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import { MemoryBlockstore } from 'blockstore-core'
 import { exporter } from 'ipfs-unixfs-exporter'
-import { CID } from 'multiformats/cid'
+import type { CID } from 'multiformats/cid'
 import { Registry } from 'prom-client'
 import { load as parseYaml } from 'js-yaml'
 import { loadConfig } from '../../src/config/load.ts'
@@ -204,4 +204,3 @@ export function metricValue (exposition: string, name: string): number {
   return line === undefined ? 0 : Number(line.split(' ').at(-1))
 }
 
-export { CID }
