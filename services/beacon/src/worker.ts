@@ -9,6 +9,7 @@ import type { BeaconApp } from './http/app.ts'
 import type { NodeView, PeerSummary } from './http/node-view.ts'
 import type { Logger } from './logging/logger.ts'
 import { createNetworkMetrics } from './metrics/network-metrics.ts'
+import { createOverlayMetrics } from './metrics/overlay-metrics.ts'
 import { createRegistry } from './metrics/registry.ts'
 import { createBeaconNode } from './p2p/beacon-node.ts'
 import type { BeaconNode } from './p2p/beacon-node.ts'
@@ -122,7 +123,17 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
 
     const registry = createRegistry()
     const metrics = createNetworkMetrics(registry)
-    const node = await createBeaconNode({ config, privateKey: key, log, registry, metrics })
+    const node = await createBeaconNode({
+      config,
+      privateKey: key,
+      log,
+      registry,
+      metrics,
+      networkSize: accounts.count,
+      admit: (peer) => accounts.isRegistered(peer.toString()) ? { admitted: true } : { admitted: false, reason: 'not-registered' }
+    })
+    accounts.onCountChange((count) => { node.services.overlay.setNetworkSize(Math.max(count, 1)) })
+    createOverlayMetrics(registry, node.services.overlay)
 
     const storage = createStorageService({ config, db, node, log, registry, adminTokens })
 
@@ -132,7 +143,7 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
     })
     readiness.addCheck('storage', async () => { await db.query('SELECT 1') })
 
-    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, adminTokens, storage: storage.http })
+    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http })
     cleanups.push(async () => { await app.close() })
     // Registered after HTTP so it runs first: libp2p stops accepting and closes its
     // connections while /metrics and /readyz still answer.

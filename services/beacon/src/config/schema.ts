@@ -383,6 +383,13 @@ export const schema = {
     default: '30000',
     help: 'Yamux keep-alive ping interval; 0 disables it (yamux default 30 s). Detects dead peers without the connection monitor.'
   },
+  overlaySendQueueFrames: {
+    env: 'PHAROS_OVERLAY_SEND_QUEUE_FRAMES',
+    group: 'limits',
+    parse: integer(16, 1_000_000),
+    default: '1024',
+    help: 'Overlay frames queued per neighbour link before the link is failed and repaired (guess: seconds of IHAVE/gossip at a busy node).'
+  },
   connectionMonitorIntervalMs: {
     env: 'PHAROS_CONNECTION_MONITOR_INTERVAL_MS',
     group: 'limits',

@@ -16,6 +16,8 @@ import { adminStorageRoutes } from './routes/admin-storage.ts'
 import { gatewayRoutes } from './routes/gateway.ts'
 import { pinRoutes } from './routes/pins.ts'
 import type { StorageHttp } from '../pinning/storage-service.ts'
+import { adminOverlayRoutes } from './routes/admin-overlay.ts'
+import type { OverlayDriver } from '../overlay/overlay-driver.ts'
 import { healthRoutes } from './routes/health.ts'
 import { metricsRoutes } from './routes/metrics.ts'
 
@@ -26,6 +28,7 @@ export interface AppDeps {
   readiness: Readiness
   node: NodeView
   accounts: AccountRegistry
+  overlay: OverlayDriver
   /** Bearer tokens accepted on /v1 (config tokens, or the embedded generated one). */
   adminTokens: readonly string[]
   /** The pinning API (/pins), the trustless gateway (/ipfs) and /v1 storage routes. */
@@ -77,6 +80,7 @@ export async function buildApp (deps: AppDeps) {
     await admin.register(adminNodeRoutes, { config: deps.config, node: deps.node })
     await admin.register(adminAccountRoutes, { accounts: deps.accounts })
     if (deps.storage !== undefined) await admin.register(adminStorageRoutes, { gc: deps.storage.gc, pins: deps.storage.pins, blockstore: deps.storage.blockstore })
+    await admin.register(adminOverlayRoutes, { overlay: deps.overlay })
   })
 
   if (deps.storage !== undefined) {

@@ -15,8 +15,11 @@ import type { NetworkMetrics } from '../metrics/network-metrics.ts'
 import { beaconConnectionGater } from './connection-gater.ts'
 import { transportOf } from './multiaddr-parts.ts'
 import { RelayReservationPolicy } from './relay-reservation-policy.ts'
+import { overlay } from '../overlay/overlay-driver.ts'
+import type { AdmitDecision, OverlayDriver } from '../overlay/overlay-driver.ts'
+import { OVERLAY_TOPICS } from '../overlay/topics.ts'
 import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
-import type { Ed25519PrivateKey, Libp2p } from '@libp2p/interface'
+import type { Ed25519PrivateKey, Libp2p, PeerId } from '@libp2p/interface'
 import type { Registry } from 'prom-client'
 
 export type BeaconServices = {
@@ -24,6 +27,7 @@ export type BeaconServices = {
   ping: unknown
   autoNAT: unknown
   relay: CircuitRelayService
+  overlay: OverlayDriver
 }
 
 export type BeaconNode = Libp2p<BeaconServices>
@@ -34,6 +38,10 @@ export interface BeaconNodeDeps {
   log: Logger
   registry: Registry
   metrics: NetworkMetrics
+  /** Who may join the overlay through this worker (registered accounts). */
+  admit: (peer: PeerId) => AdmitDecision
+  /** N at start: the number of registered accounts. */
+  networkSize: number
 }
 
 function ipProtocol (host: string): 'ip4' | 'ip6' {
@@ -44,7 +52,7 @@ function ipProtocol (host: string): 'ip4' | 'ip6' {
  * The worker's libp2p node, sized for a beacon rather than a laptop (STYLE.md, "Known
  * traps"): every limit below comes from config, and each default is documented there.
  */
-export async function createBeaconNode ({ config, privateKey, log, registry, metrics }: BeaconNodeDeps): Promise<BeaconNode> {
+export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize }: BeaconNodeDeps): Promise<BeaconNode> {
   const reservationPolicy = new RelayReservationPolicy({
     maxReservations: config.relayMaxReservations,
     maxReservationsPerIp: config.relayMaxReservationsPerIp,
@@ -108,6 +116,13 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
           defaultDurationLimit: config.relayCircuitDurationMs,
           defaultDataLimit: BigInt(config.relayCircuitDataBytes)
         }
+      }),
+      overlay: overlay({
+        network: config.network,
+        topics: OVERLAY_TOPICS,
+        networkSize: Math.max(networkSize, 1),
+        admit,
+        sendQueueFrames: config.overlaySendQueueFrames
       })
     }
   })

@@ -1,0 +1,158 @@
+/**
+ * The overlay on real libp2p: 20 peers join through one worker and through each other and
+ * a broadcast reaches all; membership is gated on registered accounts; malformed and
+ * oversized frames close their stream and leave the worker unharmed.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { lpStream } from '@libp2p/utils'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { loadConfig } from '../src/config/load.ts'
+import { createLogger } from '../src/logging/logger.ts'
+import { OverlayRefusedError } from '../src/overlay/overlay-driver.ts'
+import type { Delivery } from '../src/overlay/overlay-driver.ts'
+import { startWorker } from '../src/worker.ts'
+import type { Worker } from '../src/worker.ts'
+import { createOverlayPeer } from './helpers/overlay-peer.ts'
+import type { OverlayPeer } from './helpers/overlay-peer.ts'
+import { tempDir } from './helpers/worker-process.ts'
+
+const PEERS = 20
+const NETWORK = 'pharos-test'
+
+async function waitFor (what: string, condition: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+describe('overlay on libp2p', () => {
+  let worker: Worker
+  let workerAddr: Multiaddr
+  const peers: OverlayPeer[] = []
+
+  const metric = async (pattern: RegExp): Promise<number> => {
+    const text = (await worker.app.inject({ method: 'GET', url: '/metrics' })).body
+    return Number(pattern.exec(text)?.[1] ?? 0)
+  }
+
+  before(async () => {
+    worker = await startWorker(loadConfig({
+      PHAROS_NETWORK: NETWORK,
+      PHAROS_DATA_DIR: await tempDir(),
+      PHAROS_P2P_HOST: '127.0.0.1',
+      PHAROS_P2P_TCP_PORT: '0',
+      PHAROS_P2P_WS_PORT: '0',
+      PHAROS_HTTP_PORT: '0',
+      PHAROS_ADMIN_TOKENS: 'overlay-test-token-0123456789',
+      PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1000',
+      PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0'
+    }), createLogger('silent'))
+    workerAddr = worker.node.getMultiaddrs().find((addr) => addr.toString().startsWith('/ip4/127.0.0.1/') && !addr.toString().includes('/ws')) ?? assert.fail('no TCP address')
+  })
+
+  after(async () => {
+    await Promise.all(peers.map(async (peer) => { await peer.stop() }))
+    await worker.stop()
+  })
+
+  it(`lets ${PEERS} registered peers join through the worker and through each other, and a broadcast reaches all`, async () => {
+    for (let i = 0; i < PEERS; i++) {
+      const peer = await createOverlayPeer({ network: NETWORK, networkSize: PEERS })
+      await peer.start()
+      await worker.accounts.add(peer.peerId.toString(), `peer-${i}`)
+      peers.push(peer)
+    }
+    for (const [i, peer] of peers.entries()) {
+      // The first five join through the worker; the rest through a peer that joined before them.
+      const contact = i < 5 ? undefined : peers[(i * 7) % i]
+      if (contact === undefined) {
+        await peer.dial(workerAddr)
+        for (const topic of ['content', 'sync', 'keyexchange']) peer.services.overlay.join(topic, worker.node.peerId)
+      } else {
+        await peer.dial(contact.getMultiaddrs()[0] ?? assert.fail('contact has no address'))
+        for (const topic of ['content', 'sync', 'keyexchange']) peer.services.overlay.join(topic, contact.peerId)
+      }
+    }
+    await waitFor('every peer to have an active neighbour', () => peers.every((peer) => (peer.services.overlay.snapshot().content?.active.length ?? 0) > 0))
+
+    const received = new Map<string, Delivery>()
+    for (const peer of peers.slice(1)) {
+      peer.services.overlay.onDeliver((delivery) => { if (delivery.topic === 'content') received.set(peer.peerId.toString(), delivery) })
+    }
+    let workerGot: Delivery | undefined
+    worker.node.services.overlay.onDeliver((delivery) => { workerGot = delivery })
+
+    const payload = new TextEncoder().encode('a post for everyone')
+    const origin = peers[0] ?? assert.fail('no peers')
+    assert.equal(origin.services.overlay.broadcast('content', 'msg-1', payload), true)
+    await waitFor(`all ${PEERS - 1} other peers to deliver`, () => received.size === PEERS - 1)
+    await waitFor('the worker to deliver', () => workerGot !== undefined)
+    for (const delivery of received.values()) {
+      assert.equal(delivery.messageId, 'msg-1')
+      assert.deepEqual(new Uint8Array(delivery.payload), payload)
+    }
+
+    const view = (await worker.app.inject({ method: 'GET', url: '/v1/overlay', headers: { authorization: 'Bearer overlay-test-token-0123456789' } })).json()
+    assert.ok(view.topics.content.active.length > 0)
+    assert.equal(view.topics.content.networkSize, PEERS)
+    assert.ok(await metric(/^pharos_overlay_messages_total\{topic="content",direction="received",type="join"\} (\d+)/m) >= 1)
+    assert.ok(await metric(/^pharos_overlay_view_size\{topic="content",view="active"\} (\d+)/m) >= 1)
+  })
+
+  it('refuses an unregistered key clearly and keeps no state for it', async () => {
+    const stranger = await createOverlayPeer({ network: NETWORK, networkSize: PEERS })
+    peers.push(stranger)
+    await stranger.start()
+    const refused = new Promise<OverlayRefusedError>((resolve) => { stranger.services.overlay.onRefused(resolve) })
+    await stranger.dial(workerAddr)
+    stranger.services.overlay.join('content', worker.node.peerId)
+    const refusal = await refused
+    assert.ok(refusal instanceof OverlayRefusedError)
+    assert.equal(refusal.reason, 'not-registered')
+    const key = stranger.peerId.toString()
+    for (const view of Object.values(worker.node.services.overlay.snapshot())) {
+      assert.equal([...view.active, ...view.passive, ...view.pending].includes(key), false, 'no state for the stranger')
+    }
+    assert.ok(await metric(/^pharos_overlay_driver_events_total\{event="refused_not-registered"\} (\d+)/m) >= 1)
+  })
+
+  it('closes the stream of a malformed or oversized frame and stays healthy', async () => {
+    const sender = await createOverlayPeer({ network: NETWORK, networkSize: PEERS })
+    peers.push(sender)
+    await sender.start()
+    await worker.accounts.add(sender.peerId.toString())
+    const probe = async (frame: Uint8Array, rawLength?: number): Promise<void> => {
+      const stream = await sender.dialProtocol(workerAddr, `/${NETWORK}/hyparview/1.0.0`)
+      const lp = lpStream(stream)
+      const preamble = await lp.read()
+      assert.deepEqual(new Uint8Array(preamble.subarray()), Uint8Array.of(0x08, 0x01), 'accepted preamble')
+      if (rawLength === undefined) await lp.write(frame)
+      else stream.send(Uint8Array.of(...varint(rawLength), ...frame))
+      await waitFor('the worker to close the stream', () => stream.status !== 'open' || stream.readStatus !== 'readable', 10_000)
+    }
+    const malformedBefore = await metric(/^pharos_overlay_frames_rejected_total\{reason="malformed"\} (\d+)/m)
+    await probe(Uint8Array.of(0xff, 0xff, 0xff, 0x01, 0x02))
+    assert.equal(await metric(/^pharos_overlay_frames_rejected_total\{reason="malformed"\} (\d+)/m), malformedBefore + 1)
+
+    const oversizedBefore = await metric(/^pharos_overlay_frames_rejected_total\{reason="oversized"\} (\d+)/m)
+    await probe(new Uint8Array(1024), 64 * 1024 * 1024)
+    assert.equal(await metric(/^pharos_overlay_frames_rejected_total\{reason="oversized"\} (\d+)/m), oversizedBefore + 1)
+
+    assert.ok(await sender.services.ping.ping(workerAddr) >= 0, 'the worker still answers')
+    assert.equal((await worker.app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200)
+  })
+})
+
+function varint (value: number): number[] {
+  const out: number[] = []
+  let v = value
+  while (v >= 0x80) {
+    out.push((v & 0x7f) | 0x80)
+    v = Math.floor(v / 128)
+  }
+  out.push(v)
+  return out
+}
