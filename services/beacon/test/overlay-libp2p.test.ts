@@ -20,10 +20,10 @@ import { tempDir } from './helpers/worker-process.ts'
 const PEERS = 20
 const NETWORK = 'pharos-test'
 
-async function waitFor (what: string, condition: () => boolean, timeoutMs = 20_000): Promise<void> {
+async function waitFor (what: string, condition: () => boolean, timeoutMs = 20_000, explain?: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}${explain === undefined ? '' : `: ${explain()}`}`)
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
 }
@@ -76,7 +76,19 @@ describe('overlay on libp2p', () => {
         for (const topic of ['content', 'sync', 'keyexchange']) peer.services.overlay.join(topic, contact.peerId)
       }
     }
-    await waitFor('every peer to have an active neighbour', () => peers.every((peer) => (peer.services.overlay.snapshot().content?.active.length ?? 0) > 0))
+    // The join phase is done when the active views form one connected overlay.
+    const connected = (): boolean => {
+      const edges = new Map<string, readonly string[]>(peers.map((peer) => [peer.peerId.toString(), peer.services.overlay.snapshot().content?.active ?? []]))
+      edges.set(worker.node.peerId.toString(), worker.node.services.overlay.snapshot().content?.active ?? [])
+      const start = peers[0]?.peerId.toString() ?? ''
+      const seen = new Set([start])
+      const queue = [start]
+      for (let next = queue.pop(); next !== undefined; next = queue.pop()) {
+        for (const neighbour of edges.get(next) ?? []) if (!seen.has(neighbour)) { seen.add(neighbour); queue.push(neighbour) }
+      }
+      return peers.every((peer) => seen.has(peer.peerId.toString()))
+    }
+    await waitFor('the active views to form one connected overlay', connected, 30_000)
 
     const received = new Map<string, Delivery>()
     for (const peer of peers.slice(1)) {
@@ -88,7 +100,16 @@ describe('overlay on libp2p', () => {
     const payload = new TextEncoder().encode('a post for everyone')
     const origin = peers[0] ?? assert.fail('no peers')
     assert.equal(origin.services.overlay.broadcast('content', 'msg-1', payload), true)
-    await waitFor(`all ${PEERS - 1} other peers to deliver`, () => received.size === PEERS - 1)
+    await waitFor(`all ${PEERS - 1} other peers to deliver`, () => received.size === PEERS - 1, 30_000, () => {
+      // On failure, say who missed it and what their views and counters were.
+      const missing = peers.slice(1).filter((peer) => !received.has(peer.peerId.toString()))
+      return JSON.stringify(missing.map((peer) => ({
+        peer: peer.peerId.toString(),
+        view: peer.services.overlay.snapshot().content,
+        received: peer.services.overlay.topicCounters().content?.received,
+        driver: peer.services.overlay.driverCounters()
+      })))
+    })
     await waitFor('the worker to deliver', () => workerGot !== undefined)
     for (const delivery of received.values()) {
       assert.equal(delivery.messageId, 'msg-1')
