@@ -16,7 +16,7 @@ import type { Worker } from '../src/worker.ts'
 import { createClientPeer } from './helpers/client-peer.ts'
 import type { ClientPeer } from './helpers/client-peer.ts'
 import { varintFields } from './helpers/protobuf.ts'
-import { tempDir } from './helpers/worker-process.ts'
+import { inProcessEnv } from './helpers/worker-process.ts'
 
 const ADMIN_TOKEN = 'test-admin-token-0123456789'
 const HOP = '/libp2p/circuit/relay/0.2.0/hop'
@@ -40,17 +40,7 @@ describe('beacon worker on libp2p', () => {
   const metricsText = async (): Promise<string> => (await worker.app.inject({ method: 'GET', url: '/metrics' })).body
 
   before(async () => {
-    const config = loadConfig({
-      PHAROS_DATA_DIR: await tempDir(),
-      PHAROS_P2P_HOST: '127.0.0.1',
-      PHAROS_P2P_TCP_PORT: '0',
-      PHAROS_P2P_WS_PORT: '0',
-      PHAROS_HTTP_PORT: '0',
-      PHAROS_ADMIN_TOKENS: ADMIN_TOKEN,
-      PHAROS_RELAY_MAX_RESERVATIONS_PER_PEER: '2',
-      PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '100',
-      PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0'
-    })
+    const config = loadConfig(await inProcessEnv({ PHAROS_ADMIN_TOKENS: ADMIN_TOKEN, PHAROS_RELAY_MAX_RESERVATIONS_PER_PEER: '2' }))
     worker = await startWorker(config, createLogger('silent'))
     const addrs = worker.node.getMultiaddrs().map((addr) => addr.toString()).filter((addr) => addr.startsWith('/ip4/127.0.0.1/'))
     tcpAddr = addrs.find((addr) => !addr.includes('/ws/')) ?? assert.fail('no TCP address')
@@ -173,15 +163,7 @@ describe('account registry over /v1/accounts', () => {
   const auth = { authorization: `Bearer ${ADMIN_TOKEN}` }
 
   before(async () => {
-    worker = await startWorker(loadConfig({
-      PHAROS_DATA_DIR: await tempDir(),
-      PHAROS_P2P_HOST: '127.0.0.1',
-      PHAROS_P2P_TCP_PORT: '0',
-      PHAROS_P2P_WS_PORT: '0',
-      PHAROS_HTTP_PORT: '0',
-      PHAROS_ADMIN_TOKENS: ADMIN_TOKEN,
-      PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0'
-    }), createLogger('silent'))
+    worker = await startWorker(loadConfig(await inProcessEnv({ PHAROS_ADMIN_TOKENS: ADMIN_TOKEN })), createLogger('silent'))
   })
   after(async () => { await worker.stop() })
 

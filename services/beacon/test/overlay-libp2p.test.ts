@@ -15,7 +15,7 @@ import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
 import { createOverlayPeer } from './helpers/overlay-peer.ts'
 import type { OverlayPeer } from './helpers/overlay-peer.ts'
-import { tempDir } from './helpers/worker-process.ts'
+import { inProcessEnv } from './helpers/worker-process.ts'
 
 const PEERS = 20
 const NETWORK = 'pharos-test'
@@ -39,17 +39,10 @@ describe('overlay on libp2p', () => {
   }
 
   before(async () => {
-    worker = await startWorker(loadConfig({
+    worker = await startWorker(loadConfig(await inProcessEnv({
       PHAROS_NETWORK: NETWORK,
-      PHAROS_DATA_DIR: await tempDir(),
-      PHAROS_P2P_HOST: '127.0.0.1',
-      PHAROS_P2P_TCP_PORT: '0',
-      PHAROS_P2P_WS_PORT: '0',
-      PHAROS_HTTP_PORT: '0',
-      PHAROS_ADMIN_TOKENS: 'overlay-test-token-0123456789',
-      PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1000',
-      PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0'
-    }), createLogger('silent'))
+      PHAROS_ADMIN_TOKENS: 'overlay-test-token-0123456789'
+    })), createLogger('silent'))
     workerAddr = worker.node.getMultiaddrs().find((addr) => addr.toString().startsWith('/ip4/127.0.0.1/') && !addr.toString().includes('/ws')) ?? assert.fail('no TCP address')
   })
 

@@ -290,19 +290,18 @@ export class OverlayDriver implements Startable {
 
   /** Views, eager and lazy sets per topic (short names), for the admin API. */
   snapshot (): Record<string, TopicSnapshot> {
-    const out: Record<string, TopicSnapshot> = {}
-    for (const topic of this.init.topics) {
-      const machine = this.topics.get(this.topicName(topic))
-      if (machine !== undefined) out[topic] = machine.snapshot()
-    }
-    return out
+    return this.perTopic((machine) => machine.snapshot())
   }
 
   topicCounters (): Record<string, TopicCounters> {
-    const out: Record<string, TopicCounters> = {}
+    return this.perTopic((machine) => machine.counters())
+  }
+
+  private perTopic<T> (read: (machine: Topic) => T): Record<string, T> {
+    const out: Record<string, T> = {}
     for (const topic of this.init.topics) {
       const machine = this.topics.get(this.topicName(topic))
-      if (machine !== undefined) out[topic] = machine.counters()
+      if (machine !== undefined) out[topic] = read(machine)
     }
     return out
   }

@@ -100,3 +100,21 @@ export async function stopWorker (worker: WorkerProcess): Promise<void> {
   worker.child.kill('SIGKILL')
   await worker.exited
 }
+
+/**
+ * Env for a worker started in-process (`startWorker(loadConfig(env))`): loopback, free
+ * ports, a fresh data dir, no readiness delay, and a high per-IP connection rate, since
+ * every test peer dials from 127.0.0.1. `extra` overrides.
+ */
+export async function inProcessEnv (extra: Record<string, string> = {}): Promise<Record<string, string>> {
+  return {
+    PHAROS_DATA_DIR: await tempDir(),
+    PHAROS_P2P_HOST: '127.0.0.1',
+    PHAROS_P2P_TCP_PORT: '0',
+    PHAROS_P2P_WS_PORT: '0',
+    PHAROS_HTTP_PORT: '0',
+    PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1000',
+    PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0',
+    ...extra
+  }
+}
