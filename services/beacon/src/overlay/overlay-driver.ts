@@ -264,12 +264,14 @@ export class OverlayDriver implements Startable {
     this.run(name, machine.handle({ type: 'join', contact: contact.toString() }, Date.now()))
   }
 
-  /** Broadcasts `payload` on a topic under `messageId` (a content hash). False if already seen. */
-  broadcast (topic: string, messageId: string, payload: Uint8Array): boolean {
+  /**
+   * Broadcasts `payload` on a topic under `messageId` (a content hash); an ID the topic has
+   * already seen is not sent again. Sends may be deferred (IHAVE batches), so there is no
+   * useful answer to return.
+   */
+  broadcast (topic: string, messageId: string, payload: Uint8Array): void {
     const name = this.topicName(topic)
-    const actions = this.requireTopic(name).broadcast(messageId, payload, Date.now())
-    this.run(name, actions)
-    return actions.length > 0
+    this.run(name, this.requireTopic(name).broadcast(messageId, payload, Date.now()))
   }
 
   /** N changed (accounts were added or removed): every topic resizes its views. */
