@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { AccountRegistry } from './accounts/account-registry.ts'
 import type { Config } from './config/schema.ts'
@@ -20,6 +19,7 @@ import { transportOf } from './p2p/multiaddr-parts.ts'
 import { migrate } from './storage/migrate.ts'
 import { openPglite } from './storage/pglite-client.ts'
 import { openPostgres } from './storage/pg-client.ts'
+import { readOrCreateSecret } from './storage/data-dir-secret.ts'
 import { holdSingleWorkerLock } from './storage/single-worker-lock.ts'
 import type { SqlClient } from './storage/sql.ts'
 
@@ -45,16 +45,7 @@ const ADMIN_TOKEN_FILE = 'admin-token'
 
 /** Embedded mode with no configured tokens: one token, generated once into the data dir. */
 async function embeddedAdminToken (dataDir: string): Promise<string> {
-  const file = join(dataDir, ADMIN_TOKEN_FILE)
-  try {
-    return (await readFile(file, 'utf8')).trim()
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-  }
-  const token = randomBytes(24).toString('base64url')
-  await mkdir(dataDir, { recursive: true })
-  await writeFile(file, token + '\n', { mode: 0o600, flag: 'wx' })
-  return token
+  return (await readOrCreateSecret(dataDir, ADMIN_TOKEN_FILE, async () => randomBytes(24).toString('base64url'))).value
 }
 
 function nodeView (node: BeaconNode): NodeView {

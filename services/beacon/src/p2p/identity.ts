@@ -1,8 +1,7 @@
-import { readFile, writeFile, mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { ConfigError } from '../config/load.ts'
+import { readOrCreateSecret } from '../storage/data-dir-secret.ts'
 
 const PEER_KEY_FILE = 'peer-key'
 
@@ -28,15 +27,11 @@ export function encodePeerKey (key: Ed25519PrivateKey): string {
  */
 export async function loadPeerKey (configured: string | undefined, dataDir: string): Promise<{ key: Ed25519PrivateKey, source: 'config' | 'data-dir' | 'generated' }> {
   if (configured !== undefined) return { key: decodePeerKey(configured), source: 'config' }
-  const file = join(dataDir, PEER_KEY_FILE)
-  try {
-    const stored = (await readFile(file, 'utf8')).trim()
-    return { key: decodePeerKey(stored, file), source: 'data-dir' }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-  }
-  const key = await generateKeyPair('Ed25519')
-  await mkdir(dataDir, { recursive: true })
-  await writeFile(file, encodePeerKey(key) + '\n', { mode: 0o600, flag: 'wx' })
-  return { key, source: 'generated' }
+  let generated: Ed25519PrivateKey | undefined
+  const stored = await readOrCreateSecret(dataDir, PEER_KEY_FILE, async () => {
+    generated = await generateKeyPair('Ed25519')
+    return encodePeerKey(generated)
+  })
+  if (generated !== undefined) return { key: generated, source: 'generated' }
+  return { key: decodePeerKey(stored.value, stored.file), source: 'data-dir' }
 }
