@@ -141,6 +141,7 @@ interface OutboundLink {
 }
 
 const PROTOCOLS: readonly OverlayProtocol[] = ['hyparview', 'plumtree']
+const linkId = (key: PeerKey, protocol: OverlayProtocol): string => `${key}|${protocol}`
 const MENTIONS_CAP = 10_000
 
 export class OverlayDriver implements Startable {
@@ -247,11 +248,7 @@ export class OverlayDriver implements Startable {
     for (const protocol of [...PROTOCOLS.map((name) => this.protocolIds[name]), this.addrProtocol]) {
       await this.components.registrar.unhandle(protocol)
     }
-    for (const link of this.links.values()) {
-      link.state = 'closed'
-      link.stream?.abort(new Error('overlay stopped'))
-    }
-    this.links.clear()
+    for (const link of [...this.links.values()]) this.closeLink(link, new Error('overlay stopped'))
     for (const streams of this.inbound.values()) for (const stream of streams) stream.abort(new Error('overlay stopped'))
     this.inbound.clear()
     this.topics.clear()
@@ -310,11 +307,6 @@ export class OverlayDriver implements Startable {
 
   driverCounters (): DriverCounters {
     return structuredClone(this.counters)
-  }
-
-  /** Peers with an open outbound link, for tests and the admin API. */
-  linkedPeers (): PeerKey[] {
-    return [...new Set([...this.links.values()].filter((link) => link.state === 'open').map((link) => link.key))]
   }
 
   // ---- carrying out actions ---------------------------------------------------------------
@@ -380,7 +372,7 @@ export class OverlayDriver implements Startable {
   // ---- links ------------------------------------------------------------------------------
 
   private link (key: PeerKey, protocol: OverlayProtocol): OutboundLink {
-    const id = `${key}|${protocol}`
+    const id = linkId(key, protocol)
     const existing = this.links.get(id)
     if (existing !== undefined && existing.state !== 'closed') return existing
     const link: OutboundLink = { key, protocol, state: 'opening', queue: [], pumping: false, lastUsed: Date.now() }
@@ -446,10 +438,7 @@ export class OverlayDriver implements Startable {
 
   private fail (link: OutboundLink, err: unknown): void {
     if (link.state === 'closed') return
-    link.state = 'closed'
-    link.queue = []
-    link.stream?.abort(err instanceof Error ? err : new Error(String(err)))
-    this.links.delete(`${link.key}|${link.protocol}`)
+    this.closeLink(link, err instanceof Error ? err : new Error(String(err)))
     this.counters.linkFailures++
     this.linkDown(link.key)
   }
@@ -457,22 +446,25 @@ export class OverlayDriver implements Startable {
   /** Every topic learns the link to `key` is gone; its other links close too. */
   private linkDown (key: PeerKey): void {
     for (const protocol of PROTOCOLS) {
-      const link = this.links.get(`${key}|${protocol}`)
-      if (link !== undefined && link.state !== 'closed') {
-        link.state = 'closed'
-        link.queue = []
-        link.stream?.abort(new Error('link down'))
-        this.links.delete(`${key}|${protocol}`)
-      }
+      const link = this.links.get(linkId(key, protocol))
+      if (link !== undefined && link.state !== 'closed') this.closeLink(link, new Error('link down'))
     }
     for (const name of this.topics.keys()) this.handle(name, { type: 'linkDown', peer: key })
+  }
+
+  /** Drops a link at once: its queued frames are discarded and its stream is aborted. */
+  private closeLink (link: OutboundLink, reason: Error): void {
+    link.state = 'closed'
+    link.queue = []
+    link.stream?.abort(reason)
+    this.links.delete(linkId(link.key, link.protocol))
   }
 
   /** Closes our links to a peer no topic has as a neighbour any more, once they drain. */
   private maybeRelease (key: PeerKey): void {
     for (const machine of this.topics.values()) if (machine.isNeighbor(key)) return
     for (const protocol of PROTOCOLS) {
-      const link = this.links.get(`${key}|${protocol}`)
+      const link = this.links.get(linkId(key, protocol))
       if (link !== undefined) link.lastUsed = Math.min(link.lastUsed, Date.now() - this.init.linkIdleMs + 1000)
     }
   }
@@ -482,8 +474,9 @@ export class OverlayDriver implements Startable {
     for (const link of [...this.links.values()]) {
       if (link.state !== 'open' || link.queue.length > 0 || now - link.lastUsed < this.init.linkIdleMs) continue
       if ([...this.topics.values()].some((machine) => machine.isNeighbor(link.key))) continue
+      // Idle and drained: close gracefully rather than abort.
       link.state = 'closed'
-      this.links.delete(`${link.key}|${link.protocol}`)
+      this.links.delete(linkId(link.key, link.protocol))
       void link.stream?.close().catch(() => {})
     }
     const contacts = this.init.bootstrap?.().filter((peer) => peer.toString() !== this.self) ?? []
