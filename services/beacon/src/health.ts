@@ -27,10 +27,6 @@ export class Readiness {
     this.draining = true
   }
 
-  get isDraining (): boolean {
-    return this.draining
-  }
-
   async report (): Promise<ReadinessReport> {
     const checks: Record<string, string> = {}
     if (this.draining) checks.draining = 'shutting down'

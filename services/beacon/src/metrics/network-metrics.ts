@@ -1,8 +1,6 @@
 import { Counter, Gauge } from 'prom-client'
 import type { Registry } from 'prom-client'
 
-export type Direction = 'inbound' | 'outbound'
-
 /** Metrics of the libp2p surface that Pharos adds to libp2p's own. Labels are closed sets. */
 export function createNetworkMetrics (registry: Registry) {
   let countReservations: () => number = () => 0

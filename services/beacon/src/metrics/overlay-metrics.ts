@@ -62,7 +62,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
 
   const events: Counter<'topic' | 'event'> = new Counter({
     name: 'pharos_overlay_events_total',
-    help: 'Plumtree and HyParView events per topic: duplicates, grafts, prunes, tree swaps, link failures, evictions',
+    help: 'Plumtree and HyParView events per topic: deliveries, duplicates, abandoned grafts, tree swaps, link failures, evictions (grafts and prunes are message types of pharos_overlay_messages_total)',
     labelNames: ['topic', 'event'] as const,
     registers,
     collect () {
@@ -71,8 +71,6 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
         const m = counters.membership
         mirror.sync(events, { topic, event: 'delivered' }, d.delivered)
         mirror.sync(events, { topic, event: 'duplicate' }, d.duplicates)
-        mirror.sync(events, { topic, event: 'graft' }, counters.sent.graft)
-        mirror.sync(events, { topic, event: 'prune' }, counters.sent.prune)
         mirror.sync(events, { topic, event: 'graft_abandoned' }, d.graftsAbandoned)
         mirror.sync(events, { topic, event: 'tree_swap' }, d.treeSwaps)
         mirror.sync(events, { topic, event: 'link_failure' }, m.linkFailures)
