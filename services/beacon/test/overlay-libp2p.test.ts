@@ -70,18 +70,24 @@ describe('overlay on libp2p', () => {
       }
     }
     // The join phase is done when the active views form one connected overlay.
-    const connected = (): boolean => {
+    const views = (): Map<string, readonly string[]> => {
       const edges = new Map<string, readonly string[]>(peers.map((peer) => [peer.peerId.toString(), peer.services.overlay.snapshot().content?.active ?? []]))
       edges.set(worker.node.peerId.toString(), worker.node.services.overlay.snapshot().content?.active ?? [])
+      return edges
+    }
+    const reachable = (): Set<string> => {
+      const edges = views()
       const start = peers[0]?.peerId.toString() ?? ''
       const seen = new Set([start])
       const queue = [start]
       for (let next = queue.pop(); next !== undefined; next = queue.pop()) {
         for (const neighbour of edges.get(next) ?? []) if (!seen.has(neighbour)) { seen.add(neighbour); queue.push(neighbour) }
       }
-      return peers.every((peer) => seen.has(peer.peerId.toString()))
+      return seen
     }
-    await waitFor('the active views to form one connected overlay', connected, 30_000)
+    // Four shuffle periods (15 s each): HyParView repairs a join that split the views.
+    await waitFor('the active views to form one connected overlay', () => peers.every((peer) => reachable().has(peer.peerId.toString())), 60_000,
+      () => JSON.stringify({ unreachable: peers.map((peer) => peer.peerId.toString()).filter((key) => !reachable().has(key)), views: Object.fromEntries(views()) }))
 
     const received = new Map<string, Delivery>()
     for (const peer of peers.slice(1)) {
