@@ -1,0 +1,33 @@
+/**
+ * Peer IDs and the ed25519 keys inside them. An ed25519 peer ID is the base58btc encoding of
+ * an identity multihash of the libp2p protobuf `PublicKey { Type: Ed25519 (1), Data: 32 bytes }`,
+ * so the author key of an entry is read from its `author` field, with no lookup. Written out
+ * here (not taken from @libp2p/peer-id) because the protocol core imports no libp2p.
+ */
+import { base58btc } from 'multiformats/bases/base58'
+
+/** identity multihash (0x00, length 36) + protobuf tag 1 = Ed25519 + tag 2, length 32. */
+const PREFIX = Uint8Array.of(0x00, 0x24, 0x08, 0x01, 0x12, 0x20)
+
+/** The 32-byte ed25519 public key inside a peer ID string, or undefined if it is not one (canonically encoded). */
+export function publicKeyFromPeerId (peerId: string): Uint8Array | undefined {
+  if (!peerId.startsWith('12D3KooW') || peerId.length > 60) return undefined
+  let bytes: Uint8Array
+  try {
+    bytes = base58btc.baseDecode(peerId)
+  } catch {
+    return undefined
+  }
+  if (bytes.length !== PREFIX.length + 32) return undefined
+  for (let i = 0; i < PREFIX.length; i++) if (bytes[i] !== PREFIX[i]) return undefined
+  return bytes.slice(PREFIX.length)
+}
+
+/** The peer ID string of an ed25519 public key. */
+export function peerIdFromPublicKey (publicKey: Uint8Array): string {
+  if (publicKey.length !== 32) throw new RangeError(`an ed25519 public key is 32 bytes, not ${publicKey.length}`)
+  const bytes = new Uint8Array(PREFIX.length + 32)
+  bytes.set(PREFIX)
+  bytes.set(publicKey, PREFIX.length)
+  return base58btc.baseEncode(bytes)
+}

@@ -1,0 +1,67 @@
+/** Strict dag-cbor for signed and wire data: one encoding per value, so bytes and CIDs are stable. */
+import * as dagCbor from '@ipld/dag-cbor'
+import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+
+export type CborResult = { ok: true, value: unknown } | { ok: false, code: 'not-cbor' | 'non-canonical', detail: string }
+
+function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/**
+ * Decodes dag-cbor and insists the bytes are the canonical encoding of what they decode to
+ * (sorted keys, shortest lengths, no floats for integers…): bytes that decode to the same
+ * value but differ would give one entry two CIDs.
+ */
+export function decodeCanonical (bytes: Uint8Array): CborResult {
+  let value: unknown
+  try {
+    value = dagCbor.decode(bytes)
+  } catch (err) {
+    return { ok: false, code: 'not-cbor', detail: err instanceof Error ? err.message : String(err) }
+  }
+  if (!sameBytes(dagCbor.encode(value), bytes)) return { ok: false, code: 'non-canonical', detail: 'not the canonical dag-cbor encoding of its value' }
+  return { ok: true, value }
+}
+
+export function encodeCbor (value: unknown): Uint8Array {
+  return dagCbor.encode(value)
+}
+
+/** A dag-cbor map (not an array, bytes, CID or null). */
+export function isMap (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array) && CID.asCID(value) === null
+}
+
+/** Exactly these keys, `optional` ones allowed absent. */
+export function hasKeys (value: Record<string, unknown>, required: readonly string[], optional: readonly string[] = []): boolean {
+  const keys = Object.keys(value)
+  for (const key of required) if (!(key in value)) return false
+  return keys.every((key) => required.includes(key) || optional.includes(key))
+}
+
+export function isUint (value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+}
+
+/** The CIDv1 (dag-cbor, sha2-256) of a dag-cbor block. */
+export async function cborCid (bytes: Uint8Array): Promise<CID> {
+  return CID.createV1(dagCbor.code, await sha256.digest(bytes))
+}
+
+export const DAG_CBOR_CODE = dagCbor.code
+export const SHA2_256_CODE = sha256.code
+
+const utf8 = new TextEncoder()
+
+/** `domain` then `body`: what a signature of one kind signs, so it can never pass as another kind's. */
+export function domainSeparated (domain: string, body: Uint8Array): Uint8Array {
+  const prefix = utf8.encode(domain)
+  const out = new Uint8Array(prefix.length + body.length)
+  out.set(prefix)
+  out.set(body, prefix.length)
+  return out
+}

@@ -1,0 +1,42 @@
+/**
+ * Signed profile logs, shared by the beacon and the peer SDK, with no I/O: the entry format
+ * and its strict verification, fork choice, the content-topic envelope, and the sync and
+ * key-exchange wire messages. See docs/logs.md.
+ */
+export { checkPoint, checkSignatureEncoding, verifyEd25519 } from './ed25519.ts'
+export type { Ed25519Signer, SignatureCheck } from './ed25519.ts'
+export { peerIdFromPublicKey, publicKeyFromPeerId } from './author-key.ts'
+export { cborCid, decodeCanonical, encodeCbor } from './cbor.ts'
+export {
+  contentLinks,
+  decodeEntry,
+  ENTRY_VERSION,
+  FEED_POST_ACTION,
+  InvalidEntryError,
+  MAX_ENTRY_BYTES,
+  signEntry,
+  signingBytes,
+  verifyEntry
+} from './entry.ts'
+export type { Entry, EntryBlock, EntryDecodeResult, EntryErrorCode, EntrySignatureError, EntryVerifyResult, ParamValue, UnsignedEntry } from './entry.ts'
+export { bestHead, compareBytes, compareHeads } from './fork-choice.ts'
+export type { HeadCandidate } from './fork-choice.ts'
+export { MAX_ENVELOPE_BYTES, openEnvelope, PUBLISH_DOMAIN, sealEnvelope } from './envelope.ts'
+export type { EnvelopeErrorCode, EnvelopeResult, PublishEnvelope } from './envelope.ts'
+export { decodeSyncRequest, decodeSyncResponse, encodeSyncRequest, encodeSyncResponse, MAX_SYNC_FRAME_BYTES, SYNC_LIMITS } from './sync-messages.ts'
+export type { EntryStatus, HeadInfo, KnownHead, SyncDecodeResult, SyncErrorCode, SyncRequest, SyncResponse } from './sync-messages.ts'
+export {
+  decodeKeyExchange,
+  encodeKeyExchange,
+  KEY_BYTES,
+  keyHashOf,
+  MAX_ALLOW_LIST_PEERS,
+  MAX_KEY_EXCHANGE_FRAME_BYTES,
+  openAllowList,
+  signAllowList
+} from './key-exchange.ts'
+export type { AllowList, Decoded, KeyExchangeMessage } from './key-exchange.ts'
+
+/** Protocol IDs of the direct-stream protocols, under the network namespace. */
+export const syncProtocolId = (network: string): string => `/${network}/sync/1.0.0`
+export const keyExchangeProtocolId = (network: string): string => `/${network}/keyexchange/1.0.0`
