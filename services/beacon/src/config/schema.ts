@@ -249,6 +249,27 @@ export const schema = {
     default: String(10 * 1024 * MiB),
     help: 'Bytes of distinct blocks an owner\'s pins may hold; a new pin at or over it gets 429, a pin that would cross it fails naming this key (guess: 10 GiB).'
   },
+  authorQuotaBytes: {
+    env: 'PHAROS_AUTHOR_QUOTA_BYTES',
+    group: 'pinning',
+    parse: integer(1, Number.MAX_SAFE_INTEGER),
+    default: String(1024 * MiB),
+    help: 'Bytes of distinct blocks one author\'s log and the content it links may hold; an entry whose content would cross it stays stored but its pin fails naming this key (guess: 1 GiB).'
+  },
+  orphanFetchMaxEntries: {
+    env: 'PHAROS_ORPHAN_FETCH_MAX_ENTRIES',
+    group: 'pinning',
+    parse: integer(1, 1_000_000),
+    default: '10000',
+    help: 'Most ancestors fetched for one orphan entry (or one announced head) from the peer that sent it (guess).'
+  },
+  orphanFetchTimeoutMs: {
+    env: 'PHAROS_ORPHAN_FETCH_TIMEOUT_MS',
+    group: 'pinning',
+    parse: integer(100, 3_600_000),
+    default: '60000',
+    help: 'How long one orphan fetch may take before it is abandoned; the entries fetched so far are kept (guess).'
+  },
   pinConcurrency: {
     env: 'PHAROS_PIN_CONCURRENCY',
     group: 'pinning',

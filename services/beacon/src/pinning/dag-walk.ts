@@ -44,6 +44,8 @@ export interface DagWalkInit {
   limits: DagWalkLimits
   concurrency: number
   signal: AbortSignal
+  /** The links to follow out of a block. @default every CID the block links to (`linksOf`) */
+  links?: (cid: CID, bytes: Uint8Array, depth: number) => CID[]
 }
 
 export interface DagSize {
@@ -85,7 +87,7 @@ export async function walkDag (root: CID, init: DagWalkInit): Promise<DagSize> {
       if (ownerBytes > limits.quotaBytes.value) throw new PinLimitError(limits.quotaBytes.key, limits.quotaBytes.value, 'the pin would take its owner over the storage quota')
       await init.onBlock(cid.multihash.bytes)
     }
-    const links = linksOf(cid, loaded.bytes)
+    const links = init.links?.(cid, loaded.bytes, depth) ?? linksOf(cid, loaded.bytes)
     if (links.length > 0 && depth + 1 > limits.maxDepth.value) {
       throw new PinLimitError(limits.maxDepth.key, limits.maxDepth.value, `the DAG is deeper than ${limits.maxDepth.value} links`)
     }

@@ -2,11 +2,12 @@ import { setMaxListeners } from 'node:events'
 import { CID } from 'multiformats/cid'
 import type { Logger } from '../logging/logger.ts'
 import type { PinAttemptOutcome, StorageMetrics } from '../metrics/storage-metrics.ts'
-import { UnsupportedCodecError } from '../storage/dag-links.ts'
+import { linksOf, UnsupportedCodecError } from '../storage/dag-links.ts'
 import { UnsupportedHashError } from '../storage/hashers.ts'
 import { BlockHashMismatchError } from '../storage/pg-blockstore.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
 import { PinLimitError, walkDag } from './dag-walk.ts'
+import { entryPinLinks, isAuthorOwner, LOG_ENTRY_KIND } from './log-entry-pins.ts'
 import type { DagSize, LoadedBlock } from './dag-walk.ts'
 import type { PinJob, PinStore } from './pin-store.ts'
 
@@ -27,6 +28,8 @@ export interface PinRunnerOptions {
   maxBlocks: number
   maxDepth: number
   ownerQuotaBytes: number
+  /** The quota of an author's log (`author:<peer id>` owners) instead of ownerQuotaBytes. */
+  authorQuotaBytes: number
 }
 
 export interface PinRunnerDeps {
@@ -38,6 +41,8 @@ export interface PinRunnerDeps {
   dial: (multiaddr: string, signal: AbortSignal) => Promise<void>
   log: Logger
   metrics: StorageMetrics
+  /** Told after a job is settled as pinned (the log ingest marks its entry pinned). */
+  onPinned?: (job: PinJob) => void
 }
 
 /** Why a job's signal was aborted, other than a limit or an error of its own. */
@@ -174,8 +179,11 @@ export class PinRunner {
           maxBytes: { key: 'PHAROS_PIN_MAX_BYTES', value: options.maxBytes },
           maxBlocks: { key: 'PHAROS_PIN_MAX_BLOCKS', value: options.maxBlocks },
           maxDepth: { key: 'PHAROS_PIN_MAX_DEPTH', value: options.maxDepth },
-          quotaBytes: { key: 'PHAROS_PIN_OWNER_QUOTA_BYTES', value: Math.max(options.ownerQuotaBytes - held.bytes, 0) }
+          quotaBytes: isAuthorOwner(job.owner)
+            ? { key: 'PHAROS_AUTHOR_QUOTA_BYTES', value: Math.max(options.authorQuotaBytes - held.bytes, 0) }
+            : { key: 'PHAROS_PIN_OWNER_QUOTA_BYTES', value: Math.max(options.ownerQuotaBytes - held.bytes, 0) }
         },
+        ...(job.kind === LOG_ENTRY_KIND ? { links: (cid: CID, bytes: Uint8Array, depth: number) => depth === 0 ? entryPinLinks(bytes) : linksOf(cid, bytes) } : {}),
         load: async (cid, loadSignal) => {
           const loaded = await this.load(job, cid, loadSignal)
           progress.blocks++
@@ -193,6 +201,7 @@ export class PinRunner {
       await blocks.flush()
       if (!await deps.store.complete(job, dag)) return 'lease-lost'
       log.info({ ...dag, ms: Math.round(performance.now() - started) }, 'pinned')
+      deps.onPinned?.(job)
       return 'pinned'
     } catch (err) {
       const stop = signal.reason instanceof Stop ? signal.reason : undefined

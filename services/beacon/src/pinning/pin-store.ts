@@ -57,6 +57,8 @@ export interface PinJob {
   leaseToken: string
   /** Why the previous attempt ended, if it did not succeed. */
   lastFailure: string | null
+  /** `log-entry` for a profile-log entry's pin (see log-entry-pins.ts), else null. */
+  kind: string | null
 }
 
 export interface StorageUsage {
@@ -217,7 +219,8 @@ export class PinStore {
          ORDER BY not_before, created
          LIMIT 1
          FOR UPDATE SKIP LOCKED)
-       RETURNING id::text AS id, owner, cid, origins, attempts AS attempt, lease_token::text AS "leaseToken", failure_reason AS "lastFailure"`,
+       RETURNING id::text AS id, owner, cid, origins, attempts AS attempt, lease_token::text AS "leaseToken", failure_reason AS "lastFailure",
+         meta->>'pharos:kind' AS kind`,
       [worker, randomUUID(), leaseMs]
     )
     return rows[0]

@@ -11,6 +11,7 @@ import type { SqlClient } from '../storage/sql.ts'
 import { GarbageCollector } from './garbage-collector.ts'
 import { PinRunner } from './pin-runner.ts'
 import { PinStore } from './pin-store.ts'
+import type { PinJob } from './pin-store.ts'
 import type { Libp2p } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import type { Registry } from 'prom-client'
@@ -44,6 +45,10 @@ export interface StorageService {
   readonly gc: GarbageCollector
   readonly metrics: StorageMetrics
   readonly http: StorageHttp
+  /** Calls `listener` whenever this worker settles a pin as pinned; returns the unsubscribe. */
+  onPinned: (listener: (job: PinJob) => void) => () => void
+  /** Fetches one block from peers over Bitswap, verified and stored, retrying until `signal` aborts. */
+  fetchBlock: (cid: CID, signal: AbortSignal) => Promise<Uint8Array>
   /** Starts Bitswap on the (started) node, the pin queue and scheduled GC. */
   start: () => Promise<void>
   /** Hands running pin jobs back to the queue, stops GC and Bitswap; leaves libp2p running. */
@@ -96,6 +101,7 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
     maxWriteBufferBytes: config.bitswapMaxWriteBufferBytes
   })
   const pins = new PinStore(db)
+  const pinnedListeners = new Set<(job: PinJob) => void>()
   metrics.readSnapshotFrom(async () => ({ pins: await pins.countsByStatus(), ...await blockstore.totals() }))
 
   const runner = new PinRunner({
@@ -111,14 +117,16 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
     maxBytes: config.pinMaxBytes,
     maxBlocks: config.pinMaxBlocks,
     maxDepth: config.pinMaxDepth,
-    ownerQuotaBytes: config.pinOwnerQuotaBytes
+    ownerQuotaBytes: config.pinOwnerQuotaBytes,
+    authorQuotaBytes: config.authorQuotaBytes
   }, {
     store: pins,
     blockstore,
     fetch: async (cid, signal) => await fetchBlock(helia, cid, signal),
     dial: async (address, signal) => { await node.dial(multiaddr(address), { signal }) },
     log,
-    metrics
+    metrics,
+    onPinned: (job) => { for (const listener of pinnedListeners) listener(job) }
   })
   const gc = new GarbageCollector({ db, graceMs: config.gcGraceMs, intervalMs: config.gcIntervalMs, log, metrics })
 
@@ -129,6 +137,11 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
     runner,
     gc,
     metrics,
+    onPinned (listener) {
+      pinnedListeners.add(listener)
+      return () => { pinnedListeners.delete(listener) }
+    },
+    fetchBlock: async (cid, signal) => await fetchBlock(helia, cid, signal),
     http: {
       pins,
       blockstore,
