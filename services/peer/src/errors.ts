@@ -1,0 +1,171 @@
+/**
+ * The peer SDK's error catalogue (STYLE.md rule 5). Every failure a caller can meet is one
+ * of these named classes (or an `AbortError` / `TimeoutError` from the caller's own signal),
+ * so an app branches on `err.name` or `instanceof`, never on message text.
+ */
+
+/** A key file that is missing, unreadable, malformed, or holds a non-ed25519 key. */
+export class KeyFileError extends Error {
+  override readonly name = 'KeyFileError'
+  readonly file: string
+  constructor (file: string, detail: string, options?: ErrorOptions) {
+    super(`key file ${file}: ${detail}`, options)
+    this.file = file
+  }
+}
+
+/** A bootstrap multiaddr that cannot be used: unparsable, or without `/p2p/<peer id>`. */
+export class InvalidBootstrapAddressError extends Error {
+  override readonly name = 'InvalidBootstrapAddressError'
+  readonly address: string
+  constructor (address: string, detail: string) {
+    super(`bootstrap address ${address}: ${detail}`)
+    this.address = address
+  }
+}
+
+/** A call that needs a started peer was made before `start()` or after `stop()`. */
+export class PeerNotStartedError extends Error {
+  override readonly name = 'PeerNotStartedError'
+  constructor (what: string) {
+    super(`${what} needs a started peer (call start() first)`)
+  }
+}
+
+/** No bootstrap beacon could be reached, or none is connected for a request. */
+export class NoBeaconError extends Error {
+  override readonly name = 'NoBeaconError'
+  constructor (detail: string, options?: ErrorOptions) {
+    super(`no beacon reachable: ${detail}`, options)
+  }
+}
+
+/** The content topic got no active neighbour within the join timeout. */
+export class JoinTimeoutError extends Error {
+  override readonly name = 'JoinTimeoutError'
+  readonly timeoutMs: number
+  constructor (timeoutMs: number) {
+    super(`the overlay's content topic had no active neighbour after ${timeoutMs} ms`)
+    this.timeoutMs = timeoutMs
+  }
+}
+
+/** One of the SDK's own bounded timeouts (not the caller's signal) ran out. */
+export class RequestTimeoutError extends Error {
+  override readonly name = 'RequestTimeoutError'
+  readonly timeoutMs: number
+  constructor (what: string, timeoutMs: number) {
+    super(`${what} did not finish within ${timeoutMs} ms`)
+    this.timeoutMs = timeoutMs
+  }
+}
+
+/** A remote answered with something that is not a well-formed answer to what was asked. */
+export class MalformedResponseError extends Error {
+  override readonly name = 'MalformedResponseError'
+  readonly peer: string
+  readonly protocol: string
+  constructor (peer: string, protocol: string, detail: string) {
+    super(`malformed ${protocol} response from ${peer}: ${detail}`)
+    this.peer = peer
+    this.protocol = protocol
+  }
+}
+
+/** A remote answered with an `error` frame (`bad-request` or `unavailable`). */
+export class RemoteError extends Error {
+  override readonly name = 'RemoteError'
+  readonly peer: string
+  readonly protocol: string
+  readonly code: string
+  constructor (peer: string, protocol: string, code: string, message: string) {
+    super(`${protocol} error from ${peer}: ${code}: ${message}`)
+    this.peer = peer
+    this.protocol = protocol
+    this.code = code
+  }
+}
+
+/** Why an entry of a fetched log was refused. */
+export type LogVerificationReason =
+  /** The block does not decode as an entry (decodeEntry's code is in the detail). */
+  | 'malformed'
+  /** The author's signature does not hold (verifyEntry's code is in the detail). */
+  | 'bad-signature'
+  /** The entry is signed by someone other than the log's author. */
+  | 'wrong-author'
+  /** The block is not the entry asked for: its CID is not the `prev` of the entry above it. */
+  | 'broken-chain'
+  /** Its seq is not one less than the entry above it (or the head's seq is not the one announced). */
+  | 'bad-seq'
+
+/** A fetched log failed verification; `cid` and `seq` name the entry, `reason` says why. */
+export class LogVerificationError extends Error {
+  override readonly name = 'LogVerificationError'
+  readonly author: string
+  readonly cid: string
+  readonly seq: number | undefined
+  readonly reason: LogVerificationReason
+  constructor (author: string, cid: string, seq: number | undefined, reason: LogVerificationReason, detail: string) {
+    super(`log of ${author}: entry ${cid}${seq === undefined ? '' : ` (seq ${seq})`}: ${reason}: ${detail}`)
+    this.author = author
+    this.cid = cid
+    this.seq = seq
+    this.reason = reason
+  }
+}
+
+/** No reachable source held an entry the log needs (the chain stops short of genesis). */
+export class MissingEntryError extends Error {
+  override readonly name = 'MissingEntryError'
+  readonly author: string
+  readonly cid: string
+  constructor (author: string, cid: string, detail: string) {
+    super(`log of ${author}: entry ${cid} is missing: ${detail}`)
+    this.author = author
+    this.cid = cid
+  }
+}
+
+/** Nobody knows a head for an author (no entry was ever published, or no beacon holds it). */
+export class UnknownAuthorError extends Error {
+  override readonly name = 'UnknownAuthorError'
+  readonly author: string
+  constructor (author: string) {
+    super(`no head is known for ${author}`)
+    this.author = author
+  }
+}
+
+/**
+ * Publishing needs the peer's own head, so a new entry continues its log instead of forking
+ * it; no beacon answered a heads request for it.
+ */
+export class OwnHeadUnknownError extends Error {
+  override readonly name = 'OwnHeadUnknownError'
+  constructor (options?: ErrorOptions) {
+    super('own head unknown: no beacon answered a heads request for this peer, so a new entry could fork its log', options)
+  }
+}
+
+/** A post body or attachment that is not what the entry says: bad shape, or wrong size. */
+export class PostFormatError extends Error {
+  override readonly name = 'PostFormatError'
+  readonly cid: string
+  constructor (cid: string, detail: string) {
+    super(`post ${cid}: ${detail}`)
+    this.cid = cid
+  }
+}
+
+/** The beacon refused to hand out a key: the requester is not entitled to it. */
+export class KeyDeniedError extends Error {
+  override readonly name = 'KeyDeniedError'
+  readonly peer: string
+  readonly reason: string
+  constructor (peer: string, reason: string) {
+    super(`key denied by ${peer}: ${reason}`)
+    this.peer = peer
+    this.reason = reason
+  }
+}
