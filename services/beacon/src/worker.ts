@@ -1,12 +1,17 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { AccountRegistry } from './accounts/account-registry.ts'
+import { BanList } from './bans/ban-list.ts'
 import type { Config } from './config/schema.ts'
 import { Readiness } from './health.ts'
 import { buildApp } from './http/app.ts'
 import type { BeaconApp } from './http/app.ts'
 import type { NodeView, PeerSummary } from './http/node-view.ts'
 import type { Logger } from './logging/logger.ts'
+import { LogStore } from './logs/log-store.ts'
+import { createLogMetrics } from './metrics/log-metrics.ts'
+import type { LogMetrics } from './metrics/log-metrics.ts'
 import { createNetworkMetrics } from './metrics/network-metrics.ts'
 import { createOverlayMetrics } from './metrics/overlay-metrics.ts'
 import { createRegistry } from './metrics/registry.ts'
@@ -31,6 +36,11 @@ export interface Worker {
   readonly storage: StorageService
   readonly readiness: Readiness
   readonly accounts: AccountRegistry
+  /** Signed profile logs: entries, heads, orphans (Postgres). */
+  readonly logs: LogStore
+  /** Banned peers: refused by the gater, hung up on when banned. */
+  readonly bans: BanList
+  readonly logMetrics: LogMetrics
   /** Where the HTTP server listens, e.g. http://127.0.0.1:8080 */
   readonly httpUrl: string
   readonly mode: 'embedded' | 'postgres' | 'fleet'
@@ -106,6 +116,15 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
     accountsTimer.unref()
     cleanups.push(async () => { clearInterval(accountsTimer) })
 
+    const logs = new LogStore(db)
+    // Bans made on other workers reach this one on refresh, on the accounts' schedule.
+    const bans = new BanList(db, {
+      refreshMs: config.accountsRefreshMs,
+      onRefreshError: (err) => { log.warn({ err }, 'ban list refresh failed') }
+    })
+    await bans.start()
+    cleanups.push(async () => { bans.stop() })
+
     const { key, source } = await loadPeerKey(config.peerKey, config.dataDir)
     const adminTokens = config.adminTokens.length > 0
       ? config.adminTokens
@@ -121,10 +140,19 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
       registry,
       metrics,
       networkSize: accounts.count,
-      admit: (peer) => accounts.isRegistered(peer.toString()) ? { admitted: true } : { admitted: false, reason: 'not-registered' }
+      admit: (peer) => accounts.isRegistered(peer.toString()) ? { admitted: true } : { admitted: false, reason: 'not-registered' },
+      isBanned: (peer) => bans.isBanned(peer.toString())
     })
     accounts.onCountChange((count) => { node.services.overlay.setNetworkSize(Math.max(count, 1)) })
     createOverlayMetrics(registry, node.services.overlay)
+
+    const logMetrics = createLogMetrics(registry)
+    logMetrics.readSnapshotFrom(async () => ({ ...await logs.totals(), bans: await bans.count() }))
+    bans.onBan((peer, { reason, origin }) => {
+      // Counted once, by the worker that wrote the ban.
+      if (origin === 'created') logMetrics.bans.inc({ reason })
+      node.hangUp(peerIdFromString(peer)).catch((err: unknown) => { log.warn({ err, peer }, 'hanging up on a banned peer failed') })
+    })
 
     const storage = createStorageService({ config, db, node, log, registry, adminTokens })
 
@@ -134,7 +162,7 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
     })
     readiness.addCheck('storage', async () => { await db.query('SELECT 1') })
 
-    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http })
+    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans })
     cleanups.push(async () => { await app.close() })
     // Registered after HTTP so it runs first: libp2p stops accepting and closes its
     // connections while /metrics and /readyz still answer.
@@ -166,6 +194,9 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
       storage,
       readiness,
       accounts,
+      logs,
+      bans,
+      logMetrics,
       httpUrl,
       mode,
       async stop () {

@@ -11,6 +11,10 @@ import { errorHandler, FailureSchema, sendFailure } from './errors.ts'
 import type { NodeView } from './node-view.ts'
 import type { AccountRegistry } from '../accounts/account-registry.ts'
 import { adminAccountRoutes } from './routes/admin-accounts.ts'
+import type { BanList } from '../bans/ban-list.ts'
+import type { LogStore } from '../logs/log-store.ts'
+import { adminAuthorRoutes } from './routes/admin-authors.ts'
+import { adminBanRoutes } from './routes/admin-bans.ts'
 import { adminNodeRoutes } from './routes/admin-node.ts'
 import { adminStorageRoutes } from './routes/admin-storage.ts'
 import { gatewayRoutes } from './routes/gateway.ts'
@@ -33,6 +37,10 @@ export interface AppDeps {
   adminTokens: readonly string[]
   /** The pinning API (/pins), the trustless gateway (/ipfs) and /v1 storage routes. */
   storage?: StorageHttp
+  /** Signed logs: /v1/authors routes. */
+  logs?: LogStore
+  /** Banned peers: /v1/bans routes. */
+  bans?: BanList
 }
 
 /**
@@ -81,6 +89,8 @@ export async function buildApp (deps: AppDeps) {
     await admin.register(adminAccountRoutes, { accounts: deps.accounts })
     if (deps.storage !== undefined) await admin.register(adminStorageRoutes, { gc: deps.storage.gc, pins: deps.storage.pins, blockstore: deps.storage.blockstore })
     await admin.register(adminOverlayRoutes, { overlay: deps.overlay })
+    if (deps.logs !== undefined) await admin.register(adminAuthorRoutes, { logs: deps.logs })
+    if (deps.bans !== undefined) await admin.register(adminBanRoutes, { bans: deps.bans })
   })
 
   if (deps.storage !== undefined) {

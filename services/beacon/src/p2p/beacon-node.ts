@@ -42,6 +42,8 @@ export interface BeaconNodeDeps {
   admit: (peer: PeerId) => AdmitDecision
   /** N at start: the number of registered accounts. */
   networkSize: number
+  /** Banned peers are refused on every connection and never dialled (BanList.isBanned). */
+  isBanned?: (peer: PeerId) => boolean
 }
 
 function ipProtocol (host: string): 'ip4' | 'ip6' {
@@ -52,7 +54,7 @@ function ipProtocol (host: string): 'ip4' | 'ip6' {
  * The worker's libp2p node, sized for a beacon rather than a laptop (STYLE.md, "Known
  * traps"): every limit below comes from config, and each default is documented there.
  */
-export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize }: BeaconNodeDeps): Promise<BeaconNode> {
+export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned }: BeaconNodeDeps): Promise<BeaconNode> {
   const reservationPolicy = new RelayReservationPolicy({
     maxReservations: config.relayMaxReservations,
     maxReservationsPerIp: config.relayMaxReservationsPerIp,
@@ -61,8 +63,9 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
   })
   const gater = beaconConnectionGater(reservationPolicy, {
     onNonEd25519: () => metrics.connectionsRefused.inc({ reason: 'not-ed25519' }),
-    onReservation: (decision) => metrics.relayReservationRequests.inc({ outcome: decision.allowed ? 'accepted' : decision.reason })
-  })
+    onReservation: (decision) => metrics.relayReservationRequests.inc({ outcome: decision.allowed ? 'accepted' : decision.reason }),
+    onBanned: () => metrics.connectionsRefused.inc({ reason: 'banned' })
+  }, isBanned)
   const ip = ipProtocol(config.p2pHost)
 
   const node = await createLibp2p({

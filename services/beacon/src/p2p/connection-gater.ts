@@ -5,22 +5,34 @@ export interface GaterEvents {
   /** A connection refused because the remote identity is not ed25519. */
   onNonEd25519?: (direction: 'inbound' | 'outbound') => void
   onReservation?: (decision: ReservationDecision) => void
+  /** A connection or dial refused because the peer is banned. */
+  onBanned?: (direction: 'inbound' | 'outbound' | 'dial') => void
 }
+
+/** Whether a peer is banned; synchronous, from memory (BanList.isBanned). */
+export type IsBanned = (peer: PeerId) => boolean
 
 /**
  * Pharos accepts only ed25519 identities: accounts, entry authors and workers are all
  * ed25519 keys, so an RSA or secp256k1 peer can never be a member and is refused as soon as
- * Noise reveals its key, before any stream is opened.
+ * Noise reveals its key, before any stream is opened. Banned peers are refused at the same
+ * point, and never dialled.
  */
-export function beaconConnectionGater (policy: RelayReservationPolicy, events: GaterEvents = {}): ConnectionGater {
+export function beaconConnectionGater (policy: RelayReservationPolicy, events: GaterEvents = {}, isBanned: IsBanned = () => false): ConnectionGater {
   const notEd25519 = (peer: PeerId, direction: 'inbound' | 'outbound'): boolean => {
     if (peer.type === 'Ed25519') return false
     events.onNonEd25519?.(direction)
     return true
   }
+  const banned = (peer: PeerId, direction: 'inbound' | 'outbound' | 'dial'): boolean => {
+    if (!isBanned(peer)) return false
+    events.onBanned?.(direction)
+    return true
+  }
   return {
-    denyInboundEncryptedConnection: (peer) => notEd25519(peer, 'inbound'),
-    denyOutboundEncryptedConnection: (peer) => notEd25519(peer, 'outbound'),
+    denyDialPeer: (peer) => banned(peer, 'dial'),
+    denyInboundEncryptedConnection: (peer) => notEd25519(peer, 'inbound') || banned(peer, 'inbound'),
+    denyOutboundEncryptedConnection: (peer) => notEd25519(peer, 'outbound') || banned(peer, 'outbound'),
     denyInboundRelayReservation: (peer) => {
       const decision = policy.decide(peer)
       events.onReservation?.(decision)

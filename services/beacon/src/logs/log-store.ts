@@ -1,0 +1,487 @@
+import type { SqlClient, SqlQueryable } from '../storage/sql.ts'
+
+/**
+ * An entry as it is stored: already decoded and its signature verified by the caller (the
+ * ingest pipeline). The block's bytes go to the blockstore; this is its index.
+ */
+export interface NewLogEntry {
+  /** The entry's CID, as bytes. */
+  cid: Uint8Array
+  /** The author's peer ID string. */
+  author: string
+  seq: number
+  /** The previous entry's CID bytes; null for a genesis entry (seq 0). */
+  prev: Uint8Array | null
+  action: string
+  /** The author's clock (ms since the epoch); informational. */
+  timestamp: number
+  /** Bytes of the entry block. */
+  size: number
+}
+
+/** An author's best head (DESIGN.md §4): highest seq, then lowest CID, among connected entries. */
+export interface Head {
+  author: string
+  cid: Uint8Array
+  seq: number
+  /** Tips beyond the first: 0 for a linear log. */
+  forks: number
+  /** Entries stored for the author, orphans included. */
+  entries: number
+  /** The author row's version (a bigint as a string): it grows whenever the row changes. */
+  change: string
+}
+
+/** Why an entry was refused; nothing was stored. */
+export type InsertRejection =
+  /** seq is not prev's seq + 1, or seq 0 with a prev, or a prev-less entry above seq 0. */
+  | 'bad-seq'
+  /** prev is an entry of another author. */
+  | 'bad-prev'
+
+export interface StoredOutcome {
+  status: 'stored'
+  /** The entry's ancestry does not (yet) reach a genesis entry. */
+  orphan: boolean
+  /** Orphans that descended from this entry and are connected now because it arrived. */
+  connectedOrphans: number
+  /** The author's best head after the insert; null while the author has only orphans. */
+  head: Head | null
+  headChanged: boolean
+  /** Another entry of the author holds the same seq (recorded in `log_equivocations`). */
+  equivocation: boolean
+  /**
+   * Set when `prev` is not stored: the entry to fetch from the peer that sent this one. An
+   * orphan whose prev is stored (itself an orphan) has none: the fetch for that chain's
+   * missing ancestor was asked for when the chain's lowest entry arrived; `missingAncestor`
+   * finds it again.
+   */
+  missingPrev?: Uint8Array
+}
+
+export type InsertOutcome =
+  | { status: 'duplicate' }
+  | { status: 'rejected', reason: InsertRejection }
+  | StoredOutcome
+
+export interface StoredEntry {
+  cid: Uint8Array
+  author: string
+  seq: number
+  prev: Uint8Array | null
+  action: string
+  timestamp: number
+  size: number
+  receivedAt: Date
+  connected: boolean
+  pinId: string | null
+  /** When the entry's pin settled as pinned; null before. */
+  pinnedAt: Date | null
+}
+
+export interface AuthorSummary {
+  author: string
+  head: { cid: Uint8Array, seq: number } | null
+  entries: number
+  connected: number
+  orphans: number
+  tips: number
+  /** tips - 1, at least 0. */
+  forks: number
+  /** Heights at which the author signed more than one entry. */
+  equivocations: number
+  /** Sum of the DAG sizes of the author's entry pins that are pinned (a block shared by two pins counts twice). */
+  bytesPinned: number
+  change: string
+}
+
+/** A cursor that this store did not hand out. */
+export class InvalidCursorError extends Error {
+  override readonly name = 'InvalidCursorError'
+}
+
+/** The class half of the per-author advisory lock key ("LOGS"); the other half is hashtext(author). */
+const AUTHOR_LOCK_CLASS = 0x4c4f4753
+
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
+/** `pg` returns Buffers and PGlite Uint8Arrays; callers get plain Uint8Arrays either way. */
+const plain = (bytes: Uint8Array): Uint8Array => new Uint8Array(bytes)
+const forksOf = (tips: number): number => Math.max(tips - 1, 0)
+
+interface AuthorRow {
+  author: string
+  head_cid: Uint8Array | null
+  head_seq: number | null
+  entries: number
+  connected_entries: number
+  tips: number
+  orphans: number
+  equivocations: number
+  change: string
+}
+
+interface EntryRow {
+  cid: Uint8Array
+  author: string
+  seq: number
+  prev: Uint8Array | null
+  action: string
+  entry_timestamp: number
+  size: number
+  received_at: Date
+  connected: boolean
+  pin_id: string | null
+  pinned_at: Date | null
+}
+
+const AUTHOR_COLUMNS = 'author, head_cid, head_seq, entries, connected_entries, tips, orphans, equivocations, change::text AS change'
+const ENTRY_COLUMNS = 'cid, author, seq, prev, action, entry_timestamp, size, received_at, connected, pin_id::text AS pin_id, pinned_at'
+
+function headOf (row: AuthorRow): Head | null {
+  if (row.head_cid === null || row.head_seq === null) return null
+  return { author: row.author, cid: plain(row.head_cid), seq: row.head_seq, forks: forksOf(row.tips), entries: row.entries, change: row.change }
+}
+
+function entryOf (row: EntryRow): StoredEntry {
+  return {
+    cid: plain(row.cid),
+    author: row.author,
+    seq: row.seq,
+    prev: row.prev === null ? null : plain(row.prev),
+    action: row.action,
+    timestamp: row.entry_timestamp,
+    size: row.size,
+    receivedAt: row.received_at,
+    connected: row.connected,
+    pinId: row.pin_id,
+    pinnedAt: row.pinned_at
+  }
+}
+
+/**
+ * The durable index of signed profile logs (DESIGN.md §4, docs/logs.md): every valid entry,
+ * forks and orphans included, and per author the best head and counters. Entries arrive
+ * already verified; this class decides only where they fit in their author's log. Every
+ * SQL statement about logs is here; the same SQL runs on Postgres and PGlite.
+ */
+export class LogStore {
+  private readonly db: SqlClient
+
+  constructor (db: SqlClient) {
+    this.db = db
+  }
+
+  /**
+   * Stores one entry and updates its author's head and counters, in one transaction.
+   * Inserts for one author are serialised across the fleet by a transaction-scoped advisory
+   * lock, so the counters are maintained incrementally without races; different authors
+   * never wait for each other.
+   */
+  async insert (entry: NewLogEntry): Promise<InsertOutcome> {
+    return await this.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1::int4, hashtext($2))', [AUTHOR_LOCK_CLASS, entry.author])
+      const known = await tx.query('SELECT 1 FROM log_entries WHERE cid = $1', [entry.cid])
+      if (known.rows.length > 0) return { status: 'duplicate' }
+      if ((entry.prev === null) !== (entry.seq === 0)) return { status: 'rejected', reason: 'bad-seq' }
+
+      let parent: { author: string, seq: number, connected: boolean } | undefined
+      if (entry.prev !== null) {
+        const { rows } = await tx.query<{ author: string, seq: number, connected: boolean }>(
+          'SELECT author, seq, connected FROM log_entries WHERE cid = $1', [entry.prev])
+        parent = rows[0]
+        if (parent !== undefined && parent.author !== entry.author) return { status: 'rejected', reason: 'bad-prev' }
+        if (parent !== undefined && parent.seq + 1 !== entry.seq) return { status: 'rejected', reason: 'bad-seq' }
+      }
+      const connected = entry.prev === null || parent?.connected === true
+
+      // The parent stops being a tip if this is its first connected child.
+      let parentWasTip = false
+      if (connected && entry.prev !== null) {
+        const { rows } = await tx.query('SELECT 1 FROM log_entries WHERE prev = $1 AND connected LIMIT 1', [entry.prev])
+        parentWasTip = rows.length === 0
+      }
+
+      await tx.query(
+        `INSERT INTO log_entries (cid, author, seq, prev, action, entry_timestamp, size, connected)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [entry.cid, entry.author, entry.seq, entry.prev, entry.action, entry.timestamp, entry.size, connected])
+
+      // Orphans waiting below this entry (their prev chain leads here, seqs counting up by
+      // one) are connected now. The prev links form a tree, so each is reached once.
+      let descendants: Array<{ cid: Uint8Array, prev: Uint8Array }> = []
+      if (connected) {
+        const { rows } = await tx.query<{ cid: Uint8Array, prev: Uint8Array }>(
+          `WITH RECURSIVE reach (cid, seq) AS (
+             SELECT cid, seq FROM log_entries WHERE prev = $1 AND author = $2 AND seq = $3 + 1 AND NOT connected
+             UNION ALL
+             SELECT e.cid, e.seq FROM log_entries e JOIN reach r ON e.prev = r.cid
+             WHERE e.author = $2 AND e.seq = r.seq + 1 AND NOT e.connected)
+           UPDATE log_entries SET connected = true WHERE cid IN (SELECT cid FROM reach)
+           RETURNING cid, prev`,
+          [entry.cid, entry.author, entry.seq])
+        descendants = rows
+      }
+      // Of the entries connected now (this one and its descendants), the tips are those that
+      // are no other one's prev: their children, if any, are still orphans.
+      const newlyConnected = connected ? 1 + descendants.length : 0
+      const parents = new Set(descendants.map((row) => hex(row.prev)))
+      const tipsDelta = newlyConnected - parents.size - (parentWasTip ? 1 : 0)
+
+      const { rows: rivals } = await tx.query<{ cid: Uint8Array }>(
+        'SELECT cid FROM log_entries WHERE author = $1 AND seq = $2 AND cid <> $3', [entry.author, entry.seq, entry.cid])
+      if (rivals.length > 0) {
+        await tx.query(
+          `INSERT INTO log_equivocations (author, seq, cid)
+           SELECT author, seq, cid FROM log_entries WHERE author = $1 AND seq = $2
+           ON CONFLICT DO NOTHING`,
+          [entry.author, entry.seq])
+      }
+      // A height counts once, when its second entry arrives.
+      const newEquivocation = rivals.length === 1 ? 1 : 0
+
+      const { rows } = await tx.query<AuthorRow & { old_head: Uint8Array | null }>(
+        `WITH old AS (SELECT head_cid FROM log_authors WHERE author = $1),
+         best AS (
+           -- Fork choice: highest seq, then lowest CID. bytea compares byte by byte
+           -- (memcmp, then length), which is the protocol's CID order (services/protocol
+           -- log/fork-choice.ts), so every worker and every peer picks the same head.
+           SELECT cid, seq FROM log_entries WHERE author = $1 AND connected ORDER BY seq DESC, cid ASC LIMIT 1)
+         INSERT INTO log_authors AS a (author, head_cid, head_seq, entries, connected_entries, tips, orphans, equivocations)
+         VALUES ($1, (SELECT cid FROM best), (SELECT seq FROM best), 1, $2::int4, $3::int4, 1 - $2::int4, $4::int4)
+         ON CONFLICT (author) DO UPDATE SET
+           head_cid = EXCLUDED.head_cid,
+           head_seq = EXCLUDED.head_seq,
+           entries = a.entries + 1,
+           connected_entries = a.connected_entries + $2,
+           tips = a.tips + $3,
+           orphans = a.orphans + 1 - $2,
+           equivocations = a.equivocations + $4,
+           change = nextval('log_changes'),
+           change_xid = pg_current_xact_id(),
+           updated_at = now()
+         RETURNING ${AUTHOR_COLUMNS}, (SELECT head_cid FROM old) AS old_head`,
+        [entry.author, newlyConnected, tipsDelta, newEquivocation])
+      const row = rows[0]
+      if (row === undefined) throw new Error(`log_authors upsert for ${entry.author} returned no row`)
+      const head = headOf(row)
+      const oldHead = row.old_head === null ? '' : hex(row.old_head)
+      const outcome: StoredOutcome = {
+        status: 'stored',
+        orphan: !connected,
+        connectedOrphans: descendants.length,
+        head,
+        headChanged: (head === null ? '' : hex(head.cid)) !== oldHead,
+        equivocation: rivals.length > 0
+      }
+      if (entry.prev !== null && parent === undefined) outcome.missingPrev = plain(entry.prev)
+      return outcome
+    })
+  }
+
+  /** The best heads of `authors`; authors with no connected entry are left out. */
+  async heads (authors: readonly string[]): Promise<Head[]> {
+    if (authors.length === 0) return []
+    const { rows } = await this.db.query<AuthorRow>(
+      `SELECT ${AUTHOR_COLUMNS} FROM log_authors WHERE author = ANY($1::text[]) AND head_cid IS NOT NULL ORDER BY author`,
+      [authors])
+    return rows.flatMap((row) => headOf(row) ?? [])
+  }
+
+  /**
+   * Heads of authors whose row changed after `cursor` ('0' = from the start), in the order
+   * they changed, and the cursor to pass next time (the same one when nothing changed).
+   *
+   * A row is returned only once the transaction that wrote it, and every transaction that
+   * began before it, has ended (`change_xid` below the snapshot's xmin). Transactions commit
+   * in any order, so without that horizon a reader could step past a change that commits a
+   * moment later and never see it. The price: a long-running write transaction anywhere on
+   * the database holds the feed back until it ends.
+   */
+  async changesSince (cursor: string, limit: number): Promise<{ heads: Head[], cursor: string }> {
+    const [xid, change] = parseChangeCursor(cursor)
+    const { rows } = await this.db.query<AuthorRow & { change_xid: string }>(
+      `SELECT ${AUTHOR_COLUMNS}, change_xid::text AS change_xid FROM log_authors
+       WHERE (change_xid, change) > ($1::xid8, $2::int8)
+         AND change_xid < pg_snapshot_xmin(pg_current_snapshot())
+       ORDER BY change_xid, change
+       LIMIT $3`,
+      [xid, change, limit])
+    const last = rows.at(-1)
+    return {
+      heads: rows.flatMap((row) => headOf(row) ?? []),
+      cursor: last === undefined ? cursor : `${last.change_xid}.${last.change}`
+    }
+  }
+
+  /** Everything the admin API shows about one author; undefined if none of its entries is stored. */
+  async author (author: string): Promise<AuthorSummary | undefined> {
+    const { rows } = await this.db.query<AuthorRow & { bytes_pinned: number }>(
+      `SELECT ${AUTHOR_COLUMNS},
+         (SELECT coalesce(sum(p.dag_bytes), 0)::int8 FROM pins p
+          WHERE p.status = 'pinned' AND p.id IN (SELECT pin_id FROM log_entries WHERE author = $1 AND pin_id IS NOT NULL)) AS bytes_pinned
+       FROM log_authors WHERE author = $1`,
+      [author])
+    const row = rows[0]
+    if (row === undefined) return undefined
+    return {
+      author: row.author,
+      head: row.head_cid === null || row.head_seq === null ? null : { cid: plain(row.head_cid), seq: row.head_seq },
+      entries: row.entries,
+      connected: row.connected_entries,
+      orphans: row.orphans,
+      tips: row.tips,
+      forks: forksOf(row.tips),
+      equivocations: row.equivocations,
+      bytesPinned: row.bytes_pinned,
+      change: row.change
+    }
+  }
+
+  /**
+   * An author's entries, highest seq first (and lowest CID first within a seq), `limit` at
+   * a time. `next` is the cursor of the following page; absent on the last page.
+   */
+  async entries (author: string, page: { limit: number, before?: string }): Promise<{ entries: StoredEntry[], next?: string }> {
+    const [seq, cid] = page.before === undefined ? [null, null] : parseEntryCursor(page.before)
+    const { rows } = await this.db.query<EntryRow>(
+      `SELECT ${ENTRY_COLUMNS} FROM log_entries
+       WHERE author = $1 AND ($2::int8 IS NULL OR seq < $2 OR (seq = $2 AND cid > decode($3, 'hex')))
+       ORDER BY seq DESC, cid ASC
+       LIMIT $4`,
+      [author, seq, cid, page.limit + 1])
+    const entries = rows.slice(0, page.limit).map(entryOf)
+    const last = entries.at(-1)
+    if (rows.length <= page.limit || last === undefined) return { entries }
+    return { entries, next: `${last.seq}.${hex(last.cid)}` }
+  }
+
+  /** One stored entry, or undefined. */
+  async get (cid: Uint8Array): Promise<StoredEntry | undefined> {
+    const { rows } = await this.db.query<EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM log_entries WHERE cid = $1`, [cid])
+    const row = rows[0]
+    return row === undefined ? undefined : entryOf(row)
+  }
+
+  /** Which of `cids` are stored, keyed by the CID bytes in hex; absent ones are left out. */
+  async has (cids: readonly Uint8Array[]): Promise<Map<string, { connected: boolean, pinned: boolean }>> {
+    const found = new Map<string, { connected: boolean, pinned: boolean }>()
+    if (cids.length === 0) return found
+    const { rows } = await this.db.query<{ cid: string, connected: boolean, pinned: boolean }>(
+      `SELECT encode(cid, 'hex') AS cid, connected, pinned_at IS NOT NULL AS pinned FROM log_entries
+       WHERE cid IN (SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h)`,
+      [cids.map(hex)])
+    for (const row of rows) found.set(row.cid, { connected: row.connected, pinned: row.pinned })
+    return found
+  }
+
+  /**
+   * CIDs walking back along `prev` from `from` (inclusive) through stored entries, at most
+   * `limit`; empty if `from` is not stored. What a peer asking for a log's history is sent.
+   */
+  async ancestry (from: Uint8Array, limit: number): Promise<Uint8Array[]> {
+    if (limit <= 0) return []
+    const { rows } = await this.db.query<{ cid: Uint8Array }>(
+      `WITH RECURSIVE walk (cid, prev, depth) AS (
+         SELECT cid, prev, 1 FROM log_entries WHERE cid = $1
+         UNION ALL
+         SELECT e.cid, e.prev, w.depth + 1 FROM log_entries e JOIN walk w ON e.cid = w.prev WHERE w.depth < $2)
+       SELECT cid FROM walk ORDER BY depth`,
+      [from, limit])
+    return rows.map((row) => plain(row.cid))
+  }
+
+  /**
+   * The first missing link below `cid`: walking back along `prev` through stored entries,
+   * the prev of the last one reached when it is not stored (`cid` itself when it is not
+   * stored). Undefined when the walk reaches a genesis entry, or goes deeper than
+   * `maxDepth` without finding a gap.
+   */
+  async missingAncestor (cid: Uint8Array, maxDepth = 10_000): Promise<Uint8Array | undefined> {
+    const { rows } = await this.db.query<{ prev: Uint8Array | null, depth: number, found: boolean }>(
+      `WITH RECURSIVE walk (cid, prev, depth) AS (
+         SELECT cid, prev, 1 FROM log_entries WHERE cid = $1
+         UNION ALL
+         SELECT e.cid, e.prev, w.depth + 1 FROM log_entries e JOIN walk w ON e.cid = w.prev WHERE w.depth < $2)
+       SELECT w.prev, w.depth, EXISTS (SELECT 1 FROM log_entries e WHERE e.cid = w.prev) AS found
+       FROM walk w ORDER BY depth DESC LIMIT 1`,
+      [cid, maxDepth])
+    const deepest = rows[0]
+    if (deepest === undefined) return plain(cid)
+    if (deepest.prev === null || deepest.found) return undefined
+    return plain(deepest.prev)
+  }
+
+  /** Records the pin that holds the entry and its content; false if the entry is not stored. */
+  async setPin (cid: Uint8Array, pinId: string): Promise<boolean> {
+    const { rowCount } = await this.db.query('UPDATE log_entries SET pin_id = $2 WHERE cid = $1', [cid, pinId])
+    return rowCount > 0
+  }
+
+  /**
+   * Marks the entries held by `pinId` as pinned (once) and returns them, with how long each
+   * took from arrival to pinned by the database's clock (for pharos_log_entry_pin_seconds).
+   */
+  async markPinned (pinId: string): Promise<Array<{ cid: Uint8Array, receivedAt: Date, seconds: number }>> {
+    const { rows } = await this.db.query<{ cid: Uint8Array, received_at: Date, seconds: number }>(
+      `UPDATE log_entries SET pinned_at = now() WHERE pin_id = $1 AND pinned_at IS NULL
+       RETURNING cid, received_at, extract(epoch FROM pinned_at - received_at)::float8 AS seconds`,
+      [pinId])
+    return rows.map((row) => ({ cid: plain(row.cid), receivedAt: row.received_at, seconds: row.seconds }))
+  }
+
+  /** Fleet-wide figures for the log gauges: one pass over the authors table, not the entries. */
+  async totals (): Promise<{ authors: number, entries: number, orphans: number, equivocatingAuthors: number }> {
+    const { rows } = await this.db.query<{ authors: number, entries: number, orphans: number, equivocating: number }>(
+      `SELECT count(*)::int8 AS authors, coalesce(sum(entries), 0)::int8 AS entries, coalesce(sum(orphans), 0)::int8 AS orphans,
+         count(*) FILTER (WHERE equivocations > 0)::int8 AS equivocating
+       FROM log_authors`)
+    const row = rows[0]
+    return { authors: row?.authors ?? 0, entries: row?.entries ?? 0, orphans: row?.orphans ?? 0, equivocatingAuthors: row?.equivocating ?? 0 }
+  }
+
+  /**
+   * Recomputes an author's row from its entries (head, counts, equivocations), for repair
+   * and as the reference the incremental counts of `insert` are tested against. Returns the
+   * summary it wrote, or undefined if the author has no entries.
+   */
+  async recount (author: string): Promise<AuthorSummary | undefined> {
+    await this.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1::int4, hashtext($2))', [AUTHOR_LOCK_CLASS, author])
+      await recountAuthor(tx, author)
+    })
+    return await this.author(author)
+  }
+}
+
+async function recountAuthor (tx: SqlQueryable, author: string): Promise<void> {
+  await tx.query(
+    `WITH mine AS (SELECT cid, seq, connected FROM log_entries WHERE author = $1),
+     best AS (SELECT cid, seq FROM mine WHERE connected ORDER BY seq DESC, cid ASC LIMIT 1)
+     UPDATE log_authors SET
+       head_cid = (SELECT cid FROM best),
+       head_seq = (SELECT seq FROM best),
+       entries = (SELECT count(*) FROM mine),
+       connected_entries = (SELECT count(*) FROM mine WHERE connected),
+       orphans = (SELECT count(*) FROM mine WHERE NOT connected),
+       tips = (SELECT count(*) FROM mine m WHERE m.connected
+               AND NOT EXISTS (SELECT 1 FROM log_entries c WHERE c.prev = m.cid AND c.connected)),
+       equivocations = (SELECT count(*) FROM (SELECT seq FROM mine GROUP BY seq HAVING count(*) > 1) AS heights),
+       change = nextval('log_changes'),
+       change_xid = pg_current_xact_id(),
+       updated_at = now()
+     WHERE author = $1`,
+    [author])
+}
+
+function parseChangeCursor (cursor: string): [string, string] {
+  if (cursor === '0') return ['0', '0']
+  const match = /^(\d{1,20})\.(\d{1,19})$/.exec(cursor)
+  if (match?.[1] === undefined || match[2] === undefined) throw new InvalidCursorError(`not a changes cursor: ${cursor}`)
+  return [match[1], match[2]]
+}
+
+function parseEntryCursor (cursor: string): [number, string] {
+  const match = /^(\d{1,16})\.((?:[0-9a-f]{2}){1,128})$/.exec(cursor)
+  if (match?.[1] === undefined || match[2] === undefined) throw new InvalidCursorError(`not an entries cursor: ${cursor}`)
+  return [Number(match[1]), match[2]]
+}

@@ -1,0 +1,168 @@
+import { Counter, Gauge, Histogram } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { BAN_REASONS } from '../bans/ban-list.ts'
+import type { BanReason } from '../bans/ban-list.ts'
+
+/**
+ * Why an incoming log entry was turned away. A closed set: the `reason` label of
+ * `pharos_log_entries_total{result="rejected"}`.
+ * - `malformed`: not a decodable entry (dropped, never stored; DESIGN.md §4);
+ * - `bad-envelope`: the message carrying it was not well formed;
+ * - `bad-signature`: the signature does not hold (its sender is banned);
+ * - `unregistered-author`: the author is not a registered account;
+ * - `bad-seq`: seq does not follow prev's (LogStore's `bad-seq`);
+ * - `bad-prev`: prev is another author's entry (LogStore's `bad-prev`);
+ * - `duplicate`: already stored;
+ * - `too-large`: the block is over the entry size limit;
+ * - `overloaded`: this worker's ingest queue was full, so the entry was dropped unread.
+ */
+export type LogEntryRejection =
+  | 'malformed'
+  | 'bad-envelope'
+  | 'bad-signature'
+  | 'unregistered-author'
+  | 'bad-seq'
+  | 'bad-prev'
+  | 'duplicate'
+  | 'too-large'
+  | 'overloaded'
+
+export const LOG_ENTRY_REJECTIONS: readonly LogEntryRejection[] = [
+  'malformed', 'bad-envelope', 'bad-signature', 'unregistered-author', 'bad-seq', 'bad-prev', 'duplicate', 'too-large', 'overloaded'
+]
+
+/** The reasons of `pharos_log_entries_total`: `ok` for a stored entry, else why not. */
+export type LogEntryReason = 'ok' | LogEntryRejection
+
+/** The labels of one count of `pharos_log_entries_total`: an accepted entry is always `ok`. */
+export type LogEntryOutcome =
+  | { result: 'accepted', reason: 'ok' }
+  | { result: 'rejected', reason: LogEntryRejection }
+
+/** Fleet-wide figures read from Postgres on scrape. */
+export interface LogSnapshot {
+  authors: number
+  entries: number
+  orphans: number
+  /** Authors that signed two entries at one height. */
+  equivocatingAuthors: number
+  bans: number
+}
+
+/** Same reasoning as the storage snapshot: well under a scrape interval (guess). */
+const SNAPSHOT_TTL_MS = 10_000
+
+/** A counter whose labels are checked against their closed set at compile time. */
+export interface ClosedCounter<Labels> {
+  inc (labels: Labels, value?: number): void
+}
+
+/**
+ * Metrics of the signed-log area: entries in, bans, orphan fetches and how long an entry
+ * takes from arrival to pinned. Labels are closed sets (result, reason), never authors,
+ * peers or CIDs. The gauges read `log_authors` (one row per author, not the entries) on
+ * scrape through `readSnapshotFrom`.
+ */
+export function createLogMetrics (registry: Registry) {
+  const registers = [registry]
+  let read: () => Promise<LogSnapshot> = async () => ({ authors: 0, entries: 0, orphans: 0, equivocatingAuthors: 0, bans: 0 })
+  let cached: { at: number, value: Promise<LogSnapshot> } | undefined
+  let last: LogSnapshot | undefined
+  const snapshot = async (): Promise<LogSnapshot | undefined> => {
+    const now = Date.now()
+    if (cached === undefined || now - cached.at > SNAPSHOT_TTL_MS) cached = { at: now, value: read() }
+    try {
+      last = await cached.value
+    } catch {
+      // Storage did not answer: keep the last figures; /readyz reports storage health.
+      cached = undefined
+    }
+    return last
+  }
+
+  const entries = new Counter({
+    name: 'pharos_log_entries_total',
+    help: 'Log entries received by this worker, accepted (stored) or rejected, by reason',
+    labelNames: ['result', 'reason'] as const,
+    registers
+  })
+  // Every series exists from the start, so rate() and alerts see 0 rather than nothing.
+  entries.inc({ result: 'accepted', reason: 'ok' }, 0)
+  for (const reason of LOG_ENTRY_REJECTIONS) entries.inc({ result: 'rejected', reason }, 0)
+
+  const bans = new Counter({
+    name: 'pharos_bans_total',
+    help: 'Peers banned by this worker, by reason',
+    labelNames: ['reason'] as const,
+    registers
+  })
+  for (const reason of BAN_REASONS) bans.inc({ reason }, 0)
+
+  return {
+    /** Where the fleet-wide gauges come from (LogStore.totals and BanList.count, in worker.ts). */
+    readSnapshotFrom (source: () => Promise<LogSnapshot>): void {
+      read = source
+      cached = undefined
+    },
+    entries: entries as ClosedCounter<LogEntryOutcome>,
+    bans: bans as ClosedCounter<{ reason: BanReason }>,
+    orphansFetched: new Counter({
+      name: 'pharos_log_orphans_fetched_total',
+      help: 'Missing ancestors of orphan entries that this worker fetched from peers',
+      registers
+    }),
+    orphanFetchFailures: new Counter({
+      name: 'pharos_log_orphan_fetch_failures_total',
+      help: 'Fetches of an orphan entry\'s missing ancestor that failed (peer gone, timeout, bad answer)',
+      registers
+    }),
+    entryPinSeconds: new Histogram({
+      name: 'pharos_log_entry_pin_seconds',
+      help: 'Time from an entry\'s arrival to its pin (the entry and the content it links to) being pinned',
+      // From a small post pinned at once on a LAN to a large DAG fetched over minutes.
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers
+    }),
+    authors: new Gauge({
+      name: 'pharos_log_authors',
+      help: 'Authors with at least one stored log entry (fleet-wide, read from Postgres on scrape)',
+      registers,
+      async collect () {
+        const figures = await snapshot()
+        if (figures !== undefined) this.set(figures.authors)
+      }
+    }),
+    entriesStored: new Gauge({
+      name: 'pharos_log_entries_stored',
+      help: 'Stored log entries, connected or orphan (fleet-wide)',
+      labelNames: ['state'] as const,
+      registers,
+      async collect () {
+        const figures = await snapshot()
+        if (figures === undefined) return
+        this.set({ state: 'connected' }, figures.entries - figures.orphans)
+        this.set({ state: 'orphan' }, figures.orphans)
+      }
+    }),
+    equivocatingAuthors: new Gauge({
+      name: 'pharos_log_equivocating_authors',
+      help: 'Authors that signed two different entries at one height (fleet-wide)',
+      registers,
+      async collect () {
+        const figures = await snapshot()
+        if (figures !== undefined) this.set(figures.equivocatingAuthors)
+      }
+    }),
+    bannedPeers: new Gauge({
+      name: 'pharos_banned_peers',
+      help: 'Peers banned (fleet-wide, read from Postgres on scrape)',
+      registers,
+      async collect () {
+        const figures = await snapshot()
+        if (figures !== undefined) this.set(figures.bans)
+      }
+    })
+  }
+}
+
+export type LogMetrics = ReturnType<typeof createLogMetrics>
