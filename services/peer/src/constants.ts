@@ -1,0 +1,65 @@
+/**
+ * Defaults of the peer SDK, each with where its value came from (STYLE.md, after Lodestar).
+ * Every one can be changed per peer through `PharosPeerInit`.
+ */
+
+/** Network id: prefixes protocol IDs and topics, as the beacon's PHAROS_NETWORK does. */
+export const DEFAULT_NETWORK = 'pharos'
+
+/**
+ * N, the overlay's size estimate, which sizes the active view (log2(N)+1). A peer cannot
+ * read the beacon's account count, so it assumes a mid-sized network (guess: 1,000 accounts
+ * gives 10 active neighbours, enough for Plumtree's tree and cheap for an app).
+ */
+export const DEFAULT_NETWORK_SIZE = 1000
+
+export const DEFAULT_TIMEOUTS = {
+  /** Dialling one bootstrap beacon (guess: a TCP + Noise + Yamux handshake over the internet is well under 1 s). */
+  dialMs: 10_000,
+  /** Joining: until the content topic has an active neighbour (guess: JOIN → NEIGHBOR is one round trip; allows a slow beacon). */
+  joinMs: 15_000,
+  /** One sync or key-exchange request and its answer (guess: an entries answer is at most ~4 MiB). */
+  requestMs: 15_000,
+  /** Fetching one post: the body and every attachment over Bitswap (guess: 100 MiB at ~2 MB/s). */
+  fetchPostMs: 60_000
+} as const
+
+export type PeerTimeouts = { -readonly [K in keyof typeof DEFAULT_TIMEOUTS]: number }
+
+/**
+ * While waiting for a beacon to hold entries, how often its status is asked (guess: pinning
+ * a small post takes a fraction of a second; twice a second is cheap for one row lookup).
+ */
+export const STATUS_POLL_INTERVAL_MS = 500
+
+/**
+ * While waiting, how often the peer re-announces its head with a `heads` request carrying
+ * `known`, so a beacon that missed the gossip fetches the entry (guess: a few seconds, longer
+ * than one Plumtree IHAVE/GRAFT round of 500 ms + graft timeout).
+ */
+export const REANNOUNCE_INTERVAL_MS = 3000
+
+/**
+ * A Bitswap want not answered in this long is withdrawn and made again. Helia 7's Bitswap
+ * never sends cancels and ignores a repeated want within its 5 s do-not-resend window, so
+ * this must be longer than that window (the beacon's pin runner uses the same value).
+ */
+export const REWANT_AFTER_MS = 6000
+
+/** Largest attachment `fetchPost` accepts, by the size the post body declares (guess: a phone video). */
+export const DEFAULT_MAX_ATTACHMENT_BYTES = 256 * 1024 * 1024
+
+/** Largest post body block (guess: text and a list of attachment links; files are linked, not inlined). */
+export const MAX_POST_BODY_BYTES = 1024 * 1024
+
+/** Most attachments one post may carry (guess). */
+export const MAX_ATTACHMENTS = 256
+
+/** Longest attachment name, in UTF-16 code units (a common file-system limit is 255 bytes). */
+export const MAX_ATTACHMENT_NAME_LENGTH = 255
+
+/** Bitswap block fetches in flight for one attachment (guess: a Helia session's width). */
+export const FETCH_CONCURRENCY = 16
+
+/** Concurrent inbound sync streams per connection (guess: a beacon fetches an orphan's ancestors one request at a time). */
+export const SYNC_MAX_INBOUND_STREAMS = 8
