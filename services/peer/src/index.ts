@@ -1,0 +1,26 @@
+/**
+ * The Pharos peer SDK: `createPharosPeer` and what its API takes and returns, the key-file
+ * helpers, and the error catalogue. See README "Peer SDK and pharos-peer".
+ */
+export { createPharosPeer, PharosPeer } from './pharos-peer.ts'
+export type {
+  KeyDeposit,
+  PharosPeerInit,
+  PharosPeerNode,
+  PharosPeerServices,
+  Post,
+  PostInput,
+  PublishedEntry,
+  SyncReport,
+  WaitUntilHeldOptions
+} from './pharos-peer.ts'
+export type { AttachmentInput, AttachmentLink, PostBody } from './post.ts'
+export { decodePostBody, encodePostBody } from './post.ts'
+export { decodeKeyFile, encodeKeyFile, generateKey, loadKeyFile, saveKeyFile, signerFor } from './keys.ts'
+export type { KeyFile } from './keys.ts'
+export { checkLogEntry, verifyLog, walkLog } from './log-verify.ts'
+export { DEFAULT_NETWORK, DEFAULT_TIMEOUTS } from './constants.ts'
+export type { PeerTimeouts } from './constants.ts'
+export * from './errors.ts'
+// Refusals by a beacon's overlay (e.g. "not-registered") come from the shared driver.
+export { OverlayRefusedError } from '../../beacon/src/overlay/overlay-driver.ts'

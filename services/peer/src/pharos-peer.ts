@@ -1,0 +1,831 @@
+/**
+ * The peer SDK: what a network's app embeds to take part in a Pharos network (DESIGN.md §1,
+ * §3, §4). One `PharosPeer` is one libp2p node with the overlay driver, Helia with Bitswap on
+ * that node, the peer's own signed log, and clients of the beacon's sync and key-exchange
+ * protocols. It reaches nothing but the beacons it is given and the peers the overlay
+ * introduces: no DHT, no public bootstrap list, no HTTP gateways.
+ *
+ *   const peer = await createPharosPeer({ privateKey, bootstrap: ['/ip4/…/tcp/4001/p2p/12D3KooW…'] })
+ *   await peer.start()                                  // dial, join the overlay, learn own head
+ *   const { cid } = await peer.publishPost({ text: 'hello', attachments: [{ name: 'a.txt', bytes }] })
+ *   await peer.waitUntilHeld([cid])                     // the beacon pinned it
+ *   const log = await peer.fetchLog(author)             // verified, head first
+ *   const post = await peer.fetchPost(log[0])           // body and files over Bitswap
+ */
+import { setTimeout as delay } from 'node:timers/promises'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { withBitswap } from '@helia/bitswap'
+import { unixfs } from '@helia/unixfs'
+import type { UnixFS } from '@helia/unixfs'
+import * as dagCbor from '@ipld/dag-cbor'
+import * as dagPb from '@ipld/dag-pb'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { identify } from '@libp2p/identify'
+import type { Identify } from '@libp2p/identify'
+import { defaultLogger } from '@libp2p/logger'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { ping } from '@libp2p/ping'
+import type { Ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { MemoryBlockstore } from 'blockstore-core'
+import { MemoryDatastore } from 'datastore-core'
+import { createHeliaLight } from 'helia'
+import type { Helia } from '@helia/interface'
+import { createLibp2p } from 'libp2p'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { overlay } from '../../beacon/src/overlay/overlay-driver.ts'
+import type { Delivery, OverlayDriver, OverlayRefusedError } from '../../beacon/src/overlay/overlay-driver.ts'
+import { OVERLAY_TOPICS } from '../../beacon/src/overlay/topics.ts'
+import {
+  compareBytes,
+  compareHeads,
+  decodeEntry,
+  FEED_POST_ACTION,
+  KEY_BYTES,
+  keyHashOf,
+  openEnvelope,
+  sealEnvelope,
+  signAllowList,
+  signEntry,
+  SYNC_LIMITS,
+  syncProtocolId,
+  verifyEntry
+} from '../../protocol/src/log/index.ts'
+import type { Ed25519Signer, Entry, EntryBlock, EntryStatus, HeadInfo, KnownHead } from '../../protocol/src/log/index.ts'
+import {
+  DEFAULT_MAX_ATTACHMENT_BYTES,
+  DEFAULT_NETWORK,
+  DEFAULT_NETWORK_SIZE,
+  DEFAULT_TIMEOUTS,
+  FETCH_CONCURRENCY,
+  REANNOUNCE_INTERVAL_MS,
+  REWANT_AFTER_MS,
+  STATUS_POLL_INTERVAL_MS,
+  SYNC_MAX_INBOUND_STREAMS
+} from './constants.ts'
+import type { PeerTimeouts } from './constants.ts'
+import {
+  InvalidBootstrapAddressError,
+  JoinTimeoutError,
+  KeyDeniedError,
+  NoBeaconError,
+  OwnHeadUnknownError,
+  PeerNotStartedError,
+  PostFormatError,
+  RemoteError,
+  RequestTimeoutError,
+  UnknownAuthorError
+} from './errors.ts'
+import { KeyExchangeClient } from './key-exchange-client.ts'
+import { signerFor } from './keys.ts'
+import { LocalLog } from './local-log.ts'
+import { checkLogEntry, walkLog } from './log-verify.ts'
+import type { LogSource } from './log-verify.ts'
+import { attachmentNameProblem, decodePostBody, encodePostBody } from './post.ts'
+import type { AttachmentInput, AttachmentLink } from './post.ts'
+import { serveFrame } from './request-response.ts'
+import { answerSyncFrame, MAX_SYNC_REQUEST_BYTES } from './sync-responder.ts'
+import { SyncClient } from './sync-client.ts'
+import type { AbortOptions, ComponentLogger, Ed25519PrivateKey, Libp2p, Logger, PeerId } from '@libp2p/interface'
+import type { Blockstore } from 'interface-blockstore'
+
+export type { AttachmentInput, AttachmentLink } from './post.ts'
+
+/** The services of a peer's libp2p node. */
+export type PharosPeerServices = { identify: Identify, ping: Ping, overlay: OverlayDriver }
+export type PharosPeerNode = Libp2p<PharosPeerServices>
+
+export interface PharosPeerInit {
+  /** The peer's ed25519 key: its identity, and the key its log entries are signed with. */
+  privateKey: Ed25519PrivateKey
+  /** Beacon multiaddrs, each ending in `/p2p/<peer id>`; empty runs a peer with no beacon. */
+  bootstrap: string[]
+  /** Network id, as the beacons' PHAROS_NETWORK. @default 'pharos' */
+  network?: string
+  /** Addresses to listen on (e.g. `/ip4/0.0.0.0/tcp/0`, `/p2p-circuit`). @default [] (dial out only: beacons answer over the connection the peer opened) */
+  listen?: string[]
+  /** Where entries, post bodies and attachments are kept, and Bitswap serves from. @default a MemoryBlockstore */
+  blockstore?: Blockstore
+  /** libp2p-style component logger (bridge pino or another logger here). @default @libp2p/logger's debug logger */
+  logger?: ComponentLogger
+  /** N, the overlay size estimate (a peer cannot read the beacons' account count). @default 1000 (guess, constants.ts) */
+  networkSize?: number
+  /** The SDK's own bounds on dials, joins and requests. @default DEFAULT_TIMEOUTS (constants.ts) */
+  timeouts?: Partial<PeerTimeouts>
+  /** Largest attachment `fetchPost` will fetch. @default 256 MiB (guess) */
+  maxAttachmentBytes?: number
+}
+
+/** What `publishPost` publishes. */
+export interface PostInput {
+  text: string
+  attachments?: AttachmentInput[]
+}
+
+/** A published entry of the peer's own log. */
+export interface PublishedEntry {
+  /** The entry's CID (dag-cbor); also the message ID it was broadcast under. */
+  cid: CID
+  seq: number
+  /** The post body's CID (`params.content`). */
+  content: CID
+  block: EntryBlock
+}
+
+/** A post as `fetchPost` returns it: every byte hash-verified, every size as the body says. */
+export interface Post {
+  text: string
+  attachments: Array<{ name: string, bytes: Uint8Array, cid: CID }>
+}
+
+export interface WaitUntilHeldOptions extends AbortOptions {
+  /** `pinned`: held with everything it links to; `stored`: the block itself is held. @default 'pinned' */
+  state?: 'stored' | 'pinned'
+  /** Give up after this long. @default 300000 (guess: a beacon pin job with retries) */
+  timeoutMs?: number
+}
+
+/** What `sync` did. */
+export interface SyncReport {
+  /** Entries fetched and verified, over all authors. */
+  fetched: number
+  /** Authors whose held head moved. */
+  updated: string[]
+  /** Authors whose sync failed, and why; the others went on. */
+  failed: Array<{ author: string, error: Error }>
+}
+
+/** A key deposit: the symmetric key of private content, who may get it, and the rule's version. */
+export interface KeyDeposit {
+  key: Uint8Array
+  /** SHA-256 of `key`; computed when absent, checked when given. */
+  keyHash?: Uint8Array
+  /** Peer IDs the beacon may hand the key to. */
+  allow: string[]
+  /** A higher version replaces a lower one (adding or removing readers). */
+  version: number
+}
+
+const DEFAULT_HOLD_TIMEOUT_MS = 300_000
+
+/** The `/p2p/<peer id>` of a bootstrap address (the last one, for a relayed address). */
+function beaconOf (address: string): { addr: Multiaddr, peer: PeerId } {
+  let addr: Multiaddr
+  try {
+    addr = multiaddr(address)
+  } catch (err) {
+    throw new InvalidBootstrapAddressError(address, `not a multiaddr (${(err as Error).message})`)
+  }
+  const value = addr.getComponents().filter((component) => component.name === 'p2p').at(-1)?.value
+  if (value === undefined) throw new InvalidBootstrapAddressError(address, 'it must end in /p2p/<peer id>')
+  try {
+    return { addr, peer: peerIdFromString(value) }
+  } catch {
+    throw new InvalidBootstrapAddressError(address, `${value} is not a peer ID`)
+  }
+}
+
+function asError (err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err))
+}
+
+/** A failure after which asking another beacon would not help: our request itself is refused. */
+function isDefinitive (err: unknown): boolean {
+  return err instanceof KeyDeniedError || (err instanceof RemoteError && err.code === 'bad-request')
+}
+
+async function collect (chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, max: number, tooLarge: () => Error): Promise<Uint8Array> {
+  const parts: Uint8Array[] = []
+  let length = 0
+  for await (const chunk of chunks) {
+    length += chunk.length
+    if (length > max) throw tooLarge()
+    parts.push(chunk)
+  }
+  const out = new Uint8Array(length)
+  let offset = 0
+  for (const part of parts) {
+    out.set(part, offset)
+    offset += part.length
+  }
+  return out
+}
+
+export class PharosPeer {
+  /** The peer's ID; its log's author. */
+  readonly peerId: PeerId
+  /** The libp2p node (overlay as `services.overlay`). */
+  readonly libp2p: PharosPeerNode
+  /** Helia on the same node, Bitswap only. */
+  readonly helia: Helia & { libp2p: Libp2p }
+
+  private readonly self: string
+  private readonly signer: Ed25519Signer
+  private readonly network: string
+  private readonly beacons: ReadonlyArray<{ addr: Multiaddr, peer: PeerId }>
+  private readonly timeouts: PeerTimeouts
+  private readonly maxAttachmentBytes: number
+  private readonly log: Logger
+  private readonly store: LocalLog
+  private readonly fs: UnixFS
+  private readonly syncClient: SyncClient
+  private readonly keyClient: KeyExchangeClient
+  private readonly followed = new Set<string>()
+  private readonly entryListeners = new Set<(block: EntryBlock) => void>()
+  private readonly cleanups: Array<() => void> = []
+  private status: 'stopped' | 'starting' | 'started' | 'stopping' = 'stopped'
+  /** Aborted on stop: background syncs and fetches end with the peer. */
+  private lifetime = new AbortController()
+  /** True once a beacon answered for our own head (or there is no beacon to ask). */
+  private ownHeadSettled = false
+  /** Publishes run one at a time: each continues the head the previous one made. */
+  private publishing: Promise<unknown> = Promise.resolve()
+
+  /** Use `createPharosPeer`. */
+  constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: ReadonlyArray<{ addr: Multiaddr, peer: PeerId }>) {
+    this.libp2p = libp2p
+    this.helia = helia
+    this.peerId = libp2p.peerId
+    this.self = this.peerId.toString()
+    this.signer = signerFor(init.privateKey)
+    this.network = init.network ?? DEFAULT_NETWORK
+    this.beacons = beacons
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...init.timeouts }
+    this.maxAttachmentBytes = init.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES
+    this.log = (init.logger ?? defaultLogger()).forComponent('pharos:peer')
+    this.store = new LocalLog(helia.blockstore)
+    this.fs = unixfs(helia)
+    this.syncClient = new SyncClient(libp2p, this.network, this.timeouts.requestMs)
+    this.keyClient = new KeyExchangeClient(libp2p, this.network, this.timeouts.requestMs)
+  }
+
+  private get overlay (): OverlayDriver {
+    return this.libp2p.services.overlay
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------
+
+  /**
+   * Starts the node, serves the sync protocol, dials the bootstrap beacons, joins the overlay
+   * topics through them and waits (at most `timeouts.joinMs`) until the content topic has an
+   * active neighbour; then asks for its own head, so a new entry continues its log, and
+   * syncs the authors it follows. Throws OverlayRefusedError if a beacon refuses it (e.g.
+   * `not-registered`), NoBeaconError if none can be dialled, JoinTimeoutError.
+   */
+  async start (options: AbortOptions = {}): Promise<void> {
+    if (this.status !== 'stopped') return
+    this.status = 'starting'
+    this.lifetime = new AbortController()
+    try {
+      await this.libp2p.start()
+      await this.helia.start()
+      await this.libp2p.handle(syncProtocolId(this.network), (stream, connection) => {
+        void serveFrame(stream, MAX_SYNC_REQUEST_BYTES, this.timeouts.requestMs,
+          async (request) => await answerSyncFrame(request, this.store, (known) => { this.onKnownHeads(connection.remotePeer, known) }),
+          (err) => { this.log('sync request from %p failed - %e', connection.remotePeer, err) })
+      }, { maxInboundStreams: SYNC_MAX_INBOUND_STREAMS })
+      this.cleanups.push(this.overlay.onDeliver((delivery) => { this.onDelivery(delivery) }))
+      this.status = 'started'
+      if (this.beacons.length === 0) {
+        this.ownHeadSettled = true
+        return
+      }
+      const connected = await this.dialBeacons(options)
+      await this.joinOverlay(connected, options)
+      await this.refreshOwnHead(options).catch((err: unknown) => { this.log('own head not learned at start (publish asks again) - %e', err) })
+      await this.sync(options)
+      const onConnect = (event: CustomEvent<PeerId>): void => {
+        if (this.status === 'started' && this.isBeacon(event.detail)) {
+          void this.sync({ signal: this.lifetime.signal }).catch((err: unknown) => { this.log('sync on reconnect failed - %e', err) })
+        }
+      }
+      this.libp2p.addEventListener('peer:connect', onConnect)
+      this.cleanups.push(() => { this.libp2p.removeEventListener('peer:connect', onConnect) })
+    } catch (err) {
+      this.status = 'started'
+      await this.stop()
+      throw err
+    }
+  }
+
+  /** Stops background work, Helia and the node. */
+  async stop (): Promise<void> {
+    if (this.status !== 'started') return
+    this.status = 'stopping'
+    this.lifetime.abort(new PeerNotStartedError('work of a stopped peer'))
+    for (const cleanup of this.cleanups.splice(0)) cleanup()
+    await this.libp2p.unhandle(syncProtocolId(this.network)).catch(() => {})
+    await this.helia.stop().catch((err: unknown) => { this.log('helia stop failed - %e', err) })
+    await this.libp2p.stop()
+    this.status = 'stopped'
+  }
+
+  private requireStarted (what: string): void {
+    if (this.status !== 'started') throw new PeerNotStartedError(what)
+  }
+
+  private isBeacon (peer: PeerId): boolean {
+    return this.beacons.some((beacon) => beacon.peer.equals(peer))
+  }
+
+  /** Dials every bootstrap beacon; resolves with those that answered, or throws NoBeaconError. */
+  private async dialBeacons (options: AbortOptions): Promise<PeerId[]> {
+    const results = await Promise.allSettled(this.beacons.map(async ({ addr, peer }) => {
+      const timeout = AbortSignal.timeout(this.timeouts.dialMs)
+      await this.libp2p.dial(addr, { signal: options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]) })
+      return peer
+    }))
+    options.signal?.throwIfAborted()
+    const connected = results.flatMap((result) => result.status === 'fulfilled' ? [result.value] : [])
+    if (connected.length === 0) {
+      const reasons = results.map((result, i) => `${this.beacons[i]?.addr.toString() ?? '?'}: ${result.status === 'rejected' ? asError(result.reason).message : 'ok'}`)
+      throw new NoBeaconError(`could not dial any bootstrap beacon (${reasons.join('; ')})`, { cause: results.find((result) => result.status === 'rejected')?.reason })
+    }
+    return connected
+  }
+
+  /** Beacons with an open connection now; redials the bootstrap list if there are none. */
+  private async connectedBeacons (options: AbortOptions): Promise<PeerId[]> {
+    const open = this.beacons.filter(({ peer }) => this.libp2p.getConnections(peer).some((connection) => connection.status === 'open')).map(({ peer }) => peer)
+    if (open.length > 0 || this.beacons.length === 0) return open
+    return await this.dialBeacons(options)
+  }
+
+  private async joinOverlay (beacons: PeerId[], options: AbortOptions): Promise<void> {
+    const contact = beacons[0]
+    if (contact === undefined) throw new NoBeaconError('no beacon to join through')
+    let refusal: OverlayRefusedError | undefined
+    const off = this.overlay.onRefused((error) => { if (this.isBeacon(peerIdFromString(error.peer))) refusal ??= error })
+    try {
+      for (const topic of OVERLAY_TOPICS) this.overlay.join(topic, contact)
+      const deadline = Date.now() + this.timeouts.joinMs
+      for (;;) {
+        if (refusal !== undefined) throw refusal
+        if ((this.overlay.snapshot().content?.active.length ?? 0) > 0) return
+        if (Date.now() >= deadline) throw new JoinTimeoutError(this.timeouts.joinMs)
+        await delay(50, undefined, options)
+      }
+    } finally {
+      off()
+    }
+  }
+
+  /**
+   * Runs `ask` against each connected beacon in turn until one answers. A definitive refusal
+   * (bad request, key denied) or the caller's abort ends the search; other failures (a
+   * beacon that is down, malformed or unavailable) move on to the next beacon.
+   */
+  private async withBeacon<T> (what: string, options: AbortOptions, ask: (beacon: PeerId) => Promise<T>): Promise<T> {
+    const beacons = await this.connectedBeacons(options)
+    if (beacons.length === 0) throw new NoBeaconError(`${what}: no bootstrap beacons configured`)
+    let last: unknown
+    for (const beacon of beacons) {
+      try {
+        return await ask(beacon)
+      } catch (err) {
+        if (options.signal?.aborted === true || isDefinitive(err)) throw err
+        this.log('%s with beacon %p failed - %e', what, beacon, err)
+        last = err
+      }
+    }
+    throw last
+  }
+
+  // ---- own log ------------------------------------------------------------------------------
+
+  /**
+   * Asks a beacon for this peer's own head. If the beacon holds a better one than the peer
+   * (a previous run published it), the head entry is fetched, verified and adopted, so the
+   * next entry continues it. The request carries our own head as `known`, so a beacon that
+   * lacks it fetches it from us.
+   */
+  private async refreshOwnHead (options: AbortOptions): Promise<void> {
+    try {
+      await this.withBeacon('own head', options, async (beacon) => {
+        const [head] = await this.syncClient.heads(beacon, [this.self], this.knownHeads([this.self]), options)
+        const local = this.store.head(this.self)
+        if (head !== undefined && (local === undefined || compareHeads(head, { seq: local.entry.seq, cid: local.cid }) < 0)) {
+          const [bytes] = await this.syncClient.entries(beacon, head.cid, 1, options)
+          if (bytes === undefined) throw new RemoteError(beacon.toString(), syncProtocolId(this.network), 'unavailable', `announced head ${head.cid.toString()} but returned no entry`)
+          await this.store.add(await checkLogEntry(this.self, { cid: head.cid, seq: head.seq }, bytes), options)
+        }
+      })
+    } catch (err) {
+      throw new OwnHeadUnknownError({ cause: err })
+    }
+    this.ownHeadSettled = true
+  }
+
+  /** This peer's current head, if it has published anything (or learned its head from a beacon). */
+  head (author: string = this.self): { cid: CID, seq: number } | undefined {
+    const head = this.store.head(author)
+    return head === undefined ? undefined : { cid: head.cid, seq: head.entry.seq }
+  }
+
+  private knownHeads (authors: readonly string[]): KnownHead[] {
+    return authors.flatMap((author) => {
+      const head = this.store.head(author)
+      return head === undefined ? [] : [{ author, cid: head.cid, seq: head.entry.seq }]
+    })
+  }
+
+  /**
+   * Publishes a post: each attachment becomes a UnixFS file (CIDv1, raw leaves) in the local
+   * blockstore, the body a dag-cbor block linking them, and the next entry of the peer's log
+   * (`append-feed-post`, `params.content` = the body) is signed, kept, and broadcast on the
+   * content topic under its CID. Throws OwnHeadUnknownError if no beacon could say where the
+   * log stands (publishing then could fork it).
+   */
+  async publishPost (post: PostInput, options: AbortOptions = {}): Promise<PublishedEntry> {
+    this.requireStarted('publishPost')
+    const attachments = post.attachments ?? []
+    for (const attachment of attachments) {
+      const problem = attachmentNameProblem(attachment.name)
+      if (problem !== undefined) throw new PostFormatError('(new)', problem)
+    }
+    const run = this.publishing.then(async () => {
+      if (!this.ownHeadSettled) await this.refreshOwnHead(options)
+      const links: AttachmentLink[] = []
+      for (const { name, bytes } of attachments) {
+        links.push({ name, size: bytes.length, cid: await this.fs.addBytes(bytes, { signal: options.signal }) })
+      }
+      const body = await encodePostBody({ text: post.text, attachments: links })
+      await this.helia.blockstore.put(body.cid, body.bytes, options)
+      const head = this.store.head(this.self)
+      const block = await signEntry({
+        seq: head === undefined ? 0 : head.entry.seq + 1,
+        prev: head?.cid ?? null,
+        action: FEED_POST_ACTION,
+        timestamp: Date.now(),
+        params: { content: body.cid }
+      }, this.signer)
+      await this.store.add(block, options)
+      this.overlay.broadcast('content', block.cid.toString(), await sealEnvelope(block.bytes, this.signer))
+      this.log('published entry %s (seq %d)', block.cid, block.entry.seq)
+      return { cid: block.cid, seq: block.entry.seq, content: body.cid, block }
+    })
+    this.publishing = run.catch(() => {})
+    return await run
+  }
+
+  /**
+   * Resolves once a beacon reports every CID in `state` (`pinned` by default). Polls the
+   * beacon's `status` meanwhile, and every few seconds re-announces the peer's head with a
+   * `heads` request carrying it as `known`, so a beacon that missed the gossip fetches it.
+   * On timeout, RequestTimeoutError says what the last status was.
+   */
+  async waitUntilHeld (cids: readonly CID[], options: WaitUntilHeldOptions = {}): Promise<void> {
+    this.requireStarted('waitUntilHeld')
+    const want = options.state ?? 'pinned'
+    const timeoutMs = options.timeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS
+    const timeout = AbortSignal.timeout(timeoutMs)
+    const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout])
+    const satisfied = (status: EntryStatus): boolean => status === 'pinned' || (want === 'stored' && status === 'stored')
+    let remaining = [...cids]
+    let last: EntryStatus[] = []
+    let lastAnnounce = Date.now()
+    try {
+      while (remaining.length > 0) {
+        try {
+          last = await this.withBeacon('status', { signal }, async (beacon) => await this.syncClient.status(beacon, remaining, { signal }))
+          remaining = remaining.filter((_, i) => !satisfied(last[i] ?? 'unknown'))
+          if (remaining.length === 0) return
+        } catch (err) {
+          if (signal.aborted || isDefinitive(err)) throw err
+          this.log('status poll failed; retrying - %e', err)
+        }
+        if (Date.now() - lastAnnounce >= REANNOUNCE_INTERVAL_MS) {
+          lastAnnounce = Date.now()
+          await this.withBeacon('re-announce', { signal }, async (beacon) => await this.syncClient.heads(beacon, [this.self], this.knownHeads([this.self]), { signal }))
+            .catch((err: unknown) => { if (!signal.aborted) this.log('re-announcing the head failed - %e', err) })
+        }
+        await delay(STATUS_POLL_INTERVAL_MS, undefined, { signal })
+      }
+    } catch (err) {
+      if (timeout.aborted && options.signal?.aborted !== true) {
+        const statuses = remaining.map((cid) => `${cid.toString()}: ${last[cids.indexOf(cid)] ?? 'unknown'}`).join(', ')
+        throw new RequestTimeoutError(`waiting for a beacon to hold ${remaining.length} CID(s) ${want} (last status ${statuses})`, timeoutMs)
+      }
+      throw err
+    }
+  }
+
+  // ---- following and fetching ---------------------------------------------------------------
+
+  /** Follows authors: `sync` fetches their logs, and their entries are taken from gossip. */
+  follow (authors: readonly string[]): void {
+    for (const author of authors) this.followed.add(author)
+  }
+
+  unfollow (authors: readonly string[]): void {
+    for (const author of authors) this.followed.delete(author)
+  }
+
+  /** Calls `listener` with each new entry of a followed author (from sync or gossip), oldest first. */
+  onEntry (listener: (block: EntryBlock) => void): () => void {
+    this.entryListeners.add(listener)
+    return () => { this.entryListeners.delete(listener) }
+  }
+
+  private emit (blocks: readonly EntryBlock[]): void {
+    for (const block of blocks) {
+      for (const listener of this.entryListeners) {
+        try {
+          listener(block)
+        } catch (err) {
+          this.log.error('entry listener failed - %e', err)
+        }
+      }
+    }
+  }
+
+  /** Where a walk gets entries: the local log, then beacons (`preferred` first). */
+  private logSource (preferred?: PeerId): LogSource {
+    return {
+      local: async (cid, options) => await this.store.get(cid, options),
+      remote: async (from, options) => {
+        const beacons = await this.connectedBeacons(options)
+        const askers = preferred === undefined ? beacons : [preferred, ...beacons.filter((beacon) => !beacon.equals(preferred))]
+        let last: unknown
+        let answered = false
+        for (const peer of askers) {
+          try {
+            const blocks = await this.syncClient.entries(peer, from, SYNC_LIMITS.entries, options)
+            answered = true
+            if (blocks.length > 0) return blocks
+          } catch (err) {
+            if (options.signal?.aborted === true) throw err
+            last = err
+          }
+        }
+        if (!answered && last !== undefined) throw last
+        return []
+      }
+    }
+  }
+
+  /** The best head each asked beacon reports per author (beacons that fail are skipped). */
+  private async beaconHeads (authors: readonly string[], options: AbortOptions): Promise<Map<string, { head: HeadInfo, from: PeerId }>> {
+    const best = new Map<string, { head: HeadInfo, from: PeerId }>()
+    await this.withBeacon('heads', options, async (beacon) => {
+      for (const head of await this.syncClient.heads(beacon, authors, this.knownHeads(authors), options)) {
+        const current = best.get(head.author)
+        if (current === undefined || compareHeads(head, current.head) < 0) best.set(head.author, { head, from: beacon })
+      }
+    })
+    return best
+  }
+
+  /**
+   * Sync on connect (DESIGN.md §4): asks a beacon for the heads of the followed authors
+   * (telling it ours), and for each that is ahead of what the peer holds, fetches the missing
+   * entries with `entries` requests, walking back from the head until an entry it holds or
+   * genesis; each is verified before it is kept. One author's failure does not stop the rest.
+   */
+  async sync (options: AbortOptions = {}): Promise<SyncReport> {
+    this.requireStarted('sync')
+    const report: SyncReport = { fetched: 0, updated: [], failed: [] }
+    const authors = [...this.followed]
+    if (authors.length === 0 || this.beacons.length === 0) return report
+    const heads = await this.beaconHeads(authors, options)
+    for (const [author, { head, from }] of heads) {
+      const local = this.store.head(author)
+      if (local !== undefined && compareHeads(head, { seq: local.entry.seq, cid: local.cid }) >= 0) continue
+      try {
+        const fetched = await walkLog({
+          author,
+          head: { cid: head.cid, seq: head.seq },
+          until: 'held',
+          source: this.logSource(from),
+          onVerified: async (block) => { await this.store.add(block, options) },
+          signal: options.signal
+        })
+        report.fetched += fetched.length
+        if (fetched.length > 0) report.updated.push(author)
+        this.emit(fetched.toReversed())
+      } catch (err) {
+        if (options.signal?.aborted === true) throw err
+        this.log('sync of %s failed - %e', author, err)
+        report.failed.push({ author, error: asError(err) })
+      }
+    }
+    return report
+  }
+
+  /**
+   * An author's whole log, from the best head (the best of what beacons report and what the
+   * peer holds) down to genesis, every entry decoded and verified: signed by `author`, each
+   * `prev` the CID of the entry below, each seq one more than the one below, genesis at seq 0.
+   * Missing entries are fetched (and kept). Throws LogVerificationError naming the entry and
+   * the reason, MissingEntryError if the chain cannot be completed, UnknownAuthorError if
+   * nobody has a head for the author.
+   */
+  async fetchLog (author: string, options: AbortOptions = {}): Promise<EntryBlock[]> {
+    this.requireStarted('fetchLog')
+    let remote: { head: HeadInfo, from: PeerId } | undefined
+    let headError: unknown
+    if (this.beacons.length > 0) {
+      try {
+        remote = (await this.beaconHeads([author], options)).get(author)
+      } catch (err) {
+        if (options.signal?.aborted === true) throw err
+        headError = err
+      }
+    }
+    const local = this.store.head(author)
+    let head: { cid: CID, seq: number } | undefined = local === undefined ? undefined : { cid: local.cid, seq: local.entry.seq }
+    if (remote !== undefined && (head === undefined || compareHeads(remote.head, head) < 0)) head = { cid: remote.head.cid, seq: remote.head.seq }
+    if (head === undefined) {
+      if (headError !== undefined) throw headError
+      throw new UnknownAuthorError(author)
+    }
+    return await walkLog({
+      author,
+      head,
+      until: 'genesis',
+      source: this.logSource(remote?.from),
+      onVerified: async (block) => { await this.store.add(block, options) },
+      signal: options.signal
+    })
+  }
+
+  /**
+   * A post's body and attachments, over Bitswap from whoever holds them (beacons serve
+   * pinned content). Helia checks every block against its CID; this checks the body's shape
+   * and that each attachment has the size the body says. Bounded by `timeouts.fetchPostMs`.
+   */
+  async fetchPost (entry: Entry | EntryBlock, options: AbortOptions = {}): Promise<Post> {
+    this.requireStarted('fetchPost')
+    const fields = 'entry' in entry ? entry.entry : entry
+    const content = CID.asCID(fields.params.content)
+    if (fields.action !== FEED_POST_ACTION || content === null) throw new PostFormatError('(entry)', `not an ${FEED_POST_ACTION} entry with params.content`)
+    const timeout = AbortSignal.timeout(this.timeouts.fetchPostMs)
+    const signal = AbortSignal.any([timeout, this.lifetime.signal, ...(options.signal === undefined ? [] : [options.signal])])
+    try {
+      const body = decodePostBody(await this.fetchBlock(content, signal), content)
+      const attachments: Post['attachments'] = []
+      for (const link of body.attachments) attachments.push({ name: link.name, cid: link.cid, bytes: await this.fetchFile(content, link, signal) })
+      return { text: body.text, attachments }
+    } catch (err) {
+      if (timeout.aborted && options.signal?.aborted !== true) throw new RequestTimeoutError(`fetching post ${content.toString()}`, this.timeouts.fetchPostMs)
+      throw err
+    }
+  }
+
+  /** One block, local or over Bitswap, re-wanting it until `signal` ends (see REWANT_AFTER_MS). */
+  private async fetchBlock (cid: CID, signal: AbortSignal): Promise<Uint8Array> {
+    for (;;) {
+      const rewant = AbortSignal.timeout(REWANT_AFTER_MS)
+      try {
+        return await collect(this.helia.blockstore.get(cid, { signal: AbortSignal.any([signal, rewant]) }), Number.MAX_SAFE_INTEGER, () => new Error('unreachable'))
+      } catch (err) {
+        if (signal.aborted || !rewant.aborted) throw err
+      }
+    }
+  }
+
+  /**
+   * An attachment's bytes: every block of its UnixFS DAG is fetched (verified by Helia),
+   * bounded by the declared size plus DAG overhead, then read back offline.
+   */
+  private async fetchFile (post: CID, link: AttachmentLink, signal: AbortSignal): Promise<Uint8Array> {
+    const name = post.toString()
+    if (link.size > this.maxAttachmentBytes) throw new PostFormatError(name, `attachment ${link.name} is ${link.size} bytes, more than the ${this.maxAttachmentBytes} this peer fetches`)
+    // Interior dag-pb nodes cost ~50 bytes per 1 MiB leaf; this is generous (guess).
+    const budget = link.size + Math.ceil(link.size / 16) + 1024 * 1024
+    let fetched = 0
+    let frontier = [link.cid]
+    while (frontier.length > 0) {
+      const next: CID[] = []
+      for (let i = 0; i < frontier.length; i += FETCH_CONCURRENCY) {
+        const blocks = await Promise.all(frontier.slice(i, i + FETCH_CONCURRENCY).map(async (cid) => ({ cid, bytes: await this.fetchBlock(cid, signal) })))
+        for (const { cid, bytes } of blocks) {
+          fetched += bytes.length
+          if (fetched > budget) throw new PostFormatError(name, `attachment ${link.name}'s DAG is larger than its declared ${link.size} bytes`)
+          if (cid.code === dagPb.code) next.push(...dagPb.decode(bytes).Links.map((child) => child.Hash))
+          else if (cid.code !== raw.code) throw new PostFormatError(name, `attachment ${link.name} is not a UnixFS file (codec 0x${cid.code.toString(16)})`)
+        }
+      }
+      frontier = next
+    }
+    let bytes: Uint8Array
+    try {
+      bytes = await collect(this.fs.cat(link.cid, { offline: true, signal }), link.size, () => new PostFormatError(name, `attachment ${link.name} is larger than its declared ${link.size} bytes`))
+    } catch (err) {
+      if (err instanceof PostFormatError || signal.aborted) throw err
+      throw new PostFormatError(name, `attachment ${link.name} is not a UnixFS file: ${asError(err).message}`)
+    }
+    if (bytes.length !== link.size) throw new PostFormatError(name, `attachment ${link.name} is ${bytes.length} bytes, the body says ${link.size}`)
+    return bytes
+  }
+
+  // ---- gossip and the other side of sync ----------------------------------------------------
+
+  /** An entry on the content topic from a followed author: kept if it continues what we hold. */
+  private onDelivery (delivery: Delivery): void {
+    if (delivery.topic !== 'content' || this.followed.size === 0) return
+    void this.ingest(delivery.payload).catch((err: unknown) => { this.log('gossiped entry dropped - %e', err) })
+  }
+
+  private async ingest (payload: Uint8Array): Promise<void> {
+    const envelope = await openEnvelope(payload)
+    if (!envelope.ok) return
+    const decoded = await decodeEntry(envelope.value.entry)
+    if (!decoded.ok || !this.followed.has(decoded.value.entry.author)) return
+    const block = decoded.value
+    if (!(await verifyEntry(block.entry)).ok) return
+    const { author, prev, seq } = block.entry
+    const signal = AbortSignal.any([this.lifetime.signal, AbortSignal.timeout(this.timeouts.requestMs * 4)])
+    const missing = prev === null || await this.store.get(prev, { signal }) !== undefined
+      ? []
+      : await walkLog({ author, head: { cid: prev, seq: seq - 1 }, until: 'held', source: this.logSource(), onVerified: async (ancestor) => { await this.store.add(ancestor, { signal }) }, signal })
+    if (await this.store.add(block, { signal })) this.emit([...missing.toReversed(), block])
+    else this.emit(missing.toReversed())
+  }
+
+  /** A peer told us heads it holds: fetch from it what we lack of the authors we follow. */
+  private onKnownHeads (from: PeerId, known: readonly KnownHead[]): void {
+    for (const head of known) {
+      if (!this.followed.has(head.author)) continue
+      const local = this.store.head(head.author)
+      if (local !== undefined && compareHeads(head, { seq: local.entry.seq, cid: local.cid }) >= 0) continue
+      const signal = AbortSignal.any([this.lifetime.signal, AbortSignal.timeout(this.timeouts.requestMs * 4)])
+      void walkLog({
+        author: head.author,
+        head: { cid: head.cid, seq: head.seq },
+        until: 'held',
+        source: this.logSource(from),
+        onVerified: async (block) => { await this.store.add(block, { signal }) },
+        signal
+      }).then((fetched) => { this.emit(fetched.toReversed()) }, (err: unknown) => { this.log('fetching announced head of %s from %p failed - %e', head.author, from, err) })
+    }
+  }
+
+  // ---- key exchange -------------------------------------------------------------------------
+
+  /**
+   * Deposits a content key with a beacon, under an allow-list this peer signs (only `allow`
+   * may get it). Resolves with the key hash once the beacon confirmed it.
+   */
+  async depositKey (deposit: KeyDeposit, options: AbortOptions = {}): Promise<{ keyHash: Uint8Array }> {
+    this.requireStarted('depositKey')
+    if (deposit.key.length < KEY_BYTES.min || deposit.key.length > KEY_BYTES.max) throw new RangeError(`a content key is ${KEY_BYTES.min}..${KEY_BYTES.max} bytes, not ${deposit.key.length}`)
+    const keyHash = await keyHashOf(deposit.key)
+    if (deposit.keyHash !== undefined && compareBytes(deposit.keyHash, keyHash) !== 0) throw new RangeError('keyHash is not the SHA-256 of key')
+    const rule = await signAllowList({ keyHash, version: deposit.version, peers: deposit.allow }, this.signer)
+    await this.withBeacon('key deposit', options, async (beacon) => { await this.keyClient.deposit(beacon, deposit.key, rule, options) })
+    return { keyHash }
+  }
+
+  /** The key whose SHA-256 is `keyHash`, from a beacon; KeyDeniedError (with the beacon's reason) if this peer may not have it. */
+  async getKey (keyHash: Uint8Array, options: AbortOptions = {}): Promise<Uint8Array> {
+    this.requireStarted('getKey')
+    return await this.withBeacon('getkey', options, async (beacon) => await this.keyClient.getKey(beacon, keyHash, options))
+  }
+}
+
+/**
+ * Builds a peer (not started). Throws InvalidBootstrapAddressError for a bootstrap address
+ * without `/p2p/<peer id>`.
+ */
+export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPeer> {
+  const beacons = init.bootstrap.map(beaconOf)
+  const network = init.network ?? DEFAULT_NETWORK
+  const logger = init.logger ?? defaultLogger()
+  const self = peerIdFromPrivateKey(init.privateKey)
+  const libp2p = await createLibp2p({
+    privateKey: init.privateKey,
+    start: false,
+    logger,
+    addresses: { listen: init.listen ?? [] },
+    transports: [tcp(), webSockets(), circuitRelayTransport()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: {
+      identify: identify(),
+      ping: ping(),
+      overlay: overlay({
+        network,
+        topics: OVERLAY_TOPICS,
+        networkSize: init.networkSize ?? DEFAULT_NETWORK_SIZE,
+        bootstrap: () => beacons.map(({ peer }) => peer).filter((peer) => !peer.equals(self))
+      })
+    }
+  })
+  const helia = createHeliaLight({
+    blockstore: init.blockstore ?? new MemoryBlockstore(),
+    datastore: new MemoryDatastore(),
+    codecs: [dagCbor],
+    logger
+  })
+  // Helia light has no libp2p of its own; Bitswap runs on the peer's node (as beacon-helia.ts does).
+  Object.defineProperty(helia, 'libp2p', { value: libp2p, enumerable: true })
+  const withNode = helia as Helia & { libp2p: Libp2p }
+  withBitswap(withNode)
+  return new PharosPeer(init, libp2p, withNode, beacons)
+}

@@ -1,0 +1,86 @@
+/**
+ * The asking side of `/<network>/sync/1.0.0`: typed `heads`, `entries` and `status`
+ * requests. An `error` frame becomes a RemoteError, a frame of the wrong type or shape a
+ * MalformedResponseError; lists longer than the protocol's bounds are split into requests.
+ */
+import type { CID } from 'multiformats/cid'
+import {
+  decodeSyncResponse,
+  encodeSyncRequest,
+  MAX_SYNC_FRAME_BYTES,
+  SYNC_LIMITS,
+  syncProtocolId
+} from '../../protocol/src/log/index.ts'
+import type { EntryStatus, HeadInfo, KnownHead, SyncRequest, SyncResponse } from '../../protocol/src/log/index.ts'
+import { MalformedResponseError, RemoteError } from './errors.ts'
+import { requestFrame } from './request-response.ts'
+import type { AbortOptions, Libp2p, PeerId } from '@libp2p/interface'
+
+type ResponseOf<T extends SyncResponse['t']> = Extract<SyncResponse, { t: T }>
+
+function chunks<T> (items: readonly T[], size: number): T[][] {
+  const out: T[][] = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+  return out
+}
+
+export class SyncClient {
+  private readonly node: Pick<Libp2p, 'dialProtocol'>
+  private readonly protocol: string
+  private readonly timeoutMs: number
+
+  constructor (node: Pick<Libp2p, 'dialProtocol'>, network: string, timeoutMs: number) {
+    this.node = node
+    this.protocol = syncProtocolId(network)
+    this.timeoutMs = timeoutMs
+  }
+
+  private async request<T extends SyncResponse['t']> (peer: PeerId, request: SyncRequest, expected: T, options: AbortOptions): Promise<ResponseOf<T>> {
+    const bytes = await requestFrame(this.node, peer, this.protocol, encodeSyncRequest(request), MAX_SYNC_FRAME_BYTES, `sync ${request.t}`, { ...options, timeoutMs: this.timeoutMs })
+    const decoded = decodeSyncResponse(bytes)
+    if (!decoded.ok) throw new MalformedResponseError(peer.toString(), this.protocol, decoded.detail)
+    const response = decoded.value
+    if (response.t === 'error') throw new RemoteError(peer.toString(), this.protocol, response.code, response.message)
+    if (response.t !== expected) throw new MalformedResponseError(peer.toString(), this.protocol, `a ${response.t} frame answered a ${request.t} request`)
+    return response as ResponseOf<T>
+  }
+
+  /**
+   * The best heads `peer` holds for `authors` (authors it holds nothing for are absent).
+   * `known` tells it the heads we hold, so it can fetch what it lacks from us.
+   */
+  async heads (peer: PeerId, authors: readonly string[], known: readonly KnownHead[], options: AbortOptions = {}): Promise<HeadInfo[]> {
+    const out: HeadInfo[] = []
+    const knownByAuthor = new Map(known.map((head) => [head.author, head]))
+    for (const batch of chunks(authors, SYNC_LIMITS.authors)) {
+      const batchKnown = batch.map((author) => knownByAuthor.get(author)).filter((head): head is KnownHead => head !== undefined)
+      const response = await this.request(peer, { t: 'heads', authors: batch, known: batchKnown }, 'heads', options)
+      const asked = new Set(batch)
+      for (const head of response.heads) {
+        if (!asked.has(head.author)) throw new MalformedResponseError(peer.toString(), this.protocol, `a head for ${head.author}, who was not asked for`)
+        out.push(head)
+      }
+    }
+    return out
+  }
+
+  /** Entry blocks walking back along `prev` from `from` (inclusive), at most `limit`. */
+  async entries (peer: PeerId, from: CID, limit: number = SYNC_LIMITS.entries, options: AbortOptions = {}): Promise<Uint8Array[]> {
+    const response = await this.request(peer, { t: 'entries', from, limit }, 'entries', options)
+    if (response.blocks.length > limit) throw new MalformedResponseError(peer.toString(), this.protocol, `${response.blocks.length} blocks where at most ${limit} were asked for`)
+    return response.blocks
+  }
+
+  /** For each CID, whether `peer` holds it: unknown, stored, or pinned (with all it links to). */
+  async status (peer: PeerId, cids: readonly CID[], options: AbortOptions = {}): Promise<EntryStatus[]> {
+    const out: EntryStatus[] = []
+    for (const batch of chunks(cids, SYNC_LIMITS.cids)) {
+      const response = await this.request(peer, { t: 'status', cids: batch }, 'status', options)
+      if (response.statuses.length !== batch.length) {
+        throw new MalformedResponseError(peer.toString(), this.protocol, `${response.statuses.length} statuses for ${batch.length} CIDs`)
+      }
+      out.push(...response.statuses)
+    }
+    return out
+  }
+}
