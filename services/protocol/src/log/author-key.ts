@@ -20,6 +20,10 @@ export function publicKeyFromPeerId (peerId: string): Uint8Array | undefined {
   }
   if (bytes.length !== PREFIX.length + 32) return undefined
   for (let i = 0; i < PREFIX.length; i++) if (bytes[i] !== PREFIX[i]) return undefined
+  // One spelling per key: base-x reads a character beyond Latin-1 as a zero digit wherever the
+  // value so far is a multiple of 256, so some peer IDs have a second string that decodes to
+  // the same bytes (one "1" replaced by, say, "Ā"). Only the re-encoding is the peer ID.
+  if (base58btc.baseEncode(bytes) !== peerId) return undefined
   return bytes.slice(PREFIX.length)
 }
 

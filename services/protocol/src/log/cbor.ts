@@ -12,9 +12,12 @@ function sameBytes (a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Decodes dag-cbor and insists the bytes are the canonical encoding of what they decode to
- * (sorted keys, shortest lengths, no floats for integers…): bytes that decode to the same
- * value but differ would give one entry two CIDs.
+ * Decodes dag-cbor and insists the bytes are the canonical encoding of what they decode to:
+ * bytes that decode to the same value but differ would give one entry two CIDs. The strict
+ * decoder itself refuses non-minimal integers and lengths, indefinite lengths and duplicate
+ * keys ('not-cbor'); what it reads but would write differently (unsorted keys, a float for
+ * an integer, float32, undefined) or cannot write at all is 'non-canonical'. Never throws.
+ * test/vectors pins which is which.
  */
 export function decodeCanonical (bytes: Uint8Array): CborResult {
   let value: unknown
@@ -23,7 +26,16 @@ export function decodeCanonical (bytes: Uint8Array): CborResult {
   } catch (err) {
     return { ok: false, code: 'not-cbor', detail: err instanceof Error ? err.message : String(err) }
   }
-  if (!sameBytes(dagCbor.encode(value), bytes)) return { ok: false, code: 'non-canonical', detail: 'not the canonical dag-cbor encoding of its value' }
+  let canonical: Uint8Array
+  try {
+    canonical = dagCbor.encode(value)
+  } catch (err) {
+    // Some decoded values cannot be written back: a map whose "/" equals its "bytes"
+    // ({ "/": "x", "bytes": "x" }) is taken for a CID by the encoder, which then throws.
+    // Nothing this code signs or stores can hold such a value.
+    return { ok: false, code: 'non-canonical', detail: `cannot be re-encoded: ${err instanceof Error ? err.message : String(err)}` }
+  }
+  if (!sameBytes(canonical, bytes)) return { ok: false, code: 'non-canonical', detail: 'not the canonical dag-cbor encoding of its value' }
   return { ok: true, value }
 }
 

@@ -21,16 +21,16 @@ const P = (1n << 255n) - 19n
 
 /**
  * The canonical encodings of the eight points of small order, compared with the sign bit
- * cleared (so both signs of each match). test/ed25519.test.ts derives the set from the
- * curve itself and checks it against this table.
+ * cleared (so both signs of each match). test/ed25519-agreement.test.ts derives the set from
+ * the curve itself and checks it against this table.
  */
-const SMALL_ORDER_Y = [
+export const SMALL_ORDER_Y: readonly string[] = Object.freeze([
   '0000000000000000000000000000000000000000000000000000000000000000',
   '0100000000000000000000000000000000000000000000000000000000000000',
   '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
   'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
   'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f'
-]
+])
 const smallOrderY = new Set(SMALL_ORDER_Y)
 
 export type SignatureCheck = 'ok' | 'bad-length' | 'non-canonical-s' | 'non-canonical-point' | 'small-order-point'
@@ -50,7 +50,9 @@ function hex (bytes: Uint8Array): string {
 /** Checks a 32-byte point encoding: canonical y, not of small order. */
 export function checkPoint (encoded: Uint8Array): SignatureCheck {
   if (encoded.length !== 32) return 'bad-length'
-  const y = encoded.slice()
+  // A copy: on a Node Buffer (what libp2p keys sign into, what pg returns) slice() is a view,
+  // and clearing the sign bit in it would corrupt the caller's signature.
+  const y = new Uint8Array(encoded)
   y[31] = (y[31] ?? 0) & 0x7f
   if (littleEndian(y) >= P) return 'non-canonical-point'
   if (smallOrderY.has(hex(y))) return 'small-order-point'
@@ -81,7 +83,7 @@ async function importKey (publicKey: Uint8Array): Promise<SubtleKey> {
       const oldest = importedKeys.keys().next().value
       if (oldest !== undefined) importedKeys.delete(oldest)
     }
-    key = globalThis.crypto.subtle.importKey('raw', publicKey.slice(), { name: 'Ed25519' }, false, ['verify'])
+    key = globalThis.crypto.subtle.importKey('raw', new Uint8Array(publicKey), { name: 'Ed25519' }, false, ['verify'])
     importedKeys.set(id, key)
     key.catch(() => { importedKeys.delete(id) })
   }
@@ -93,11 +95,16 @@ async function importKey (publicKey: Uint8Array): Promise<SubtleKey> {
  * that failed, or 'bad-signature' when the encodings are fine but the equation does not hold.
  */
 export async function verifyEd25519 (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<SignatureCheck | 'bad-signature'> {
-  const encoding = checkSignatureEncoding(publicKey, signature)
+  // Copies taken first (slice() of a Buffer is a view): WebCrypto verifies, after the await,
+  // exactly the bytes that were checked, whatever the caller does with its buffers meanwhile.
+  const key = new Uint8Array(publicKey)
+  const sig = new Uint8Array(signature)
+  const data = new Uint8Array(message)
+  const encoding = checkSignatureEncoding(key, sig)
   if (encoding !== 'ok') return encoding
   let valid: boolean
   try {
-    valid = await globalThis.crypto.subtle.verify('Ed25519', await importKey(publicKey), signature.slice(), message.slice())
+    valid = await globalThis.crypto.subtle.verify('Ed25519', await importKey(key), sig, data)
   } catch {
     // A key WebCrypto cannot decode (not on the curve) cannot have signed anything.
     return 'bad-signature'

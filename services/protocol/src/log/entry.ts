@@ -140,7 +140,10 @@ export class InvalidEntryError extends Error {
 
 /** Signs an entry as `signer` (who must be its author) and returns the block. */
 export async function signEntry (unsigned: Omit<UnsignedEntry, 'v' | 'author'>, signer: Ed25519Signer): Promise<EntryBlock> {
-  const fields: UnsignedEntry = { v: ENTRY_VERSION, author: signer.peerId, ...unsigned }
+  // Field by field, not a spread: TypeScript accepts an Entry (a decoded one, say) here, and
+  // spreading it would keep its author while the signer signs, and carry its extra fields.
+  const { seq, prev, action, timestamp, params } = unsigned
+  const fields: UnsignedEntry = { v: ENTRY_VERSION, author: signer.peerId, seq, prev, action, timestamp, params }
   const problem = checkFields(fields as unknown as Record<string, unknown>)
   if (problem !== undefined) throw new InvalidEntryError(problem.code, problem.detail)
   const entry: Entry = { ...fields, sig: await signer.sign(signingBytes(fields)) }

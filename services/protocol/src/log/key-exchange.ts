@@ -122,5 +122,6 @@ export function decodeKeyExchange (bytes: Uint8Array): Decoded<KeyExchangeMessag
       }
       break
   }
-  return { ok: false, detail: `malformed key-exchange frame (t=${String(value.t).slice(0, 32)})` }
+  // Not String(value.t): a decoded map with its own "toString" key cannot be turned into a string.
+  return { ok: false, detail: `malformed key-exchange frame (t=${typeof value.t === 'string' ? value.t.slice(0, 32) : typeof value.t})` }
 }
