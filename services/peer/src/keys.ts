@@ -89,6 +89,7 @@ export function signerFor (key: Ed25519PrivateKey): Ed25519Signer {
   const peerId = peerIdFromPrivateKey(key).toString()
   return {
     peerId,
-    sign: async (message) => await key.sign(message)
+    // A plain copy: libp2p hands out a Buffer that may be a view into a shared pool.
+    sign: async (message) => new Uint8Array(await key.sign(message))
   }
 }
