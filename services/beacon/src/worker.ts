@@ -9,7 +9,12 @@ import { buildApp } from './http/app.ts'
 import type { BeaconApp } from './http/app.ts'
 import type { NodeView, PeerSummary } from './http/node-view.ts'
 import type { Logger } from './logging/logger.ts'
+import { allowListEntitlement } from './keys/entitlement.ts'
+import type { EntitlementCheck } from './keys/entitlement.ts'
+import { createLogService } from './logs/log-service.ts'
+import type { LogService } from './logs/log-service.ts'
 import { LogStore } from './logs/log-store.ts'
+import { createKeyExchangeMetrics } from './metrics/key-exchange-metrics.ts'
 import { createLogMetrics } from './metrics/log-metrics.ts'
 import type { LogMetrics } from './metrics/log-metrics.ts'
 import { createNetworkMetrics } from './metrics/network-metrics.ts'
@@ -41,6 +46,8 @@ export interface Worker {
   /** Banned peers: refused by the gater, hung up on when banned. */
   readonly bans: BanList
   readonly logMetrics: LogMetrics
+  /** Ingest of the content topic, ancestor fetches, the sync and key-exchange responders. */
+  readonly logService: LogService
   /** Where the HTTP server listens, e.g. http://127.0.0.1:8080 */
   readonly httpUrl: string
   readonly mode: 'embedded' | 'postgres' | 'fleet'
@@ -84,7 +91,13 @@ function nodeView (node: BeaconNode): NodeView {
 }
 
 /** Builds and starts one worker from validated config. main.ts is its only production caller. */
-export async function startWorker (config: Config, log: Logger): Promise<Worker> {
+/** What an embedder may plug into a worker (DESIGN.md: "the check is pluggable"). */
+export interface WorkerExtensions {
+  /** Who may receive a deposited content key. @default the author-signed allow-list */
+  entitlement?: EntitlementCheck
+}
+
+export async function startWorker (config: Config, log: Logger, extensions: WorkerExtensions = {}): Promise<Worker> {
   const cleanups: Array<() => Promise<void>> = []
   const cleanup = async (): Promise<void> => {
     for (const step of cleanups.reverse()) await step().catch((err: unknown) => log.warn({ err }, 'cleanup step failed'))
@@ -155,6 +168,22 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
     })
 
     const storage = createStorageService({ config, db, node, log, registry, adminTokens })
+    const logService = createLogService({
+      db,
+      node,
+      overlay: node.services.overlay,
+      network: config.network,
+      logs,
+      bans,
+      isRegistered: (peer) => accounts.isRegistered(peer),
+      storage,
+      metrics: logMetrics,
+      keyExchangeMetrics: createKeyExchangeMetrics(registry),
+      entitlement: extensions.entitlement ?? allowListEntitlement,
+      orphanFetchMaxEntries: config.orphanFetchMaxEntries,
+      orphanFetchTimeoutMs: config.orphanFetchTimeoutMs,
+      log
+    })
 
     const readiness = new Readiness()
     readiness.addCheck('p2p', async () => {
@@ -169,6 +198,8 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
     cleanups.push(async () => { await node.stop() })
     // Runs before libp2p stops: running pin jobs go back to the queue, Bitswap unregisters.
     cleanups.push(async () => { await storage.stop() })
+    // Runs first: no new entries are taken, the ones in hand are stored, fetches stop.
+    cleanups.push(async () => { await logService.stop() })
     await app.listen({ host: config.httpHost, port: config.httpPort })
     const address = app.server.address()
     const httpPort = typeof address === 'object' && address !== null ? address.port : config.httpPort
@@ -177,6 +208,7 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
 
     await node.start()
     await storage.start()
+    await logService.start()
     log.info({
       peerId: node.peerId.toString(),
       keySource: source,
@@ -197,6 +229,7 @@ export async function startWorker (config: Config, log: Logger): Promise<Worker>
       logs,
       bans,
       logMetrics,
+      logService,
       httpUrl,
       mode,
       async stop () {

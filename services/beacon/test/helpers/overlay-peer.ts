@@ -4,7 +4,7 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import type { Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
 import { overlay } from '../../src/overlay/overlay-driver.ts'
 import type { OverlayDriver, OverlayInit } from '../../src/overlay/overlay-driver.ts'
@@ -12,8 +12,9 @@ import type { OverlayDriver, OverlayInit } from '../../src/overlay/overlay-drive
 export type OverlayPeer = Libp2p<{ identify: unknown, ping: Ping, overlay: OverlayDriver }>
 
 /** A js-libp2p peer running the overlay driver, listening on loopback TCP so others can dial it. */
-export async function createOverlayPeer (init: Omit<OverlayInit, 'topics'> & { topics?: readonly string[] }): Promise<OverlayPeer> {
+export async function createOverlayPeer (init: Omit<OverlayInit, 'topics'> & { topics?: readonly string[] }, privateKey?: PrivateKey): Promise<OverlayPeer> {
   return await createLibp2p({
+    ...(privateKey === undefined ? {} : { privateKey }),
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [noise()],

@@ -64,7 +64,7 @@ export type SyncResponse =
 export type SyncDecodeResult<T> = { ok: true, value: T } | { ok: false, detail: string }
 
 const isAuthor = (value: unknown): value is string => typeof value === 'string' && publicKeyFromPeerId(value) !== undefined
-const isCursor = (value: unknown): value is string => typeof value === 'string' && /^[0-9]{1,20}$/.test(value)
+const isCursor = (value: unknown): value is string => typeof value === 'string' && /^[0-9]{1,20}(\.[0-9]{1,20})?$/.test(value)
 const asCid = (value: unknown): CID | null => CID.asCID(value)
 
 function listOf<T> (value: unknown, max: number, item: (element: unknown) => T | undefined): T[] | undefined {
@@ -123,7 +123,7 @@ export function decodeSyncRequest (bytes: Uint8Array): SyncDecodeResult<SyncRequ
     }
     case 'changes':
       if (!hasKeys(value, ['t', 'cursor', 'limit']) || !isCursor(value.cursor) || !isUint(value.limit) || value.limit === 0 || value.limit > SYNC_LIMITS.changes) {
-        return bad(`changes takes a decimal cursor and a limit of 1..${SYNC_LIMITS.changes}`)
+        return bad(`changes takes a cursor ("0" or one a changes response gave) and a limit of 1..${SYNC_LIMITS.changes}`)
       }
       return { ok: true, value: { t: 'changes', cursor: value.cursor, limit: value.limit } }
     case 'entries': {

@@ -1,0 +1,135 @@
+/**
+ * The beacon's side of key exchange (DESIGN.md §4, protocol in services/protocol/src/log/
+ * key-exchange.ts):
+ *
+ * - `deposit` on `/<network>/keyexchange/1.0.0`: only the author may deposit (the stream's
+ *   remote peer must be the allow-list's signer), the key must hash to the rule's key hash,
+ *   and the author must be a registered account;
+ * - `getkey` on the same protocol: the key goes back on that stream — a direct,
+ *   Noise-encrypted stream to the authenticated requester — if the entitlement check
+ *   admits it, else `denied` with the reason;
+ * - `getkey` broadcast on the `keyexchange` overlay topic: if the check admits the named
+ *   requester, the worker dials it and pushes a `key` frame on a direct stream. The topic
+ *   only carries the request; the key itself never goes over gossip. A forged requester
+ *   field only makes us send the key to that (entitled) peer, over a stream only it can read.
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
+import type { Libp2p } from '@libp2p/interface'
+import {
+  decodeKeyExchange,
+  encodeKeyExchange,
+  keyExchangeProtocolId,
+  keyHashOf,
+  openAllowList
+} from '../../../protocol/src/log/index.ts'
+import type { KeyExchangeMessage } from '../../../protocol/src/log/index.ts'
+import type { Logger } from '../logging/logger.ts'
+import type { ContentKeyStore } from './content-key-store.ts'
+import type { EntitlementCheck } from './entitlement.ts'
+
+export type KeyExchangeOutcome = 'deposited' | 'deposit-refused' | 'key-sent' | 'denied' | 'unknown-key' | 'malformed'
+
+export interface KeyExchangeDeps {
+  keys: ContentKeyStore
+  entitlement: EntitlementCheck
+  isRegistered: (peerId: string) => boolean
+  node: Pick<Libp2p, 'dialProtocol'>
+  network: string
+  log: Logger
+  onOutcome?: (outcome: KeyExchangeOutcome) => void
+}
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((byte, i) => byte === b[i])
+
+/** How long a pushed key may take to reach a requester that asked over the topic (guess). */
+const PUSH_TIMEOUT_MS = 10_000
+
+export class KeyExchangeService {
+  private readonly deps: KeyExchangeDeps
+  private readonly log: Logger
+
+  constructor (deps: KeyExchangeDeps) {
+    this.deps = deps
+    this.log = deps.log.child({ component: 'key-exchange' })
+  }
+
+  /** Answers one request frame from `peer` on the direct protocol; undefined aborts the stream. */
+  async answer (frame: Uint8Array, peer: string, signal: AbortSignal): Promise<Uint8Array | undefined> {
+    const decoded = decodeKeyExchange(frame)
+    if (!decoded.ok) {
+      this.count('malformed')
+      return undefined
+    }
+    const response = await this.respond(decoded.value, peer, signal)
+    return response === undefined ? undefined : encodeKeyExchange(response)
+  }
+
+  /** A `getkey` from the keyexchange topic: push the key to its requester if entitled. */
+  async onTopicRequest (payload: Uint8Array): Promise<void> {
+    const decoded = decodeKeyExchange(payload)
+    if (!decoded.ok || decoded.value.t !== 'getkey' || decoded.value.requester === undefined) {
+      this.count('malformed')
+      return
+    }
+    const { keyHash, requester } = decoded.value
+    const signal = AbortSignal.timeout(PUSH_TIMEOUT_MS)
+    const answer = await this.getKey(keyHash, requester, signal)
+    // Only a key is pushed: a denial goes to nobody (the requester may not be who asked).
+    if (answer.t !== 'key') return
+    try {
+      const stream = await this.deps.node.dialProtocol(peerIdFromString(requester), keyExchangeProtocolId(this.deps.network), { signal })
+      await lpStream(stream).write(encodeKeyExchange(answer), { signal })
+      await stream.close({ signal })
+    } catch (err) {
+      this.log.info({ err, requester }, 'could not push a key to its requester')
+    }
+  }
+
+  private async respond (message: KeyExchangeMessage, peer: string, signal: AbortSignal): Promise<KeyExchangeMessage | undefined> {
+    switch (message.t) {
+      case 'deposit': return await this.deposit(message.key, message.rule, peer)
+      case 'getkey': return await this.getKey(message.keyHash, peer, signal)
+      default:
+        this.count('malformed')
+        return { t: 'error', code: 'bad-request', message: `a beacon answers deposit and getkey, not ${message.t}` }
+    }
+  }
+
+  private async deposit (key: Uint8Array, rule: Uint8Array, peer: string): Promise<KeyExchangeMessage> {
+    const refuse = (message: string): KeyExchangeMessage => {
+      this.count('deposit-refused')
+      return { t: 'error', code: 'bad-request', message }
+    }
+    const list = await openAllowList(rule)
+    if (!list.ok) return refuse(`rule: ${list.detail}`)
+    if (list.value.author !== peer) return refuse('only the author who signed the rule may deposit its key')
+    if (!this.deps.isRegistered(peer)) return refuse('the author is not a registered account')
+    const keyHash = await keyHashOf(key)
+    if (!sameBytes(keyHash, list.value.keyHash)) return refuse('the key does not hash to the rule\'s keyHash (SHA-256)')
+    const stored = await this.deps.keys.deposit({ keyHash, author: peer, key, rule, ruleVersion: list.value.version })
+    if (!stored) return refuse('a newer rule for this key is stored, or the key belongs to another author')
+    this.count('deposited')
+    this.log.info({ author: peer, version: list.value.version, readers: list.value.peers.length }, 'content key deposited')
+    return { t: 'deposited', keyHash }
+  }
+
+  private async getKey (keyHash: Uint8Array, requester: string, signal: AbortSignal): Promise<KeyExchangeMessage> {
+    const record = await this.deps.keys.get(keyHash)
+    if (record === undefined) {
+      this.count('unknown-key')
+      return { t: 'denied', reason: 'no key with that hash was deposited here' }
+    }
+    const decision = await this.deps.entitlement({ requester, record }, signal)
+    if (!decision.allowed) {
+      this.count('denied')
+      return { t: 'denied', reason: decision.reason }
+    }
+    this.count('key-sent')
+    return { t: 'key', keyHash, key: record.key }
+  }
+
+  private count (outcome: KeyExchangeOutcome): void {
+    this.deps.onOutcome?.(outcome)
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * The ingest pipeline of profile-log entries (DESIGN.md §4). Entries arrive in publish
+ * envelopes on the `content` topic, or bare from a peer we asked (orphan ancestors, heads
+ * announced on sync). For each, in this order:
+ *
+ * 1. the envelope (gossip only) is decoded and its publisher's signature checked — if that
+ *    fails nobody can be blamed: dropped as malformed;
+ * 2. the entry is decoded strictly — malformed: dropped and counted, never stored;
+ * 3. the author's signature is verified, before anything else touches the entry — a bad one
+ *    gets the envelope's publisher banned fleet-wide and disconnected (a neighbour that only
+ *    forwarded it is not: Plumtree forwards envelopes unchanged, so the publisher is known);
+ * 4. the author must be a registered account — else dropped, nothing stored or pinned;
+ * 5. the block is stored and the author's log updated (forks kept, best head recomputed,
+ *    equivocation recorded); an orphan triggers a bounded fetch of its ancestors from the
+ *    peer that sent it;
+ * 6. the entry is pinned: a pin job per entry, owned by its author, that holds the entry
+ *    block and everything its params link to, within the author's quota.
+ */
+import { CID } from 'multiformats/cid'
+import { decodeEntry, openEnvelope, verifyEntry } from '../../../protocol/src/log/index.ts'
+import type { EntryBlock } from '../../../protocol/src/log/index.ts'
+import type { BanList } from '../bans/ban-list.ts'
+import type { Logger } from '../logging/logger.ts'
+import type { LogEntryRejection, LogMetrics } from '../metrics/log-metrics.ts'
+import { authorOwner, LOG_ENTRY_KIND, PIN_KIND_KEY } from '../pinning/log-entry-pins.ts'
+import type { PinStore } from '../pinning/pin-store.ts'
+import type { PgBlockstore } from '../storage/pg-blockstore.ts'
+import type { LogStore, StoredOutcome } from './log-store.ts'
+
+export type IngestResult =
+  | { result: 'accepted', cid: CID, outcome: StoredOutcome }
+  | { result: 'duplicate', cid: CID }
+  | { result: 'rejected', reason: LogEntryRejection, cid?: CID }
+
+/** Where an entry came from: who to blame for a forgery, and who to ask for missing ancestors. */
+export interface EntrySource {
+  /** The connected peer that handed it to us (a neighbour, or the peer we asked). */
+  from: string
+  /** The peer whose envelope signature vouches for it (gossip only). */
+  publisher?: string
+}
+
+export interface LogIngestDeps {
+  logs: LogStore
+  bans: Pick<BanList, 'ban'>
+  isRegistered: (peerId: string) => boolean
+  blockstore: Pick<PgBlockstore, 'put'>
+  pins: Pick<PinStore, 'create'>
+  /** A pin was queued: look for work now. */
+  onPinQueued: () => void
+  /** An orphan arrived: fetch `missing` and what lies below it from `peers`, in that order. */
+  fetchAncestors: (missing: CID, peers: string[]) => void
+  metrics: LogMetrics
+  log: Logger
+  /** This worker's peer ID, recorded on the bans it makes. */
+  worker: string
+}
+
+export class LogIngest {
+  private readonly deps: LogIngestDeps
+  private readonly log: Logger
+
+  constructor (deps: LogIngestDeps) {
+    this.deps = deps
+    this.log = deps.log.child({ component: 'log-ingest' })
+  }
+
+  /** A content-topic payload delivered by neighbour `from`. */
+  async ingestEnvelope (payload: Uint8Array, from: string): Promise<IngestResult> {
+    const envelope = await openEnvelope(payload)
+    if (!envelope.ok) {
+      this.log.debug({ from, code: envelope.code, detail: envelope.detail }, 'dropped a malformed envelope')
+      return this.reject(envelope.code === 'too-large' ? 'too-large' : 'bad-envelope')
+    }
+    return await this.ingestEntry(envelope.value.entry, { from, publisher: envelope.value.publisher })
+  }
+
+  /** An entry block, with where it came from. */
+  async ingestEntry (bytes: Uint8Array, source: EntrySource): Promise<IngestResult> {
+    const decoded = await decodeEntry(bytes)
+    if (!decoded.ok) {
+      this.log.debug({ from: source.from, code: decoded.code, detail: decoded.detail }, 'dropped a malformed entry')
+      return this.reject(decoded.code === 'too-large' ? 'too-large' : 'malformed')
+    }
+    const block = decoded.value
+    const verified = await verifyEntry(block.entry)
+    if (!verified.ok) {
+      await this.punishForgery(block, source, verified.code)
+      return this.reject('bad-signature', block.cid)
+    }
+    if (!this.deps.isRegistered(block.entry.author)) return this.reject('unregistered-author', block.cid)
+    return await this.store(block, source)
+  }
+
+  private async store ({ entry, bytes, cid }: EntryBlock, source: EntrySource): Promise<IngestResult> {
+    const { deps } = this
+    // Block first: an indexed entry always has its bytes (GC's grace period covers the gap
+    // until the pin job records the block).
+    await deps.blockstore.put(cid, bytes)
+    const outcome = await deps.logs.insert({
+      cid: cid.bytes,
+      author: entry.author,
+      seq: entry.seq,
+      prev: entry.prev?.bytes ?? null,
+      action: entry.action,
+      timestamp: entry.timestamp,
+      size: bytes.length
+    })
+    if (outcome.status === 'duplicate') {
+      deps.metrics.entries.inc({ result: 'rejected', reason: 'duplicate' })
+      return { result: 'duplicate', cid }
+    }
+    if (outcome.status === 'rejected') return this.reject(outcome.reason, cid)
+    deps.metrics.entries.inc({ result: 'accepted', reason: 'ok' })
+    if (outcome.equivocation) this.log.info({ author: entry.author, seq: entry.seq, cid: cid.toString() }, 'equivocation: the author signed two entries at one seq; both are kept')
+    if (outcome.missingPrev !== undefined) {
+      const peers = [source.from, source.publisher, entry.author].filter((peer): peer is string => peer !== undefined)
+      deps.fetchAncestors(CID.decode(outcome.missingPrev), [...new Set(peers)])
+    }
+    await this.pin(entry.author, entry.seq, cid, source)
+    return { result: 'accepted', cid, outcome }
+  }
+
+  private async pin (author: string, seq: number, cid: CID, source: EntrySource): Promise<void> {
+    const { deps } = this
+    const origins = [...new Set([source.publisher, source.from, author])].filter((peer): peer is string => peer !== undefined).map((peer) => `/p2p/${peer}`)
+    const pin = await deps.pins.create({
+      owner: authorOwner(author),
+      cid,
+      cidText: cid.toString(),
+      name: `${author} #${seq}`,
+      meta: { [PIN_KIND_KEY]: LOG_ENTRY_KIND },
+      origins
+    })
+    await deps.logs.setPin(cid.bytes, pin.id)
+    deps.onPinQueued()
+  }
+
+  private async punishForgery (block: EntryBlock, source: EntrySource, code: string): Promise<void> {
+    const { deps } = this
+    const publisher = source.publisher
+    if (publisher === undefined) {
+      // Asked-for blocks (ancestors, announced heads) carry no envelope: whoever served it
+      // may only be passing on what it was given, so nobody is banned for it.
+      this.log.info({ from: source.from, cid: block.cid.toString(), code }, 'a fetched entry has a bad signature; dropped')
+      return
+    }
+    await deps.bans.ban({
+      peer: publisher,
+      reason: 'bad-signature',
+      detail: `signed the envelope of entry ${block.cid.toString()} (author ${block.entry.author}), whose signature is invalid: ${code}`,
+      evidence: block.bytes,
+      bannedBy: deps.worker
+    })
+    this.log.warn({ publisher, forwarder: source.from, cid: block.cid.toString(), code }, 'banned the publisher of a forged entry')
+  }
+
+  private reject (reason: LogEntryRejection, cid?: CID): IngestResult {
+    this.deps.metrics.entries.inc({ result: 'rejected', reason })
+    return cid === undefined ? { result: 'rejected', reason } : { result: 'rejected', reason, cid }
+  }
+}

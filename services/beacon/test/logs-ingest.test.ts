@@ -1,0 +1,265 @@
+/**
+ * Signed profile logs on real libp2p peers and real workers: a forged entry gets its
+ * publisher banned and disconnected while the honest forwarder stays; malformed entries are
+ * dropped and counted; a fork is kept and two workers on separate databases choose the same
+ * head; an orphan's ancestors are fetched from the peer that sent it; GETKEY succeeds only
+ * for an entitled peer.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { CID } from 'multiformats/cid'
+import {
+  decodeKeyExchange,
+  decodeSyncRequest,
+  encodeCbor,
+  encodeKeyExchange,
+  encodeSyncResponse,
+  keyExchangeProtocolId,
+  keyHashOf,
+  sealEnvelope,
+  signAllowList,
+  signEntry,
+  syncProtocolId
+} from '../../protocol/src/log/index.ts'
+import type { Ed25519Signer, EntryBlock } from '../../protocol/src/log/index.ts'
+import { loadConfig } from '../src/config/load.ts'
+import { createLogger } from '../src/logging/logger.ts'
+import { request, serveRequests } from '../src/p2p/request-response.ts'
+import { startWorker } from '../src/worker.ts'
+import type { Worker } from '../src/worker.ts'
+import { createTestDatabase } from './helpers/databases.ts'
+import { createOverlayPeer } from './helpers/overlay-peer.ts'
+import type { OverlayPeer } from './helpers/overlay-peer.ts'
+import { inProcessEnv } from './helpers/worker-process.ts'
+
+const NETWORK = 'pharos-logs'
+const TOKEN = 'logs-test-admin-token-0123456789'
+
+async function waitFor (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!await condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+function signerOf (key: PrivateKey): Ed25519Signer {
+  return { peerId: peerIdFromPrivateKey(key).toString(), sign: async (message) => await key.sign(message) }
+}
+
+async function startTestWorker (extra: Record<string, string> = {}): Promise<{ worker: Worker, addr: Multiaddr }> {
+  const worker = await startWorker(loadConfig(await inProcessEnv({ PHAROS_NETWORK: NETWORK, PHAROS_ADMIN_TOKENS: TOKEN, PHAROS_PIN_POLL_INTERVAL_MS: '100', ...extra })), createLogger('silent'))
+  const addr = worker.node.getMultiaddrs().find((a) => a.toString().startsWith('/ip4/127.0.0.1/') && !a.toString().includes('/ws')) ?? assert.fail('no TCP address')
+  return { worker, addr }
+}
+
+async function admin<T> (worker: Worker, method: 'GET' | 'POST' | 'DELETE', url: string, body?: object): Promise<{ status: number, json: T }> {
+  const response = await worker.app.inject({ method, url, headers: { authorization: `Bearer ${TOKEN}` }, ...(body === undefined ? {} : { payload: body }) })
+  return { status: response.statusCode, json: response.json<T>() }
+}
+
+async function metric (worker: Worker, pattern: RegExp): Promise<number> {
+  const text = (await worker.app.inject({ method: 'GET', url: '/metrics' })).body
+  return Number(pattern.exec(text)?.[1] ?? 0)
+}
+
+interface AuthorView { head: string | null, seq: number | null, entries: number, connected: number, orphans: number, forks: number, equivocations: number }
+
+/** A registered peer joined to the worker's content topic, with a key we can sign with. */
+async function joinedPeer (worker: Worker, addr: Multiaddr, name: string): Promise<{ peer: OverlayPeer, key: PrivateKey, signer: Ed25519Signer }> {
+  const key = await generateKeyPair('Ed25519')
+  const peer = await createOverlayPeer({ network: NETWORK, networkSize: 8 }, key)
+  await peer.start()
+  await worker.accounts.add(peer.peerId.toString(), name)
+  await peer.dial(addr)
+  for (const topic of ['content', 'sync', 'keyexchange']) peer.services.overlay.join(topic, worker.node.peerId)
+  await waitFor(`${name} in the worker's content view`, () => worker.node.services.overlay.snapshot().content?.active.includes(peer.peerId.toString()) ?? false)
+  return { peer, key, signer: signerOf(key) }
+}
+
+/** A log of `length` entries with no content links (their pins hold just the entry block). */
+async function buildLog (signer: Ed25519Signer, length: number, fork?: { at: number }): Promise<EntryBlock[]> {
+  const log: EntryBlock[] = []
+  let prev: CID | null = null
+  for (let seq = 0; seq < length; seq++) {
+    const block = await signEntry({ seq, prev, action: 'set-profile', timestamp: 1_700_000_000_000 + seq, params: { name: `v${seq}`, fork: fork?.at === seq ? 'a' : null } }, signer)
+    log.push(block)
+    prev = block.cid
+  }
+  return log
+}
+
+describe('signed profile logs', () => {
+  const workers: Worker[] = []
+  const peers: OverlayPeer[] = []
+
+  after(async () => {
+    await Promise.all(peers.map(async (peer) => { await peer.stop() }))
+    await Promise.all(workers.map(async (worker) => { await worker.stop() }))
+  })
+
+  describe('on one worker (Postgres)', () => {
+    let worker: Worker
+    let addr: Multiaddr
+
+    before(async () => {
+      const database = await createTestDatabase('logs')
+      ;({ worker, addr } = await startTestWorker({ DATABASE_URL: database }))
+      workers.push(worker)
+    })
+
+    it('bans and disconnects the publisher of a forged entry, and keeps the honest forwarder', async () => {
+      const forger = await joinedPeer(worker, addr, 'forger')
+      const forwarder = await joinedPeer(worker, addr, 'forwarder')
+      const victimKey = await generateKeyPair('Ed25519')
+      const victim = signerOf(victimKey)
+      await worker.accounts.add(victim.peerId, 'victim')
+      peers.push(forger.peer, forwarder.peer)
+
+      // An entry claiming the victim as author, signed with the forger's key, in an envelope
+      // the forger signs; the forwarder passes it on unchanged, as Plumtree does.
+      const forged = await signEntry({ seq: 0, prev: null, action: 'set-profile', timestamp: 1, params: { name: 'not me' } }, { peerId: victim.peerId, sign: forger.signer.sign })
+      const envelope = await sealEnvelope(forged.bytes, forger.signer)
+      forwarder.peer.services.overlay.broadcast('content', forged.cid.toString(), envelope)
+
+      await waitFor('the forger banned', async () => (await admin<{ bans: Array<{ peer: string }> }>(worker, 'GET', '/v1/bans')).json.bans.some((ban) => ban.peer === forger.peer.peerId.toString()))
+      await waitFor('the forger disconnected', () => worker.node.getConnections(forger.peer.peerId).length === 0)
+      const bans = (await admin<{ bans: Array<{ peer: string, reason: string }> }>(worker, 'GET', '/v1/bans')).json.bans
+      assert.deepEqual(bans.map((ban) => [ban.peer, ban.reason]), [[forger.peer.peerId.toString(), 'bad-signature']])
+      assert.ok(worker.node.getConnections(forwarder.peer.peerId).length > 0, 'the forwarder is still connected')
+      assert.equal(await metric(worker, /pharos_log_entries_total\{result="rejected",reason="bad-signature"\} (\d+)/), 1)
+      assert.equal((await admin(worker, 'GET', `/v1/authors/${victim.peerId}`)).status, 404, 'nothing of the forgery was stored')
+      // A banned peer cannot reconnect: the worker's gater refuses it once Noise names it.
+      await forger.peer.dial(addr).catch(() => {})
+      await waitFor('the reconnect refused', async () => await metric(worker, /pharos_connections_refused_total\{reason="banned"\} (\d+)/) >= 1)
+      await waitFor('no connection left to the forger', () => worker.node.getConnections(forger.peer.peerId).length === 0)
+
+      // Malformed: an envelope that is not one, and a well-sealed envelope around a non-entry.
+      forwarder.peer.services.overlay.broadcast('content', 'garbage-1', Uint8Array.of(1, 2, 3))
+      const notAnEntry = encodeCbor({ v: 1, author: forwarder.signer.peerId, hello: 'world' })
+      forwarder.peer.services.overlay.broadcast('content', 'garbage-2', await sealEnvelope(notAnEntry, forwarder.signer))
+      await waitFor('both counted', async () =>
+        await metric(worker, /pharos_log_entries_total\{result="rejected",reason="bad-envelope"\} (\d+)/) === 1 &&
+        await metric(worker, /pharos_log_entries_total\{result="rejected",reason="malformed"\} (\d+)/) === 1)
+      assert.ok(worker.node.getConnections(forwarder.peer.peerId).length > 0, 'malformed input does not get its sender banned')
+      assert.equal((await admin<{ bans: unknown[] }>(worker, 'GET', '/v1/bans')).json.bans.length, 1)
+    })
+
+    it('fetches an orphan\'s missing ancestors from the peer that sent it, and pins every entry', async () => {
+      const author = await joinedPeer(worker, addr, 'orphan-author')
+      peers.push(author.peer)
+      const log = await buildLog(author.signer, 6)
+      const byCid = new Map(log.map((block) => [block.cid.toString(), block]))
+      const asked: string[] = []
+      // The author answers `entries` from its own log, as the peer SDK does.
+      await serveRequests(author.peer, syncProtocolId(NETWORK), async (frame) => {
+        const decoded = decodeSyncRequest(frame)
+        if (!decoded.ok || decoded.value.t !== 'entries') return undefined
+        asked.push(decoded.value.from.toString())
+        const blocks: Uint8Array[] = []
+        for (let cid: CID | null = decoded.value.from; cid !== null && blocks.length < decoded.value.limit;) {
+          const block = byCid.get(cid.toString())
+          if (block === undefined) break
+          blocks.push(block.bytes)
+          cid = block.entry.prev
+        }
+        return encodeSyncResponse({ t: 'entries', blocks })
+      }, { maxRequestBytes: 64 * 1024, timeoutMs: 10_000, maxInboundStreams: 4 })
+
+      const newest = log[5] ?? assert.fail()
+      author.peer.services.overlay.broadcast('content', newest.cid.toString(), await sealEnvelope(newest.bytes, author.signer))
+
+      const url = `/v1/authors/${author.signer.peerId}`
+      await waitFor('the whole log connected', async () => {
+        const view = await admin<AuthorView>(worker, 'GET', url)
+        return view.status === 200 && view.json.connected === 6
+      })
+      const view = (await admin<AuthorView>(worker, 'GET', url)).json
+      assert.equal(view.head, newest.cid.toString())
+      assert.equal(view.seq, 5)
+      assert.equal(view.orphans, 0)
+      assert.deepEqual(asked, [newest.entry.prev?.toString()], 'one request fetched the five ancestors')
+      assert.equal(await metric(worker, /pharos_log_orphans_fetched_total (\d+)/), 5)
+
+      // Every entry is pinned (its pin holds the entry block; these entries link no content).
+      await waitFor('all six entries pinned', async () => {
+        const page = await admin<{ entries: Array<{ pinned: boolean }> }>(worker, 'GET', `${url}/entries?limit=10`)
+        return page.json.entries.length === 6 && page.json.entries.every((entry) => entry.pinned)
+      })
+      assert.equal(await metric(worker, /pharos_log_entry_pin_seconds_count (\d+)/), 6)
+    })
+
+    it('answers GETKEY only for a peer the author\'s signed allow-list names', async () => {
+      const author = await joinedPeer(worker, addr, 'key-author')
+      const reader = await joinedPeer(worker, addr, 'reader')
+      const stranger = await joinedPeer(worker, addr, 'stranger')
+      peers.push(author.peer, reader.peer, stranger.peer)
+      const protocol = keyExchangeProtocolId(NETWORK)
+      const ask = async (from: OverlayPeer, frame: Uint8Array): Promise<ReturnType<typeof decodeKeyExchange>> =>
+        decodeKeyExchange(await request(from, worker.node.peerId, protocol, frame, { signal: AbortSignal.timeout(10_000), maxResponseBytes: 64 * 1024 }))
+
+      const key = crypto.getRandomValues(new Uint8Array(32))
+      const keyHash = await keyHashOf(key)
+      const rule = await signAllowList({ keyHash, version: 1, peers: [reader.signer.peerId] }, author.signer)
+      // Only the rule's author may deposit it.
+      const byOther = await ask(reader.peer, encodeKeyExchange({ t: 'deposit', key, rule }))
+      assert.equal(byOther.ok && byOther.value.t, 'error')
+      const deposited = await ask(author.peer, encodeKeyExchange({ t: 'deposit', key, rule }))
+      assert.deepEqual(deposited, { ok: true, value: { t: 'deposited', keyHash } })
+
+      const granted = await ask(reader.peer, encodeKeyExchange({ t: 'getkey', keyHash }))
+      assert.deepEqual(granted, { ok: true, value: { t: 'key', keyHash, key } })
+      const refused = await ask(stranger.peer, encodeKeyExchange({ t: 'getkey', keyHash }))
+      assert.deepEqual(refused, { ok: true, value: { t: 'denied', reason: 'not on the author\'s allow-list' } })
+      const unknown = await ask(reader.peer, encodeKeyExchange({ t: 'getkey', keyHash: new Uint8Array(32) }))
+      assert.equal(unknown.ok && unknown.value.t, 'denied')
+
+      // A newer rule replaces the old: the reader is dropped, the stranger added.
+      const rule2 = await signAllowList({ keyHash, version: 2, peers: [stranger.signer.peerId] }, author.signer)
+      assert.equal((await ask(author.peer, encodeKeyExchange({ t: 'deposit', key, rule: rule2 }))).ok, true)
+      assert.equal((await ask(stranger.peer, encodeKeyExchange({ t: 'getkey', keyHash }))).ok && 'key', 'key')
+      const dropped = await ask(reader.peer, encodeKeyExchange({ t: 'getkey', keyHash }))
+      assert.equal(dropped.ok && dropped.value.t, 'denied')
+      // An older rule never overwrites a newer one.
+      const stale = await ask(author.peer, encodeKeyExchange({ t: 'deposit', key, rule }))
+      assert.equal(stale.ok && stale.value.t, 'error')
+    })
+  })
+
+  it('keeps a fork, and two workers on separate databases choose the same head whatever the order', async () => {
+    const database = await createTestDatabase('logs')
+    const one = await startTestWorker({ DATABASE_URL: database })
+    const two = await startTestWorker() // embedded PGlite: the same SQL on the other engine
+    workers.push(one.worker, two.worker)
+    const authorKey = await generateKeyPair('Ed25519')
+    const author = signerOf(authorKey)
+    const genesis = (await buildLog(author, 1))[0] ?? assert.fail()
+    const forks = await Promise.all(['left', 'right'].map(async (side) =>
+      await signEntry({ seq: 1, prev: genesis.cid, action: 'set-profile', timestamp: 2, params: { name: side } }, author)))
+    const [left, right] = forks as [EntryBlock, EntryBlock]
+
+    // Each worker hears the fork from its own registered publisher, in opposite orders.
+    for (const [target, order, name] of [[one, [genesis, left, right], 'pub-one'], [two, [genesis, right, left], 'pub-two']] as const) {
+      await target.worker.accounts.add(author.peerId, 'forking-author')
+      const publisher = await joinedPeer(target.worker, target.addr, name)
+      peers.push(publisher.peer)
+      for (const block of order) {
+        publisher.peer.services.overlay.broadcast('content', block.cid.toString(), await sealEnvelope(block.bytes, publisher.signer))
+        await waitFor(`${block.cid.toString()} stored`, async () => (await admin<AuthorView>(target.worker, 'GET', `/v1/authors/${author.peerId}`)).json.entries === order.indexOf(block) + 1)
+      }
+    }
+    const views = await Promise.all([one, two].map(async ({ worker }) => (await admin<AuthorView>(worker, 'GET', `/v1/authors/${author.peerId}`)).json))
+    const expected = Buffer.compare(Buffer.from(left.cid.bytes), Buffer.from(right.cid.bytes)) < 0 ? left : right
+    for (const view of views) {
+      assert.equal(view.head, expected.cid.toString(), 'highest seq, then lowest CID')
+      assert.equal(view.seq, 1)
+      assert.equal(view.entries, 3, 'both sides of the fork are kept')
+      assert.equal(view.forks, 1)
+      assert.equal(view.equivocations, 1)
+    }
+  })
+})
