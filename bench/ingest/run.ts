@@ -1,0 +1,188 @@
+/**
+ * Ingest benchmark: `npm run bench:ingest`.
+ *
+ * Signed entries verified and stored per second by one worker on Postgres, beside the raw
+ * ed25519 verify rate of this machine measured in the same run, as a ratio:
+ *
+ * 1. baseline: WebCrypto Ed25519 verifies (the verifier Pharos uses), one at a time and 32
+ *    in flight, and node:crypto's synchronous verify, over the same signed entries;
+ * 2. direct: the worker's ingest pipeline called in-process, 32 envelopes in flight (the
+ *    ingest queue's concurrency) — envelope check, strict decode, entry verify, registered
+ *    author, block write, log update, pin job;
+ * 3. gossip: the same work arriving over the overlay from a real libp2p peer on loopback,
+ *    from the first broadcast to the last entry stored.
+ *
+ * Each gossiped entry costs two verifies (the publisher's envelope and the author's entry),
+ * so the ceiling of the ratio against the raw verify rate is 0.5. Then it reports how long
+ * the pin queue takes to pin every entry. Needs TEST_PG_ADMIN_URL (the npm script starts a
+ * throwaway Postgres when it is unset). BENCH_SCALE=0.1 runs a tenth of the work.
+ */
+import { verify as nodeVerify, createPublicKey } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { CID } from 'multiformats/cid'
+import {
+  publicKeyFromPeerId,
+  sealEnvelope,
+  signEntry,
+  signingBytes,
+  verifyEd25519
+} from '../../services/protocol/src/log/index.ts'
+import type { Ed25519Signer, EntryBlock } from '../../services/protocol/src/log/index.ts'
+import { loadConfig } from '../../services/beacon/src/config/load.ts'
+import { createLogger } from '../../services/beacon/src/logging/logger.ts'
+import { startWorker } from '../../services/beacon/src/worker.ts'
+import type { Worker } from '../../services/beacon/src/worker.ts'
+import { createTestDatabase } from '../../services/beacon/test/helpers/databases.ts'
+import { createOverlayPeer } from '../../services/beacon/test/helpers/overlay-peer.ts'
+import { inProcessEnv } from '../../services/beacon/test/helpers/worker-process.ts'
+
+const SCALE = Number(process.env.BENCH_SCALE ?? '1')
+const AUTHORS = 20
+const ENTRIES_PER_AUTHOR = Math.max(5, Math.round(200 * SCALE))
+const IN_FLIGHT = 32
+/** Broadcasts ahead of what the worker has stored: under the overlay's 1024-frame send queue. */
+const GOSSIP_WINDOW = 512
+const NETWORK = 'pharos-bench'
+
+const signerOf = (key: PrivateKey): Ed25519Signer => ({ peerId: peerIdFromPrivateKey(key).toString(), sign: async (message) => await key.sign(message) })
+
+interface Workload { envelopes: Array<{ block: EntryBlock, envelope: Uint8Array }>, authors: string[], publisher: PrivateKey }
+
+/** AUTHORS logs of ENTRIES_PER_AUTHOR entries, interleaved, each sealed by one publisher. */
+async function makeWorkload (): Promise<Workload> {
+  const publisher = await generateKeyPair('Ed25519')
+  const authors = await Promise.all(Array.from({ length: AUTHORS }, async () => await generateKeyPair('Ed25519')))
+  const logs: EntryBlock[][] = []
+  for (const key of authors) {
+    const signer = signerOf(key)
+    const log: EntryBlock[] = []
+    let prev: CID | null = null
+    for (let seq = 0; seq < ENTRIES_PER_AUTHOR; seq++) {
+      const block: EntryBlock = await signEntry({ seq, prev, action: 'set-status', timestamp: 1_700_000_000_000 + seq, params: { status: `entry ${seq} of a benchmark log`, mood: seq % 7 } }, signer)
+      log.push(block)
+      prev = block.cid
+    }
+    logs.push(log)
+  }
+  const envelopes = []
+  const publisherSigner = signerOf(publisher)
+  for (let seq = 0; seq < ENTRIES_PER_AUTHOR; seq++) {
+    for (const log of logs) {
+      const block = log[seq]
+      if (block !== undefined) envelopes.push({ block, envelope: await sealEnvelope(block.bytes, publisherSigner) })
+    }
+  }
+  return { envelopes, authors: authors.map((key) => peerIdFromPrivateKey(key).toString()), publisher }
+}
+
+async function inFlight<T> (items: readonly T[], concurrency: number, task: (item: T) => Promise<unknown>): Promise<number> {
+  let next = 0
+  const started = performance.now()
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < items.length) {
+      const item = items[next++]
+      if (item !== undefined) await task(item)
+    }
+  }))
+  return items.length / ((performance.now() - started) / 1000)
+}
+
+async function baseline (blocks: EntryBlock[]): Promise<{ sequential: number, parallel: number, node: number }> {
+  const inputs = blocks.map(({ entry }) => ({ key: publicKeyFromPeerId(entry.author) ?? new Uint8Array(32), message: signingBytes(entry), sig: entry.sig }))
+  const check = (ok: string): void => { if (ok !== 'ok') throw new Error(`baseline verify failed: ${ok}`) }
+  const sequentialStart = performance.now()
+  for (const input of inputs) check(await verifyEd25519(input.key, input.message, input.sig))
+  const sequential = inputs.length / ((performance.now() - sequentialStart) / 1000)
+  const parallel = await inFlight(inputs, IN_FLIGHT, async (input) => { check(await verifyEd25519(input.key, input.message, input.sig)) })
+  const spki = Buffer.from('302a300506032b6570032100', 'hex')
+  const nodeKeys = new Map<string, ReturnType<typeof createPublicKey>>()
+  const nodeStart = performance.now()
+  for (const input of inputs) {
+    const id = Buffer.from(input.key).toString('hex')
+    let key = nodeKeys.get(id)
+    if (key === undefined) nodeKeys.set(id, key = createPublicKey({ key: Buffer.concat([spki, input.key]), format: 'der', type: 'spki' }))
+    if (!nodeVerify(null, input.message, key, input.sig)) throw new Error('node:crypto baseline verify failed')
+  }
+  const node = inputs.length / ((performance.now() - nodeStart) / 1000)
+  return { sequential, parallel, node }
+}
+
+async function startBenchWorker (authors: string[], extra: string[] = []): Promise<Worker> {
+  const worker = await startWorker(loadConfig(await inProcessEnv({
+    PHAROS_NETWORK: NETWORK,
+    PHAROS_ADMIN_TOKENS: 'bench-admin-token-0123456789',
+    DATABASE_URL: await createTestDatabase('bench_ingest'),
+    PHAROS_DATABASE_POOL_SIZE: '16'
+  })), createLogger('warn'))
+  for (const [i, peer] of [...authors, ...extra].entries()) await worker.accounts.add(peer, `bench-${i}`)
+  return worker
+}
+
+async function pinnedAfter (worker: Worker, expected: number): Promise<number> {
+  const started = performance.now()
+  for (;;) {
+    const counts = await worker.storage.pins.countsByStatus()
+    if (counts.pinned >= expected) return (performance.now() - started) / 1000
+    if (counts.failed > 0) throw new Error(`${counts.failed} entry pins failed`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+function stored (worker: Worker): Promise<number> {
+  return worker.logs.totals().then((totals) => totals.entries)
+}
+
+const work = await makeWorkload()
+const total = work.envelopes.length
+console.log(`ingest benchmark: ${AUTHORS} authors × ${ENTRIES_PER_AUTHOR} entries = ${total} signed entries (BENCH_SCALE=${SCALE})`)
+
+const raw = await baseline(work.envelopes.map(({ block }) => block))
+
+// Direct: the pipeline in-process, as the ingest queue runs it.
+const direct = await startBenchWorker(work.authors)
+const publisherId = peerIdFromPrivateKey(work.publisher).toString()
+const directRate = await inFlight(work.envelopes, IN_FLIGHT, async ({ envelope }) => {
+  const result = await direct.logService.ingest.ingestEnvelope(envelope, publisherId)
+  if (result.result !== 'accepted') throw new Error(`entry not accepted: ${JSON.stringify(result)}`)
+})
+const directPinSeconds = await pinnedAfter(direct, total)
+await direct.stop()
+
+// Gossip: a real peer broadcasts every envelope over the overlay.
+const gossip = await startBenchWorker(work.authors, [publisherId])
+const peer = await createOverlayPeer({ network: NETWORK, networkSize: AUTHORS }, work.publisher)
+await peer.start()
+await peer.dial(gossip.node.getMultiaddrs().find((addr) => addr.toString().startsWith('/ip4/127.0.0.1/') && !addr.toString().includes('/ws')) ?? (() => { throw new Error('no TCP address') })())
+peer.services.overlay.join('content', gossip.node.peerId)
+while (!(gossip.node.services.overlay.snapshot().content?.active.includes(publisherId) ?? false)) await new Promise((resolve) => setTimeout(resolve, 20))
+const gossipStart = performance.now()
+let sent = 0
+let have = 0
+while (have < total) {
+  while (sent < total && sent - have < GOSSIP_WINDOW) {
+    const item = work.envelopes[sent++]
+    if (item !== undefined) peer.services.overlay.broadcast('content', item.block.cid.toString(), item.envelope)
+  }
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  have = await stored(gossip)
+}
+const gossipRate = total / ((performance.now() - gossipStart) / 1000)
+const gossipPinSeconds = await pinnedAfter(gossip, total)
+await peer.stop()
+await gossip.stop()
+
+const fixed = (value: number, digits = 0): string => value.toFixed(digits)
+const rows = [
+  ['raw ed25519 verify, WebCrypto, 1 at a time', raw.sequential, ''],
+  [`raw ed25519 verify, WebCrypto, ${IN_FLIGHT} in flight (baseline)`, raw.parallel, '1.00'],
+  ['raw ed25519 verify, node:crypto (sync)', raw.node, fixed(raw.node / raw.parallel, 2)],
+  [`ingest, in-process, ${IN_FLIGHT} in flight`, directRate, fixed(directRate / raw.parallel, 3)],
+  ['ingest, over the overlay from a libp2p peer', gossipRate, fixed(gossipRate / raw.parallel, 3)]
+] as const
+console.log('\n| measure | per second | ratio to raw verify |\n|---|---:|---:|')
+for (const [name, rate, ratio] of rows) console.log(`| ${name} | ${fixed(rate)} | ${ratio} |`)
+console.log(`\npin queue: all ${total} entries pinned ${fixed(directPinSeconds, 1)} s after the last direct ingest (${fixed(total / directPinSeconds)} pins/s), ${fixed(gossipPinSeconds, 1)} s after the last gossiped one`)
+console.log('(a gossiped entry costs two verifies — envelope and entry — so the ratio\'s ceiling is 0.5)')
+process.exit(0)
