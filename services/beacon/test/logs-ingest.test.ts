@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
@@ -217,6 +218,23 @@ describe('signed profile logs', () => {
       assert.deepEqual(refused, { ok: true, value: { t: 'denied', reason: 'not on the author\'s allow-list' } })
       const unknown = await ask(reader.peer, encodeKeyExchange({ t: 'getkey', keyHash: new Uint8Array(32) }))
       assert.equal(unknown.ok && unknown.value.t, 'denied')
+
+      // GETKEY broadcast on the keyexchange topic: the worker pushes the key to the
+      // requester over a direct stream, and pushes nothing to one it does not admit.
+      const pushed: Array<{ to: string, frame: ReturnType<typeof decodeKeyExchange> }> = []
+      for (const peer of [reader.peer, stranger.peer]) {
+        await peer.handle(protocol, async (stream) => {
+          const frame = (await lpStream(stream).read({ signal: AbortSignal.timeout(5000) })).subarray()
+          pushed.push({ to: peer.peerId.toString(), frame: decodeKeyExchange(frame) })
+          await stream.close()
+        })
+      }
+      stranger.peer.services.overlay.broadcast('keyexchange', 'getkey-stranger', encodeKeyExchange({ t: 'getkey', keyHash, requester: stranger.signer.peerId }))
+      reader.peer.services.overlay.broadcast('keyexchange', 'getkey-reader', encodeKeyExchange({ t: 'getkey', keyHash, requester: reader.signer.peerId }))
+      await waitFor('the key pushed to the reader', () => pushed.length > 0)
+      await waitFor('both topic requests answered or refused', async () =>
+        await metric(worker, /pharos_keyexchange_requests_total\{outcome="denied"\} (\d+)/) >= 2)
+      assert.deepEqual(pushed, [{ to: reader.signer.peerId, frame: { ok: true, value: { t: 'key', keyHash, key } } }])
 
       // A newer rule replaces the old: the reader is dropped, the stranger added.
       const rule2 = await signAllowList({ keyHash, version: 2, peers: [stranger.signer.peerId] }, author.signer)
