@@ -109,7 +109,12 @@ export interface PharosPeerInit {
   network?: string
   /** Addresses to listen on (e.g. `/ip4/0.0.0.0/tcp/0`, `/p2p-circuit`). @default [] (dial out only: beacons answer over the connection the peer opened) */
   listen?: string[]
-  /** Where entries, post bodies and attachments are kept, and Bitswap serves from. @default a MemoryBlockstore */
+  /**
+   * Where entries, post bodies and attachments are kept, and Bitswap serves from. The peer
+   * indexes it lazily (by CID) and does not persist its own head: on start it learns that
+   * from a beacon, and it refuses to publish until one has answered.
+   * @default a MemoryBlockstore
+   */
   blockstore?: Blockstore
   /** libp2p-style component logger (bridge pino or another logger here). @default @libp2p/logger's debug logger */
   logger?: ComponentLogger
