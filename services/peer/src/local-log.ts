@@ -8,29 +8,13 @@ import type { CID } from 'multiformats/cid'
 import { compareHeads, decodeEntry, verifyEntry } from '../../protocol/src/log/index.ts'
 import type { EntryBlock } from '../../protocol/src/log/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
+import { collectBytes } from './bytes.ts'
 
 /** What the log needs of a blockstore. Reads must not go to the network (Helia: `offline`). */
 export interface LogBlockstore {
   has: (cid: CID, options?: AbortOptions) => boolean | Promise<boolean>
   get: (cid: CID, options?: AbortOptions & { offline?: boolean }) => Generator<Uint8Array> | AsyncGenerator<Uint8Array>
   put: (cid: CID, bytes: Uint8Array, options?: AbortOptions) => CID | Promise<CID>
-}
-
-async function collect (chunks: Generator<Uint8Array> | AsyncGenerator<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = []
-  let length = 0
-  for await (const chunk of chunks) {
-    parts.push(chunk)
-    length += chunk.length
-  }
-  if (parts.length === 1 && parts[0] !== undefined) return parts[0]
-  const out = new Uint8Array(length)
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
 }
 
 interface AuthorState {
@@ -81,7 +65,7 @@ export class LocalLog {
     if (!await this.blockstore.has(cid, options)) return undefined
     let bytes: Uint8Array
     try {
-      bytes = await collect(this.blockstore.get(cid, { ...options, offline: true }))
+      bytes = await collectBytes(this.blockstore.get(cid, { ...options, offline: true }))
     } catch {
       return undefined
     }

@@ -88,6 +88,7 @@ import { checkLogEntry, walkLog } from './log-verify.ts'
 import type { LogSource } from './log-verify.ts'
 import { attachmentNameProblem, decodePostBody, encodePostBody } from './post.ts'
 import type { AttachmentInput, AttachmentLink } from './post.ts'
+import { collectBytes } from './bytes.ts'
 import { serveFrame } from './request-response.ts'
 import { answerSyncFrame, MAX_SYNC_REQUEST_BYTES } from './sync-responder.ts'
 import { SyncClient } from './sync-client.ts'
@@ -202,23 +203,6 @@ function asError (err: unknown): Error {
 /** A failure after which asking another beacon would not help: our request itself is refused. */
 function isDefinitive (err: unknown): boolean {
   return err instanceof KeyDeniedError || (err instanceof RemoteError && err.code === 'bad-request')
-}
-
-async function collect (chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, max: number, tooLarge: () => Error): Promise<Uint8Array> {
-  const parts: Uint8Array[] = []
-  let length = 0
-  for await (const chunk of chunks) {
-    length += chunk.length
-    if (length > max) throw tooLarge()
-    parts.push(chunk)
-  }
-  const out = new Uint8Array(length)
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
 }
 
 export class PharosPeer {
@@ -687,7 +671,7 @@ export class PharosPeer {
     for (;;) {
       const rewant = AbortSignal.timeout(REWANT_AFTER_MS)
       try {
-        return await collect(this.helia.blockstore.get(cid, { signal: AbortSignal.any([signal, rewant]) }), Number.MAX_SAFE_INTEGER, () => new Error('unreachable'))
+        return await collectBytes(this.helia.blockstore.get(cid, { signal: AbortSignal.any([signal, rewant]) }))
       } catch (err) {
         if (signal.aborted || !rewant.aborted) throw err
       }
@@ -720,7 +704,7 @@ export class PharosPeer {
     }
     let bytes: Uint8Array
     try {
-      bytes = await collect(this.fs.cat(link.cid, { offline: true, signal }), link.size, () => new PostFormatError(name, `attachment ${link.name} is larger than its declared ${link.size} bytes`))
+      bytes = await collectBytes(this.fs.cat(link.cid, { offline: true, signal }), { max: link.size, tooLarge: () => new PostFormatError(name, `attachment ${link.name} is larger than its declared ${link.size} bytes`) })
     } catch (err) {
       if (err instanceof PostFormatError || signal.aborted) throw err
       throw new PostFormatError(name, `attachment ${link.name} is not a UnixFS file: ${asError(err).message}`)

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram } from 'prom-client'
 import type { Registry } from 'prom-client'
+import { scrapeSnapshot } from './scrape-snapshot.ts'
 import { BAN_REASONS } from '../bans/ban-list.ts'
 import type { BanReason } from '../bans/ban-list.ts'
 
@@ -65,20 +66,8 @@ export interface ClosedCounter<Labels> {
  */
 export function createLogMetrics (registry: Registry) {
   const registers = [registry]
-  let read: () => Promise<LogSnapshot> = async () => ({ authors: 0, entries: 0, orphans: 0, equivocatingAuthors: 0, bans: 0 })
-  let cached: { at: number, value: Promise<LogSnapshot> } | undefined
-  let last: LogSnapshot | undefined
-  const snapshot = async (): Promise<LogSnapshot | undefined> => {
-    const now = Date.now()
-    if (cached === undefined || now - cached.at > SNAPSHOT_TTL_MS) cached = { at: now, value: read() }
-    try {
-      last = await cached.value
-    } catch {
-      // Storage did not answer: keep the last figures; /readyz reports storage health.
-      cached = undefined
-    }
-    return last
-  }
+  const scraped = scrapeSnapshot<LogSnapshot>(SNAPSHOT_TTL_MS)
+  const snapshot = scraped.get
 
   const entries = new Counter({
     name: 'pharos_log_entries_total',
@@ -101,8 +90,7 @@ export function createLogMetrics (registry: Registry) {
   return {
     /** Where the fleet-wide gauges come from (LogStore.totals and BanList.count, in worker.ts). */
     readSnapshotFrom (source: () => Promise<LogSnapshot>): void {
-      read = source
-      cached = undefined
+      scraped.readFrom(source)
     },
     entries: entries as ClosedCounter<LogEntryOutcome>,
     bans: bans as ClosedCounter<{ reason: BanReason }>,

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram } from 'prom-client'
 import type { Registry } from 'prom-client'
+import { scrapeSnapshot } from './scrape-snapshot.ts'
 
 export type PinStatusName = 'queued' | 'pinning' | 'pinned' | 'failed'
 export const PIN_STATUSES: readonly PinStatusName[] = ['queued', 'pinning', 'pinned', 'failed']
@@ -28,26 +29,13 @@ const SNAPSHOT_TTL_MS = 10_000
  * `readSnapshotFrom`.
  */
 export function createStorageMetrics (registry: Registry) {
-  let read: () => Promise<StorageSnapshot> = async () => ({ pins: { queued: 0, pinning: 0, pinned: 0, failed: 0 }, blocks: 0, bytes: 0 })
-  let cached: { at: number, value: Promise<StorageSnapshot> } | undefined
-  let last: StorageSnapshot | undefined
-  const snapshot = async (): Promise<StorageSnapshot | undefined> => {
-    const now = Date.now()
-    if (cached === undefined || now - cached.at > SNAPSHOT_TTL_MS) cached = { at: now, value: read() }
-    try {
-      last = await cached.value
-    } catch {
-      // Storage did not answer: keep the last figures; /readyz reports storage health.
-      cached = undefined
-    }
-    return last
-  }
+  const scraped = scrapeSnapshot<StorageSnapshot>(SNAPSHOT_TTL_MS)
+  const snapshot = scraped.get
 
   return {
     /** Where the fleet-wide gauges come from (the pin store and blockstore, in worker.ts). */
     readSnapshotFrom (source: () => Promise<StorageSnapshot>): void {
-      read = source
-      cached = undefined
+      scraped.readFrom(source)
     },
     pins: new Gauge({
       name: 'pharos_pins',
