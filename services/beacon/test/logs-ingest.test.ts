@@ -15,8 +15,11 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
 import {
   decodeKeyExchange,
+  cborCid,
   decodeSyncRequest,
+  decodeSyncResponse,
   encodeCbor,
+  encodeSyncRequest,
   encodeKeyExchange,
   encodeSyncResponse,
   keyExchangeProtocolId,
@@ -38,6 +41,7 @@ import type { OverlayPeer } from './helpers/overlay-peer.ts'
 import { inProcessEnv } from './helpers/worker-process.ts'
 
 const NETWORK = 'pharos-logs'
+const unknownCid = await cborCid(encodeCbor({ nobody: 'has this' }))
 const TOKEN = 'logs-test-admin-token-0123456789'
 
 async function waitFor (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -148,6 +152,14 @@ describe('signed profile logs', () => {
         await metric(worker, /pharos_log_entries_total\{result="rejected",reason="malformed"\} (\d+)/) === 1)
       assert.ok(worker.node.getConnections(forwarder.peer.peerId).length > 0, 'malformed input does not get its sender banned')
       assert.equal((await admin<{ bans: unknown[] }>(worker, 'GET', '/v1/bans')).json.bans.length, 1)
+
+      // A valid entry of an author who is not a registered account: neither stored nor pinned.
+      const outsider = signerOf(await generateKeyPair('Ed25519'))
+      const unregistered = (await buildLog(outsider, 1))[0] ?? assert.fail()
+      forwarder.peer.services.overlay.broadcast('content', unregistered.cid.toString(), await sealEnvelope(unregistered.bytes, forwarder.signer))
+      await waitFor('the outsider refused', async () => await metric(worker, /pharos_log_entries_total\{result="rejected",reason="unregistered-author"\} (\d+)/) === 1)
+      assert.equal((await admin(worker, 'GET', `/v1/authors/${outsider.peerId}`)).status, 404)
+      assert.equal(await worker.storage.blockstore.has(unregistered.cid), false, 'its block was not stored')
     })
 
     it('fetches an orphan\'s missing ancestors from the peer that sent it, and pins every entry', async () => {
@@ -192,6 +204,20 @@ describe('signed profile logs', () => {
         return page.json.entries.length === 6 && page.json.entries.every((entry) => entry.pinned)
       })
       assert.equal(await metric(worker, /pharos_log_entry_pin_seconds_count (\d+)/), 6)
+
+      // Any peer catches up over the sync protocol: heads, then changes since a cursor.
+      const sync = async (frame: Uint8Array): Promise<ReturnType<typeof decodeSyncResponse>> =>
+        decodeSyncResponse(await request(author.peer, worker.node.peerId, syncProtocolId(NETWORK), frame, { signal: AbortSignal.timeout(10_000), maxResponseBytes: 1024 * 1024 }))
+      const heads = await sync(encodeSyncRequest({ t: 'heads', authors: [author.signer.peerId], known: [] }))
+      assert.deepEqual(heads.ok && heads.value.t === 'heads' && heads.value.heads.map((head) => [head.author, head.cid.toString(), head.seq, head.entries]),
+        [[author.signer.peerId, newest.cid.toString(), 5, 6]])
+      const changes = await sync(encodeSyncRequest({ t: 'changes', cursor: '0', limit: 1000 }))
+      if (!changes.ok || changes.value.t !== 'changes') assert.fail(`changes: ${JSON.stringify(changes)}`)
+      assert.ok(changes.value.heads.some((head) => head.author === author.signer.peerId && head.cid.toString() === newest.cid.toString()))
+      const after = await sync(encodeSyncRequest({ t: 'changes', cursor: changes.value.cursor, limit: 1000 }))
+      assert.deepEqual(after.ok && after.value.t === 'changes' && after.value.heads, [], 'nothing changed since the cursor')
+      const status = await sync(encodeSyncRequest({ t: 'status', cids: [newest.cid, unknownCid] }))
+      assert.deepEqual(status.ok && status.value.t === 'status' && status.value.statuses, ['pinned', 'unknown'])
     })
 
     it('answers GETKEY only for a peer the author\'s signed allow-list names', async () => {
