@@ -1,3 +1,4 @@
+import { rowBytes } from '../storage/sql.ts'
 import type { SqlQueryable } from '../storage/sql.ts'
 
 /** A deposited content key with the rule that decides who may have it. */
@@ -9,8 +10,6 @@ export interface ContentKey {
   rule: Uint8Array
   ruleVersion: number
 }
-
-const plain = (bytes: Uint8Array): Uint8Array => new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
 /** Every SQL statement about deposited content keys (table `content_keys`). */
 export class ContentKeyStore {
@@ -39,6 +38,6 @@ export class ContentKeyStore {
       'SELECT key_hash, author, key, rule, rule_version::text AS rule_version FROM content_keys WHERE key_hash = $1', [keyHash])
     const row = rows[0]
     if (row === undefined) return undefined
-    return { keyHash: plain(row.key_hash), author: row.author, key: plain(row.key), rule: plain(row.rule), ruleVersion: Number(row.rule_version) }
+    return { keyHash: rowBytes(row.key_hash), author: row.author, key: rowBytes(row.key), rule: rowBytes(row.rule), ruleVersion: Number(row.rule_version) }
   }
 }

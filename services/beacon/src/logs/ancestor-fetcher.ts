@@ -22,6 +22,7 @@ import {
 import type { Logger } from '../logging/logger.ts'
 import type { LogMetrics } from '../metrics/log-metrics.ts'
 import { request } from '../p2p/request-response.ts'
+import { cidKey } from './log-store.ts'
 import type { LogStore } from './log-store.ts'
 import type { EntrySource, IngestResult } from './log-ingest.ts'
 
@@ -40,8 +41,6 @@ export interface AncestorFetcherDeps {
 export class AncestryMismatchError extends Error {
   override readonly name = 'AncestryMismatchError'
 }
-
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
 
 export class AncestorFetcher {
   private readonly deps: AncestorFetcherDeps
@@ -116,11 +115,12 @@ export class AncestorFetcher {
       let expected: CID | null = next
       for (const block of blocks) {
         if (expected === null) break
-        const cid = await cborCid(block)
+        // decodeEntry hashes the block; one that does not decode is hashed here to be named.
+        const decoded = await decodeEntry(block)
+        const cid = decoded.ok ? decoded.value.cid : await cborCid(block)
         const asked = expected.toString()
         if (cid.toString() !== asked) throw new AncestryMismatchError(`${peer} answered ${cid.toString()} for ${asked}`)
         batch.push(block)
-        const decoded = await decodeEntry(block)
         expected = decoded.ok ? decoded.value.entry.prev : null
       }
       for (const block of batch.reverse()) {
@@ -131,7 +131,7 @@ export class AncestorFetcher {
         }
       }
       next = expected
-      if (next !== null && (await deps.logs.has([next.bytes])).has(hex(next.bytes))) break
+      if (next !== null && (await deps.logs.has([next.bytes])).has(cidKey(next.bytes))) break
       signal.throwIfAborted()
     }
     return ingested

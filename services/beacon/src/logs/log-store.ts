@@ -1,3 +1,4 @@
+import { rowBytes } from '../storage/sql.ts'
 import type { SqlClient, SqlQueryable } from '../storage/sql.ts'
 
 /**
@@ -103,9 +104,8 @@ export class InvalidCursorError extends Error {
 /** The class half of the per-author advisory lock key ("LOGS"); the other half is hashtext(author). */
 const AUTHOR_LOCK_CLASS = 0x4c4f4753
 
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
-/** `pg` returns Buffers and PGlite Uint8Arrays; callers get plain Uint8Arrays either way. */
-const plain = (bytes: Uint8Array): Uint8Array => new Uint8Array(bytes)
+/** How `has` keys its answer: the CID bytes in hex. */
+export const cidKey = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
 const forksOf = (tips: number): number => Math.max(tips - 1, 0)
 
 interface AuthorRow {
@@ -139,15 +139,15 @@ const ENTRY_COLUMNS = 'cid, author, seq, prev, action, entry_timestamp, size, re
 
 function headOf (row: AuthorRow): Head | null {
   if (row.head_cid === null || row.head_seq === null) return null
-  return { author: row.author, cid: plain(row.head_cid), seq: row.head_seq, forks: forksOf(row.tips), entries: row.entries, change: row.change }
+  return { author: row.author, cid: rowBytes(row.head_cid), seq: row.head_seq, forks: forksOf(row.tips), entries: row.entries, change: row.change }
 }
 
 function entryOf (row: EntryRow): StoredEntry {
   return {
-    cid: plain(row.cid),
+    cid: rowBytes(row.cid),
     author: row.author,
     seq: row.seq,
-    prev: row.prev === null ? null : plain(row.prev),
+    prev: row.prev === null ? null : rowBytes(row.prev),
     action: row.action,
     timestamp: row.entry_timestamp,
     size: row.size,
@@ -224,7 +224,7 @@ export class LogStore {
       // Of the entries connected now (this one and its descendants), the tips are those that
       // are no other one's prev: their children, if any, are still orphans.
       const newlyConnected = connected ? 1 + descendants.length : 0
-      const parents = new Set(descendants.map((row) => hex(row.prev)))
+      const parents = new Set(descendants.map((row) => cidKey(row.prev)))
       const tipsDelta = newlyConnected - parents.size - (parentWasTip ? 1 : 0)
 
       const { rows: rivals } = await tx.query<{ cid: Uint8Array }>(
@@ -264,16 +264,16 @@ export class LogStore {
       const row = rows[0]
       if (row === undefined) throw new Error(`log_authors upsert for ${entry.author} returned no row`)
       const head = headOf(row)
-      const oldHead = row.old_head === null ? '' : hex(row.old_head)
+      const oldHead = row.old_head === null ? '' : cidKey(row.old_head)
       const outcome: StoredOutcome = {
         status: 'stored',
         orphan: !connected,
         connectedOrphans: descendants.length,
         head,
-        headChanged: (head === null ? '' : hex(head.cid)) !== oldHead,
+        headChanged: (head === null ? '' : cidKey(head.cid)) !== oldHead,
         equivocation: rivals.length > 0
       }
-      if (entry.prev !== null && parent === undefined) outcome.missingPrev = plain(entry.prev)
+      if (entry.prev !== null && parent === undefined) outcome.missingPrev = rowBytes(entry.prev)
       return outcome
     })
   }
@@ -325,7 +325,7 @@ export class LogStore {
     if (row === undefined) return undefined
     return {
       author: row.author,
-      head: row.head_cid === null || row.head_seq === null ? null : { cid: plain(row.head_cid), seq: row.head_seq },
+      head: row.head_cid === null || row.head_seq === null ? null : { cid: rowBytes(row.head_cid), seq: row.head_seq },
       entries: row.entries,
       connected: row.connected_entries,
       orphans: row.orphans,
@@ -352,7 +352,7 @@ export class LogStore {
     const entries = rows.slice(0, page.limit).map(entryOf)
     const last = entries.at(-1)
     if (rows.length <= page.limit || last === undefined) return { entries }
-    return { entries, next: `${last.seq}.${hex(last.cid)}` }
+    return { entries, next: `${last.seq}.${cidKey(last.cid)}` }
   }
 
   /** One stored entry, or undefined. */
@@ -369,7 +369,7 @@ export class LogStore {
     const { rows } = await this.db.query<{ cid: string, connected: boolean, pinned: boolean }>(
       `SELECT encode(cid, 'hex') AS cid, connected, pinned_at IS NOT NULL AS pinned FROM log_entries
        WHERE cid IN (SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h)`,
-      [cids.map(hex)])
+      [cids.map(cidKey)])
     for (const row of rows) found.set(row.cid, { connected: row.connected, pinned: row.pinned })
     return found
   }
@@ -387,7 +387,7 @@ export class LogStore {
          SELECT e.cid, e.prev, w.depth + 1 FROM log_entries e JOIN walk w ON e.cid = w.prev WHERE w.depth < $2)
        SELECT cid FROM walk ORDER BY depth`,
       [from, limit])
-    return rows.map((row) => plain(row.cid))
+    return rows.map((row) => rowBytes(row.cid))
   }
 
   /**
@@ -406,9 +406,9 @@ export class LogStore {
        FROM walk w ORDER BY depth DESC LIMIT 1`,
       [cid, maxDepth])
     const deepest = rows[0]
-    if (deepest === undefined) return plain(cid)
+    if (deepest === undefined) return rowBytes(cid)
     if (deepest.prev === null || deepest.found) return undefined
-    return plain(deepest.prev)
+    return rowBytes(deepest.prev)
   }
 
   /** Records the pin that holds the entry and its content; false if the entry is not stored. */
@@ -426,7 +426,7 @@ export class LogStore {
       `UPDATE log_entries SET pinned_at = now() WHERE pin_id = $1 AND pinned_at IS NULL
        RETURNING cid, received_at, extract(epoch FROM pinned_at - received_at)::float8 AS seconds`,
       [pinId])
-    return rows.map((row) => ({ cid: plain(row.cid), receivedAt: row.received_at, seconds: row.seconds }))
+    return rows.map((row) => ({ cid: rowBytes(row.cid), receivedAt: row.received_at, seconds: row.seconds }))
   }
 
   /** Fleet-wide figures for the log gauges: one pass over the authors table, not the entries. */

@@ -9,7 +9,7 @@ import { decodeSyncRequest, encodeSyncResponse } from '../../../protocol/src/log
 import type { EntryStatus, HeadInfo, SyncRequest, SyncResponse } from '../../../protocol/src/log/index.ts'
 import { collectBytes } from '../storage/pg-blockstore.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
-import { InvalidCursorError } from './log-store.ts'
+import { cidKey, InvalidCursorError } from './log-store.ts'
 import type { Head, LogStore } from './log-store.ts'
 
 export interface SyncResponderDeps {
@@ -19,8 +19,6 @@ export interface SyncResponderDeps {
   /** Fetch `head` and what lies below it from `peer`. */
   fetchAncestors: (head: CID, peers: string[]) => void
 }
-
-const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
 
 function headInfo (head: Head): HeadInfo {
   return { author: head.author, cid: CID.decode(head.cid), seq: head.seq, forks: head.forks, entries: head.entries }
@@ -66,7 +64,7 @@ export class SyncResponder {
       case 'status': {
         const held = await deps.logs.has(request.cids.map((cid) => cid.bytes))
         const statuses = request.cids.map((cid): EntryStatus => {
-          const entry = held.get(hex(cid.bytes))
+          const entry = held.get(cidKey(cid.bytes))
           return entry === undefined ? 'unknown' : entry.pinned ? 'pinned' : 'stored'
         })
         return { t: 'status', statuses }
@@ -80,7 +78,7 @@ export class SyncResponder {
     if (candidates.length === 0) return
     const held = await this.deps.logs.has(candidates.map((head) => head.cid.bytes))
     for (const head of candidates) {
-      if (!held.has(hex(head.cid.bytes))) this.deps.fetchAncestors(head.cid, [peer])
+      if (!held.has(cidKey(head.cid.bytes))) this.deps.fetchAncestors(head.cid, [peer])
     }
   }
 }

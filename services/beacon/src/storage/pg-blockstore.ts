@@ -3,6 +3,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import * as Digest from 'multiformats/hashes/digest'
 import { digestMatches } from './hashers.ts'
+import { rowBytes } from './sql.ts'
 import type { SqlQueryable } from './sql.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Blockstore, InputPair, Pair } from 'interface-blockstore'
@@ -65,11 +66,6 @@ export async function collectBytes (value: Input): Promise<Uint8Array> {
 /** Pairs carry their bytes as an async generator, as blockstore-core's do (callers `await` them). */
 async function * once (bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes
-}
-
-/** `pg` returns Buffers, PGlite plain Uint8Arrays; both engines hand out the latter (no copy). */
-function plain (bytes: Uint8Array): Uint8Array {
-  return Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes
 }
 
 function keyOf (cid: CID): string {
@@ -222,7 +218,7 @@ export class PgBlockstore implements Blockstore {
 
   private async verified (cid: CID, data: Uint8Array | undefined): Promise<Uint8Array> {
     if (data === undefined) throw new NotFoundError(`block ${cid.toString()} is not stored`)
-    if (await digestMatches(cid.multihash.code, cid.multihash.digest, data)) return plain(data)
+    if (await digestMatches(cid.multihash.code, cid.multihash.digest, data)) return rowBytes(data)
     if (this.knownCorrupt.size >= MAX_KNOWN_CORRUPT) this.knownCorrupt.clear()
     this.knownCorrupt.add(keyOf(cid))
     this.onHashMismatch(cid)

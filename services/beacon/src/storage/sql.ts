@@ -3,6 +3,11 @@
  * in-process, on a data directory) and a Postgres server through `pg`. The same SQL runs on
  * both; code asks for this interface, never for an engine.
  */
+/** `pg` returns bytea as Buffers, PGlite as Uint8Arrays; both become plain Uint8Arrays (no copy). */
+export function rowBytes (bytes: Uint8Array): Uint8Array {
+  return Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes
+}
+
 export interface SqlResult<Row> {
   rows: Row[]
   /** Rows returned or affected. */
