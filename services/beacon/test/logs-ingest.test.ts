@@ -82,7 +82,12 @@ async function joinedPeer (worker: Worker, addr: Multiaddr, name: string): Promi
   await worker.accounts.add(peer.peerId.toString(), name)
   await peer.dial(addr)
   for (const topic of ['content', 'sync', 'keyexchange']) peer.services.overlay.join(topic, worker.node.peerId)
-  await waitFor(`${name} in the worker's content view`, () => worker.node.services.overlay.snapshot().content?.active.includes(peer.peerId.toString()) ?? false)
+  // A broadcast goes only to active neighbours: both ends must have the link, on every topic a test gossips on.
+  for (const topic of ['content', 'keyexchange'] as const) {
+    await waitFor(`${name} and the worker neighbours on ${topic}`, () =>
+      (worker.node.services.overlay.snapshot()[topic]?.active.includes(peer.peerId.toString()) ?? false) &&
+      (peer.services.overlay.snapshot()[topic]?.active.includes(worker.node.peerId.toString()) ?? false))
+  }
   return { peer, key, signer: signerOf(key) }
 }
 
@@ -160,6 +165,8 @@ describe('signed profile logs', () => {
       await waitFor('the outsider refused', async () => await metric(worker, /pharos_log_entries_total\{result="rejected",reason="unregistered-author"\} (\d+)/) === 1)
       assert.equal((await admin(worker, 'GET', `/v1/authors/${outsider.peerId}`)).status, 404)
       assert.equal(await worker.storage.blockstore.has(unregistered.cid), false, 'its block was not stored')
+      // Leave the worker's active view (log2(N)+1 slots) free for the next tests' peers.
+      await Promise.all([forger.peer, forwarder.peer].map(async (peer) => { await peer.stop() }))
     })
 
     it('fetches an orphan\'s missing ancestors from the peer that sent it, and pins every entry', async () => {
@@ -218,6 +225,7 @@ describe('signed profile logs', () => {
       assert.deepEqual(after.ok && after.value.t === 'changes' && after.value.heads, [], 'nothing changed since the cursor')
       const status = await sync(encodeSyncRequest({ t: 'status', cids: [newest.cid, unknownCid] }))
       assert.deepEqual(status.ok && status.value.t === 'status' && status.value.statuses, ['pinned', 'unknown'])
+      await author.peer.stop()
     })
 
     it('answers GETKEY only for a peer the author\'s signed allow-list names', async () => {
