@@ -53,7 +53,9 @@ describe('overlay on libp2p', () => {
 
   it(`lets ${PEERS} registered peers join through the worker and through each other, and a broadcast reaches all`, async () => {
     for (let i = 0; i < PEERS; i++) {
-      const peer = await createOverlayPeer({ network: NETWORK, networkSize: PEERS })
+      // As an app's peer is configured: the worker is its bootstrap, which the driver rejoins
+      // through if the peer's active view ever empties (a join displaced by later joins).
+      const peer = await createOverlayPeer({ network: NETWORK, networkSize: PEERS, bootstrap: () => [worker.node.peerId] })
       await peer.start()
       await worker.accounts.add(peer.peerId.toString(), `peer-${i}`)
       peers.push(peer)
