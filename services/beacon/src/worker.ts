@@ -22,7 +22,7 @@ import { createOverlayMetrics } from './metrics/overlay-metrics.ts'
 import { createRegistry } from './metrics/registry.ts'
 import { createBeaconNode } from './p2p/beacon-node.ts'
 import type { BeaconNode } from './p2p/beacon-node.ts'
-import { loadPeerKey } from './p2p/identity.ts'
+import { loadPeerKey, workerNameOf } from './p2p/identity.ts'
 import { createStorageService } from './pinning/storage-service.ts'
 import type { StorageService } from './pinning/storage-service.ts'
 import { transportOf } from './p2p/multiaddr-parts.ts'
@@ -138,7 +138,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     await bans.start()
     cleanups.push(async () => { bans.stop() })
 
-    const { key, source } = await loadPeerKey(config.peerKey, config.dataDir)
+    const workerName = workerNameOf(config.workerName)
+    const { key, source } = await loadPeerKey({ ...config, workerName })
     const adminTokens = config.adminTokens.length > 0
       ? config.adminTokens
       : mode === 'embedded' ? [await embeddedAdminToken(config.dataDir)] : []

@@ -14,7 +14,7 @@ import { openPglite } from '../src/storage/pglite-client.ts'
 import type { SqlClient } from '../src/storage/sql.ts'
 import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
-import { createTestDatabase, testRedisUrl } from './helpers/databases.ts'
+import { createTestDatabase, testFleet } from './helpers/databases.ts'
 import { createContentPeer, fileFromBlocks, httpClient, MiB, randomContent, sha256Hex, testConfig, testLogger, verifyCar, waitForPin } from './helpers/storage.ts'
 import type { ContentPeer } from './helpers/storage.ts'
 
@@ -52,10 +52,11 @@ describe('garbage collection across a fleet (Postgres, two workers)', () => {
 
   before(async () => {
     databaseUrl = await createTestDatabase('gc')
-    const shared = { DATABASE_URL: databaseUrl, REDIS_URL: testRedisUrl(), PHAROS_PIN_TOKENS: `owner:${TOKEN}`, PHAROS_ADMIN_TOKENS: ADMIN, PHAROS_GC_GRACE_MS: String(GRACE_MS) }
+    const fleet = testFleet()
+    const shared = { DATABASE_URL: databaseUrl, PHAROS_PIN_TOKENS: `owner:${TOKEN}`, PHAROS_ADMIN_TOKENS: ADMIN, PHAROS_GC_GRACE_MS: String(GRACE_MS) }
     // One worker collects; the other takes the pin jobs (the collector runs none).
-    gcWorker = await startWorker(await testConfig({ ...shared, PHAROS_PIN_CONCURRENCY: '0' }), testLogger())
-    pinWorker = await startWorker(await testConfig({ ...shared, PHAROS_PIN_FETCH_CONCURRENCY: '2' }), testLogger())
+    gcWorker = await startWorker(await testConfig(fleet({ ...shared, PHAROS_PIN_CONCURRENCY: '0' })), testLogger())
+    pinWorker = await startWorker(await testConfig(fleet({ ...shared, PHAROS_PIN_FETCH_CONCURRENCY: '2' })), testLogger())
   })
 
   after(async () => {

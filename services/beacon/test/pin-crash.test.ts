@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, it } from 'node:test'
 import pg from 'pg'
-import { createTestDatabase, testRedisUrl } from './helpers/databases.ts'
+import { createTestDatabase, testFleet } from './helpers/databases.ts'
 import { createContentPeer, httpClient, metricValue, MiB, randomContent, sha256Hex, verifyCar, fileFromBlocks, waitForPin } from './helpers/storage.ts'
 import type { ContentPeer } from './helpers/storage.ts'
 import { spawnWorker, stopWorker, workerEnv } from './helpers/worker-process.ts'
@@ -43,16 +43,16 @@ describe('a worker killed mid-pin loses nothing', () => {
     await db?.end()
   })
 
+  const fleet = testFleet()
   const start = async (): Promise<WorkerProcess> => {
-    const worker = await spawnWorker(await workerEnv({
+    const worker = await spawnWorker(await workerEnv(fleet({
       DATABASE_URL: databaseUrl,
-      REDIS_URL: testRedisUrl(),
       PHAROS_PIN_TOKENS: `owner:${TOKEN}`,
       PHAROS_PIN_LEASE_MS: '1500',
       PHAROS_PIN_POLL_INTERVAL_MS: '200',
       // One block in flight, so the origin's hold stops the job between blocks.
       PHAROS_PIN_FETCH_CONCURRENCY: '1'
-    }))
+    })))
     workers.push(worker)
     return worker
   }

@@ -70,6 +70,9 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, f
   if (typed.redisUrl !== undefined && typed.databaseUrl === undefined) {
     throw new ConfigError('REDIS_URL', typed.redisUrl, 'only together with DATABASE_URL: a fleet shares one Postgres (unset REDIS_URL for the embedded default)', true)
   }
+  if (typed.redisUrl !== undefined && typed.peerKey === undefined && typed.fleetSecret === undefined) {
+    throw new ConfigError('PHAROS_FLEET_SECRET', undefined, 'set in fleet mode (DATABASE_URL and REDIS_URL), or PHAROS_PEER_KEY: a fleet worker has no data dir to keep a generated key in, so its identity must come from config')
+  }
   return Object.freeze(typed)
 }
 

@@ -21,7 +21,7 @@ export interface KeySpec<T> {
   /** Keys whose value must not be printed (tokens, keys, URLs with passwords). */
   secret?: boolean
   /** Grouping in `--help` and the README. */
-  group: 'network' | 'http' | 'storage' | 'pinning' | 'identity' | 'limits' | 'relay' | 'operations'
+  group: 'network' | 'http' | 'storage' | 'fleet' | 'pinning' | 'identity' | 'limits' | 'relay' | 'operations'
 }
 
 const ok = <T>(value: T): { ok: true, value: T } => ({ ok: true, value })
@@ -185,6 +185,48 @@ export const schema = {
     secret: true,
     help: 'Redis URL for fleet-shared state. Unset: shared state is kept in process (one worker only).'
   },
+  redisMode: {
+    env: 'PHAROS_REDIS_MODE',
+    group: 'fleet',
+    parse: oneOf('single', 'cluster'),
+    default: 'single',
+    help: 'single: REDIS_URL is one Redis server. cluster: REDIS_URL is any node of a Redis Cluster; the rest are discovered from it.'
+  },
+  redisPrefix: {
+    env: 'PHAROS_REDIS_PREFIX',
+    group: 'fleet',
+    parse: pattern(/^[A-Za-z0-9:._-]{1,64}$/, '1–64 of [A-Za-z0-9:._-] (no braces: hash tags follow the prefix)'),
+    default: 'pharos:',
+    help: 'Every Redis key and channel of this fleet starts with this, so fleets (or networks) can share one Redis.'
+  },
+  fleetHeartbeatMs: {
+    env: 'PHAROS_FLEET_HEARTBEAT_MS',
+    group: 'fleet',
+    parse: integer(500, 60_000),
+    default: '5000',
+    help: 'How often a worker renews its membership and flushes its peer view to Redis; it drops out of the fleet after three missed beats (guess).'
+  },
+  seenTtlMs: {
+    env: 'PHAROS_SEEN_TTL_MS',
+    group: 'fleet',
+    parse: integer(10_000, 86_400_000),
+    default: '600000',
+    help: 'How long the fleet remembers a message ID it has handled, so no other worker verifies, stores or pins it again (guess: 10 min, well past gossip and sync retries).'
+  },
+  seenClaimTtlMs: {
+    env: 'PHAROS_SEEN_CLAIM_TTL_MS',
+    group: 'fleet',
+    parse: integer(1000, 600_000),
+    default: '30000',
+    help: 'How long one worker\'s claim on a message holds before the others check Postgres and take it over (a worker killed mid-ingest loses nothing) (guess).'
+  },
+  peerViewRetentionMs: {
+    env: 'PHAROS_PEER_VIEW_RETENTION_MS',
+    group: 'fleet',
+    parse: integer(0, 86_400_000),
+    default: '600000',
+    help: 'How long a disconnected peer stays in its worker\'s view in Redis (with its last-seen time and addresses) before it is dropped (guess).'
+  },
   dataDir: {
     env: 'PHAROS_DATA_DIR',
     group: 'storage',
@@ -326,6 +368,21 @@ export const schema = {
     default: undefined,
     secret: true,
     help: 'The worker\'s ed25519 peer key. Unset in embedded mode: generated once and kept in the data dir.'
+  },
+  fleetSecret: {
+    env: 'PHAROS_FLEET_SECRET',
+    group: 'identity',
+    parse: pattern(/^.{32,}$/, 'at least 32 characters (e.g. `openssl rand -base64 32`)'),
+    default: undefined,
+    secret: true,
+    help: 'Without PHAROS_PEER_KEY, the worker\'s key is derived from this secret, the network and PHAROS_WORKER_NAME, so a replaced worker keeps its peer ID without a disk. Fleet mode needs this or PHAROS_PEER_KEY.'
+  },
+  workerName: {
+    env: 'PHAROS_WORKER_NAME',
+    group: 'identity',
+    parse: pattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, '1–63 of [A-Za-z0-9._-], starting with a letter or digit'),
+    default: undefined,
+    help: 'This worker\'s name in the fleet (and, with PHAROS_FLEET_SECRET, its identity). Unset: the host name (a StatefulSet pod name, a compose service name).'
   },
   maxConnections: {
     env: 'PHAROS_MAX_CONNECTIONS',

@@ -1,4 +1,6 @@
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { hkdfSync } from 'node:crypto'
+import { hostname } from 'node:os'
+import { generateKeyPair, generateKeyPairFromSeed, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { ConfigError } from '../config/load.ts'
 import { readOrCreateSecret } from '../storage/data-dir-secret.ts'
@@ -21,14 +23,46 @@ export function encodePeerKey (key: Ed25519PrivateKey): string {
   return Buffer.from(privateKeyToProtobuf(key)).toString('base64')
 }
 
+/** Domain separation for derived worker keys: a new scheme gets a new salt, never the same keys. */
+const WORKER_KEY_SALT = 'pharos/worker-key/v1'
+
 /**
- * The worker's identity: the configured key, or one generated once and kept in the data
- * dir (mode 0600), so a restarted embedded worker keeps its peer ID.
+ * A worker's ed25519 key from the fleet secret: HKDF-SHA256 over the secret, with the
+ * network and worker name as info, gives the 32-byte seed. The same three inputs always
+ * give the same peer ID, so a replaced pod keeps its identity without a disk; different
+ * names (or networks) give unrelated keys.
  */
-export async function loadPeerKey (configured: string | undefined, dataDir: string): Promise<{ key: Ed25519PrivateKey, source: 'config' | 'data-dir' | 'generated' }> {
-  if (configured !== undefined) return { key: decodePeerKey(configured), source: 'config' }
+export async function deriveWorkerKey (fleetSecret: string, network: string, workerName: string): Promise<Ed25519PrivateKey> {
+  const seed = new Uint8Array(hkdfSync('sha256', Buffer.from(fleetSecret, 'utf8'), WORKER_KEY_SALT, `${network}/${workerName}`, 32))
+  return await generateKeyPairFromSeed('Ed25519', seed)
+}
+
+/** PHAROS_WORKER_NAME, else the host name (a StatefulSet pod or compose service name). */
+export function workerNameOf (configured: string | undefined): string {
+  return configured ?? hostname()
+}
+
+export type PeerKeySource = 'config' | 'fleet-secret' | 'data-dir' | 'generated'
+
+export interface PeerKeyConfig {
+  peerKey?: string
+  fleetSecret?: string
+  network: string
+  workerName: string
+  dataDir: string
+}
+
+/**
+ * The worker's identity, first match wins: PHAROS_PEER_KEY; a key derived from
+ * PHAROS_FLEET_SECRET and the worker name; or (embedded and single-Postgres modes only,
+ * config validation refuses fleet mode without one of the first two) a key generated once
+ * and kept in the data dir (mode 0600), so a restarted worker keeps its peer ID.
+ */
+export async function loadPeerKey (config: PeerKeyConfig): Promise<{ key: Ed25519PrivateKey, source: PeerKeySource }> {
+  if (config.peerKey !== undefined) return { key: decodePeerKey(config.peerKey), source: 'config' }
+  if (config.fleetSecret !== undefined) return { key: await deriveWorkerKey(config.fleetSecret, config.network, config.workerName), source: 'fleet-secret' }
   let generated: Ed25519PrivateKey | undefined
-  const stored = await readOrCreateSecret(dataDir, PEER_KEY_FILE, async () => {
+  const stored = await readOrCreateSecret(config.dataDir, PEER_KEY_FILE, async () => {
     generated = await generateKeyPair('Ed25519')
     return encodePeerKey(generated)
   })

@@ -27,3 +27,24 @@ export function testRedisUrl (): string {
   if (url === undefined) throw new Error('TEST_REDIS_URL is unset: run tests through `npm test` (scripts/with-services.sh)')
   return url
 }
+
+/** One test secret for every fleet in the tests; worker names keep identities apart. */
+export const TEST_FLEET_SECRET = 'pharos-test-fleet-secret-0123456789abcdef'
+
+/**
+ * A fleet of its own on the shared test Redis: one key prefix per call, so fleets of test
+ * files running in parallel never see each other's workers, seen IDs or bans. Each call of
+ * the returned function is the env of one more worker, with a name (and so a peer ID) of
+ * its own.
+ */
+export function testFleet (redisUrl = testRedisUrl()): (extra?: Record<string, string>) => Record<string, string> {
+  const prefix = `test-${randomBytes(4).toString('hex')}:`
+  let workers = 0
+  return (extra = {}) => ({
+    REDIS_URL: redisUrl,
+    PHAROS_REDIS_PREFIX: prefix,
+    PHAROS_FLEET_SECRET: TEST_FLEET_SECRET,
+    PHAROS_WORKER_NAME: `worker-${++workers}`,
+    ...extra
+  })
+}
