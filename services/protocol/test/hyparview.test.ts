@@ -448,3 +448,27 @@ describe('HyParView: leaving and resizing', () => {
     assert.equal(topic.snapshot().activeCapacity, 3)
   })
 })
+
+describe('HyParView: peers learnt out of band (a fleet view)', () => {
+  it('merges them into the passive view and fills the empty active view from them, high priority first', () => {
+    const topic = startedTopic()
+    const actions = topic.handle({ type: 'learn', peers: ['p', 'q', 'r', 'me'] }, 0)
+    assert.deepEqual(topic.snapshot().passive.slice().sort(), ['p', 'q', 'r'], 'itself is never learnt')
+    const requests = actions.filter((action) => action.type === 'send')
+    assert.equal(requests.length, 3, 'one NEIGHBOR per free active slot (capacity 3)')
+    for (const request of requests) assert.equal(request.type === 'send' && request.message.type, 'neighbor')
+    const priorities = requests.map((request) => request.type === 'send' && request.message.type === 'neighbor' ? request.message.priority : undefined)
+    assert.deepEqual(priorities, ['high', 'high', 'low'], 'high priority below 2 active peers, as repair does')
+  })
+
+  it('asks nobody when the active view is already full, and does nothing after leaving', () => {
+    const full = startedTopic()
+    befriend(full, 'a', 'b', 'c')
+    assert.equal(full.handle({ type: 'learn', peers: ['p'] }, 0).filter((action) => action.type === 'send').length, 0)
+    assert.deepEqual(full.snapshot().passive, ['p'])
+    const left = startedTopic()
+    left.handle({ type: 'leave' }, 0)
+    assert.deepEqual(left.handle({ type: 'learn', peers: ['p'] }, 0), [])
+    assert.deepEqual(left.snapshot().passive, [])
+  })
+})

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
+import { isStorageUnavailable } from '../storage/sql.ts'
 
 /**
  * Every HTTP error Pharos returns, in one table. The body is the IPFS Pinning Service
@@ -66,6 +67,13 @@ export function errorHandler (err: FastifyError | HttpError, request: FastifyReq
   if (status >= 400 && status < 500) {
     const kind = (Object.keys(httpErrors) as HttpErrorName[]).find((name) => httpErrors[name].status === status)
     void reply.code(status).send({ error: { reason: kind === undefined ? 'BAD_REQUEST' : httpErrors[kind].reason, details: err.message } })
+    return
+  }
+  if (isStorageUnavailable(err)) {
+    // Postgres is down or restarting: the request was fine and can be retried.
+    request.log.warn({ err }, 'storage unavailable')
+    void reply.header('retry-after', '5')
+    void sendFailure(reply, 'unavailable', 'storage unavailable; retry shortly')
     return
   }
   request.log.error({ err }, 'request failed')

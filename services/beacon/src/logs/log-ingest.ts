@@ -45,7 +45,7 @@ export interface LogIngestDeps {
   bans: Pick<BanList, 'ban'>
   isRegistered: (peerId: string) => boolean
   blockstore: Pick<PgBlockstore, 'put'>
-  pins: Pick<PinStore, 'create'>
+  pins: Pick<PinStore, 'createIn'>
   /** A pin was queued: look for work now. */
   onPinQueued: () => void
   /** An orphan arrived: fetch `missing` and what lies below it from `peers`, in that order. */
@@ -108,6 +108,9 @@ export class LogIngest {
     })
     if (outcome.status === 'duplicate') {
       deps.metrics.entries.inc({ result: 'rejected', reason: 'duplicate' })
+      // Stored before, but maybe never pinned: the worker that stored it died, or Postgres
+      // went away, in between. pinOnce makes this a no-op when the pin exists.
+      await this.pin(entry.author, entry.seq, cid, source)
       return { result: 'duplicate', cid }
     }
     if (outcome.status === 'rejected') return this.reject(outcome.reason, cid)
@@ -121,19 +124,19 @@ export class LogIngest {
     return { result: 'accepted', cid, outcome }
   }
 
-  private async pin (author: string, seq: number, cid: CID, source: EntrySource): Promise<void> {
+  /** The entry's one pin (see LogStore.pinOnce): created by whichever call gets there first. */
+  async pin (author: string, seq: number, cid: CID, source: EntrySource): Promise<void> {
     const { deps } = this
     const origins = [...new Set([source.publisher, source.from, author])].filter((peer): peer is string => peer !== undefined).map((peer) => `/p2p/${peer}`)
-    const pin = await deps.pins.create({
+    const created = await deps.logs.pinOnce(cid.bytes, async (tx) => (await deps.pins.createIn(tx, {
       owner: authorOwner(author),
       cid,
       cidText: cid.toString(),
       name: `${author} #${seq}`,
       meta: { [PIN_KIND_KEY]: LOG_ENTRY_KIND },
       origins
-    })
-    await deps.logs.setPin(cid.bytes, pin.id)
-    deps.onPinQueued()
+    })).id)
+    if (created !== undefined) deps.onPinQueued()
   }
 
   private async punishForgery (block: EntryBlock, source: EntrySource, code: string): Promise<void> {

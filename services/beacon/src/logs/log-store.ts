@@ -418,6 +418,35 @@ export class LogStore {
   }
 
   /**
+   * Gives a stored entry its pin exactly once, however many workers (or retries) ask: the
+   * entry's row is locked, and `create` runs (in the same transaction) only if the entry has
+   * no pin yet. Returns the new pin's ID, or undefined if it already had one (or is unknown).
+   */
+  async pinOnce (cid: Uint8Array, create: (tx: SqlQueryable) => Promise<string>): Promise<string | undefined> {
+    return await this.db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ has_pin: boolean }>('SELECT pin_id IS NOT NULL AS has_pin FROM log_entries WHERE cid = $1 FOR UPDATE', [cid])
+      if (rows[0] === undefined || rows[0].has_pin) return undefined
+      const pinId = await create(tx)
+      await tx.query('UPDATE log_entries SET pin_id = $2 WHERE cid = $1', [cid, pinId])
+      return pinId
+    })
+  }
+
+  /**
+   * Stored entries without a pin that arrived more than `olderThanMs` ago: a worker died
+   * (or Postgres went away) between storing an entry and pinning it. Oldest first.
+   */
+  async unpinned (olderThanMs: number, limit: number): Promise<Array<{ cid: Uint8Array, author: string, seq: number }>> {
+    const { rows } = await this.db.query<{ cid: Uint8Array, author: string, seq: number }>(
+      `SELECT cid, author, seq FROM log_entries
+       WHERE pin_id IS NULL AND received_at < now() - make_interval(secs => $1::float8 / 1000)
+       ORDER BY received_at LIMIT $2`,
+      [olderThanMs, limit]
+    )
+    return rows.map((row) => ({ ...row, cid: rowBytes(row.cid) }))
+  }
+
+  /**
    * Marks the entries held by `pinId` as pinned (once) and returns them, with how long each
    * took from arrival to pinned by the database's clock (for pharos_log_entry_pin_seconds).
    */

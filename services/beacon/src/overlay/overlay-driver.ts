@@ -262,6 +262,32 @@ export class OverlayDriver implements Startable {
   }
 
   /**
+   * Peers learnt out of band, with their addresses (a fleet's shared peer view): kept in
+   * the peer store so they can be dialled, and merged into every topic's passive view, from
+   * which free active slots are refilled. Malformed addresses are skipped.
+   */
+  async learn (peers: ReadonlyArray<{ peerId: string, multiaddrs: readonly string[] }>): Promise<void> {
+    const keys: PeerKey[] = []
+    for (const { peerId, multiaddrs } of peers) {
+      if (peerId === this.self) continue
+      let id: PeerId
+      try {
+        id = peerIdFromString(peerId)
+      } catch {
+        continue
+      }
+      const addrs = multiaddrs.slice(0, MAX_ADDRS_PER_PEER).flatMap((text) => {
+        try { return [multiaddr(text)] } catch { return [] }
+      })
+      if (addrs.length === 0) continue
+      await this.components.peerStore.merge(id, { multiaddrs: addrs })
+      keys.push(peerId)
+    }
+    if (keys.length === 0 || !this.started) return
+    for (const [name, machine] of this.topics) this.run(name, machine.handle({ type: 'learn', peers: keys }, Date.now()))
+  }
+
+  /**
    * Broadcasts `payload` on a topic under `messageId` (a content hash); an ID the topic has
    * already seen is not sent again. Sends may be deferred (IHAVE batches), so there is no
    * useful answer to return.

@@ -6,6 +6,7 @@ import { linksOf, UnsupportedCodecError } from '../storage/dag-links.ts'
 import { UnsupportedHashError } from '../storage/hashers.ts'
 import { BlockHashMismatchError } from '../storage/pg-blockstore.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
+import { isStorageUnavailable } from '../storage/sql.ts'
 import { PinLimitError, walkDag } from './dag-walk.ts'
 import { entryPinLinks, isAuthorOwner, LOG_ENTRY_KIND } from './log-entry-pins.ts'
 import type { DagSize, LoadedBlock } from './dag-walk.ts'
@@ -215,6 +216,13 @@ export class PinRunner {
       }
       if (stop?.why === 'timeout') {
         return await this.retryOrFail(job, `PHAROS_PIN_TIMEOUT_MS: the DAG did not arrive within ${options.timeoutMs} ms (${progress.blocks} blocks, ${progress.bytes} bytes so far)`, log)
+      }
+      if (isStorageUnavailable(err)) {
+        // Postgres went away: not the pin's fault, so no attempt is spent. The job goes back
+        // to the queue (or its lease lapses) and is taken again once storage answers.
+        log.warn({ err }, 'storage unavailable mid-pin; the job goes back to the queue')
+        await deps.store.release(job).catch(() => {})
+        return 'released'
       }
       if (err instanceof PinLimitError || err instanceof UnsupportedCodecError || err instanceof UnsupportedHashError) {
         return await this.settleFailed(job, err.message, log)

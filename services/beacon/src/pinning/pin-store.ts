@@ -97,6 +97,11 @@ export class PinStore {
     return await this.insert(this.db, pin)
   }
 
+  /** Creates a pin inside the caller's transaction (so it commits with what refers to it). */
+  async createIn (tx: SqlQueryable, pin: NewPin): Promise<PinRecord> {
+    return await this.insert(tx, pin)
+  }
+
   /**
    * Replaces a pin in one transaction: the new pin is queued, and the old one is hidden but
    * keeps holding its blocks until the new one settles, so blocks common to both are never

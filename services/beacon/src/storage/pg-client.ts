@@ -1,4 +1,5 @@
 import pg from 'pg'
+import { isStorageUnavailable } from './sql.ts'
 import type { SqlClient, SqlQueryable, SqlResult } from './sql.ts'
 
 export interface PgClientOptions {
@@ -8,6 +9,8 @@ export interface PgClientOptions {
   connectionTimeoutMs?: number
   /** Called on pool-level errors (a server that went away), so the process does not crash. */
   onError?: (err: Error) => void
+  /** Called when an operation fails because the server is unreachable (counted in metrics). */
+  onUnavailable?: (operation: 'query' | 'transaction' | 'session' | 'pool') => void
 }
 
 // int8 arrives as a string from `pg`; every int8 Pharos stores (sizes, counts, sequence
@@ -27,7 +30,18 @@ export async function openPostgres (url: string, options: PgClientOptions = {}):
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 10_000,
     types
   })
-  pool.on('error', (err) => options.onError?.(err))
+  pool.on('error', (err) => {
+    options.onUnavailable?.('pool')
+    options.onError?.(err)
+  })
+  const counted = async <T>(operation: 'query' | 'transaction' | 'session', run: () => Promise<T>): Promise<T> => {
+    try {
+      return await run()
+    } catch (err) {
+      if (isStorageUnavailable(err)) options.onUnavailable?.(operation)
+      throw err
+    }
+  }
 
   const wrap = (q: pg.Pool | pg.PoolClient): SqlQueryable => ({
     async query<Row> (text: string, params?: readonly unknown[]): Promise<SqlResult<Row>> {
@@ -55,10 +69,10 @@ export async function openPostgres (url: string, options: PgClientOptions = {}):
 
   return {
     engine: 'postgres',
-    query: wrap(pool).query,
+    async query<Row> (text: string, params?: readonly unknown[]) { return await counted('query', async () => await wrap(pool).query<Row>(text, params)) },
     async exec (script) { await pool.query(script) },
     async transaction (fn) {
-      return await withClient(async (client) => {
+      return await counted('transaction', async () => await withClient(async (client) => {
         await client.query('BEGIN')
         try {
           const result = await fn(wrap(client))
@@ -68,9 +82,9 @@ export async function openPostgres (url: string, options: PgClientOptions = {}):
           await client.query('ROLLBACK').catch(() => {})
           throw err
         }
-      })
+      }))
     },
-    async withSession (fn) { return await withClient(async (client) => await fn(wrap(client))) },
+    async withSession (fn) { return await counted('session', async () => await withClient(async (client) => await fn(wrap(client)))) },
     async close () { await pool.end() }
   }
 }

@@ -31,3 +31,25 @@ export interface SqlClient extends SqlQueryable {
   withSession<T>(fn: (session: SqlQueryable) => Promise<T>): Promise<T>
   close(): Promise<void>
 }
+
+/** Node socket errors that mean the server cannot be reached (or went away mid-query). */
+const UNREACHABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'])
+/** SQLSTATEs of a server that is shutting down, starting, or full; class 08 is added below. */
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300'])
+/** `pg` raises these as plain Errors without a code. */
+const UNAVAILABLE_MESSAGES = [/^Connection terminated/, /timeout exceeded when trying to connect/, /not queryable/, /Client was closed/]
+
+/**
+ * Whether `err` means "Postgres is unreachable right now" rather than "this query is wrong":
+ * the first is retried (ingest holds its entries, HTTP answers 503, pin jobs go back to the
+ * queue); the second is a bug or bad input and is handled where it happens.
+ */
+export function isStorageUnavailable (err: unknown): boolean {
+  if (!(err instanceof Error)) return false
+  const code = (err as { code?: unknown }).code
+  if (typeof code === 'string' && (UNREACHABLE_ERRNOS.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith('08'))) return true
+  if (UNAVAILABLE_MESSAGES.some((re) => re.test(err.message))) return true
+  // AggregateError from a failed connect to several addresses (localhost → ::1 and 127.0.0.1).
+  if (err instanceof AggregateError) return err.errors.some(isStorageUnavailable)
+  return err.cause !== undefined && err.cause !== err && isStorageUnavailable(err.cause)
+}

@@ -271,6 +271,13 @@ export class HyParView {
    * The number of registered accounts changed: resize both views. A shrinking active view drops
    * random peers into the passive view (with DISCONNECT, alive = true); a growing one refills.
    */
+  /** Out-of-band peers (TopicEvent `learn`): into the passive view, then repair the active one. */
+  learn(peers: readonly PeerKey[], out: Action[]): void {
+    if (this.#left) return
+    this.#integrate(peers, [])
+    this.#refill(out)
+  }
+
   setNetworkSize(networkSize: number, out: Action[]): void {
     this.#resize(networkSize)
     while (this.#active.size > this.#activeCapacity) this.#dropRandomActive(undefined, out)

@@ -190,6 +190,12 @@ export type TopicEvent =
   | { readonly type: 'join', readonly contact: PeerKey }
   /** Leave gracefully: tell every active neighbour we are going (DISCONNECT, alive = false). */
   | { readonly type: 'leave' }
+  /**
+   * Peers learnt out of band (a fleet's shared view of who is connected where): merged into
+   * the passive view as a shuffle sample is (§4.4), then free active slots are refilled from
+   * it. A new beacon seeds its views this way instead of waiting for joins and shuffles.
+   */
+  | { readonly type: 'learn', readonly peers: readonly PeerKey[] }
 
 /** What a topic asks the driver to do. Carried out in order. */
 export type Action =

@@ -125,6 +125,7 @@ export class Topic {
       case 'linkDown': this.#hyparview.onLinkDown(event.peer, now, out); break
       case 'join': this.#hyparview.join(event.contact, out); break
       case 'leave': this.#hyparview.leave(out); break
+      case 'learn': this.#hyparview.learn(event.peers, out); break
       default: assertNever(event)
     }
     this.#count(out)

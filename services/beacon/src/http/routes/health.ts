@@ -4,6 +4,7 @@ import type { Readiness } from '../../health.ts'
 
 const ReadinessSchema = Type.Object({
   ready: Type.Boolean(),
+  status: Type.Union([Type.Literal('ready'), Type.Literal('degraded'), Type.Literal('not-ready')]),
   checks: Type.Record(Type.String(), Type.String())
 })
 
@@ -19,7 +20,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness }> =
   app.get('/readyz', {
     schema: {
       tags: ['operations'],
-      summary: 'Readiness: libp2p listens, storage answers, not draining',
+      summary: 'Readiness: libp2p listens, storage answers, not draining (200 with status degraded while Redis is down)',
       response: { 200: ReadinessSchema, 503: ReadinessSchema }
     }
   }, async (_request, reply) => {
