@@ -8,9 +8,11 @@
 import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import yaml from 'js-yaml'
 
-export const ROOT = new URL('../../../../', import.meta.url).pathname
+/** The repository root. */
+export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url))
 
 export function readRepoFile (path: string): string {
   return readFileSync(join(ROOT, path), 'utf8')
@@ -273,9 +275,10 @@ export interface RuleFile {
 /**
  * A Go text/template + Sprig subset, enough to render helm/pharos the way `helm template`
  * does: actions with trim markers, if/else if/else, range (lists, maps, `$i, $v :=`),
- * with, define/include, variables, pipelines and the functions in FUNCTIONS. Values from
- * YAML are float64 as in Helm, so printing a large or fractional one throws (Helm would
- * print 1e+06); `--set` integers are int64 (BigInt here) as in Helm.
+ * with, define/include, variables, pipelines and the Sprig functions listed in `functions`
+ * below (any other is an error). Values from YAML are float64 as in Helm, so printing a
+ * large or fractional one throws (Helm would print 1e+06); `--set` integers are int64
+ * (BigInt here) as in Helm.
  */
 type Node =
   | { kind: 'text', text: string }
@@ -291,7 +294,7 @@ type Operand =
   | { kind: 'literal', value: unknown }
   | { kind: 'field', base: 'dot' | string, path: string[] }
   | { kind: 'ident', name: string }
-  | { kind: 'sub', pipe: Pipe, path: string[] }
+  | { kind: 'sub', pipe: Pipe }
 
 interface Token { kind: 'text' | 'action', text: string, where: string }
 
@@ -381,7 +384,7 @@ function parsePipe (words: string[], where: string): Pipe {
         i++
         break
       }
-      return { kind: 'sub', pipe: { decl: [], assign: false, commands: inner }, path: [] }
+      return { kind: 'sub', pipe: { decl: [], assign: false, commands: inner } }
     }
     if (word.startsWith('"')) return { kind: 'literal', value: JSON.parse(word) }
     if (word.startsWith('`')) return { kind: 'literal', value: word.slice(1, -1) }
@@ -709,7 +712,7 @@ export function renderChart (chartDir: string, values: Record<string, unknown>, 
         const base = operand.base === 'dot' ? dot : scope.get(operand.base)
         return resolveField(base, operand.path, `${operand.base === 'dot' ? '' : operand.base}.${operand.path.join('.')}`)
       }
-      case 'sub': return resolveField(evalPipe(operand.pipe, dot, scope), operand.path, '(…)')
+      case 'sub': return evalPipe(operand.pipe, dot, scope)
       case 'ident': {
         const fn = functions[operand.name]
         if (fn === undefined) throw new Error(`function "${operand.name}" not defined (not in this renderer's subset)`)
