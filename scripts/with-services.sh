@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command with throwaway, real Postgres and Redis servers on loopback.
 #
-# Installs the Debian packages `postgresql` and `redis-server` when missing, starts each in
+# Installs the Debian packages `postgresql`, `redis-server` and `prometheus` (for promtool) when missing, starts each in
 # a fresh temp dir on a free port, exports DATABASE_URL / REDIS_URL (and the TEST_* copies
 # tests use to start their own workers), runs "$@", and tears everything down on any exit.
 # Postgres refuses to run as root, so when we are root it runs as the `postgres` user.
@@ -13,6 +13,8 @@ need_pkgs=()
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || need_pkgs+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+# promtool checks the Prometheus config and alert rules in deploy/ (deploy-surface test).
+command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
+import type { PeerId } from '@libp2p/interface'
 import { AccountRegistry } from './accounts/account-registry.ts'
 import { BanList } from './bans/ban-list.ts'
 import type { Config } from './config/schema.ts'
@@ -30,6 +31,10 @@ import { migrate } from './storage/migrate.ts'
 import { openPglite } from './storage/pglite-client.ts'
 import { openPostgres } from './storage/pg-client.ts'
 import { readOrCreateSecret } from './storage/data-dir-secret.ts'
+import { startFleetState, startInProcessFleetState } from './fleet/index.ts'
+import type { FleetState, WorkerRecordFields } from './fleet/index.ts'
+import { createFleetMetrics } from './metrics/fleet-metrics.ts'
+import { createHealthMetrics } from './metrics/health-metrics.ts'
 import { holdSingleWorkerLock } from './storage/single-worker-lock.ts'
 import type { SqlClient } from './storage/sql.ts'
 
@@ -48,6 +53,10 @@ export interface Worker {
   readonly logMetrics: LogMetrics
   /** Ingest of the content topic, ancestor fetches, the sync and key-exchange responders. */
   readonly logService: LogService
+  /** Seen message IDs, membership, peer views, bans and the gossip bridge (Redis in a fleet). */
+  readonly fleet: FleetState
+  /** This worker's name in the fleet (PHAROS_WORKER_NAME, or the host name). */
+  readonly workerName: string
   /** Where the HTTP server listens, e.g. http://127.0.0.1:8080 */
   readonly httpUrl: string
   readonly mode: 'embedded' | 'postgres' | 'fleet'
@@ -90,6 +99,60 @@ function nodeView (node: BeaconNode): NodeView {
   }
 }
 
+/** How often the worker evaluates its own readiness for the gauges and its fleet record. */
+const READINESS_SAMPLE_MS = 5000
+/** Peers of other workers learnt into the overlay's passive view at each membership refresh (guess: a passive view's size). */
+const SEED_PEERS = 32
+
+/**
+ * This worker's part of the fleet state: its peers go into its peer view as they connect
+ * (addresses from identify once known), bans made here are told to the fleet and bans made
+ * elsewhere take effect here at once.
+ */
+function wireFleet ({ fleet, node, bans, log }: { fleet: FleetState, node: BeaconNode, bans: BanList, log: Logger }): void {
+  node.addEventListener('connection:open', ({ detail: connection }) => {
+    if (node.getConnections(connection.remotePeer).length > 1) return
+    fleet.peerViews.connected(connection.remotePeer.toString(), { addrs: [connection.remoteAddr.toString()], transport: transportOf(connection.remoteAddr) })
+  })
+  node.addEventListener('peer:identify', ({ detail: result }) => {
+    const connection = result.connection
+    if (connection.status !== 'open' || result.listenAddrs.length === 0) return
+    fleet.peerViews.connected(result.peerId.toString(), { addrs: result.listenAddrs.map((addr) => addr.toString()), transport: transportOf(connection.remoteAddr) })
+  })
+  node.addEventListener('peer:disconnect', ({ detail: peer }) => { fleet.peerViews.disconnected(peer.toString()) })
+  bans.onBan((peer, { reason, origin }) => {
+    if (origin === 'created') void fleet.bans.announce(peer, reason)
+  })
+  bans.onLift((peer) => { void fleet.bans.unannounce(peer) })
+  fleet.bans.onRemoteBan((peer, reason) => { bans.learn(peer, reason) })
+  fleet.bans.onRemoteUnban((peer) => {
+    bans.forget(peer)
+    log.info({ peer }, 'a ban lifted on another worker was lifted here')
+  })
+}
+
+/**
+ * Reads the live workers from the fleet: they become the overlay's bootstrap contacts, and
+ * they and a sample of the peers they hold are learnt into its passive view, so a new
+ * worker takes part in the overlay before any peer joins through it. Returns the siblings.
+ */
+async function seedFromFleet (fleet: FleetState, node: BeaconNode, log: Logger): Promise<PeerId[]> {
+  const self = node.peerId.toString()
+  const workers = (await fleet.membership.list()).filter((worker) => worker.peerId !== self && worker.multiaddrs.length > 0)
+  const view = node.services.overlay.snapshot().content
+  const known = new Set([...view?.active ?? [], ...view?.passive ?? []])
+  const fresh = workers.filter((worker) => !known.has(worker.peerId))
+  if (fresh.length > 0) {
+    const peers = await fleet.peerViews.seedCandidates(SEED_PEERS, self)
+    await node.services.overlay.learn([
+      ...fresh.map((worker) => ({ peerId: worker.peerId, multiaddrs: worker.multiaddrs })),
+      ...peers.map((peer) => ({ peerId: peer.peerId, multiaddrs: peer.addrs }))
+    ])
+    log.info({ workers: fresh.map((worker) => worker.name), peers: peers.length }, 'learnt sibling workers and their peers from the fleet')
+  }
+  return workers.map((worker) => peerIdFromString(worker.peerId))
+}
+
 /** Builds and starts one worker from validated config. main.ts is its only production caller. */
 /** What an embedder may plug into a worker (DESIGN.md: "the check is pluggable"). */
 export interface WorkerExtensions {
@@ -110,11 +173,14 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       cleanups.push(lock.release)
     }
 
+    const registry = createRegistry()
+    const health = createHealthMetrics(registry, config.maxConnections)
     const db = config.databaseUrl === undefined
       ? await openPglite(join(config.dataDir, 'pglite'))
       : await openPostgres(config.databaseUrl, {
         maxConnections: config.databasePoolSize,
-        onError: (err) => log.warn({ err }, 'postgres connection error')
+        onError: (err) => log.warn({ err }, 'postgres connection error'),
+        onUnavailable: (operation) => { health.postgresErrors.inc({ operation }) }
       })
     cleanups.push(async () => { await db.close() })
     const applied = await migrate(db)
@@ -145,8 +211,9 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       : mode === 'embedded' ? [await embeddedAdminToken(config.dataDir)] : []
     if (adminTokens.length === 0) log.warn('PHAROS_ADMIN_TOKENS is empty: every /v1 request will get 401')
 
-    const registry = createRegistry()
     const metrics = createNetworkMetrics(registry)
+    // Sibling workers (from fleet membership): the overlay's contacts when its view empties.
+    let siblings: PeerId[] = []
     const node = await createBeaconNode({
       config,
       privateKey: key,
@@ -155,7 +222,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       metrics,
       networkSize: accounts.count,
       admit: (peer) => accounts.isRegistered(peer.toString()) ? { admitted: true } : { admitted: false, reason: 'not-registered' },
-      isBanned: (peer) => bans.isBanned(peer.toString())
+      isBanned: (peer) => bans.isBanned(peer.toString()),
+      bootstrap: () => siblings
     })
     accounts.onCountChange((count) => { node.services.overlay.setNetworkSize(Math.max(count, 1)) })
     createOverlayMetrics(registry, node.services.overlay)
@@ -168,7 +236,39 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       node.hangUp(peerIdFromString(peer)).catch((err: unknown) => { log.warn({ err, peer }, 'hanging up on a banned peer failed') })
     })
 
-    const storage = createStorageService({ config, db, node, log, registry, adminTokens })
+    // What the fleet learns of this worker at each heartbeat; filled in once HTTP listens.
+    const record: WorkerRecordFields = { multiaddrs: [], httpUrl: null, connections: 0, ready: false }
+    const fleetMetrics = createFleetMetrics(registry)
+    const fleetOptions = {
+      workerId: node.peerId.toString(),
+      workerName,
+      seenTtlMs: config.seenTtlMs,
+      seenClaimTtlMs: config.seenClaimTtlMs,
+      peerViewRetentionMs: config.peerViewRetentionMs,
+      metrics: fleetMetrics,
+      record: () => ({ ...record, connections: node.getConnections().length })
+    }
+    const fleet = config.redisUrl === undefined
+      ? startInProcessFleetState(fleetOptions)
+      : await startFleetState({
+        ...fleetOptions,
+        redis: { url: config.redisUrl, mode: config.redisMode },
+        prefix: config.redisPrefix,
+        heartbeatMs: config.fleetHeartbeatMs,
+        log
+      })
+    cleanups.push(async () => { await fleet.stop() })
+    wireFleet({ fleet, node, bans, log })
+
+    const storage = createStorageService({
+      config,
+      db,
+      node,
+      log,
+      registry,
+      adminTokens,
+      locatePeer: async (peerId) => (await fleet.peerViews.locate(peerId))?.addrs
+    })
     const logService = createLogService({
       db,
       node,
@@ -183,16 +283,33 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       entitlement: extensions.entitlement ?? allowListEntitlement,
       orphanFetchMaxEntries: config.orphanFetchMaxEntries,
       orphanFetchTimeoutMs: config.orphanFetchTimeoutMs,
+      fleet: {
+        claim: async (messageId) => await fleet.seen.claim(messageId),
+        complete: (messageId) => { void fleet.seen.complete(messageId) },
+        states: async (messageIds) => await fleet.seen.states(messageIds),
+        relay: (topic, messageId, payload) => { void fleet.bridge.publish(topic, messageId, payload) }
+      },
+      claimTtlMs: config.seenClaimTtlMs,
       log
     })
+    fleet.bridge.onMessage(({ topic, messageId, payload }) => { logService.onRelayed(topic, messageId, payload) })
 
     const readiness = new Readiness()
     readiness.addCheck('p2p', async () => {
       if (node.status !== 'started' || node.getMultiaddrs().length === 0) throw new Error('libp2p is not listening')
     })
     readiness.addCheck('storage', async () => { await db.query('SELECT 1') })
+    const redis = fleet.redis
+    if (redis !== undefined) {
+      // Without Redis the worker carries on from local state (DESIGN.md §6): degraded, not down.
+      readiness.addCheck('redis', async () => { if (!redis.isUp()) throw new Error('unreachable: seen IDs, views and bans are local until it returns') }, { severity: 'degrades' })
+    }
+    readiness.onReport((report) => {
+      health.observe(report)
+      record.ready = report.ready
+    })
 
-    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans })
+    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet })
     cleanups.push(async () => { await app.close() })
     // Registered after HTTP so it runs first: libp2p stops accepting and closes its
     // connections while /metrics and /readyz still answer.
@@ -210,8 +327,25 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     await node.start()
     await storage.start()
     await logService.start()
+    record.httpUrl = httpUrl
+    record.multiaddrs = node.getMultiaddrs().map((addr) => addr.toString())
+    // Readiness gauges (and the ready flag siblings see) stay current without a prober.
+    const readinessTimer = setInterval(() => { void readiness.report() }, READINESS_SAMPLE_MS)
+    readinessTimer.unref()
+    cleanups.push(async () => { clearInterval(readinessTimer) })
+    void readiness.report()
+    const joinFleet = async (): Promise<void> => {
+      siblings = await seedFromFleet(fleet, node, log)
+    }
+    await joinFleet().catch((err: unknown) => { log.warn({ err }, 'could not seed the overlay from the fleet; peers joining will fill it') })
+    const siblingsTimer = setInterval(() => {
+      joinFleet().catch((err: unknown) => { log.debug({ err }, 'fleet membership refresh failed') })
+    }, config.fleetHeartbeatMs)
+    siblingsTimer.unref()
+    cleanups.push(async () => { clearInterval(siblingsTimer) })
     log.info({
       peerId: node.peerId.toString(),
+      workerName,
       keySource: source,
       mode,
       multiaddrs: node.getMultiaddrs().map((addr) => addr.toString()),
@@ -231,6 +365,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       bans,
       logMetrics,
       logService,
+      fleet,
+      workerName,
       httpUrl,
       mode,
       async stop () {

@@ -125,6 +125,14 @@ export interface PharosPeerInit {
   timeouts?: Partial<PeerTimeouts>
   /** Largest attachment `fetchPost` will fetch. @default 256 MiB (guess) */
   maxAttachmentBytes?: number
+  /**
+   * How many bootstrap beacons to stay connected to. They are tried in list order (put the
+   * nearest first, or shuffle the list to spread peers over a fleet); when a connected one
+   * goes away (a worker restarted or was killed) the next ones are dialled, with backoff,
+   * and the overlay is rejoined through them if the peer was left without neighbours.
+   * @default every beacon in `bootstrap`
+   */
+  beaconConnections?: number
 }
 
 /** What `publishPost` publishes. */
@@ -178,6 +186,9 @@ export interface KeyDeposit {
 }
 
 const DEFAULT_HOLD_TIMEOUT_MS = 300_000
+/** First wait between attempts to reach another beacon after losing one; doubles up to the max (guess). */
+const RECONNECT_BASE_MS = 500
+const RECONNECT_MAX_MS = 15_000
 
 /** The `/p2p/<peer id>` of a bootstrap address (the last one, for a relayed address). */
 function beaconOf (address: string): { addr: Multiaddr, peer: PeerId } {
@@ -234,6 +245,9 @@ export class PharosPeer {
   private ownHeadSettled = false
   /** Publishes run one at a time: each continues the head the previous one made. */
   private publishing: Promise<unknown> = Promise.resolve()
+  private readonly beaconConnections: number
+  /** A reconnect to beacons under way (one at a time). */
+  private reconnecting: Promise<void> | undefined
 
   /** Use `createPharosPeer`. */
   constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: ReadonlyArray<{ addr: Multiaddr, peer: PeerId }>) {
@@ -251,6 +265,7 @@ export class PharosPeer {
     this.fs = unixfs(helia)
     this.syncClient = new SyncClient(libp2p, this.network, this.timeouts.requestMs)
     this.keyClient = new KeyExchangeClient(libp2p, this.network, this.timeouts.requestMs)
+    this.beaconConnections = Math.max(1, Math.min(init.beaconConnections ?? beacons.length, beacons.length))
   }
 
   private get overlay (): OverlayDriver {
@@ -295,6 +310,11 @@ export class PharosPeer {
       }
       this.libp2p.addEventListener('peer:connect', onConnect)
       this.cleanups.push(() => { this.libp2p.removeEventListener('peer:connect', onConnect) })
+      const onDisconnect = (event: CustomEvent<PeerId>): void => {
+        if (this.status === 'started' && this.isBeacon(event.detail)) this.reconnectBeacons()
+      }
+      this.libp2p.addEventListener('peer:disconnect', onDisconnect)
+      this.cleanups.push(() => { this.libp2p.removeEventListener('peer:disconnect', onDisconnect) })
     } catch (err) {
       this.status = 'started'
       await this.stop()
@@ -322,25 +342,71 @@ export class PharosPeer {
     return this.beacons.some((beacon) => beacon.peer.equals(peer))
   }
 
-  /** Dials every bootstrap beacon; resolves with those that answered, or throws NoBeaconError. */
+  /**
+   * Dials bootstrap beacons until `beaconConnections` are connected: all at once when every
+   * beacon is wanted, else one after another in list order. Resolves with the connected
+   * beacons, or throws NoBeaconError naming why each dial failed.
+   */
   private async dialBeacons (options: AbortOptions): Promise<PeerId[]> {
-    const results = await Promise.allSettled(this.beacons.map(async ({ addr, peer }) => {
+    const dial = async ({ addr, peer }: { addr: Multiaddr, peer: PeerId }): Promise<PeerId> => {
       const timeout = AbortSignal.timeout(this.timeouts.dialMs)
       await this.libp2p.dial(addr, { signal: options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]) })
       return peer
-    }))
-    options.signal?.throwIfAborted()
-    const connected = results.flatMap((result) => result.status === 'fulfilled' ? [result.value] : [])
-    if (connected.length === 0) {
-      const reasons = results.map((result, i) => `${this.beacons[i]?.addr.toString() ?? '?'}: ${result.status === 'rejected' ? asError(result.reason).message : 'ok'}`)
-      throw new NoBeaconError(`could not dial any bootstrap beacon (${reasons.join('; ')})`, { cause: results.find((result) => result.status === 'rejected')?.reason })
     }
+    const connected = this.openBeacons()
+    const failures: string[] = []
+    const untried = this.beacons.filter(({ peer }) => !connected.some((open) => open.equals(peer)))
+    if (this.beaconConnections >= this.beacons.length) {
+      const results = await Promise.allSettled(untried.map(dial))
+      results.forEach((result, i) => {
+        if (result.status === 'fulfilled') connected.push(result.value)
+        else failures.push(`${untried[i]?.addr.toString() ?? '?'}: ${asError(result.reason).message}`)
+      })
+    } else {
+      for (const beacon of untried) {
+        if (connected.length >= this.beaconConnections) break
+        try {
+          connected.push(await dial(beacon))
+        } catch (err) {
+          options.signal?.throwIfAborted()
+          failures.push(`${beacon.addr.toString()}: ${asError(err).message}`)
+        }
+      }
+    }
+    options.signal?.throwIfAborted()
+    if (connected.length === 0) throw new NoBeaconError(`could not dial any bootstrap beacon (${failures.join('; ')})`)
     return connected
+  }
+
+  private openBeacons (): PeerId[] {
+    return this.beacons.filter(({ peer }) => this.libp2p.getConnections(peer).some((connection) => connection.status === 'open')).map(({ peer }) => peer)
+  }
+
+  /**
+   * A beacon went away: dial the next ones until `beaconConnections` are connected again
+   * (backing off while none answers), and rejoin the overlay through them if the peer has
+   * no neighbour left. Runs in the background until it succeeds or the peer stops.
+   */
+  private reconnectBeacons (): void {
+    this.reconnecting ??= (async () => {
+      const signal = this.lifetime.signal
+      for (let attempt = 0; this.status === 'started' && this.openBeacons().length < this.beaconConnections; attempt++) {
+        try {
+          const connected = await this.dialBeacons({ signal })
+          if ((this.overlay.snapshot().content?.active.length ?? 0) === 0) await this.joinOverlay(connected, { signal })
+          if (connected.length >= this.beaconConnections) break
+        } catch (err) {
+          if (signal.aborted) return
+          this.log('reconnecting to a beacon failed (attempt %d) - %e', attempt + 1, err)
+        }
+        await delay(Math.min(RECONNECT_BASE_MS * 2 ** attempt, RECONNECT_MAX_MS), undefined, { signal }).catch(() => {})
+      }
+    })().finally(() => { this.reconnecting = undefined })
   }
 
   /** Beacons with an open connection now; redials the bootstrap list if there are none. */
   private async connectedBeacons (options: AbortOptions): Promise<PeerId[]> {
-    const open = this.beacons.filter(({ peer }) => this.libp2p.getConnections(peer).some((connection) => connection.status === 'open')).map(({ peer }) => peer)
+    const open = this.openBeacons()
     if (open.length > 0 || this.beacons.length === 0) return open
     return await this.dialBeacons(options)
   }

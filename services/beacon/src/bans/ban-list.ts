@@ -99,9 +99,9 @@ function banOf (row: BanRow): Ban {
  * Banned peers, fleet-wide and persisted (DESIGN.md §4, §6). Postgres is the source of
  * truth; `isBanned` answers from a set in memory, because the connection gater asks on
  * every connection and cannot wait. The set follows this worker's own bans at once and
- * other workers' bans on each refresh (every `refreshMs`). A fleet channel (Redis pub/sub)
- * can shorten that delay later: it publishes on `onBan` events with origin `created` and
- * calls `learn` on the other workers.
+ * other workers' bans on each refresh (every `refreshMs`). In a fleet, Redis shortens that
+ * delay (fleet/ban-sync.ts): the worker publishes `onBan` events with origin `created` and
+ * lifts from `onLift`, and the other workers `learn` and `forget` them at once.
  */
 export class BanList {
   private readonly db: SqlQueryable
@@ -109,6 +109,7 @@ export class BanList {
   private readonly onRefreshError: (err: unknown) => void
   private banned = new Set<string>()
   private readonly listeners = new Set<(peer: string, event: BanEvent) => void>()
+  private readonly liftListeners = new Set<(peer: string) => void>()
   private timer: ReturnType<typeof setInterval> | undefined
   private refreshing: Promise<void> | undefined
   private madeMeanwhile: Array<[string, boolean]> | undefined
@@ -214,7 +215,20 @@ export class BanList {
     const { rowCount } = await this.db.query('DELETE FROM bans WHERE peer = $1', [canonical])
     this.madeMeanwhile?.push([canonical, false])
     this.banned.delete(canonical)
+    if (rowCount > 0) for (const listener of this.liftListeners) listener(canonical)
     return rowCount > 0
+  }
+
+  /** Called when this worker lifts a ban (not for lifts learnt from elsewhere). */
+  onLift (listener: (peer: string) => void): () => void {
+    this.liftListeners.add(listener)
+    return () => { this.liftListeners.delete(listener) }
+  }
+
+  /** A lift heard from a fleet channel: it takes effect here at once; refreshes agree. */
+  forget (peer: string): void {
+    this.madeMeanwhile?.push([peer, false])
+    this.banned.delete(peer)
   }
 
   /**

@@ -382,7 +382,7 @@ export const schema = {
     group: 'identity',
     parse: pattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, '1–63 of [A-Za-z0-9._-], starting with a letter or digit'),
     default: undefined,
-    help: 'This worker\'s name in the fleet (and, with PHAROS_FLEET_SECRET, its identity). Unset: the host name (a StatefulSet pod name, a compose service name).'
+    help: 'This worker\'s name in the fleet (and, with PHAROS_FLEET_SECRET, its identity). Unset: the host name, which is stable for a StatefulSet pod but is a random container ID under docker compose (set it there).'
   },
   maxConnections: {
     env: 'PHAROS_MAX_CONNECTIONS',

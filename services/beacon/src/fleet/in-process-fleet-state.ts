@@ -85,6 +85,11 @@ export class LocalPeerViews implements PeerViews {
     this.metrics?.fleetPeers.set(this.table.connectedPeers)
   }
 
+  async locate (peerId: string): Promise<SeedCandidate | undefined> {
+    const entry = this.table.get(peerId)
+    return entry?.connected === true && entry.addrs.length > 0 ? { peerId, addrs: entry.addrs, workerPeerId: this.self.peerId } : undefined
+  }
+
   async fleetView (page: { limit: number, cursor?: string }): Promise<FleetViewPage> {
     this.table.expire(this.retentionMs)
     return localViewPage(this.table, this.self, Math.max(1, Math.floor(page.limit)), page.cursor, false)

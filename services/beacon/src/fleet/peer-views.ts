@@ -54,6 +54,12 @@ export interface PeerViews {
   fleetView: (page: { limit: number, cursor?: string }) => Promise<FleetViewPage>
   /** Up to `limit` random connected peers, with addresses, held by workers other than `excludeWorker`. */
   seedCandidates: (limit: number, excludeWorker?: string) => Promise<SeedCandidate[]>
+  /**
+   * Where the fleet last saw `peerId` connected, with its addresses (this worker's view
+   * first, then one HGET per live worker), or undefined: so a worker can dial a peer it
+   * knows only by ID (a pin origin held by another worker).
+   */
+  locate: (peerId: string) => Promise<SeedCandidate | undefined>
 }
 
 /** The cursor passed to `fleetView` is not one it made. */
@@ -107,6 +113,10 @@ export class LocalPeerTable {
     this.connectedCount--
     this.entries.set(peerId, { ...entry, connected: false, lastSeen: now })
     this.changed.add(peerId)
+  }
+
+  get (peerId: string): PeerViewEntry | undefined {
+    return this.entries.get(peerId)
   }
 
   /** Drops peers disconnected for `retentionMs` or longer. */
@@ -350,6 +360,26 @@ export class RedisPeerViews implements PeerViews {
       shuffled[j] = swap
     }
     return shuffled.slice(0, limit)
+  }
+
+  async locate (peerId: string): Promise<SeedCandidate | undefined> {
+    const own = this.table.get(peerId)
+    if (own?.connected === true && own.addrs.length > 0) return { peerId, addrs: own.addrs, workerPeerId: this.init.workerId }
+    const workers = (await this.init.membership.list()).filter((worker) => !worker.stale && worker.peerId !== this.init.workerId)
+    const replies = await Promise.all(workers.map(async (worker) => ({
+      worker,
+      read: await this.init.redis.command('peer-views', async (client) => await client.hget(this.init.keys.peerView(worker.peerId), peerId))
+    })))
+    for (const { worker, read } of replies) {
+      if (!read.ok || read.value === null) continue
+      const entry = parsePeerViewEntry(read.value)
+      if (entry === undefined) {
+        this.init.metrics?.malformed.inc({ source: 'peer-views' })
+        continue
+      }
+      if (entry.connected && entry.addrs.length > 0) return { peerId, addrs: entry.addrs, workerPeerId: worker.peerId }
+    }
+    return undefined
   }
 
   private localPage (limit: number, cursor: string | undefined): FleetViewPage {

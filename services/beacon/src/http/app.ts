@@ -16,6 +16,8 @@ import type { LogStore } from '../logs/log-store.ts'
 import { adminAuthorRoutes } from './routes/admin-authors.ts'
 import { adminBanRoutes } from './routes/admin-bans.ts'
 import { adminNodeRoutes } from './routes/admin-node.ts'
+import { adminFleetRoutes } from './routes/admin-fleet.ts'
+import type { FleetView } from './routes/admin-fleet.ts'
 import { adminStorageRoutes } from './routes/admin-storage.ts'
 import { gatewayRoutes } from './routes/gateway.ts'
 import { pinRoutes } from './routes/pins.ts'
@@ -41,6 +43,8 @@ export interface AppDeps {
   logs?: LogStore
   /** Banned peers: /v1/bans routes. */
   bans?: BanList
+  /** Workers and the fleet's peer views: /v1/workers and /v1/peers. */
+  fleet: FleetView
 }
 
 /**
@@ -86,6 +90,7 @@ export async function buildApp (deps: AppDeps) {
   await app.register(async (admin) => {
     admin.addHook('onRequest', bearerAuth(deps.adminTokens))
     await admin.register(adminNodeRoutes, { config: deps.config, node: deps.node })
+    await admin.register(adminFleetRoutes, { fleet: deps.fleet, node: deps.node })
     await admin.register(adminAccountRoutes, { accounts: deps.accounts })
     if (deps.storage !== undefined) await admin.register(adminStorageRoutes, { gc: deps.storage.gc, pins: deps.storage.pins, blockstore: deps.storage.blockstore })
     await admin.register(adminOverlayRoutes, { overlay: deps.overlay })

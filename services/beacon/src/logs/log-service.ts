@@ -4,6 +4,7 @@
  * overlay, the libp2p node, storage and the pin queue.
  */
 import type { Libp2p } from '@libp2p/interface'
+import { CID } from 'multiformats/cid'
 import { MAX_KEY_EXCHANGE_FRAME_BYTES, MAX_SYNC_FRAME_BYTES, keyExchangeProtocolId, syncProtocolId } from '../../../protocol/src/log/index.ts'
 import type { BanList } from '../bans/ban-list.ts'
 import type { Logger } from '../logging/logger.ts'
@@ -15,6 +16,7 @@ import type { StorageService } from '../pinning/storage-service.ts'
 import { ContentKeyStore } from '../keys/content-key-store.ts'
 import type { EntitlementCheck } from '../keys/entitlement.ts'
 import { KeyExchangeService } from '../keys/key-exchange-service.ts'
+import { isStorageUnavailable } from '../storage/sql.ts'
 import type { SqlClient } from '../storage/sql.ts'
 import { AncestorFetcher } from './ancestor-fetcher.ts'
 import { LogIngest } from './log-ingest.ts'
@@ -35,12 +37,42 @@ export interface LogServiceDeps {
   entitlement: EntitlementCheck
   orphanFetchMaxEntries: number
   orphanFetchTimeoutMs: number
+  /**
+   * The fleet's shared view of which messages are being handled (Redis in fleet mode, this
+   * process alone otherwise): one worker verifies, stores and pins each message.
+   */
+  fleet: FleetGossip
+  /** How long another worker's claim on a message is trusted before this one takes it over. */
+  claimTtlMs: number
   log: Logger
+}
+
+/**
+ * What the log service needs from the fleet. `claim` answers `claimed` to exactly one
+ * worker per message ID (or to everyone while Redis is away: Postgres' unique keys still
+ * keep storage exactly-once); `relay` hands an accepted message to the other workers, which
+ * broadcast it to their own peers.
+ */
+export interface FleetGossip {
+  claim: (messageId: string) => Promise<'claimed' | 'seen'>
+  complete: (messageId: string) => void
+  states: (messageIds: readonly string[]) => Promise<Map<string, 'done' | 'claimed' | 'absent'>>
+  relay: (topic: string, messageId: string, payload: Uint8Array) => void
+}
+
+/** A message another worker claimed: kept until that worker is done with it, or its claim lapses. */
+interface Deferred {
+  topic: string
+  payload: Uint8Array
+  from: string
+  since: number
 }
 
 export interface LogService {
   readonly ingest: LogIngest
   readonly fetcher: AncestorFetcher
+  /** A message another worker accepted and relayed through the fleet: broadcast to our peers. */
+  onRelayed: (topic: string, messageId: string, payload: Uint8Array) => void
   /** Registers the protocols and starts taking entries from the overlay. Call after libp2p started. */
   start: () => Promise<void>
   /** Stops taking entries, waits for the ones in hand, and stops fetches under way. */
@@ -51,6 +83,14 @@ export interface LogService {
 const INGEST_CONCURRENCY = 32
 /** Entries waiting beyond that; more are dropped (Plumtree's IHAVE/GRAFT or sync brings them back). */
 const INGEST_QUEUE_MAX = 10_000
+/** Messages claimed by other workers kept for a takeover; the oldest go first beyond this (guess). */
+const DEFERRED_MAX = 20_000
+/** Stored entries left without a pin (a worker died in between) are looked for this often (guess). */
+const UNPINNED_SWEEP_MS = 30_000
+/** An entry counts as left without a pin after this long (well past a normal store → pin gap). */
+const UNPINNED_AFTER_MS = 60_000
+/** Longest wait between retries of an entry while Postgres is unreachable. */
+const STORAGE_RETRY_MAX_MS = 2000
 /** Sync and key-exchange requests must finish within this (guess). */
 const REQUEST_TIMEOUT_MS = 30_000
 /** Concurrent inbound sync streams per connection (guess: a peer syncing many authors at once). */
@@ -100,6 +140,8 @@ export function createLogService (deps: LogServiceDeps): LogService {
   })
 
   // A bounded queue in front of ingest: gossip arrives in bursts, verification is async.
+  // While Postgres is unreachable a task holds its slot and retries: the slots fill, then
+  // the queue, and only then are entries refused ('overloaded') — backpressure, not loss.
   const waiting: Array<() => Promise<unknown>> = []
   const running = new Set<Promise<unknown>>()
   let accepting = false
@@ -119,20 +161,135 @@ export function createLogService (deps: LogServiceDeps): LogService {
       deps.metrics.entries.inc({ result: 'rejected', reason: 'overloaded' })
       return
     }
-    waiting.push(task)
+    waiting.push(async () => await untilStorageAnswers(task))
     pump()
   }
+  let storageDownSince: number | undefined
+  const untilStorageAnswers = async <T>(task: () => Promise<T>): Promise<T> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const result = await task()
+        if (storageDownSince !== undefined) {
+          log.info({ downMs: Date.now() - storageDownSince }, 'storage answers again; ingest resumed')
+          storageDownSince = undefined
+        }
+        return result
+      } catch (err) {
+        if (!accepting || !isStorageUnavailable(err)) throw err
+        if (storageDownSince === undefined) {
+          storageDownSince = Date.now()
+          log.warn({ err }, 'storage unavailable; entries wait (and the ingest queue fills) until it answers')
+        }
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, STORAGE_RETRY_MAX_MS)))
+      }
+    }
+  }
+
+  // ---- one worker per message (fleet seen-set) ------------------------------------------
+
+  const deferred = new Map<string, Deferred>()
+  const handleContent = async (messageId: string, payload: Uint8Array, from: string): Promise<void> => {
+    if (await deps.fleet.claim(messageId) === 'seen') {
+      defer(messageId, 'content', payload, from)
+      return
+    }
+    const result = await ingest.ingestEnvelope(payload, from)
+    // Only an entry whose CID is the message ID settles the ID: anything else under that ID
+    // (a squatter's payload) leaves it open, and the real entry is taken over later.
+    if (result.cid?.toString() !== messageId) return
+    if (result.result !== 'rejected') deps.fleet.relay('content', messageId, payload)
+    deps.fleet.complete(messageId)
+  }
+  const handleKeyRequest = async (messageId: string, payload: Uint8Array, from: string): Promise<void> => {
+    if (await deps.fleet.claim(messageId) === 'seen') {
+      defer(messageId, 'keyexchange', payload, from)
+      return
+    }
+    await keyExchange.onTopicRequest(payload)
+    deps.fleet.complete(messageId)
+  }
+  const defer = (messageId: string, topic: string, payload: Uint8Array, from: string): void => {
+    deps.metrics.deferred.inc()
+    deferred.delete(messageId)
+    deferred.set(messageId, { topic, payload, from, since: Date.now() })
+    for (const oldest of deferred.keys()) {
+      if (deferred.size <= DEFERRED_MAX) break
+      deferred.delete(oldest)
+    }
+  }
+  const dispatch = (topic: string, messageId: string, payload: Uint8Array, from: string): void => {
+    if (topic === 'content') enqueue(async () => { await handleContent(messageId, payload, from) })
+    else if (topic === 'keyexchange') enqueue(async () => { await handleKeyRequest(messageId, payload, from) })
+  }
+  /**
+   * Messages another worker claimed more than a claim's lifetime ago: done ones are
+   * forgotten; the rest (the claimer died, or lost Postgres) are claimed again here.
+   */
+  const takeOver = async (): Promise<void> => {
+    const cutoff = Date.now() - deps.claimTtlMs
+    const due: string[] = []
+    for (const [messageId, entry] of deferred) {
+      if (entry.since > cutoff) break // insertion order is arrival order
+      due.push(messageId)
+    }
+    if (due.length === 0) return
+    const states = await deps.fleet.states(due)
+    for (const messageId of due) {
+      const entry = deferred.get(messageId)
+      if (entry === undefined) continue
+      const state = states.get(messageId) ?? 'absent'
+      if (state === 'done') {
+        deferred.delete(messageId)
+      } else if (state === 'absent') {
+        deferred.delete(messageId)
+        deps.metrics.takenOver.inc()
+        dispatch(entry.topic, messageId, entry.payload, entry.from)
+      } else {
+        // Still claimed: the claim was renewed or is about to lapse; look again next round.
+        entry.since = Date.now()
+        deferred.delete(messageId)
+        deferred.set(messageId, entry)
+      }
+    }
+  }
+  /** An accepted message relayed by another worker: it is done, and goes on to our peers. */
+  const onRelayed = (topic: string, messageId: string, payload: Uint8Array): void => {
+    deferred.delete(messageId)
+    try {
+      deps.overlay.broadcast(topic, messageId, payload)
+    } catch (err) {
+      log.debug({ err, messageId }, 'a relayed message could not be broadcast')
+    }
+  }
+
+  /** Entries stored but never pinned (their worker died in between) get their pin. */
+  const sweepUnpinned = async (): Promise<void> => {
+    const entries = await deps.logs.unpinned(UNPINNED_AFTER_MS, 100)
+    for (const { cid, author, seq } of entries) await ingest.pin(author, seq, CID.decode(cid), { from: author })
+    if (entries.length > 0) log.info({ entries: entries.length }, 'pinned entries a worker had stored but not pinned')
+  }
+  const timers: NodeJS.Timeout[] = []
 
   const unsubscribers: Array<() => void> = []
   return {
     ingest,
     fetcher,
+    onRelayed,
     async start () {
       accepting = true
-      unsubscribers.push(deps.overlay.onDeliver((delivery) => {
-        if (delivery.topic === 'content') enqueue(async () => await ingest.ingestEnvelope(delivery.payload, delivery.from))
-        else if (delivery.topic === 'keyexchange') enqueue(async () => { await keyExchange.onTopicRequest(delivery.payload) })
-      }))
+      unsubscribers.push(deps.overlay.onDeliver((delivery) => { dispatch(delivery.topic, delivery.messageId, delivery.payload, delivery.from) }))
+      const every = (ms: number, what: string, run: () => Promise<void>): void => {
+        let busy = false
+        const timer = setInterval(() => {
+          if (busy) return
+          busy = true
+          run().catch((err: unknown) => { log.warn({ err }, `${what} failed; trying again`) }).finally(() => { busy = false })
+        }, ms)
+        timer.unref()
+        timers.push(timer)
+      }
+      every(Math.max(250, Math.floor(deps.claimTtlMs / 4)), 'taking over messages of other workers', takeOver)
+      every(UNPINNED_SWEEP_MS, 'looking for unpinned entries', sweepUnpinned)
       unsubscribers.push(deps.storage.onPinned((job) => {
         if (job.kind === null) return
         deps.logs.markPinned(job.id).then((entries) => {
@@ -157,6 +314,8 @@ export function createLogService (deps: LogServiceDeps): LogService {
     },
     async stop () {
       accepting = false
+      for (const timer of timers.splice(0)) clearInterval(timer)
+      deferred.clear()
       for (const unsubscribe of unsubscribers.splice(0)) unsubscribe()
       waiting.length = 0
       await Promise.allSettled([...running])

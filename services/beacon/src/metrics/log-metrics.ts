@@ -94,6 +94,16 @@ export function createLogMetrics (registry: Registry) {
     },
     entries: entries as ClosedCounter<LogEntryOutcome>,
     bans: bans as ClosedCounter<{ reason: BanReason }>,
+    deferred: new Counter({
+      name: 'pharos_log_messages_deferred_total',
+      help: 'Gossip messages (content and key requests) another worker had already claimed, so this one did not verify or store them',
+      registers
+    }),
+    takenOver: new Counter({
+      name: 'pharos_log_messages_taken_over_total',
+      help: 'Messages another worker claimed but did not finish within PHAROS_SEEN_CLAIM_TTL_MS (it died, or lost Postgres), handled by this worker instead',
+      registers
+    }),
     orphansFetched: new Counter({
       name: 'pharos_log_orphans_fetched_total',
       help: 'Missing ancestors of orphan entries that this worker fetched from peers',

@@ -44,6 +44,8 @@ export interface BeaconNodeDeps {
   networkSize: number
   /** Banned peers are refused on every connection and never dialled (BanList.isBanned). */
   isBanned?: (peer: PeerId) => boolean
+  /** Sibling workers: the overlay rejoins through them when its active view empties. */
+  bootstrap?: () => PeerId[]
 }
 
 function ipProtocol (host: string): 'ip4' | 'ip6' {
@@ -54,7 +56,7 @@ function ipProtocol (host: string): 'ip4' | 'ip6' {
  * The worker's libp2p node, sized for a beacon rather than a laptop (STYLE.md, "Known
  * traps"): every limit below comes from config, and each default is documented there.
  */
-export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned }: BeaconNodeDeps): Promise<BeaconNode> {
+export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned, bootstrap }: BeaconNodeDeps): Promise<BeaconNode> {
   const reservationPolicy = new RelayReservationPolicy({
     maxReservations: config.relayMaxReservations,
     maxReservationsPerIp: config.relayMaxReservationsPerIp,
@@ -125,6 +127,7 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
         topics: OVERLAY_TOPICS,
         networkSize: Math.max(networkSize, 1),
         admit,
+        ...(bootstrap === undefined ? {} : { bootstrap }),
         sendQueueFrames: config.overlaySendQueueFrames
       })
     }

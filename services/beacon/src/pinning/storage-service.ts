@@ -13,6 +13,7 @@ import { PinRunner } from './pin-runner.ts'
 import { PinStore } from './pin-store.ts'
 import type { PinJob } from './pin-store.ts'
 import type { Libp2p } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import type { Registry } from 'prom-client'
 
@@ -25,6 +26,11 @@ export interface StorageServiceDeps {
   registry: Registry
   /** Accepted on /pins, as owner "admin", when PHAROS_PIN_TOKENS is empty. */
   adminTokens: readonly string[]
+  /**
+   * Addresses of a peer known only by ID (`/p2p/<id>` origins, as entry pins have): the
+   * fleet's peer view knows where another worker saw it. @default none
+   */
+  locatePeer?: (peerId: string) => Promise<string[] | undefined>
 }
 
 /** What the HTTP surface needs of storage: the pinning API, the gateway and /v1 storage routes. */
@@ -83,7 +89,7 @@ async function fetchBlock (helia: BeaconHelia, cid: CID, signal: AbortSignal): P
  * blockstore, Helia with Bitswap on the worker's node, the pin queue runner and GC, with
  * their metrics on the worker's registry.
  */
-export function createStorageService ({ config, db, node, log, registry, adminTokens }: StorageServiceDeps): StorageService {
+export function createStorageService ({ config, db, node, log, registry, adminTokens, locatePeer }: StorageServiceDeps): StorageService {
   const metrics = createStorageMetrics(registry)
   const storageLog = log.child({ component: 'blockstore' })
   const blockstore = new PgBlockstore({
@@ -123,7 +129,21 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
     store: pins,
     blockstore,
     fetch: async (cid, signal) => await fetchBlock(helia, cid, signal),
-    dial: async (address, signal) => { await node.dial(multiaddr(address), { signal }) },
+    dial: async (address, signal) => {
+      const addr = multiaddr(address)
+      const [only, ...rest] = addr.getComponents()
+      // A bare /p2p/<id> with no connection and no known address: ask the fleet where it is.
+      if (only?.name === 'p2p' && only.value !== undefined && rest.length === 0 && locatePeer !== undefined) {
+        const peer = peerIdFromString(only.value)
+        if (node.getConnections(peer).length === 0 && ((await node.peerStore.get(peer).catch(() => undefined))?.addresses.length ?? 0) === 0) {
+          const addrs = await locatePeer(only.value)
+          if (addrs !== undefined) await node.peerStore.merge(peer, { multiaddrs: addrs.map((text) => multiaddr(text)) })
+        }
+        await node.dial(peer, { signal })
+        return
+      }
+      await node.dial(addr, { signal })
+    },
     log,
     metrics,
     onPinned: (job) => { for (const listener of pinnedListeners) listener(job) }

@@ -11,7 +11,7 @@ export const adminNodeRoutes: FastifyPluginAsyncTypebox<{ config: Config, node: 
   app.get('/v1/node', {
     schema: {
       tags: ['admin'],
-      summary: 'This worker: peer ID, multiaddrs and the limits it enforces',
+      summary: 'This worker: peer ID, multiaddrs and the limits it enforces (GET /v1/peers lists its peers)',
       security: [{ bearer: [] }],
       response: {
         200: Type.Object({
@@ -26,29 +26,4 @@ export const adminNodeRoutes: FastifyPluginAsyncTypebox<{ config: Config, node: 
     multiaddrs: node.multiaddrs(),
     limits: Object.fromEntries(limitKeys.map((key) => [key, Number(config[key])]))
   }))
-
-  app.get('/v1/peers', {
-    schema: {
-      tags: ['admin'],
-      summary: 'Peers connected to this worker',
-      security: [{ bearer: [] }],
-      querystring: Type.Object({
-        limit: Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })
-      }),
-      response: {
-        200: Type.Object({
-          total: Type.Integer(),
-          peers: Type.Array(Type.Object({
-            peerId: Type.String(),
-            connections: Type.Array(Type.Object({
-              remoteAddr: Type.String(),
-              transport: Type.String(),
-              direction: Type.Union([Type.Literal('inbound'), Type.Literal('outbound')]),
-              openedAt: Type.String({ format: 'date-time' })
-            }))
-          }))
-        })
-      }
-    }
-  }, async (request) => node.peers(request.query.limit))
 }
