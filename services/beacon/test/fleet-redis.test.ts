@@ -28,6 +28,23 @@ import { startRedisCluster, startRedisServer } from './helpers/redis-servers.ts'
 import type { RedisClusterServers, RedisServer } from './helpers/redis-servers.ts'
 
 const HEARTBEAT_MS = 200
+
+/** The options every outage test starts its one fleet state with; `extra` overrides. */
+function outageTestOptions (url: string, workerName: string, workerId: string, extra: Partial<FleetStateOptions> = {}): FleetStateOptions {
+  return {
+    redis: { url, mode: 'single' },
+    prefix: `test-${randomBytes(4).toString('hex')}:`,
+    workerId,
+    workerName,
+    heartbeatMs: HEARTBEAT_MS,
+    seenTtlMs: 60_000,
+    seenClaimTtlMs: 30_000,
+    peerViewRetentionMs: 60_000,
+    log: silent,
+    record: () => ({ multiaddrs: [], httpUrl: null, connections: 0, ready: true }),
+    ...extra
+  }
+}
 const silent = createLogger('silent')
 
 async function newPeerId (): Promise<string> {
@@ -464,19 +481,7 @@ describe('fleet state through a Redis outage', () => {
     const keys = fleetKeys(prefix)
     const id = await newPeerId()
     const registry = new Registry()
-    const state = await startFleetState({
-      redis: { url: server.url, mode: 'single' },
-      prefix,
-      workerId: id,
-      workerName: 'survivor',
-      heartbeatMs: HEARTBEAT_MS,
-      seenTtlMs: 60_000,
-      seenClaimTtlMs: 30_000,
-      peerViewRetentionMs: 60_000,
-      log: silent,
-      metrics: createFleetMetrics(registry),
-      record: () => ({ multiaddrs: [], httpUrl: null, connections: 0, ready: true })
-    })
+    const state = await startFleetState(outageTestOptions(server.url, 'survivor', id, { prefix, metrics: createFleetMetrics(registry) }))
     states.push(state)
     assert.equal(state.redis.isUp(), true)
     assert.equal(await metricValue(registry, 'pharos_redis_up'), 1)
@@ -532,19 +537,7 @@ describe('fleet state through a Redis outage', () => {
   it('a Redis that hangs (no reply, connection open) costs one command timeout, then the worker degrades at once', async () => {
     const prefix = `test-${randomBytes(4).toString('hex')}:`
     const registry = new Registry()
-    const state = await startFleetState({
-      redis: { url: server.url, mode: 'single' },
-      prefix,
-      workerId: await newPeerId(),
-      workerName: 'partitioned',
-      heartbeatMs: HEARTBEAT_MS,
-      seenTtlMs: 60_000,
-      seenClaimTtlMs: 30_000,
-      peerViewRetentionMs: 60_000,
-      log: silent,
-      metrics: createFleetMetrics(registry),
-      record: () => ({ multiaddrs: [], httpUrl: null, connections: 0, ready: true })
-    })
+    const state = await startFleetState(outageTestOptions(server.url, 'partitioned', await newPeerId(), { prefix, metrics: createFleetMetrics(registry) }))
     states.push(state)
     assert.equal(state.redis.isUp(), true)
     server.pause()
@@ -575,19 +568,7 @@ describe('fleet state through a Redis outage', () => {
       const prefix = `test-${randomBytes(4).toString('hex')}:`
       const id = await newPeerId()
       const started = performance.now()
-      const state = await startFleetState({
-        redis: { url: down.url, mode: 'single' },
-        prefix,
-        workerId: id,
-        workerName: 'early',
-        heartbeatMs: HEARTBEAT_MS,
-        seenTtlMs: 60_000,
-        seenClaimTtlMs: 30_000,
-        peerViewRetentionMs: 60_000,
-        log: silent,
-        record: () => ({ multiaddrs: [], httpUrl: null, connections: 0, ready: true }),
-        connectWaitMs: 300
-      })
+      const state = await startFleetState(outageTestOptions(down.url, 'early', id, { prefix, connectWaitMs: 300 }))
       states.push(state)
       assert.ok(performance.now() - started < 2000, 'start did not wait for Redis')
       assert.equal(state.redis.isUp(), false)
