@@ -1,0 +1,337 @@
+/**
+ * The fleet, end to end (issue 6): three worker processes on one Postgres and one Redis of
+ * this test's own (so they can be stopped), 200 real SDK peers in two child processes, each
+ * peer connected to one worker and listing the others as fallbacks. 500 entries are
+ * published through random peers (so at random workers), acknowledged once a beacon
+ * reports them stored; meanwhile one worker is killed with SIGKILL, Redis is stopped for
+ * 10 s and Postgres for 10 s. Then every acknowledged entry must be stored once, pinned
+ * once, and delivered to every peer.
+ *
+ * Run it with `npm run test:fleet-scenario` (about 10 minutes on 2 cores; it is not part of
+ * `npm test` yet, see docs/fleet.md "Status"). FLEET_E2E_PEERS and FLEET_E2E_ENTRIES shrink
+ * it for a quick look.
+ */
+import assert from 'node:assert/strict'
+import { fork } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { after, before, describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import pg from 'pg'
+import { testFleet } from '../helpers/databases.ts'
+import { startPostgresServer } from '../helpers/postgres-server.ts'
+import type { PostgresServer } from '../helpers/postgres-server.ts'
+import { startRedisServer } from '../helpers/redis-servers.ts'
+import type { RedisServer } from '../helpers/redis-servers.ts'
+import { spawnWorker, stopWorker, workerEnv } from '../helpers/worker-process.ts'
+import type { WorkerProcess } from '../helpers/worker-process.ts'
+import type { PeerDeliveries, SwarmCommand, SwarmConfig, SwarmPeerSpec, SwarmReply } from '../helpers/swarm-protocol.ts'
+
+const SWARM_CHILD = fileURLToPath(new URL('../helpers/swarm-child.ts', import.meta.url))
+const ADMIN = 'fleet-e2e-admin-token-0123456789'
+const PEERS = Number(process.env.FLEET_E2E_PEERS ?? 200)
+const PUBLISHERS = 24
+const ENTRIES = Number(process.env.FLEET_E2E_ENTRIES ?? 500)
+const SWARMS = 2
+/** Publishes started per second (Plumtree stays a clean tree well below 20/s; see docs/overlay.md). */
+const PUBLISH_RATE = 10
+const OUTAGE_MS = 10_000
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+async function until<T> (what: string, timeoutMs: number, check: () => Promise<T | undefined | false>): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check().catch(() => undefined)
+    if (value !== undefined && value !== false) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(250)
+  }
+}
+
+interface Readyz { status: string, checks: Record<string, string> }
+interface WorkersPage { stale: boolean, workers: Array<{ peerId: string }> }
+interface FleetPeersPage { peers: Array<{ peerId: string, workerPeerId: string, connected: boolean }>, next?: string }
+interface WorkerPeersPage { peers: Array<{ peerId: string }> }
+
+async function getJson<Body> (url: string): Promise<{ status: number, body: Body }> {
+  const response = await fetch(url, { headers: { authorization: `Bearer ${ADMIN}` }, signal: AbortSignal.timeout(10_000) })
+  return { status: response.status, body: await response.json() as Body }
+}
+
+async function metric (worker: WorkerProcess, name: string): Promise<number> {
+  const text = await (await fetch(`${worker.httpUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })).text()
+  const line = text.split('\n').find((row) => row.startsWith(`${name} `) || row.startsWith(`${name}{`))
+  if (line === undefined) throw new Error(`${name} not exported`)
+  return Number(line.slice(line.lastIndexOf(' ') + 1))
+}
+
+/** One swarm child: its peers, and a promise per pending reply. */
+class Swarm {
+  readonly child: ChildProcess
+  private readonly waiters = new Map<string, (reply: SwarmReply) => void>()
+  readonly ready: Promise<void>
+
+  constructor (config: SwarmConfig) {
+    this.child = fork(SWARM_CHILD, [], { env: { ...process.env, SWARM_CONFIG: JSON.stringify(config) }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+    this.ready = new Promise((resolve) => { this.waiters.set('ready', () => { resolve() }) })
+    this.child.on('message', (reply: SwarmReply) => {
+      const key = 'id' in reply ? `${reply.type === 'publish-failed' ? 'published' : reply.type}:${reply.id}` : reply.type
+      const waiter = this.waiters.get(key)
+      this.waiters.delete(key)
+      waiter?.(reply)
+    })
+  }
+
+  async ask<T extends SwarmReply['type']> (command: SwarmCommand, answer: T, id?: number): Promise<SwarmReply> {
+    const key = id === undefined ? answer : `${answer}:${id}`
+    const reply = new Promise<SwarmReply>((resolve) => { this.waiters.set(key, resolve) })
+    this.child.send(command)
+    return await reply
+  }
+
+  async stop (): Promise<void> {
+    if (this.child.exitCode !== null) return
+    const exited = new Promise((resolve) => this.child.once('exit', resolve))
+    this.child.send({ type: 'stop' } satisfies SwarmCommand)
+    await Promise.race([exited, sleep(20_000)])
+    this.child.kill('SIGKILL')
+  }
+}
+
+describe('a fleet of three workers under faults (real Postgres, Redis and 200 peers)', { timeout: 900_000 }, () => {
+  let postgres: PostgresServer
+  let redis: RedisServer
+  let db: pg.Pool
+  const workers: WorkerProcess[] = []
+  const swarms: Swarm[] = []
+  const peerIds: string[] = []
+  const publisherIds: string[] = []
+  let home: number[] = []
+
+  const tcpAddr = (worker: WorkerProcess): string => {
+    const addr = worker.multiaddrs.find((text) => text.includes('/tcp/') && !text.includes('/ws'))
+    if (addr === undefined) throw new Error(`worker ${worker.peerId} has no TCP address`)
+    return addr
+  }
+
+  before(async () => {
+    postgres = await startPostgresServer()
+    redis = await startRedisServer()
+    db = new pg.Pool({ connectionString: postgres.url, max: 2 })
+    db.on('error', () => {}) // the test stops Postgres on purpose
+    const fleet = testFleet(redis.url)
+    const env = async (): Promise<Record<string, string>> => await workerEnv(fleet({
+      DATABASE_URL: postgres.url,
+      PHAROS_ADMIN_TOKENS: ADMIN,
+      PHAROS_ACCOUNTS_REFRESH_MS: '1000',
+      PHAROS_FLEET_HEARTBEAT_MS: '1000',
+      PHAROS_SEEN_CLAIM_TTL_MS: '3000',
+      PHAROS_PIN_LEASE_MS: '3000',
+      PHAROS_PIN_POLL_INTERVAL_MS: '200',
+      PHAROS_PIN_CONCURRENCY: '16',
+      PHAROS_DATABASE_POOL_SIZE: '10',
+      PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1000',
+      PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0'
+    }))
+    // The first worker applies the migrations; the accounts go in before the others start.
+    workers.push(await spawnWorker(await env()))
+    const seeds = Array.from({ length: PEERS }, () => randomBytes(32))
+    for (const seed of seeds) peerIds.push(peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', seed)).toString())
+    await db.query('INSERT INTO accounts (peer_id, label) SELECT unnest($1::text[]), \'fleet-e2e\'', [peerIds])
+    workers.push(await spawnWorker(await env()), await spawnWorker(await env()))
+    assert.equal(new Set(workers.map((worker) => worker.peerId)).size, 3, 'three identities from one fleet secret')
+
+    // Peer i lives on worker i % 3 and lists the other two after it, in case it goes away.
+    home = peerIds.map((_, i) => i % 3)
+    publisherIds.push(...peerIds.slice(0, PUBLISHERS))
+    const specs: SwarmPeerSpec[] = seeds.map((seed, i) => ({
+      seed: seed.toString('hex'),
+      bootstrap: [0, 1, 2].map((offset) => tcpAddr(workers[(i + offset) % 3] as WorkerProcess)),
+      beaconConnections: 1
+    }))
+    for (let s = 0; s < SWARMS; s++) {
+      swarms.push(new Swarm({ network: 'pharos', networkSize: PEERS, follow: publisherIds, peers: specs.filter((_, i) => i % SWARMS === s) }))
+    }
+    await Promise.all(swarms.map(async (swarm) => { await swarm.ready }))
+    await sleep(1500) // accounts refresh on every worker
+    const started = await Promise.all(swarms.map(async (swarm) => await swarm.ask({ type: 'start', concurrency: 8 }, 'started')))
+    for (const reply of started) assert.deepEqual(reply.type === 'started' && reply.failures, [], 'every peer joined')
+  })
+
+  after(async () => {
+    await Promise.allSettled(swarms.map(async (swarm) => { await swarm.stop() }))
+    await Promise.allSettled(workers.map(async (worker) => { await stopWorker(worker) }))
+    await db?.end().catch(() => {})
+    await redis?.destroy()
+    await postgres?.destroy()
+  })
+
+  /** Swarm s holds peers s, s + SWARMS, …: the swarm and its local index of global peer i. */
+  const locate = (i: number): { swarm: Swarm, local: number } => ({ swarm: swarms[i % SWARMS] as Swarm, local: Math.floor(i / SWARMS) })
+
+  it('every worker lists the fleet and the peers each worker holds', async () => {
+    for (const worker of workers) {
+      const { body } = await getJson<WorkersPage>(`${worker.httpUrl}/v1/workers`)
+      assert.equal(body.stale, false)
+      assert.deepEqual(body.workers.map((w) => w.peerId).sort(), workers.map((w) => w.peerId).sort())
+    }
+    // A peer may also be connected to other workers (their overlays dial it); its home
+    // worker must be among the holders.
+    const holders = await until('the fleet view to list all 200 peers', 20_000, async () => {
+      const seen = new Map<string, Set<string>>()
+      let cursor: string | undefined
+      do {
+        const { body } = await getJson<FleetPeersPage>(`${workers[0]?.httpUrl ?? ''}/v1/peers?scope=fleet&limit=500${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`)
+        for (const peer of body.peers) {
+          if (!peer.connected) continue
+          const set = seen.get(peer.peerId) ?? new Set()
+          set.add(peer.workerPeerId)
+          seen.set(peer.peerId, set)
+        }
+        cursor = body.next
+      } while (cursor !== undefined)
+      return peerIds.every((id) => seen.has(id)) ? seen : undefined
+    })
+    peerIds.forEach((id, i) => { assert.ok(holders.get(id)?.has(workers[home[i] ?? 0]?.peerId ?? ''), `peer ${i} is held by its home worker`) })
+  })
+
+  it('stores, pins and delivers 500 entries once each through a SIGKILL, a Redis outage and a Postgres outage', async () => {
+    const acked: string[] = []
+    const failures: string[] = []
+    const latencies: number[] = []
+    const busy = new Set<number>()
+    const killed = workers[2] as WorkerProcess
+    let leasedByKilled: string[] = []
+    const faults: Array<Promise<void>> = []
+    const degradedSeen: string[] = []
+
+    const publishOne = async (id: number): Promise<void> => {
+      let publisher: number
+      do publisher = Math.floor(Math.random() * PUBLISHERS)
+      while (busy.has(publisher))
+      busy.add(publisher)
+      const { swarm, local } = locate(publisher)
+      const reply = await swarm.ask({ type: 'publish', id, peer: local, text: `entry ${id} from ${publisher}` }, 'published', id)
+      busy.delete(publisher)
+      if (reply.type === 'published') {
+        acked.push(reply.cid)
+        latencies.push(reply.ms)
+        if (acked.length % 50 === 0) {
+          const recent = latencies.slice(-50).sort((x, y) => x - y)
+          console.log(`fleet e2e: ${acked.length} acknowledged after ${Math.round((Date.now() - runStarted) / 1000)} s; last 50 publish → stored p50 ${recent[25]} ms, max ${recent.at(-1)} ms`)
+        }
+      } else if (reply.type === 'publish-failed') {
+        failures.push(`#${id} via peer ${publisher}: ${reply.error}`)
+      }
+    }
+
+    const inFlight: Array<Promise<void>> = []
+    const runStarted = Date.now()
+    for (let id = 0; id < ENTRIES; id++) {
+      while (busy.size >= PUBLISHERS - 2) await sleep(20)
+      inFlight.push(publishOne(id))
+      await sleep(1000 / PUBLISH_RATE)
+      if (id === Math.floor(ENTRIES * 0.2)) {
+        const { rows } = await db.query<{ id: string }>('SELECT id::text FROM pins WHERE lease_owner = $1', [killed.peerId])
+        leasedByKilled = rows.map((row) => row.id)
+        killed.child.kill('SIGKILL')
+        await killed.exited
+      }
+      if (id === Math.floor(ENTRIES * 0.4)) {
+        faults.push((async () => {
+          await redis.stop()
+          const { status, body } = await until('a worker to report Redis as degrading', 8000, async () => {
+            const answer = await getJson<Readyz>(`${workers[0]?.httpUrl ?? ''}/readyz`)
+            return answer.body.status === 'degraded' ? answer : undefined
+          })
+          assert.equal(status, 200, '/readyz stays 200 while only Redis is down')
+          degradedSeen.push(body.checks.redis ?? '')
+          assert.equal(await metric(workers[0] as WorkerProcess, 'pharos_redis_up'), 0)
+          await sleep(OUTAGE_MS)
+          await redis.start()
+        })())
+      }
+      if (id === Math.floor(ENTRIES * 0.66)) {
+        faults.push((async () => {
+          await postgres.stop()
+          await until('/readyz to answer 503 without Postgres', 8000, async () => (await getJson<Readyz>(`${workers[1]?.httpUrl ?? ''}/readyz`)).status === 503)
+          await sleep(OUTAGE_MS)
+          await postgres.start()
+        })())
+      }
+    }
+    await Promise.all(faults)
+    await Promise.all(inFlight)
+    assert.deepEqual(failures, [], 'every publish was acknowledged')
+    assert.equal(acked.length, ENTRIES)
+    assert.ok(degradedSeen.length === 1, 'the Redis outage was seen as degraded')
+
+    for (const worker of workers.slice(0, 2)) {
+      await until(`${worker.peerId} to be ready again (Redis and Postgres back)`, 30_000, async () => {
+        const { status, body } = await getJson<Readyz>(`${worker.httpUrl}/readyz`)
+        return status === 200 && body.status === 'ready'
+      })
+      assert.equal(await metric(worker, 'pharos_redis_up'), 1, 'reconnected to Redis without a restart')
+    }
+
+    // Stored once: one row per acknowledged entry, and nothing else.
+    const { rows: [stored] } = await db.query<{ rows: number, distinct: number }>('SELECT count(*)::int AS rows, count(DISTINCT cid)::int AS distinct FROM log_entries')
+    assert.deepEqual(stored, { rows: ENTRIES, distinct: ENTRIES })
+    const { rows: storedCids } = await db.query<{ cid: Buffer }>('SELECT cid FROM log_entries')
+    const { CID } = await import('multiformats/cid')
+    const storedSet = new Set(storedCids.map((row) => CID.decode(new Uint8Array(row.cid)).toString()))
+    for (const cid of acked) assert.ok(storedSet.has(cid), `acknowledged entry ${cid} is stored`)
+
+    // Pinned once: one entry pin per entry, all pinned, including the killed worker's jobs.
+    await until('every entry pin to be pinned', 300_000, async () => {
+      const { rows: [pins] } = await db.query<{ pinned: number }>(
+        "SELECT count(*)::int AS pinned FROM log_entries e JOIN pins p ON p.id = e.pin_id WHERE p.status = 'pinned'")
+      return pins?.pinned === ENTRIES
+    })
+    const { rows: [pins] } = await db.query<{ pins: number, distinct: number }>(
+      "SELECT count(*)::int AS pins, count(DISTINCT root_cid)::int AS distinct FROM pins WHERE meta->>'pharos:kind' = 'log-entry'")
+    assert.deepEqual(pins, { pins: ENTRIES, distinct: ENTRIES }, 'each entry has exactly one pin')
+    if (leasedByKilled.length > 0) {
+      const { rows } = await db.query<{ status: string }>('SELECT status FROM pins WHERE id = ANY($1::uuid[])', [leasedByKilled])
+      assert.ok(rows.every((row) => row.status === 'pinned'), 'the killed worker\'s leased jobs were finished by the others')
+    }
+
+    // The killed worker's peers moved to the other workers.
+    const orphaned = peerIds.filter((_, i) => home[i] === 2)
+    await until('the killed worker\'s peers to be held by the other two', 60_000, async () => {
+      const held = new Set<string>()
+      for (const worker of workers.slice(0, 2)) {
+        const { body } = await getJson<WorkerPeersPage>(`${worker.httpUrl}/v1/peers?limit=10000`)
+        for (const peer of body.peers) held.add(peer.peerId)
+      }
+      return orphaned.every((id) => held.has(id))
+    })
+
+    // Delivered to every peer: first by gossip (measured, see docs/fleet.md), then every peer
+    // runs the sync an app runs on reconnecting, and must then hold every entry.
+    const report = async (): Promise<PeerDeliveries[]> => (await Promise.all(swarms.map(async (swarm) => await swarm.ask({ type: 'missing', cids: acked }, 'missing'))))
+      .flatMap((reply) => reply.type === 'missing' ? reply.perPeer : [])
+    const byGossip = await until('every peer to hold every entry by gossip', 30_000, async () => {
+      const perPeer = await report()
+      return perPeer.every((peer) => peer.missing === 0) ? perPeer : undefined
+    }).catch(async () => await report())
+    const gossipDelivered = byGossip.reduce((sum, peer) => sum + acked.length - peer.missing, 0) / (byGossip.length * acked.length)
+    const synced = await Promise.all(swarms.map(async (swarm) => await swarm.ask({ type: 'sync' }, 'synced')))
+    for (const reply of synced) assert.deepEqual(reply.type === 'synced' && reply.failures, [], 'every peer synced')
+    const final = await until('every peer to hold every entry after sync', 60_000, async () => {
+      const perPeer = await report()
+      return perPeer.every((peer) => peer.missing === 0) ? perPeer : undefined
+    }).catch(async (err: unknown) => {
+      const lacking = (await report()).filter((peer) => peer.missing > 0)
+      throw new Error(`${(err as Error).message}: ${lacking.length} peers lack entries, e.g. ${JSON.stringify(lacking.slice(0, 5))}`)
+    })
+    assert.equal(final.length, PEERS)
+    assert.ok(final.every((peer) => peer.running), 'every peer still runs')
+    console.log(`fleet e2e: ${(gossipDelivered * 100).toFixed(1)}% of (peer, entry) pairs delivered by gossip alone; the rest by sync`)
+    const sorted = latencies.sort((a, b) => a - b)
+    console.log(`fleet e2e: ${ENTRIES} entries acknowledged; publish → stored p50 ${sorted[Math.floor(sorted.length / 2)]} ms, p99 ${sorted[Math.floor(sorted.length * 0.99)]} ms; ${leasedByKilled.length} pin jobs were leased by the killed worker`)
+  })
+})
