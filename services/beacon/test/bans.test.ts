@@ -22,21 +22,13 @@ import type { ClientPeer } from './helpers/client-peer.ts'
 import { createTestDatabase } from './helpers/databases.ts'
 import { metricValue } from './helpers/storage.ts'
 import { inProcessEnv } from './helpers/worker-process.ts'
+import { waitFor } from './helpers/wait.ts'
 
 const ADMIN_TOKEN = 'test-admin-token-0123456789'
 const auth = { authorization: `Bearer ${ADMIN_TOKEN}` }
 
 async function ed25519Peer (): Promise<string> {
   return peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
-}
-
-/** Polls `condition` every 20 ms; fails naming `what` after `timeoutMs`. */
-async function waitFor (what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`${what} within ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
 }
 
 describe('bans', () => {

@@ -15,16 +15,7 @@ import { createTestDatabase, testFleet } from './helpers/databases.ts'
 import { startRedisCluster } from './helpers/redis-servers.ts'
 import type { RedisClusterServers } from './helpers/redis-servers.ts'
 import { testConfig, testLogger } from './helpers/storage.ts'
-
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-
-async function until (what: string, timeoutMs: number, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(100)
-  }
-}
+import { waitFor } from './helpers/wait.ts'
 
 async function counter (worker: Worker, name: string, labels: Record<string, string> = {}): Promise<number> {
   const metric = (await worker.app.inject({ method: 'GET', url: '/metrics' })).body.split('\n')
@@ -69,10 +60,10 @@ describe('a fleet on Redis Cluster', { timeout: 180_000 }, () => {
   }
 
   it('lists both workers from Cluster and marks Redis up', async () => {
-    await until('each worker to see the other', 10_000, async () => {
+    await waitFor('each worker to see the other', async () => {
       const lists = await Promise.all([a, c].map(async (worker) => await worker.fleet.membership.list()))
       return lists.every((list) => list.length === 2 && list.every((entry) => !entry.stale))
-    })
+    }, 10_000)
     for (const worker of [a, c]) {
       assert.equal(await counter(worker, 'pharos_redis_up'), 1)
       const ready = await worker.app.inject({ method: 'GET', url: '/readyz' })
@@ -95,7 +86,7 @@ describe('a fleet on Redis Cluster', { timeout: 180_000 }, () => {
 
     const bridgedBefore = await counter(c, 'pharos_gossip_bridge_messages_total', { direction: 'received' })
     const entry = await author.publishPost({ text: 'from A to C' })
-    await until('the reader to get the entry', 15_000, () => got.includes(entry.cid.toString()))
+    await waitFor('the reader to get the entry', () => got.includes(entry.cid.toString()), 15_000)
     await author.waitUntilHeld([entry.cid], { state: 'stored', timeoutMs: 15_000 })
     assert.ok(await counter(c, 'pharos_gossip_bridge_messages_total', { direction: 'received' }) > bridgedBefore, 'C got it over the fleet bridge')
     const { rows } = await a.db.query<{ n: number }>('SELECT count(*)::int AS n FROM log_entries WHERE cid = $1', [entry.cid.bytes])
@@ -111,6 +102,6 @@ describe('a fleet on Redis Cluster', { timeout: 180_000 }, () => {
     const { peerIdFromPrivateKey } = await import('@libp2p/peer-id')
     const peer = peerIdFromPrivateKey(victim).toString()
     await a.bans.ban({ peer, reason: 'admin', detail: 'cluster test', bannedBy: 'test' })
-    await until('C to learn the ban', 5000, () => c.bans.isBanned(peer))
+    await waitFor('C to learn the ban', () => c.bans.isBanned(peer), 5000)
   })
 })

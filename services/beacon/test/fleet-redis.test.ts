@@ -26,6 +26,7 @@ import { createFleetMetrics } from '../src/metrics/fleet-metrics.ts'
 import { testRedisUrl } from './helpers/databases.ts'
 import { startRedisCluster, startRedisServer } from './helpers/redis-servers.ts'
 import type { RedisClusterServers, RedisServer } from './helpers/redis-servers.ts'
+import { sleep, waitFor } from './helpers/wait.ts'
 
 const HEARTBEAT_MS = 200
 
@@ -49,19 +50,6 @@ const silent = createLogger('silent')
 
 async function newPeerId (): Promise<string> {
   return peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
-}
-
-async function sleep (ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-/** Polls `condition` every 25 ms; fails naming `what` after `timeoutMs`. */
-async function waitFor (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!await condition()) {
-    if (Date.now() > deadline) assert.fail(`${what} within ${timeoutMs} ms`)
-    await sleep(25)
-  }
 }
 
 /** One sample of a metric from a worker's registry (0 if the series does not exist). */

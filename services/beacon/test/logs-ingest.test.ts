@@ -39,18 +39,14 @@ import { createTestDatabase } from './helpers/databases.ts'
 import { createOverlayPeer } from './helpers/overlay-peer.ts'
 import type { OverlayPeer } from './helpers/overlay-peer.ts'
 import { inProcessEnv } from './helpers/worker-process.ts'
+import { waitFor } from './helpers/wait.ts'
+
+/** How long a wait in this file may take (gossip, bans and pins across loaded test peers). */
+const WAIT_MS = 20_000
 
 const NETWORK = 'pharos-logs'
 const unknownCid = await cborCid(encodeCbor({ nobody: 'has this' }))
 const TOKEN = 'logs-test-admin-token-0123456789'
-
-async function waitFor (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!await condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 function signerOf (key: PrivateKey): Ed25519Signer {
   return { peerId: peerIdFromPrivateKey(key).toString(), sign: async (message) => await key.sign(message) }
@@ -86,7 +82,7 @@ async function joinedPeer (worker: Worker, addr: Multiaddr, name: string): Promi
   for (const topic of ['content', 'keyexchange'] as const) {
     await waitFor(`${name} and the worker neighbours on ${topic}`, () =>
       (worker.node.services.overlay.snapshot()[topic]?.active.includes(peer.peerId.toString()) ?? false) &&
-      (peer.services.overlay.snapshot()[topic]?.active.includes(worker.node.peerId.toString()) ?? false))
+      (peer.services.overlay.snapshot()[topic]?.active.includes(worker.node.peerId.toString()) ?? false), WAIT_MS)
   }
   return { peer, key, signer: signerOf(key) }
 }
@@ -136,8 +132,8 @@ describe('signed profile logs', () => {
       const envelope = await sealEnvelope(forged.bytes, forger.signer)
       forwarder.peer.services.overlay.broadcast('content', forged.cid.toString(), envelope)
 
-      await waitFor('the forger banned', async () => (await admin<{ bans: Array<{ peer: string }> }>(worker, 'GET', '/v1/bans')).json.bans.some((ban) => ban.peer === forger.peer.peerId.toString()))
-      await waitFor('the forger disconnected', () => worker.node.getConnections(forger.peer.peerId).length === 0)
+      await waitFor('the forger banned', async () => (await admin<{ bans: Array<{ peer: string }> }>(worker, 'GET', '/v1/bans')).json.bans.some((ban) => ban.peer === forger.peer.peerId.toString()), WAIT_MS)
+      await waitFor('the forger disconnected', () => worker.node.getConnections(forger.peer.peerId).length === 0, WAIT_MS)
       const bans = (await admin<{ bans: Array<{ peer: string, reason: string }> }>(worker, 'GET', '/v1/bans')).json.bans
       assert.deepEqual(bans.map((ban) => [ban.peer, ban.reason]), [[forger.peer.peerId.toString(), 'bad-signature']])
       assert.ok(worker.node.getConnections(forwarder.peer.peerId).length > 0, 'the forwarder is still connected')
@@ -145,8 +141,8 @@ describe('signed profile logs', () => {
       assert.equal((await admin(worker, 'GET', `/v1/authors/${victim.peerId}`)).status, 404, 'nothing of the forgery was stored')
       // A banned peer cannot reconnect: the worker's gater refuses it once Noise names it.
       await forger.peer.dial(addr).catch(() => {})
-      await waitFor('the reconnect refused', async () => await metric(worker, /pharos_connections_refused_total\{reason="banned"\} (\d+)/) >= 1)
-      await waitFor('no connection left to the forger', () => worker.node.getConnections(forger.peer.peerId).length === 0)
+      await waitFor('the reconnect refused', async () => await metric(worker, /pharos_connections_refused_total\{reason="banned"\} (\d+)/) >= 1, WAIT_MS)
+      await waitFor('no connection left to the forger', () => worker.node.getConnections(forger.peer.peerId).length === 0, WAIT_MS)
 
       // Malformed: an envelope that is not one, and a well-sealed envelope around a non-entry.
       forwarder.peer.services.overlay.broadcast('content', 'garbage-1', Uint8Array.of(1, 2, 3))
@@ -154,7 +150,7 @@ describe('signed profile logs', () => {
       forwarder.peer.services.overlay.broadcast('content', 'garbage-2', await sealEnvelope(notAnEntry, forwarder.signer))
       await waitFor('both counted', async () =>
         await metric(worker, /pharos_log_entries_total\{result="rejected",reason="bad-envelope"\} (\d+)/) === 1 &&
-        await metric(worker, /pharos_log_entries_total\{result="rejected",reason="malformed"\} (\d+)/) === 1)
+        await metric(worker, /pharos_log_entries_total\{result="rejected",reason="malformed"\} (\d+)/) === 1, WAIT_MS)
       assert.ok(worker.node.getConnections(forwarder.peer.peerId).length > 0, 'malformed input does not get its sender banned')
       assert.equal((await admin<{ bans: unknown[] }>(worker, 'GET', '/v1/bans')).json.bans.length, 1)
 
@@ -162,7 +158,7 @@ describe('signed profile logs', () => {
       const outsider = signerOf(await generateKeyPair('Ed25519'))
       const unregistered = (await buildLog(outsider, 1))[0] ?? assert.fail()
       forwarder.peer.services.overlay.broadcast('content', unregistered.cid.toString(), await sealEnvelope(unregistered.bytes, forwarder.signer))
-      await waitFor('the outsider refused', async () => await metric(worker, /pharos_log_entries_total\{result="rejected",reason="unregistered-author"\} (\d+)/) === 1)
+      await waitFor('the outsider refused', async () => await metric(worker, /pharos_log_entries_total\{result="rejected",reason="unregistered-author"\} (\d+)/) === 1, WAIT_MS)
       assert.equal((await admin(worker, 'GET', `/v1/authors/${outsider.peerId}`)).status, 404)
       assert.equal(await worker.storage.blockstore.has(unregistered.cid), false, 'its block was not stored')
       // Leave the worker's active view (log2(N)+1 slots) free for the next tests' peers.
@@ -197,7 +193,7 @@ describe('signed profile logs', () => {
       await waitFor('the whole log connected', async () => {
         const view = await admin<AuthorView>(worker, 'GET', url)
         return view.status === 200 && view.json.connected === 6
-      })
+      }, WAIT_MS)
       const view = (await admin<AuthorView>(worker, 'GET', url)).json
       assert.equal(view.head, newest.cid.toString())
       assert.equal(view.seq, 5)
@@ -209,7 +205,7 @@ describe('signed profile logs', () => {
       await waitFor('all six entries pinned', async () => {
         const page = await admin<{ entries: Array<{ pinned: boolean }> }>(worker, 'GET', `${url}/entries?limit=10`)
         return page.json.entries.length === 6 && page.json.entries.every((entry) => entry.pinned)
-      })
+      }, WAIT_MS)
       assert.equal(await metric(worker, /pharos_log_entry_pin_seconds_count (\d+)/), 6)
 
       // Any peer catches up over the sync protocol: heads, then changes since a cursor.
@@ -265,9 +261,9 @@ describe('signed profile logs', () => {
       }
       stranger.peer.services.overlay.broadcast('keyexchange', 'getkey-stranger', encodeKeyExchange({ t: 'getkey', keyHash, requester: stranger.signer.peerId }))
       reader.peer.services.overlay.broadcast('keyexchange', 'getkey-reader', encodeKeyExchange({ t: 'getkey', keyHash, requester: reader.signer.peerId }))
-      await waitFor('the key pushed to the reader', () => pushed.length > 0)
+      await waitFor('the key pushed to the reader', () => pushed.length > 0, WAIT_MS)
       await waitFor('both topic requests answered or refused', async () =>
-        await metric(worker, /pharos_keyexchange_requests_total\{outcome="denied"\} (\d+)/) >= 2)
+        await metric(worker, /pharos_keyexchange_requests_total\{outcome="denied"\} (\d+)/) >= 2, WAIT_MS)
       assert.deepEqual(pushed, [{ to: reader.signer.peerId, frame: { ok: true, value: { t: 'key', keyHash, key } } }])
 
       // A newer rule replaces the old: the reader is dropped, the stranger added.
@@ -301,7 +297,7 @@ describe('signed profile logs', () => {
       peers.push(publisher.peer)
       for (const block of order) {
         publisher.peer.services.overlay.broadcast('content', block.cid.toString(), await sealEnvelope(block.bytes, publisher.signer))
-        await waitFor(`${block.cid.toString()} stored`, async () => (await admin<AuthorView>(target.worker, 'GET', `/v1/authors/${author.peerId}`)).json.entries === order.indexOf(block) + 1)
+        await waitFor(`${block.cid.toString()} stored`, async () => (await admin<AuthorView>(target.worker, 'GET', `/v1/authors/${author.peerId}`)).json.entries === order.indexOf(block) + 1, WAIT_MS)
       }
     }
     const views = await Promise.all([one, two].map(async ({ worker }) => (await admin<AuthorView>(worker, 'GET', `/v1/authors/${author.peerId}`)).json))

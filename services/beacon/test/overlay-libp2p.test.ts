@@ -16,17 +16,13 @@ import type { Worker } from '../src/worker.ts'
 import { createOverlayPeer } from './helpers/overlay-peer.ts'
 import type { OverlayPeer } from './helpers/overlay-peer.ts'
 import { inProcessEnv } from './helpers/worker-process.ts'
+import { waitFor } from './helpers/wait.ts'
+
+/** How long a wait in this file may take (overlay joins and deliveries between 20 loaded peers). */
+const WAIT_MS = 20_000
 
 const PEERS = 20
 const NETWORK = 'pharos-test'
-
-async function waitFor (what: string, condition: () => boolean, timeoutMs = 20_000, explain?: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}${explain === undefined ? '' : `: ${explain()}`}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 describe('overlay on libp2p', () => {
   let worker: Worker
@@ -111,7 +107,7 @@ describe('overlay on libp2p', () => {
         driver: peer.services.overlay.driverCounters()
       })))
     })
-    await waitFor('the worker to deliver', () => workerGot !== undefined)
+    await waitFor('the worker to deliver', () => workerGot !== undefined, WAIT_MS)
     for (const delivery of received.values()) {
       assert.equal(delivery.messageId, 'msg-1')
       assert.deepEqual(new Uint8Array(delivery.payload), payload)

@@ -12,6 +12,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { waitFor } from './wait.ts'
 
 const run = promisify(execFile)
 
@@ -49,16 +50,6 @@ export async function freePort (clusterBus = false): Promise<number> {
 async function redisCli (port: number, ...args: string[]): Promise<string> {
   const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 30_000 })
   return stdout
-}
-
-/** Polls until `check` is true; throws naming `what` after `timeoutMs`. */
-async function until (what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (await check().catch(() => false)) return
-    if (Date.now() > deadline) throw new Error(`${what} within ${timeoutMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
 }
 
 export interface RedisServer {
@@ -99,7 +90,7 @@ export async function startRedisServer (options: { extraArgs?: string[], cluster
     const started = spawn('redis-server', args, { stdio: 'ignore' })
     child = started
     started.once('error', () => { if (child === started) child = undefined })
-    await until(`redis-server on ${port} answering PING`, async () => (await redisCli(port, 'ping')).trim() === 'PONG', 10_000)
+    await waitFor(`redis-server on ${port} answering PING`, async () => await redisCli(port, 'ping').then((reply) => reply.trim() === 'PONG', () => false), 10_000)
   }
 
   await start()
@@ -141,7 +132,7 @@ export async function startRedisCluster (size = 3): Promise<RedisClusterServers>
     }
     await run('redis-cli', ['--cluster', 'create', ...nodes.map((node) => `127.0.0.1:${node.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 60_000 })
     for (const node of nodes) {
-      await until(`cluster node ${node.port} reporting cluster_state:ok`, async () => (await redisCli(node.port, 'cluster', 'info')).includes('cluster_state:ok'), 30_000)
+      await waitFor(`cluster node ${node.port} reporting cluster_state:ok`, async () => await redisCli(node.port, 'cluster', 'info').then((reply) => reply.includes('cluster_state:ok'), () => false), 30_000)
     }
   } catch (err) {
     await Promise.all(nodes.map(async (node) => { await node.destroy() }))

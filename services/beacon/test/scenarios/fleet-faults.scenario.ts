@@ -24,6 +24,7 @@ import { testFleet } from '../helpers/databases.ts'
 import { startPostgresServer } from '../helpers/postgres-server.ts'
 import type { PostgresServer } from '../helpers/postgres-server.ts'
 import { startRedisServer } from '../helpers/redis-servers.ts'
+import { sleep, waitForValue } from '../helpers/wait.ts'
 import type { RedisServer } from '../helpers/redis-servers.ts'
 import { spawnWorker, stopWorker, workerEnv } from '../helpers/worker-process.ts'
 import type { WorkerProcess } from '../helpers/worker-process.ts'
@@ -38,18 +39,6 @@ const SWARMS = 2
 /** Publishes started per second (Plumtree stays a clean tree well below 20/s; see docs/overlay.md). */
 const PUBLISH_RATE = 10
 const OUTAGE_MS = 10_000
-
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-
-async function until<T> (what: string, timeoutMs: number, check: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check().catch(() => undefined)
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(250)
-  }
-}
 
 interface Readyz { status: string, checks: Record<string, string> }
 interface WorkersPage { stale: boolean, workers: Array<{ peerId: string }> }
@@ -180,7 +169,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
     }
     // A peer may also be connected to other workers (their overlays dial it); its home
     // worker must be among the holders.
-    const holders = await until('the fleet view to list all 200 peers', 20_000, async () => {
+    const holders = await waitForValue('the fleet view to list all 200 peers', 20_000, async () => {
       const seen = new Map<string, Set<string>>()
       let cursor: string | undefined
       do {
@@ -243,7 +232,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
       if (id === Math.floor(ENTRIES * 0.4)) {
         faults.push((async () => {
           await redis.stop()
-          const { status, body } = await until('a worker to report Redis as degrading', 8000, async () => {
+          const { status, body } = await waitForValue('a worker to report Redis as degrading', 8000, async () => {
             const answer = await getJson<Readyz>(`${workers[0]?.httpUrl ?? ''}/readyz`)
             return answer.body.status === 'degraded' ? answer : undefined
           })
@@ -257,7 +246,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
       if (id === Math.floor(ENTRIES * 0.66)) {
         faults.push((async () => {
           await postgres.stop()
-          await until('/readyz to answer 503 without Postgres', 8000, async () => (await getJson<Readyz>(`${workers[1]?.httpUrl ?? ''}/readyz`)).status === 503)
+          await waitForValue('/readyz to answer 503 without Postgres', 8000, async () => (await getJson<Readyz>(`${workers[1]?.httpUrl ?? ''}/readyz`)).status === 503)
           await sleep(OUTAGE_MS)
           await postgres.start()
         })())
@@ -270,7 +259,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
     assert.ok(degradedSeen.length === 1, 'the Redis outage was seen as degraded')
 
     for (const worker of workers.slice(0, 2)) {
-      await until(`${worker.peerId} to be ready again (Redis and Postgres back)`, 30_000, async () => {
+      await waitForValue(`${worker.peerId} to be ready again (Redis and Postgres back)`, 30_000, async () => {
         const { status, body } = await getJson<Readyz>(`${worker.httpUrl}/readyz`)
         return status === 200 && body.status === 'ready'
       })
@@ -286,7 +275,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
     for (const cid of acked) assert.ok(storedSet.has(cid), `acknowledged entry ${cid} is stored`)
 
     // Pinned once: one entry pin per entry, all pinned, including the killed worker's jobs.
-    await until('every entry pin to be pinned', 300_000, async () => {
+    await waitForValue('every entry pin to be pinned', 300_000, async () => {
       const { rows: [pins] } = await db.query<{ pinned: number }>(
         "SELECT count(*)::int AS pinned FROM log_entries e JOIN pins p ON p.id = e.pin_id WHERE p.status = 'pinned'")
       return pins?.pinned === ENTRIES
@@ -301,7 +290,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
 
     // The killed worker's peers moved to the other workers.
     const orphaned = peerIds.filter((_, i) => home[i] === 2)
-    await until('the killed worker\'s peers to be held by the other two', 60_000, async () => {
+    await waitForValue('the killed worker\'s peers to be held by the other two', 60_000, async () => {
       const held = new Set<string>()
       for (const worker of workers.slice(0, 2)) {
         const { body } = await getJson<WorkerPeersPage>(`${worker.httpUrl}/v1/peers?limit=10000`)
@@ -314,14 +303,14 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
     // runs the sync an app runs on reconnecting, and must then hold every entry.
     const report = async (): Promise<PeerDeliveries[]> => (await Promise.all(swarms.map(async (swarm) => await swarm.ask({ type: 'missing', cids: acked }, 'missing'))))
       .flatMap((reply) => reply.type === 'missing' ? reply.perPeer : [])
-    const byGossip = await until('every peer to hold every entry by gossip', 30_000, async () => {
+    const byGossip = await waitForValue('every peer to hold every entry by gossip', 30_000, async () => {
       const perPeer = await report()
       return perPeer.every((peer) => peer.missing === 0) ? perPeer : undefined
     }).catch(async () => await report())
     const gossipDelivered = byGossip.reduce((sum, peer) => sum + acked.length - peer.missing, 0) / (byGossip.length * acked.length)
     const synced = await Promise.all(swarms.map(async (swarm) => await swarm.ask({ type: 'sync' }, 'synced')))
     for (const reply of synced) assert.deepEqual(reply.type === 'synced' && reply.failures, [], 'every peer synced')
-    const final = await until('every peer to hold every entry after sync', 60_000, async () => {
+    const final = await waitForValue('every peer to hold every entry after sync', 60_000, async () => {
       const perPeer = await report()
       return perPeer.every((peer) => peer.missing === 0) ? perPeer : undefined
     }).catch(async (err: unknown) => {
