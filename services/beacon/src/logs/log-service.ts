@@ -188,26 +188,25 @@ export function createLogService (deps: LogServiceDeps): LogService {
   // ---- one worker per message (fleet seen-set) ------------------------------------------
 
   const deferred = new Map<string, Deferred>()
-  const handleContent = async (messageId: string, payload: Uint8Array, from: string): Promise<void> => {
-    if (await deps.fleet.claim(messageId) === 'seen') {
-      defer(messageId, 'content', payload, from)
-      return
-    }
-    const result = await ingest.ingestEnvelope(payload, from)
-    // Only an entry whose CID is the message ID settles the ID: anything else under that ID
-    // (a squatter's payload) leaves it open, and the real entry is taken over later.
-    if (result.cid?.toString() !== messageId) return
-    if (result.result !== 'rejected') deps.fleet.relay('content', messageId, payload)
-    deps.fleet.complete(messageId)
-  }
-  const handleKeyRequest = async (messageId: string, payload: Uint8Array, from: string): Promise<void> => {
-    if (await deps.fleet.claim(messageId) === 'seen') {
-      defer(messageId, 'keyexchange', payload, from)
-      return
-    }
-    await keyExchange.onTopicRequest(payload)
-    deps.fleet.complete(messageId)
-  }
+  /**
+   * What each topic does with a message this worker claimed. The answer says whether the
+   * message ID is settled fleet-wide: only an entry whose CID is the message ID settles it,
+   * so a squatter's payload under that ID leaves it open and the real entry is taken over
+   * later.
+   */
+  type Handler = (messageId: string, payload: Uint8Array, from: string) => Promise<boolean>
+  const handlers = new Map<string, Handler>([
+    ['content', async (messageId, payload, from) => {
+      const result = await ingest.ingestEnvelope(payload, from)
+      if (result.cid?.toString() !== messageId) return false
+      if (result.result !== 'rejected') deps.fleet.relay('content', messageId, payload)
+      return true
+    }],
+    ['keyexchange', async (_messageId, payload) => {
+      await keyExchange.onTopicRequest(payload)
+      return true
+    }]
+  ])
   const defer = (messageId: string, topic: string, payload: Uint8Array, from: string): void => {
     deps.metrics.deferred.inc()
     deferred.delete(messageId)
@@ -217,9 +216,17 @@ export function createLogService (deps: LogServiceDeps): LogService {
       deferred.delete(oldest)
     }
   }
+  /** One worker per message: the claim's winner handles it, the others keep it for a takeover. */
   const dispatch = (topic: string, messageId: string, payload: Uint8Array, from: string): void => {
-    if (topic === 'content') enqueue(async () => { await handleContent(messageId, payload, from) })
-    else if (topic === 'keyexchange') enqueue(async () => { await handleKeyRequest(messageId, payload, from) })
+    const handle = handlers.get(topic)
+    if (handle === undefined) return
+    enqueue(async () => {
+      if (await deps.fleet.claim(messageId) === 'seen') {
+        defer(messageId, topic, payload, from)
+        return
+      }
+      if (await handle(messageId, payload, from)) deps.fleet.complete(messageId)
+    })
   }
   /**
    * Messages another worker claimed more than a claim's lifetime ago: done ones are
