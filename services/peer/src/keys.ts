@@ -14,6 +14,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
+import { ed25519Signer } from '../../protocol/src/log/index.ts'
 import type { Ed25519Signer } from '../../protocol/src/log/index.ts'
 import { KeyFileError } from './errors.ts'
 
@@ -86,10 +87,5 @@ export async function loadKeyFile (file: string): Promise<Ed25519PrivateKey> {
 
 /** The protocol core's signer for a libp2p ed25519 key: entries, envelopes and allow-lists. */
 export function signerFor (key: Ed25519PrivateKey): Ed25519Signer {
-  const peerId = peerIdFromPrivateKey(key).toString()
-  return {
-    peerId,
-    // A plain copy: libp2p hands out a Buffer that may be a view into a shared pool.
-    sign: async (message) => new Uint8Array(await key.sign(message))
-  }
+  return ed25519Signer(peerIdFromPrivateKey(key).toString(), key)
 }

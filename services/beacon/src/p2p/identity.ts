@@ -1,7 +1,10 @@
 import { hkdfSync } from 'node:crypto'
 import { hostname } from 'node:os'
 import { generateKeyPair, generateKeyPairFromSeed, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
+import { ed25519Signer } from '../../../protocol/src/log/index.ts'
+import type { Ed25519Signer } from '../../../protocol/src/log/index.ts'
 import { ConfigError } from '../config/load.ts'
 import { readOrCreateSecret } from '../storage/data-dir-secret.ts'
 
@@ -68,4 +71,9 @@ export async function loadPeerKey (config: PeerKeyConfig): Promise<{ key: Ed2551
   })
   if (generated !== undefined) return { key: generated, source: 'generated' }
   return { key: decodePeerKey(stored.value, stored.file), source: 'data-dir' }
+}
+
+/** The worker's signer for statements anyone can check against its peer ID (audit reports, receipts). */
+export function workerSigner (key: Ed25519PrivateKey): Ed25519Signer {
+  return ed25519Signer(peerIdFromPrivateKey(key).toString(), key)
 }

@@ -118,3 +118,12 @@ export interface Ed25519Signer {
   readonly peerId: string
   sign: (message: Uint8Array) => Uint8Array | Promise<Uint8Array>
 }
+
+/** The signer for a key that signs bytes (a libp2p private key) and the peer ID it belongs to. */
+export function ed25519Signer (peerId: string, key: { sign: (message: Uint8Array) => Uint8Array | Promise<Uint8Array> }): Ed25519Signer {
+  return {
+    peerId,
+    // A plain copy: libp2p hands out a Buffer that may be a view into a shared pool.
+    sign: async (message) => new Uint8Array(await key.sign(message))
+  }
+}

@@ -3,7 +3,7 @@
  * and its strict verification, fork choice, the content-topic envelope, and the sync and
  * key-exchange wire messages. See docs/logs.md.
  */
-export { checkPoint, checkSignatureEncoding, verifyEd25519 } from './ed25519.ts'
+export { checkPoint, checkSignatureEncoding, ed25519Signer, verifyEd25519 } from './ed25519.ts'
 export type { Ed25519Signer, SignatureCheck } from './ed25519.ts'
 export { peerIdFromPublicKey, publicKeyFromPeerId } from './author-key.ts'
 export { cborCid, decodeCanonical, encodeCbor } from './cbor.ts'
@@ -23,6 +23,8 @@ export { bestHead, compareBytes, compareHeads } from './fork-choice.ts'
 export type { HeadCandidate } from './fork-choice.ts'
 export { MAX_ENVELOPE_BYTES, openEnvelope, PUBLISH_DOMAIN, sealEnvelope } from './envelope.ts'
 export type { EnvelopeErrorCode, EnvelopeResult, PublishEnvelope } from './envelope.ts'
+export { MAX_STATEMENT_BYTES, openStatement, signStatement, statementDomain } from './statement.ts'
+export type { SignedStatement, StatementErrorCode, StatementResult } from './statement.ts'
 export { decodeSyncRequest, decodeSyncResponse, encodeSyncRequest, encodeSyncResponse, MAX_SYNC_FRAME_BYTES, SYNC_LIMITS } from './sync-messages.ts'
 export type { EntryStatus, HeadInfo, KnownHead, SyncDecodeResult, SyncErrorCode, SyncRequest, SyncResponse } from './sync-messages.ts'
 export {
