@@ -15,6 +15,8 @@ import assert from 'node:assert/strict'
 import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
@@ -26,7 +28,7 @@ import type { PostgresServer } from '../helpers/postgres-server.ts'
 import { startRedisServer } from '../helpers/redis-servers.ts'
 import { sleep, waitForValue } from '../helpers/wait.ts'
 import type { RedisServer } from '../helpers/redis-servers.ts'
-import { spawnWorker, stopWorker, workerEnv } from '../helpers/worker-process.ts'
+import { spawnWorker, stopWorker, tempDir, workerEnv } from '../helpers/worker-process.ts'
 import type { WorkerProcess } from '../helpers/worker-process.ts'
 import type { PeerDeliveries, SwarmCommand, SwarmConfig, SwarmPeerSpec, SwarmReply } from '../helpers/swarm-protocol.ts'
 
@@ -153,6 +155,10 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
   after(async () => {
     await Promise.allSettled(swarms.map(async (swarm) => { await swarm.stop() }))
     await Promise.allSettled(workers.map(async (worker) => { await stopWorker(worker) }))
+    // The workers' logs, for reading what happened after a failure.
+    const logDir = await tempDir('pharos-fleet-e2e-logs-')
+    await Promise.all(workers.map(async (worker, i) => { await writeFile(join(logDir, `worker-${i}.log`), `${worker.lines.join('\n')}\n${worker.stderr()}`) }))
+    console.log(`fleet e2e: worker logs in ${logDir}`)
     await db?.end().catch(() => {})
     await redis?.destroy()
     await postgres?.destroy()
