@@ -29,6 +29,8 @@ export interface BenchOutcome {
   /** Its directory under bench/. */
   name: string
   exitCode: number | null
+  /** The signal that ended it, if one did. */
+  signal: string | null
   /** Set when the runner killed it for running too long. */
   timedOut: boolean
   stdout: string
@@ -54,7 +56,7 @@ export function assembleRun (facts: RunFacts, outcomes: readonly BenchOutcome[])
       continue
     }
     if (outcome.exitCode !== 0) {
-      errors.push(`${outcome.name}: exited with code ${String(outcome.exitCode)}${tail}`)
+      errors.push(`${outcome.name}: ${outcome.signal === null ? `exited with code ${String(outcome.exitCode)}` : `ended by ${outcome.signal}`}${tail}`)
       continue
     }
     try {

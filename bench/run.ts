@@ -73,10 +73,10 @@ async function runBench (name: string, quick: boolean): Promise<BenchOutcome> {
     timedOut = true
     if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL')
   }, quick ? BENCH_TIMEOUT_MS.quick : BENCH_TIMEOUT_MS.full)
-  const exitCode = await new Promise<number | null>((resolve) => child.on('close', (code) => { resolve(code) }))
+  const [exitCode, signal] = await new Promise<[number | null, string | null]>((resolve) => child.on('close', (code, signal) => { resolve([code, signal]) }))
   clearTimeout(limit)
   if (partial !== '') tail.push(partial)
-  return { name, exitCode, timedOut, stdout, stderrTail: tail.join('\n'), seconds: (performance.now() - started) / 1000 }
+  return { name, exitCode, signal, timedOut, stdout, stderrTail: tail.join('\n'), seconds: (performance.now() - started) / 1000 }
 }
 
 function commandLine (): string {

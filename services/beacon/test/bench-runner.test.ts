@@ -34,7 +34,7 @@ const gossip: BenchResult = {
 }
 
 const outcome = (name: string, stdout: string, extra: Partial<BenchOutcome> = {}): BenchOutcome =>
-  ({ name, exitCode: 0, timedOut: false, stdout, stderrTail: '', seconds: 12.5, ...extra })
+  ({ name, exitCode: 0, signal: null, timedOut: false, stdout, stderrTail: '', seconds: 12.5, ...extra })
 
 /** A deep copy of `result` with one change: a bench that breaks the contract in one way. */
 const broken = (result: BenchResult, change: (copy: Record<string, unknown> & { figures: Array<Record<string, unknown>> }) => void): string => {
@@ -81,7 +81,9 @@ describe('npm run bench: the contract and the report', () => {
     const failed = assembleRun(FACTS, [outcome('ingest', '', { exitCode: 1, stderrTail: 'line 1\nError: connection refused' })])
     assert.equal(failed.run, undefined)
     assert.match(failed.errors[0] ?? '', /^ingest: exited with code 1\n[\s\S]*Error: connection refused/)
-    const killed = assembleRun(FACTS, [outcome('gossip', JSON.stringify(gossip), { timedOut: true, exitCode: null, seconds: 180 })])
+    const signalled = assembleRun(FACTS, [outcome('ingest', '', { exitCode: null, signal: 'SIGTERM' })])
+    assert.match(signalled.errors[0] ?? '', /^ingest: ended by SIGTERM/)
+    const killed = assembleRun(FACTS, [outcome('gossip', JSON.stringify(gossip), { timedOut: true, exitCode: null, signal: 'SIGKILL', seconds: 180 })])
     assert.match(killed.errors[0] ?? '', /^gossip: killed after 180 s/)
     assert.deepEqual(assembleRun(FACTS, []).errors, ['no benchmark ran (no bench/*/run.ts found)'])
   })
