@@ -24,6 +24,7 @@ import { createRegistry } from './metrics/registry.ts'
 import { createBeaconNode } from './p2p/beacon-node.ts'
 import type { BeaconNode } from './p2p/beacon-node.ts'
 import { loadPeerKey, workerNameOf } from './p2p/identity.ts'
+import { RelayReservationPolicy } from './p2p/relay-reservation-policy.ts'
 import { createStorageService } from './pinning/storage-service.ts'
 import type { StorageService } from './pinning/storage-service.ts'
 import { transportOf } from './p2p/multiaddr-parts.ts'
@@ -214,6 +215,15 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     const metrics = createNetworkMetrics(registry)
     // Sibling workers (from fleet membership): the overlay's contacts when its view empties.
     let siblings: PeerId[] = []
+    const reservationPolicy = new RelayReservationPolicy({
+      limits: {
+        maxReservations: config.relayMaxReservations,
+        maxReservationsPerIp: config.relayMaxReservationsPerIp,
+        maxReservationsPerPeer: config.relayMaxReservationsPerPeer,
+        reservationTtlMs: config.relayReservationTtlMs
+      },
+      isRegistered: (peer) => accounts.isRegistered(peer.toString())
+    })
     const node = await createBeaconNode({
       config,
       privateKey: key,
@@ -223,7 +233,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       networkSize: accounts.count,
       admit: (peer) => accounts.isRegistered(peer.toString()) ? { admitted: true } : { admitted: false, reason: 'not-registered' },
       isBanned: (peer) => bans.isBanned(peer.toString()),
-      bootstrap: () => siblings
+      bootstrap: () => siblings,
+      reservationPolicy
     })
     accounts.onCountChange((count) => { node.services.overlay.setNetworkSize(Math.max(count, 1)) })
     createOverlayMetrics(registry, node.services.overlay)
@@ -245,6 +256,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       seenTtlMs: config.seenTtlMs,
       seenClaimTtlMs: config.seenClaimTtlMs,
       peerViewRetentionMs: config.peerViewRetentionMs,
+      relaySlots: { slotsPerAccount: config.relaySlotsPerAccount, reservationTtlMs: config.relayReservationTtlMs },
       metrics: fleetMetrics,
       record: () => ({ ...record, connections: node.getConnections().length })
     }
@@ -259,6 +271,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       })
     cleanups.push(async () => { await fleet.stop() })
     wireFleet({ fleet, node, bans, log })
+    reservationPolicy.useSlots(fleet.relaySlots)
 
     const storage = createStorageService({
       config,
@@ -340,6 +353,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     await joinFleet().catch((err: unknown) => { log.warn({ err }, 'could not seed the overlay from the fleet; peers joining will fill it') })
     const siblingsTimer = setInterval(() => {
       joinFleet().catch((err: unknown) => { log.debug({ err }, 'fleet membership refresh failed') })
+      // Slots of reservations that expired (or were never sent) go back to the fleet.
+      reservationPolicy.reconcile().catch((err: unknown) => { log.debug({ err }, 'relay slot reconcile failed') })
     }, config.fleetHeartbeatMs)
     siblingsTimer.unref()
     cleanups.push(async () => { clearInterval(siblingsTimer) })

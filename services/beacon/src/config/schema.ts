@@ -496,6 +496,13 @@ export const schema = {
     default: '4',
     help: 'Reservation requests (new or renewed) one peer may make per reservation TTL; a peer holds at most one reservation, this bounds how often it may ask (guess: one renewal per TTL plus reconnects).'
   },
+  relaySlotsPerAccount: {
+    env: 'PHAROS_RELAY_SLOTS_PER_ACCOUNT',
+    group: 'relay',
+    parse: integer(0, 1_000),
+    default: '2',
+    help: 'Relay reservations one registered account may hold at once over the whole fleet, at most one per worker (counted in Redis); a reconnect or renewal at the same worker reuses its slot, unregistered peers get none, 0 turns relaying off (guess: a peer holding two beacons reserves on both).'
+  },
   relayReservationTtlMs: {
     env: 'PHAROS_RELAY_RESERVATION_TTL_MS',
     group: 'relay',
