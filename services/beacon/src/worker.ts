@@ -154,6 +154,39 @@ async function seedFromFleet (fleet: FleetState, node: BeaconNode, log: Logger):
   return workers.map((worker) => peerIdFromString(worker.peerId))
 }
 
+/** How often a drain checks whether the peers it told have left (guess: well under a dial). */
+const DRAIN_POLL_MS = 100
+
+/**
+ * The graceful part of a stop (issue 9, docs/fleet.md "Drain"): leave the fleet, so no
+ * sibling sends peers here; give back this worker's relay slots, so its relay clients can
+ * reserve at a sibling; tell every connected peer (overlay neighbours, relay clients, peers
+ * using it as beacon) which live siblings to move to; then wait until the peers that took
+ * the notice have disconnected, or `drainMs` passes. Sibling workers are not told: they
+ * hear the connections close and repair from their passive views.
+ */
+async function movePeers ({ node, fleet, drainMs, log }: { node: BeaconNode, fleet: FleetState, drainMs: number, log: Logger }): Promise<void> {
+  const started = Date.now()
+  const self = node.peerId.toString()
+  const workers = await fleet.membership.list()
+  await fleet.membership.leave()
+  await fleet.relaySlots.releaseAll()
+  const siblings = workers.filter((worker) => worker.peerId !== self && worker.ready && worker.multiaddrs.length > 0)
+  const fleetIds = new Set(workers.map((worker) => worker.peerId))
+  const targets = [...new Map(node.getConnections().map((connection) => [connection.remotePeer.toString(), connection.remotePeer])).values()]
+    .filter((peer) => !fleetIds.has(peer.toString()))
+  if (siblings.length === 0) {
+    log.info({ peers: targets.length }, 'drain: no live sibling worker to move peers to; they reconnect through their bootstrap lists')
+    return
+  }
+  const told = await node.services.overlay.drain(siblings.map((worker) => ({ peerId: worker.peerId, multiaddrs: worker.multiaddrs })), targets, { signal: AbortSignal.timeout(Math.max(drainMs, 1)) })
+  const deadline = started + drainMs
+  const remaining = (): PeerId[] => told.filter((peer) => node.getConnections(peer).length > 0)
+  while (remaining().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS))
+  const stayed = remaining().length
+  log.info({ siblings: siblings.map((worker) => worker.name), peers: targets.length, told: told.length, moved: told.length - stayed, stayed, ms: Date.now() - started }, 'drain: peers moved to sibling workers')
+}
+
 /** Builds and starts one worker from validated config. main.ts is its only production caller. */
 /** What an embedder may plug into a worker (DESIGN.md: "the check is pluggable"). */
 export interface WorkerExtensions {
@@ -387,8 +420,12 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       async stop () {
         stopping ??= (async () => {
           readiness.startDraining()
-          log.info({ delayMs: config.shutdownReadinessDelayMs }, 'draining: /readyz answers 503')
-          await new Promise((resolve) => setTimeout(resolve, config.shutdownReadinessDelayMs))
+          reservationPolicy.startDraining()
+          log.info({ delayMs: config.shutdownReadinessDelayMs, drainMs: config.shutdownDrainMs }, 'draining: /readyz answers 503, peers are told where to move')
+          await Promise.all([
+            new Promise((resolve) => setTimeout(resolve, config.shutdownReadinessDelayMs)),
+            movePeers({ node, fleet, drainMs: config.shutdownDrainMs, log }).catch((err: unknown) => { log.warn({ err }, 'moving peers to sibling workers failed; closing anyway') })
+          ])
           await cleanup()
           log.info('stopped')
         })()

@@ -545,6 +545,13 @@ export const schema = {
     default: '15000',
     help: 'On SIGTERM, the drain must finish within this deadline or the process exits 1 (k8s grace period is 30 s).'
   },
+  shutdownDrainMs: {
+    env: 'PHAROS_SHUTDOWN_DRAIN_MS',
+    group: 'operations',
+    parse: integer(0, 600_000),
+    default: '8000',
+    help: 'On SIGTERM, how long the worker waits for the peers it told to move (to sibling workers from fleet membership) to leave before it closes; must be less than PHAROS_SHUTDOWN_TIMEOUT_MS; 0 tells them but does not wait (guess: a dial and an overlay join, with room for storage and libp2p to stop within 15 s).'
+  },
   shutdownReadinessDelayMs: {
     env: 'PHAROS_SHUTDOWN_READINESS_DELAY_MS',
     group: 'operations',
