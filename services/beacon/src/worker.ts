@@ -62,8 +62,9 @@ export interface Worker {
   readonly httpUrl: string
   readonly mode: 'embedded' | 'postgres' | 'fleet'
   /**
-   * Drains and stops: /readyz turns 503, then after the readiness delay libp2p stops
-   * accepting and closes its connections, then HTTP and storage close.
+   * Drains and stops: /readyz turns 503 and peers are told which sibling workers to move
+   * to; once they left (or PHAROS_SHUTDOWN_DRAIN_MS passed) and the readiness delay is
+   * over, libp2p stops accepting and closes its connections, then HTTP and storage close.
    */
   stop (): Promise<void>
 }
