@@ -107,6 +107,7 @@ describe('a worker drained with SIGTERM hands its peers to its siblings', { time
     assert.ok(summary !== undefined, 'the drain logged its summary')
     assert.equal(summary.told, PEERS_PER_WORKER, 'every peer of the drained worker was told where to go')
     assert.equal(summary.moved, PEERS_PER_WORKER, 'and every one left before the deadline')
+    console.log(`# drain: ${String(summary.told)} peers told, ${String(summary.moved)} moved in ${String(summary.ms)} ms`)
 
     // Every moved peer is attached to a remaining worker.
     const remaining = await waitForValue('the moved peers to be listed by the remaining workers', 10_000, async () => {
