@@ -39,7 +39,7 @@ import { createLibp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { overlay } from '../../beacon/src/overlay/overlay-driver.ts'
-import type { Delivery, OverlayDriver, OverlayRefusedError } from '../../beacon/src/overlay/overlay-driver.ts'
+import type { Delivery, DrainNotice, OverlayDriver, OverlayRefusedError, PeerAddrs } from '../../beacon/src/overlay/overlay-driver.ts'
 import { OVERLAY_TOPICS } from '../../beacon/src/overlay/topics.ts'
 import {
   compareBytes,
@@ -189,6 +189,11 @@ const DEFAULT_HOLD_TIMEOUT_MS = 300_000
 /** First wait between attempts to reach another beacon after losing one; doubles up to the max (guess). */
 const RECONNECT_BASE_MS = 500
 const RECONNECT_MAX_MS = 15_000
+/**
+ * A beacon that said it is draining is not dialled again for this long: its worker is
+ * stopping, and a restarted one (same peer ID) is welcome after it (guess: a pod restart).
+ */
+const DRAINING_BEACON_MS = 60_000
 
 /** The `/p2p/<peer id>` of a bootstrap address (the last one, for a relayed address). */
 function beaconOf (address: string): { addr: Multiaddr, peer: PeerId } {
@@ -227,7 +232,10 @@ export class PharosPeer {
   private readonly self: string
   private readonly signer: Ed25519Signer
   private readonly network: string
-  private readonly beacons: ReadonlyArray<{ addr: Multiaddr, peer: PeerId }>
+  /** The bootstrap beacons, then sibling workers a draining beacon named (the overlay's bootstrap reads the same array). */
+  private readonly beacons: Array<{ addr: Multiaddr, peer: PeerId }>
+  /** Beacons that told us they are draining, until when they are not dialled. */
+  private readonly drainingBeacons = new Map<string, number>()
   private readonly timeouts: PeerTimeouts
   private readonly maxAttachmentBytes: number
   private readonly log: Logger
@@ -250,7 +258,7 @@ export class PharosPeer {
   private reconnecting: Promise<void> | undefined
 
   /** Use `createPharosPeer`. */
-  constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: ReadonlyArray<{ addr: Multiaddr, peer: PeerId }>) {
+  constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: Array<{ addr: Multiaddr, peer: PeerId }>) {
     this.libp2p = libp2p
     this.helia = helia
     this.peerId = libp2p.peerId
@@ -315,6 +323,7 @@ export class PharosPeer {
       }
       this.libp2p.addEventListener('peer:disconnect', onDisconnect)
       this.cleanups.push(() => { this.libp2p.removeEventListener('peer:disconnect', onDisconnect) })
+      this.cleanups.push(this.overlay.onDrain((notice) => { this.onBeaconDraining(notice) }))
     } catch (err) {
       this.status = 'started'
       await this.stop()
@@ -355,7 +364,7 @@ export class PharosPeer {
     }
     const connected = this.openBeacons()
     const failures: string[] = []
-    const untried = this.beacons.filter(({ peer }) => !connected.some((open) => open.equals(peer)))
+    const untried = this.beacons.filter(({ peer }) => !connected.some((open) => open.equals(peer)) && !this.isDraining(peer))
     if (this.beaconConnections >= this.beacons.length) {
       const results = await Promise.allSettled(untried.map(dial))
       results.forEach((result, i) => {
@@ -449,6 +458,69 @@ export class PharosPeer {
       }
     }
     throw last
+  }
+
+  // ---- a beacon that drains -----------------------------------------------------------------
+
+  private isDraining (peer: PeerId): boolean {
+    const until = this.drainingBeacons.get(peer.toString())
+    return until !== undefined && until > Date.now()
+  }
+
+  /**
+   * One of our beacons is draining (its worker is stopping) and names sibling workers to
+   * move to (docs/fleet.md "Drain"): dial them, join the overlay through one, then hang up
+   * on the draining beacon, which is waiting for exactly that before it closes. So the
+   * overlay never has to notice a dead link. Notices from peers that are not our beacons
+   * are ignored: only a beacon may send us elsewhere.
+   */
+  private onBeaconDraining ({ from, siblings }: DrainNotice): void {
+    if (this.status !== 'started' || !this.isBeacon(from)) return
+    this.drainingBeacons.set(from.toString(), Date.now() + DRAINING_BEACON_MS)
+    void this.moveOffBeacon(from, siblings).catch((err: unknown) => { this.log('moving off draining beacon %p failed - %e', from, err) })
+  }
+
+  private async moveOffBeacon (draining: PeerId, siblings: readonly PeerAddrs[]): Promise<void> {
+    const signal = AbortSignal.any([this.lifetime.signal, AbortSignal.timeout(this.timeouts.dialMs + this.timeouts.joinMs)])
+    const others = (): PeerId[] => this.openBeacons().filter((peer) => !this.isDraining(peer))
+    const contacts: PeerId[] = []
+    for (const sibling of siblings) {
+      if (others().length >= this.beaconConnections) break
+      const beacon = this.adoptBeacon(sibling)
+      if (beacon === undefined || this.isDraining(beacon.peer)) continue
+      try {
+        await this.libp2p.dial(beacon.addr, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.timeouts.dialMs)]) })
+        contacts.push(beacon.peer)
+      } catch (err) {
+        signal.throwIfAborted()
+        this.log('sibling %s named by draining beacon %p did not answer - %e', sibling.peerId, draining, err)
+      }
+    }
+    const contact = contacts[0] ?? others()[0]
+    if (contact !== undefined) {
+      // Join through the sibling even with neighbours left: the draining beacon is likely one.
+      for (const topic of OVERLAY_TOPICS) this.overlay.join(topic, contact)
+      const linked = (): boolean => this.overlay.snapshot().content?.active.some((peer) => peer !== draining.toString()) ?? false
+      while (!linked() && !signal.aborted) await delay(50, undefined, { signal }).catch(() => {})
+    }
+    await this.libp2p.hangUp(draining, { signal: this.lifetime.signal })
+  }
+
+  /** A sibling worker named by a draining beacon becomes one of ours (kept after the ones we were given). */
+  private adoptBeacon (sibling: PeerAddrs): { addr: Multiaddr, peer: PeerId } | undefined {
+    const known = this.beacons.find(({ peer }) => peer.toString() === sibling.peerId)
+    if (known !== undefined) return known
+    const text = sibling.multiaddrs[0]
+    if (text === undefined) return undefined
+    try {
+      const addr = multiaddr(text)
+      const beacon = beaconOf(addr.getComponents().some((component) => component.name === 'p2p') ? text : `${text}/p2p/${sibling.peerId}`)
+      if (beacon.peer.toString() !== sibling.peerId) return undefined
+      this.beacons.push(beacon)
+      return beacon
+    } catch {
+      return undefined
+    }
   }
 
   // ---- own log ------------------------------------------------------------------------------
