@@ -284,6 +284,13 @@ export const schema = {
     default: '600000',
     help: 'Longest one pin attempt may fetch; it is retried with backoff, and the last attempt fails naming this key (guess: 1 GiB at ~2 MB/s).'
   },
+  pinStallTimeoutMs: {
+    env: 'PHAROS_PIN_STALL_TIMEOUT_MS',
+    group: 'pinning',
+    parse: integer(1000, 86_400_000),
+    default: '30000',
+    help: 'A pin attempt that receives no block for this long is given up and retried with backoff, re-dialling its origins (guess: a live provider answers a want within seconds).'
+  },
   pinOwnerQuotaBytes: {
     env: 'PHAROS_PIN_OWNER_QUOTA_BYTES',
     group: 'pinning',
