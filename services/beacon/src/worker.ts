@@ -23,8 +23,9 @@ import { createOverlayMetrics } from './metrics/overlay-metrics.ts'
 import { createRegistry } from './metrics/registry.ts'
 import { createBeaconNode } from './p2p/beacon-node.ts'
 import type { BeaconNode } from './p2p/beacon-node.ts'
-import { loadPeerKey, workerNameOf } from './p2p/identity.ts'
+import { loadPeerKey, workerNameOf, workerSigner } from './p2p/identity.ts'
 import { RelayReservationPolicy } from './p2p/relay-reservation-policy.ts'
+import { ReceiptIssuer } from './receipts/receipt-issuer.ts'
 import { createStorageService } from './pinning/storage-service.ts'
 import type { StorageService } from './pinning/storage-service.ts'
 import { transportOf } from './p2p/multiaddr-parts.ts'
@@ -316,6 +317,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       adminTokens,
       locatePeer: async (peerId) => (await fleet.peerViews.locate(peerId))?.addrs
     })
+    const receipts = new ReceiptIssuer({ logs, pins: storage.pins, signer: workerSigner(key) })
     const logService = createLogService({
       db,
       node,
@@ -337,6 +339,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
         relay: (topic, messageId, payload) => { void fleet.bridge.publish(topic, messageId, payload) }
       },
       claimTtlMs: config.seenClaimTtlMs,
+      receipts,
       log
     })
     fleet.bridge.onMessage(({ topic, messageId, payload }) => { logService.onRelayed(topic, messageId, payload) })
@@ -356,7 +359,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       record.ready = report.ready
     })
 
-    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet })
+    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet, sync: logService.sync, receipts })
     cleanups.push(async () => { await app.close() })
     // Registered after HTTP so it runs first: libp2p stops accepting and closes its
     // connections while /metrics and /readyz still answer.

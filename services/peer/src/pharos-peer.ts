@@ -74,9 +74,11 @@ import {
   JoinTimeoutError,
   KeyDeniedError,
   NoBeaconError,
+  NotHeldError,
   OwnHeadUnknownError,
   PeerNotStartedError,
   PostFormatError,
+  ReceiptVerificationError,
   RemoteError,
   RequestTimeoutError,
   UnknownAuthorError
@@ -87,6 +89,8 @@ import { LocalLog } from './local-log.ts'
 import { checkLogEntry, walkLog } from './log-verify.ts'
 import type { LogSource } from './log-verify.ts'
 import { attachmentNameProblem, decodePostBody, encodePostBody } from './post.ts'
+import { verifyLogReceipt, verifyPinReceipt } from './receipts.ts'
+import type { LogReceipt, PinReceipt } from './receipts.ts'
 import type { AttachmentInput, AttachmentLink } from './post.ts'
 import { collectBytes } from './bytes.ts'
 import { serveFrame } from './request-response.ts'
@@ -162,6 +166,16 @@ export interface WaitUntilHeldOptions extends AbortOptions {
   state?: 'stored' | 'pinned'
   /** Give up after this long. @default 300000 (guess: a beacon pin job with retries) */
   timeoutMs?: number
+  /**
+   * Also get a verified pin receipt for each CID once all are pinned (`receipt(cid)`), and
+   * resolve with them in the order of `cids`. Needs `state: 'pinned'`. @default false
+   */
+  receipts?: boolean
+}
+
+export interface LogReceiptOptions extends AbortOptions {
+  /** The head the receipt must cover. @default the beacon's best head for the author */
+  head?: CID
 }
 
 /** What `sync` did. */
@@ -218,7 +232,7 @@ function asError (err: unknown): Error {
 
 /** A failure after which asking another beacon would not help: our request itself is refused. */
 function isDefinitive (err: unknown): boolean {
-  return err instanceof KeyDeniedError || (err instanceof RemoteError && err.code === 'bad-request')
+  return err instanceof KeyDeniedError || err instanceof ReceiptVerificationError || (err instanceof RemoteError && err.code === 'bad-request')
 }
 
 export class PharosPeer {
@@ -604,10 +618,22 @@ export class PharosPeer {
    * Resolves once a beacon reports every CID in `state` (`pinned` by default). Polls the
    * beacon's `status` meanwhile, and every few seconds re-announces the peer's head with a
    * `heads` request carrying it as `known`, so a beacon that missed the gossip fetches it.
-   * On timeout, RequestTimeoutError says what the last status was.
+   * On timeout, RequestTimeoutError says what the last status was. With `receipts: true`,
+   * resolves with a verified pin receipt per CID (see `receipt`).
    */
-  async waitUntilHeld (cids: readonly CID[], options: WaitUntilHeldOptions = {}): Promise<void> {
+  async waitUntilHeld (cids: readonly CID[], options: WaitUntilHeldOptions & { receipts: true }): Promise<PinReceipt[]>
+  async waitUntilHeld (cids: readonly CID[], options?: WaitUntilHeldOptions): Promise<void>
+  async waitUntilHeld (cids: readonly CID[], options: WaitUntilHeldOptions = {}): Promise<PinReceipt[] | void> {
     this.requireStarted('waitUntilHeld')
+    if (options.receipts === true && (options.state ?? 'pinned') !== 'pinned') throw new RangeError('receipts are for pinned CIDs: drop state: \'stored\' or receipts')
+    await this.waitForStatus(cids, options)
+    if (options.receipts !== true) return undefined
+    const receipts: PinReceipt[] = []
+    for (const cid of cids) receipts.push(await this.receipt(cid, options.signal === undefined ? {} : { signal: options.signal }))
+    return receipts
+  }
+
+  private async waitForStatus (cids: readonly CID[], options: WaitUntilHeldOptions): Promise<void> {
     const want = options.state ?? 'pinned'
     const timeoutMs = options.timeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS
     const timeout = AbortSignal.timeout(timeoutMs)
@@ -640,6 +666,33 @@ export class PharosPeer {
       }
       throw err
     }
+  }
+
+  // ---- receipts -----------------------------------------------------------------------------
+
+  /**
+   * A signed receipt from a beacon (docs/logs.md "Receipts"), verified before it is returned:
+   * for an author's log (a peer ID: up to `options.head`, else the beacon's best head) or for
+   * a pinned DAG (a CID). The receipt must be signed by the beacon that answered (Noise
+   * authenticated it), be of the kind asked for, and be about exactly that author, head or
+   * root; otherwise ReceiptVerificationError, at once. A beacon that holds it only in part
+   * says so and the next beacon is asked; NotHeldError if none gives one.
+   */
+  async receipt (author: string, options?: LogReceiptOptions): Promise<LogReceipt>
+  async receipt (cid: CID, options?: AbortOptions): Promise<PinReceipt>
+  async receipt (subject: string | CID, options: LogReceiptOptions = {}): Promise<LogReceipt | PinReceipt> {
+    this.requireStarted('receipt')
+    const name = subject.toString()
+    return await this.withBeacon('receipt', options, async (beacon) => {
+      const signer = beacon.toString()
+      const answer = typeof subject === 'string'
+        ? await this.syncClient.receipt(beacon, options.head === undefined ? { author: subject } : { author: subject, head: options.head }, options)
+        : await this.syncClient.receipt(beacon, { cid: subject }, options)
+      if ('notHeld' in answer) throw new NotHeldError(name, answer.notHeld, `${signer}: ${answer.message}`)
+      return typeof subject === 'string'
+        ? await verifyLogReceipt(answer.statement, { signer, author: subject, ...(options.head === undefined ? {} : { head: options.head }) }, signer)
+        : await verifyPinReceipt(answer.statement, { signer, cid: subject }, signer)
+    })
   }
 
   // ---- following and fetching ---------------------------------------------------------------

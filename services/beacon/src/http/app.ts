@@ -20,6 +20,9 @@ import { adminFleetRoutes } from './routes/admin-fleet.ts'
 import type { FleetView } from './routes/admin-fleet.ts'
 import { adminStorageRoutes } from './routes/admin-storage.ts'
 import { gatewayRoutes } from './routes/gateway.ts'
+import { headRoutes } from './routes/heads.ts'
+import type { SyncResponder } from '../logs/sync-responder.ts'
+import type { ReceiptIssuer } from '../receipts/receipt-issuer.ts'
 import { pinRoutes } from './routes/pins.ts'
 import type { StorageHttp } from '../pinning/storage-service.ts'
 import { adminOverlayRoutes } from './routes/admin-overlay.ts'
@@ -45,6 +48,10 @@ export interface AppDeps {
   bans?: BanList
   /** Workers and the fleet's peer views: /v1/workers and /v1/peers. */
   fleet: FleetView
+  /** The sync protocol's responder: public GET /v1/heads. */
+  sync?: Pick<SyncResponder, 'respond'>
+  /** Signed pin receipts in GET /pins/{requestid}. */
+  receipts?: Pick<ReceiptIssuer, 'forDag'>
 }
 
 /**
@@ -105,10 +112,20 @@ export async function buildApp (deps: AppDeps) {
       tokens: storage.pinTokens,
       ownerQuotaBytes: storage.ownerQuotaBytes,
       delegates: () => deps.node.multiaddrs(),
-      onQueued: storage.onPinQueued
+      onQueued: storage.onPinQueued,
+      ...(deps.receipts === undefined
+        ? {}
+        : {
+            pinReceipt: async (pinId: string) => {
+              const issued = await deps.receipts?.forDag({ pinId })
+              return issued?.ok === true ? issued.statement : undefined
+            }
+          })
     })
     await app.register(gatewayRoutes, { blockstore: storage.blockstore })
   }
+
+  if (deps.sync !== undefined) await app.register(headRoutes, { sync: deps.sync })
 
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger())
   return app
