@@ -19,6 +19,8 @@ import { adminNodeRoutes } from './routes/admin-node.ts'
 import { adminFleetRoutes } from './routes/admin-fleet.ts'
 import type { FleetView } from './routes/admin-fleet.ts'
 import { adminStorageRoutes } from './routes/admin-storage.ts'
+import { auditRoutes } from './routes/audits.ts'
+import type { AuditStore } from '../audit/audit-store.ts'
 import { gatewayRoutes } from './routes/gateway.ts'
 import { pinRoutes } from './routes/pins.ts'
 import type { StorageHttp } from '../pinning/storage-service.ts'
@@ -45,6 +47,8 @@ export interface AppDeps {
   bans?: BanList
   /** Workers and the fleet's peer views: /v1/workers and /v1/peers. */
   fleet: FleetView
+  /** Signed storage audit reports: /v1/audits (public). */
+  audits?: Pick<AuditStore, 'list'>
 }
 
 /**
@@ -109,6 +113,8 @@ export async function buildApp (deps: AppDeps) {
     })
     await app.register(gatewayRoutes, { blockstore: storage.blockstore })
   }
+  // Public, outside the admin plugin: reports are proofs meant for anyone (docs/audits.md).
+  if (deps.audits !== undefined) await app.register(auditRoutes, { store: deps.audits })
 
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger())
   return app
