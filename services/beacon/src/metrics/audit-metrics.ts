@@ -6,7 +6,8 @@ export type AuditRoundOutcome = 'completed' | 'storage-unavailable' | 'failed'
 /**
  * What became of a challenge this worker answered: `answered` (proofs sent, whatever they
  * say), `rate-limited` and `busy` (refused), `rejected` (a malformed, oversized or too-slow
- * request: its stream was aborted).
+ * request, or one that could not be answered because Postgres was unreachable: its stream was
+ * aborted).
  */
 export type ChallengeAnswerOutcome = 'answered' | 'rate-limited' | 'busy' | 'rejected'
 /** Verdicts of challenges this worker sent, or `error` when no verdict came back. */
@@ -51,7 +52,7 @@ export function createAuditMetrics (registry: Registry) {
     }) as { inc: (labels: { outcome: 'repaired' | 'failed' }) => void },
     challengesAnswered: new Counter({
       name: 'pharos_audit_challenges_answered_total',
-      help: 'Storage-proof challenges other peers sent this worker, by outcome (rejected: malformed, oversized or too slow; the stream was aborted)',
+      help: 'Storage-proof challenges other peers sent this worker, by outcome (rejected: malformed, oversized, too slow or unanswerable; the stream was aborted)',
       labelNames: ['outcome'] as const,
       registers: [registry]
     }) as { inc: (labels: { outcome: ChallengeAnswerOutcome }) => void },
