@@ -3,6 +3,8 @@
  * and their ratio (Plumtree ÷ gossipsub; below 1 means Plumtree spent or waited less, except
  * for reliability, where higher is better).
  */
+import { figure } from '../contract.ts'
+import type { BenchResult } from '../contract.ts'
 import type { SystemResult } from './coordinator.ts'
 import type { Scenario } from './scenario.ts'
 
@@ -98,4 +100,25 @@ export function formatReport (report: Report): string {
   lines.push('')
   lines.push(`elapsed ${(report.elapsedMs / 1000).toFixed(1)} s`)
   return lines.join('\n')
+}
+
+/** The comparison as bench/contract.ts's result: each Plumtree figure beside gossipsub's. */
+export function benchResult (report: Report): BenchResult {
+  const { scenario, results } = report
+  const figures = report.comparison.map((row) => {
+    const share = row.unit.startsWith('share')
+    const better = share ? 'higher' : 'lower'
+    const label = row.metric
+    return figure(`Plumtree: ${label}`, row.plumtree, share ? 'share' : row.unit, { label: `gossipsub: ${label}`, value: row.gossipsub }, better)
+  })
+  const notes = [
+    `${scenario.nodes} libp2p nodes on loopback in ${scenario.workers} worker processes, ${scenario.messages} messages of ${scenario.payloadBytes} B at ${scenario.ratePerSecond}/s ` +
+      `after ${scenario.warmupMessages} warm-up messages, seed ${scenario.seed}; command ${report.command}.`
+  ]
+  for (const result of [results.plumtree, results.gossipsub]) {
+    if (cpuBound(result)) {
+      notes.push(`${result.system} ran CPU-bound (event-loop delay p99 ${result.eventLoopDelayMs.p99.toFixed(0)} ms > ${SATURATED_LOOP_P99_MS} ms): its latencies include time queued for the CPU; message and byte counts do not depend on it.`)
+    }
+  }
+  return { name: 'gossip', figures, notes }
 }

@@ -1,14 +1,16 @@
 /**
- * `npm run bench:gossip [-- --quick] [-- --json] [-- --seed N]`: Pharos's Plumtree against
+ * `npm run bench:gossip [-- --quick] [-- --json | --full-json] [-- --seed N]`: Pharos's Plumtree against
  * @libp2p/gossipsub on the same 100 libp2p nodes under the same publish load. The systems run
  * one after the other, each in fresh worker processes (coordinator.ts, worker.ts), so they
  * never compete for the machine's cores; the report puts them side by side (report.ts). See
- * docs/benchmarks.md for what is counted and how.
+ * docs/benchmarks.md for what is counted and how. `--json` prints the figures as
+ * bench/contract.ts describes (for `npm run bench`); `--full-json` prints the whole report.
  */
 import { parseArgs } from 'node:util'
 import { runSystem } from './coordinator.ts'
 import type { SystemResult } from './coordinator.ts'
-import { compare, formatReport } from './report.ts'
+import { printResult } from '../contract.ts'
+import { benchResult, compare, formatReport } from './report.ts'
 import type { Report } from './report.ts'
 import { DEFAULT_SCENARIO, QUICK_SCENARIO, SYSTEMS } from './scenario.ts'
 import type { Scenario, SystemName } from './scenario.ts'
@@ -27,6 +29,7 @@ async function main (): Promise<void> {
     options: {
       quick: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      'full-json': { type: 'boolean', default: false },
       seed: { type: 'string' },
       rate: { type: 'string' },
       'plumtree-optimization-threshold': { type: 'string' }
@@ -36,6 +39,7 @@ async function main (): Promise<void> {
   const flags: string[] = []
   if (values.quick) flags.push('--quick')
   if (values.json) flags.push('--json')
+  if (values['full-json']) flags.push('--full-json')
   if (values.seed !== undefined) {
     scenario.seed = positiveInteger('seed', values.seed)
     flags.push('--seed', values.seed)
@@ -70,7 +74,8 @@ async function main (): Promise<void> {
     results: { plumtree, gossipsub },
     elapsedMs: performance.now() - started
   }
-  console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report))
+  if (values.json) printResult(benchResult(report))
+  else console.log(values['full-json'] ? JSON.stringify(report, null, 2) : formatReport(report))
   clearTimeout(watchdog)
 }
 

@@ -9,7 +9,9 @@
  *    of an in-process worker on Postgres, in MB/s from POST to `pinned`.
  *
  * Needs TEST_PG_ADMIN_URL (the npm script starts a throwaway Postgres through
- * scripts/with-services.sh when it is unset). BENCH_SCALE=0.1 runs a tenth of the work.
+ * scripts/with-services.sh when it is unset). BENCH_SCALE=0.1 runs a tenth of the work;
+ * `--quick` runs a quarter unless BENCH_SCALE says otherwise; `--json` prints the result
+ * as bench/contract.ts describes (for `npm run bench`).
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -26,10 +28,13 @@ import { startWorker } from '../../services/beacon/src/worker.ts'
 import { createTestDatabase } from '../../services/beacon/test/helpers/databases.ts'
 import { createContentPeer, httpClient, testConfig, testLogger, waitForPin } from '../../services/beacon/test/helpers/storage.ts'
 import type { Blockstore } from 'interface-blockstore'
+import { benchFlags, figure, printResult } from '../contract.ts'
+import type { BenchFigure } from '../contract.ts'
 
 const MiB = 1024 * 1024
 const MB = 1_000_000
-const SCALE = Number(process.env.BENCH_SCALE ?? '1')
+const flags = benchFlags()
+const SCALE = Number(process.env.BENCH_SCALE ?? (flags.quick ? '0.25' : '1'))
 const IN_FLIGHT = 16
 
 interface Figure { blocksPerSecond: number, megabytesPerSecond: number }
@@ -74,17 +79,16 @@ async function putGet (store: Blockstore, blocks: Array<{ cid: CID, bytes: Uint8
 
 const fmt = (n: number, digits = 1): string => n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(digits)
 
-async function blockstoreBench (): Promise<string[]> {
+interface StoreRow { label: string, count: number, op: 'put' | 'get', pg: Figure, fs: Figure }
+
+async function blockstoreBench (): Promise<StoreRow[]> {
   const db = await openPostgres(await createTestDatabase('bench_storage'), { maxConnections: 20 })
   await migrate(db)
   const pgStore = new PgBlockstore({ db })
   const dir = await mkdtemp(join(tmpdir(), 'pharos-bench-fs-'))
   const fsStore = new FsBlockstore(dir)
   await fsStore.open()
-  const lines = [
-    `| block | op | Postgres blocks/s | Postgres MB/s | blockstore-fs blocks/s | blockstore-fs MB/s | Postgres ÷ fs |`,
-    '|---|---|---:|---:|---:|---:|---:|'
-  ]
+  const rows: StoreRow[] = []
   try {
     for (const { size, count, label } of [
       { size: 1024, count: Math.round(20_000 * SCALE), label: '1 KiB' },
@@ -97,9 +101,7 @@ async function blockstoreBench (): Promise<string[]> {
       await putGet(fsStore, warm, size)
       const pg = await putGet(pgStore, blocks, size)
       const fs = await putGet(fsStore, blocks, size)
-      for (const op of ['put', 'get'] as const) {
-        lines.push(`| ${label} × ${count} | ${op} | ${fmt(pg[op].blocksPerSecond)} | ${fmt(pg[op].megabytesPerSecond)} | ${fmt(fs[op].blocksPerSecond)} | ${fmt(fs[op].megabytesPerSecond)} | ${(pg[op].blocksPerSecond / fs[op].blocksPerSecond).toFixed(2)} |`)
-      }
+      for (const op of ['put', 'get'] as const) rows.push({ label, count, op, pg: pg[op], fs: fs[op] })
       console.error(`blockstores: ${label} done`)
     }
   } finally {
@@ -107,10 +109,12 @@ async function blockstoreBench (): Promise<string[]> {
     await rm(dir, { recursive: true, force: true })
     await db.close()
   }
-  return lines
+  return rows
 }
 
-async function pinBench (): Promise<string[]> {
+interface PinRun { mib: number, blocks: number, seconds: number, megabytesPerSecond: number }
+
+async function pinBench (): Promise<PinRun> {
   const size = Math.round(100 * MiB * SCALE)
   const token = 'bench-owner-token-0123456789'
   const worker = await startWorker(await testConfig({
@@ -127,13 +131,8 @@ async function pinBench (): Promise<string[]> {
     const pinned = await waitForPin(call, added.body.requestid, ['pinned', 'failed'], 600_000)
     const seconds = (performance.now() - started) / 1000
     if (pinned.status !== 'pinned') throw new Error(`the pin failed: ${JSON.stringify(pinned.info)}`)
-    const dagBytes = Number(pinned.info.dag_size)
     console.error('pin: done')
-    return [
-      '| DAG | blocks | seconds | MB/s |',
-      '|---|---:|---:|---:|',
-      `| ${(size / MiB).toFixed(0)} MiB UnixFS file (@helia/unixfs defaults: 1 MiB raw leaves) | ${pinned.info.status_details.replace(/\D+/g, '')} | ${seconds.toFixed(2)} | ${fmt(dagBytes / MB / seconds)} |`
-    ]
+    return { mib: size / MiB, blocks: Number(pinned.info.status_details.replace(/\D+/g, '')), seconds, megabytesPerSecond: Number(pinned.info.dag_size) / MB / seconds }
   } finally {
     await origin.stop()
     await worker.stop()
@@ -142,7 +141,34 @@ async function pinBench (): Promise<string[]> {
 
 const blockstores = await blockstoreBench()
 const pin = await pinBench()
-console.log(`Node ${process.version}, ${(await import('node:os')).cpus().length} CPUs (${(await import('node:os')).cpus()[0]?.model ?? 'unknown'}), scale ${SCALE}, ${IN_FLIGHT} operations in flight\n`)
-console.log(blockstores.join('\n'))
-console.log()
-console.log(pin.join('\n'))
+const largePut = blockstores.find((row) => row.label === '256 KiB' && row.op === 'put')
+if (largePut === undefined) throw new Error('no 256 KiB put figure')
+
+if (flags.json) {
+  const figures: BenchFigure[] = blockstores.map((row) => figure(
+    `Postgres blockstore ${row.op}, ${row.label} blocks`, row.pg.blocksPerSecond, 'blocks/s',
+    { label: `blockstore-fs ${row.op}, ${row.label} blocks`, value: row.fs.blocksPerSecond }, 'higher'))
+  figures.push(figure(
+    `pin a ${pin.mib.toFixed(0)} MiB UnixFS DAG from a loopback peer (POST /pins → pinned)`, pin.megabytesPerSecond, 'MB/s',
+    { label: 'Postgres blockstore put, 256 KiB blocks', value: largePut.pg.megabytesPerSecond }, 'higher'))
+  printResult({
+    name: 'storage',
+    figures,
+    notes: [
+      `BENCH_SCALE ${SCALE}: ${blockstores.map((row) => `${row.label} × ${row.count}`).filter((item, i, all) => all.indexOf(item) === i).join(' and ')} blocks, ${IN_FLIGHT} operations in flight; every Postgres read and write is sha2-256-verified, blockstore-fs verifies nothing.`,
+      `The pin's baseline is the raw Postgres put rate of 256 KiB blocks in MB/s: what pinning keeps of the store's own write speed after Bitswap, verification and the pin bookkeeping (${pin.blocks} blocks in ${pin.seconds.toFixed(2)} s).`
+    ]
+  })
+} else {
+  const os = await import('node:os')
+  console.log(`Node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), scale ${SCALE}, ${IN_FLIGHT} operations in flight\n`)
+  console.log('| block | op | Postgres blocks/s | Postgres MB/s | blockstore-fs blocks/s | blockstore-fs MB/s | Postgres ÷ fs |')
+  console.log('|---|---|---:|---:|---:|---:|---:|')
+  for (const row of blockstores) {
+    console.log(`| ${row.label} × ${row.count} | ${row.op} | ${fmt(row.pg.blocksPerSecond)} | ${fmt(row.pg.megabytesPerSecond)} | ${fmt(row.fs.blocksPerSecond)} | ${fmt(row.fs.megabytesPerSecond)} | ${(row.pg.blocksPerSecond / row.fs.blocksPerSecond).toFixed(2)} |`)
+  }
+  console.log()
+  console.log('| DAG | blocks | seconds | MB/s |')
+  console.log('|---|---:|---:|---:|')
+  console.log(`| ${pin.mib.toFixed(0)} MiB UnixFS file (@helia/unixfs defaults: 1 MiB raw leaves) | ${pin.blocks} | ${pin.seconds.toFixed(2)} | ${fmt(pin.megabytesPerSecond)} |`)
+}

@@ -26,6 +26,8 @@ import { createRegistry } from './metrics/registry.ts'
 import { createBeaconNode } from './p2p/beacon-node.ts'
 import type { BeaconNode } from './p2p/beacon-node.ts'
 import { loadPeerKey, workerNameOf, workerSigner } from './p2p/identity.ts'
+import { RelayReservationPolicy } from './p2p/relay-reservation-policy.ts'
+import { ReceiptIssuer } from './receipts/receipt-issuer.ts'
 import { createStorageService } from './pinning/storage-service.ts'
 import type { StorageService } from './pinning/storage-service.ts'
 import { transportOf } from './p2p/multiaddr-parts.ts'
@@ -65,8 +67,9 @@ export interface Worker {
   readonly httpUrl: string
   readonly mode: 'embedded' | 'postgres' | 'fleet'
   /**
-   * Drains and stops: /readyz turns 503, then after the readiness delay libp2p stops
-   * accepting and closes its connections, then HTTP and storage close.
+   * Drains and stops: /readyz turns 503 and peers are told which sibling workers to move
+   * to; once they left (or PHAROS_SHUTDOWN_DRAIN_MS passed) and the readiness delay is
+   * over, libp2p stops accepting and closes its connections, then HTTP and storage close.
    */
   stop (): Promise<void>
 }
@@ -157,6 +160,39 @@ async function seedFromFleet (fleet: FleetState, node: BeaconNode, log: Logger):
   return workers.map((worker) => peerIdFromString(worker.peerId))
 }
 
+/** How often a drain checks whether the peers it told have left (guess: well under a dial). */
+const DRAIN_POLL_MS = 100
+
+/**
+ * The graceful part of a stop (issue 9, docs/fleet.md "Drain"): leave the fleet, so no
+ * sibling sends peers here; give back this worker's relay slots, so its relay clients can
+ * reserve at a sibling; tell every connected peer (overlay neighbours, relay clients, peers
+ * using it as beacon) which live siblings to move to; then wait until the peers that took
+ * the notice have disconnected, or `drainMs` passes. Sibling workers are not told: they
+ * hear the connections close and repair from their passive views.
+ */
+async function movePeers ({ node, fleet, drainMs, log }: { node: BeaconNode, fleet: FleetState, drainMs: number, log: Logger }): Promise<void> {
+  const started = Date.now()
+  const self = node.peerId.toString()
+  const workers = await fleet.membership.list()
+  await fleet.membership.leave()
+  await fleet.relaySlots.releaseAll()
+  const siblings = workers.filter((worker) => worker.peerId !== self && worker.ready && worker.multiaddrs.length > 0)
+  const fleetIds = new Set(workers.map((worker) => worker.peerId))
+  const targets = [...new Map(node.getConnections().map((connection) => [connection.remotePeer.toString(), connection.remotePeer])).values()]
+    .filter((peer) => !fleetIds.has(peer.toString()))
+  if (siblings.length === 0) {
+    log.info({ peers: targets.length }, 'drain: no live sibling worker to move peers to; they reconnect through their bootstrap lists')
+    return
+  }
+  const told = await node.services.overlay.drain(siblings.map((worker) => ({ peerId: worker.peerId, multiaddrs: worker.multiaddrs })), targets, { signal: AbortSignal.timeout(Math.max(drainMs, 1)) })
+  const deadline = started + drainMs
+  const remaining = (): PeerId[] => told.filter((peer) => node.getConnections(peer).length > 0)
+  while (remaining().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS))
+  const stayed = remaining().length
+  log.info({ siblings: siblings.map((worker) => worker.name), peers: targets.length, told: told.length, moved: told.length - stayed, stayed, ms: Date.now() - started }, 'drain: peers moved to sibling workers')
+}
+
 /** Builds and starts one worker from validated config. main.ts is its only production caller. */
 /** What an embedder may plug into a worker (DESIGN.md: "the check is pluggable"). */
 export interface WorkerExtensions {
@@ -218,6 +254,15 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     const metrics = createNetworkMetrics(registry)
     // Sibling workers (from fleet membership): the overlay's contacts when its view empties.
     let siblings: PeerId[] = []
+    const reservationPolicy = new RelayReservationPolicy({
+      limits: {
+        maxReservations: config.relayMaxReservations,
+        maxReservationsPerIp: config.relayMaxReservationsPerIp,
+        maxReservationsPerPeer: config.relayMaxReservationsPerPeer,
+        reservationTtlMs: config.relayReservationTtlMs
+      },
+      isRegistered: (peer) => accounts.isRegistered(peer.toString())
+    })
     const node = await createBeaconNode({
       config,
       privateKey: key,
@@ -227,7 +272,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       networkSize: accounts.count,
       admit: (peer) => accounts.isRegistered(peer.toString()) ? { admitted: true } : { admitted: false, reason: 'not-registered' },
       isBanned: (peer) => bans.isBanned(peer.toString()),
-      bootstrap: () => siblings
+      bootstrap: () => siblings,
+      reservationPolicy
     })
     accounts.onCountChange((count) => { node.services.overlay.setNetworkSize(Math.max(count, 1)) })
     createOverlayMetrics(registry, node.services.overlay)
@@ -249,6 +295,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       seenTtlMs: config.seenTtlMs,
       seenClaimTtlMs: config.seenClaimTtlMs,
       peerViewRetentionMs: config.peerViewRetentionMs,
+      relaySlots: { slotsPerAccount: config.relaySlotsPerAccount, reservationTtlMs: config.relayReservationTtlMs },
       metrics: fleetMetrics,
       record: () => ({ ...record, connections: node.getConnections().length })
     }
@@ -263,6 +310,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       })
     cleanups.push(async () => { await fleet.stop() })
     wireFleet({ fleet, node, bans, log })
+    reservationPolicy.useSlots(fleet.relaySlots)
 
     const storage = createStorageService({
       config,
@@ -273,6 +321,9 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       adminTokens,
       locatePeer: async (peerId) => (await fleet.peerViews.locate(peerId))?.addrs
     })
+    // One signer for every statement this worker makes: receipts and audit reports.
+    const signer = workerSigner(key)
+    const receipts = new ReceiptIssuer({ logs, pins: storage.pins, signer })
     const logService = createLogService({
       db,
       node,
@@ -294,6 +345,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
         relay: (topic, messageId, payload) => { void fleet.bridge.publish(topic, messageId, payload) }
       },
       claimTtlMs: config.seenClaimTtlMs,
+      receipts,
       log
     })
     fleet.bridge.onMessage(({ topic, messageId, payload }) => { logService.onRelayed(topic, messageId, payload) })
@@ -303,7 +355,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       db,
       node,
       storage,
-      signer: workerSigner(key),
+      signer,
       publish: (topic, messageId, payload) => {
         try {
           node.services.overlay.broadcast(topic, messageId, payload)
@@ -332,7 +384,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       record.ready = report.ready
     })
 
-    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet, audits: audits.store })
+    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet, sync: logService.sync, receipts, audits: audits.store })
     cleanups.push(async () => { await app.close() })
     // Registered after HTTP so it runs first: libp2p stops accepting and closes its
     // connections while /metrics and /readyz still answer.
@@ -366,6 +418,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     await joinFleet().catch((err: unknown) => { log.warn({ err }, 'could not seed the overlay from the fleet; peers joining will fill it') })
     const siblingsTimer = setInterval(() => {
       joinFleet().catch((err: unknown) => { log.debug({ err }, 'fleet membership refresh failed') })
+      // Slots of reservations that expired (or were never sent) go back to the fleet.
+      reservationPolicy.reconcile().catch((err: unknown) => { log.debug({ err }, 'relay slot reconcile failed') })
     }, config.fleetHeartbeatMs)
     siblingsTimer.unref()
     cleanups.push(async () => { clearInterval(siblingsTimer) })
@@ -399,8 +453,12 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       async stop () {
         stopping ??= (async () => {
           readiness.startDraining()
-          log.info({ delayMs: config.shutdownReadinessDelayMs }, 'draining: /readyz answers 503')
-          await new Promise((resolve) => setTimeout(resolve, config.shutdownReadinessDelayMs))
+          reservationPolicy.startDraining()
+          log.info({ delayMs: config.shutdownReadinessDelayMs, drainMs: config.shutdownDrainMs }, 'draining: /readyz answers 503, peers are told where to move')
+          await Promise.all([
+            new Promise((resolve) => setTimeout(resolve, config.shutdownReadinessDelayMs)),
+            movePeers({ node, fleet, drainMs: config.shutdownDrainMs, log }).catch((err: unknown) => { log.warn({ err }, 'moving peers to sibling workers failed; closing anyway') })
+          ])
           await cleanup()
           log.info('stopped')
         })()

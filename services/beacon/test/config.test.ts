@@ -37,6 +37,15 @@ describe('config', () => {
     })
     assert.throws(() => loadConfig({ PHAROS_ADMIN_TOKENS: 'short' }), /PHAROS_ADMIN_TOKENS=\(hidden\)/)
   })
+
+  it('refuses a peer drain that does not fit in the shutdown deadline', () => {
+    assert.throws(() => loadConfig({ PHAROS_SHUTDOWN_DRAIN_MS: '15000', PHAROS_SHUTDOWN_TIMEOUT_MS: '15000' }), (err: unknown) => {
+      assert.ok(err instanceof ConfigError)
+      assert.equal(err.key, 'PHAROS_SHUTDOWN_DRAIN_MS')
+      return true
+    })
+    assert.equal(loadConfig({ PHAROS_SHUTDOWN_DRAIN_MS: '14999', PHAROS_SHUTDOWN_TIMEOUT_MS: '15000' }).shutdownDrainMs, 14_999)
+  })
 })
 
 describe('README configuration table', () => {

@@ -41,6 +41,7 @@ function outageTestOptions (url: string, workerName: string, workerId: string, e
     seenTtlMs: 60_000,
     seenClaimTtlMs: 30_000,
     peerViewRetentionMs: 60_000,
+    relaySlots: { slotsPerAccount: 2, reservationTtlMs: 60_000 },
     log: silent,
     record: () => ({ multiaddrs: [], httpUrl: null, connections: 0, ready: true }),
     ...extra
@@ -101,6 +102,7 @@ function testFleet (redis: () => { url: string, mode: RedisMode }) {
         seenTtlMs: 60_000,
         seenClaimTtlMs: 30_000,
         peerViewRetentionMs: 60_000,
+        relaySlots: { slotsPerAccount: 2, reservationTtlMs: 60_000 },
         log: silent,
         metrics: createFleetMetrics(registry),
         record: () => ({ multiaddrs: [`/ip4/127.0.0.1/tcp/4001/p2p/${id}`], httpUrl: `http://${name}:8080`, connections: 7, ready: true }),
@@ -118,7 +120,7 @@ function testFleet (redis: () => { url: string, mode: RedisMode }) {
     /** Redis errors a worker counted, connection errors aside (CROSSSLOT would land here). */
     async commandErrors (worker: TestWorker): Promise<number> {
       let total = 0
-      for (const operation of ['seen', 'membership', 'peer-views', 'bans', 'bridge']) total += await metricValue(worker.registry, 'pharos_redis_errors_total', { operation })
+      for (const operation of ['seen', 'membership', 'peer-views', 'bans', 'bridge', 'relay-slots']) total += await metricValue(worker.registry, 'pharos_redis_errors_total', { operation })
       return total
     }
   }
@@ -224,6 +226,40 @@ for (const topology of topologies) {
       assert.deepEqual(await y.states([claimedId, doneId]), new Map([[claimedId, 'absent'], [doneId, 'absent']]))
       assert.equal(await y.claim(claimedId), 'claimed', 'a claim its worker never completed lapses')
       assert.equal(await y.claim(doneId), 'claimed', 'a handled ID is forgotten after the seen TTL')
+    })
+
+    it('relay slots: an account holds at most its slots over the fleet; its own worker renews in place; release and expiry free a slot', async () => {
+      const f = fleet()
+      const [a, b, c] = [await f.start(), await f.start(), await f.start()]
+      const account = await newPeerId()
+      const key = f.keys.relaySlots(account)
+      const now = Date.now()
+      assert.equal(await a.state.relaySlots.reserve(account, now), 'granted')
+      // A peer that reconnects and reserves again at the same worker keeps its one slot.
+      for (let i = 1; i <= 20; i++) assert.equal(await a.state.relaySlots.reserve(account, now + i), 'renewed', `re-reservation ${i}`)
+      assert.equal(await a.state.redis.client.zcard(key), 1, 'twenty re-reservations hold one slot')
+      assert.equal(await b.state.relaySlots.reserve(account, now), 'granted', 'a second worker takes the second slot')
+      assert.equal(await c.state.relaySlots.reserve(account, now), 'full', 'no third slot with PHAROS_RELAY_SLOTS_PER_ACCOUNT=2')
+      assert.deepEqual((await a.state.redis.client.zrange(key, '0', '-1')).sort(), [a.id, b.id].sort())
+      const ttl = await a.state.redis.client.pttl(key)
+      assert.ok(ttl > 0 && ttl <= 60_000, `the slot set expires with the reservation (PTTL ${ttl})`)
+
+      await a.state.relaySlots.release([account])
+      assert.equal(a.state.relaySlots.held().has(account), false)
+      assert.equal(await c.state.relaySlots.reserve(account, now), 'granted', 'a released slot is free again')
+      // Past the reservation TTL, every slot taken at `now` has lapsed.
+      assert.equal(await a.state.relaySlots.reserve(account, now + 60_001), 'granted', 'expired slots are free again')
+      assert.deepEqual(await a.state.redis.client.zrange(key, '0', '-1'), [a.id])
+
+      assert.equal(await metricValue(a.registry, 'pharos_relay_slots_total', { result: 'granted' }), 2)
+      assert.equal(await metricValue(a.registry, 'pharos_relay_slots_total', { result: 'renewed' }), 20)
+      assert.equal(await metricValue(c.registry, 'pharos_relay_slots_total', { result: 'full' }), 1)
+      assert.equal(await metricValue(a.registry, 'pharos_relay_slots_total', { result: 'local' }), 0)
+      assert.equal(await f.commandErrors(a) + await f.commandErrors(b) + await f.commandErrors(c), 0, 'no Redis command failed (no CROSSSLOT)')
+
+      // A worker that stops gives its slots back.
+      await c.state.stop()
+      assert.deepEqual(await a.state.redis.client.zrange(key, '0', '-1'), [a.id])
     })
 
     it('membership: workers see each other, a silent one drops out after three beats, leave removes at once', async () => {
@@ -579,6 +615,7 @@ describe('in-process fleet state (no Redis)', () => {
       seenTtlMs: 60_000,
       seenClaimTtlMs: 100,
       peerViewRetentionMs: 60_000,
+      relaySlots: { slotsPerAccount: 2, reservationTtlMs: 60_000 },
       metrics: createFleetMetrics(registry),
       record: () => ({ multiaddrs: ['/ip4/127.0.0.1/tcp/1'], httpUrl: null, connections: 1, ready: true })
     })

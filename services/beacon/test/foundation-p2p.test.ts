@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { byteStream, echo, lpStream } from '@libp2p/utils'
+import { byteStream, echo } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { loadConfig } from '../src/config/load.ts'
 import { createLogger } from '../src/logging/logger.ts'
@@ -15,15 +15,11 @@ import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
 import { createClientPeer } from './helpers/client-peer.ts'
 import type { ClientPeer } from './helpers/client-peer.ts'
-import { varintFields } from './helpers/protobuf.ts'
+import { requestReservation, STATUS_OK, STATUS_PERMISSION_DENIED } from './helpers/relay-hop.ts'
 import { inProcessEnv } from './helpers/worker-process.ts'
 
 const ADMIN_TOKEN = 'test-admin-token-0123456789'
-const HOP = '/libp2p/circuit/relay/0.2.0/hop'
 const ECHO = '/pharos-test/echo/1.0.0'
-/** circuit relay v2 HopMessage.Status values (circuit-v2 spec). */
-const STATUS_OK = 100
-const STATUS_PERMISSION_DENIED = 202
 
 describe('beacon worker on libp2p', () => {
   let worker: Worker
@@ -73,6 +69,7 @@ describe('beacon worker on libp2p', () => {
     // Neither peer listens on any address it could be dialled on: only the relay joins them.
     const listener = await peer({ listen: ['/p2p-circuit'] })
     const dialer = await peer()
+    await worker.accounts.add(listener.peerId.toString()) // only registered accounts get a reservation
     await listener.handle(ECHO, async (stream) => { await echo(stream) }, { runOnLimitedConnection: true })
     await listener.dial(multiaddr(tcpAddr))
 
@@ -94,20 +91,19 @@ describe('beacon worker on libp2p', () => {
     assert.ok(relayed?.remoteAddr.toString().includes('/p2p-circuit'), 'the connection is relayed')
   })
 
-  it('refuses a reservation request over the per-peer limit', async () => {
+  it('refuses a reservation request over the per-peer limit, and any from an unregistered peer', async () => {
     const client = await peer()
-    const reserve = async (): Promise<number | undefined> => {
-      const stream = await client.dialProtocol(multiaddr(tcpAddr), HOP)
-      const lp = lpStream(stream)
-      await lp.write(Uint8Array.of(0x08, 0x00)) // HopMessage { type: RESERVE }
-      const reply = varintFields((await lp.read()).subarray())
-      await stream.close().catch(() => {})
-      return reply.get(5) // HopMessage.status
-    }
+    const stranger = await peer()
+    await worker.accounts.add(client.peerId.toString())
+    const reserveAs = async (asker: ClientPeer): Promise<number | undefined> => await requestReservation(asker, multiaddr(tcpAddr))
+    const reserve = async (): Promise<number | undefined> => await reserveAs(client)
     assert.equal(await reserve(), STATUS_OK)
     assert.equal(await reserve(), STATUS_OK, 'a renewal within the limit is accepted')
     assert.equal(await reserve(), STATUS_PERMISSION_DENIED, 'the third request in one TTL is over PHAROS_RELAY_MAX_RESERVATIONS_PER_PEER=2')
     assert.match(await metricsText(), /^pharos_relay_reservation_requests_total\{outcome="per-peer"\} 1$/m)
+    assert.match(await metricsText(), /^pharos_relay_reservation_requests_total\{outcome="renewed"\} 1$/m, 'the renewal took no second slot')
+    assert.equal(await reserveAs(stranger), STATUS_PERMISSION_DENIED, 'a peer that is not a registered account gets no reservation')
+    assert.match(await metricsText(), /^pharos_relay_reservation_requests_total\{outcome="not-registered"\} 1$/m)
   })
 
   it('refuses peers whose identity is not ed25519', async () => {

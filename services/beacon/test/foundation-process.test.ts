@@ -8,6 +8,8 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, it } from 'node:test'
+import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { schema, flagFor } from '../src/config/schema.ts'
 import { createTestDatabase } from './helpers/databases.ts'
 import { runMain, runScript, spawnWorker, stopWorker, workerEnv } from './helpers/worker-process.ts'
@@ -144,13 +146,23 @@ describe('worker process', () => {
 
 describe('README peer example', () => {
   it('bootstraps through a worker and gets a relayed address on it', async () => {
-    const worker = await spawnWorker(await workerEnv())
+    const admin = 'example-admin-token-0123456789'
+    const worker = await spawnWorker(await workerEnv({ PHAROS_ADMIN_TOKENS: admin }))
     try {
       const tcpAddr = worker.multiaddrs.find((addr) => addr.startsWith('/ip4/127.0.0.1/') && !addr.includes('/ws/')) ?? assert.fail('no TCP address')
+      // Reservations go to registered accounts only: register the example's key first.
+      const key = await generateKeyPair('Ed25519')
+      const registered = await fetch(`${worker.httpUrl}/v1/accounts`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ peerId: peerIdFromPrivateKey(key).toString() })
+      })
+      assert.equal(registered.status, 201, await registered.text())
       const example = fileURLToPath(new URL('../../peer/examples/bootstrap-and-relay.ts', import.meta.url))
-      const result = await runScript(example, [tcpAddr])
+      const result = await runScript(example, [tcpAddr], { PATH: process.env.PATH ?? '', PEER_KEY: Buffer.from(privateKeyToProtobuf(key)).toString('base64') })
       assert.equal(result.code, 0, result.stderr)
       const printed = JSON.parse(result.stdout) as { peerId: string, relayed: string }
+      assert.equal(printed.peerId, peerIdFromPrivateKey(key).toString())
       assert.equal(printed.relayed, `${tcpAddr}/p2p-circuit/p2p/${printed.peerId}`)
     } finally {
       await stopWorker(worker)

@@ -7,6 +7,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
 import { createTestDatabase } from './helpers/databases.ts'
+import { waitForValue } from './helpers/wait.ts'
 import {
   createContentPeer, fileFromBlocks, httpClient, metricValue, MiB, pinningSpecValidator, randomContent,
   sha256Hex, testConfig, testLogger, verifyCar, waitForPin
@@ -38,7 +39,9 @@ describe('pinning end to end (Postgres)', () => {
       PHAROS_PIN_TOKENS: `alice:${TOKEN}`,
       PHAROS_PIN_MAX_BYTES: String(16 * MiB),
       PHAROS_PIN_MAX_DEPTH: '3',
-      PHAROS_PIN_TIMEOUT_MS: '20000'
+      PHAROS_PIN_TIMEOUT_MS: '20000',
+      PHAROS_PIN_STALL_TIMEOUT_MS: '3000',
+      PHAROS_PIN_RETRY_BASE_MS: '200'
     }), testLogger())
     call = httpClient(worker.httpUrl, TOKEN)
   })
@@ -157,6 +160,25 @@ describe('pinning end to end (Postgres)', () => {
     const settled = await waitForPin(call, added.body.requestid)
     assert.equal(settled.status, 'failed')
     assert.match(settled.info.status_details, /^PHAROS_PIN_MAX_DEPTH: /)
+  })
+
+  it('gives up an attempt whose blocks stopped arriving (PHAROS_PIN_STALL_TIMEOUT_MS) and pins on the retry', async () => {
+    // The origin holds the block but does not serve it until released: a want nobody answers.
+    let release = (): void => {}
+    const released = new Promise<void>((resolve) => { release = resolve })
+    const stalling = await createContentPeer({ beforeRead: async () => { await released } })
+    peers.push(stalling)
+    const cid = await stalling.addFile(randomContent(64 * 1024))
+    const added = await call('POST', '/pins', { cid: cid.toString(), origins: stalling.multiaddrs() })
+    assert.equal(added.status, 202, JSON.stringify(added.body))
+    const stalled = await waitForValue('the first attempt to be given up as stalled', 20_000, async () => {
+      const { rows } = await worker.db.query<{ reason: string | null, attempts: number }>('SELECT failure_reason AS reason, attempts FROM pins WHERE id = $1', [added.body.requestid])
+      return rows[0]?.reason?.startsWith('PHAROS_PIN_STALL_TIMEOUT_MS: ') === true ? rows[0] : undefined
+    })
+    assert.match(stalled.reason ?? '', /no block arrived for 3000 ms \(0 blocks/)
+    release()
+    const pinned = await waitForPin(call, added.body.requestid)
+    assert.equal(pinned.status, 'pinned', JSON.stringify(pinned))
   })
 
   it('never serves a block whose bytes were corrupted in Postgres, over the gateway or Bitswap', async () => {

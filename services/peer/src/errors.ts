@@ -169,3 +169,37 @@ export class KeyDeniedError extends Error {
     this.reason = reason
   }
 }
+
+/**
+ * A receipt that does not verify: `code` says why (receipt.ts `ReceiptErrorCode`): a bad
+ * signature (`bad-statement-signature`), another signer than the beacon asked (`bad-signer`),
+ * another kind (`wrong-kind`), or a valid receipt about something other than what was asked
+ * (`wrong-subject`). A beacon that hands one out is not to be trusted for it.
+ */
+export class ReceiptVerificationError extends Error {
+  override readonly name = 'ReceiptVerificationError'
+  /** The beacon that answered with it, when it came over the sync protocol. */
+  readonly peer: string | undefined
+  readonly code: string
+  constructor (code: string, detail: string, peer?: string) {
+    super(`receipt${peer === undefined ? '' : ` from ${peer}`} refused: ${code}: ${detail}`)
+    this.peer = peer
+    this.code = code
+  }
+}
+
+/**
+ * No beacon gave a receipt: none holds the subject in full. `reason` is the last beacon's:
+ * `unknown` (nothing stored), `incomplete` (a gap below the head, or blocks missing),
+ * `not-pinned` (the DAG is not, or not yet, pinned).
+ */
+export class NotHeldError extends Error {
+  override readonly name = 'NotHeldError'
+  readonly subject: string
+  readonly reason: string
+  constructor (subject: string, reason: string, detail: string) {
+    super(`no receipt for ${subject}: ${reason}: ${detail}`)
+    this.subject = subject
+    this.reason = reason
+  }
+}

@@ -5,6 +5,7 @@
 export { createPharosPeer, PharosPeer } from './pharos-peer.ts'
 export type {
   KeyDeposit,
+  LogReceiptOptions,
   PharosPeerInit,
   PharosPeerNode,
   PharosPeerServices,
@@ -19,6 +20,8 @@ export { decodePostBody, encodePostBody } from './post.ts'
 export { decodeKeyFile, encodeKeyFile, generateKey, loadKeyFile, saveKeyFile, signerFor } from './keys.ts'
 export type { KeyFile } from './keys.ts'
 export { checkLogEntry, verifyLog, walkLog } from './log-verify.ts'
+export { verifyLogReceipt, verifyPinReceipt } from './receipts.ts'
+export type { LogReceipt, PinReceipt, Receipt } from './receipts.ts'
 export { DEFAULT_NETWORK, DEFAULT_TIMEOUTS } from './constants.ts'
 export type { PeerTimeouts } from './constants.ts'
 export * from './errors.ts'

@@ -39,7 +39,7 @@ import { createLibp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { overlay } from '../../beacon/src/overlay/overlay-driver.ts'
-import type { Delivery, OverlayDriver, OverlayRefusedError } from '../../beacon/src/overlay/overlay-driver.ts'
+import type { Delivery, DrainNotice, OverlayDriver, OverlayRefusedError, PeerAddrs } from '../../beacon/src/overlay/overlay-driver.ts'
 import { OVERLAY_TOPICS } from '../../beacon/src/overlay/topics.ts'
 import {
   auditProtocolId,
@@ -84,9 +84,11 @@ import {
   KeyDeniedError,
   MalformedResponseError,
   NoBeaconError,
+  NotHeldError,
   OwnHeadUnknownError,
   PeerNotStartedError,
   PostFormatError,
+  ReceiptVerificationError,
   RemoteError,
   RequestTimeoutError,
   UnknownAuthorError
@@ -97,6 +99,8 @@ import { LocalLog } from './local-log.ts'
 import { checkLogEntry, walkLog } from './log-verify.ts'
 import type { LogSource } from './log-verify.ts'
 import { attachmentNameProblem, decodePostBody, encodePostBody } from './post.ts'
+import { verifyLogReceipt, verifyPinReceipt } from './receipts.ts'
+import type { LogReceipt, PinReceipt } from './receipts.ts'
 import type { AttachmentInput, AttachmentLink } from './post.ts'
 import { collectBytes } from './bytes.ts'
 import { requestFrame, serveFrame } from './request-response.ts'
@@ -172,6 +176,16 @@ export interface WaitUntilHeldOptions extends AbortOptions {
   state?: 'stored' | 'pinned'
   /** Give up after this long. @default 300000 (guess: a beacon pin job with retries) */
   timeoutMs?: number
+  /**
+   * Also get a verified pin receipt for each CID once all are pinned (`receipt(cid)`), and
+   * resolve with them in the order of `cids`. Needs `state: 'pinned'`. @default false
+   */
+  receipts?: boolean
+}
+
+export interface LogReceiptOptions extends AbortOptions {
+  /** The head the receipt must cover. @default the beacon's best head for the author */
+  head?: CID
 }
 
 /** What `sync` did. */
@@ -199,6 +213,11 @@ const DEFAULT_HOLD_TIMEOUT_MS = 300_000
 /** First wait between attempts to reach another beacon after losing one; doubles up to the max (guess). */
 const RECONNECT_BASE_MS = 500
 const RECONNECT_MAX_MS = 15_000
+/**
+ * A beacon that said it is draining is not dialled again for this long: its worker is
+ * stopping, and a restarted one (same peer ID) is welcome after it (guess: a pod restart).
+ */
+const DRAINING_BEACON_MS = 60_000
 
 /** The `/p2p/<peer id>` of a bootstrap address (the last one, for a relayed address). */
 function beaconOf (address: string): { addr: Multiaddr, peer: PeerId } {
@@ -223,7 +242,7 @@ function asError (err: unknown): Error {
 
 /** A failure after which asking another beacon would not help: our request itself is refused. */
 function isDefinitive (err: unknown): boolean {
-  return err instanceof KeyDeniedError || (err instanceof RemoteError && err.code === 'bad-request')
+  return err instanceof KeyDeniedError || err instanceof ReceiptVerificationError || (err instanceof RemoteError && err.code === 'bad-request')
 }
 
 export class PharosPeer {
@@ -237,7 +256,10 @@ export class PharosPeer {
   private readonly self: string
   private readonly signer: Ed25519Signer
   private readonly network: string
-  private readonly beacons: ReadonlyArray<{ addr: Multiaddr, peer: PeerId }>
+  /** The bootstrap beacons, then sibling workers a draining beacon named (the overlay's bootstrap reads the same array). */
+  private readonly beacons: Array<{ addr: Multiaddr, peer: PeerId }>
+  /** Beacons that told us they are draining, until when they are not dialled. */
+  private readonly drainingBeacons = new Map<string, number>()
   private readonly timeouts: PeerTimeouts
   private readonly maxAttachmentBytes: number
   private readonly log: Logger
@@ -260,7 +282,7 @@ export class PharosPeer {
   private reconnecting: Promise<void> | undefined
 
   /** Use `createPharosPeer`. */
-  constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: ReadonlyArray<{ addr: Multiaddr, peer: PeerId }>) {
+  constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: Array<{ addr: Multiaddr, peer: PeerId }>) {
     this.libp2p = libp2p
     this.helia = helia
     this.peerId = libp2p.peerId
@@ -325,6 +347,7 @@ export class PharosPeer {
       }
       this.libp2p.addEventListener('peer:disconnect', onDisconnect)
       this.cleanups.push(() => { this.libp2p.removeEventListener('peer:disconnect', onDisconnect) })
+      this.cleanups.push(this.overlay.onDrain((notice) => { this.onBeaconDraining(notice) }))
     } catch (err) {
       this.status = 'started'
       await this.stop()
@@ -365,7 +388,7 @@ export class PharosPeer {
     }
     const connected = this.openBeacons()
     const failures: string[] = []
-    const untried = this.beacons.filter(({ peer }) => !connected.some((open) => open.equals(peer)))
+    const untried = this.beacons.filter(({ peer }) => !connected.some((open) => open.equals(peer)) && !this.isDraining(peer))
     if (this.beaconConnections >= this.beacons.length) {
       const results = await Promise.allSettled(untried.map(dial))
       results.forEach((result, i) => {
@@ -461,6 +484,69 @@ export class PharosPeer {
     throw last
   }
 
+  // ---- a beacon that drains -----------------------------------------------------------------
+
+  private isDraining (peer: PeerId): boolean {
+    const until = this.drainingBeacons.get(peer.toString())
+    return until !== undefined && until > Date.now()
+  }
+
+  /**
+   * One of our beacons is draining (its worker is stopping) and names sibling workers to
+   * move to (docs/fleet.md "Drain"): dial them, join the overlay through one, then hang up
+   * on the draining beacon, which is waiting for exactly that before it closes. So the
+   * overlay never has to notice a dead link. Notices from peers that are not our beacons
+   * are ignored: only a beacon may send us elsewhere.
+   */
+  private onBeaconDraining ({ from, siblings }: DrainNotice): void {
+    if (this.status !== 'started' || !this.isBeacon(from)) return
+    this.drainingBeacons.set(from.toString(), Date.now() + DRAINING_BEACON_MS)
+    void this.moveOffBeacon(from, siblings).catch((err: unknown) => { this.log('moving off draining beacon %p failed - %e', from, err) })
+  }
+
+  private async moveOffBeacon (draining: PeerId, siblings: readonly PeerAddrs[]): Promise<void> {
+    const signal = AbortSignal.any([this.lifetime.signal, AbortSignal.timeout(this.timeouts.dialMs + this.timeouts.joinMs)])
+    const others = (): PeerId[] => this.openBeacons().filter((peer) => !this.isDraining(peer))
+    const contacts: PeerId[] = []
+    for (const sibling of siblings) {
+      if (others().length >= this.beaconConnections) break
+      const beacon = this.adoptBeacon(sibling)
+      if (beacon === undefined || this.isDraining(beacon.peer)) continue
+      try {
+        await this.libp2p.dial(beacon.addr, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.timeouts.dialMs)]) })
+        contacts.push(beacon.peer)
+      } catch (err) {
+        signal.throwIfAborted()
+        this.log('sibling %s named by draining beacon %p did not answer - %e', sibling.peerId, draining, err)
+      }
+    }
+    const contact = contacts[0] ?? others()[0]
+    if (contact !== undefined) {
+      // Join through the sibling even with neighbours left: the draining beacon is likely one.
+      for (const topic of OVERLAY_TOPICS) this.overlay.join(topic, contact)
+      const linked = (): boolean => this.overlay.snapshot().content?.active.some((peer) => peer !== draining.toString()) ?? false
+      while (!linked() && !signal.aborted) await delay(50, undefined, { signal }).catch(() => {})
+    }
+    await this.libp2p.hangUp(draining, { signal: this.lifetime.signal })
+  }
+
+  /** A sibling worker named by a draining beacon becomes one of ours (kept after the ones we were given). */
+  private adoptBeacon (sibling: PeerAddrs): { addr: Multiaddr, peer: PeerId } | undefined {
+    const known = this.beacons.find(({ peer }) => peer.toString() === sibling.peerId)
+    if (known !== undefined) return known
+    const text = sibling.multiaddrs[0]
+    if (text === undefined) return undefined
+    try {
+      const addr = multiaddr(text)
+      const beacon = beaconOf(addr.getComponents().some((component) => component.name === 'p2p') ? text : `${text}/p2p/${sibling.peerId}`)
+      if (beacon.peer.toString() !== sibling.peerId) return undefined
+      this.beacons.push(beacon)
+      return beacon
+    } catch {
+      return undefined
+    }
+  }
+
   // ---- own log ------------------------------------------------------------------------------
 
   /**
@@ -542,10 +628,22 @@ export class PharosPeer {
    * Resolves once a beacon reports every CID in `state` (`pinned` by default). Polls the
    * beacon's `status` meanwhile, and every few seconds re-announces the peer's head with a
    * `heads` request carrying it as `known`, so a beacon that missed the gossip fetches it.
-   * On timeout, RequestTimeoutError says what the last status was.
+   * On timeout, RequestTimeoutError says what the last status was. With `receipts: true`,
+   * resolves with a verified pin receipt per CID (see `receipt`).
    */
-  async waitUntilHeld (cids: readonly CID[], options: WaitUntilHeldOptions = {}): Promise<void> {
+  async waitUntilHeld (cids: readonly CID[], options: WaitUntilHeldOptions & { receipts: true }): Promise<PinReceipt[]>
+  async waitUntilHeld (cids: readonly CID[], options?: WaitUntilHeldOptions): Promise<void>
+  async waitUntilHeld (cids: readonly CID[], options: WaitUntilHeldOptions = {}): Promise<PinReceipt[] | void> {
     this.requireStarted('waitUntilHeld')
+    if (options.receipts === true && (options.state ?? 'pinned') !== 'pinned') throw new RangeError('receipts are for pinned CIDs: drop state: \'stored\' or receipts')
+    await this.waitForStatus(cids, options)
+    if (options.receipts !== true) return undefined
+    const receipts: PinReceipt[] = []
+    for (const cid of cids) receipts.push(await this.receipt(cid, options.signal === undefined ? {} : { signal: options.signal }))
+    return receipts
+  }
+
+  private async waitForStatus (cids: readonly CID[], options: WaitUntilHeldOptions): Promise<void> {
     const want = options.state ?? 'pinned'
     const timeoutMs = options.timeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS
     const timeout = AbortSignal.timeout(timeoutMs)
@@ -578,6 +676,33 @@ export class PharosPeer {
       }
       throw err
     }
+  }
+
+  // ---- receipts -----------------------------------------------------------------------------
+
+  /**
+   * A signed receipt from a beacon (docs/logs.md "Receipts"), verified before it is returned:
+   * for an author's log (a peer ID: up to `options.head`, else the beacon's best head) or for
+   * a pinned DAG (a CID). The receipt must be signed by the beacon that answered (Noise
+   * authenticated it), be of the kind asked for, and be about exactly that author, head or
+   * root; otherwise ReceiptVerificationError, at once. A beacon that holds it only in part
+   * says so and the next beacon is asked; NotHeldError if none gives one.
+   */
+  async receipt (author: string, options?: LogReceiptOptions): Promise<LogReceipt>
+  async receipt (cid: CID, options?: AbortOptions): Promise<PinReceipt>
+  async receipt (subject: string | CID, options: LogReceiptOptions = {}): Promise<LogReceipt | PinReceipt> {
+    this.requireStarted('receipt')
+    const name = subject.toString()
+    return await this.withBeacon('receipt', options, async (beacon) => {
+      const signer = beacon.toString()
+      const answer = typeof subject === 'string'
+        ? await this.syncClient.receipt(beacon, options.head === undefined ? { author: subject } : { author: subject, head: options.head }, options)
+        : await this.syncClient.receipt(beacon, { cid: subject }, options)
+      if ('notHeld' in answer) throw new NotHeldError(name, answer.notHeld, `${signer}: ${answer.message}`)
+      return typeof subject === 'string'
+        ? await verifyLogReceipt(answer.statement, { signer, author: subject, ...(options.head === undefined ? {} : { head: options.head }) }, signer)
+        : await verifyPinReceipt(answer.statement, { signer, cid: subject }, signer)
+    })
   }
 
   // ---- following and fetching ---------------------------------------------------------------

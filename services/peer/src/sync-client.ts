@@ -1,6 +1,6 @@
 /**
- * The asking side of `/<network>/sync/1.0.0`: typed `heads`, `entries` and `status`
- * requests. An `error` frame becomes a RemoteError, a frame of the wrong type or shape a
+ * The asking side of `/<network>/sync/1.0.0`: typed `heads`, `entries`, `status` and
+ * `receipt` requests. An `error` frame becomes a RemoteError, a frame of the wrong type or shape a
  * MalformedResponseError; lists longer than the protocol's bounds are split into requests.
  */
 import type { CID } from 'multiformats/cid'
@@ -11,7 +11,7 @@ import {
   SYNC_LIMITS,
   syncProtocolId
 } from '../../protocol/src/log/index.ts'
-import type { EntryStatus, HeadInfo, KnownHead, SyncRequest, SyncResponse } from '../../protocol/src/log/index.ts'
+import type { EntryStatus, HeadInfo, KnownHead, NotHeldReason, ReceiptSubject, SyncRequest, SyncResponse } from '../../protocol/src/log/index.ts'
 import { MalformedResponseError, RemoteError } from './errors.ts'
 import { requestFrame } from './request-response.ts'
 import type { AbortOptions, Libp2p, PeerId } from '@libp2p/interface'
@@ -35,13 +35,13 @@ export class SyncClient {
     this.timeoutMs = timeoutMs
   }
 
-  private async request<T extends SyncResponse['t']> (peer: PeerId, request: SyncRequest, expected: T, options: AbortOptions): Promise<ResponseOf<T>> {
+  private async request<T extends SyncResponse['t']> (peer: PeerId, request: SyncRequest, expected: T | readonly T[], options: AbortOptions): Promise<ResponseOf<T>> {
     const bytes = await requestFrame(this.node, peer, this.protocol, encodeSyncRequest(request), MAX_SYNC_FRAME_BYTES, `sync ${request.t}`, { ...options, timeoutMs: this.timeoutMs })
     const decoded = decodeSyncResponse(bytes)
     if (!decoded.ok) throw new MalformedResponseError(peer.toString(), this.protocol, decoded.detail)
     const response = decoded.value
     if (response.t === 'error') throw new RemoteError(peer.toString(), this.protocol, response.code, response.message)
-    if (response.t !== expected) throw new MalformedResponseError(peer.toString(), this.protocol, `a ${response.t} frame answered a ${request.t} request`)
+    if (!(typeof expected === 'string' ? [expected] : expected).some((type) => type === response.t)) throw new MalformedResponseError(peer.toString(), this.protocol, `a ${response.t} frame answered a ${request.t} request`)
     return response as ResponseOf<T>
   }
 
@@ -69,6 +69,19 @@ export class SyncClient {
     const response = await this.request(peer, { t: 'entries', from, limit }, 'entries', options)
     if (response.blocks.length > limit) throw new MalformedResponseError(peer.toString(), this.protocol, `${response.blocks.length} blocks where at most ${limit} were asked for`)
     return response.blocks
+  }
+
+  /**
+   * The receipt `peer` signs for `subject` (still to be verified: receipt.ts `open*Receipt`),
+   * or why it gives none.
+   */
+  async receipt (peer: PeerId, subject: ReceiptSubject, options: AbortOptions = {}): Promise<{ statement: Uint8Array } | { notHeld: NotHeldReason, message: string }> {
+    // Spelled out: a CBOR map may not hold `head: undefined`.
+    const request: SyncRequest = 'cid' in subject
+      ? { t: 'receipt', cid: subject.cid }
+      : subject.head === undefined ? { t: 'receipt', author: subject.author } : { t: 'receipt', author: subject.author, head: subject.head }
+    const response = await this.request(peer, request, ['receipt', 'not-held'], options)
+    return response.t === 'receipt' ? { statement: response.statement } : { notHeld: response.reason, message: response.message }
   }
 
   /** For each CID, whether `peer` holds it: unknown, stored, or pinned (with all it links to). */

@@ -7,7 +7,7 @@
  * - `heads`: the head it holds for each asked author (its own log, and those it follows);
  *   `forks` is always 0: a peer keeps one chain per author;
  * - `status`: `stored` for a block it holds, `unknown` otherwise (a peer never pins);
- * - anything else (`changes`, or a malformed frame): an `error` frame.
+ * - anything else (`changes`, `receipt`, or a malformed frame): an `error` frame.
  */
 import { decodeSyncRequest, encodeSyncResponse, MAX_SYNC_FRAME_BYTES } from '../../protocol/src/log/index.ts'
 import type { EntryStatus, HeadInfo, KnownHead, SyncResponse } from '../../protocol/src/log/index.ts'
@@ -51,6 +51,8 @@ export async function answerSync (bytes: Uint8Array, log: LocalLog, onKnown?: (k
     }
     case 'changes':
       return { t: 'error', code: 'bad-request', message: 'a peer does not serve changes; ask a beacon' }
+    case 'receipt':
+      return { t: 'error', code: 'bad-request', message: 'a peer issues no receipts; ask a beacon' }
     default: {
       const unhandled: never = request
       return { t: 'error', code: 'bad-request', message: `unknown request ${String((unhandled as { t?: unknown }).t)}` }

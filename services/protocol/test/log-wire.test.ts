@@ -61,7 +61,10 @@ const requests: SyncRequest[] = [
   { t: 'entries', from: entryCid('x'), limit: 1 },
   { t: 'entries', from: rawCid('x'), limit: SYNC_LIMITS.entries },
   { t: 'status', cids: [] },
-  { t: 'status', cids: times(SYNC_LIMITS.cids, (i) => rawCid(`${i}`)) }
+  { t: 'status', cids: times(SYNC_LIMITS.cids, (i) => rawCid(`${i}`)) },
+  { t: 'receipt', author: alice.peerId },
+  { t: 'receipt', author: alice.peerId, head: entryCid('head') },
+  { t: 'receipt', cid: rawCid('dag') }
 ]
 
 const responses: SyncResponse[] = [
@@ -73,6 +76,10 @@ const responses: SyncResponse[] = [
   { t: 'entries', blocks: [Uint8Array.of(1, 2, 3), new Uint8Array(MAX_ENTRY_BYTES)] },
   { t: 'status', statuses: ['unknown', 'stored', 'pinned'] },
   { t: 'status', statuses: times(SYNC_LIMITS.cids, () => 'pinned' as const) },
+  { t: 'receipt', statement: Uint8Array.of(1, 2, 3) },
+  { t: 'not-held', reason: 'unknown', message: 'nothing stored' },
+  { t: 'not-held', reason: 'incomplete', message: 'a gap' },
+  { t: 'not-held', reason: 'not-pinned', message: '' },
   { t: 'error', code: 'bad-request', message: 'no' },
   { t: 'error', code: 'unavailable', message: '' }
 ]
@@ -168,6 +175,13 @@ describe('log wire: sync request bounds', () => {
     ['status with SYNC_LIMITS.cids + 1 CIDs', { t: 'status', cids: times(SYNC_LIMITS.cids + 1, (i) => rawCid(`${i}`)) }],
     ['status with a string among the CIDs', { t: 'status', cids: [rawCid('a'), 'bafy'] }],
     ['status with an extra key', { t: 'status', cids: [], deep: true }],
+    ['receipt with neither author nor cid', { t: 'receipt' }],
+    ['receipt with both author and cid', { t: 'receipt', author: alice.peerId, cid: rawCid('a') }],
+    ['receipt with a cid and a head', { t: 'receipt', cid: rawCid('a'), head: entryCid('h') }],
+    ['receipt with an RSA author', { t: 'receipt', author: 'QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N' }],
+    ['receipt whose head is a string', { t: 'receipt', author: alice.peerId, head: entryCid('h').toString() }],
+    ['receipt whose cid is a string', { t: 'receipt', cid: rawCid('a').toString() }],
+    ['receipt with an extra key', { t: 'receipt', author: alice.peerId, at: 5 }],
     ['an unknown t', { t: 'head', authors: [], known: [] }],
     ['t in capitals', { t: 'HEADS', authors: [], known: [] }],
     ['a numeric t', { t: 1 }],
@@ -211,6 +225,11 @@ describe('log wire: sync response bounds', () => {
     ['an error with an unknown code', { t: 'error', code: 'banned', message: '' }],
     ['an error whose message is not a string', { t: 'error', code: 'bad-request', message: 5 }],
     ['an error without a message', { t: 'error', code: 'bad-request' }],
+    ['a receipt that is not bytes', { t: 'receipt', statement: 'abc' }],
+    ['a receipt over 4096 bytes', { t: 'receipt', statement: new Uint8Array(4097) }],
+    ['a receipt with an extra key', { t: 'receipt', statement: Uint8Array.of(1), signer: alice.peerId }],
+    ['not-held with an unknown reason', { t: 'not-held', reason: 'lost', message: '' }],
+    ['not-held without a message', { t: 'not-held', reason: 'unknown' }],
     ['an unknown t', { t: 'nope' }],
     ['a request type as a response', { t: 'changes', cursor: '0', limit: 1 }]
   ]

@@ -319,6 +319,13 @@ export const schema = {
     default: '600000',
     help: 'Longest one pin attempt may fetch; it is retried with backoff, and the last attempt fails naming this key (guess: 1 GiB at ~2 MB/s).'
   },
+  pinStallTimeoutMs: {
+    env: 'PHAROS_PIN_STALL_TIMEOUT_MS',
+    group: 'pinning',
+    parse: integer(1000, 86_400_000),
+    default: '30000',
+    help: 'A pin attempt that receives no block for this long is given up and retried with backoff, re-dialling its origins (guess: a live provider answers a want within seconds).'
+  },
   pinOwnerQuotaBytes: {
     env: 'PHAROS_PIN_OWNER_QUOTA_BYTES',
     group: 'pinning',
@@ -531,6 +538,13 @@ export const schema = {
     default: '4',
     help: 'Reservation requests (new or renewed) one peer may make per reservation TTL; a peer holds at most one reservation, this bounds how often it may ask (guess: one renewal per TTL plus reconnects).'
   },
+  relaySlotsPerAccount: {
+    env: 'PHAROS_RELAY_SLOTS_PER_ACCOUNT',
+    group: 'relay',
+    parse: integer(0, 1_000),
+    default: '2',
+    help: 'Relay reservations one registered account may hold at once over the whole fleet, at most one per worker (counted in Redis); a reconnect or renewal at the same worker reuses its slot, unregistered peers get none, 0 turns relaying off (guess: a peer holding two beacons reserves on both).'
+  },
   relayReservationTtlMs: {
     env: 'PHAROS_RELAY_RESERVATION_TTL_MS',
     group: 'relay',
@@ -572,6 +586,13 @@ export const schema = {
     parse: integer(100, 600_000),
     default: '15000',
     help: 'On SIGTERM, the drain must finish within this deadline or the process exits 1 (k8s grace period is 30 s).'
+  },
+  shutdownDrainMs: {
+    env: 'PHAROS_SHUTDOWN_DRAIN_MS',
+    group: 'operations',
+    parse: integer(0, 600_000),
+    default: '8000',
+    help: 'On SIGTERM, how long the worker waits for the peers it told to move (to sibling workers from fleet membership) to leave before it closes; must be less than PHAROS_SHUTDOWN_TIMEOUT_MS; 0 tells them but does not wait (guess: a dial and an overlay join, with room for storage and libp2p to stop within 15 s).'
   },
   shutdownReadinessDelayMs: {
     env: 'PHAROS_SHUTDOWN_READINESS_DELAY_MS',

@@ -8,10 +8,10 @@
 /**
  * The Redis work that failed, the `operation` label of `pharos_redis_errors_total`:
  * - `connection`: the connection itself (lost, refused, reset, timed out), command or subscriber;
- * - `seen`, `membership`, `peer-views`, `bans`, `bridge`: a command of that area.
+ * - `seen`, `membership`, `peer-views`, `bans`, `bridge`, `relay-slots`: a command of that area.
  */
-export type RedisOperation = 'connection' | 'seen' | 'membership' | 'peer-views' | 'bans' | 'bridge'
-export const REDIS_OPERATIONS = ['connection', 'seen', 'membership', 'peer-views', 'bans', 'bridge'] as const satisfies readonly RedisOperation[]
+export type RedisOperation = 'connection' | 'seen' | 'membership' | 'peer-views' | 'bans' | 'bridge' | 'relay-slots'
+export const REDIS_OPERATIONS = ['connection', 'seen', 'membership', 'peer-views', 'bans', 'bridge', 'relay-slots'] as const satisfies readonly RedisOperation[]
 
 /**
  * How a seen-set claim was answered, the `result` label of `pharos_seen_claims_total`:
@@ -28,6 +28,15 @@ export const SEEN_CLAIM_RESULTS = ['claimed', 'seen', 'local'] as const satisfie
  */
 export type BridgeDirection = 'published' | 'received' | 'dropped'
 export const BRIDGE_DIRECTIONS = ['published', 'received', 'dropped'] as const satisfies readonly BridgeDirection[]
+
+/**
+ * How a relay slot request was answered, the `result` label of `pharos_relay_slots_total`:
+ * `granted` (a new slot), `renewed` (the worker's own slot reused), `full` (the account's
+ * slots are all held elsewhere), `local` (Redis unavailable: decided on this worker's own
+ * slots).
+ */
+export type RelaySlotResult = 'granted' | 'renewed' | 'full' | 'local'
+export const RELAY_SLOT_RESULTS = ['granted', 'renewed', 'full', 'local'] as const satisfies readonly RelaySlotResult[]
 
 /** Where a malformed value read from Redis came from (it was dropped, not thrown). */
 export type MalformedSource = 'membership' | 'peer-views' | 'bans' | 'ban-events'
@@ -47,4 +56,5 @@ export interface FleetMetricsHooks {
   /** `pharos_fleet_peers`: peers this worker holds (connected), as PeerViews knows them. */
   fleetPeers: SetGauge
   malformed: LabelledCounter<{ source: MalformedSource }>
+  relaySlots: LabelledCounter<{ result: RelaySlotResult }>
 }

@@ -11,6 +11,8 @@ import { RedisPeerViews } from './peer-views.ts'
 import type { PeerViews } from './peer-views.ts'
 import { openFleetRedis } from './redis-connection.ts'
 import type { FleetRedis, RedisMode } from './redis-connection.ts'
+import { RedisRelaySlots } from './relay-slots.ts'
+import type { RelaySlots } from './relay-slots.ts'
 import { RedisSeenSet } from './seen-set.ts'
 import type { SeenSet } from './seen-set.ts'
 
@@ -27,6 +29,8 @@ export interface FleetState {
   readonly peerViews: PeerViews
   readonly bans: BanSync
   readonly bridge: GossipBridge
+  /** Relay reservation slots per account, counted fleet-wide. */
+  readonly relaySlots: RelaySlots
   /** Leaves the fleet (membership and peer view removed), stops timers, closes Redis. */
   stop: () => Promise<void>
 }
@@ -40,6 +44,7 @@ export interface RedisFleetState extends FleetState {
   readonly peerViews: RedisPeerViews
   readonly bans: RedisBanSync
   readonly bridge: RedisGossipBridge
+  readonly relaySlots: RedisRelaySlots
 }
 
 export interface FleetStateOptions {
@@ -59,6 +64,8 @@ export interface FleetStateOptions {
   seenClaimTtlMs: number
   /** PHAROS_PEER_VIEW_RETENTION_MS. */
   peerViewRetentionMs: number
+  /** PHAROS_RELAY_SLOTS_PER_ACCOUNT and PHAROS_RELAY_RESERVATION_TTL_MS. */
+  relaySlots: { slotsPerAccount: number, reservationTtlMs: number }
   log: Logger
   metrics?: FleetMetricsHooks
   /** The changing fields of this worker's membership record, read at each heartbeat. */
@@ -73,7 +80,7 @@ export interface FleetStateOptions {
 }
 
 /** What the in-process state needs: no Redis, no prefix, no heartbeats. */
-export type InProcessFleetStateOptions = Pick<FleetStateOptions, 'workerId' | 'workerName' | 'seenTtlMs' | 'seenClaimTtlMs' | 'peerViewRetentionMs' | 'record' | 'metrics'>
+export type InProcessFleetStateOptions = Pick<FleetStateOptions, 'workerId' | 'workerName' | 'seenTtlMs' | 'seenClaimTtlMs' | 'peerViewRetentionMs' | 'relaySlots' | 'record' | 'metrics'>
 
 /**
  * Opens Redis and starts every fleet structure on it: membership heartbeats, peer view
@@ -97,12 +104,14 @@ export async function startFleetState (options: FleetStateOptions): Promise<Redi
   })
   const bans = new RedisBanSync({ redis, keys, workerId, log, metrics })
   const bridge = new RedisGossipBridge({ redis, keys, workerId, log, metrics })
+  const relaySlots = new RedisRelaySlots({ redis, keys, workerId, ...options.relaySlots, log, metrics })
 
   // Subscriptions and state listeners first, so nothing said after connecting is missed.
   bans.start()
   bridge.start()
   membership.start()
   peerViews.start()
+  relaySlots.start()
   if (!await redis.waitUntilReady(options.connectWaitMs ?? 3000)) {
     log.warn('Redis not reachable at start: running on local state, connecting in the background')
   }
@@ -116,12 +125,14 @@ export async function startFleetState (options: FleetStateOptions): Promise<Redi
     peerViews,
     bans,
     bridge,
+    relaySlots,
     async stop () {
       stopping ??= (async () => {
         bans.stop()
         bridge.stop()
+        relaySlots.stop()
         seen.flush()
-        await Promise.all([membership.leave(), peerViews.remove()])
+        await Promise.all([membership.leave(), peerViews.remove(), relaySlots.releaseAll()])
         await redis.close()
       })()
       await stopping

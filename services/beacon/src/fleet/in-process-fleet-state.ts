@@ -5,6 +5,7 @@ import type { BridgeMessage, GossipBridge } from './gossip-bridge.ts'
 import type { FleetMembership, FleetWorker, WorkerRecordFields } from './membership.ts'
 import { LocalPeerTable, localViewPage } from './peer-views.ts'
 import type { FleetViewPage, PeerConnection, PeerViews, SeedCandidate } from './peer-views.ts'
+import { LocalRelaySlots } from './relay-slots.ts'
 import type { ClaimResult, SeenSet, SeenState } from './seen-set.ts'
 import { TtlLru } from './ttl-lru.ts'
 import type { FleetMetricsHooks } from './fleet-metrics-hooks.ts'
@@ -130,6 +131,7 @@ export function startInProcessFleetState (options: InProcessFleetStateOptions): 
     peerViews: new LocalPeerViews({ workerId, workerName, retentionMs: options.peerViewRetentionMs, metrics }),
     bans: new LocalBanSync(),
     bridge: new LocalGossipBridge(),
+    relaySlots: new LocalRelaySlots({ workerId, ...options.relaySlots, metrics }),
     async stop () {}
   }
 }

@@ -36,6 +36,8 @@ export interface FleetKeys {
   banEvents: () => string
   /** Channel: binary gossip bridge frames (gossip-bridge.ts). */
   bridge: () => string
+  /** ZSET, one account's relay slots: worker peer ID → slot expiry (ms since epoch); PX reservation TTL. Tag `{relay:<account>}`. */
+  relaySlots: (account: string) => string
 }
 
 export function fleetKeys (prefix: string): FleetKeys {
@@ -48,7 +50,8 @@ export function fleetKeys (prefix: string): FleetKeys {
     peerView: (workerPeerId) => `${prefix}{peers:${workerPeerId}}:view`,
     bans: () => `${prefix}{bans}:peers`,
     banEvents: () => `${prefix}bans`,
-    bridge: () => `${prefix}bridge`
+    bridge: () => `${prefix}bridge`,
+    relaySlots: (account) => `${prefix}{relay:${account}}:slots`
   }
 }
 

@@ -22,6 +22,9 @@ import { adminStorageRoutes } from './routes/admin-storage.ts'
 import { auditRoutes } from './routes/audits.ts'
 import type { AuditStore } from '../audit/audit-store.ts'
 import { gatewayRoutes } from './routes/gateway.ts'
+import { headRoutes } from './routes/heads.ts'
+import type { SyncResponder } from '../logs/sync-responder.ts'
+import type { ReceiptIssuer } from '../receipts/receipt-issuer.ts'
 import { pinRoutes } from './routes/pins.ts'
 import type { StorageHttp } from '../pinning/storage-service.ts'
 import { adminOverlayRoutes } from './routes/admin-overlay.ts'
@@ -47,6 +50,10 @@ export interface AppDeps {
   bans?: BanList
   /** Workers and the fleet's peer views: /v1/workers and /v1/peers. */
   fleet: FleetView
+  /** The sync protocol's responder: public GET /v1/heads. */
+  sync?: Pick<SyncResponder, 'respond'>
+  /** Signed pin receipts in GET /pins/{requestid}. */
+  receipts?: Pick<ReceiptIssuer, 'forDag'>
   /** Signed storage audit reports: /v1/audits (public). */
   audits?: Pick<AuditStore, 'list'>
 }
@@ -109,12 +116,22 @@ export async function buildApp (deps: AppDeps) {
       tokens: storage.pinTokens,
       ownerQuotaBytes: storage.ownerQuotaBytes,
       delegates: () => deps.node.multiaddrs(),
-      onQueued: storage.onPinQueued
+      onQueued: storage.onPinQueued,
+      ...(deps.receipts === undefined
+        ? {}
+        : {
+            pinReceipt: async (pinId: string) => {
+              const issued = await deps.receipts?.forDag({ pinId })
+              return issued?.ok === true ? issued.statement : undefined
+            }
+          })
     })
     await app.register(gatewayRoutes, { blockstore: storage.blockstore })
   }
   // Public, outside the admin plugin: reports are proofs meant for anyone (docs/audits.md).
   if (deps.audits !== undefined) await app.register(auditRoutes, { store: deps.audits })
+
+  if (deps.sync !== undefined) await app.register(headRoutes, { sync: deps.sync })
 
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger())
   return app

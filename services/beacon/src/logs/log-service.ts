@@ -13,6 +13,7 @@ import type { LogMetrics } from '../metrics/log-metrics.ts'
 import type { OverlayDriver } from '../overlay/overlay-driver.ts'
 import { serveRequests } from '../p2p/request-response.ts'
 import type { StorageService } from '../pinning/storage-service.ts'
+import type { ReceiptIssuer } from '../receipts/receipt-issuer.ts'
 import { ContentKeyStore } from '../keys/content-key-store.ts'
 import type { EntitlementCheck } from '../keys/entitlement.ts'
 import { KeyExchangeService } from '../keys/key-exchange-service.ts'
@@ -44,6 +45,8 @@ export interface LogServiceDeps {
   fleet: FleetGossip
   /** How long another worker's claim on a message is trusted before this one takes it over. */
   claimTtlMs: number
+  /** Signs receipts for the sync protocol's `receipt` requests. */
+  receipts: Pick<ReceiptIssuer, 'issue'>
   log: Logger
 }
 
@@ -71,6 +74,8 @@ interface Deferred {
 export interface LogService {
   readonly ingest: LogIngest
   readonly fetcher: AncestorFetcher
+  /** The sync responder: also answers `GET /v1/heads`. */
+  readonly sync: SyncResponder
   /** A message another worker accepted and relayed through the fleet: broadcast to our peers. */
   onRelayed: (topic: string, messageId: string, payload: Uint8Array) => void
   /** Registers the protocols and starts taking entries from the overlay. Call after libp2p started. */
@@ -127,7 +132,8 @@ export function createLogService (deps: LogServiceDeps): LogService {
     logs: deps.logs,
     blockstore: deps.storage.blockstore,
     isRegistered: deps.isRegistered,
-    fetchAncestors: (head, peers) => { fetcher.request(head, peers) }
+    fetchAncestors: (head, peers) => { fetcher.request(head, peers) },
+    receipts: deps.receipts
   })
   const keyExchange = new KeyExchangeService({
     keys: new ContentKeyStore(deps.db),
@@ -281,6 +287,7 @@ export function createLogService (deps: LogServiceDeps): LogService {
   return {
     ingest,
     fetcher,
+    sync,
     onRelayed,
     async start () {
       accepting = true

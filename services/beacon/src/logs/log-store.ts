@@ -391,6 +391,34 @@ export class LogStore {
   }
 
   /**
+   * What a log receipt may claim about `head`: walking back along `prev` from it, how many
+   * entries are stored, how many of their blocks are in the blockstore, and whether the walk
+   * ends at a genesis entry. The author's log is held up to `head` exactly when the walk
+   * reaches genesis through `seq + 1` entries and every block is there (an entry's row
+   * outlives its block if its pin failed and GC collected it). Undefined if `head` is not
+   * stored. One recursive query; its cost grows with the log's length.
+   */
+  async chainHeld (head: Uint8Array): Promise<{ author: string, seq: number, connected: boolean, entries: number, blocks: number, reachesGenesis: boolean } | undefined> {
+    const { rows } = await this.db.query<{ author: string, seq: number, connected: boolean, entries: number, blocks: number, reaches_genesis: boolean }>(
+      `WITH RECURSIVE walk (cid, prev, depth) AS (
+         SELECT cid, prev, 1 FROM log_entries WHERE cid = $1
+         UNION ALL
+         SELECT e.cid, e.prev, w.depth + 1 FROM log_entries e JOIN walk w ON e.cid = w.prev)
+       SELECT h.author, h.seq, h.connected,
+         (SELECT count(*) FROM walk)::int8 AS entries,
+         -- An entry's CID is always CIDv1 dag-cbor (0x01 0x71) then the multihash the
+         -- blockstore is keyed by (the protocol refuses any other prev), so the key is the
+         -- CID from its third byte on.
+         (SELECT count(*) FROM walk w JOIN blocks b ON b.multihash = substring(w.cid FROM 3))::int8 AS blocks,
+         coalesce((SELECT prev IS NULL FROM walk ORDER BY depth DESC LIMIT 1), false) AS reaches_genesis
+       FROM log_entries h WHERE h.cid = $1`,
+      [head])
+    const row = rows[0]
+    if (row === undefined) return undefined
+    return { author: row.author, seq: row.seq, connected: row.connected, entries: row.entries, blocks: row.blocks, reachesGenesis: row.reaches_genesis }
+  }
+
+  /**
    * The first missing link below `cid`: walking back along `prev` through stored entries,
    * the prev of the last one reached when it is not stored (`cid` itself when it is not
    * stored). Undefined when the walk reaches a genesis entry, or goes deeper than

@@ -9,6 +9,7 @@ import { decodeSyncRequest, encodeSyncResponse } from '../../../protocol/src/log
 import type { EntryStatus, HeadInfo, SyncRequest, SyncResponse } from '../../../protocol/src/log/index.ts'
 import { collectBytes } from '../storage/pg-blockstore.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
+import type { ReceiptIssuer } from '../receipts/receipt-issuer.ts'
 import { cidKey, InvalidCursorError } from './log-store.ts'
 import type { Head, LogStore } from './log-store.ts'
 
@@ -18,6 +19,8 @@ export interface SyncResponderDeps {
   isRegistered: (peerId: string) => boolean
   /** Fetch `head` and what lies below it from `peer`. */
   fetchAncestors: (head: CID, peers: string[]) => void
+  /** Signs receipts for what this worker holds (`receipt` requests). */
+  receipts: Pick<ReceiptIssuer, 'issue'>
 }
 
 function headInfo (head: Head): HeadInfo {
@@ -38,7 +41,11 @@ export class SyncResponder {
     return encodeSyncResponse(await this.respond(decoded.value, peer, signal))
   }
 
-  private async respond (request: SyncRequest, peer: string, signal: AbortSignal): Promise<SyncResponse> {
+  /**
+   * The answer to a decoded request from `peer`. `GET /v1/heads` calls it too, with `heads`
+   * (no `known`) and `changes` requests, so HTTP and libp2p answer alike.
+   */
+  async respond (request: SyncRequest, peer: string, signal: AbortSignal): Promise<SyncResponse> {
     const { deps } = this
     switch (request.t) {
       case 'heads': {
@@ -68,6 +75,10 @@ export class SyncResponder {
           return entry === undefined ? 'unknown' : entry.pinned ? 'pinned' : 'stored'
         })
         return { t: 'status', statuses }
+      }
+      case 'receipt': {
+        const issued = await deps.receipts.issue(request)
+        return issued.ok ? { t: 'receipt', statement: issued.statement } : { t: 'not-held', reason: issued.reason, message: issued.message }
       }
     }
   }

@@ -1,6 +1,6 @@
 import { Counter, Gauge } from 'prom-client'
 import type { Registry } from 'prom-client'
-import { BRIDGE_DIRECTIONS, MALFORMED_SOURCES, REDIS_OPERATIONS, SEEN_CLAIM_RESULTS } from '../fleet/fleet-metrics-hooks.ts'
+import { BRIDGE_DIRECTIONS, MALFORMED_SOURCES, REDIS_OPERATIONS, RELAY_SLOT_RESULTS, SEEN_CLAIM_RESULTS } from '../fleet/fleet-metrics-hooks.ts'
 import type { FleetMetricsHooks } from '../fleet/fleet-metrics-hooks.ts'
 
 /**
@@ -21,7 +21,7 @@ export function createFleetMetrics (registry: Registry): FleetMetricsHooks {
 
   const redisErrors = new Counter({
     name: 'pharos_redis_errors_total',
-    help: 'Redis failures seen by this worker, by operation (connection, seen, membership, peer-views, bans, bridge)',
+    help: 'Redis failures seen by this worker, by operation (connection, seen, membership, peer-views, bans, bridge, relay-slots)',
     labelNames: ['operation'] as const,
     registers
   })
@@ -52,6 +52,14 @@ export function createFleetMetrics (registry: Registry): FleetMetricsHooks {
   })
   for (const source of MALFORMED_SOURCES) malformed.inc({ source }, 0)
 
+  const relaySlots = new Counter({
+    name: 'pharos_relay_slots_total',
+    help: 'Relay slot requests (per account, fleet-wide) by result: granted, renewed (own slot reused), full (held on other workers), local (Redis unavailable: decided on this worker\'s own slots)',
+    labelNames: ['result'] as const,
+    registers
+  })
+  for (const result of RELAY_SLOT_RESULTS) relaySlots.inc({ result }, 0)
+
   return {
     redisUp,
     redisErrors,
@@ -67,6 +75,7 @@ export function createFleetMetrics (registry: Registry): FleetMetricsHooks {
       help: 'Peers this worker holds (connected), as its fleet peer view knows them',
       registers
     }),
-    malformed
+    malformed,
+    relaySlots
   }
 }

@@ -33,7 +33,7 @@ export function createNetworkMetrics (registry: Registry) {
     }),
     relayReservationRequests: new Counter({
       name: 'pharos_relay_reservation_requests_total',
-      help: 'Relay reservation requests by outcome (accepted, or the limit that refused it)',
+      help: 'Relay reservation requests by outcome: granted (a new slot), renewed (the peer\'s own slot reused), or the reason it was refused (not-registered, account-slots, global, per-ip, per-peer, no-direct-connection, draining, not-ready)',
       labelNames: ['outcome'] as const,
       registers: [registry]
     })

@@ -7,6 +7,7 @@
  *   message AddrRequest   { repeated string peers = 1; }
  *   message AddrResponse  { repeated AddrRecord records = 1; }
  *   message AddrRecord    { string peer = 1; repeated bytes addrs = 2; }
+ *   message DrainNotice   { repeated AddrRecord siblings = 1; }
  */
 
 export type RefusalReason = 'not-registered' | 'banned' | 'draining' | 'overloaded'
@@ -172,3 +173,11 @@ export function decodeAddrResponse (bytes: Uint8Array): AddrRecord[] | undefined
   }
   return records
 }
+
+/**
+ * A draining worker's notice to a peer: the sibling workers to move to, with their
+ * addresses, in the order the peer should try them. The same shape as an AddrResponse
+ * (and the same bounds), so it shares its codec.
+ */
+export const encodeDrainNotice: (siblings: readonly AddrRecord[]) => Uint8Array = encodeAddrResponse
+export const decodeDrainNotice: (bytes: Uint8Array) => AddrRecord[] | undefined = decodeAddrResponse

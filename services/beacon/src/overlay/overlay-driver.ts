@@ -18,6 +18,10 @@
  * FORWARDJOIN or SHUFFLE may be unknown to our peer store; we then ask the peer that told
  * us about it (`/<network>/peer-addrs/1.0.0`), which by induction knows it, and then our
  * bootstrap peers. See docs/overlay-driver.md.
+ *
+ * Drain. A worker that is stopping tells its peers which sibling workers to move to
+ * (`/<network>/drain/1.0.0`, one DrainNotice per stream); the driver on the other side
+ * learns the siblings' addresses and tells `onDrain` listeners (the peer SDK moves).
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
@@ -53,11 +57,14 @@ import type {
 import {
   decodeAddrRequest,
   decodeAddrResponse,
+  decodeDrainNotice,
   decodePreamble,
   encodeAddrRequest,
   encodeAddrResponse,
+  encodeDrainNotice,
   encodePreamble,
-  MAX_ADDRS_PER_PEER
+  MAX_ADDRS_PER_PEER,
+  MAX_LOOKUP_PEERS
 } from './driver-frames.ts'
 import type { RefusalReason } from './driver-frames.ts'
 
@@ -107,6 +114,18 @@ export interface Delivery {
   round: number
 }
 
+/** A peer's address record, as the fleet and the drain notice carry it. */
+export interface PeerAddrs {
+  peerId: string
+  multiaddrs: readonly string[]
+}
+
+/** A draining node (a worker being stopped) told us to move to one of `siblings`, in this order. */
+export interface DrainNotice {
+  from: PeerId
+  siblings: PeerAddrs[]
+}
+
 /** Driver-level counters, next to each topic's own. Keys are closed sets. */
 export interface DriverCounters {
   framesRejected: Record<WireErrorCode | 'unknown-topic', number>
@@ -115,6 +134,8 @@ export interface DriverCounters {
   queueOverflows: number
   linkFailures: number
   addressLookups: number
+  drainNoticesSent: number
+  drainNoticesReceived: number
 }
 
 /** Our refusal by the remote side, surfaced to the application (e.g. "not-registered"). */
@@ -143,6 +164,12 @@ interface OutboundLink {
 const PROTOCOLS: readonly OverlayProtocol[] = ['hyparview', 'plumtree']
 const linkId = (key: PeerKey, protocol: OverlayProtocol): string => `${key}|${protocol}`
 const MENTIONS_CAP = 10_000
+/** Drain notices written at once (guess: keeps a drain of thousands of peers to a few seconds without a burst of streams). */
+const DRAIN_CONCURRENCY = 32
+/** A drain notice is small (≤ 32 siblings × 8 addresses); anything past this is not one. */
+const MAX_DRAIN_NOTICE_BYTES = 64 * 1024
+/** Opening a stream and writing one notice, or reading one (guess). */
+const DRAIN_NOTICE_TIMEOUT_MS = 5000
 
 export class OverlayDriver implements Startable {
   private readonly components: OverlayComponents
@@ -154,6 +181,10 @@ export class OverlayDriver implements Startable {
   private readonly self: PeerKey
   private readonly protocolIds: Record<OverlayProtocol, string>
   private readonly addrProtocol: string
+  private readonly drainProtocol: string
+  private readonly drainListeners = new Set<(notice: DrainNotice) => void>()
+  /** Set by `drain`: new overlay streams are refused with `draining`. */
+  private draining = false
   private readonly topics = new Map<string, Topic>()
   private readonly links = new Map<string, OutboundLink>()
   private readonly inbound = new Map<PeerKey, Set<Stream>>()
@@ -168,7 +199,9 @@ export class OverlayDriver implements Startable {
     refusalsReceived: 0,
     queueOverflows: 0,
     linkFailures: 0,
-    addressLookups: 0
+    addressLookups: 0,
+    drainNoticesSent: 0,
+    drainNoticesReceived: 0
   }
 
   private started = false
@@ -201,6 +234,7 @@ export class OverlayDriver implements Startable {
       plumtree: overlayProtocolId(init.network, 'plumtree')
     }
     this.addrProtocol = `/${init.network}/peer-addrs/1.0.0`
+    this.drainProtocol = `/${init.network}/drain/1.0.0`
   }
 
   readonly [Symbol.toStringTag] = '@pharos/overlay'
@@ -233,6 +267,9 @@ export class OverlayDriver implements Startable {
     await this.components.registrar.handle(this.addrProtocol, (stream, connection) => {
       void this.answerAddressLookup(stream, connection)
     }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+    await this.components.registrar.handle(this.drainProtocol, (stream, connection) => {
+      void this.readDrainNotice(stream, connection)
+    }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
     this.components.events.addEventListener('peer:disconnect', this.onPeerDisconnect)
     this.maintenance = setInterval(() => { this.maintain() }, Math.min(this.init.rejoinIntervalMs, this.init.linkIdleMs))
     this.maintenance.unref()
@@ -245,7 +282,7 @@ export class OverlayDriver implements Startable {
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
     this.components.events.removeEventListener('peer:disconnect', this.onPeerDisconnect)
-    for (const protocol of [...PROTOCOLS.map((name) => this.protocolIds[name]), this.addrProtocol]) {
+    for (const protocol of [...PROTOCOLS.map((name) => this.protocolIds[name]), this.addrProtocol, this.drainProtocol]) {
       await this.components.registrar.unhandle(protocol)
     }
     for (const link of [...this.links.values()]) this.closeLink(link, new Error('overlay stopped'))
@@ -306,6 +343,99 @@ export class OverlayDriver implements Startable {
   onDeliver (listener: (delivery: Delivery) => void): () => void {
     this.deliveryListeners.add(listener)
     return () => { this.deliveryListeners.delete(listener) }
+  }
+
+  /** Called when a connected node that is draining tells us which of its siblings to move to. */
+  onDrain (listener: (notice: DrainNotice) => void): () => void {
+    this.drainListeners.add(listener)
+    return () => { this.drainListeners.delete(listener) }
+  }
+
+  /**
+   * This node is going away: from now on new overlay streams are refused (`draining`), and
+   * each of `targets` that is connected is told to move to one of `siblings`. The sibling
+   * list is rotated per peer, so the peers spread evenly over the siblings. Resolves with
+   * the peers that took the notice (they speak the protocol, so they will move); a peer
+   * that does not is left to notice the disconnect.
+   */
+  async drain (siblings: readonly PeerAddrs[], targets: readonly PeerId[], options: { signal?: AbortSignal } = {}): Promise<PeerId[]> {
+    this.draining = true
+    const records = siblings.slice(0, MAX_LOOKUP_PEERS).map((sibling) => ({
+      peer: sibling.peerId,
+      addrs: sibling.multiaddrs.slice(0, MAX_ADDRS_PER_PEER).flatMap((text) => {
+        try { return [multiaddr(text).bytes] } catch { return [] }
+      })
+    })).filter((record) => record.addrs.length > 0)
+    if (records.length === 0) return []
+    const told: PeerId[] = []
+    const queue = targets.map((peer, i) => ({ peer, first: i % records.length }))
+    const worker = async (): Promise<void> => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        if (options.signal?.aborted === true) return
+        const order = [...records.slice(next.first), ...records.slice(0, next.first)].filter((record) => record.peer !== next?.peer.toString())
+        if (order.length > 0 && await this.sendDrainNotice(next.peer, encodeDrainNotice(order), options.signal)) told.push(next.peer)
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(DRAIN_CONCURRENCY, queue.length) }, worker))
+    return told
+  }
+
+  private async sendDrainNotice (peer: PeerId, notice: Uint8Array, signal: AbortSignal | undefined): Promise<boolean> {
+    const connection = this.components.connectionManager.getConnections(peer).find((c) => c.status === 'open')
+    if (connection === undefined) return false
+    const timeout = AbortSignal.timeout(DRAIN_NOTICE_TIMEOUT_MS)
+    const bounded = signal === undefined ? timeout : AbortSignal.any([signal, timeout])
+    try {
+      const stream = await connection.newStream(this.drainProtocol, { signal: bounded, runOnLimitedConnection: true })
+      await lpStream(stream, { maxDataLength: MAX_DRAIN_NOTICE_BYTES }).write(notice, { signal: bounded })
+      await stream.close({ signal: bounded })
+      this.counters.drainNoticesSent++
+      return true
+    } catch (err) {
+      this.log('drain notice to %p not delivered - %e', peer, err)
+      return false
+    }
+  }
+
+  private async readDrainNotice (stream: Stream, connection: Connection): Promise<void> {
+    try {
+      const lp = lpStream(stream, { maxDataLength: MAX_DRAIN_NOTICE_BYTES })
+      const records = decodeDrainNotice((await lp.read({ signal: AbortSignal.timeout(DRAIN_NOTICE_TIMEOUT_MS) })).subarray())
+      if (records === undefined) {
+        this.counters.framesRejected.malformed++
+        stream.abort(new Error('malformed drain notice'))
+        return
+      }
+      await stream.close().catch(() => {})
+      const siblings: PeerAddrs[] = []
+      for (const record of records) {
+        let id: PeerId
+        try {
+          id = peerIdFromString(record.peer)
+        } catch {
+          continue
+        }
+        if (id.equals(connection.remotePeer) || record.peer === this.self) continue
+        const addrs = record.addrs.flatMap((bytes) => {
+          try { return [multiaddr(bytes)] } catch { return [] }
+        })
+        if (addrs.length === 0) continue
+        await this.components.peerStore.merge(id, { multiaddrs: addrs })
+        siblings.push({ peerId: record.peer, multiaddrs: addrs.map((addr) => addr.toString()) })
+      }
+      this.counters.drainNoticesReceived++
+      const notice = { from: connection.remotePeer, siblings }
+      for (const listener of this.drainListeners) {
+        try {
+          listener(notice)
+        } catch (err) {
+          this.log.error('drain listener failed - %e', err)
+        }
+      }
+    } catch (err) {
+      this.log('drain notice from %p unreadable - %e', connection.remotePeer, err)
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    }
   }
 
   onRefused (listener: (error: OverlayRefusedError) => void): () => void {
@@ -525,7 +655,7 @@ export class OverlayDriver implements Startable {
   private async readInbound (protocol: OverlayProtocol, stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString()
     const lp = lpStream(stream, { maxDataLength: this.limits.maxFrameBytes })
-    const decision = this.init.admit?.(connection.remotePeer) ?? { admitted: true }
+    const decision: AdmitDecision = this.draining ? { admitted: false, reason: 'draining' } : this.init.admit?.(connection.remotePeer) ?? { admitted: true }
     if (!decision.admitted) {
       // A clear refusal, then nothing: no topic ever hears of this peer.
       this.counters.refusalsSent[decision.reason]++

@@ -14,7 +14,7 @@ import { pinoComponentLogger } from '../logging/libp2p-logger.ts'
 import type { NetworkMetrics } from '../metrics/network-metrics.ts'
 import { beaconConnectionGater } from './connection-gater.ts'
 import { transportOf } from './multiaddr-parts.ts'
-import { RelayReservationPolicy } from './relay-reservation-policy.ts'
+import type { RelayReservationPolicy } from './relay-reservation-policy.ts'
 import { overlay } from '../overlay/overlay-driver.ts'
 import type { AdmitDecision, OverlayDriver } from '../overlay/overlay-driver.ts'
 import { OVERLAY_TOPICS } from '../overlay/topics.ts'
@@ -46,6 +46,8 @@ export interface BeaconNodeDeps {
   isBanned?: (peer: PeerId) => boolean
   /** Sibling workers: the overlay rejoins through them when its active view empties. */
   bootstrap?: () => PeerId[]
+  /** Decides relay reservations (registered accounts, slots per account); this attaches the node to it. */
+  reservationPolicy: RelayReservationPolicy
 }
 
 function ipProtocol (host: string): 'ip4' | 'ip6' {
@@ -56,16 +58,10 @@ function ipProtocol (host: string): 'ip4' | 'ip6' {
  * The worker's libp2p node, sized for a beacon rather than a laptop (STYLE.md, "Known
  * traps"): every limit below comes from config, and each default is documented there.
  */
-export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned, bootstrap }: BeaconNodeDeps): Promise<BeaconNode> {
-  const reservationPolicy = new RelayReservationPolicy({
-    maxReservations: config.relayMaxReservations,
-    maxReservationsPerIp: config.relayMaxReservationsPerIp,
-    maxReservationsPerPeer: config.relayMaxReservationsPerPeer,
-    reservationTtlMs: config.relayReservationTtlMs
-  })
+export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned, bootstrap, reservationPolicy }: BeaconNodeDeps): Promise<BeaconNode> {
   const gater = beaconConnectionGater(reservationPolicy, {
     onNonEd25519: () => metrics.connectionsRefused.inc({ reason: 'not-ed25519' }),
-    onReservation: (decision) => metrics.relayReservationRequests.inc({ outcome: decision.allowed ? 'accepted' : decision.reason }),
+    onReservation: (decision) => metrics.relayReservationRequests.inc({ outcome: decision.allowed ? (decision.renewal ? 'renewed' : 'granted') : decision.reason }),
     onBanned: () => metrics.connectionsRefused.inc({ reason: 'banned' })
   }, isBanned)
   const ip = ipProtocol(config.p2pHost)

@@ -33,8 +33,8 @@ export function beaconConnectionGater (policy: RelayReservationPolicy, events: G
     denyDialPeer: (peer) => banned(peer, 'dial'),
     denyInboundEncryptedConnection: (peer) => notEd25519(peer, 'inbound') || banned(peer, 'inbound'),
     denyOutboundEncryptedConnection: (peer) => notEd25519(peer, 'outbound') || banned(peer, 'outbound'),
-    denyInboundRelayReservation: (peer) => {
-      const decision = policy.decide(peer)
+    denyInboundRelayReservation: async (peer) => {
+      const decision = await policy.decide(peer)
       events.onReservation?.(decision)
       return !decision.allowed
     }

@@ -1,4 +1,5 @@
 import { transportOf, hostOf } from './multiaddr-parts.ts'
+import type { RelaySlots } from '../fleet/relay-slots.ts'
 import type { Connection, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -13,9 +14,14 @@ export interface RelayReservationLimits {
   reservationTtlMs: number
 }
 
+/** Why a request was refused: the `outcome` label of `pharos_relay_reservation_requests_total`. */
+export type ReservationRefusal =
+  | 'not-registered' | 'account-slots' | 'global' | 'per-ip' | 'per-peer' | 'no-direct-connection' | 'draining' | 'not-ready'
+
+/** `renewal`: the peer already held a reservation here, so it took no new slot. */
 export type ReservationDecision =
-  | { allowed: true }
-  | { allowed: false, reason: 'global' | 'per-ip' | 'per-peer' | 'no-direct-connection' }
+  | { allowed: true, renewal: boolean }
+  | { allowed: false, reason: ReservationRefusal }
 
 /** What the policy reads from the running node; a narrow view, so tests need no relay. */
 export interface ReservationView {
@@ -24,31 +30,58 @@ export interface ReservationView {
   connections (peer: PeerId): Connection[]
 }
 
+export interface RelayReservationPolicyInit {
+  limits: RelayReservationLimits
+  /** Whether a peer is a registered account: only accounts get reservations. */
+  isRegistered: (peer: PeerId) => boolean
+  /** @default Date.now */
+  now?: () => number
+}
+
 /**
  * Decides reservation requests before the relay server sees them (it is consulted through
- * the connection gater's `denyInboundRelayReservation`). The stock server only caps the
- * total; a beacon also needs per-IP and per-peer bounds so one host or one peer in a renew
- * loop cannot take every slot or burn CPU on signed vouchers.
+ * the connection gater's `denyInboundRelayReservation`). Only registered accounts get a
+ * reservation, and each account at most `PHAROS_RELAY_SLOTS_PER_ACCOUNT` over the fleet
+ * (`RelaySlots`, in Redis). The stock server only caps the total; a beacon also needs
+ * per-IP and per-peer bounds so one host or one peer in a renew loop cannot take every
+ * slot or burn CPU on signed vouchers. Cheap local checks come first, Redis last.
  */
 export class RelayReservationPolicy {
   private readonly limits: RelayReservationLimits
+  private readonly isRegistered: (peer: PeerId) => boolean
   private readonly now: () => number
   private view: ReservationView | undefined
+  private slots: RelaySlots | undefined
+  private draining = false
   /** Per peer: times of its recent reservation requests, oldest first. */
   private readonly requests = new Map<string, number[]>()
 
-  constructor (limits: RelayReservationLimits, now: () => number = Date.now) {
-    this.limits = limits
-    this.now = now
+  constructor (init: RelayReservationPolicyInit) {
+    this.limits = init.limits
+    this.isRegistered = init.isRegistered
+    this.now = init.now ?? Date.now
   }
 
   attach (view: ReservationView): void {
     this.view = view
   }
 
-  decide (peer: PeerId): ReservationDecision {
+  /** The fleet's slot counts; requests are refused (`not-ready`) until they are given. */
+  useSlots (slots: RelaySlots): void {
+    this.slots = slots
+  }
+
+  /** A draining worker takes no new reservations and renews none: its clients are moving. */
+  startDraining (): void {
+    this.draining = true
+  }
+
+  async decide (peer: PeerId): Promise<ReservationDecision> {
     const view = this.view
-    if (view === undefined) return { allowed: false, reason: 'global' }
+    const slots = this.slots
+    if (view === undefined || slots === undefined) return { allowed: false, reason: 'not-ready' }
+    if (this.draining) return { allowed: false, reason: 'draining' }
+    if (!this.isRegistered(peer)) return { allowed: false, reason: 'not-registered' }
     const key = peer.toString()
     const now = this.now()
 
@@ -74,10 +107,28 @@ export class RelayReservationPolicy {
     if (!renewing && total >= this.limits.maxReservations) return { allowed: false, reason: 'global' }
     if (!renewing && fromIp >= this.limits.maxReservationsPerIp) return { allowed: false, reason: 'per-ip' }
 
+    const slot = await slots.reserve(key, now)
+    if (slot === 'full') return { allowed: false, reason: 'account-slots' }
+
     recent.push(now)
     this.requests.set(key, recent)
     this.forgetIdlePeers(now)
-    return { allowed: true }
+    return { allowed: true, renewal: renewing || slot === 'renewed' }
+  }
+
+  /**
+   * Gives back the slots of reservations the relay server no longer holds: expired, or
+   * dropped when the voucher could not be sent. Run it periodically.
+   */
+  async reconcile (): Promise<number> {
+    const view = this.view
+    const slots = this.slots
+    if (view === undefined || slots === undefined) return 0
+    const holding = new Set<string>()
+    for (const [holder] of view.reservations()) holding.add(holder.toString())
+    const gone = [...slots.held().keys()].filter((account) => !holding.has(account))
+    if (gone.length > 0) await slots.release(gone)
+    return gone.length
   }
 
   private forgetIdlePeers (now: number): void {

@@ -25,6 +25,11 @@ export interface PinRunnerOptions {
   retryBaseMs: number
   retryMaxMs: number
   timeoutMs: number
+  /**
+   * An attempt with no block for this long is given up and retried (a want nobody answers:
+   * the origin was unreachable when it was dialled, or Bitswap lost the want).
+   */
+  stallTimeoutMs: number
   maxBytes: number
   maxBlocks: number
   maxDepth: number
@@ -48,7 +53,7 @@ export interface PinRunnerDeps {
 
 /** Why a job's signal was aborted, other than a limit or an error of its own. */
 class Stop {
-  readonly why: 'shutdown' | 'lease-lost' | 'timeout'
+  readonly why: 'shutdown' | 'lease-lost' | 'timeout' | 'stalled'
   constructor (why: Stop['why']) { this.why = why }
 }
 
@@ -139,6 +144,8 @@ export class PinRunner {
     setMaxListeners(Infinity, controller.signal)
     this.jobs.set(job.id, controller)
     const timeout = setTimeout(() => { controller.abort(new Stop('timeout')) }, options.timeoutMs)
+    const stall = setTimeout(() => { controller.abort(new Stop('stalled')) }, options.stallTimeoutMs)
+    const progressed = (): void => { stall.refresh() }
     const renewal = setInterval(() => {
       deps.store.renew(job, options.leaseMs).then((held) => {
         if (!held) controller.abort(new Stop('lease-lost'))
@@ -146,9 +153,10 @@ export class PinRunner {
     }, Math.max(options.leaseMs / 3, 100))
     let outcome: PinAttemptOutcome
     try {
-      outcome = await this.attempt(job, controller, log)
+      outcome = await this.attempt(job, controller, progressed, log)
     } finally {
       clearTimeout(timeout)
+      clearTimeout(stall)
       clearInterval(renewal)
       this.jobs.delete(job.id)
     }
@@ -156,7 +164,7 @@ export class PinRunner {
     deps.metrics.pinDuration.observe({ outcome }, (performance.now() - started) / 1000)
   }
 
-  private async attempt (job: PinJob, controller: AbortController, log: Logger): Promise<PinAttemptOutcome> {
+  private async attempt (job: PinJob, controller: AbortController, progressed: () => void, log: Logger): Promise<PinAttemptOutcome> {
     const { options, deps } = this
     const signal = controller.signal
     if (job.attempt > options.maxAttempts) {
@@ -187,6 +195,7 @@ export class PinRunner {
         ...(job.kind === LOG_ENTRY_KIND ? { links: (cid: CID, bytes: Uint8Array, depth: number) => depth === 0 ? entryPinLinks(bytes) : linksOf(cid, bytes) } : {}),
         load: async (cid, loadSignal) => {
           const loaded = await this.load(job, cid, loadSignal)
+          progressed()
           progress.blocks++
           progress.bytes += loaded.bytes.byteLength
           return loaded
@@ -213,6 +222,9 @@ export class PinRunner {
       if (stop?.why === 'lease-lost') {
         log.warn('the pin lease was lost (another worker took the job, or the pin was removed)')
         return 'lease-lost'
+      }
+      if (stop?.why === 'stalled') {
+        return await this.retryOrFail(job, `PHAROS_PIN_STALL_TIMEOUT_MS: no block arrived for ${options.stallTimeoutMs} ms (${progress.blocks} blocks, ${progress.bytes} bytes so far)`, log)
       }
       if (stop?.why === 'timeout') {
         return await this.retryOrFail(job, `PHAROS_PIN_TIMEOUT_MS: the DAG did not arrive within ${options.timeoutMs} ms (${progress.blocks} blocks, ${progress.bytes} bytes so far)`, log)

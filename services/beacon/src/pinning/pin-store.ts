@@ -179,6 +179,28 @@ export class PinStore {
     return rows[0] ?? { blocks: 0, bytes: 0 }
   }
 
+  /**
+   * What a pin receipt may claim about the DAG under `cid`: the blocks a `pinned` pin of that
+   * root (any owner's) has recorded, counted once each, and their bytes. With `pinId`, that
+   * pin only (it must still be pinned). Undefined when no such pin is pinned.
+   */
+  async heldDag (target: { cid: CID } | { pinId: string }): Promise<{ pinId: string, root: string, blocks: number, bytes: number } | undefined> {
+    const byPin = 'pinId' in target
+    // One statement, so the pin's status and its blocks are read from one snapshot.
+    const { rows } = await this.db.query<{ id: string, root_cid: string, blocks: number, bytes: number }>(
+      `WITH pin AS (
+         SELECT id, root_cid FROM pins WHERE status = 'pinned' AND ${byPin ? 'id = $1::uuid' : 'root_cid = $1'}
+         ORDER BY created LIMIT 1)
+       SELECT pin.id::text AS id, pin.root_cid,
+         (SELECT count(*) FROM pin_blocks pb WHERE pb.pin_id = pin.id)::int8 AS blocks,
+         (SELECT coalesce(sum(b.size), 0) FROM pin_blocks pb JOIN blocks b ON b.multihash = pb.multihash WHERE pb.pin_id = pin.id)::int8 AS bytes
+       FROM pin`,
+      [byPin ? target.pinId : canonicalCid(target.cid)]
+    )
+    const pin = rows[0]
+    return pin === undefined ? undefined : { pinId: pin.id, root: pin.root_cid, blocks: pin.blocks, bytes: pin.bytes }
+  }
+
   /** Usage of every owner that holds blocks, largest first. */
   async usageByOwner (): Promise<Array<StorageUsage & { owner: string, pins: number }>> {
     const { rows } = await this.db.query<StorageUsage & { owner: string, pins: number }>(

@@ -138,6 +138,7 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
     retryBaseMs: config.pinRetryBaseMs,
     retryMaxMs: config.pinRetryMaxMs,
     timeoutMs: config.pinTimeoutMs,
+    stallTimeoutMs: config.pinStallTimeoutMs,
     maxBytes: config.pinMaxBytes,
     maxBlocks: config.pinMaxBlocks,
     maxDepth: config.pinMaxDepth,

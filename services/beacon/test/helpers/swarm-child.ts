@@ -34,7 +34,7 @@ async function startPeers (concurrency: number): Promise<void> {
       networkSize: config.networkSize,
       listen: ['/ip4/127.0.0.1/tcp/0'],
       beaconConnections: spec.beaconConnections,
-      timeouts: { joinMs: 30_000 }
+      timeouts: { joinMs: 90_000 }
     })
     const got = new Map<string, 'gossip' | 'sync'>()
     delivered[index] = got

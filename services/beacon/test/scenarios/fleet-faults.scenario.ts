@@ -26,7 +26,7 @@ import { testFleet } from '../helpers/databases.ts'
 import { startPostgresServer } from '../helpers/postgres-server.ts'
 import type { PostgresServer } from '../helpers/postgres-server.ts'
 import { startRedisServer } from '../helpers/redis-servers.ts'
-import { sleep, waitForValue } from '../helpers/wait.ts'
+import { sleep, waitFor, waitForValue } from '../helpers/wait.ts'
 import type { RedisServer } from '../helpers/redis-servers.ts'
 import { spawnWorker, stopWorker, tempDir, workerEnv } from '../helpers/worker-process.ts'
 import type { WorkerProcess } from '../helpers/worker-process.ts'
@@ -41,6 +41,8 @@ const SWARMS = 2
 /** Publishes started per second (Plumtree stays a clean tree well below 20/s; see docs/overlay.md). */
 const PUBLISH_RATE = 10
 const OUTAGE_MS = 10_000
+/** Which faults to inject (all by default); FLEET_E2E_FAULTS=redis,… runs a subset to isolate one. */
+const FAULTS = new Set((process.env.FLEET_E2E_FAULTS ?? 'kill,redis,postgres').split(','))
 
 interface Readyz { status: string, checks: Record<string, string> }
 interface WorkersPage { stale: boolean, workers: Array<{ peerId: string }> }
@@ -123,6 +125,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
       PHAROS_PIN_LEASE_MS: '3000',
       PHAROS_PIN_POLL_INTERVAL_MS: '200',
       PHAROS_PIN_CONCURRENCY: '16',
+      PHAROS_PIN_STALL_TIMEOUT_MS: '10000',
       PHAROS_DATABASE_POOL_SIZE: '10',
       PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1000',
       PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0'
@@ -174,8 +177,9 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
       assert.deepEqual(body.workers.map((w) => w.peerId).sort(), workers.map((w) => w.peerId).sort())
     }
     // A peer may also be connected to other workers (their overlays dial it); its home
-    // worker must be among the holders.
-    const holders = await waitForValue('the fleet view to list all 200 peers', 20_000, async () => {
+    // worker must be among the holders. Views are flushed to Redis once a heartbeat, so a
+    // peer may show up under a sibling before its home worker's flush lists it.
+    const holders = async (): Promise<Map<string, Set<string>>> => {
       const seen = new Map<string, Set<string>>()
       let cursor: string | undefined
       do {
@@ -188,9 +192,14 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
         }
         cursor = body.next
       } while (cursor !== undefined)
-      return peerIds.every((id) => seen.has(id)) ? seen : undefined
-    })
-    peerIds.forEach((id, i) => { assert.ok(holders.get(id)?.has(workers[home[i] ?? 0]?.peerId ?? ''), `peer ${i} is held by its home worker`) })
+      return seen
+    }
+    const notAtHome = (seen: Map<string, Set<string>>): string[] => peerIds
+      .map((id, i) => ({ id, i, home: workers[home[i] ?? 0]?.peerId ?? '' }))
+      .filter(({ id, home }) => seen.get(id)?.has(home) !== true)
+      .map(({ id, i }) => `peer ${i} held by [${[...seen.get(id) ?? []].join(', ')}]`)
+    let last: string[] = []
+    await waitFor('every peer to be listed under its home worker', async () => (last = notAtHome(await holders())).length === 0, 20_000, () => last.join('; '))
   })
 
   it('stores, pins and delivers 500 entries once each through a SIGKILL, a Redis outage and a Postgres outage', async () => {
@@ -220,6 +229,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
         }
       } else if (reply.type === 'publish-failed') {
         failures.push(`#${id} via peer ${publisher}: ${reply.error}`)
+        console.log(`fleet e2e: publish #${id} via peer ${publisher} failed after ${Math.round((Date.now() - runStarted) / 1000)} s: ${reply.error}`)
       }
     }
 
@@ -229,13 +239,13 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
       while (busy.size >= PUBLISHERS - 2) await sleep(20)
       inFlight.push(publishOne(id))
       await sleep(1000 / PUBLISH_RATE)
-      if (id === Math.floor(ENTRIES * 0.2)) {
+      if (id === Math.floor(ENTRIES * 0.2) && FAULTS.has('kill')) {
         const { rows } = await db.query<{ id: string }>('SELECT id::text FROM pins WHERE lease_owner = $1', [killed.peerId])
         leasedByKilled = rows.map((row) => row.id)
         killed.child.kill('SIGKILL')
         await killed.exited
       }
-      if (id === Math.floor(ENTRIES * 0.4)) {
+      if (id === Math.floor(ENTRIES * 0.4) && FAULTS.has('redis')) {
         faults.push((async () => {
           await redis.stop()
           const { status, body } = await waitForValue('a worker to report Redis as degrading', 8000, async () => {
@@ -249,7 +259,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
           await redis.start()
         })())
       }
-      if (id === Math.floor(ENTRIES * 0.66)) {
+      if (id === Math.floor(ENTRIES * 0.66) && FAULTS.has('postgres')) {
         faults.push((async () => {
           await postgres.stop()
           await waitForValue('/readyz to answer 503 without Postgres', 8000, async () => (await getJson<Readyz>(`${workers[1]?.httpUrl ?? ''}/readyz`)).status === 503)
@@ -262,7 +272,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
     await Promise.all(inFlight)
     assert.deepEqual(failures, [], 'every publish was acknowledged')
     assert.equal(acked.length, ENTRIES)
-    assert.ok(degradedSeen.length === 1, 'the Redis outage was seen as degraded')
+    assert.equal(degradedSeen.length, FAULTS.has('redis') ? 1 : 0, 'the Redis outage was seen as degraded')
 
     for (const worker of workers.slice(0, 2)) {
       await waitForValue(`${worker.peerId} to be ready again (Redis and Postgres back)`, 30_000, async () => {
@@ -295,7 +305,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
     }
 
     // The killed worker's peers moved to the other workers.
-    const orphaned = peerIds.filter((_, i) => home[i] === 2)
+    const orphaned = FAULTS.has('kill') ? peerIds.filter((_, i) => home[i] === 2) : []
     await waitForValue('the killed worker\'s peers to be held by the other two', 60_000, async () => {
       const held = new Set<string>()
       for (const worker of workers.slice(0, 2)) {

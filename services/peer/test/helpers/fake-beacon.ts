@@ -3,7 +3,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
-import type { Libp2p, PeerId } from '@libp2p/interface'
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
 import { overlay } from '../../../beacon/src/overlay/overlay-driver.ts'
 import type { AdmitDecision, OverlayDriver } from '../../../beacon/src/overlay/overlay-driver.ts'
@@ -34,8 +34,9 @@ export type FakeBeacon = Libp2p<{ identify: unknown, overlay: OverlayDriver }> &
  * A stand-in for a beacon worker, for what the SDK relies on before the real one exists: the
  * overlay driver (so peers can join) and scripted sync / key-exchange answers.
  */
-export async function startFakeBeacon (script: FakeBeaconScript, network = 'pharos'): Promise<FakeBeacon> {
+export async function startFakeBeacon (script: FakeBeaconScript, network = 'pharos', privateKey?: PrivateKey): Promise<FakeBeacon> {
   const node = await createLibp2p({
+    ...(privateKey === undefined ? {} : { privateKey }),
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [noise()],

@@ -25,8 +25,20 @@ export { MAX_ENVELOPE_BYTES, openEnvelope, PUBLISH_DOMAIN, sealEnvelope } from '
 export type { EnvelopeErrorCode, EnvelopeResult, PublishEnvelope } from './envelope.ts'
 export { MAX_STATEMENT_BYTES, openStatement, signStatement, statementDomain } from './statement.ts'
 export type { SignedStatement, StatementErrorCode, StatementResult } from './statement.ts'
-export { decodeSyncRequest, decodeSyncResponse, encodeSyncRequest, encodeSyncResponse, MAX_SYNC_FRAME_BYTES, SYNC_LIMITS } from './sync-messages.ts'
-export type { EntryStatus, HeadInfo, KnownHead, SyncDecodeResult, SyncErrorCode, SyncRequest, SyncResponse } from './sync-messages.ts'
+export { checkSyncRequest, decodeSyncRequest, decodeSyncResponse, encodeSyncRequest, encodeSyncResponse, MAX_SYNC_FRAME_BYTES, SYNC_LIMITS } from './sync-messages.ts'
+export type { EntryStatus, HeadInfo, KnownHead, NotHeldReason, ReceiptSubject, SyncDecodeResult, SyncErrorCode, SyncRequest, SyncResponse } from './sync-messages.ts'
+export { LOG_RECEIPT_KIND, openLogReceipt, openPinReceipt, PIN_RECEIPT_KIND, signLogReceipt, signPinReceipt } from './receipt.ts'
+export type {
+  LogReceipt,
+  LogReceiptBody,
+  LogReceiptExpectation,
+  PinReceipt,
+  PinReceiptBody,
+  PinReceiptExpectation,
+  Receipt,
+  ReceiptErrorCode,
+  ReceiptResult
+} from './receipt.ts'
 export {
   decodeKeyExchange,
   encodeKeyExchange,

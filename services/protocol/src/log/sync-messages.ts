@@ -7,6 +7,11 @@
  * - `changes`: heads that changed after a cursor, and the cursor to ask with next.
  * - `entries`: entry blocks walking back along `prev` from `from` (inclusive).
  * - `status`: for each CID, whether the answerer holds it, stored or fully pinned.
+ * - `receipt`: a signed receipt (receipt.ts) for an author's log (its best head, or the head
+ *   named) or for a pinned DAG, or `not-held` saying why none can be given. Added after the
+ *   first four: a beacon that predates it finds an unknown request type and aborts the
+ *   stream, which the asker sees as that beacon failing, so older peers and beacons keep
+ *   working with newer ones.
  *
  * Every list is bounded on decode; anything else is a malformed frame.
  */
@@ -46,11 +51,18 @@ export interface KnownHead {
 
 export type EntryStatus = 'unknown' | 'stored' | 'pinned'
 
+/** What a receipt is asked for: an author's log (up to `head`, else its best head), or a DAG. */
+export type ReceiptSubject = { author: string, head?: CID } | { cid: CID }
+
+/** Why no receipt was given: nothing stored, a chain with gaps (or blocks missing), a DAG not (yet) pinned. */
+export type NotHeldReason = 'unknown' | 'incomplete' | 'not-pinned'
+
 export type SyncRequest =
   | { t: 'heads', authors: string[], known: KnownHead[] }
   | { t: 'changes', cursor: string, limit: number }
   | { t: 'entries', from: CID, limit: number }
   | { t: 'status', cids: CID[] }
+  | ({ t: 'receipt' } & ReceiptSubject)
 
 export type SyncErrorCode = 'bad-request' | 'unavailable'
 
@@ -59,6 +71,8 @@ export type SyncResponse =
   | { t: 'changes', heads: HeadInfo[], cursor: string }
   | { t: 'entries', blocks: Uint8Array[] }
   | { t: 'status', statuses: EntryStatus[] }
+  | { t: 'receipt', statement: Uint8Array }
+  | { t: 'not-held', reason: NotHeldReason, message: string }
   | { t: 'error', code: SyncErrorCode, message: string }
 
 export type SyncDecodeResult<T> = { ok: true, value: T } | { ok: false, detail: string }
@@ -113,6 +127,15 @@ export function encodeSyncResponse (response: SyncResponse): Uint8Array {
 export function decodeSyncRequest (bytes: Uint8Array): SyncDecodeResult<SyncRequest> {
   const value = decodeMap(bytes)
   if (typeof value === 'string') return bad(value)
+  return checkSyncRequest(value)
+}
+
+/**
+ * The checks `decodeSyncRequest` applies to a decoded frame, for requests that arrive another
+ * way (`GET /v1/heads` builds a `heads` or `changes` request from its query): the same
+ * bounds, and the same reasons for refusing.
+ */
+export function checkSyncRequest (value: Record<string, unknown>): SyncDecodeResult<SyncRequest> {
   switch (value.t) {
     case 'heads': {
       if (!hasKeys(value, ['t', 'authors', 'known'])) return bad('heads takes authors and known')
@@ -138,12 +161,26 @@ export function decodeSyncRequest (bytes: Uint8Array): SyncDecodeResult<SyncRequ
       if (cids === undefined) return bad(`status takes a list of at most ${SYNC_LIMITS.cids} CIDs`)
       return { ok: true, value: { t: 'status', cids } }
     }
+    case 'receipt': {
+      if (hasKeys(value, ['t', 'cid'])) {
+        const cid = asCid(value.cid)
+        return cid === null ? bad('receipt: cid must be a CID') : { ok: true, value: { t: 'receipt', cid } }
+      }
+      const head = value.head === undefined ? undefined : asCid(value.head)
+      if (!hasKeys(value, ['t', 'author'], ['head']) || !isAuthor(value.author) || head === null) {
+        return bad('receipt takes { author: ed25519 peer ID, head?: CID } or { cid: CID }')
+      }
+      return { ok: true, value: head === undefined ? { t: 'receipt', author: value.author } : { t: 'receipt', author: value.author, head } }
+    }
     default:
       return bad('unknown request type')
   }
 }
 
 const STATUSES: readonly EntryStatus[] = ['unknown', 'stored', 'pinned']
+const NOT_HELD_REASONS: readonly NotHeldReason[] = ['unknown', 'incomplete', 'not-pinned']
+/** A receipt is one small signed statement (a few hundred bytes); this bounds what an answer may carry. */
+const MAX_RECEIPT_BYTES = 4096
 
 export function decodeSyncResponse (bytes: Uint8Array): SyncDecodeResult<SyncResponse> {
   const value = decodeMap(bytes)
@@ -169,6 +206,16 @@ export function decodeSyncResponse (bytes: Uint8Array): SyncDecodeResult<SyncRes
         ? listOf(value.statuses, SYNC_LIMITS.cids, (status) => STATUSES.find((known) => known === status))
         : undefined
       return statuses === undefined ? bad('status: a list of statuses') : { ok: true, value: { t: 'status', statuses } }
+    }
+    case 'receipt':
+      if (!hasKeys(value, ['t', 'statement']) || !(value.statement instanceof Uint8Array) || value.statement.length > MAX_RECEIPT_BYTES) {
+        return bad(`receipt: a signed statement of at most ${MAX_RECEIPT_BYTES} bytes`)
+      }
+      return { ok: true, value: { t: 'receipt', statement: value.statement } }
+    case 'not-held': {
+      const reason = NOT_HELD_REASONS.find((known) => known === value.reason)
+      if (!hasKeys(value, ['t', 'reason', 'message']) || reason === undefined || typeof value.message !== 'string') return bad('not-held: a reason and a message')
+      return { ok: true, value: { t: 'not-held', reason, message: value.message.slice(0, 512) } }
     }
     case 'error':
       if (!hasKeys(value, ['t', 'code', 'message']) || (value.code !== 'bad-request' && value.code !== 'unavailable') || typeof value.message !== 'string') return bad('error: code and message')

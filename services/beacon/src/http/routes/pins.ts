@@ -17,6 +17,12 @@ export interface PinRoutesOptions {
   delegates: () => string[]
   /** A pin was queued: start it now rather than at the next poll. */
   onQueued: () => void
+  /**
+   * A signed pin receipt (docs/logs.md "Receipts") for a pin that is pinned, or undefined
+   * if it is not (any more). `GET /pins/{requestid}` puts it in `info.receipt`, base64.
+   * @default none: no receipts
+   */
+  pinReceipt?: (pinId: string) => Promise<Uint8Array | undefined>
 }
 
 // Schemas mirror components.schemas of the IPFS Pinning Service API 1.0.0 (the tests
@@ -199,7 +205,7 @@ export const pinRoutes: FastifyPluginAsyncTypebox<PinRoutesOptions> = async (app
   app.get('/pins/:requestid', {
     schema: {
       tags: ['pins'],
-      summary: 'Get a pin object and its status',
+      summary: 'Get a pin object and its status; once pinned, info.receipt is the worker\'s signed pin receipt (base64)',
       security: [{ bearer: [] }],
       params: RequestIdParams,
       response: { 200: PinStatusSchema, ...errors }
@@ -208,7 +214,11 @@ export const pinRoutes: FastifyPluginAsyncTypebox<PinRoutesOptions> = async (app
     const id = requestId(request.params.requestid)
     const record = await store.get(ownerOf(request), id)
     if (record === undefined) throw new HttpError('notFound', `no pin ${id}`)
-    return statusOf(record)
+    const status = statusOf(record)
+    // Only here, not in lists: each receipt costs a count over the pin's blocks and a signature.
+    const receipt = record.status === 'pinned' ? await options.pinReceipt?.(record.id) : undefined
+    if (receipt === undefined) return status
+    return { ...status, info: { ...status.info, receipt: Buffer.from(receipt).toString('base64') } }
   })
 
   app.post('/pins/:requestid', {

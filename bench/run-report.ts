@@ -1,0 +1,148 @@
+/**
+ * What `npm run bench` (bench/run.ts) writes, as pure functions the tests call without
+ * running a benchmark: each bench's output checked against bench/contract.ts, the run
+ * assembled into docs/benchmarks.json, and the generated blocks of docs/benchmarks.md
+ * replaced between marker comments, so the hand-written text around them stays as it is.
+ */
+import { BenchOutputError, parseBenchOutput } from './contract.ts'
+import type { BenchFigure, BenchResult } from './contract.ts'
+
+/** The machine and the invocation a run's figures belong to. */
+export interface RunFacts {
+  /** ISO 8601 start time. */
+  date: string
+  /** The exact command, as typed (`npm run bench -- --quick`). */
+  command: string
+  quick: boolean
+  cpuModel: string
+  cores: number
+  ramGiB: number
+  node: string
+  /** 1-minute load average when the run started and ended: other work on the machine skews CPU figures. */
+  loadAverage: { start: number, end: number }
+  /** Wall time of the whole run, seconds. */
+  elapsedSeconds: number
+}
+
+/** One bench process as the runner saw it. */
+export interface BenchOutcome {
+  /** Its directory under bench/. */
+  name: string
+  exitCode: number | null
+  /** The signal that ended it, if one did. */
+  signal: string | null
+  /** Set when the runner killed it for running too long. */
+  timedOut: boolean
+  stdout: string
+  /** The last lines of its stderr, for the error message. */
+  stderrTail: string
+  seconds: number
+}
+
+export interface BenchRun {
+  facts: RunFacts
+  benches: Array<BenchResult & { seconds: number }>
+}
+
+/** Every bench's result, or every reason some bench's output cannot be written. */
+export function assembleRun (facts: RunFacts, outcomes: readonly BenchOutcome[]): { run: BenchRun, errors: [] } | { run: undefined, errors: string[] } {
+  const errors: string[] = []
+  const benches: BenchRun['benches'] = []
+  if (outcomes.length === 0) errors.push('no benchmark ran (no bench/*/run.ts found)')
+  for (const outcome of outcomes) {
+    const tail = outcome.stderrTail.trim() === '' ? '' : `\n    stderr ends: ${outcome.stderrTail.trim().split('\n').slice(-5).join('\n    ')}`
+    if (outcome.timedOut) {
+      errors.push(`${outcome.name}: killed after ${outcome.seconds.toFixed(0)} s (its time limit)${tail}`)
+      continue
+    }
+    if (outcome.exitCode !== 0) {
+      errors.push(`${outcome.name}: ${outcome.signal === null ? `exited with code ${String(outcome.exitCode)}` : `ended by ${outcome.signal}`}${tail}`)
+      continue
+    }
+    try {
+      benches.push({ ...parseBenchOutput(outcome.stdout, outcome.name), seconds: outcome.seconds })
+    } catch (err) {
+      if (!(err instanceof BenchOutputError)) throw err
+      errors.push(`${outcome.name}: broke the bench contract (bench/contract.ts): ${err.problems.join('; ')}`)
+    }
+  }
+  return errors.length > 0 ? { run: undefined, errors } : { run: { facts, benches }, errors: [] }
+}
+
+/** Three significant digits, thousands separated: 8,337 · 38.2 · 0.054. */
+export function formatNumber (value: number): string {
+  if (value === 0) return '0'
+  const magnitude = Math.abs(value)
+  if (magnitude >= 100) return Math.round(value).toLocaleString('en-US')
+  return Number(value.toPrecision(3)).toString()
+}
+
+function formatValue (value: number, unit: string): string {
+  return unit === 'share' ? `${formatNumber(value * 100)} %` : `${formatNumber(value)} ${unit}`
+}
+
+const escapeCell = (text: string): string => text.replaceAll('|', '\\|')
+
+/** One bench's figures: each beside its baseline, and the ratio. */
+export function figureTable (figures: readonly BenchFigure[]): string {
+  const lines = [
+    '| figure | value | baseline | baseline value | ratio | better |',
+    '|---|---:|---|---:|---:|---|'
+  ]
+  for (const item of figures) {
+    lines.push(`| ${escapeCell(item.label)} | ${formatValue(item.value, item.unit)} | ${escapeCell(item.baseline.label)} | ${formatValue(item.baseline.value, item.unit)} | ${formatNumber(item.ratio)} | ${item.better} |`)
+  }
+  return lines.join('\n')
+}
+
+export function runSummary (run: BenchRun): string {
+  const { facts } = run
+  return [
+    `Last run: ${facts.date} — \`${facts.command}\` (${facts.quick ? 'quick' : 'full'} mode), ${formatNumber(facts.elapsedSeconds)} s in all.`,
+    `Machine: ${facts.cpuModel}, ${facts.cores} cores, ${formatNumber(facts.ramGiB)} GiB RAM, Node ${facts.node}; ` +
+      `1-minute load average ${facts.loadAverage.start.toFixed(2)} at the start and ${facts.loadAverage.end.toFixed(2)} at the end ` +
+      '(above 0 the machine was doing other work too, and CPU-bound figures are low by that much).',
+    '',
+    '| bench | seconds | figures |',
+    '|---|---:|---:|',
+    ...run.benches.map((bench) => `| ${bench.name} | ${formatNumber(bench.seconds)} | ${bench.figures.length} |`)
+  ].join('\n')
+}
+
+export function benchBlock (bench: BenchRun['benches'][number], facts: RunFacts): string {
+  return [
+    `Generated by \`${facts.command}\` on ${facts.date} (${facts.quick ? 'quick' : 'full'} mode). Ratio = value ÷ baseline, both from this run.`,
+    '',
+    figureTable(bench.figures),
+    ...(bench.notes.length > 0 ? ['', ...bench.notes.map((note) => `- ${note}`)] : [])
+  ].join('\n')
+}
+
+const begin = (id: string): string => `<!-- bench:${id}:begin (generated by npm run bench; edits inside are overwritten) -->`
+const end = (id: string): string => `<!-- bench:${id}:end -->`
+
+/**
+ * Replaces the block between `id`'s markers; a block with no markers yet is appended under
+ * its own heading, so a new bench (a new bench/<name>/run.ts) gets a section by itself.
+ */
+export function replaceBlock (markdown: string, id: string, content: string, heading: string): string {
+  const startMarker = `<!-- bench:${id}:begin`
+  const start = markdown.indexOf(startMarker)
+  const stop = markdown.indexOf(end(id))
+  if ((start === -1) !== (stop === -1) || stop < start) throw new Error(`docs/benchmarks.md: the markers of ${id} are unbalanced; fix them by hand`)
+  const block = `${begin(id)}\n${content}\n${end(id)}`
+  if (start === -1) return `${markdown.trimEnd()}\n\n## ${heading}\n\n${block}\n`
+  return markdown.slice(0, start) + block + markdown.slice(stop + end(id).length)
+}
+
+/** docs/benchmarks.md with the run summary and every bench's table regenerated. */
+export function updateMarkdown (markdown: string, run: BenchRun): string {
+  let text = replaceBlock(markdown, 'summary', runSummary(run), 'Last run')
+  for (const bench of run.benches) text = replaceBlock(text, bench.name, benchBlock(bench, run.facts), bench.name)
+  return text
+}
+
+/** docs/benchmarks.json: the run, machine-readable. */
+export function runJson (run: BenchRun): string {
+  return JSON.stringify({ ...run.facts, benches: run.benches }, null, 2) + '\n'
+}

@@ -1,0 +1,134 @@
+/**
+ * Graceful drain (issue 9, part 4): three worker processes on one Postgres and one Redis,
+ * SDK peers that each know only their home worker. SIGTERM one worker: it tells its peers
+ * which sibling workers to move to, they move, and it exits once they have left. Then the
+ * next broadcasts reach every peer by gossip (the content topic's overlay delivery, not a
+ * sync), the moved peers included.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import pg from 'pg'
+import { generateKey } from '../../peer/src/keys.ts'
+import { createPharosPeer } from '../../peer/src/pharos-peer.ts'
+import type { PharosPeer } from '../../peer/src/pharos-peer.ts'
+import { createTestDatabase, testFleet } from './helpers/databases.ts'
+import { sleep, waitFor, waitForValue } from './helpers/wait.ts'
+import { spawnWorker, stopWorker, workerEnv } from './helpers/worker-process.ts'
+import type { WorkerProcess } from './helpers/worker-process.ts'
+
+const ADMIN = 'drain-test-admin-token-0123456789'
+const PEERS_PER_WORKER = 3
+/**
+ * Accounts registered besides the test's peers, so N (the account count) sizes active views
+ * as in a real network: floor(log2 N) + 1 = 12 slots hold a worker's siblings, its own peers
+ * and the ones that move to it. With N = 9 (4 slots), workers would evict peers that can
+ * reach no one else (test peers do not listen), and the test would measure that churn.
+ */
+const OTHER_ACCOUNTS = 2048
+const NETWORK_SIZE = OTHER_ACCOUNTS + 3 * PEERS_PER_WORKER
+
+async function getJson<Body> (url: string): Promise<Body> {
+  const response = await fetch(url, { headers: { authorization: `Bearer ${ADMIN}` }, signal: AbortSignal.timeout(10_000) })
+  assert.equal(response.status, 200, `${url}: ${response.status}`)
+  return await response.json() as Body
+}
+
+/** The peers a worker holds live connections to (GET /v1/peers, scope=worker). */
+async function peersOf (worker: WorkerProcess): Promise<Set<string>> {
+  const body = await getJson<{ peers: Array<{ peerId: string }> }>(`${worker.httpUrl}/v1/peers?limit=10000`)
+  return new Set(body.peers.map((peer) => peer.peerId))
+}
+
+const tcpAddr = (worker: WorkerProcess): string => worker.multiaddrs.find((addr) => addr.startsWith('/ip4/127.0.0.1/') && !addr.includes('/ws')) ?? assert.fail('no TCP address')
+
+describe('a worker drained with SIGTERM hands its peers to its siblings', { timeout: 240_000 }, () => {
+  const workers: WorkerProcess[] = []
+  /** peers[w] live on workers[w] and know only it. */
+  const peers: PharosPeer[][] = []
+  /** Per peer ID: message IDs it got on the content topic by gossip. */
+  const gossiped = new Map<string, Set<string>>()
+  let db: pg.Pool
+
+  before(async () => {
+    const database = await createTestDatabase('fleet_drain')
+    const fleet = testFleet()
+    const env = async (): Promise<Record<string, string>> => await workerEnv(fleet({
+      DATABASE_URL: database,
+      PHAROS_ADMIN_TOKENS: ADMIN,
+      PHAROS_ACCOUNTS_REFRESH_MS: '1000',
+      PHAROS_FLEET_HEARTBEAT_MS: '1000',
+      PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1000'
+    }))
+    // The first worker applies the migrations; the accounts go in before the others start.
+    workers.push(await spawnWorker(await env()))
+    db = new pg.Pool({ connectionString: database, max: 2 })
+    const keys = await Promise.all(Array.from({ length: 3 * PEERS_PER_WORKER }, async () => await generateKey()))
+    const others = await Promise.all(Array.from({ length: OTHER_ACCOUNTS }, async () => peerIdFromPrivateKey(await generateKey()).toString()))
+    await db.query('INSERT INTO accounts (peer_id, label) SELECT unnest($1::text[]), \'drain-test\'', [[...keys.map((key) => peerIdFromPrivateKey(key).toString()), ...others]])
+    workers.push(await spawnWorker(await env()), await spawnWorker(await env()))
+    // Peer i lives on worker i / PEERS_PER_WORKER and knows no other beacon.
+    for (let w = 0; w < 3; w++) {
+      peers.push(await Promise.all(keys.slice(w * PEERS_PER_WORKER, (w + 1) * PEERS_PER_WORKER).map(async (privateKey) =>
+        await createPharosPeer({ privateKey, bootstrap: [tcpAddr(workers[w] as WorkerProcess)], networkSize: NETWORK_SIZE }))))
+    }
+    await sleep(1500) // every worker reloads the accounts
+    const authors = peers.flat().map((peer) => peer.peerId.toString())
+    for (const peer of peers.flat()) {
+      await peer.start()
+      peer.follow(authors)
+      const got = new Set<string>()
+      gossiped.set(peer.peerId.toString(), got)
+      peer.libp2p.services.overlay.onDeliver((delivery) => { if (delivery.topic === 'content') got.add(delivery.messageId) })
+    }
+    // Drain needs live, ready siblings in membership.
+    await waitFor('every worker to list three ready workers', async () => {
+      const lists = await Promise.all(workers.map(async (worker) => await getJson<{ workers: Array<{ ready: boolean }> }>(`${worker.httpUrl}/v1/workers`)))
+      return lists.every((list) => list.workers.length === 3 && list.workers.every((entry) => entry.ready))
+    }, 20_000)
+  })
+
+  after(async () => {
+    await Promise.allSettled(peers.flat().map(async (peer) => { await peer.stop() }))
+    await Promise.allSettled(workers.map(async (worker) => { await stopWorker(worker) }))
+    await db?.end()
+  })
+
+  it('moves every peer of the drained worker to the others, then loses no broadcast', async () => {
+    const [first, second, drained] = workers as [WorkerProcess, WorkerProcess, WorkerProcess]
+    const moving = (peers[2] ?? []).map((peer) => peer.peerId.toString())
+    const held = await peersOf(drained)
+    for (const id of moving) assert.ok(held.has(id), `peer ${id} is held by the worker to be drained`)
+
+    drained.child.kill('SIGTERM')
+    const exit = await drained.exited
+    assert.deepEqual(exit, { code: 0, signal: null }, `the drained worker exits cleanly; stderr: ${drained.stderr()}`)
+    const summary = drained.lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((record) => record.msg === 'drain: peers moved to sibling workers')
+    assert.ok(summary !== undefined, 'the drain logged its summary')
+    assert.equal(summary.told, PEERS_PER_WORKER, 'every peer of the drained worker was told where to go')
+    assert.equal(summary.moved, PEERS_PER_WORKER, 'and every one left before the deadline')
+    console.log(`# drain: ${String(summary.told)} peers told, ${String(summary.moved)} moved in ${String(summary.ms)} ms`)
+
+    // Every moved peer is attached to a remaining worker.
+    const remaining = await waitForValue('the moved peers to be listed by the remaining workers', 10_000, async () => {
+      const [a, b] = await Promise.all([peersOf(first), peersOf(second)])
+      return moving.every((id) => a.has(id) || b.has(id)) ? { a, b } : undefined
+    })
+    for (const id of moving) assert.ok(remaining.a.has(id) || remaining.b.has(id), `${id} is attached elsewhere`)
+    for (const peer of peers[2] ?? []) {
+      const active = peer.libp2p.services.overlay.snapshot().content?.active ?? []
+      assert.ok(active.some((neighbour) => neighbour === first.peerId || neighbour === second.peerId), `${peer.peerId.toString()} has a remaining worker as overlay neighbour (active: ${active.join(', ')})`)
+    }
+
+    // The next broadcasts, one from a moved peer and one from a peer that stayed, reach
+    // every other peer by gossip.
+    const publishers = [peers[2]?.[0], peers[0]?.[0]] as PharosPeer[]
+    for (const publisher of publishers) {
+      const entry = await publisher.publishPost({ text: `after the drain, from ${publisher.peerId.toString()}` })
+      const id = entry.cid.toString()
+      const receivers = peers.flat().filter((peer) => peer !== publisher)
+      await waitFor(`every peer to get ${id} by gossip`, () => receivers.every((peer) => gossiped.get(peer.peerId.toString())?.has(id) === true), 20_000,
+        () => `missing at ${receivers.filter((peer) => gossiped.get(peer.peerId.toString())?.has(id) !== true).map((peer) => peer.peerId.toString()).join(', ')}`)
+    }
+  })
+})

@@ -1,0 +1,85 @@
+/**
+ * A peer's home worker dies (SIGKILL) and the peer keeps publishing (issue 6, faults): it
+ * fails over to the next bootstrap beacon, and the next entry it publishes is stored by
+ * the fleet, whether it reaches a worker by gossip or by the head re-announce of
+ * `waitUntilHeld`. Two worker processes on one Postgres and one Redis; the peers know both.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import pg from 'pg'
+import { generateKey } from '../../peer/src/keys.ts'
+import { createPharosPeer } from '../../peer/src/pharos-peer.ts'
+import type { PharosPeer } from '../../peer/src/pharos-peer.ts'
+import { createTestDatabase, testFleet } from './helpers/databases.ts'
+import { sleep, waitForValue } from './helpers/wait.ts'
+import { spawnWorker, stopWorker, workerEnv } from './helpers/worker-process.ts'
+import type { WorkerProcess } from './helpers/worker-process.ts'
+
+const ADMIN = 'failover-test-admin-token-0123456789'
+const PEERS = 4
+
+const tcpAddr = (worker: WorkerProcess): string => worker.multiaddrs.find((addr) => addr.startsWith('/ip4/127.0.0.1/') && !addr.includes('/ws')) ?? assert.fail('no TCP address')
+
+async function heldBy (worker: WorkerProcess): Promise<Set<string>> {
+  const response = await fetch(`${worker.httpUrl}/v1/peers?limit=10000`, { headers: { authorization: `Bearer ${ADMIN}` }, signal: AbortSignal.timeout(10_000) })
+  const body = await response.json() as { peers: Array<{ peerId: string }> }
+  return new Set(body.peers.map((peer) => peer.peerId))
+}
+
+describe('a peer whose home worker is killed', { timeout: 180_000 }, () => {
+  const workers: WorkerProcess[] = []
+  const peers: PharosPeer[] = []
+  let db: pg.Pool
+
+  before(async () => {
+    const database = await createTestDatabase('fleet_failover')
+    const fleet = testFleet()
+    const env = async (): Promise<Record<string, string>> => await workerEnv(fleet({
+      DATABASE_URL: database,
+      PHAROS_ADMIN_TOKENS: ADMIN,
+      PHAROS_ACCOUNTS_REFRESH_MS: '1000',
+      PHAROS_FLEET_HEARTBEAT_MS: '1000',
+      PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1000'
+    }))
+    workers.push(await spawnWorker(await env()))
+    db = new pg.Pool({ connectionString: database, max: 2 })
+    const keys = await Promise.all(Array.from({ length: PEERS }, async () => await generateKey()))
+    await db.query('INSERT INTO accounts (peer_id, label) SELECT unnest($1::text[]), \'failover-test\'', [keys.map((key) => peerIdFromPrivateKey(key).toString())])
+    workers.push(await spawnWorker(await env()))
+    await sleep(1500) // both workers load the accounts
+    const [home, sibling] = workers as [WorkerProcess, WorkerProcess]
+    // Every peer lives on the first worker and lists the second after it.
+    for (const privateKey of keys) {
+      const peer = await createPharosPeer({ privateKey, bootstrap: [tcpAddr(home), tcpAddr(sibling)], beaconConnections: 1, networkSize: PEERS })
+      await peer.start()
+      peers.push(peer)
+    }
+  })
+
+  after(async () => {
+    await Promise.allSettled(peers.map(async (peer) => { await peer.stop() }))
+    await Promise.allSettled(workers.map(async (worker) => { await stopWorker(worker) }))
+    await db?.end()
+  })
+
+  it('moves to the next bootstrap beacon and gets its next entries stored', async () => {
+    const [home, sibling] = workers as [WorkerProcess, WorkerProcess]
+    const publisher = peers[0] as PharosPeer
+    const before = await publisher.publishPost({ text: 'before the kill' })
+    await publisher.waitUntilHeld([before.cid], { state: 'stored', timeoutMs: 30_000 })
+
+    home.child.kill('SIGKILL')
+    await home.exited
+    await waitForValue('every peer to be held by the surviving worker', 30_000, async () => {
+      const held = await heldBy(sibling)
+      return peers.every((peer) => held.has(peer.peerId.toString()))
+    })
+    for (let i = 0; i < 3; i++) {
+      const entry = await publisher.publishPost({ text: `after the kill #${i}` })
+      await publisher.waitUntilHeld([entry.cid], { state: 'stored', timeoutMs: 30_000 })
+    }
+    const { rows } = await db.query<{ entries: number }>('SELECT count(*)::int AS entries FROM log_entries')
+    assert.equal(rows[0]?.entries, 4, 'the entry before the kill and the three after it, each stored once')
+  })
+})

@@ -1,0 +1,32 @@
+/**
+ * Checking receipts (docs/logs.md "Receipts") on the peer side: a receipt is returned only
+ * when its signature holds, it is of the expected kind, by the expected worker, and about
+ * exactly the author, head or root that was asked; anything else is a
+ * ReceiptVerificationError. For receipts from anywhere: over the sync protocol
+ * (`PharosPeer.receipt`), or base64 in a pin status' `info.receipt` over HTTP.
+ */
+import type { CID } from 'multiformats/cid'
+import { openLogReceipt, openPinReceipt } from '../../protocol/src/log/index.ts'
+import type { LogReceipt, LogReceiptExpectation, PinReceipt, PinReceiptExpectation, ReceiptResult } from '../../protocol/src/log/index.ts'
+import { ReceiptVerificationError } from './errors.ts'
+
+export type { LogReceipt, PinReceipt, Receipt } from '../../protocol/src/log/index.ts'
+
+function statementBytes (statement: Uint8Array | string): Uint8Array {
+  return typeof statement === 'string' ? new Uint8Array(Buffer.from(statement, 'base64')) : statement
+}
+
+function unwrap<T> (result: ReceiptResult<T>, peer?: string): T {
+  if (!result.ok) throw new ReceiptVerificationError(result.code, result.detail, peer)
+  return result.value
+}
+
+/** A log receipt, verified; `statement` is its bytes or their base64. */
+export async function verifyLogReceipt (statement: Uint8Array | string, expect: LogReceiptExpectation & { signer: string }, peer?: string): Promise<LogReceipt> {
+  return unwrap(await openLogReceipt(statementBytes(statement), expect), peer)
+}
+
+/** A pin receipt, verified; `statement` is its bytes or their base64 (as `info.receipt` carries it). */
+export async function verifyPinReceipt (statement: Uint8Array | string, expect: PinReceiptExpectation & { signer: string, cid: CID }, peer?: string): Promise<PinReceipt> {
+  return unwrap(await openPinReceipt(statementBytes(statement), expect), peer)
+}
