@@ -3,6 +3,8 @@ import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { AccountRegistry } from './accounts/account-registry.ts'
+import { createAuditService } from './audit/audit-service.ts'
+import type { AuditService } from './audit/audit-service.ts'
 import { BanList } from './bans/ban-list.ts'
 import type { Config } from './config/schema.ts'
 import { Readiness } from './health.ts'
@@ -57,6 +59,8 @@ export interface Worker {
   readonly logService: LogService
   /** Seen message IDs, membership, peer views, bans and the gossip bridge (Redis in a fleet). */
   readonly fleet: FleetState
+  /** Storage audits: the audit loop, signed reports, storage-proof challenges. */
+  readonly audits: AuditService
   /** This worker's name in the fleet (PHAROS_WORKER_NAME, or the host name). */
   readonly workerName: string
   /** Where the HTTP server listens, e.g. http://127.0.0.1:8080 */
@@ -317,7 +321,9 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       adminTokens,
       locatePeer: async (peerId) => (await fleet.peerViews.locate(peerId))?.addrs
     })
-    const receipts = new ReceiptIssuer({ logs, pins: storage.pins, signer: workerSigner(key) })
+    // One signer for every statement this worker makes: receipts and audit reports.
+    const signer = workerSigner(key)
+    const receipts = new ReceiptIssuer({ logs, pins: storage.pins, signer })
     const logService = createLogService({
       db,
       node,
@@ -344,6 +350,25 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     })
     fleet.bridge.onMessage(({ topic, messageId, payload }) => { logService.onRelayed(topic, messageId, payload) })
 
+    const audits = createAuditService({
+      config,
+      db,
+      node,
+      storage,
+      signer,
+      publish: (topic, messageId, payload) => {
+        try {
+          node.services.overlay.broadcast(topic, messageId, payload)
+        } catch (err) {
+          log.debug({ err, messageId }, 'an audit report could not be broadcast')
+        }
+        // The fleet's other workers broadcast it to their own peers (log service: onRelayed).
+        void fleet.bridge.publish(topic, messageId, payload)
+      },
+      registry,
+      log
+    })
+
     const readiness = new Readiness()
     readiness.addCheck('p2p', async () => {
       if (node.status !== 'started' || node.getMultiaddrs().length === 0) throw new Error('libp2p is not listening')
@@ -359,13 +384,15 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       record.ready = report.ready
     })
 
-    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet, sync: logService.sync, receipts })
+    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet, sync: logService.sync, receipts, audits: audits.store })
     cleanups.push(async () => { await app.close() })
     // Registered after HTTP so it runs first: libp2p stops accepting and closes its
     // connections while /metrics and /readyz still answer.
     cleanups.push(async () => { await node.stop() })
     // Runs before libp2p stops: running pin jobs go back to the queue, Bitswap unregisters.
     cleanups.push(async () => { await storage.stop() })
+    // Runs before storage stops: a round under way is aborted, challenges are no longer answered.
+    cleanups.push(async () => { await audits.stop() })
     // Runs first: no new entries are taken, the ones in hand are stored, fetches stop.
     cleanups.push(async () => { await logService.stop() })
     await app.listen({ host: config.httpHost, port: config.httpPort })
@@ -377,6 +404,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     await node.start()
     await storage.start()
     await logService.start()
+    await audits.start()
     record.httpUrl = httpUrl
     record.multiaddrs = node.getMultiaddrs().map((addr) => addr.toString())
     // Readiness gauges (and the ready flag siblings see) stay current without a prober.
@@ -418,6 +446,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       logMetrics,
       logService,
       fleet,
+      audits,
       workerName,
       httpUrl,
       mode,

@@ -25,5 +25,8 @@ export type { LogReceipt, PinReceipt, Receipt } from './receipts.ts'
 export { DEFAULT_NETWORK, DEFAULT_TIMEOUTS } from './constants.ts'
 export type { PeerTimeouts } from './constants.ts'
 export * from './errors.ts'
+// What `PharosPeer.challenge` resolves with, and the report format it can check (docs/audits.md).
+export type { AuditReport, ChallengeOutcome, ChallengeResult } from '../../protocol/src/audit/index.ts'
+export { openAuditReport } from '../../protocol/src/audit/index.ts'
 // Refusals by a beacon's overlay (e.g. "not-registered") come from the shared driver.
 export { OverlayRefusedError } from '../../beacon/src/overlay/overlay-driver.ts'

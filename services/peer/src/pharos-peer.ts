@@ -42,6 +42,15 @@ import { overlay } from '../../beacon/src/overlay/overlay-driver.ts'
 import type { Delivery, DrainNotice, OverlayDriver, OverlayRefusedError, PeerAddrs } from '../../beacon/src/overlay/overlay-driver.ts'
 import { OVERLAY_TOPICS } from '../../beacon/src/overlay/topics.ts'
 import {
+  auditProtocolId,
+  CHALLENGE_NONCE_BYTES,
+  encodeChallengeRequest,
+  judgeChallengeAnswer,
+  MAX_CHALLENGE_CIDS,
+  MAX_CHALLENGE_FRAME_BYTES
+} from '../../protocol/src/audit/index.ts'
+import type { ChallengeResult } from '../../protocol/src/audit/index.ts'
+import {
   compareBytes,
   compareHeads,
   decodeEntry,
@@ -73,6 +82,7 @@ import {
   InvalidBootstrapAddressError,
   JoinTimeoutError,
   KeyDeniedError,
+  MalformedResponseError,
   NoBeaconError,
   NotHeldError,
   OwnHeadUnknownError,
@@ -93,7 +103,7 @@ import { verifyLogReceipt, verifyPinReceipt } from './receipts.ts'
 import type { LogReceipt, PinReceipt } from './receipts.ts'
 import type { AttachmentInput, AttachmentLink } from './post.ts'
 import { collectBytes } from './bytes.ts'
-import { serveFrame } from './request-response.ts'
+import { requestFrame, serveFrame } from './request-response.ts'
 import { answerSyncFrame, MAX_SYNC_REQUEST_BYTES } from './sync-responder.ts'
 import { SyncClient } from './sync-client.ts'
 import type { AbortOptions, ComponentLogger, Ed25519PrivateKey, Libp2p, Logger, PeerId } from '@libp2p/interface'
@@ -966,6 +976,36 @@ export class PharosPeer {
   async getKey (keyHash: Uint8Array, options: AbortOptions = {}): Promise<Uint8Array> {
     this.requireStarted('getKey')
     return await this.withBeacon('getkey', options, async (beacon) => await this.keyClient.getKey(beacon, keyHash, options))
+  }
+
+  // ---- storage audits -----------------------------------------------------------------------
+
+  /**
+   * Challenges a beacon worker to prove it holds `cids` (1..64 blocks this peer also holds,
+   * e.g. its own posts): a fresh random nonce goes out, and each answer — SHA-256 of the nonce
+   * and the block — is checked against this peer's own copy (docs/audits.md). Resolves with
+   * the verdict (`passed`, `failed`, `unverifiable` when this peer holds none of them, or
+   * `refused` when the worker is rate-limiting) and the outcome per CID. Throws
+   * MalformedResponseError for an answer that is not one.
+   */
+  async challenge (worker: PeerId | string, cids: readonly CID[], options: AbortOptions = {}): Promise<ChallengeResult> {
+    this.requireStarted('challenge')
+    if (cids.length === 0 || cids.length > MAX_CHALLENGE_CIDS) throw new RangeError(`a challenge names 1..${MAX_CHALLENGE_CIDS} CIDs, not ${cids.length}`)
+    const peer = typeof worker === 'string' ? peerIdFromString(worker) : worker
+    const protocol = auditProtocolId(this.network)
+    const challenge = { nonce: globalThis.crypto.getRandomValues(new Uint8Array(CHALLENGE_NONCE_BYTES)), cids: [...cids] }
+    const answer = await requestFrame(this.libp2p, peer, protocol, encodeChallengeRequest({ t: 'challenge', ...challenge }), MAX_CHALLENGE_FRAME_BYTES, 'audit challenge', { ...options, timeoutMs: this.timeouts.requestMs })
+    const judged = await judgeChallengeAnswer(challenge, answer, async (cid) => {
+      try {
+        return await collectBytes(this.helia.blockstore.get(cid, { offline: true }))
+      } catch (err) {
+        const name = (err as Error | undefined)?.name
+        if (name === 'NotFoundError' || name === 'BlockNotFoundWhileOfflineError') return undefined
+        throw err
+      }
+    })
+    if (!judged.ok) throw new MalformedResponseError(peer.toString(), protocol, judged.detail)
+    return judged.value
   }
 }
 

@@ -248,6 +248,41 @@ export const schema = {
     default: '3600000',
     help: 'GC never removes a block written, or relied on by a pin job, within this window (guess: 1 h; it must outlast the seconds a pin job takes to record a block it touched).'
   },
+  auditIntervalMs: {
+    env: 'PHAROS_AUDIT_INTERVAL_MS',
+    group: 'storage',
+    parse: integer(0, 7 * 86_400_000),
+    default: '300000',
+    help: 'How often a worker runs a storage audit round (re-read and re-hash a random sample of pinned blocks, repair bad ones from peers, sign a report); 0 disables audits (guess: every 5 min).'
+  },
+  auditSampleSize: {
+    env: 'PHAROS_AUDIT_SAMPLE_SIZE',
+    group: 'storage',
+    parse: integer(1, 1024),
+    default: '64',
+    help: 'Pinned blocks one audit round checks, drawn at random by each worker (guess: 64 per 5 min is ~18,000 a day per worker).'
+  },
+  auditMaxBytesPerSecond: {
+    env: 'PHAROS_AUDIT_MAX_BYTES_PER_SECOND',
+    group: 'storage',
+    parse: integer(64 * 1024, 1024 * MiB),
+    default: String(4 * MiB),
+    help: 'Audit reads are throttled to this many block bytes per second, one block at a time, so live work keeps Postgres and the CPU (guess: a few % of one core hashing).'
+  },
+  auditRepairTimeoutMs: {
+    env: 'PHAROS_AUDIT_REPAIR_TIMEOUT_MS',
+    group: 'storage',
+    parse: integer(1000, 3_600_000),
+    default: '60000',
+    help: 'Longest an audit waits for one missing or corrupt block to arrive from peers; the repair is then recorded as failed (guess).'
+  },
+  auditChallengesPerMinute: {
+    env: 'PHAROS_AUDIT_CHALLENGES_PER_MINUTE',
+    group: 'storage',
+    parse: integer(0, 100_000),
+    default: '12',
+    help: 'Storage-proof challenges one peer may send this worker per minute (each names at most 64 blocks); more are refused as rate-limited; 0 refuses every challenge (guess).'
+  },
   pinTokens: {
     env: 'PHAROS_PIN_TOKENS',
     group: 'pinning',

@@ -19,6 +19,8 @@ import { adminNodeRoutes } from './routes/admin-node.ts'
 import { adminFleetRoutes } from './routes/admin-fleet.ts'
 import type { FleetView } from './routes/admin-fleet.ts'
 import { adminStorageRoutes } from './routes/admin-storage.ts'
+import { auditRoutes } from './routes/audits.ts'
+import type { AuditStore } from '../audit/audit-store.ts'
 import { gatewayRoutes } from './routes/gateway.ts'
 import { headRoutes } from './routes/heads.ts'
 import type { SyncResponder } from '../logs/sync-responder.ts'
@@ -52,6 +54,8 @@ export interface AppDeps {
   sync?: Pick<SyncResponder, 'respond'>
   /** Signed pin receipts in GET /pins/{requestid}. */
   receipts?: Pick<ReceiptIssuer, 'forDag'>
+  /** Signed storage audit reports: /v1/audits (public). */
+  audits?: Pick<AuditStore, 'list'>
 }
 
 /**
@@ -124,6 +128,8 @@ export async function buildApp (deps: AppDeps) {
     })
     await app.register(gatewayRoutes, { blockstore: storage.blockstore })
   }
+  // Public, outside the admin plugin: reports are proofs meant for anyone (docs/audits.md).
+  if (deps.audits !== undefined) await app.register(auditRoutes, { store: deps.audits })
 
   if (deps.sync !== undefined) await app.register(headRoutes, { sync: deps.sync })
 

@@ -55,6 +55,8 @@ export interface StorageService {
   onPinned: (listener: (job: PinJob) => void) => () => void
   /** Fetches one block from peers over Bitswap, verified and stored, retrying until `signal` aborts. */
   fetchBlock: (cid: CID, signal: AbortSignal) => Promise<Uint8Array>
+  /** Dials a pin origin (a multiaddr, or a bare `/p2p/<id>` the fleet's peer views locate). */
+  dialOrigin: (address: string, signal: AbortSignal) => Promise<void>
   /** Starts Bitswap on the (started) node, the pin queue and scheduled GC. */
   start: () => Promise<void>
   /** Hands running pin jobs back to the queue, stops GC and Bitswap; leaves libp2p running. */
@@ -110,6 +112,22 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
   const pinnedListeners = new Set<(job: PinJob) => void>()
   metrics.readSnapshotFrom(async () => ({ pins: await pins.countsByStatus(), ...await blockstore.totals() }))
 
+  /** Dials a pin origin; a bare /p2p/<id> with no connection and no known address is looked up in the fleet first. */
+  const dialOrigin = async (address: string, signal: AbortSignal): Promise<void> => {
+    const addr = multiaddr(address)
+    const [only, ...rest] = addr.getComponents()
+    if (only?.name === 'p2p' && only.value !== undefined && rest.length === 0 && locatePeer !== undefined) {
+      const peer = peerIdFromString(only.value)
+      if (node.getConnections(peer).length === 0 && ((await node.peerStore.get(peer).catch(() => undefined))?.addresses.length ?? 0) === 0) {
+        const addrs = await locatePeer(only.value)
+        if (addrs !== undefined) await node.peerStore.merge(peer, { multiaddrs: addrs.map((text) => multiaddr(text)) })
+      }
+      await node.dial(peer, { signal })
+      return
+    }
+    await node.dial(addr, { signal })
+  }
+
   const runner = new PinRunner({
     worker: node.peerId.toString(),
     concurrency: config.pinConcurrency,
@@ -130,21 +148,7 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
     store: pins,
     blockstore,
     fetch: async (cid, signal) => await fetchBlock(helia, cid, signal),
-    dial: async (address, signal) => {
-      const addr = multiaddr(address)
-      const [only, ...rest] = addr.getComponents()
-      // A bare /p2p/<id> with no connection and no known address: ask the fleet where it is.
-      if (only?.name === 'p2p' && only.value !== undefined && rest.length === 0 && locatePeer !== undefined) {
-        const peer = peerIdFromString(only.value)
-        if (node.getConnections(peer).length === 0 && ((await node.peerStore.get(peer).catch(() => undefined))?.addresses.length ?? 0) === 0) {
-          const addrs = await locatePeer(only.value)
-          if (addrs !== undefined) await node.peerStore.merge(peer, { multiaddrs: addrs.map((text) => multiaddr(text)) })
-        }
-        await node.dial(peer, { signal })
-        return
-      }
-      await node.dial(addr, { signal })
-    },
+    dial: dialOrigin,
     log,
     metrics,
     onPinned: (job) => { for (const listener of pinnedListeners) listener(job) }
@@ -163,6 +167,7 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
       return () => { pinnedListeners.delete(listener) }
     },
     fetchBlock: async (cid, signal) => await fetchBlock(helia, cid, signal),
+    dialOrigin,
     http: {
       pins,
       blockstore,
