@@ -10,6 +10,7 @@
 import http from 'k6/http'
 import { check, fail } from 'k6'
 import { gatewayCar, gatewayHead, gatewayMiss, gatewayRaw, heldCids, listPinned, settings } from './lib/pharos.js'
+import { send } from './lib/send.js'
 
 const run = settings(__ENV)
 
@@ -25,16 +26,6 @@ export const options = {
     'http_req_duration{name:gatewayCar}': ['p(95)<1000', 'p(99)<3000'],
     'http_req_duration{name:gatewayMiss}': ['p(95)<100', 'p(99)<500']
   }
-}
-
-function send (req) {
-  const response = http.request(req.method, req.url, req.body, {
-    headers: req.headers,
-    tags: { name: req.name },
-    responseCallback: http.expectedStatuses(...req.expect)
-  })
-  check(response, { [`${req.name} answers ${req.expect.join('/')}`]: (r) => req.expect.includes(r.status) })
-  return response
 }
 
 export function setup () {

@@ -7,10 +7,10 @@
 //   k6 run -e PHAROS_URL=http://127.0.0.1:8080 -e PHAROS_PIN_TOKEN=<token> -e VUS=10 -e DURATION=1m loadtest/k6/pinning-api.js
 //
 // Thresholds and variables: loadtest/README.md.
-import http from 'k6/http'
 import { check, fail, sleep } from 'k6'
 import { Trend } from 'k6/metrics'
 import { addPin, identityCid, listPins, pinStatus, removePin, settings } from './lib/pharos.js'
+import { send } from './lib/send.js'
 
 const run = settings(__ENV)
 if (run.token === '') fail('PHAROS_PIN_TOKEN is required: a token from the worker\'s PHAROS_PIN_TOKENS (owner:token), see loadtest/README.md')
@@ -31,16 +31,6 @@ export const options = {
     'http_req_duration{name:pinsRemove}': ['p(95)<250', 'p(99)<1000'],
     pharos_pin_pinned_seconds: ['p(95)<2', 'max<10']
   }
-}
-
-function send (req) {
-  const response = http.request(req.method, req.url, req.body, {
-    headers: req.headers,
-    tags: { name: req.name },
-    responseCallback: http.expectedStatuses(...req.expect)
-  })
-  check(response, { [`${req.name} answers ${req.expect.join('/')}`]: (r) => req.expect.includes(r.status) })
-  return response
 }
 
 /** One id per run, so the run's pins can be listed apart from everything else the owner holds. */

@@ -8,13 +8,14 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import pg from 'pg'
+import type pg from 'pg'
 import { generateKey } from '../../peer/src/keys.ts'
 import { createPharosPeer } from '../../peer/src/pharos-peer.ts'
 import type { PharosPeer } from '../../peer/src/pharos-peer.ts'
-import { createTestDatabase, testFleet } from './helpers/databases.ts'
-import { sleep, waitFor, waitForValue } from './helpers/wait.ts'
-import { spawnWorker, stopWorker, workerEnv } from './helpers/worker-process.ts'
+import { createTestDatabase } from './helpers/databases.ts'
+import { startFleetProcesses, tcpAddress } from './helpers/fleet-processes.ts'
+import { waitFor, waitForValue } from './helpers/wait.ts'
+import { stopWorker } from './helpers/worker-process.ts'
 import type { WorkerProcess } from './helpers/worker-process.ts'
 
 const ADMIN = 'drain-test-admin-token-0123456789'
@@ -40,8 +41,6 @@ async function peersOf (worker: WorkerProcess): Promise<Set<string>> {
   return new Set(body.peers.map((peer) => peer.peerId))
 }
 
-const tcpAddr = (worker: WorkerProcess): string => worker.multiaddrs.find((addr) => addr.startsWith('/ip4/127.0.0.1/') && !addr.includes('/ws')) ?? assert.fail('no TCP address')
-
 describe('a worker drained with SIGTERM hands its peers to its siblings', { timeout: 240_000 }, () => {
   const workers: WorkerProcess[] = []
   /** peers[w] live on workers[w] and know only it. */
@@ -51,28 +50,21 @@ describe('a worker drained with SIGTERM hands its peers to its siblings', { time
   let db: pg.Pool
 
   before(async () => {
-    const database = await createTestDatabase('fleet_drain')
-    const fleet = testFleet()
-    const env = async (): Promise<Record<string, string>> => await workerEnv(fleet({
-      DATABASE_URL: database,
-      PHAROS_ADMIN_TOKENS: ADMIN,
-      PHAROS_ACCOUNTS_REFRESH_MS: '1000',
-      PHAROS_FLEET_HEARTBEAT_MS: '1000',
-      PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1000'
-    }))
-    // The first worker applies the migrations; the accounts go in before the others start.
-    workers.push(await spawnWorker(await env()))
-    db = new pg.Pool({ connectionString: database, max: 2 })
     const keys = await Promise.all(Array.from({ length: 3 * PEERS_PER_WORKER }, async () => await generateKey()))
     const others = await Promise.all(Array.from({ length: OTHER_ACCOUNTS }, async () => peerIdFromPrivateKey(await generateKey()).toString()))
-    await db.query('INSERT INTO accounts (peer_id, label) SELECT unnest($1::text[]), \'drain-test\'', [[...keys.map((key) => peerIdFromPrivateKey(key).toString()), ...others]])
-    workers.push(await spawnWorker(await env()), await spawnWorker(await env()))
+    const fleet = await startFleetProcesses({
+      workers: 3,
+      databaseUrl: await createTestDatabase('fleet_drain'),
+      adminToken: ADMIN,
+      accounts: [...keys.map((key) => peerIdFromPrivateKey(key).toString()), ...others]
+    })
+    workers.push(...fleet.workers)
+    db = fleet.db
     // Peer i lives on worker i / PEERS_PER_WORKER and knows no other beacon.
     for (let w = 0; w < 3; w++) {
       peers.push(await Promise.all(keys.slice(w * PEERS_PER_WORKER, (w + 1) * PEERS_PER_WORKER).map(async (privateKey) =>
-        await createPharosPeer({ privateKey, bootstrap: [tcpAddr(workers[w] as WorkerProcess)], networkSize: NETWORK_SIZE }))))
+        await createPharosPeer({ privateKey, bootstrap: [tcpAddress(workers[w] as WorkerProcess)], networkSize: NETWORK_SIZE }))))
     }
-    await sleep(1500) // every worker reloads the accounts
     const authors = peers.flat().map((peer) => peer.peerId.toString())
     for (const peer of peers.flat()) {
       await peer.start()

@@ -7,19 +7,18 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import pg from 'pg'
+import type pg from 'pg'
 import { generateKey } from '../../peer/src/keys.ts'
 import { createPharosPeer } from '../../peer/src/pharos-peer.ts'
 import type { PharosPeer } from '../../peer/src/pharos-peer.ts'
-import { createTestDatabase, testFleet } from './helpers/databases.ts'
-import { sleep, waitForValue } from './helpers/wait.ts'
-import { spawnWorker, stopWorker, workerEnv } from './helpers/worker-process.ts'
+import { createTestDatabase } from './helpers/databases.ts'
+import { startFleetProcesses, tcpAddress } from './helpers/fleet-processes.ts'
+import { waitForValue } from './helpers/wait.ts'
+import { stopWorker } from './helpers/worker-process.ts'
 import type { WorkerProcess } from './helpers/worker-process.ts'
 
 const ADMIN = 'failover-test-admin-token-0123456789'
 const PEERS = 4
-
-const tcpAddr = (worker: WorkerProcess): string => worker.multiaddrs.find((addr) => addr.startsWith('/ip4/127.0.0.1/') && !addr.includes('/ws')) ?? assert.fail('no TCP address')
 
 async function heldBy (worker: WorkerProcess): Promise<Set<string>> {
   const response = await fetch(`${worker.httpUrl}/v1/peers?limit=10000`, { headers: { authorization: `Bearer ${ADMIN}` }, signal: AbortSignal.timeout(10_000) })
@@ -33,25 +32,19 @@ describe('a peer whose home worker is killed', { timeout: 180_000 }, () => {
   let db: pg.Pool
 
   before(async () => {
-    const database = await createTestDatabase('fleet_failover')
-    const fleet = testFleet()
-    const env = async (): Promise<Record<string, string>> => await workerEnv(fleet({
-      DATABASE_URL: database,
-      PHAROS_ADMIN_TOKENS: ADMIN,
-      PHAROS_ACCOUNTS_REFRESH_MS: '1000',
-      PHAROS_FLEET_HEARTBEAT_MS: '1000',
-      PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1000'
-    }))
-    workers.push(await spawnWorker(await env()))
-    db = new pg.Pool({ connectionString: database, max: 2 })
     const keys = await Promise.all(Array.from({ length: PEERS }, async () => await generateKey()))
-    await db.query('INSERT INTO accounts (peer_id, label) SELECT unnest($1::text[]), \'failover-test\'', [keys.map((key) => peerIdFromPrivateKey(key).toString())])
-    workers.push(await spawnWorker(await env()))
-    await sleep(1500) // both workers load the accounts
+    const fleet = await startFleetProcesses({
+      workers: 2,
+      databaseUrl: await createTestDatabase('fleet_failover'),
+      adminToken: ADMIN,
+      accounts: keys.map((key) => peerIdFromPrivateKey(key).toString())
+    })
+    workers.push(...fleet.workers)
+    db = fleet.db
     const [home, sibling] = workers as [WorkerProcess, WorkerProcess]
     // Every peer lives on the first worker and lists the second after it.
     for (const privateKey of keys) {
-      const peer = await createPharosPeer({ privateKey, bootstrap: [tcpAddr(home), tcpAddr(sibling)], beaconConnections: 1, networkSize: PEERS })
+      const peer = await createPharosPeer({ privateKey, bootstrap: [tcpAddress(home), tcpAddress(sibling)], beaconConnections: 1, networkSize: PEERS })
       await peer.start()
       peers.push(peer)
     }

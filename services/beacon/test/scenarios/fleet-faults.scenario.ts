@@ -21,14 +21,14 @@ import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import pg from 'pg'
-import { testFleet } from '../helpers/databases.ts'
+import type pg from 'pg'
+import { startFleetProcesses, tcpAddress } from '../helpers/fleet-processes.ts'
 import { startPostgresServer } from '../helpers/postgres-server.ts'
 import type { PostgresServer } from '../helpers/postgres-server.ts'
 import { startRedisServer } from '../helpers/redis-servers.ts'
 import { sleep, waitFor, waitForValue } from '../helpers/wait.ts'
 import type { RedisServer } from '../helpers/redis-servers.ts'
-import { spawnWorker, stopWorker, tempDir, workerEnv } from '../helpers/worker-process.ts'
+import { stopWorker, tempDir } from '../helpers/worker-process.ts'
 import type { WorkerProcess } from '../helpers/worker-process.ts'
 import type { PeerDeliveries, SwarmCommand, SwarmConfig, SwarmPeerSpec, SwarmReply } from '../helpers/swarm-protocol.ts'
 
@@ -104,53 +104,43 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
   const publisherIds: string[] = []
   let home: number[] = []
 
-  const tcpAddr = (worker: WorkerProcess): string => {
-    const addr = worker.multiaddrs.find((text) => text.includes('/tcp/') && !text.includes('/ws'))
-    if (addr === undefined) throw new Error(`worker ${worker.peerId} has no TCP address`)
-    return addr
-  }
 
   before(async () => {
     postgres = await startPostgresServer()
     redis = await startRedisServer()
-    db = new pg.Pool({ connectionString: postgres.url, max: 2 })
-    db.on('error', () => {}) // the test stops Postgres on purpose
-    const fleet = testFleet(redis.url)
-    const env = async (): Promise<Record<string, string>> => await workerEnv(fleet({
-      DATABASE_URL: postgres.url,
-      PHAROS_ADMIN_TOKENS: ADMIN,
-      PHAROS_ACCOUNTS_REFRESH_MS: '1000',
-      PHAROS_FLEET_HEARTBEAT_MS: '1000',
-      PHAROS_SEEN_CLAIM_TTL_MS: '3000',
-      PHAROS_PIN_LEASE_MS: '3000',
-      PHAROS_PIN_POLL_INTERVAL_MS: '200',
-      PHAROS_PIN_CONCURRENCY: '16',
-      PHAROS_PIN_STALL_TIMEOUT_MS: '10000',
-      PHAROS_DATABASE_POOL_SIZE: '10',
-      PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1000',
-      PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0'
-    }))
-    // The first worker applies the migrations; the accounts go in before the others start.
-    workers.push(await spawnWorker(await env()))
     const seeds = Array.from({ length: PEERS }, () => randomBytes(32))
     for (const seed of seeds) peerIds.push(peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', seed)).toString())
-    await db.query('INSERT INTO accounts (peer_id, label) SELECT unnest($1::text[]), \'fleet-e2e\'', [peerIds])
-    workers.push(await spawnWorker(await env()), await spawnWorker(await env()))
-    assert.equal(new Set(workers.map((worker) => worker.peerId)).size, 3, 'three identities from one fleet secret')
+    const fleet = await startFleetProcesses({
+      workers: 3,
+      databaseUrl: postgres.url,
+      redisUrl: redis.url,
+      adminToken: ADMIN,
+      accounts: peerIds,
+      env: {
+        PHAROS_SEEN_CLAIM_TTL_MS: '3000',
+        PHAROS_PIN_LEASE_MS: '3000',
+        PHAROS_PIN_POLL_INTERVAL_MS: '200',
+        PHAROS_PIN_CONCURRENCY: '16',
+        PHAROS_PIN_STALL_TIMEOUT_MS: '10000',
+        PHAROS_DATABASE_POOL_SIZE: '10',
+        PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0'
+      }
+    })
+    workers.push(...fleet.workers)
+    db = fleet.db
 
     // Peer i lives on worker i % 3 and lists the other two after it, in case it goes away.
     home = peerIds.map((_, i) => i % 3)
     publisherIds.push(...peerIds.slice(0, PUBLISHERS))
     const specs: SwarmPeerSpec[] = seeds.map((seed, i) => ({
       seed: seed.toString('hex'),
-      bootstrap: [0, 1, 2].map((offset) => tcpAddr(workers[(i + offset) % 3] as WorkerProcess)),
+      bootstrap: [0, 1, 2].map((offset) => tcpAddress(workers[(i + offset) % 3] as WorkerProcess)),
       beaconConnections: 1
     }))
     for (let s = 0; s < SWARMS; s++) {
       swarms.push(new Swarm({ network: 'pharos', networkSize: PEERS, follow: publisherIds, peers: specs.filter((_, i) => i % SWARMS === s) }))
     }
     await Promise.all(swarms.map(async (swarm) => { await swarm.ready }))
-    await sleep(1500) // accounts refresh on every worker
     const started = await Promise.all(swarms.map(async (swarm) => await swarm.ask({ type: 'start', concurrency: 8 }, 'started')))
     for (const reply of started) assert.deepEqual(reply.type === 'started' && reply.failures, [], 'every peer joined')
   })

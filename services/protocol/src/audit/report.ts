@@ -13,7 +13,7 @@
  */
 import { CID } from 'multiformats/cid'
 import { publicKeyFromPeerId } from '../log/author-key.ts'
-import { hasKeys, isMap, isUint } from '../log/cbor.ts'
+import { hasKeys, isMap, isUint, listOf } from '../log/cbor.ts'
 import type { Ed25519Signer } from '../log/ed25519.ts'
 import { openStatement, signStatement } from '../log/statement.ts'
 import type { StatementErrorCode } from '../log/statement.ts'
@@ -79,17 +79,6 @@ export async function signAuditReport (report: AuditReport, signer: Ed25519Signe
   return await signStatement(AUDIT_STATEMENT_KIND, body, signer)
 }
 
-function listOf<T> (value: unknown, item: (element: unknown) => T | undefined): T[] | undefined {
-  if (!Array.isArray(value) || value.length > AUDIT_REPORT_LIMITS.checked) return undefined
-  const out: T[] = []
-  for (const element of value) {
-    const parsed = item(element)
-    if (parsed === undefined) return undefined
-    out.push(parsed)
-  }
-  return out
-}
-
 const asCid = (value: unknown): CID | undefined => CID.asCID(value) ?? undefined
 
 function failure (value: unknown): AuditFailure | undefined {
@@ -113,9 +102,9 @@ export function auditReportFromBody (body: Record<string, unknown>, signer: stri
   if (typeof body.worker !== 'string' || publicKeyFromPeerId(body.worker) === undefined) return 'worker must be an ed25519 peer ID'
   if (body.worker !== signer) return `the report of ${body.worker} is signed by ${signer}`
   if (!isUint(body.at) || !isUint(body.durationMs) || !isUint(body.sampleSize)) return 'at, durationMs and sampleSize are unsigned integers'
-  const checked = listOf(body.checked, asCid)
-  const failures = listOf(body.failures, failure)
-  const repairs = listOf(body.repairs, repair)
+  const checked = listOf(body.checked, AUDIT_REPORT_LIMITS.checked, asCid)
+  const failures = listOf(body.failures, AUDIT_REPORT_LIMITS.checked, failure)
+  const repairs = listOf(body.repairs, AUDIT_REPORT_LIMITS.checked, repair)
   if (checked === undefined) return `checked is a list of at most ${AUDIT_REPORT_LIMITS.checked} CIDs`
   if (failures === undefined) return 'failures is a list of { cid, reason: "missing" | "corrupt" }'
   if (repairs === undefined) return `repairs is a list of { cid, outcome: "repaired" | "failed", detail (≤ ${AUDIT_REPORT_LIMITS.detail} characters) }`

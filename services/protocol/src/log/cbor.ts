@@ -77,3 +77,15 @@ export function domainSeparated (domain: string, body: Uint8Array): Uint8Array {
   out.set(body, prefix.length)
   return out
 }
+
+/** `value` as an array of at most `max` items, each accepted by `item`; undefined if not. */
+export function listOf<T> (value: unknown, max: number, item: (element: unknown) => T | undefined): T[] | undefined {
+  if (!Array.isArray(value) || value.length > max) return undefined
+  const out: T[] = []
+  for (const element of value) {
+    const parsed = item(element)
+    if (parsed === undefined) return undefined
+    out.push(parsed)
+  }
+  return out
+}

@@ -17,7 +17,7 @@
  */
 import { CID } from 'multiformats/cid'
 import { publicKeyFromPeerId } from './author-key.ts'
-import { decodeCanonical, encodeCbor, hasKeys, isMap, isUint } from './cbor.ts'
+import { decodeCanonical, encodeCbor, hasKeys, isMap, isUint, listOf } from './cbor.ts'
 import { MAX_ENTRY_BYTES } from './entry.ts'
 
 export const SYNC_LIMITS = {
@@ -80,17 +80,6 @@ export type SyncDecodeResult<T> = { ok: true, value: T } | { ok: false, detail: 
 const isAuthor = (value: unknown): value is string => typeof value === 'string' && publicKeyFromPeerId(value) !== undefined
 const isCursor = (value: unknown): value is string => typeof value === 'string' && /^[0-9]{1,20}(\.[0-9]{1,20})?$/.test(value)
 const asCid = (value: unknown): CID | null => CID.asCID(value)
-
-function listOf<T> (value: unknown, max: number, item: (element: unknown) => T | undefined): T[] | undefined {
-  if (!Array.isArray(value) || value.length > max) return undefined
-  const out: T[] = []
-  for (const element of value) {
-    const parsed = item(element)
-    if (parsed === undefined) return undefined
-    out.push(parsed)
-  }
-  return out
-}
 
 function knownHead (value: unknown): KnownHead | undefined {
   if (!isMap(value) || !hasKeys(value, ['author', 'cid', 'seq'])) return undefined

@@ -1,0 +1,54 @@
+/**
+ * A fleet of worker processes for tests, as operators run one: one Postgres database, one
+ * Redis prefix, one fleet secret, a name (and so a peer ID) per worker.
+ */
+import assert from 'node:assert/strict'
+import pg from 'pg'
+import { testFleet } from './databases.ts'
+import { sleep } from './wait.ts'
+import { spawnWorker, workerEnv } from './worker-process.ts'
+import type { WorkerProcess } from './worker-process.ts'
+
+export interface FleetProcessesInit {
+  workers: number
+  databaseUrl: string
+  /** Defaults to the test command's Redis. */
+  redisUrl?: string
+  adminToken: string
+  /** Peer IDs registered as accounts before the second worker starts. */
+  accounts: readonly string[]
+  /** Env for every worker on top of the fleet's. */
+  env?: Record<string, string>
+}
+
+export interface FleetProcesses {
+  workers: WorkerProcess[]
+  /** A small pool on the fleet's database, for counting rows. */
+  db: pg.Pool
+}
+
+export async function startFleetProcesses (init: FleetProcessesInit): Promise<FleetProcesses> {
+  const fleet = testFleet(init.redisUrl)
+  const env = async (): Promise<Record<string, string>> => await workerEnv(fleet({
+    DATABASE_URL: init.databaseUrl,
+    PHAROS_ADMIN_TOKENS: init.adminToken,
+    PHAROS_ACCOUNTS_REFRESH_MS: '1000',
+    PHAROS_FLEET_HEARTBEAT_MS: '1000',
+    PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1000',
+    ...init.env
+  }))
+  // The first worker applies the migrations; the accounts go in before the others start.
+  const workers = [await spawnWorker(await env())]
+  const db = new pg.Pool({ connectionString: init.databaseUrl, max: 2 })
+  db.on('error', () => {}) // a test may stop Postgres on purpose
+  await db.query('INSERT INTO accounts (peer_id, label) SELECT unnest($1::text[]), \'fleet-test\'', [init.accounts])
+  for (let i = 1; i < init.workers; i++) workers.push(await spawnWorker(await env()))
+  await sleep(1500) // every worker reloads the accounts (PHAROS_ACCOUNTS_REFRESH_MS)
+  assert.equal(new Set(workers.map((worker) => worker.peerId)).size, init.workers, 'one identity per worker name from one fleet secret')
+  return { workers, db }
+}
+
+/** A worker's loopback TCP address, for bootstrap lists. */
+export function tcpAddress (worker: WorkerProcess): string {
+  return worker.multiaddrs.find((addr) => addr.startsWith('/ip4/127.0.0.1/') && addr.includes('/tcp/') && !addr.includes('/ws')) ?? assert.fail(`worker ${worker.peerId} has no TCP address`)
+}
