@@ -119,7 +119,10 @@ const SEED_PEERS = 32
 function wireFleet ({ fleet, node, bans, log }: { fleet: FleetState, node: BeaconNode, bans: BanList, log: Logger }): void {
   node.addEventListener('connection:open', ({ detail: connection }) => {
     if (node.getConnections(connection.remotePeer).length > 1) return
-    fleet.peerViews.connected(connection.remotePeer.toString(), { addrs: [connection.remoteAddr.toString()], transport: transportOf(connection.remoteAddr) })
+    // Only an outbound connection's remote address can be dialled: an inbound one ends in
+    // the peer's ephemeral source port. Identify fills in the listen addresses.
+    const addrs = connection.direction === 'outbound' ? [connection.remoteAddr.toString()] : []
+    fleet.peerViews.connected(connection.remotePeer.toString(), { addrs, transport: transportOf(connection.remoteAddr) })
   })
   node.addEventListener('peer:identify', ({ detail: result }) => {
     const connection = result.connection

@@ -43,8 +43,10 @@ describe('a peer whose home worker is killed', { timeout: 180_000 }, () => {
     db = fleet.db
     const [home, sibling] = workers as [WorkerProcess, WorkerProcess]
     // Every peer lives on the first worker and lists the second after it.
-    for (const privateKey of keys) {
-      const peer = await createPharosPeer({ privateKey, bootstrap: [tcpAddress(home), tcpAddress(sibling)], beaconConnections: 1, networkSize: PEERS })
+    // The first one listens, so it has an address the fleet can dial back.
+    for (const [i, privateKey] of keys.entries()) {
+      const listen = i === 0 ? { listen: ['/ip4/127.0.0.1/tcp/0'] } : {}
+      const peer = await createPharosPeer({ privateKey, bootstrap: [tcpAddress(home), tcpAddress(sibling)], beaconConnections: 1, networkSize: PEERS, ...listen })
       await peer.start()
       peers.push(peer)
     }
@@ -54,6 +56,24 @@ describe('a peer whose home worker is killed', { timeout: 180_000 }, () => {
     await Promise.allSettled(peers.map(async (peer) => { await peer.stop() }))
     await Promise.allSettled(workers.map(async (worker) => { await stopWorker(worker) }))
     await db?.end()
+  })
+
+  it('lists in the fleet view only addresses a worker can dial: listen addresses, never a source port', async () => {
+    const [home] = workers as [WorkerProcess, WorkerProcess]
+    const listening = peers[0] as PharosPeer
+    const listenAddrs = listening.libp2p.getMultiaddrs().map((addr) => addr.toString().replace(/\/p2p\/.*$/, ''))
+    assert.ok(listenAddrs.length > 0)
+    const view = await waitForValue('the home worker to flush its view with the listener\'s addresses', 10_000, async () => {
+      const response = await fetch(`${home.httpUrl}/v1/peers?scope=fleet&limit=100`, { headers: { authorization: `Bearer ${ADMIN}` }, signal: AbortSignal.timeout(10_000) })
+      const body = await response.json() as { peers: Array<{ peerId: string, workerPeerId: string, addrs: string[] }> }
+      const mine = body.peers.filter((entry) => entry.workerPeerId === home.peerId)
+      return mine.find((entry) => entry.peerId === listening.peerId.toString())?.addrs.length === listenAddrs.length ? mine : undefined
+    })
+    for (const peer of peers) {
+      const entry = view.find((candidate) => candidate.peerId === peer.peerId.toString())
+      assert.ok(entry !== undefined, `${peer.peerId.toString()} is in its home worker's view`)
+      assert.deepEqual(entry.addrs, peer === listening ? listenAddrs : [], 'an inbound connection\'s source port is not an address')
+    }
   })
 
   it('moves to the next bootstrap beacon and gets its next entries stored', async () => {

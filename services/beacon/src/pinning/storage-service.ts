@@ -112,13 +112,17 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
   const pinnedListeners = new Set<(job: PinJob) => void>()
   metrics.readSnapshotFrom(async () => ({ pins: await pins.countsByStatus(), ...await blockstore.totals() }))
 
-  /** Dials a pin origin; a bare /p2p/<id> with no connection and no known address is looked up in the fleet first. */
+  /**
+   * Dials a pin origin; a bare /p2p/<id> with no connection is looked up in the fleet first
+   * (the worker holding the peer knows its listen addresses; the peer store may hold only
+   * stale ones).
+   */
   const dialOrigin = async (address: string, signal: AbortSignal): Promise<void> => {
     const addr = multiaddr(address)
     const [only, ...rest] = addr.getComponents()
     if (only?.name === 'p2p' && only.value !== undefined && rest.length === 0 && locatePeer !== undefined) {
       const peer = peerIdFromString(only.value)
-      if (node.getConnections(peer).length === 0 && ((await node.peerStore.get(peer).catch(() => undefined))?.addresses.length ?? 0) === 0) {
+      if (node.getConnections(peer).length === 0) {
         const addrs = await locatePeer(only.value)
         if (addrs !== undefined) await node.peerStore.merge(peer, { multiaddrs: addrs.map((text) => multiaddr(text)) })
       }
