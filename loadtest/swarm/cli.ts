@@ -10,10 +10,8 @@
  * RSS per connection, event-loop lag p99, accept rate, join, publish → pinned and fetch.
  * Loopback only, bounded in connections and time. Design and costs: loadtest/README.md.
  */
-import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -21,7 +19,8 @@ import { distribution, formatReport, round } from './report.ts'
 import type { Phase, SwarmReport } from './report.ts'
 import { scrapeWorker } from './worker-metrics.ts'
 import type { WorkerSample } from './worker-metrics.ts'
-import type { FullCommand, FullConfig, FullReply, LightCommand, LightReply, LightSpec } from './protocol.ts'
+import { forkChild, LightPool, ready, stopChildren } from './light-pool.ts'
+import type { FullCommand, FullConfig, FullReply } from './protocol.ts'
 
 const MAX_CONNECTIONS = 60_000
 const MAX_DURATION_S = 3600
@@ -126,31 +125,6 @@ interface Options {
 const log = (message: string): void => { process.stderr.write(`[swarm] ${message}\n`) }
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
-/**
- * The i-th light connection's source: 127.1.0.1 onwards, 250 per /24 (so none ends in .0 or
- * .255), one address per connection, which keeps every source under the per-IP rate limit.
- */
-function sourceAddress (index: number): string {
-  return `127.${1 + Math.floor(index / 64_000)}.${Math.floor(index / 250) % 256}.${1 + (index % 250)}`
-}
-
-function forkChild (file: string, env: Record<string, string> = {}): ChildProcess {
-  return fork(fileURLToPath(new URL(file, import.meta.url)), {
-    execPath: process.execPath,
-    execArgv: ['--disable-warning=ExperimentalWarning', '--max-old-space-size=8192'],
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc']
-  })
-}
-
-async function ready (child: ChildProcess): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const onMessage = (message: { type: string }): void => { if (message.type === 'ready') { child.off('message', onMessage); resolve() } }
-    child.on('message', onMessage)
-    child.once('exit', (code) => { reject(new Error(`child exited with ${code} before it was ready`)) })
-  })
-}
-
 async function registerAccount (http: string, token: string, peerId: string): Promise<void> {
   const response = await fetch(new URL('/v1/accounts', http), {
     method: 'POST',
@@ -214,45 +188,16 @@ async function run (options: Options): Promise<SwarmReport> {
     seeds.forEach((_, offset) => fullHome.push({ child: fullChildren.length, index: offset }))
     fullChildren.push(forkChild('./full-child.ts', { SWARM_FULL_CONFIG: JSON.stringify(config) }))
   }
-  const lightChildren = Array.from({ length: options.lightProcesses }, () => forkChild('./light-child.ts'))
-  await Promise.all([...fullChildren, ...lightChildren].map(ready))
-
-  // Bookkeeping of light connections.
+  // Light connections.
   const openMs: number[] = []
-  const lightOpen = new Set<number>()
   let lightEstablished = 0
-  const batchesDone: Array<() => void> = []
-  const lightStatus: Array<(reply: Extract<LightReply, { type: 'status' }>) => void> = []
-  lightChildren.forEach((child) => {
-    child.on('message', (message: LightReply) => {
-      switch (message.type) {
-        case 'opened': lightOpen.add(message.id); lightEstablished++; openMs.push(message.ms); break
-        case 'open-failed': fail(`open:${message.reason}`, message.message); break
-        case 'closed-by-remote': lightOpen.delete(message.id); fail('closed-by-remote'); break
-        case 'batch-done': batchesDone.shift()?.(); break
-        case 'status': lightStatus.shift()?.(message); break
-        case 'ready': break
-      }
-    })
+  const pool = new LightPool(options.lightProcesses, {
+    onOpened: (_, ms) => { lightEstablished++; openMs.push(ms) },
+    onFailed: (_, reason, message) => { fail(`open:${reason}`, message) },
+    onClosedByRemote: () => { fail('closed-by-remote') }
   })
-  const sendLight = (child: ChildProcess, command: LightCommand): void => { child.send(command) }
-  let nextLightId = 0
-  const specFor = (): LightSpec => {
-    const id = nextLightId++
-    return { id, seed: randomBytes(32).toString('hex'), target: options.bootstrap[id % options.bootstrap.length] ?? '', source: sourceAddress(id) }
-  }
-  /** Opens `specs` over the light children, `concurrency` in flight per child; resolves when all are settled. */
-  const openLight = async (specs: LightSpec[], concurrency: number): Promise<void> => {
-    const byChild = lightChildren.map(() => [] as LightSpec[])
-    for (const spec of specs) byChild[spec.id % lightChildren.length]?.push(spec)
-    await Promise.all(byChild.map(async (childSpecs, k) => {
-      if (childSpecs.length === 0) return
-      const done = new Promise<void>((resolve) => { batchesDone.push(resolve) })
-      const child = lightChildren[k]
-      if (child !== undefined) sendLight(child, { type: 'open', specs: childSpecs, concurrency })
-      await done
-    }))
-  }
+  const lightOpen = pool.open
+  await Promise.all([...fullChildren.map(ready), pool.ready()])
 
   // Full peers join (counted in the ramp).
   const joinMs: number[] = []
@@ -292,17 +237,14 @@ async function run (options: Options): Promise<SwarmReport> {
   const probe = async (size: number): Promise<void> => {
     await setPhase('probe')
     const held = lightOpen.size + joined.size
-    const specs = Array.from({ length: size }, specFor)
+    const specs = pool.specs(size, options.bootstrap)
     const started = Date.now()
-    await openLight(specs, 64)
+    await pool.openAll(specs, 64)
     const seconds = (Date.now() - started) / 1000
     const opened = specs.filter((spec) => lightOpen.has(spec.id))
     acceptRate.push({ held, opened: opened.length, perSecond: round(opened.length / seconds) })
     log(`accept probe at ${held} held: ${opened.length} in ${round(seconds, 2)} s`)
-    lightChildren.forEach((child, k) => {
-      sendLight(child, { type: 'close', ids: opened.filter((spec) => spec.id % lightChildren.length === k).map((spec) => spec.id) })
-    })
-    for (const spec of opened) lightOpen.delete(spec.id)
+    pool.close(opened.map((spec) => spec.id))
     await sleep(2000)
     await setPhase('ramp')
   }
@@ -318,7 +260,7 @@ async function run (options: Options): Promise<SwarmReport> {
       probedEarly = true
     }
     const count = Math.min(slice, lightTarget - lightRequested)
-    inFlight.push(openLight(Array.from({ length: count }, specFor), 256))
+    inFlight.push(pool.openAll(pool.specs(count, options.bootstrap), 256))
     lightRequested += count
     await sleep(100 * count / slice)
   }
@@ -362,7 +304,6 @@ async function run (options: Options): Promise<SwarmReport> {
           if (result.type === 'publish-failed') { fail(`publish:${result.reason}`); return }
           if (result.type !== 'published') return
           pinnedMs.push(result.pinnedMs)
-          if (Date.now() > holdEnd) return
           const fetched = await request(fetchHome.child, (id) => ({ type: 'fetch', id, peer: fetchHome.index, author: result.author }))
           if (fetched.type === 'fetch-failed') { fail(`fetch:${fetched.reason}`); return }
           if (fetched.type === 'fetched') { fetchMs.push(fetched.ms); fetchedBytes += fetched.bytes }
@@ -375,11 +316,7 @@ async function run (options: Options): Promise<SwarmReport> {
   }
   const holdSeconds = (Date.now() - holdStarted) / 1000
   const held = await scrape()
-  const lightStatuses = await Promise.all(lightChildren.map(async (child) => {
-    const status = new Promise<Extract<LightReply, { type: 'status' }>>((resolve) => { lightStatus.push(resolve) })
-    sendLight(child, { type: 'status' })
-    return await status
-  }))
+  const lightStatus = await pool.status()
   const fullStatuses = await Promise.all(fullChildren.map(async (_, k) => {
     const status = new Promise<Extract<FullReply, { type: 'status' }>>((resolve) => { fullStatus.push(resolve) })
     sendFull(k, { type: 'status' })
@@ -387,18 +324,14 @@ async function run (options: Options): Promise<SwarmReport> {
   }))
   // Publishes still in flight finish (pinned or failed), bounded by their own timeouts.
   await Promise.all(work)
+  const workSeconds = (Date.now() - holdStarted) / 1000
   scraping = false
   await scraper
 
-  for (const child of lightChildren) sendLight(child, { type: 'stop' })
-  fullChildren.forEach((_, k) => { sendFull(k, { type: 'stop' }) })
-  await Promise.all([...lightChildren, ...fullChildren].map(async (child) => {
-    if (child.exitCode !== null) return
-    await new Promise((resolve) => { child.once('exit', resolve); setTimeout(() => { child.kill('SIGKILL') }, 30_000).unref() })
-  }))
+  await Promise.all([pool.stop(), stopChildren(fullChildren, (k) => { sendFull(k, { type: 'stop' }) })])
 
-  const lightHeld = lightStatuses.reduce((sum, status) => sum + status.held, 0)
-  const lightRss = lightStatuses.reduce((sum, status) => sum + status.rssBytes, 0)
+  const lightHeld = lightStatus.held
+  const lightRss = lightStatus.rssBytes
   const heldByWorkers = held.reduce((sum, sample) => sum + sample.connections, 0)
   const rssBaselineBytes = baseline.reduce((sum, sample) => sum + sample.rssBytes, 0)
   const rssHeldBytes = held.reduce((sum, sample) => sum + sample.rssBytes, 0)
@@ -438,7 +371,7 @@ async function run (options: Options): Promise<SwarmReport> {
     },
     join: { ms: distribution(joinMs) },
     publish: { published, pinned: pinnedMs.length, pinnedMs: distribution(pinnedMs) },
-    fetch: { fetched: fetchMs.length, bytes: fetchedBytes, ms: distribution(fetchMs), bytesPerSecond: round(fetchedBytes / holdSeconds) },
+    fetch: { fetched: fetchMs.length, bytes: fetchedBytes, ms: distribution(fetchMs), bytesPerSecond: round(fetchedBytes / workSeconds) },
     generator: {
       rssBytes: lightRss + fullStatuses.reduce((sum, status) => sum + status.rssBytes, 0),
       lightRssPerConnectionKiB: lightHeld === 0 ? Number.NaN : round(lightRss / lightHeld / 1024)

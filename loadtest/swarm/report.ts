@@ -54,6 +54,7 @@ export interface SwarmReport {
   }
   join: { ms: Distribution }
   publish: { published: number, pinned: number, pinnedMs: Distribution }
+  /** `bytesPerSecond`: attachment bytes fetched ÷ time from the start of the hold to the last publish or fetch settled. */
   fetch: { fetched: number, bytes: number, ms: Distribution, bytesPerSecond: number }
   generator: { rssBytes: number, lightRssPerConnectionKiB: number }
   durationSeconds: number
@@ -70,7 +71,7 @@ export function formatReport (report: SwarmReport): string {
     `event-loop lag p99 (max / median window, ms): ${(Object.keys(lag) as Phase[]).filter((phase) => lag[phase].windows > 0).map((phase) => `${phase} ${lag[phase].max} / ${lag[phase].median}`).join(', ')}`,
     `join: p50 ${report.join.ms.p50} ms, p99 ${report.join.ms.p99} ms (${report.join.ms.count} peers)`,
     `publish → pinned: ${report.publish.pinned}/${report.publish.published} pinned, p50 ${report.publish.pinnedMs.p50} ms, p99 ${report.publish.pinnedMs.p99} ms`,
-    `fetch: ${report.fetch.fetched} posts, ${round(report.fetch.bytes / 1e6, 2)} MB, p50 ${report.fetch.ms.p50} ms, ${round(report.fetch.bytesPerSecond / 1e6, 2)} MB/s over the hold`,
+    `fetch: ${report.fetch.fetched} posts, ${round(report.fetch.bytes / 1e6, 2)} MB, p50 ${report.fetch.ms.p50} ms, ${round(report.fetch.bytesPerSecond / 1e6, 2)} MB/s`,
     `generator: ${round(report.generator.rssBytes / 2 ** 20)} MiB RSS, ${report.generator.lightRssPerConnectionKiB} KiB per light connection`
   ]
   return lines.join('\n')

@@ -1,6 +1,6 @@
 /**
  * The swarm load generator (loadtest/swarm) run end to end against a real worker, small:
- * 50 connections (10 full SDK peers, 40 light) for 10 s. It checks what the report must
+ * 50 connections (10 full SDK peers, 40 light) for 6 s. It checks what the report must
  * hold, so the generator cannot rot unnoticed; its figures (lag, RSS, rates) are not
  * asserted, they belong to the benchmark.
  */
@@ -29,11 +29,11 @@ describe('loadtest:swarm against a worker', () => {
       '--http', worker.httpUrl,
       '--connections', String(connections),
       '--full-peers', '10',
-      '--duration', '10',
-      '--publish-rate', '2',
+      '--duration', '6',
+      '--publish-rate', '3',
       '--full-start-rate', '50',
       '--light-processes', '2',
-      '--scrape-interval', '2',
+      '--scrape-interval', '1',
       '--probe-size', '20',
       '--json'
     ], { PATH: process.env.PATH ?? '', PHAROS_ADMIN_TOKEN: TOKEN })
