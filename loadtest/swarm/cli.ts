@@ -314,7 +314,6 @@ async function run (options: Options): Promise<SwarmReport> {
       await sleep(Math.min(1000, Math.max(0, holdEnd - Date.now())))
     }
   }
-  const holdSeconds = (Date.now() - holdStarted) / 1000
   const held = await scrape()
   const lightStatus = await pool.status()
   const fullStatuses = await Promise.all(fullChildren.map(async (_, k) => {
