@@ -4,7 +4,6 @@
  */
 import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import type { LightCommand, LightReply, LightSpec } from './protocol.ts'
 
@@ -71,11 +70,11 @@ export class LightPool {
     await Promise.all(this.children.map(ready))
   }
 
-  /** Specs for `count` new connections, each with a fresh key and source, over `targets` in turn. */
+  /** Specs for `count` new connections, each from a fresh source, over `targets` in turn. */
   specs (count: number, targets: readonly string[]): LightSpec[] {
     return Array.from({ length: count }, () => {
       const id = this.nextId++
-      return { id, seed: randomBytes(32).toString('hex'), target: targets[id % targets.length] ?? '', source: sourceAddress(id) }
+      return { id, target: targets[id % targets.length] ?? '', source: sourceAddress(id) }
     })
   }
 

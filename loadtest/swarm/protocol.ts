@@ -2,11 +2,9 @@
 
 export type Transport = 'tcp' | 'ws'
 
-/** One light connection to open: its own key (from a seed), a target, and a source address. */
+/** One light connection to open (the child makes it a fresh key): a target and a source address. */
 export interface LightSpec {
   id: number
-  /** Hex of a 32-byte ed25519 seed. */
-  seed: string
   target: string
   /** The loopback address the connection is bound to (127.x.y.z), so per-IP limits do not apply. */
   source: string
