@@ -2,7 +2,8 @@
 # The issue-8 target run: a throwaway Postgres (scripts/with-services.sh), one worker on it
 # with its defaults (apart from the settings below), and the swarm generator against it.
 #   loadtest/swarm/target.sh [generator options…]     e.g. --connections 10000 --duration 300 --json
-# The worker's stdout goes to $SWARM_WORKER_LOG (default: a temp file, named on stderr).
+# The worker's stdout goes to $SWARM_WORKER_LOG (default: a temp file, named on stderr);
+# $SWARM_WORKER_NODE_ARGS are extra node flags for the worker (e.g. --cpu-prof).
 set -euo pipefail
 if [ -z "${TEST_PG_ADMIN_URL:-}" ]; then exec scripts/with-services.sh "$0" "$@"; fi
 
@@ -16,7 +17,7 @@ echo "[target] worker log: $log" >&2
 DATABASE_URL=$TEST_PG_ADMIN_URL PHAROS_DATA_DIR=$data PHAROS_P2P_HOST=127.0.0.1 \
   PHAROS_P2P_TCP_PORT=0 PHAROS_P2P_WS_PORT=0 PHAROS_HTTP_PORT=0 PHAROS_ADMIN_TOKENS=$token \
   PHAROS_MAX_CONNECTIONS=${PHAROS_MAX_CONNECTIONS:-11000} \
-  "$node" services/beacon/src/main.ts > "$log" 2>&1 &
+  "$node" ${SWARM_WORKER_NODE_ARGS:-} services/beacon/src/main.ts > "$log" 2>&1 &
 worker=$!
 trap 'kill $worker 2>/dev/null || true; wait $worker 2>/dev/null || true; rm -rf "$data"' EXIT
 
