@@ -1,0 +1,78 @@
+/** The swarm generator's report, and the arithmetic behind it. */
+
+export interface Distribution { count: number, p50: number, p99: number, max: number }
+
+/** Nearest-rank percentiles. */
+export function distribution (values: readonly number[]): Distribution {
+  const sorted = [...values].sort((a, b) => a - b)
+  const rank = (q: number): number => sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN
+  return { count: sorted.length, p50: round(rank(0.5)), p99: round(rank(0.99)), max: round(sorted.at(-1) ?? Number.NaN) }
+}
+
+export function round (value: number, digits = 1): number {
+  const scale = 10 ** digits
+  return Math.round(value * scale) / scale
+}
+
+export type Phase = 'baseline' | 'ramp' | 'probe' | 'hold'
+
+export interface SwarmReport {
+  settings: {
+    bootstrap: string[]
+    connections: number
+    fullPeers: number
+    lightProcesses: number
+    rampPerSecond: number
+    holdSeconds: number
+    publishPerSecond: number
+    attachmentBytes: number
+  }
+  connections: {
+    target: number
+    /** Opened successfully at least once (light connections and joined full peers). */
+    established: number
+    /** Still open at the end of the hold, as the generator sees them. */
+    held: number
+    /** What the workers' own `pharos_connections` gauges say at the end of the hold. */
+    heldByWorkers: number
+    /** Failures by reason: `open:<error>`, `closed-by-remote`, `join:<error>`, `publish:<error>`, `fetch:<error>`. */
+    failures: Record<string, number>
+    /** Time from dial to an upgraded connection (Noise + Yamux), light connections. */
+    openMs: Distribution
+  }
+  /** Accept rate: a probe opens extra connections as fast as the workers take them, then closes them. */
+  acceptRate: Array<{ held: number, opened: number, perSecond: number }>
+  /** Accept rate at the last probe ÷ at the first (the target: ≥ 0.8 from 1k to 10k held). */
+  acceptRateRatio: number | null
+  workers: {
+    rssBaselineBytes: number
+    rssHeldBytes: number
+    /** (RSS at the end of the hold − RSS before the first connection) ÷ connections the workers held. */
+    rssPerConnectionKiB: number
+    /** Event-loop lag p99 of each scrape window (ms), by phase: the largest and the median window. */
+    lagP99Ms: Record<Phase, { windows: number, max: number, median: number }>
+  }
+  join: { ms: Distribution }
+  publish: { published: number, pinned: number, pinnedMs: Distribution }
+  /** `bytesPerSecond`: attachment bytes fetched ÷ time from the start of the hold to the last publish or fetch settled. */
+  fetch: { fetched: number, bytes: number, ms: Distribution, bytesPerSecond: number }
+  generator: { rssBytes: number, lightRssPerConnectionKiB: number }
+  durationSeconds: number
+}
+
+export function formatReport (report: SwarmReport): string {
+  const c = report.connections
+  const lag = report.workers.lagP99Ms
+  const lines = [
+    `connections: ${c.held}/${c.target} held (workers say ${c.heldByWorkers}), ${c.established} established, open p50 ${c.openMs.p50} ms p99 ${c.openMs.p99} ms`,
+    `failures: ${Object.keys(c.failures).length === 0 ? 'none' : Object.entries(c.failures).map(([reason, count]) => `${reason} ${count}`).join(', ')}`,
+    `accept rate: ${report.acceptRate.map((probe) => `${probe.perSecond}/s at ${probe.held} held`).join(', ') || 'not probed'}${report.acceptRateRatio === null ? '' : ` (ratio ${report.acceptRateRatio})`}`,
+    `worker RSS: ${round(report.workers.rssBaselineBytes / 2 ** 20)} MiB → ${round(report.workers.rssHeldBytes / 2 ** 20)} MiB, ${report.workers.rssPerConnectionKiB} KiB per connection`,
+    `event-loop lag p99 (max / median window, ms): ${(Object.keys(lag) as Phase[]).filter((phase) => lag[phase].windows > 0).map((phase) => `${phase} ${lag[phase].max} / ${lag[phase].median}`).join(', ')}`,
+    `join: p50 ${report.join.ms.p50} ms, p99 ${report.join.ms.p99} ms (${report.join.ms.count} peers)`,
+    `publish → pinned: ${report.publish.pinned}/${report.publish.published} pinned, p50 ${report.publish.pinnedMs.p50} ms, p99 ${report.publish.pinnedMs.p99} ms`,
+    `fetch: ${report.fetch.fetched} posts, ${round(report.fetch.bytes / 1e6, 2)} MB, p50 ${report.fetch.ms.p50} ms, ${round(report.fetch.bytesPerSecond / 1e6, 2)} MB/s`,
+    `generator: ${round(report.generator.rssBytes / 2 ** 20)} MiB RSS, ${report.generator.lightRssPerConnectionKiB} KiB per light connection`
+  ]
+  return lines.join('\n')
+}

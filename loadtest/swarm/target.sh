@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The issue-8 target run: a throwaway Postgres (scripts/with-services.sh), one worker on it
+# with its defaults (apart from the settings below), and the swarm generator against it.
+#   loadtest/swarm/target.sh [generator options…]     e.g. --connections 10000 --duration 300 --json
+# The worker's stdout goes to $SWARM_WORKER_LOG (default: a temp file, named on stderr);
+# $SWARM_WORKER_NODE_ARGS are extra node flags for the worker (e.g. --cpu-prof).
+set -euo pipefail
+if [ -z "${TEST_PG_ADMIN_URL:-}" ]; then exec scripts/with-services.sh "$0" "$@"; fi
+
+node=node_modules/.bin/node
+token=loadtest-swarm-token-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+log=${SWARM_WORKER_LOG:-$(mktemp /tmp/pharos-swarm-worker.XXXXXX.log)}
+data=$(mktemp -d /tmp/pharos-swarm-data.XXXXXX)
+echo "[target] worker log: $log" >&2
+
+# Room for the generator's 500-connection accept probe above 10,000 held.
+DATABASE_URL=$TEST_PG_ADMIN_URL PHAROS_DATA_DIR=$data PHAROS_P2P_HOST=127.0.0.1 \
+  PHAROS_P2P_TCP_PORT=0 PHAROS_P2P_WS_PORT=0 PHAROS_HTTP_PORT=0 PHAROS_ADMIN_TOKENS=$token \
+  PHAROS_MAX_CONNECTIONS=${PHAROS_MAX_CONNECTIONS:-11000} \
+  "$node" ${SWARM_WORKER_NODE_ARGS:-} services/beacon/src/main.ts > "$log" 2>&1 &
+worker=$!
+trap 'kill $worker 2>/dev/null || true; wait $worker 2>/dev/null || true; rm -rf "$data"' EXIT
+
+started=
+for _ in $(seq 1 300); do
+  started=$(grep -m1 '"pharos beacon started"' "$log" || true)
+  [ -n "$started" ] && break
+  kill -0 $worker 2>/dev/null || { cat "$log" >&2; exit 1; }
+  sleep 0.2
+done
+[ -n "$started" ] || { echo "[target] worker did not start" >&2; exit 1; }
+bootstrap=$(printf '%s' "$started" | "$node" -e 'const r=JSON.parse(require("fs").readFileSync(0,"utf8")); process.stdout.write(r.multiaddrs.join(","))')
+http=$(printf '%s' "$started" | "$node" -e 'const r=JSON.parse(require("fs").readFileSync(0,"utf8")); process.stdout.write(r.adminUrl.replace(/\/v1\/node$/, ""))')
+
+PHAROS_ADMIN_TOKEN=$token "$node" --disable-warning=ExperimentalWarning loadtest/swarm/cli.ts \
+  --bootstrap "$bootstrap" --http "$http" "$@"
