@@ -78,6 +78,11 @@ describe('pinning end to end (Postgres)', () => {
     )
     assert.ok((rows[0]?.bytes ?? 0) > 10 * MiB, `the pin holds ${JSON.stringify(rows[0])}`)
     assert.equal(pinned.info.dag_size, String(rows[0]?.bytes))
+    // The origin was connected and held every block: each was asked of it alone, never of
+    // every connected peer.
+    const exposition = await metrics()
+    assert.equal(metricValue(exposition, 'pharos_pin_blocks_fetched_total{from="origin"}'), Number(rows[0]?.blocks))
+    assert.equal(metricValue(exposition, 'pharos_pin_blocks_fetched_total{from="any"}'), 0)
     await origin.stop()
   })
 

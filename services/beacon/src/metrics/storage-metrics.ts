@@ -89,7 +89,8 @@ export function createStorageMetrics (registry: Registry) {
     }),
     pinBlocksFetched: new Counter({
       name: 'pharos_pin_blocks_fetched_total',
-      help: 'Blocks pin jobs of this worker fetched from peers (blocks already stored are not counted)',
+      help: 'Blocks pin jobs of this worker fetched from peers (blocks already stored are not counted), by who was asked: the pin\'s connected origins only (origin), or every connected peer (any)',
+      labelNames: ['from'] as const,
       registers: [registry]
     }),
     pinBytesFetched: new Counter({

@@ -38,11 +38,17 @@ export interface PinRunnerOptions {
   authorQuotaBytes: number
 }
 
+/** A block fetched from peers, and whom it came from: the pin's origins alone, or anyone connected. */
+export interface FetchedBlock {
+  bytes: Uint8Array
+  from: 'origin' | 'any'
+}
+
 export interface PinRunnerDeps {
   store: PinStore
   blockstore: Pick<PgBlockstore, 'getAndTouch'>
-  /** Fetches a block from peers over Bitswap, verified and stored (Helia's blockstore). */
-  fetch: (cid: CID, signal: AbortSignal) => Promise<Uint8Array>
+  /** Fetches a block over Bitswap, verified and stored (Helia's blockstore): from `origins` (peer IDs) first. */
+  fetch: (cid: CID, signal: AbortSignal, origins: readonly string[]) => Promise<FetchedBlock>
   /** Dials one of a pin's origins. A failed dial is logged and never fails the pin. */
   dial: (multiaddr: string, signal: AbortSignal) => Promise<void>
   log: Logger
@@ -55,6 +61,14 @@ export interface PinRunnerDeps {
 class Stop {
   readonly why: 'shutdown' | 'lease-lost' | 'timeout' | 'stalled'
   constructor (why: Stop['why']) { this.why = why }
+}
+
+/** The peer IDs pin origins name (`/p2p/<id>` at the end of a multiaddr, or alone). */
+export function originPeerIds (origins: readonly string[]): string[] {
+  return origins.flatMap((origin) => {
+    const match = /\/p2p\/([^/]+)$/.exec(origin)
+    return match?.[1] === undefined ? [] : [match[1]]
+  })
 }
 
 /** Blocks recorded in one pin_blocks statement (guess: one round trip per 64 blocks). */
@@ -259,8 +273,8 @@ export class PinRunner {
     if (stored !== undefined) {
       return { bytes: stored, newToOwner: !await deps.store.ownerHolds(job.owner, cid.multihash.bytes, job.id) }
     }
-    const bytes = await deps.fetch(cid, signal)
-    deps.metrics.pinBlocksFetched.inc()
+    const { bytes, from } = await deps.fetch(cid, signal, originPeerIds(job.origins))
+    deps.metrics.pinBlocksFetched.inc({ from })
     deps.metrics.pinBytesFetched.inc(bytes.byteLength)
     return { bytes, newToOwner: true }
   }

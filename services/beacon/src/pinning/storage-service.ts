@@ -11,8 +11,9 @@ import type { SqlClient } from '../storage/sql.ts'
 import { GarbageCollector } from './garbage-collector.ts'
 import { PinRunner } from './pin-runner.ts'
 import { PinStore } from './pin-store.ts'
+import type { FetchedBlock } from './pin-runner.ts'
 import type { PinJob } from './pin-store.ts'
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import type { Registry } from 'prom-client'
@@ -53,8 +54,11 @@ export interface StorageService {
   readonly http: StorageHttp
   /** Calls `listener` whenever this worker settles a pin as pinned; returns the unsubscribe. */
   onPinned: (listener: (job: PinJob) => void) => () => void
-  /** Fetches one block from peers over Bitswap, verified and stored, retrying until `signal` aborts. */
-  fetchBlock: (cid: CID, signal: AbortSignal) => Promise<Uint8Array>
+  /**
+   * Fetches one block over Bitswap, verified and stored, retrying until `signal` aborts:
+   * from `origins` (peer IDs) first if any is connected, then from every connected peer.
+   */
+  fetchBlock: (cid: CID, signal: AbortSignal, origins?: readonly string[]) => Promise<Uint8Array>
   /** Dials a pin origin (a multiaddr, or a bare `/p2p/<id>` the fleet's peer views locate). */
   dialOrigin: (address: string, signal: AbortSignal) => Promise<void>
   /** Starts Bitswap on the (started) node, the pin queue and scheduled GC. */
@@ -72,14 +76,45 @@ export interface StorageService {
 const REWANT_AFTER_MS = 6000
 
 /**
+ * How long a want sent only to a block's origins may go unanswered before it goes to every
+ * connected peer (guess: a connected origin answers within a few round trips).
+ */
+const ORIGIN_WANT_MS = 5000
+
+/**
  * Fetches one block through Helia's blockstore: asked for over Bitswap, verified against its
  * CID and written to Postgres before it is returned. Retries the want until `signal` aborts.
+ *
+ * A plain want goes to every connected peer, and each answers: at thousands of connections
+ * one block costs thousands of messages each way, and the sends queue behind one another
+ * (a pin of a post then waits on messages to peers that never had it). So when the block's
+ * origins (the pin's, e.g. the entry's publisher) are connected, a session asks only them
+ * first; the broadcast is the fallback.
  */
-async function fetchBlock (helia: BeaconHelia, cid: CID, signal: AbortSignal): Promise<Uint8Array> {
+async function fetchBlock (helia: BeaconHelia, cid: CID, signal: AbortSignal, origins: readonly string[] = []): Promise<FetchedBlock> {
+  const connected = origins.flatMap((origin) => {
+    let peer: PeerId
+    try {
+      peer = peerIdFromString(origin)
+    } catch {
+      return []
+    }
+    return helia.libp2p.getConnections(peer).some((connection) => connection.status === 'open') ? [peer] : []
+  })
+  if (connected.length > 0) {
+    try {
+      // Providers by peer ID as a CID: Bitswap sessions take no other form.
+      const session = helia.blockstore.createSession(cid, { providers: connected.map((peer) => peer.toCID()), signal })
+      return { bytes: await collectBytes(session.get(cid, { signal: AbortSignal.any([signal, AbortSignal.timeout(ORIGIN_WANT_MS)]) })), from: 'origin' }
+    } catch (err) {
+      if (signal.aborted) throw err
+      // The origins did not have it or did not answer in time: ask everyone.
+    }
+  }
   for (;;) {
     const rewant = AbortSignal.timeout(REWANT_AFTER_MS)
     try {
-      return await collectBytes(helia.blockstore.get(cid, { signal: AbortSignal.any([signal, rewant]) }))
+      return { bytes: await collectBytes(helia.blockstore.get(cid, { signal: AbortSignal.any([signal, rewant]) })), from: 'any' }
     } catch (err) {
       if (signal.aborted || !rewant.aborted) throw err
     }
@@ -93,6 +128,8 @@ async function fetchBlock (helia: BeaconHelia, cid: CID, signal: AbortSignal): P
  */
 export function createStorageService ({ config, db, node, log, registry, adminTokens, locatePeer }: StorageServiceDeps): StorageService {
   const metrics = createStorageMetrics(registry)
+  // Both sources on the first scrape, so dashboards see the series before the first pin.
+  for (const from of ['origin', 'any'] as const) metrics.pinBlocksFetched.inc({ from }, 0)
   const storageLog = log.child({ component: 'blockstore' })
   const blockstore = new PgBlockstore({
     db,
@@ -151,7 +188,7 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
   }, {
     store: pins,
     blockstore,
-    fetch: async (cid, signal) => await fetchBlock(helia, cid, signal),
+    fetch: async (cid, signal, origins) => await fetchBlock(helia, cid, signal, origins),
     dial: dialOrigin,
     log,
     metrics,
@@ -170,7 +207,7 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
       pinnedListeners.add(listener)
       return () => { pinnedListeners.delete(listener) }
     },
-    fetchBlock: async (cid, signal) => await fetchBlock(helia, cid, signal),
+    fetchBlock: async (cid, signal, origins) => (await fetchBlock(helia, cid, signal, origins)).bytes,
     dialOrigin,
     http: {
       pins,

