@@ -63,6 +63,16 @@ class Stop {
   constructor (why: Stop['why']) { this.why = why }
 }
 
+/**
+ * A log entry's pin never runs out of attempts: its content comes from its author, who may
+ * be offline for days, and the beacon's promise is to hold every entry's content once it
+ * can be fetched. It keeps retrying at most every PHAROS_PIN_RETRY_MAX_MS. Limits (size,
+ * quota, codec) still fail it at once.
+ */
+function waitsForItsAuthor (job: PinJob): boolean {
+  return job.kind === LOG_ENTRY_KIND
+}
+
 /** The peer IDs pin origins name (`/p2p/<id>` at the end of a multiaddr, or alone). */
 export function originPeerIds (origins: readonly string[]): string[] {
   return origins.flatMap((origin) => {
@@ -181,7 +191,7 @@ export class PinRunner {
   private async attempt (job: PinJob, controller: AbortController, progressed: () => void, log: Logger): Promise<PinAttemptOutcome> {
     const { options, deps } = this
     const signal = controller.signal
-    if (job.attempt > options.maxAttempts) {
+    if (job.attempt > options.maxAttempts && !waitsForItsAuthor(job)) {
       return await this.settleFailed(job, `PHAROS_PIN_MAX_ATTEMPTS: gave up after ${options.maxAttempts} attempts; last: ${job.lastFailure ?? 'the worker running it stopped'}`, log)
     }
     const progress = { blocks: 0, bytes: 0 }
@@ -292,7 +302,7 @@ export class PinRunner {
 
   private async retryOrFail (job: PinJob, reason: string, log: Logger): Promise<PinAttemptOutcome> {
     const { options } = this
-    if (job.attempt >= options.maxAttempts) return await this.settleFailed(job, `${reason} (attempt ${job.attempt} of ${options.maxAttempts})`, log)
+    if (job.attempt >= options.maxAttempts && !waitsForItsAuthor(job)) return await this.settleFailed(job, `${reason} (attempt ${job.attempt} of ${options.maxAttempts})`, log)
     const delay = Math.min(options.retryMaxMs, options.retryBaseMs * 2 ** (job.attempt - 1))
     log.info({ reason, delayMs: delay }, 'pin attempt failed; retrying later')
     return await this.deps.store.retry(job, reason, delay) ? 'retry' : 'lease-lost'

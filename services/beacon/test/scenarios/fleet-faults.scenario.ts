@@ -122,6 +122,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
         PHAROS_PIN_POLL_INTERVAL_MS: '200',
         PHAROS_PIN_CONCURRENCY: '16',
         PHAROS_PIN_STALL_TIMEOUT_MS: '10000',
+        PHAROS_PIN_RETRY_MAX_MS: '20000',
         PHAROS_DATABASE_POOL_SIZE: '10',
         PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0'
       }
