@@ -65,7 +65,9 @@ async function publish (id: number, index: number, text: string): Promise<void> 
     await peer.waitUntilHeld([entry.cid as CID], { state: 'stored', timeoutMs: 180_000 })
     reply({ type: 'published', id, cid: entry.cid.toString(), ms: Date.now() - started })
   } catch (err) {
-    reply({ type: 'publish-failed', id, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) })
+    // What the peer was connected to when it gave up: for reading a failed run.
+    const connections = peer?.libp2p.getConnections().map((connection) => `${connection.remotePeer.toString().slice(-6)} ${connection.direction} ${connection.status}`).join(', ') ?? 'none'
+    reply({ type: 'publish-failed', id, error: `${err instanceof Error ? `${err.name}: ${err.message}` : String(err)} (connections: ${connections})` })
   }
 }
 
