@@ -178,6 +178,11 @@ export class PinRunner {
     let outcome: PinAttemptOutcome
     try {
       outcome = await this.attempt(job, controller, progressed, log)
+    } catch (err) {
+      // Settling the attempt failed (Postgres went away between the fetch and the write):
+      // nothing is recorded, and the job is taken again once its lease lapses.
+      log.warn({ err }, 'could not settle the pin attempt; it runs again when its lease lapses')
+      outcome = 'lease-lost'
     } finally {
       clearTimeout(timeout)
       clearTimeout(stall)
