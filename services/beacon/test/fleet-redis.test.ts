@@ -30,6 +30,18 @@ import { sleep, waitFor } from './helpers/wait.ts'
 
 const HEARTBEAT_MS = 200
 
+const silent = createLogger('silent')
+
+/** Timings, limits and logger every fleet state in this file runs with. */
+const TIMINGS = {
+  heartbeatMs: HEARTBEAT_MS,
+  seenTtlMs: 60_000,
+  seenClaimTtlMs: 30_000,
+  peerViewRetentionMs: 60_000,
+  relaySlots: { slotsPerAccount: 2, reservationTtlMs: 60_000 },
+  log: silent
+} satisfies Partial<FleetStateOptions>
+
 /** The options every outage test starts its one fleet state with; `extra` overrides. */
 function outageTestOptions (url: string, workerName: string, workerId: string, extra: Partial<FleetStateOptions> = {}): FleetStateOptions {
   return {
@@ -37,17 +49,11 @@ function outageTestOptions (url: string, workerName: string, workerId: string, e
     prefix: `test-${randomBytes(4).toString('hex')}:`,
     workerId,
     workerName,
-    heartbeatMs: HEARTBEAT_MS,
-    seenTtlMs: 60_000,
-    seenClaimTtlMs: 30_000,
-    peerViewRetentionMs: 60_000,
-    relaySlots: { slotsPerAccount: 2, reservationTtlMs: 60_000 },
-    log: silent,
+    ...TIMINGS,
     record: () => ({ multiaddrs: [], httpUrl: null, connections: 0, ready: true }),
     ...extra
   }
 }
-const silent = createLogger('silent')
 
 async function newPeerId (): Promise<string> {
   return peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
@@ -98,12 +104,7 @@ function testFleet (redis: () => { url: string, mode: RedisMode }) {
         prefix,
         workerId: id,
         workerName: name,
-        heartbeatMs: HEARTBEAT_MS,
-        seenTtlMs: 60_000,
-        seenClaimTtlMs: 30_000,
-        peerViewRetentionMs: 60_000,
-        relaySlots: { slotsPerAccount: 2, reservationTtlMs: 60_000 },
-        log: silent,
+        ...TIMINGS,
         metrics: createFleetMetrics(registry),
         record: () => ({ multiaddrs: [`/ip4/127.0.0.1/tcp/4001/p2p/${id}`], httpUrl: `http://${name}:8080`, connections: 7, ready: true }),
         connectWaitMs: 10_000,

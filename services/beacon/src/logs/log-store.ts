@@ -65,14 +65,8 @@ export type InsertOutcome =
   | { status: 'rejected', reason: InsertRejection }
   | StoredOutcome
 
-export interface StoredEntry {
-  cid: Uint8Array
-  author: string
-  seq: number
-  prev: Uint8Array | null
-  action: string
-  timestamp: number
-  size: number
+/** A stored entry: what was inserted, and what the store has learnt about it since. */
+export interface StoredEntry extends NewLogEntry {
   receivedAt: Date
   connected: boolean
   pinId: string | null
