@@ -31,6 +31,14 @@ const SNAPSHOT_TTL_MS = 10_000
 export function createStorageMetrics (registry: Registry) {
   const scraped = scrapeSnapshot<StorageSnapshot>(SNAPSHOT_TTL_MS)
   const snapshot = scraped.get
+  const pinBlocksFetched = new Counter({
+    name: 'pharos_pin_blocks_fetched_total',
+    help: 'Blocks pin jobs of this worker fetched from peers (blocks already stored are not counted), by who was asked: the pin\'s connected origins only (origin), or every connected peer (any)',
+    labelNames: ['from'] as const,
+    registers: [registry]
+  })
+  // Both sources on the first scrape, so dashboards see the series before the first pin.
+  for (const from of ['origin', 'any'] as const) pinBlocksFetched.inc({ from }, 0)
 
   return {
     /** Where the fleet-wide gauges come from (the pin store and blockstore, in worker.ts). */
@@ -87,12 +95,7 @@ export function createStorageMetrics (registry: Registry) {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800],
       registers: [registry]
     }),
-    pinBlocksFetched: new Counter({
-      name: 'pharos_pin_blocks_fetched_total',
-      help: 'Blocks pin jobs of this worker fetched from peers (blocks already stored are not counted), by who was asked: the pin\'s connected origins only (origin), or every connected peer (any)',
-      labelNames: ['from'] as const,
-      registers: [registry]
-    }),
+    pinBlocksFetched,
     pinBytesFetched: new Counter({
       name: 'pharos_pin_bytes_fetched_total',
       help: 'Bytes pin jobs of this worker fetched from peers',

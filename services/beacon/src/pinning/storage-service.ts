@@ -128,8 +128,6 @@ async function fetchBlock (helia: BeaconHelia, cid: CID, signal: AbortSignal, or
  */
 export function createStorageService ({ config, db, node, log, registry, adminTokens, locatePeer }: StorageServiceDeps): StorageService {
   const metrics = createStorageMetrics(registry)
-  // Both sources on the first scrape, so dashboards see the series before the first pin.
-  for (const from of ['origin', 'any'] as const) metrics.pinBlocksFetched.inc({ from }, 0)
   const storageLog = log.child({ component: 'blockstore' })
   const blockstore = new PgBlockstore({
     db,
