@@ -74,7 +74,7 @@ function waitsForItsAuthor (job: PinJob): boolean {
 }
 
 /** The peer IDs pin origins name (`/p2p/<id>` at the end of a multiaddr, or alone). */
-export function originPeerIds (origins: readonly string[]): string[] {
+function originPeerIds (origins: readonly string[]): string[] {
   return origins.flatMap((origin) => {
     const match = /\/p2p\/([^/]+)$/.exec(origin)
     return match?.[1] === undefined ? [] : [match[1]]
@@ -200,6 +200,7 @@ export class PinRunner {
       return await this.settleFailed(job, `PHAROS_PIN_MAX_ATTEMPTS: gave up after ${options.maxAttempts} attempts; last: ${job.lastFailure ?? 'the worker running it stopped'}`, log)
     }
     const progress = { blocks: 0, bytes: 0 }
+    const origins = originPeerIds(job.origins)
     const started = performance.now()
     let recorder: BlockRecorder | undefined
     try {
@@ -223,7 +224,7 @@ export class PinRunner {
         },
         ...(job.kind === LOG_ENTRY_KIND ? { links: (cid: CID, bytes: Uint8Array, depth: number) => depth === 0 ? entryPinLinks(bytes) : linksOf(cid, bytes) } : {}),
         load: async (cid, loadSignal) => {
-          const loaded = await this.load(job, cid, loadSignal)
+          const loaded = await this.load(job, cid, origins, loadSignal)
           progressed()
           progress.blocks++
           progress.bytes += loaded.bytes.byteLength
@@ -275,8 +276,8 @@ export class PinRunner {
     }
   }
 
-  /** A block from storage (refreshing it against GC), or from peers when missing or corrupt. */
-  private async load (job: PinJob, cid: CID, signal: AbortSignal): Promise<LoadedBlock> {
+  /** A block from storage (refreshing it against GC), or from peers (`origins` first) when missing or corrupt. */
+  private async load (job: PinJob, cid: CID, origins: readonly string[], signal: AbortSignal): Promise<LoadedBlock> {
     const { deps } = this
     let stored: Uint8Array | undefined
     try {
@@ -288,7 +289,7 @@ export class PinRunner {
     if (stored !== undefined) {
       return { bytes: stored, newToOwner: !await deps.store.ownerHolds(job.owner, cid.multihash.bytes, job.id) }
     }
-    const { bytes, from } = await deps.fetch(cid, signal, originPeerIds(job.origins))
+    const { bytes, from } = await deps.fetch(cid, signal, origins)
     deps.metrics.pinBlocksFetched.inc({ from })
     deps.metrics.pinBytesFetched.inc(bytes.byteLength)
     return { bytes, newToOwner: true }
