@@ -13,7 +13,7 @@ import { generateKey } from '../../peer/src/keys.ts'
 import { createPharosPeer } from '../../peer/src/pharos-peer.ts'
 import type { PharosPeer } from '../../peer/src/pharos-peer.ts'
 import { createTestDatabase } from './helpers/databases.ts'
-import { startFleetProcesses, tcpAddress } from './helpers/fleet-processes.ts'
+import { adminGet, peersHeldBy, startFleetProcesses, tcpAddress } from './helpers/fleet-processes.ts'
 import { waitFor, waitForValue } from './helpers/wait.ts'
 import { stopWorker } from './helpers/worker-process.ts'
 import type { WorkerProcess } from './helpers/worker-process.ts'
@@ -28,18 +28,6 @@ const PEERS_PER_WORKER = 3
  */
 const OTHER_ACCOUNTS = 2048
 const NETWORK_SIZE = OTHER_ACCOUNTS + 3 * PEERS_PER_WORKER
-
-async function getJson<Body> (url: string): Promise<Body> {
-  const response = await fetch(url, { headers: { authorization: `Bearer ${ADMIN}` }, signal: AbortSignal.timeout(10_000) })
-  assert.equal(response.status, 200, `${url}: ${response.status}`)
-  return await response.json() as Body
-}
-
-/** The peers a worker holds live connections to (GET /v1/peers, scope=worker). */
-async function peersOf (worker: WorkerProcess): Promise<Set<string>> {
-  const body = await getJson<{ peers: Array<{ peerId: string }> }>(`${worker.httpUrl}/v1/peers?limit=10000`)
-  return new Set(body.peers.map((peer) => peer.peerId))
-}
 
 describe('a worker drained with SIGTERM hands its peers to its siblings', { timeout: 240_000 }, () => {
   const workers: WorkerProcess[] = []
@@ -75,7 +63,7 @@ describe('a worker drained with SIGTERM hands its peers to its siblings', { time
     }
     // Drain needs live, ready siblings in membership.
     await waitFor('every worker to list three ready workers', async () => {
-      const lists = await Promise.all(workers.map(async (worker) => await getJson<{ workers: Array<{ ready: boolean }> }>(`${worker.httpUrl}/v1/workers`)))
+      const lists = await Promise.all(workers.map(async (worker) => (await adminGet<{ workers: Array<{ ready: boolean }> }>(worker, '/v1/workers', ADMIN)).body))
       return lists.every((list) => list.workers.length === 3 && list.workers.every((entry) => entry.ready))
     }, 20_000)
   })
@@ -89,7 +77,7 @@ describe('a worker drained with SIGTERM hands its peers to its siblings', { time
   it('moves every peer of the drained worker to the others, then loses no broadcast', async () => {
     const [first, second, drained] = workers as [WorkerProcess, WorkerProcess, WorkerProcess]
     const moving = (peers[2] ?? []).map((peer) => peer.peerId.toString())
-    const held = await peersOf(drained)
+    const held = await peersHeldBy(drained, ADMIN)
     for (const id of moving) assert.ok(held.has(id), `peer ${id} is held by the worker to be drained`)
 
     drained.child.kill('SIGTERM')
@@ -103,7 +91,7 @@ describe('a worker drained with SIGTERM hands its peers to its siblings', { time
 
     // Every moved peer is attached to a remaining worker.
     const remaining = await waitForValue('the moved peers to be listed by the remaining workers', 10_000, async () => {
-      const [a, b] = await Promise.all([peersOf(first), peersOf(second)])
+      const [a, b] = await Promise.all([peersHeldBy(first, ADMIN), peersHeldBy(second, ADMIN)])
       return moving.every((id) => a.has(id) || b.has(id)) ? { a, b } : undefined
     })
     for (const id of moving) assert.ok(remaining.a.has(id) || remaining.b.has(id), `${id} is attached elsewhere`)

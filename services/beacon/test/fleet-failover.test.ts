@@ -12,19 +12,13 @@ import { generateKey } from '../../peer/src/keys.ts'
 import { createPharosPeer } from '../../peer/src/pharos-peer.ts'
 import type { PharosPeer } from '../../peer/src/pharos-peer.ts'
 import { createTestDatabase } from './helpers/databases.ts'
-import { startFleetProcesses, tcpAddress } from './helpers/fleet-processes.ts'
+import { adminGet, peersHeldBy, startFleetProcesses, tcpAddress } from './helpers/fleet-processes.ts'
 import { waitForValue } from './helpers/wait.ts'
 import { stopWorker } from './helpers/worker-process.ts'
 import type { WorkerProcess } from './helpers/worker-process.ts'
 
 const ADMIN = 'failover-test-admin-token-0123456789'
 const PEERS = 4
-
-async function heldBy (worker: WorkerProcess): Promise<Set<string>> {
-  const response = await fetch(`${worker.httpUrl}/v1/peers?limit=10000`, { headers: { authorization: `Bearer ${ADMIN}` }, signal: AbortSignal.timeout(10_000) })
-  const body = await response.json() as { peers: Array<{ peerId: string }> }
-  return new Set(body.peers.map((peer) => peer.peerId))
-}
 
 describe('a peer whose home worker is killed', { timeout: 180_000 }, () => {
   const workers: WorkerProcess[] = []
@@ -63,11 +57,12 @@ describe('a peer whose home worker is killed', { timeout: 180_000 }, () => {
     const listening = peers[0] as PharosPeer
     const listenAddrs = listening.libp2p.getMultiaddrs().map((addr) => addr.toString().replace(/\/p2p\/.*$/, ''))
     assert.ok(listenAddrs.length > 0)
-    const view = await waitForValue('the home worker to flush its view with the listener\'s addresses', 10_000, async () => {
-      const response = await fetch(`${home.httpUrl}/v1/peers?scope=fleet&limit=100`, { headers: { authorization: `Bearer ${ADMIN}` }, signal: AbortSignal.timeout(10_000) })
-      const body = await response.json() as { peers: Array<{ peerId: string, workerPeerId: string, addrs: string[] }> }
+    // Views are flushed once a heartbeat: wait for every peer, and for the listener's addresses.
+    const view = await waitForValue('the home worker to flush its view of every peer, with the listener\'s addresses', 10_000, async () => {
+      const { body } = await adminGet<{ peers: Array<{ peerId: string, workerPeerId: string, addrs: string[] }> }>(home, '/v1/peers?scope=fleet&limit=100', ADMIN)
       const mine = body.peers.filter((entry) => entry.workerPeerId === home.peerId)
-      return mine.find((entry) => entry.peerId === listening.peerId.toString())?.addrs.length === listenAddrs.length ? mine : undefined
+      const everyPeer = peers.every((peer) => mine.some((entry) => entry.peerId === peer.peerId.toString()))
+      return everyPeer && mine.find((entry) => entry.peerId === listening.peerId.toString())?.addrs.length === listenAddrs.length ? mine : undefined
     })
     for (const peer of peers) {
       const entry = view.find((candidate) => candidate.peerId === peer.peerId.toString())
@@ -85,7 +80,7 @@ describe('a peer whose home worker is killed', { timeout: 180_000 }, () => {
     home.child.kill('SIGKILL')
     await home.exited
     await waitForValue('every peer to be held by the surviving worker', 30_000, async () => {
-      const held = await heldBy(sibling)
+      const held = await peersHeldBy(sibling, ADMIN)
       return peers.every((peer) => held.has(peer.peerId.toString()))
     })
     for (let i = 0; i < 3; i++) {

@@ -52,3 +52,16 @@ export async function startFleetProcesses (init: FleetProcessesInit): Promise<Fl
 export function tcpAddress (worker: WorkerProcess): string {
   return worker.multiaddrs.find((addr) => addr.startsWith('/ip4/127.0.0.1/') && addr.includes('/tcp/') && !addr.includes('/ws')) ?? assert.fail(`worker ${worker.peerId} has no TCP address`)
 }
+
+/** GET `path` (e.g. `/v1/workers`) on a worker's HTTP API with an admin token: its status and JSON body. */
+export async function adminGet<Body> (worker: WorkerProcess, path: string, token: string): Promise<{ status: number, body: Body }> {
+  const response = await fetch(`${worker.httpUrl}${path}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) })
+  return { status: response.status, body: await response.json() as Body }
+}
+
+/** The peers a worker holds live connections to (`GET /v1/peers`, scope worker). */
+export async function peersHeldBy (worker: WorkerProcess, token: string): Promise<Set<string>> {
+  const { status, body } = await adminGet<{ peers: Array<{ peerId: string }> }>(worker, '/v1/peers?limit=10000', token)
+  assert.equal(status, 200, `GET /v1/peers on ${worker.peerId}: ${status}`)
+  return new Set(body.peers.map((peer) => peer.peerId))
+}

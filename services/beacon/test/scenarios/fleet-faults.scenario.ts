@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type pg from 'pg'
-import { startFleetProcesses, tcpAddress } from '../helpers/fleet-processes.ts'
+import { adminGet, peersHeldBy, startFleetProcesses, tcpAddress } from '../helpers/fleet-processes.ts'
 import { startPostgresServer } from '../helpers/postgres-server.ts'
 import type { PostgresServer } from '../helpers/postgres-server.ts'
 import { startRedisServer } from '../helpers/redis-servers.ts'
@@ -35,7 +35,8 @@ import type { PeerDeliveries, SwarmCommand, SwarmConfig, SwarmPeerSpec, SwarmRep
 const SWARM_CHILD = fileURLToPath(new URL('../helpers/swarm-child.ts', import.meta.url))
 const ADMIN = 'fleet-e2e-admin-token-0123456789'
 const PEERS = Number(process.env.FLEET_E2E_PEERS ?? 200)
-const PUBLISHERS = 24
+/** Peers that publish; fewer when FLEET_E2E_PEERS shrinks the run below that. */
+const PUBLISHERS = Math.min(24, PEERS)
 const ENTRIES = Number(process.env.FLEET_E2E_ENTRIES ?? 500)
 const SWARMS = 2
 /** Publishes started per second (Plumtree stays a clean tree well below 20/s; see docs/overlay.md). */
@@ -47,12 +48,6 @@ const FAULTS = new Set((process.env.FLEET_E2E_FAULTS ?? 'kill,redis,postgres').s
 interface Readyz { status: string, checks: Record<string, string> }
 interface WorkersPage { stale: boolean, workers: Array<{ peerId: string }> }
 interface FleetPeersPage { peers: Array<{ peerId: string, workerPeerId: string, connected: boolean }>, next?: string }
-interface WorkerPeersPage { peers: Array<{ peerId: string }> }
-
-async function getJson<Body> (url: string): Promise<{ status: number, body: Body }> {
-  const response = await fetch(url, { headers: { authorization: `Bearer ${ADMIN}` }, signal: AbortSignal.timeout(10_000) })
-  return { status: response.status, body: await response.json() as Body }
-}
 
 async function metric (worker: WorkerProcess, name: string): Promise<number> {
   const text = await (await fetch(`${worker.httpUrl}/metrics`, { signal: AbortSignal.timeout(10_000) })).text()
@@ -163,7 +158,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
 
   it('every worker lists the fleet and the peers each worker holds', async () => {
     for (const worker of workers) {
-      const { body } = await getJson<WorkersPage>(`${worker.httpUrl}/v1/workers`)
+      const { body } = await adminGet<WorkersPage>(worker, '/v1/workers', ADMIN)
       assert.equal(body.stale, false)
       assert.deepEqual(body.workers.map((w) => w.peerId).sort(), workers.map((w) => w.peerId).sort())
     }
@@ -173,7 +168,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
       const seen = new Map<string, Set<string>>()
       let cursor: string | undefined
       do {
-        const { body } = await getJson<FleetPeersPage>(`${workers[0]?.httpUrl ?? ''}/v1/peers?scope=fleet&limit=500${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`)
+        const { body } = await adminGet<FleetPeersPage>(workers[0] as WorkerProcess, `/v1/peers?scope=fleet&limit=500${cursor === undefined ? '' : `&cursor=${encodeURIComponent(cursor)}`}`, ADMIN)
         for (const peer of body.peers) {
           if (!peer.connected) continue
           const set = seen.get(peer.peerId) ?? new Set()
@@ -247,7 +242,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
         faults.push((async () => {
           await redis.stop()
           const { status, body } = await waitForValue('a worker to report Redis as degrading', 8000, async () => {
-            const answer = await getJson<Readyz>(`${workers[0]?.httpUrl ?? ''}/readyz`)
+            const answer = await adminGet<Readyz>(workers[0] as WorkerProcess, '/readyz', ADMIN)
             return answer.body.status === 'degraded' ? answer : undefined
           })
           assert.equal(status, 200, '/readyz stays 200 while only Redis is down')
@@ -260,7 +255,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
       if (id === Math.floor(ENTRIES * 0.66) && FAULTS.has('postgres')) {
         faults.push((async () => {
           await postgres.stop()
-          await waitForValue('/readyz to answer 503 without Postgres', 8000, async () => (await getJson<Readyz>(`${workers[1]?.httpUrl ?? ''}/readyz`)).status === 503)
+          await waitForValue('/readyz to answer 503 without Postgres', 8000, async () => (await adminGet<Readyz>(workers[1] as WorkerProcess, '/readyz', ADMIN)).status === 503)
           await sleep(OUTAGE_MS)
           await postgres.start()
         })())
@@ -274,7 +269,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
 
     for (const worker of workers.slice(0, 2)) {
       await waitForValue(`${worker.peerId} to be ready again (Redis and Postgres back)`, 30_000, async () => {
-        const { status, body } = await getJson<Readyz>(`${worker.httpUrl}/readyz`)
+        const { status, body } = await adminGet<Readyz>(worker, '/readyz', ADMIN)
         return status === 200 && body.status === 'ready'
       })
       assert.equal(await metric(worker, 'pharos_redis_up'), 1, 'reconnected to Redis without a restart')
@@ -305,12 +300,8 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
     // The killed worker's peers moved to the other workers.
     const orphaned = FAULTS.has('kill') ? peerIds.filter((_, i) => home[i] === 2) : []
     await waitForValue('the killed worker\'s peers to be held by the other two', 60_000, async () => {
-      const held = new Set<string>()
-      for (const worker of workers.slice(0, 2)) {
-        const { body } = await getJson<WorkerPeersPage>(`${worker.httpUrl}/v1/peers?limit=10000`)
-        for (const peer of body.peers) held.add(peer.peerId)
-      }
-      return orphaned.every((id) => held.has(id))
+      const held = await Promise.all(workers.slice(0, 2).map(async (worker) => await peersHeldBy(worker, ADMIN)))
+      return orphaned.every((id) => held.some((set) => set.has(id)))
     })
 
     // Delivered to every peer: first by gossip (measured, see docs/fleet.md), then every peer
