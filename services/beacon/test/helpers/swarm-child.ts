@@ -14,8 +14,8 @@ import type { SwarmCommand, SwarmConfig, SwarmReply } from './swarm-protocol.ts'
 
 const config = JSON.parse(process.env.SWARM_CONFIG ?? '{}') as SwarmConfig
 const peers: Array<PharosPeer | undefined> = []
-/** Per peer: CIDs (text) of entries it got, and how (gossip until the final sync). */
-const delivered: Array<Map<string, 'gossip' | 'sync'>> = []
+/** Per peer: CIDs (text) of entries it holds, and how (its own, or gossip until the final sync). */
+const delivered: Array<Map<string, 'own' | 'gossip' | 'sync'>> = []
 let syncing = false
 
 const reply = (message: SwarmReply): void => { process.send?.(message) }
@@ -36,7 +36,7 @@ async function startPeers (concurrency: number): Promise<void> {
       beaconConnections: spec.beaconConnections,
       timeouts: { joinMs: 90_000 }
     })
-    const got = new Map<string, 'gossip' | 'sync'>()
+    const got = new Map<string, 'own' | 'gossip' | 'sync'>()
     delivered[index] = got
     peer.follow(config.follow)
     peer.onEntry((block) => {
@@ -62,6 +62,8 @@ async function publish (id: number, index: number, text: string): Promise<void> 
   try {
     if (peer === undefined) throw new Error(`peer ${index} is not running`)
     const entry = await peer.publishPost({ text })
+    // A peer never receives its own entries back: it holds them from the start.
+    delivered[index]?.set(entry.cid.toString(), 'own')
     await peer.waitUntilHeld([entry.cid as CID], { state: 'stored', timeoutMs: 180_000 })
     reply({ type: 'published', id, cid: entry.cid.toString(), ms: Date.now() - started })
   } catch (err) {
