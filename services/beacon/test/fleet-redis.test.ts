@@ -359,6 +359,18 @@ for (const topology of topologies) {
       assert.ok(ttl > 0 && ttl <= 3 * HEARTBEAT_MS, `the view expires with its worker (TTL ${ttl} ms)`)
     })
 
+    it('peer views: a view that expired in Redis (its worker stalled) is written whole again at the next flush', async () => {
+      const f = fleet()
+      const a = await f.start()
+      const peers = [await newPeerId(), await newPeerId()]
+      for (const peer of peers) a.state.peerViews.connected(peer, { addrs: ['/ip4/10.0.0.11/tcp/1'], transport: 'tcp' })
+      await a.state.peerViews.flush()
+      const raw = a.state.redis.client
+      await raw.del(f.keys.peerView(a.id))
+      assert.equal(await a.state.peerViews.flush(), true)
+      assert.deepEqual((await raw.hkeys(f.keys.peerView(a.id))).sort(), [...peers].sort())
+    })
+
     it('peer views: 10,000 peers flush and read back whole', async () => {
       const f = fleet()
       const [a, b] = [await f.start(), await f.start()]

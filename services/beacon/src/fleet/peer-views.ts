@@ -461,6 +461,13 @@ export class RedisPeerViews implements PeerViews {
       this.resync = true
       return false
     }
+    // PEXPIRE answers 0 when the key was gone: the view expired (this worker stalled for
+    // longer than its TTL) or Redis lost it, and an update would leave only its changes.
+    // Rewrite it whole now.
+    if (!full && written.value.at(-1)?.[1] === 0) {
+      this.resync = true
+      return await this.flushOnce()
+    }
     return true
   }
 }
