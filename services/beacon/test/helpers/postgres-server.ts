@@ -42,9 +42,12 @@ export async function startPostgresServer (): Promise<PostgresServer> {
   const data = join(dir, 'data')
   const port = await freePort()
   await asPostgres('initdb', ['-D', data, '-U', 'pharos', '--auth=trust', '-E', 'UTF8'])
+  // This server is stopped with `-m immediate` (a crash) on purpose, so a commit must have
+  // reached the WAL before it is acknowledged: synchronous_commit stays on. fsync=off is
+  // safe here: the OS keeps what was written when only the server process dies.
   const start = async (): Promise<void> => {
     await asPostgres('pg_ctl', ['-D', data, '-l', join(dir, 'pg.log'), '-w', '-o',
-      `-h 127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`, 'start'])
+      `-h 127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c full_page_writes=off -c max_connections=200`, 'start'])
   }
   const stop = async (): Promise<void> => {
     await asPostgres('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop'])
