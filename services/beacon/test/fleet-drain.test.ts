@@ -85,8 +85,9 @@ describe('a worker drained with SIGTERM hands its peers to its siblings', { time
     assert.deepEqual(exit, { code: 0, signal: null }, `the drained worker exits cleanly; stderr: ${drained.stderr()}`)
     const summary = drained.lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((record) => record.msg === 'drain: peers moved to sibling workers')
     assert.ok(summary !== undefined, 'the drain logged its summary')
-    assert.equal(summary.told, PEERS_PER_WORKER, 'every peer of the drained worker was told where to go')
-    assert.equal(summary.moved, PEERS_PER_WORKER, 'and every one left before the deadline')
+    // Its own peers, and any peer of a sibling the overlay linked to it, are told.
+    assert.ok(Number(summary.told) >= PEERS_PER_WORKER, `every peer of the drained worker was told where to go: ${JSON.stringify(summary)}`)
+    assert.equal(summary.moved, summary.told, `and every one left before the deadline (none dialled it again): ${JSON.stringify(summary)}`)
     console.log(`# drain: ${String(summary.told)} peers told, ${String(summary.moved)} moved in ${String(summary.ms)} ms`)
 
     // Every moved peer is attached to a remaining worker.

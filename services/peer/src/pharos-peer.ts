@@ -495,11 +495,16 @@ export class PharosPeer {
    * One of our beacons is draining (its worker is stopping) and names sibling workers to
    * move to (docs/fleet.md "Drain"): dial them, join the overlay through one, then hang up
    * on the draining beacon, which is waiting for exactly that before it closes. So the
-   * overlay never has to notice a dead link. Notices from peers that are not our beacons
-   * are ignored: only a beacon may send us elsewhere.
+   * overlay never has to notice a dead link. A node that is not one of our beacons (a
+   * worker the overlay linked us to) cannot send us elsewhere: we only hang up on it, as it
+   * waits for that too, and the overlay has already dropped it.
    */
   private onBeaconDraining ({ from, siblings }: DrainNotice): void {
-    if (this.status !== 'started' || !this.isBeacon(from)) return
+    if (this.status !== 'started') return
+    if (!this.isBeacon(from)) {
+      void this.libp2p.hangUp(from, { signal: this.lifetime.signal }).catch((err: unknown) => { this.log('hanging up on draining node %p failed - %e', from, err) })
+      return
+    }
     this.drainingBeacons.set(from.toString(), Date.now() + DRAINING_BEACON_MS)
     void this.moveOffBeacon(from, siblings).catch((err: unknown) => { this.log('moving off draining beacon %p failed - %e', from, err) })
   }

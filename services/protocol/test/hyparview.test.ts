@@ -318,6 +318,23 @@ describe('HyParView: DISCONNECT and link failure (§4.3)', () => {
     assert.equal(topic.counters().membership.reconnects, 1)
   })
 
+  it('a departed neighbour (a drain notice) is forgotten, never retried, and its slot refilled from others', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b', 'c')
+    rememberPassive(topic, 'b', 'p')
+    topic.handle({ type: 'linkDown', peer: 'c' }, 0) // c is on the retry list, and p is asked in its place
+    assert.deepEqual(topic.handle({ type: 'departed', peer: 'a' }, 0), [
+      { type: 'neighborDown', peer: 'a' },
+      { type: 'disconnect', peer: 'a' }
+    ])
+    assert.deepEqual(topic.snapshot().active, ['b'])
+    assert.deepEqual(topic.snapshot().reconnecting, ['c'], 'a departure is not a failure to retry')
+    // A departure of a peer that was only on the retry list ends its retries too.
+    topic.handle({ type: 'departed', peer: 'c' }, 0)
+    assert.deepEqual(topic.snapshot().reconnecting, [])
+    assert.ok(!topic.snapshot().passive.includes('a') && !topic.snapshot().passive.includes('c'))
+  })
+
   it('failed links are forgotten after the reconnect window', () => {
     const topic = startedTopic({ config: { hyparview: { reconnectWindowMs: 10_000 } } })
     befriend(topic, 'a', 'c')

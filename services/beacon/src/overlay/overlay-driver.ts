@@ -170,6 +170,12 @@ const DRAIN_CONCURRENCY = 32
 const MAX_DRAIN_NOTICE_BYTES = 64 * 1024
 /** Opening a stream and writing one notice, or reading one (guess). */
 const DRAIN_NOTICE_TIMEOUT_MS = 5000
+/**
+ * A node that said it is draining is not linked to again for this long (guess: well past any
+ * drain deadline, PHAROS_SHUTDOWN_DRAIN_MS, and short enough that a worker restarted under
+ * the same peer ID is back in the views within a minute).
+ */
+const DEPARTING_MS = 60_000
 
 export class OverlayDriver implements Startable {
   private readonly components: OverlayComponents
@@ -185,6 +191,8 @@ export class OverlayDriver implements Startable {
   private readonly drainListeners = new Set<(notice: DrainNotice) => void>()
   /** Set by `drain`: new overlay streams are refused with `draining`. */
   private draining = false
+  /** Nodes that told us they are draining, until when no link to them is opened. */
+  private readonly departing = new Map<PeerKey, number>()
   private readonly topics = new Map<string, Topic>()
   private readonly links = new Map<string, OutboundLink>()
   private readonly inbound = new Map<PeerKey, Set<Stream>>()
@@ -397,6 +405,26 @@ export class OverlayDriver implements Startable {
     }
   }
 
+  private isDeparting (key: PeerKey): boolean {
+    const until = this.departing.get(key)
+    return until !== undefined && until > Date.now()
+  }
+
+  /**
+   * `key` is draining: every topic forgets it as if it had left (`departed`), so its lost link is not retried and its slot is refilled from others, and no link to it
+   * is opened again for DEPARTING_MS. Hanging up is the application's call (the SDK does,
+   * once it has moved).
+   */
+  private markDeparting (key: PeerKey): void {
+    if (this.isDeparting(key)) return
+    this.departing.set(key, Date.now() + DEPARTING_MS)
+    for (const protocol of PROTOCOLS) {
+      const link = this.links.get(linkId(key, protocol))
+      if (link !== undefined && link.state !== 'closed') this.closeLink(link, new Error('peer is draining'))
+    }
+    for (const name of this.topics.keys()) this.handle(name, { type: 'departed', peer: key })
+  }
+
   private async readDrainNotice (stream: Stream, connection: Connection): Promise<void> {
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_DRAIN_NOTICE_BYTES })
@@ -424,6 +452,7 @@ export class OverlayDriver implements Startable {
         siblings.push({ peerId: record.peer, multiaddrs: addrs.map((addr) => addr.toString()) })
       }
       this.counters.drainNoticesReceived++
+      this.markDeparting(connection.remotePeer.toString())
       const notice = { from: connection.remotePeer, siblings }
       for (const listener of this.drainListeners) {
         try {
@@ -540,6 +569,9 @@ export class OverlayDriver implements Startable {
   private async open (link: OutboundLink): Promise<void> {
     const signal = AbortSignal.timeout(this.init.linkOpenTimeoutMs)
     try {
+      // Dialling a node that is draining would hold it open past its deadline (the drainer
+      // waits for its peers to leave), and the overlay stream would be refused anyway.
+      if (this.isDeparting(link.key)) throw new Error('peer is draining')
       const peer = peerIdFromString(link.key)
       const decision = this.init.admit?.(peer) ?? { admitted: true }
       if (!decision.admitted) throw new Error(`peer not admitted: ${decision.reason}`)
@@ -550,6 +582,7 @@ export class OverlayDriver implements Startable {
       if (preamble === undefined) throw new Error('malformed preamble')
       if (!preamble.accepted) {
         this.counters.refusalsReceived++
+        if (preamble.reason === 'draining') this.markDeparting(link.key)
         const refusal = new OverlayRefusedError(link.key, preamble.reason)
         for (const listener of this.refusalListeners) listener(refusal)
         throw refusal
@@ -635,7 +668,8 @@ export class OverlayDriver implements Startable {
       this.links.delete(linkId(link.key, link.protocol))
       void link.stream?.close().catch(() => {})
     }
-    const contacts = this.init.bootstrap?.().filter((peer) => peer.toString() !== this.self) ?? []
+    for (const [key, until] of this.departing) if (until <= now) this.departing.delete(key)
+    const contacts = this.init.bootstrap?.().filter((peer) => peer.toString() !== this.self && !this.isDeparting(peer.toString())) ?? []
     if (contacts.length === 0) return
     for (const [name, machine] of this.topics) {
       if (machine.activeSize > 0) continue

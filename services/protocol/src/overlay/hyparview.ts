@@ -315,6 +315,12 @@ export class HyParView {
     if (lostSlot) this.#refill(out)
   }
 
+  /** `peer` is going away, said out of band (a drain notice): as its DISCONNECT, alive = false. */
+  onDeparted(peer: PeerKey, out: Action[]): void {
+    if (this.#left) return
+    this.#onDisconnect(peer, false, out)
+  }
+
   /** A NEIGHBOR/JOIN went unanswered: treat the peer as failed, like a dial failure (§4.3). */
   onNeighborTimeout(peer: PeerKey, requestId: number, out: Action[]): void {
     const request = this.#pending.get(peer)

@@ -186,6 +186,11 @@ export type TopicEvent =
    * timeout). The driver reports it once per failure; it is HyParView's failure detector (§4.3).
    */
   | { readonly type: 'linkDown', readonly peer: PeerKey }
+  /**
+   * `peer` said out of band that it is going away (a worker's drain notice): forget it as if
+   * it had sent DISCONNECT with alive = false, so its link is not retried (§4.3).
+   */
+  | { readonly type: 'departed', readonly peer: PeerKey }
   /** Join the overlay through a contact (bootstrap) node (HyParView §4.2). */
   | { readonly type: 'join', readonly contact: PeerKey }
   /** Leave gracefully: tell every active neighbour we are going (DISCONNECT, alive = false). */

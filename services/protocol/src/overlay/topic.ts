@@ -123,6 +123,7 @@ export class Topic {
         break
       }
       case 'linkDown': this.#hyparview.onLinkDown(event.peer, now, out); break
+      case 'departed': this.#hyparview.onDeparted(event.peer, out); break
       case 'join': this.#hyparview.join(event.contact, out); break
       case 'leave': this.#hyparview.leave(out); break
       case 'learn': this.#hyparview.learn(event.peers, out); break
