@@ -218,6 +218,13 @@ const RECONNECT_MAX_MS = 15_000
  * stopping, and a restarted one (same peer ID) is welcome after it (guess: a pod restart).
  */
 const DRAINING_BEACON_MS = 60_000
+/**
+ * Passes over the bootstrap list `start()` makes before NoBeaconError, backing off from
+ * RECONNECT_BASE_MS with jitter (guess: when a whole app fleet restarts at once, every beacon
+ * can be busy accepting for one dial timeout; three passes outlast that and still fail fast
+ * against an address where nothing listens).
+ */
+const START_DIAL_PASSES = 3
 
 /** The `/p2p/<peer id>` of a bootstrap address (the last one, for a relayed address). */
 function beaconOf (address: string): { addr: Multiaddr, peer: PeerId } {
@@ -311,7 +318,7 @@ export class PharosPeer {
    * topics through them and waits (at most `timeouts.joinMs`) until the content topic has an
    * active neighbour; then asks for its own head, so a new entry continues its log, and
    * syncs the authors it follows. Throws OverlayRefusedError if a beacon refuses it (e.g.
-   * `not-registered`), NoBeaconError if none can be dialled, JoinTimeoutError.
+   * `not-registered`), NoBeaconError if none can be dialled in three passes over the list, JoinTimeoutError.
    */
   async start (options: AbortOptions = {}): Promise<void> {
     if (this.status !== 'stopped') return
@@ -331,7 +338,7 @@ export class PharosPeer {
         this.ownHeadSettled = true
         return
       }
-      const connected = await this.dialBeacons(options)
+      const connected = await this.dialBeaconsAtStart(options)
       await this.joinOverlay(connected, options)
       await this.refreshOwnHead(options).catch((err: unknown) => { this.log('own head not learned at start (publish asks again) - %e', err) })
       await this.sync(options)
@@ -409,6 +416,20 @@ export class PharosPeer {
     options.signal?.throwIfAborted()
     if (connected.length === 0) throw new NoBeaconError(`could not dial any bootstrap beacon (${failures.join('; ')})`)
     return connected
+  }
+
+  /** `dialBeacons`, retried START_DIAL_PASSES times while no beacon at all answers. */
+  private async dialBeaconsAtStart (options: AbortOptions): Promise<PeerId[]> {
+    for (let pass = 1; ; pass++) {
+      try {
+        return await this.dialBeacons(options)
+      } catch (err) {
+        if (!(err instanceof NoBeaconError) || pass >= START_DIAL_PASSES) throw err
+        this.log('no bootstrap beacon answered (pass %d of %d) - %e', pass, START_DIAL_PASSES, err)
+        // Jitter spreads a herd of peers that all failed together over the next pass.
+        await delay(RECONNECT_BASE_MS * 2 ** (pass - 1) * (1 + Math.random()), undefined, options)
+      }
+    }
   }
 
   private openBeacons (): PeerId[] {

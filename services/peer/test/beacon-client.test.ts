@@ -78,6 +78,20 @@ describe('the SDK against a beacon', () => {
     assert.equal(peer.libp2p.status, 'stopped')
   })
 
+  it('keeps dialling its bootstrap list for a few passes at start, so a beacon still starting is reached', async () => {
+    const key = await generateKey()
+    const first = await startFakeBeacon({}, 'pharos', key)
+    const port = Number(first.address.split('/')[4])
+    await first.stop()
+    const peer = await peerOf(first)
+    const starting = peer.start().then(() => undefined, (err: unknown) => err)
+    // The beacon comes back on the same port and key after the first pass has failed.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    running.push(await startFakeBeacon({}, 'pharos', key, port))
+    assert.equal(await starting, undefined, 'start() succeeds')
+    assert.equal(peer.libp2p.getConnections(first.peerId).length > 0, true, 'connected to the beacon that came up late')
+  })
+
   it('gives up joining after timeouts.joinMs when no neighbour comes', async () => {
     // A libp2p node with no overlay at all: the overlay links cannot open.
     const fake = await beacon({ sync: serving([]) })

@@ -34,10 +34,10 @@ export type FakeBeacon = Libp2p<{ identify: unknown, overlay: OverlayDriver }> &
  * A stand-in for a beacon worker, for what the SDK relies on before the real one exists: the
  * overlay driver (so peers can join) and scripted sync / key-exchange answers.
  */
-export async function startFakeBeacon (script: FakeBeaconScript, network = 'pharos', privateKey?: PrivateKey): Promise<FakeBeacon> {
+export async function startFakeBeacon (script: FakeBeaconScript, network = 'pharos', privateKey?: PrivateKey, tcpPort = 0): Promise<FakeBeacon> {
   const node = await createLibp2p({
     ...(privateKey === undefined ? {} : { privateKey }),
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    addresses: { listen: [`/ip4/127.0.0.1/tcp/${tcpPort}`] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
