@@ -7,9 +7,9 @@
  * 10 s and Postgres for 10 s. Then every acknowledged entry must be stored once, pinned
  * once, and delivered to every peer.
  *
- * Run it with `npm run test:fleet-scenario` (about 10 minutes on 2 cores; it is not part of
- * `npm test` yet, see docs/fleet.md "Status"). FLEET_E2E_PEERS and FLEET_E2E_ENTRIES shrink
- * it for a quick look.
+ * `npm test` runs it after the other tests, alone; `npm run test:fleet-scenario` runs it by
+ * itself (about 13 minutes on 2 cores). FLEET_E2E_PEERS, FLEET_E2E_ENTRIES and
+ * FLEET_E2E_FAULTS shrink it for a quick look.
  */
 import assert from 'node:assert/strict'
 import { fork } from 'node:child_process'
