@@ -570,8 +570,10 @@ export class OverlayDriver implements Startable {
     const signal = AbortSignal.timeout(this.init.linkOpenTimeoutMs)
     try {
       // Dialling a node that is draining would hold it open past its deadline (the drainer
-      // waits for its peers to leave), and the overlay stream would be refused anyway.
+      // waits for its peers to leave), and the overlay stream would be refused anyway. A
+      // draining node itself links to no one: it would call back the peers it sent away.
       if (this.isDeparting(link.key)) throw new Error('peer is draining')
+      if (this.draining) throw new Error('this node is draining')
       const peer = peerIdFromString(link.key)
       const decision = this.init.admit?.(peer) ?? { admitted: true }
       if (!decision.admitted) throw new Error(`peer not admitted: ${decision.reason}`)
@@ -670,7 +672,7 @@ export class OverlayDriver implements Startable {
     }
     for (const [key, until] of this.departing) if (until <= now) this.departing.delete(key)
     const contacts = this.init.bootstrap?.().filter((peer) => peer.toString() !== this.self && !this.isDeparting(peer.toString())) ?? []
-    if (contacts.length === 0) return
+    if (contacts.length === 0 || this.draining) return
     for (const [name, machine] of this.topics) {
       if (machine.activeSize > 0) continue
       const contact = contacts[Math.floor(Math.random() * contacts.length)]
