@@ -1053,8 +1053,8 @@ export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPee
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     // The connection monitor opens a ping stream on every connection every 10 s; yamux's own
-    // keep-alive (a ping frame every 30 s, no stream) already finds dead links. 50 peers
-    // spent a fifth of their idle CPU on those streams (docs/fleet.md "Idle cost of a peer").
+    // keep-alive (a ping frame every 30 s, no stream) already finds dead links. 50 idle
+    // peers spent a quarter to a half of their CPU on those streams (docs/fleet.md "Idle cost of a peer").
     connectionMonitor: { enabled: false },
     services: {
       identify: identify(),
