@@ -318,7 +318,8 @@ export class PharosPeer {
    * topics through them and waits (at most `timeouts.joinMs`) until the content topic has an
    * active neighbour; then asks for its own head, so a new entry continues its log, and
    * syncs the authors it follows. Throws OverlayRefusedError if a beacon refuses it (e.g.
-   * `not-registered`), NoBeaconError if none can be dialled in three passes over the list, JoinTimeoutError.
+   * `not-registered`), NoBeaconError if none can be dialled in three passes over the list,
+   * JoinTimeoutError.
    */
   async start (options: AbortOptions = {}): Promise<void> {
     if (this.status !== 'stopped') return
@@ -1054,7 +1055,8 @@ export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPee
     streamMuxers: [yamux()],
     // The connection monitor opens a ping stream on every connection every 10 s; yamux's own
     // keep-alive (a ping frame every 30 s, no stream) already finds dead links. 50 idle
-    // peers spent a quarter to a half of their CPU on those streams (docs/fleet.md "Idle cost of a peer").
+    // peers spent a quarter to a half of their CPU on those streams (docs/fleet.md "Idle
+    // cost of a peer").
     connectionMonitor: { enabled: false },
     services: {
       identify: identify(),

@@ -411,9 +411,10 @@ export class OverlayDriver implements Startable {
   }
 
   /**
-   * `key` is draining: every topic forgets it as if it had left (`departed`), so its lost link is not retried and its slot is refilled from others, and no link to it
-   * is opened again for DEPARTING_MS. Hanging up is the application's call (the SDK does,
-   * once it has moved).
+   * `key` is draining: every topic forgets it as if it had left (`departed`), so its lost
+   * link is not retried and its slot is refilled from others, and no link to it is opened
+   * again for DEPARTING_MS. Hanging up is the application's call (the SDK does, once it has
+   * moved).
    */
   private markDeparting (key: PeerKey): void {
     if (this.isDeparting(key)) return
