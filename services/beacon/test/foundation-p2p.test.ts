@@ -63,6 +63,8 @@ describe('beacon worker on libp2p', () => {
     assert.ok(gauge('ws') >= 1, 'ws inbound gauge')
     assert.match(metrics, /^libp2p_/m, 'libp2p\'s own metrics are served')
     assert.match(metrics, /^process_resident_memory_bytes /m, 'prom-client default metrics are served')
+    assert.match(metrics, /^process_open_fds /m, 'file descriptors, the limit a worker full of connections meets first')
+    assert.doesNotMatch(metrics, /^nodejs_active_(handles|resources)/m, 'no metric that lists every socket on each scrape')
   })
 
   it('connects two peers that cannot dial each other through a reservation on the worker', async () => {
