@@ -8,7 +8,7 @@
  * once, and delivered to every peer.
  *
  * `npm test` runs it after the other tests, alone; `npm run test:fleet-scenario` runs it by
- * itself (about 13 minutes on 2 cores). FLEET_E2E_PEERS, FLEET_E2E_ENTRIES and
+ * itself (7–13 minutes on 2 cores). FLEET_E2E_PEERS, FLEET_E2E_ENTRIES and
  * FLEET_E2E_FAULTS shrink it for a quick look.
  */
 import assert from 'node:assert/strict'
