@@ -62,7 +62,6 @@ export class LocalFleetMembership implements FleetMembership {
   async leave (): Promise<void> {}
 }
 
-/** Peer views of a worker alone: its own table, retention applied as it is read. */
 /**
  * Expiring disconnected peers scans the whole table: do it at most this often, not on every
  * disconnect, which made a burst of disconnects quadratic (500 at 10k peers: 5M steps).
@@ -70,6 +69,7 @@ export class LocalFleetMembership implements FleetMembership {
  */
 const EXPIRE_EVERY_MS = 1000
 
+/** Peer views of a worker alone: its own table, retention applied as it is read. */
 export class LocalPeerViews implements PeerViews {
   private readonly table = new LocalPeerTable()
   private lastExpiry = 0

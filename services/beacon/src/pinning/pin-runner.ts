@@ -1,4 +1,6 @@
 import { setMaxListeners } from 'node:events'
+import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import type { Logger } from '../logging/logger.ts'
 import type { PinAttemptOutcome, StorageMetrics } from '../metrics/storage-metrics.ts'
@@ -47,8 +49,8 @@ export interface FetchedBlock {
 export interface PinRunnerDeps {
   store: PinStore
   blockstore: Pick<PgBlockstore, 'getAndTouch'>
-  /** Fetches a block over Bitswap, verified and stored (Helia's blockstore): from `origins` (peer IDs) first. */
-  fetch: (cid: CID, signal: AbortSignal, origins: readonly string[]) => Promise<FetchedBlock>
+  /** Fetches a block over Bitswap, verified and stored (Helia's blockstore): from `origins` first. */
+  fetch: (cid: CID, signal: AbortSignal, origins: readonly PeerId[]) => Promise<FetchedBlock>
   /** Dials one of a pin's origins. A failed dial is logged and never fails the pin. */
   dial: (multiaddr: string, signal: AbortSignal) => Promise<void>
   log: Logger
@@ -73,11 +75,16 @@ function waitsForItsAuthor (job: PinJob): boolean {
   return job.kind === LOG_ENTRY_KIND
 }
 
-/** The peer IDs pin origins name (`/p2p/<id>` at the end of a multiaddr, or alone). */
-function originPeerIds (origins: readonly string[]): string[] {
+/** The peers pin origins name (`/p2p/<id>` at the end of a multiaddr, or alone); unparsable ones are skipped. */
+function originPeerIds (origins: readonly string[]): PeerId[] {
   return origins.flatMap((origin) => {
     const match = /\/p2p\/([^/]+)$/.exec(origin)
-    return match?.[1] === undefined ? [] : [match[1]]
+    if (match?.[1] === undefined) return []
+    try {
+      return [peerIdFromString(match[1])]
+    } catch {
+      return []
+    }
   })
 }
 
@@ -277,7 +284,7 @@ export class PinRunner {
   }
 
   /** A block from storage (refreshing it against GC), or from peers (`origins` first) when missing or corrupt. */
-  private async load (job: PinJob, cid: CID, origins: readonly string[], signal: AbortSignal): Promise<LoadedBlock> {
+  private async load (job: PinJob, cid: CID, origins: readonly PeerId[], signal: AbortSignal): Promise<LoadedBlock> {
     const { deps } = this
     let stored: Uint8Array | undefined
     try {

@@ -54,11 +54,8 @@ export interface StorageService {
   readonly http: StorageHttp
   /** Calls `listener` whenever this worker settles a pin as pinned; returns the unsubscribe. */
   onPinned: (listener: (job: PinJob) => void) => () => void
-  /**
-   * Fetches one block over Bitswap, verified and stored, retrying until `signal` aborts:
-   * from `origins` (peer IDs) first if any is connected, then from every connected peer.
-   */
-  fetchBlock: (cid: CID, signal: AbortSignal, origins?: readonly string[]) => Promise<Uint8Array>
+  /** Fetches one block from every connected peer over Bitswap, verified and stored, retrying until `signal` aborts. */
+  fetchBlock: (cid: CID, signal: AbortSignal) => Promise<Uint8Array>
   /** Dials a pin origin (a multiaddr, or a bare `/p2p/<id>` the fleet's peer views locate). */
   dialOrigin: (address: string, signal: AbortSignal) => Promise<void>
   /** Starts Bitswap on the (started) node, the pin queue and scheduled GC. */
@@ -91,16 +88,8 @@ const ORIGIN_WANT_MS = 5000
  * origins (the pin's, e.g. the entry's publisher) are connected, a session asks only them
  * first; the broadcast is the fallback.
  */
-async function fetchBlock (helia: BeaconHelia, cid: CID, signal: AbortSignal, origins: readonly string[] = []): Promise<FetchedBlock> {
-  const connected = origins.flatMap((origin) => {
-    let peer: PeerId
-    try {
-      peer = peerIdFromString(origin)
-    } catch {
-      return []
-    }
-    return helia.libp2p.getConnections(peer).some((connection) => connection.status === 'open') ? [peer] : []
-  })
+async function fetchBlock (helia: BeaconHelia, cid: CID, signal: AbortSignal, origins: readonly PeerId[] = []): Promise<FetchedBlock> {
+  const connected = origins.filter((peer) => helia.libp2p.getConnections(peer).some((connection) => connection.status === 'open'))
   if (connected.length > 0) {
     try {
       // Providers by peer ID as a CID: Bitswap sessions take no other form.
@@ -205,7 +194,7 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
       pinnedListeners.add(listener)
       return () => { pinnedListeners.delete(listener) }
     },
-    fetchBlock: async (cid, signal, origins) => (await fetchBlock(helia, cid, signal, origins)).bytes,
+    fetchBlock: async (cid, signal) => (await fetchBlock(helia, cid, signal)).bytes,
     dialOrigin,
     http: {
       pins,
