@@ -214,11 +214,6 @@ const DEFAULT_HOLD_TIMEOUT_MS = 300_000
 const RECONNECT_BASE_MS = 500
 const RECONNECT_MAX_MS = 15_000
 /**
- * A beacon that said it is draining is not dialled again for this long: its worker is
- * stopping, and a restarted one (same peer ID) is welcome after it (guess: a pod restart).
- */
-const DRAINING_BEACON_MS = 60_000
-/**
  * Passes over the bootstrap list `start()` makes before NoBeaconError, backing off from
  * RECONNECT_BASE_MS with jitter (guess: when a whole app fleet restarts at once, every beacon
  * can be busy accepting for one dial timeout; three passes outlast that and still fail fast
@@ -265,8 +260,6 @@ export class PharosPeer {
   private readonly network: string
   /** The bootstrap beacons, then sibling workers a draining beacon named (the overlay's bootstrap reads the same array). */
   private readonly beacons: Array<{ addr: Multiaddr, peer: PeerId }>
-  /** Beacons that told us they are draining, until when they are not dialled. */
-  private readonly drainingBeacons = new Map<string, number>()
   private readonly timeouts: PeerTimeouts
   private readonly maxAttachmentBytes: number
   private readonly log: Logger
@@ -508,9 +501,9 @@ export class PharosPeer {
 
   // ---- a beacon that drains -----------------------------------------------------------------
 
+  /** A beacon that said it is draining is not dialled for a minute (the overlay driver keeps that record). */
   private isDraining (peer: PeerId): boolean {
-    const until = this.drainingBeacons.get(peer.toString())
-    return until !== undefined && until > Date.now()
+    return this.overlay.isDeparting(peer.toString())
   }
 
   /**
@@ -527,7 +520,6 @@ export class PharosPeer {
       void this.libp2p.hangUp(from, { signal: this.lifetime.signal }).catch((err: unknown) => { this.log('hanging up on draining node %p failed - %e', from, err) })
       return
     }
-    this.drainingBeacons.set(from.toString(), Date.now() + DRAINING_BEACON_MS)
     void this.moveOffBeacon(from, siblings).catch((err: unknown) => { this.log('moving off draining beacon %p failed - %e', from, err) })
   }
 

@@ -405,7 +405,11 @@ export class OverlayDriver implements Startable {
     }
   }
 
-  private isDeparting (key: PeerKey): boolean {
+  /**
+   * Whether `key` said it is draining (a drain notice, or a link refused as `draining`) within
+   * DEPARTING_MS: the overlay links to it no more, and an application should not dial it either.
+   */
+  isDeparting (key: PeerKey): boolean {
     const until = this.departing.get(key)
     return until !== undefined && until > Date.now()
   }
