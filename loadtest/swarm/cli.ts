@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { distribution, formatReport, round } from './report.ts'
+import { distribution, formatReport, quantile, round } from './report.ts'
 import type { Phase, SwarmReport } from './report.ts'
 import { scrapeWorker } from './worker-metrics.ts'
 import type { WorkerSample } from './worker-metrics.ts'
@@ -154,7 +154,8 @@ async function run (options: Options): Promise<SwarmReport> {
     return sample
   }
   const setPhase = async (next: Phase): Promise<void> => { await scrape(); phase = next }
-  await scrapeWorker(options.http[0] ?? '') // resets the lag histogram
+  // Resets the lag histograms, and is where the first window's CPU time starts.
+  const start = await Promise.all(options.http.map(scrapeWorker))
   await sleep(options.scrapeIntervalMs)
   const baseline = await scrape()
   let scraping = true
@@ -336,10 +337,25 @@ async function run (options: Options): Promise<SwarmReport> {
   const heldByWorkers = held.reduce((sum, sample) => sum + sample.connections, 0)
   const rssBaselineBytes = baseline.reduce((sum, sample) => sum + sample.rssBytes, 0)
   const rssHeldBytes = held.reduce((sum, sample) => sum + sample.rssBytes, 0)
-  const lagByPhase = (which: Phase): { windows: number, max: number, median: number } => {
+  const lagByPhase = (which: Phase): { windows: number, max: number, p90: number, median: number } => {
     const windows = samples.filter((entry) => entry.phase === which).flatMap((entry) => entry.sample.map((sample) => sample.lagP99Ms))
     const spread = distribution(windows)
-    return { windows: windows.length, max: round(spread.max), median: round(spread.p50) }
+    return { windows: windows.length, max: round(spread.max), p90: round(quantile(windows, 0.9)), median: round(spread.p50) }
+  }
+  const cpuByPhase = (which: Phase): number | null => {
+    let cpuSeconds = 0
+    let wallSeconds = 0
+    samples.forEach((entry, k) => {
+      if (entry.phase !== which) return
+      const previous = k === 0 ? start : samples[k - 1]?.sample ?? []
+      entry.sample.forEach((sample, worker) => {
+        const before = previous[worker]
+        if (before === undefined) return
+        cpuSeconds += sample.cpuSeconds - before.cpuSeconds
+        wallSeconds += (sample.at - before.at) / 1000
+      })
+    })
+    return wallSeconds === 0 ? null : round(100 * cpuSeconds / wallSeconds)
   }
   const first = acceptRate[0]
   const last = acceptRate.at(-1)
@@ -368,7 +384,8 @@ async function run (options: Options): Promise<SwarmReport> {
       rssBaselineBytes,
       rssHeldBytes,
       rssPerConnectionKiB: heldByWorkers === 0 ? Number.NaN : round((rssHeldBytes - rssBaselineBytes) / heldByWorkers / 1024),
-      lagP99Ms: { baseline: lagByPhase('baseline'), ramp: lagByPhase('ramp'), probe: lagByPhase('probe'), hold: lagByPhase('hold') }
+      lagP99Ms: { baseline: lagByPhase('baseline'), ramp: lagByPhase('ramp'), probe: lagByPhase('probe'), hold: lagByPhase('hold') },
+      cpuPercent: { baseline: cpuByPhase('baseline'), ramp: cpuByPhase('ramp'), probe: cpuByPhase('probe'), hold: cpuByPhase('hold') }
     },
     join: { ms: distribution(joinMs) },
     publish: { published, pinned: pinnedMs.length, pinnedMs: distribution(pinnedMs) },

@@ -2,11 +2,15 @@
 
 export interface Distribution { count: number, p50: number, p99: number, max: number }
 
+/** Nearest-rank percentile `q` (0–1); NaN for no values. */
+export function quantile (values: readonly number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN
+}
+
 /** Nearest-rank percentiles. */
 export function distribution (values: readonly number[]): Distribution {
-  const sorted = [...values].sort((a, b) => a - b)
-  const rank = (q: number): number => sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN
-  return { count: sorted.length, p50: round(rank(0.5)), p99: round(rank(0.99)), max: round(sorted.at(-1) ?? Number.NaN) }
+  return { count: values.length, p50: round(quantile(values, 0.5)), p99: round(quantile(values, 0.99)), max: round(quantile(values, 1)) }
 }
 
 export function round (value: number, digits = 1): number {
@@ -49,8 +53,10 @@ export interface SwarmReport {
     rssHeldBytes: number
     /** (RSS at the end of the hold − RSS before the first connection) ÷ connections the workers held. */
     rssPerConnectionKiB: number
-    /** Event-loop lag p99 of each scrape window (ms), by phase: the largest and the median window. */
-    lagP99Ms: Record<Phase, { windows: number, max: number, median: number }>
+    /** Event-loop lag p99 of each scrape window (ms), by phase: the largest, the 90th-percentile and the median window. */
+    lagP99Ms: Record<Phase, { windows: number, max: number, p90: number, median: number }>
+    /** Worker CPU time ÷ wall time over each phase's scrape windows, in percent of one core (averaged over workers); null for a phase not run. */
+    cpuPercent: Record<Phase, number | null>
   }
   join: { ms: Distribution }
   publish: { published: number, pinned: number, pinnedMs: Distribution }
@@ -68,7 +74,8 @@ export function formatReport (report: SwarmReport): string {
     `failures: ${Object.keys(c.failures).length === 0 ? 'none' : Object.entries(c.failures).map(([reason, count]) => `${reason} ${count}`).join(', ')}`,
     `accept rate: ${report.acceptRate.map((probe) => `${probe.perSecond}/s at ${probe.held} held`).join(', ') || 'not probed'}${report.acceptRateRatio === null ? '' : ` (ratio ${report.acceptRateRatio})`}`,
     `worker RSS: ${round(report.workers.rssBaselineBytes / 2 ** 20)} MiB → ${round(report.workers.rssHeldBytes / 2 ** 20)} MiB, ${report.workers.rssPerConnectionKiB} KiB per connection`,
-    `event-loop lag p99 (max / median window, ms): ${(Object.keys(lag) as Phase[]).filter((phase) => lag[phase].windows > 0).map((phase) => `${phase} ${lag[phase].max} / ${lag[phase].median}`).join(', ')}`,
+    `event-loop lag p99 (max / p90 / median window, ms): ${(Object.keys(lag) as Phase[]).filter((phase) => lag[phase].windows > 0).map((phase) => `${phase} ${lag[phase].max} / ${lag[phase].p90} / ${lag[phase].median}`).join(', ')}`,
+    `worker CPU (% of one core): ${(Object.keys(report.workers.cpuPercent) as Phase[]).filter((phase) => report.workers.cpuPercent[phase] !== null).map((phase) => `${phase} ${report.workers.cpuPercent[phase]}`).join(', ')}`,
     `join: p50 ${report.join.ms.p50} ms, p99 ${report.join.ms.p99} ms (${report.join.ms.count} peers)`,
     `publish → pinned: ${report.publish.pinned}/${report.publish.published} pinned, p50 ${report.publish.pinnedMs.p50} ms, p99 ${report.publish.pinnedMs.p99} ms`,
     `fetch: ${report.fetch.fetched} posts, ${round(report.fetch.bytes / 1e6, 2)} MB, p50 ${report.fetch.ms.p50} ms, ${round(report.fetch.bytesPerSecond / 1e6, 2)} MB/s`,

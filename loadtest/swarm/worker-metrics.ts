@@ -7,6 +7,8 @@ export interface WorkerSample {
   lagP99Ms: number
   /** The worker's own connection gauge (`pharos_connections`, summed over labels). */
   connections: number
+  /** prom-client's `process_cpu_seconds_total`: user + system CPU since the worker started. */
+  cpuSeconds: number
 }
 
 function sumOf (text: string, name: string, required = true): number {
@@ -30,6 +32,7 @@ export async function scrapeWorker (httpUrl: string): Promise<WorkerSample> {
     rssBytes: sumOf(text, 'process_resident_memory_bytes'),
     lagP99Ms: sumOf(text, 'nodejs_eventloop_lag_p99_seconds') * 1000,
     // A labelled gauge has no sample before its first connection.
-    connections: sumOf(text, 'pharos_connections', false)
+    connections: sumOf(text, 'pharos_connections', false),
+    cpuSeconds: sumOf(text, 'process_cpu_seconds_total')
   }
 }

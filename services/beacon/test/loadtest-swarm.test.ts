@@ -52,5 +52,8 @@ describe('loadtest:swarm against a worker', () => {
     assert.equal(report.acceptRate[0]?.opened, 20, 'the accept probe opened every connection')
     for (const phase of ['baseline', 'ramp', 'hold'] as const) assert.ok(report.workers.lagP99Ms[phase].windows > 0, `lag scraped during ${phase}`)
     assert.ok(report.workers.rssHeldBytes > 0 && Number.isFinite(report.workers.lagP99Ms.hold.max))
+    // Holding connections and pinning publishes costs the worker some CPU, and never more than its one thread can give plus GC helpers.
+    const holdCpu = report.workers.cpuPercent.hold
+    assert.ok(holdCpu !== null && holdCpu > 0 && holdCpu < 400, `worker CPU in the hold: ${holdCpu} %`)
   })
 })
