@@ -137,6 +137,39 @@ describe('overlay on libp2p', () => {
     assert.ok(await metric(/^pharos_overlay_driver_events_total\{event="refused_not-registered"\} (\d+)/m) >= 1)
   })
 
+  it('does not ask again, for a while, about a peer no one had an address for', async () => {
+    const asker = await createOverlayPeer({ network: NETWORK, networkSize: PEERS, bootstrap: () => [worker.node.peerId] })
+    const dialOutOnly = await createOverlayPeer({ network: NETWORK, networkSize: PEERS, listen: [] })
+    peers.push(asker, dialOutOnly)
+    await Promise.all([asker.start(), dialOutOnly.start()])
+    await worker.accounts.add(asker.peerId.toString(), 'asker')
+    await worker.accounts.add(dialOutOnly.peerId.toString(), 'dial-out-only')
+    await asker.dial(workerAddr)
+    await dialOutOnly.dial(workerAddr)
+    const answered = async (): Promise<number> => await metric(/^pharos_overlay_driver_events_total\{event="address_lookup_answered"\} (\d+)/m)
+    const counters = (): ReturnType<typeof asker.services.overlay.driverCounters> => asker.services.overlay.driverCounters()
+    const answeredBefore = await answered()
+
+    // A join aimed at the dial-out-only peer needs its address: the asker asks its bootstrap
+    // peer, the worker, which has none (the peer never listened), and the link fails.
+    asker.services.overlay.join('content', dialOutOnly.peerId)
+    await waitFor('the lookup, then the failed link', () => counters().addressLookups === 1 && counters().linkFailures >= 1, WAIT_MS)
+    // (≥: the other peers of this file may ask the worker about someone too.)
+    assert.ok(await answered() >= answeredBefore + 1, 'the worker counts the peer IDs it is asked about')
+
+    // Asked again at once: the link fails without a lookup.
+    asker.services.overlay.join('content', dialOutOnly.peerId)
+    await waitFor('a skipped lookup', () => counters().addressLookupsSkipped >= 1, WAIT_MS)
+    assert.equal(counters().addressLookups, 1, 'no second lookup')
+
+    // Once the peer connects to the asker, the wait does not apply: the join goes through.
+    await dialOutOnly.dial(asker.getMultiaddrs()[0] ?? assert.fail('asker has no address'))
+    await waitFor('the asker to see the connection', () => asker.getConnections(dialOutOnly.peerId).some((connection) => connection.status === 'open'), WAIT_MS)
+    asker.services.overlay.join('content', dialOutOnly.peerId)
+    await waitFor('the asker in the dial-out-only peer\'s active view', () => dialOutOnly.services.overlay.snapshot().content?.active.includes(asker.peerId.toString()) === true, WAIT_MS)
+    assert.equal(counters().addressLookups, 1)
+  })
+
   it('closes the stream of a malformed or oversized frame and stays healthy', async () => {
     const sender = await createOverlayPeer({ network: NETWORK, networkSize: PEERS })
     peers.push(sender)

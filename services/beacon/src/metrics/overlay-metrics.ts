@@ -119,7 +119,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
 
   const driver: Counter<'event'> = new Counter({
     name: 'pharos_overlay_driver_events_total',
-    help: 'Overlay driver events: refusals sent and received, send-queue overflows, link failures, address lookups, drain notices sent and received',
+    help: 'Overlay driver events: refusals sent and received, send-queue overflows, link failures, address lookups sent, skipped (no address found recently) and answered (per peer asked about), drain notices sent and received',
     labelNames: ['event'] as const,
     registers,
     collect () {
@@ -129,6 +129,8 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
       mirror.sync(driver, { event: 'queue_overflow' }, counters.queueOverflows)
       mirror.sync(driver, { event: 'link_failure' }, counters.linkFailures)
       mirror.sync(driver, { event: 'address_lookup' }, counters.addressLookups)
+      mirror.sync(driver, { event: 'address_lookup_skipped' }, counters.addressLookupsSkipped)
+      mirror.sync(driver, { event: 'address_lookup_answered' }, counters.addressLookupsAnswered)
       mirror.sync(driver, { event: 'drain_notice_sent' }, counters.drainNoticesSent)
       mirror.sync(driver, { event: 'drain_notice_received' }, counters.drainNoticesReceived)
     }

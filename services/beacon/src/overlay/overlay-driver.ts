@@ -17,7 +17,10 @@
  * Addresses. HyParView names peers by key (the peer ID string) only. A peer learned from a
  * FORWARDJOIN or SHUFFLE may be unknown to our peer store; we then ask the peer that told
  * us about it (`/<network>/peer-addrs/1.0.0`), which by induction knows it, and then our
- * bootstrap peers. See docs/overlay-driver.md.
+ * bootstrap peers. A peer nobody had an address for (one that only dials out, as most
+ * app peers do) is not asked about again for a while, doubling each time: otherwise every
+ * shuffle reply and promotion aimed at it costs the beacons a lookup that finds nothing.
+ * See docs/overlay-driver.md.
  *
  * Drain. A worker that is stopping tells its peers which sibling workers to move to
  * (`/<network>/drain/1.0.0`, one DrainNotice per stream); the driver on the other side
@@ -133,7 +136,12 @@ export interface DriverCounters {
   refusalsReceived: number
   queueOverflows: number
   linkFailures: number
+  /** Lookups we sent (one per peer asked). */
   addressLookups: number
+  /** Links not opened because no address was found for the peer recently. */
+  addressLookupsSkipped: number
+  /** Peer keys we were asked about, answered or not. */
+  addressLookupsAnswered: number
   drainNoticesSent: number
   drainNoticesReceived: number
 }
@@ -176,6 +184,15 @@ const DRAIN_NOTICE_TIMEOUT_MS = 5000
  * the same peer ID is back in the views within a minute).
  */
 const DEPARTING_MS = 60_000
+/**
+ * A peer no lookup found an address for is not looked up (nor dialled) again for this long,
+ * doubling on each further miss up to UNREACHABLE_MAX_MS (guesses: a dial-out-only peer
+ * stays that way; one that gains an address is back within a minute of its first miss, and
+ * at once when it connects to us or our peer store learns an address for it).
+ */
+const UNREACHABLE_FIRST_MS = 60_000
+const UNREACHABLE_MAX_MS = 30 * 60_000
+const UNREACHABLE_CAP = 10_000
 
 export class OverlayDriver implements Startable {
   private readonly components: OverlayComponents
@@ -198,6 +215,8 @@ export class OverlayDriver implements Startable {
   private readonly inbound = new Map<PeerKey, Set<Stream>>()
   /** Who told us about a peer we may not have addresses for (bounded, oldest dropped). */
   private readonly mentionedBy = new Map<PeerKey, PeerKey>()
+  /** Peers no lookup found an address for: when to ask again, and the wait after the next miss (bounded, oldest dropped). */
+  private readonly unreachable = new Map<PeerKey, { until: number, nextWaitMs: number }>()
   private readonly timers = new Set<NodeJS.Timeout>()
   private readonly deliveryListeners = new Set<(delivery: Delivery) => void>()
   private readonly refusalListeners = new Set<(error: OverlayRefusedError) => void>()
@@ -208,6 +227,8 @@ export class OverlayDriver implements Startable {
     queueOverflows: 0,
     linkFailures: 0,
     addressLookups: 0,
+    addressLookupsSkipped: 0,
+    addressLookupsAnswered: 0,
     drainNoticesSent: 0,
     drainNoticesReceived: 0
   }
@@ -613,7 +634,25 @@ export class OverlayDriver implements Startable {
     const existing = this.components.connectionManager.getConnections(peer).find((connection) => connection.status === 'open' && connection.limits === undefined)
     if (existing !== undefined) return existing
     const known = await this.components.peerStore.get(peer).then((record) => record.addresses.length, () => 0)
-    if (known === 0) await this.lookupAddresses(peer, signal)
+    if (known === 0) {
+      const key = peer.toString()
+      const missed = this.unreachable.get(key)
+      if (missed !== undefined && missed.until > Date.now()) {
+        this.counters.addressLookupsSkipped++
+        throw new Error('no address known for the peer (none found on the last lookup)')
+      }
+      if (await this.lookupAddresses(peer, signal)) {
+        this.unreachable.delete(key)
+      } else {
+        const waitMs = missed?.nextWaitMs ?? UNREACHABLE_FIRST_MS
+        this.unreachable.delete(key)
+        this.unreachable.set(key, { until: Date.now() + waitMs, nextWaitMs: Math.min(2 * waitMs, UNREACHABLE_MAX_MS) })
+        if (this.unreachable.size > UNREACHABLE_CAP) {
+          const oldest = this.unreachable.keys().next().value
+          if (oldest !== undefined) this.unreachable.delete(oldest)
+        }
+      }
+    }
     return await this.components.connectionManager.openConnection(peer, { signal })
   }
 
@@ -779,6 +818,7 @@ export class OverlayDriver implements Startable {
         return
       }
       const records = []
+      this.counters.addressLookupsAnswered += request.length
       for (const key of request) {
         try {
           const record = await this.components.peerStore.get(peerIdFromString(key))
@@ -796,8 +836,8 @@ export class OverlayDriver implements Startable {
     }
   }
 
-  /** Asks whoever told us about `peer`, then our bootstrap peers, for its addresses. */
-  private async lookupAddresses (peer: PeerId, signal: AbortSignal): Promise<void> {
+  /** Asks whoever told us about `peer`, then our bootstrap peers, for its addresses; true once one answered with some. */
+  private async lookupAddresses (peer: PeerId, signal: AbortSignal): Promise<boolean> {
     const key = peer.toString()
     const askers = [this.mentionedBy.get(key), ...(this.init.bootstrap?.().map((contact) => contact.toString()) ?? [])]
       .filter((asker): asker is string => asker !== undefined && asker !== key && asker !== this.self)
@@ -814,11 +854,12 @@ export class OverlayDriver implements Startable {
         const found = records?.find((record) => record.peer === key)
         if (found === undefined || found.addrs.length === 0) continue
         await this.components.peerStore.merge(peer, { multiaddrs: found.addrs.map((bytes) => multiaddr(bytes)) })
-        return
+        return true
       } catch (err) {
         this.log('address lookup of %s via %s failed - %e', key, asker, err)
       }
     }
+    return false
   }
 
   private requireTopic (name: string): Topic {

@@ -11,11 +11,15 @@ import type { OverlayDriver, OverlayInit } from '../../src/overlay/overlay-drive
 
 export type OverlayPeer = Libp2p<{ identify: unknown, ping: Ping, overlay: OverlayDriver }>
 
-/** A js-libp2p peer running the overlay driver, listening on loopback TCP so others can dial it. */
-export async function createOverlayPeer (init: Omit<OverlayInit, 'topics'> & { topics?: readonly string[] }, privateKey?: PrivateKey): Promise<OverlayPeer> {
+/**
+ * A js-libp2p peer running the overlay driver, listening on loopback TCP so others can dial
+ * it (`listen: []`: dial out only, as an app peer is by default).
+ */
+export async function createOverlayPeer (init: Omit<OverlayInit, 'topics'> & { topics?: readonly string[], listen?: string[] }, privateKey?: PrivateKey): Promise<OverlayPeer> {
+  const { listen = ['/ip4/127.0.0.1/tcp/0'], ...overlayInit } = init
   return await createLibp2p({
     ...(privateKey === undefined ? {} : { privateKey }),
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    addresses: { listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
@@ -24,7 +28,7 @@ export async function createOverlayPeer (init: Omit<OverlayInit, 'topics'> & { t
     services: {
       identify: identify(),
       ping: ping(),
-      overlay: overlay({ topics: ['content', 'sync', 'keyexchange'], ...init })
+      overlay: overlay({ topics: ['content', 'sync', 'keyexchange'], ...overlayInit })
     }
   })
 }
