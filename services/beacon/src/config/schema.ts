@@ -501,7 +501,7 @@ export const schema = {
     group: 'limits',
     parse: integer(0, 3_600_000),
     default: '60000',
-    help: 'Yamux keep-alive ping interval of the worker; 0 disables it. Peers ping on their own (yamux default 30 s), so the worker pings half as often: holding 10k connections, that cut its CPU by about 15 % (docs/benchmarks.md).'
+    help: 'Yamux keep-alive ping interval of the worker; 0 disables it. Peers ping on their own (yamux default 30 s), so the worker pings half as often, and only connections that sent it nothing since its last keep-alive (docs/foundation.md).'
   },
   overlaySendQueueFrames: {
     env: 'PHAROS_OVERLAY_SEND_QUEUE_FRAMES',

@@ -85,6 +85,9 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
     streamMuxers: [yamux({
       enableKeepAlive: config.yamuxKeepAliveIntervalMs > 0,
       keepAliveInterval: Math.max(config.yamuxKeepAliveIntervalMs, 1),
+      // Patched in (docs/upstream.md): peers ping us on their own; a connection that brought
+      // a frame since the last keep-alive is alive, so only silent ones are pinged.
+      keepAliveOnlyWhenIdle: true,
       maxInboundStreams: config.yamuxMaxInboundStreams,
       maxOutboundStreams: config.yamuxMaxOutboundStreams,
       streamOptions: {
