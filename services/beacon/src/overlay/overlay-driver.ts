@@ -198,6 +198,16 @@ const UNREACHABLE_GROWTH = 4
 const UNREACHABLE_MAX_MS = 30 * 60_000
 const UNREACHABLE_CAP = 10_000
 
+/** Sets `key` as the newest entry of `map`, dropping the oldest once it holds more than `cap`. */
+function setNewest<K, V> (map: Map<K, V>, key: K, value: V, cap: number): void {
+  map.delete(key)
+  map.set(key, value)
+  if (map.size > cap) {
+    const oldest = map.keys().next().value
+    if (oldest !== undefined) map.delete(oldest)
+  }
+}
+
 export class OverlayDriver implements Startable {
   private readonly components: OverlayComponents
   private readonly init: Required<Omit<OverlayInit, 'admit' | 'bootstrap' | 'wireLimits' | 'topicConfig' | 'seed'>> & Pick<OverlayInit, 'admit' | 'bootstrap'>
@@ -649,12 +659,7 @@ export class OverlayDriver implements Startable {
         this.unreachable.delete(key)
       } else {
         const waitMs = missed?.nextWaitMs ?? UNREACHABLE_FIRST_MS
-        this.unreachable.delete(key)
-        this.unreachable.set(key, { until: Date.now() + waitMs, nextWaitMs: Math.min(UNREACHABLE_GROWTH * waitMs, UNREACHABLE_MAX_MS) })
-        if (this.unreachable.size > UNREACHABLE_CAP) {
-          const oldest = this.unreachable.keys().next().value
-          if (oldest !== undefined) this.unreachable.delete(oldest)
-        }
+        setNewest(this.unreachable, key, { until: Date.now() + waitMs, nextWaitMs: Math.min(UNREACHABLE_GROWTH * waitMs, UNREACHABLE_MAX_MS) }, UNREACHABLE_CAP)
       }
     }
     return await this.components.connectionManager.openConnection(peer, { signal })
@@ -800,13 +805,7 @@ export class OverlayDriver implements Startable {
         ? [message.origin, ...message.peers]
         : message.type === 'shuffleReply' ? message.peers : []
     for (const peer of mentioned) {
-      if (peer === this.self) continue
-      this.mentionedBy.delete(peer)
-      this.mentionedBy.set(peer, from)
-      if (this.mentionedBy.size > MENTIONS_CAP) {
-        const oldest = this.mentionedBy.keys().next().value
-        if (oldest !== undefined) this.mentionedBy.delete(oldest)
-      }
+      if (peer !== this.self) setNewest(this.mentionedBy, peer, from, MENTIONS_CAP)
     }
   }
 
