@@ -2,15 +2,20 @@
 
 export interface Distribution { count: number, p50: number, p99: number, max: number }
 
+/** Nearest-rank percentile `q` (0–1) of values sorted ascending; NaN for none. */
+function rank (sorted: readonly number[], q: number): number {
+  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN
+}
+
 /** Nearest-rank percentile `q` (0–1); NaN for no values. */
 export function quantile (values: readonly number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN
+  return rank([...values].sort((a, b) => a - b), q)
 }
 
 /** Nearest-rank percentiles. */
 export function distribution (values: readonly number[]): Distribution {
-  return { count: values.length, p50: round(quantile(values, 0.5)), p99: round(quantile(values, 0.99)), max: round(quantile(values, 1)) }
+  const sorted = [...values].sort((a, b) => a - b)
+  return { count: sorted.length, p50: round(rank(sorted, 0.5)), p99: round(rank(sorted, 0.99)), max: round(rank(sorted, 1)) }
 }
 
 export function round (value: number, digits = 1): number {
