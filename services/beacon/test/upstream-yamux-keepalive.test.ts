@@ -36,7 +36,7 @@ describe('yamux keep-alive patch: ping only idle connections', () => {
   const nodes: Libp2p[] = []
   afterEach(async () => { await Promise.all(nodes.splice(0).map(async (n) => { await n.stop() })) })
 
-  /** The node under test, the connection it accepted from `peer`, and the time to watch it. */
+  /** The connection `server` accepted from `peer`, once the server has it. */
   const accepted = async (server: Libp2p, peer: Libp2p): Promise<Connection> => {
     await peer.dial(server.getMultiaddrs()[0] ?? assert.fail('server has no address'))
     let connection: Connection | undefined
