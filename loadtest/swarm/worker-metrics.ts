@@ -1,9 +1,14 @@
 /** What the generator reads from a worker's Prometheus `/metrics`. */
+import { EVENT_LOOP_MONITORING_PRECISION_MS } from '../../services/beacon/src/metrics/registry.ts'
 
 export interface WorkerSample {
   at: number
   rssBytes: number
-  /** prom-client's `nodejs_eventloop_lag_p99_seconds`: p99 since the previous scrape (it resets its histogram on each). */
+  /**
+   * Event-loop delay p99 since the previous scrape (prom-client resets its histogram on each):
+   * `nodejs_eventloop_lag_p99_seconds` less the monitor's sampling interval, which every sample
+   * it records includes.
+   */
   lagP99Ms: number
   /** The worker's own connection gauge (`pharos_connections`, summed over labels). */
   connections: number
@@ -26,11 +31,13 @@ function sumOf (text: string, name: string, required = true): number {
 export async function scrapeWorker (httpUrl: string): Promise<WorkerSample> {
   const response = await fetch(new URL('/metrics', httpUrl), { signal: AbortSignal.timeout(10_000) })
   if (!response.ok) throw new Error(`GET ${httpUrl}/metrics answered ${response.status}`)
-  const text = await response.text()
+  return { at: Date.now(), ...parseWorkerMetrics(await response.text()) }
+}
+
+export function parseWorkerMetrics (text: string): Omit<WorkerSample, 'at'> {
   return {
-    at: Date.now(),
     rssBytes: sumOf(text, 'process_resident_memory_bytes'),
-    lagP99Ms: sumOf(text, 'nodejs_eventloop_lag_p99_seconds') * 1000,
+    lagP99Ms: Math.max(0, sumOf(text, 'nodejs_eventloop_lag_p99_seconds') * 1000 - EVENT_LOOP_MONITORING_PRECISION_MS),
     // A labelled gauge has no sample before its first connection.
     connections: sumOf(text, 'pharos_connections', false),
     cpuSeconds: sumOf(text, 'process_cpu_seconds_total')

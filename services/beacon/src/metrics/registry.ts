@@ -14,6 +14,14 @@ const PER_HANDLE_METRICS = [
 ]
 
 /**
+ * How often prom-client's event-loop monitor (`perf_hooks.monitorEventLoopDelay`) samples, in
+ * ms. Each sample is the whole time between two of its timer callbacks, this interval
+ * included, so `nodejs_eventloop_lag_*_seconds` read about 0.010 on an idle worker: the
+ * loop's delay is the value less this (docs/operations.md).
+ */
+export const EVENT_LOOP_MONITORING_PRECISION_MS = 10
+
+/**
  * The worker's one metrics registry, built in main and passed down (no global registry:
  * libp2p's prometheus metrics would otherwise clear it). Process metrics (CPU, RSS, heap,
  * event-loop lag, open file descriptors) come from prom-client's default collectors, less
@@ -21,7 +29,7 @@ const PER_HANDLE_METRICS = [
  */
 export function createRegistry (): Registry {
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 })
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_MONITORING_PRECISION_MS })
   for (const name of PER_HANDLE_METRICS) registry.removeSingleMetric(name)
   return registry
 }
