@@ -1,0 +1,65 @@
+/**
+ * The patch to @chainsafe/libp2p-noise (patches/@chainsafe+libp2p-noise+17.0.0.patch,
+ * docs/upstream.md): a Noise instance signs its static key with the identity key once, not
+ * in every handshake, and its Diffie-Hellmans use the X25519 private keys it generated as
+ * they are, not imported again from DER each time. Real nodes on loopback; each handshake
+ * is checked by both sides, so the reused signature and the shared secrets are verified
+ * too: a wrong one fails the dial.
+ */
+import assert from 'node:assert/strict'
+import crypto from 'node:crypto'
+import { afterEach, describe, it } from 'node:test'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { tcp } from '@libp2p/tcp'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import { createLibp2p } from 'libp2p'
+
+async function node (privateKey: PrivateKey, listen: string[]): Promise<Libp2p> {
+  return await createLibp2p({
+    privateKey,
+    addresses: { listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionMonitor: { enabled: false }
+  })
+}
+
+describe('noise patch: a handshake reuses its static key signature and key objects', () => {
+  const nodes: Libp2p[] = []
+  const createPrivateKey = crypto.createPrivateKey
+  afterEach(async () => {
+    crypto.createPrivateKey = createPrivateKey
+    await Promise.all(nodes.splice(0).map(async (n) => { await n.stop() }))
+  })
+
+  it('signs the static key once over three inbound handshakes and imports no X25519 key', async () => {
+    const serverKey = await generateKeyPair('Ed25519')
+    const sign = serverKey.sign.bind(serverKey)
+    let signatures = 0
+    serverKey.sign = (data) => { signatures++; return sign(data) }
+    const server = await node(serverKey, ['/ip4/127.0.0.1/tcp/0'])
+    nodes.push(server)
+    const address = server.getMultiaddrs()[0] ?? assert.fail('server has no address')
+
+    // X25519 private keys come in as PKCS#8 DER; the identity keys' signing imports JWK.
+    let x25519Imports = 0
+    crypto.createPrivateKey = ((key: Parameters<typeof createPrivateKey>[0]) => {
+      if (typeof key === 'object' && 'format' in key && key.format === 'der') x25519Imports++
+      return createPrivateKey(key)
+    }) as typeof createPrivateKey
+
+    for (let i = 0; i < 3; i++) {
+      const client = await node(await generateKeyPair('Ed25519'), [])
+      nodes.push(client)
+      const connection = await client.dial(address)
+      assert.equal(connection.remotePeer.toString(), server.peerId.toString(), 'the client verified the server\'s signature')
+      assert.equal(connection.status, 'open')
+    }
+    // stock: one signature and three DER imports per handshake on each side
+    assert.equal(signatures, 1)
+    assert.equal(x25519Imports, 0)
+  })
+})
