@@ -1,6 +1,7 @@
 /**
  * Micro-benchmark behind docs/upstream.md, "@chainsafe/libp2p-noise 17.0.0": what importing an
- * X25519 key costs from DER (as libp2p-noise does on every Diffie-Hellman) and from JWK.
+ * X25519 key costs from DER (as stock libp2p-noise does on every Diffie-Hellman) and from JWK,
+ * and an ephemeral key's life in a handshake the stock way and the patched way.
  * `node bench/connections/x25519-import.ts` (under Node 20: the same code as .mjs).
  */
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto'
@@ -20,7 +21,17 @@ const cases: Array<[string, () => unknown]> = [
   ['public key from JWK', () => createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: rawPublic.toString('base64url') }, format: 'jwk' })],
   ['private key from DER', () => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, rawPrivate]), type: 'pkcs8', format: 'der' })],
   ['private key from JWK', () => createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', x: '', d: rawPrivate.toString('base64url') }, format: 'jwk' })],
-  ['the DH itself', () => diffieHellman({ publicKey: theirs.publicKey, privateKey: ours.privateKey })]
+  ['the DH itself', () => diffieHellman({ publicKey: theirs.publicKey, privateKey: ours.privateKey })],
+  // An ephemeral key as a handshake uses it: made, then two Diffie-Hellmans.
+  ['ephemeral key + 2 DH, stock (DER out, DER in each time)', () => {
+    const key = generateKeyPairSync('x25519', { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } })
+    for (let i = 0; i < 2; i++) diffieHellman({ publicKey: createPublicKey({ key: Buffer.concat([SPKI_PREFIX, rawPublic]), type: 'spki', format: 'der' }), privateKey: createPrivateKey({ key: key.privateKey, type: 'pkcs8', format: 'der' }) })
+  }],
+  ['ephemeral key + 2 DH, patched (one JWK export, KeyObject kept)', () => {
+    const key = generateKeyPairSync('x25519')
+    key.privateKey.export({ format: 'jwk' })
+    for (let i = 0; i < 2; i++) diffieHellman({ publicKey: createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: rawPublic.toString('base64url') }, format: 'jwk' }), privateKey: key.privateKey })
+  }]
 ]
 process.stdout.write(`Node ${process.version}, OpenSSL ${process.versions.openssl}\n`)
 for (const [label, run] of cases) {
