@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { distribution, formatReport, quantile, round } from './report.ts'
+import { addBuckets, bucketQuantile, bucketsBetween, distribution, formatReport, quantile, round, shareWithin } from './report.ts'
 import type { Phase, SwarmReport } from './report.ts'
 import { scrapeWorker } from './worker-metrics.ts'
 import type { WorkerSample } from './worker-metrics.ts'
@@ -342,20 +342,31 @@ async function run (options: Options): Promise<SwarmReport> {
     const spread = distribution(windows)
     return { windows: windows.length, max: round(spread.max), p90: round(quantile(windows, 0.9)), median: round(spread.p50) }
   }
-  const cpuByPhase = (which: Phase): number | null => {
-    let cpuSeconds = 0
-    let wallSeconds = 0
-    samples.forEach((entry, k) => {
-      if (entry.phase !== which) return
-      const previous = k === 0 ? start : samples[k - 1]?.sample ?? []
-      entry.sample.forEach((sample, worker) => {
-        const before = previous[worker]
-        if (before === undefined) return
-        cpuSeconds += sample.cpuSeconds - before.cpuSeconds
-        wallSeconds += (sample.at - before.at) / 1000
-      })
+  /** Each scrape window of a phase, per worker: its sample at the window's start and at its end. */
+  const windowsOf = (which: Phase): Array<{ before: WorkerSample, after: WorkerSample }> => samples.flatMap((entry, k) => {
+    if (entry.phase !== which) return []
+    const previous = k === 0 ? start : samples[k - 1]?.sample ?? []
+    return entry.sample.flatMap((after, worker) => {
+      const before = previous[worker]
+      return before === undefined ? [] : [{ before, after }]
     })
+  })
+  const cpuByPhase = (which: Phase): number | null => {
+    const windows = windowsOf(which)
+    const cpuSeconds = windows.reduce((sum, { before, after }) => sum + after.cpuSeconds - before.cpuSeconds, 0)
+    const wallSeconds = windows.reduce((sum, { before, after }) => sum + (after.at - before.at) / 1000, 0)
     return wallSeconds === 0 ? null : round(100 * cpuSeconds / wallSeconds)
+  }
+  const delayByPhase = (which: Phase): SwarmReport['workers']['eventLoopDelay'][Phase] => {
+    const buckets = addBuckets(windowsOf(which).map(({ before, after }) => bucketsBetween(before.delayBuckets, after.delayBuckets)))
+    const count = buckets.at(-1)?.count ?? 0
+    if (count === 0) return null
+    return {
+      samples: count,
+      p99Ms: round(bucketQuantile(buckets, 0.99) * 1000),
+      within20Ms: round(shareWithin(buckets, 0.02), 4),
+      within50Ms: round(shareWithin(buckets, 0.05), 4)
+    }
   }
   const first = acceptRate[0]
   const last = acceptRate.at(-1)
@@ -385,7 +396,8 @@ async function run (options: Options): Promise<SwarmReport> {
       rssHeldBytes,
       rssPerConnectionKiB: heldByWorkers === 0 ? Number.NaN : round((rssHeldBytes - rssBaselineBytes) / heldByWorkers / 1024),
       lagP99Ms: { baseline: lagByPhase('baseline'), ramp: lagByPhase('ramp'), probe: lagByPhase('probe'), hold: lagByPhase('hold') },
-      cpuPercent: { baseline: cpuByPhase('baseline'), ramp: cpuByPhase('ramp'), probe: cpuByPhase('probe'), hold: cpuByPhase('hold') }
+      cpuPercent: { baseline: cpuByPhase('baseline'), ramp: cpuByPhase('ramp'), probe: cpuByPhase('probe'), hold: cpuByPhase('hold') },
+      eventLoopDelay: { baseline: delayByPhase('baseline'), ramp: delayByPhase('ramp'), probe: delayByPhase('probe'), hold: delayByPhase('hold') }
     },
     join: { ms: distribution(joinMs) },
     publish: { published, pinned: pinnedMs.length, pinnedMs: distribution(pinnedMs) },

@@ -18,6 +18,51 @@ export function distribution (values: readonly number[]): Distribution {
   return { count: sorted.length, p50: round(rank(sorted, 0.5)), p99: round(rank(sorted, 0.99)), max: round(rank(sorted, 1)) }
 }
 
+/** A Prometheus histogram's cumulative buckets: `count` observations were ≤ `le`, ascending, the last `le` +Infinity. */
+export type Buckets = ReadonlyArray<{ le: number, count: number }>
+
+/** What was observed between two scrapes of one histogram: `after`'s counts less `before`'s. */
+export function bucketsBetween (before: Buckets, after: Buckets): Buckets {
+  return after.map((bucket, k) => ({ le: bucket.le, count: bucket.count - (before[k]?.count ?? 0) }))
+}
+
+/** Bucket by bucket sums of histograms with the same bounds. */
+export function addBuckets (sets: readonly Buckets[]): Buckets {
+  const [first, ...rest] = sets
+  if (first === undefined) return []
+  return first.map((bucket, k) => ({ le: bucket.le, count: bucket.count + rest.reduce((sum, set) => sum + (set[k]?.count ?? 0), 0) }))
+}
+
+/**
+ * Quantile `q` (0–1) as Prometheus' `histogram_quantile` estimates it: linear within the
+ * bucket it falls in (from 0 for the first), the highest finite bound if it falls past
+ * it; NaN for no observations.
+ */
+export function bucketQuantile (buckets: Buckets, q: number): number {
+  const total = buckets.at(-1)?.count ?? 0
+  if (total === 0) return Number.NaN
+  const target = q * total
+  let lower = 0
+  let below = 0
+  for (const { le, count } of buckets) {
+    if (count >= target) {
+      if (le === Number.POSITIVE_INFINITY) return lower
+      return count === below ? le : lower + (le - lower) * (target - below) / (count - below)
+    }
+    lower = le
+    below = count
+  }
+  return lower
+}
+
+/** Share (0–1) of observations at most `bound`, which must be one of the bucket bounds; NaN for none. */
+export function shareWithin (buckets: Buckets, bound: number): number {
+  const total = buckets.at(-1)?.count ?? 0
+  const bucket = buckets.find((entry) => entry.le === bound)
+  if (bucket === undefined) throw new Error(`no bucket bound ${bound}`)
+  return total === 0 ? Number.NaN : bucket.count / total
+}
+
 export function round (value: number, digits = 1): number {
   const scale = 10 ** digits
   return Math.round(value * scale) / scale
@@ -62,6 +107,12 @@ export interface SwarmReport {
     lagP99Ms: Record<Phase, { windows: number, max: number, p90: number, median: number }>
     /** Worker CPU time ÷ wall time over each phase's scrape windows, in percent of one core (averaged over workers); null for a phase not run. */
     cpuPercent: Record<Phase, number | null>
+    /**
+     * Event-loop delay over each whole phase, from the workers' `pharos_event_loop_delay_seconds`
+     * histogram (one sample every 10 ms): how many samples, their p99 (ms, interpolated within
+     * its bucket), and the share of samples within 20 ms and within 50 ms; null for a phase not run.
+     */
+    eventLoopDelay: Record<Phase, { samples: number, p99Ms: number, within20Ms: number, within50Ms: number } | null>
   }
   join: { ms: Distribution }
   publish: { published: number, pinned: number, pinnedMs: Distribution }
@@ -80,6 +131,10 @@ export function formatReport (report: SwarmReport): string {
     `accept rate: ${report.acceptRate.map((probe) => `${probe.perSecond}/s at ${probe.held} held`).join(', ') || 'not probed'}${report.acceptRateRatio === null ? '' : ` (ratio ${report.acceptRateRatio})`}`,
     `worker RSS: ${round(report.workers.rssBaselineBytes / 2 ** 20)} MiB → ${round(report.workers.rssHeldBytes / 2 ** 20)} MiB, ${report.workers.rssPerConnectionKiB} KiB per connection`,
     `event-loop lag p99 (max / p90 / median window, ms): ${(Object.keys(lag) as Phase[]).filter((phase) => lag[phase].windows > 0).map((phase) => `${phase} ${lag[phase].max} / ${lag[phase].p90} / ${lag[phase].median}`).join(', ')}`,
+    `event-loop delay over each phase (p99 ms, share within 20 ms): ${(Object.keys(report.workers.eventLoopDelay) as Phase[]).flatMap((phase) => {
+      const delay = report.workers.eventLoopDelay[phase]
+      return delay === null ? [] : [`${phase} ${delay.p99Ms} ms, ${round(100 * delay.within20Ms, 2)} %`]
+    }).join(', ')}`,
     `worker CPU (% of one core): ${(Object.keys(report.workers.cpuPercent) as Phase[]).filter((phase) => report.workers.cpuPercent[phase] !== null).map((phase) => `${phase} ${report.workers.cpuPercent[phase]}`).join(', ')}`,
     `join: p50 ${report.join.ms.p50} ms, p99 ${report.join.ms.p99} ms (${report.join.ms.count} peers)`,
     `publish → pinned: ${report.publish.pinned}/${report.publish.published} pinned, p50 ${report.publish.pinnedMs.p50} ms, p99 ${report.publish.pinnedMs.p99} ms`,

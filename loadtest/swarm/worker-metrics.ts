@@ -1,5 +1,6 @@
 /** What the generator reads from a worker's Prometheus `/metrics`. */
 import { EVENT_LOOP_MONITORING_PRECISION_MS } from '../../services/beacon/src/metrics/registry.ts'
+import type { Buckets } from './report.ts'
 
 export interface WorkerSample {
   at: number
@@ -14,6 +15,8 @@ export interface WorkerSample {
   connections: number
   /** prom-client's `process_cpu_seconds_total`: user + system CPU since the worker started. */
   cpuSeconds: number
+  /** `pharos_event_loop_delay_seconds` bucket counters since the worker started, `le` in seconds. */
+  delayBuckets: Buckets
 }
 
 function sumOf (text: string, name: string, required = true): number {
@@ -28,6 +31,19 @@ function sumOf (text: string, name: string, required = true): number {
   return sum
 }
 
+function bucketsOf (text: string, name: string): Buckets {
+  const prefix = `${name}_bucket{`
+  const buckets: Array<{ le: number, count: number }> = []
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(prefix)) continue
+    const le = /le="([^"]+)"/.exec(line)?.[1]
+    const count = Number(line.slice(line.lastIndexOf(' ') + 1))
+    if (le !== undefined && Number.isFinite(count)) buckets.push({ le: le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le), count })
+  }
+  if (buckets.length === 0) throw new Error(`metric ${name} missing from /metrics`)
+  return buckets.sort((a, b) => a.le - b.le)
+}
+
 export async function scrapeWorker (httpUrl: string): Promise<WorkerSample> {
   const response = await fetch(new URL('/metrics', httpUrl), { signal: AbortSignal.timeout(10_000) })
   if (!response.ok) throw new Error(`GET ${httpUrl}/metrics answered ${response.status}`)
@@ -40,6 +56,7 @@ export function parseWorkerMetrics (text: string): Omit<WorkerSample, 'at'> {
     lagP99Ms: Math.max(0, sumOf(text, 'nodejs_eventloop_lag_p99_seconds') * 1000 - EVENT_LOOP_MONITORING_PRECISION_MS),
     // A labelled gauge has no sample before its first connection.
     connections: sumOf(text, 'pharos_connections', false),
-    cpuSeconds: sumOf(text, 'process_cpu_seconds_total')
+    cpuSeconds: sumOf(text, 'process_cpu_seconds_total'),
+    delayBuckets: bucketsOf(text, 'pharos_event_loop_delay_seconds')
   }
 }

@@ -37,6 +37,7 @@ import { openPostgres } from './storage/pg-client.ts'
 import { readOrCreateSecret } from './storage/data-dir-secret.ts'
 import { startFleetState, startInProcessFleetState } from './fleet/index.ts'
 import type { FleetState, WorkerRecordFields } from './fleet/index.ts'
+import { startEventLoopDelayMetrics } from './metrics/event-loop-metrics.ts'
 import { createFleetMetrics } from './metrics/fleet-metrics.ts'
 import { createHealthMetrics } from './metrics/health-metrics.ts'
 import { holdSingleWorkerLock } from './storage/single-worker-lock.ts'
@@ -217,6 +218,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     }
 
     const registry = createRegistry()
+    const eventLoopDelay = startEventLoopDelayMetrics(registry)
+    cleanups.push(async () => { eventLoopDelay.stop() })
     const health = createHealthMetrics(registry, config.maxConnections)
     const db = config.databaseUrl === undefined
       ? await openPglite(join(config.dataDir, 'pglite'))

@@ -50,7 +50,11 @@ describe('loadtest:swarm against a worker', () => {
     assert.ok(report.fetch.fetched > 0 && report.fetch.bytes === report.fetch.fetched * report.settings.attachmentBytes, 'fetched posts carry their whole attachment')
     assert.equal(report.acceptRate.length, 1)
     assert.equal(report.acceptRate[0]?.opened, 20, 'the accept probe opened every connection')
-    for (const phase of ['baseline', 'ramp', 'hold'] as const) assert.ok(report.workers.lagP99Ms[phase].windows > 0, `lag scraped during ${phase}`)
+    for (const phase of ['baseline', 'ramp', 'hold'] as const) {
+      assert.ok(report.workers.lagP99Ms[phase].windows > 0, `lag scraped during ${phase}`)
+      const delay = report.workers.eventLoopDelay[phase]
+      assert.ok(delay !== null && delay.samples > 0 && delay.within20Ms >= 0 && delay.within20Ms <= delay.within50Ms && delay.within50Ms <= 1, `event-loop delay over ${phase}: ${JSON.stringify(delay)}`)
+    }
     assert.ok(report.workers.rssHeldBytes > 0 && Number.isFinite(report.workers.lagP99Ms.hold.max))
     // Holding connections and pinning publishes costs the worker some CPU, and never more than its one thread can give plus GC helpers.
     const holdCpu = report.workers.cpuPercent.hold
