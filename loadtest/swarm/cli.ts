@@ -218,7 +218,7 @@ async function run (options: Options): Promise<SwarmReport> {
           joinMs.push(message.ms)
           break
         }
-        case 'join-failed': fail(`join:${message.reason}`); break
+        case 'join-failed': fail(`join:${message.reason}`, message.message); break
         case 'started': fullsStarted++; break
         case 'published': case 'publish-failed': case 'fetched': case 'fetch-failed':
           pending.get(message.id)?.resolve(message)

@@ -34,7 +34,7 @@ async function startOne (index: number): Promise<void> {
     peers[index] = peer
     reply({ type: 'joined', peer: index, ms: performance.now() - started })
   } catch (err) {
-    reply({ type: 'join-failed', peer: index, reason: reasonOf(err) })
+    reply({ type: 'join-failed', peer: index, reason: reasonOf(err), message: err instanceof Error ? err.message : String(err) })
   }
 }
 

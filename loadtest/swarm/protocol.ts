@@ -47,7 +47,7 @@ export type FullCommand =
 export type FullReply =
   | { type: 'ready' }
   | { type: 'joined', peer: number, ms: number }
-  | { type: 'join-failed', peer: number, reason: string }
+  | { type: 'join-failed', peer: number, reason: string, message: string }
   | { type: 'started' }
   | { type: 'published', id: number, peer: number, author: string, pinnedMs: number }
   | { type: 'publish-failed', id: number, reason: string }
