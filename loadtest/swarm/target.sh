@@ -4,6 +4,8 @@
 #   loadtest/swarm/target.sh [generator options…]     e.g. --connections 10000 --duration 300 --json
 # The worker's stdout goes to $SWARM_WORKER_LOG (default: a temp file, named on stderr);
 # $SWARM_WORKER_NODE_ARGS are extra node flags for the worker (e.g. --cpu-prof).
+# $SWARM_WORKER_CPUS and $SWARM_GENERATOR_CPUS pin the worker and the generator to CPUs
+# (taskset lists, e.g. 1 and 0), so the worker's lag is not the generator's CPU contention.
 set -euo pipefail
 if [ -z "${TEST_PG_ADMIN_URL:-}" ]; then exec scripts/with-services.sh "$0" "$@"; fi
 
@@ -17,7 +19,7 @@ echo "[target] worker log: $log" >&2
 DATABASE_URL=$TEST_PG_ADMIN_URL PHAROS_DATA_DIR=$data PHAROS_P2P_HOST=127.0.0.1 \
   PHAROS_P2P_TCP_PORT=0 PHAROS_P2P_WS_PORT=0 PHAROS_HTTP_PORT=0 PHAROS_ADMIN_TOKENS=$token \
   PHAROS_MAX_CONNECTIONS=${PHAROS_MAX_CONNECTIONS:-11000} \
-  "$node" ${SWARM_WORKER_NODE_ARGS:-} services/beacon/src/main.ts > "$log" 2>&1 &
+  ${SWARM_WORKER_CPUS:+taskset -c "$SWARM_WORKER_CPUS"} "$node" ${SWARM_WORKER_NODE_ARGS:-} services/beacon/src/main.ts > "$log" 2>&1 &
 worker=$!
 trap 'kill $worker 2>/dev/null || true; wait $worker 2>/dev/null || true; rm -rf "$data"' EXIT
 
@@ -32,5 +34,5 @@ done
 bootstrap=$(printf '%s' "$started" | "$node" -e 'const r=JSON.parse(require("fs").readFileSync(0,"utf8")); process.stdout.write(r.multiaddrs.join(","))')
 http=$(printf '%s' "$started" | "$node" -e 'const r=JSON.parse(require("fs").readFileSync(0,"utf8")); process.stdout.write(r.adminUrl.replace(/\/v1\/node$/, ""))')
 
-PHAROS_ADMIN_TOKEN=$token "$node" --disable-warning=ExperimentalWarning loadtest/swarm/cli.ts \
+PHAROS_ADMIN_TOKEN=$token ${SWARM_GENERATOR_CPUS:+taskset -c "$SWARM_GENERATOR_CPUS"} "$node" --disable-warning=ExperimentalWarning loadtest/swarm/cli.ts \
   --bootstrap "$bootstrap" --http "$http" "$@"
