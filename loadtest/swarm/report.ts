@@ -103,7 +103,7 @@ export interface SwarmReport {
     rssHeldBytes: number
     /** (RSS at the end of the hold − RSS before the first connection) ÷ connections the workers held. */
     rssPerConnectionKiB: number
-    /** Event-loop lag p99 of each scrape window (ms), by phase: the largest, the 90th-percentile and the median window. */
+    /** Event-loop delay p99 of each scrape window (ms; prom-client's p99 less its 10 ms sampling interval), by phase: the largest, the 90th-percentile and the median window. */
     lagP99Ms: Record<Phase, { windows: number, max: number, p90: number, median: number }>
     /** Worker CPU time ÷ wall time over each phase's scrape windows, in percent of one core (averaged over workers); null for a phase not run. */
     cpuPercent: Record<Phase, number | null>
