@@ -18,6 +18,8 @@ import { createLogService } from './logs/log-service.ts'
 import type { LogService } from './logs/log-service.ts'
 import { LogStore } from './logs/log-store.ts'
 import { createKeyExchangeMetrics } from './metrics/key-exchange-metrics.ts'
+import { createLimitMetrics } from './metrics/limit-metrics.ts'
+import type { LimitMetrics } from './metrics/limit-metrics.ts'
 import { createLogMetrics } from './metrics/log-metrics.ts'
 import type { LogMetrics } from './metrics/log-metrics.ts'
 import { createNetworkMetrics } from './metrics/network-metrics.ts'
@@ -56,6 +58,8 @@ export interface Worker {
   /** Banned peers: refused by the gater, hung up on when banned. */
   readonly bans: BanList
   readonly logMetrics: LogMetrics
+  /** `pharos_limit_blocked_total{limit}`: every configured limit counts what it refused here. */
+  readonly limitMetrics: LimitMetrics
   /** Ingest of the content topic, ancestor fetches, the sync and key-exchange responders. */
   readonly logService: LogService
   /** Seen message IDs, membership, peer views, bans and the gossip bridge (Redis in a fleet). */
@@ -218,6 +222,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     }
 
     const registry = createRegistry()
+    const limitMetrics = createLimitMetrics(registry)
     const eventLoopDelay = startEventLoopDelayMetrics(registry)
     cleanups.push(async () => { eventLoopDelay.stop() })
     const health = createHealthMetrics(registry, config.maxConnections)
@@ -450,6 +455,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       logs,
       bans,
       logMetrics,
+      limitMetrics,
       logService,
       fleet,
       audits,
