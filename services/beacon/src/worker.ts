@@ -237,7 +237,9 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     const applied = await migrate(db)
     log.info({ engine: db.engine, applied }, 'storage ready')
 
-    const accounts = new AccountRegistry(db)
+    const accounts = new AccountRegistry(db, {
+      onInvalidIds: (ids) => { log.warn({ ids: ids.slice(0, 20), count: ids.length }, 'accounts rows that are not ed25519 peer IDs are ignored; fix or delete them') }
+    })
     await accounts.refresh()
     // Other workers (or an external feeder) change the table too; reload on a timer.
     const accountsTimer = setInterval(() => {
