@@ -38,6 +38,8 @@ export interface EntrySource {
   from: string
   /** The peer whose envelope signature vouches for it (gossip only). */
   publisher?: string
+  /** The signed envelope it arrived in (gossip only): kept with a ban as its proof. */
+  envelope?: Uint8Array
 }
 
 export interface LogIngestDeps {
@@ -72,7 +74,7 @@ export class LogIngest {
       this.log.debug({ from, code: envelope.code, detail: envelope.detail }, 'dropped a malformed envelope')
       return this.reject(envelope.code === 'too-large' ? 'too-large' : 'bad-envelope')
     }
-    return await this.ingestEntry(envelope.value.entry, { from, publisher: envelope.value.publisher })
+    return await this.ingestEntry(envelope.value.entry, { from, publisher: envelope.value.publisher, envelope: payload })
   }
 
   /** An entry block, with where it came from. */
@@ -153,6 +155,7 @@ export class LogIngest {
       reason: 'bad-signature',
       detail: `signed the envelope of entry ${block.cid.toString()} (author ${block.entry.author}), whose signature is invalid: ${code}`,
       evidence: block.bytes,
+      ...(source.envelope === undefined ? {} : { envelope: source.envelope }),
       bannedBy: deps.worker
     })
     this.log.warn({ publisher, forwarder: source.from, cid: block.cid.toString(), code }, 'banned the publisher of a forged entry')
