@@ -348,9 +348,21 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       storage,
       metrics: logMetrics,
       keyExchangeMetrics: createKeyExchangeMetrics(registry),
+      limitMetrics,
       entitlement: extensions.entitlement ?? allowListEntitlement,
       orphanFetchMaxEntries: config.orphanFetchMaxEntries,
       orphanFetchTimeoutMs: config.orphanFetchTimeoutMs,
+      orphanFetchesPerPeer: config.orphanFetchesPerPeer,
+      orphanFetchesMax: config.orphanFetchesMax,
+      authorLimits: {
+        entriesPerMinute: config.authorEntriesPerMinute,
+        entryBurst: config.authorEntryBurst,
+        maxEntries: config.authorMaxEntries,
+        maxOrphans: config.authorMaxOrphans,
+        maxPendingPins: config.authorMaxPendingPins
+      },
+      syncReceiptsPerMinute: config.syncReceiptsPerMinute,
+      syncReceiptChecksMax: config.syncReceiptChecksMax,
       fleet: {
         claim: async (messageId) => await fleet.seen.claim(messageId),
         complete: (messageId) => { void fleet.seen.complete(messageId) },
