@@ -123,7 +123,12 @@ async function startBenchWorker (authors: string[], extra: string[] = []): Promi
     PHAROS_NETWORK: NETWORK,
     PHAROS_ADMIN_TOKENS: 'bench-admin-token-0123456789',
     DATABASE_URL: await createTestDatabase('bench_ingest'),
-    PHAROS_DATABASE_POOL_SIZE: '16'
+    PHAROS_DATABASE_POOL_SIZE: '16',
+    // The bench measures throughput: each author pushes its whole log at once, far past the
+    // per-author rate and pending-pin limits a deployment runs with.
+    PHAROS_AUTHOR_ENTRY_BURST: '1000000',
+    PHAROS_AUTHOR_ENTRIES_PER_MINUTE: '6000000',
+    PHAROS_AUTHOR_MAX_PENDING_PINS: '1000000'
   })), createLogger('warn', pino.destination(2)))
   for (const [i, peer] of [...authors, ...extra].entries()) await worker.accounts.add(peer, `bench-${i}`)
   return worker

@@ -237,7 +237,9 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     const applied = await migrate(db)
     log.info({ engine: db.engine, applied }, 'storage ready')
 
-    const accounts = new AccountRegistry(db)
+    const accounts = new AccountRegistry(db, {
+      onInvalidIds: (ids) => { log.warn({ ids: ids.slice(0, 20), count: ids.length }, 'accounts rows that are not ed25519 peer IDs are ignored; fix or delete them') }
+    })
     await accounts.refresh()
     // Other workers (or an external feeder) change the table too; reload on a timer.
     const accountsTimer = setInterval(() => {
@@ -346,9 +348,21 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       storage,
       metrics: logMetrics,
       keyExchangeMetrics: createKeyExchangeMetrics(registry),
+      limitMetrics,
       entitlement: extensions.entitlement ?? allowListEntitlement,
       orphanFetchMaxEntries: config.orphanFetchMaxEntries,
       orphanFetchTimeoutMs: config.orphanFetchTimeoutMs,
+      orphanFetchesPerPeer: config.orphanFetchesPerPeer,
+      orphanFetchesMax: config.orphanFetchesMax,
+      authorLimits: {
+        entriesPerMinute: config.authorEntriesPerMinute,
+        entryBurst: config.authorEntryBurst,
+        maxEntries: config.authorMaxEntries,
+        maxOrphans: config.authorMaxOrphans,
+        maxPendingPins: config.authorMaxPendingPins
+      },
+      syncReceiptsPerMinute: config.syncReceiptsPerMinute,
+      syncReceiptChecksMax: config.syncReceiptChecksMax,
       fleet: {
         claim: async (messageId) => await fleet.seen.claim(messageId),
         complete: (messageId) => { void fleet.seen.complete(messageId) },

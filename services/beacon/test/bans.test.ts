@@ -1,13 +1,15 @@
 /**
  * Bans, end to end on a worker started in-process on Postgres with real js-libp2p peers:
  * the /v1/bans API, the gater refusing a banned peer both ways, hanging up on a peer when it
- * is banned, and a ban made elsewhere in the fleet taking effect on refresh.
+ * is banned, a ban made elsewhere in the fleet taking effect on refresh, and a forgery's ban
+ * carrying the signed envelope that lets anyone check it again.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
+import { decodeEntry, openEnvelope, sealEnvelope, signEntry, verifyEntry } from '../../protocol/src/log/index.ts'
 import { BanList, InvalidBanPeerError } from '../src/bans/ban-list.ts'
 import type { BanEvent } from '../src/bans/ban-list.ts'
 import { loadConfig } from '../src/config/load.ts'
@@ -68,7 +70,7 @@ describe('bans', () => {
     for (const id of ids) {
       const added = await worker.app.inject({ method: 'POST', url: '/v1/bans', headers: auth, payload: { peer: id, detail: 'spam' } })
       assert.equal(added.statusCode, 201, added.body)
-      assert.deepEqual({ ...added.json<Record<string, unknown>>(), createdAt: '' }, { peer: id, reason: 'admin', detail: 'spam', bannedBy: 'admin', createdAt: '', evidenceBytes: null })
+      assert.deepEqual({ ...added.json<Record<string, unknown>>(), createdAt: '' }, { peer: id, reason: 'admin', detail: 'spam', bannedBy: 'admin', createdAt: '', evidenceBytes: null, envelopeBytes: null })
       assert.equal(worker.bans.isBanned(id), true, 'in effect on this worker at once')
     }
     const again = await worker.app.inject({ method: 'POST', url: '/v1/bans', headers: auth, payload: { peer: ids[0] } })
@@ -85,6 +87,7 @@ describe('bans', () => {
     const one = await worker.app.inject({ method: 'GET', url: `/v1/bans/${ids[1] ?? ''}`, headers: auth })
     assert.equal(one.statusCode, 200)
     assert.equal(one.json().evidence, null)
+    assert.equal(one.json().envelope, null, 'an admin ban has no envelope')
 
     for (const id of ids) assert.equal((await worker.app.inject({ method: 'DELETE', url: `/v1/bans/${id}`, headers: auth })).statusCode, 204)
     assert.equal((await worker.app.inject({ method: 'DELETE', url: `/v1/bans/${ids[0] ?? ''}`, headers: auth })).statusCode, 404, 'not banned any more')
@@ -164,6 +167,39 @@ describe('bans', () => {
     } finally {
       stopListening()
     }
+  })
+
+  it('a forged entry\'s ban carries the publisher\'s signed envelope, and it verifies to the banned peer', async () => {
+    const forgerKey = await generateKeyPair('Ed25519')
+    const forger = { peerId: peerIdFromPrivateKey(forgerKey).toString(), sign: async (message: Uint8Array) => await forgerKey.sign(message) }
+    const victim = await ed25519Peer()
+    const neighbour = await ed25519Peer()
+    // An entry claiming the victim as author but signed with the forger's key, in an
+    // envelope the forger signed; an honest neighbour hands it over unchanged.
+    const forged = await signEntry({ seq: 0, prev: null, action: 'set-profile', timestamp: 1, params: { name: 'not me' } }, { peerId: victim, sign: forger.sign })
+    const envelope = await sealEnvelope(forged.bytes, forger)
+    const result = await worker.logService.ingest.ingestEnvelope(envelope, neighbour)
+    assert.equal(result.result === 'rejected' && result.reason, 'bad-signature')
+    assert.equal(worker.bans.isBanned(neighbour), false, 'the forwarder is not blamed')
+
+    const listed = (await worker.app.inject({ method: 'GET', url: '/v1/bans?limit=1000', headers: auth })).json()
+    const entry = listed.bans.find((ban: { peer: string }) => ban.peer === forger.peerId)
+    assert.deepEqual([entry?.reason, entry?.evidenceBytes, entry?.envelopeBytes], ['bad-signature', forged.bytes.length, envelope.length])
+    const shown = await worker.app.inject({ method: 'GET', url: `/v1/bans/${forger.peerId}`, headers: auth })
+    assert.equal(shown.statusCode, 200)
+    const ban = shown.json<{ evidence: string, envelope: string, bannedBy: string }>()
+    assert.equal(ban.bannedBy, worker.node.peerId.toString())
+
+    // What anyone holding the ban can check, with nothing but its two fields:
+    const opened = await openEnvelope(Buffer.from(ban.envelope, 'base64'))
+    assert.ok(opened.ok, 'the envelope\'s signature holds')
+    assert.equal(opened.value.publisher, forger.peerId, 'and it is the banned peer\'s')
+    const evidence = Buffer.from(ban.evidence, 'base64')
+    assert.ok(Buffer.from(opened.value.entry).equals(evidence), 'it wraps exactly the evidence')
+    const decoded = await decodeEntry(evidence)
+    assert.ok(decoded.ok)
+    assert.equal(decoded.value.entry.author, victim)
+    assert.equal((await verifyEntry(decoded.value.entry)).ok, false, 'whose author signature fails')
   })
 
   it('two ban lists on one database agree after a refresh', async () => {

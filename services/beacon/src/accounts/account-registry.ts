@@ -1,4 +1,5 @@
 import { peerIdFromString } from '@libp2p/peer-id'
+import { base36 } from 'multiformats/bases/base36'
 import type { SqlQueryable } from '../storage/sql.ts'
 
 export interface Account {
@@ -13,28 +14,89 @@ export class InvalidAccountIdError extends Error {
 }
 
 /**
+ * The one form an account ID is stored, compared and shown in: the base58btc peer ID string
+ * (`12D3KooW…`), whatever encoding it was given in. The same key also reads as a CIDv1 of
+ * codec libp2p-key (`k51…` in base36, `bafz…` in base32), and the gater and overlay name
+ * peers in the base58btc form, so an ID kept as written would never match and would count
+ * the key twice. Throws InvalidAccountIdError, saying why, for anything that is not an
+ * ed25519 peer ID: only ed25519 peers can connect.
+ */
+export function canonicalAccountId (id: string): string {
+  let parsed
+  try {
+    parsed = peerIdFromString(id)
+  } catch {
+    throw new InvalidAccountIdError(`${id} is not a peer ID (expected an ed25519 peer ID such as 12D3KooW…, or its CID form k51…/bafz…)`)
+  }
+  if (parsed.type !== 'Ed25519') throw new InvalidAccountIdError(`${id} is a ${parsed.type} peer ID; accounts are ed25519 keys`)
+  return parsed.toString()
+}
+
+/** `canonicalAccountId`, or undefined for an ID that cannot be an account. */
+function canonicalOrUndefined (id: string): string | undefined {
+  try {
+    return canonicalAccountId(id)
+  } catch {
+    return undefined
+  }
+}
+
+export interface AccountRegistryOptions {
+  /**
+   * Told, at each refresh that finds them, of rows whose ID is not an ed25519 peer ID (an
+   * external feeder wrote them): they are left out of the registry and of N.
+   */
+  onInvalidIds?: (ids: string[]) => void
+}
+
+/**
  * The registry of accounts whose public key may join the overlay (DESIGN.md §3). Postgres
  * is the source of truth; membership checks read an in-process set that every change made
- * through this registry updates, and `refresh()` reloads (other workers' changes arrive
- * through it). N, the overlay's size estimate, is the account count.
+ * through this registry updates, and `refresh()` reloads (other workers' changes, and an
+ * external feeder's, arrive through it). N, the overlay's size estimate, is the account
+ * count. Every ID is canonical (`canonicalAccountId`) wherever it enters: the API, and rows
+ * a feeder wrote in another encoding, which count once with their canonical twin.
  */
 export class AccountRegistry {
   private readonly db: SqlQueryable
+  private readonly onInvalidIds: (ids: string[]) => void
   private members = new Set<string>()
+  /** Rows stored in another encoding than the canonical one, by canonical ID (a feeder wrote them). */
+  private aliases = new Map<string, string[]>()
+  private reportedInvalid = ''
   private readonly listeners = new Set<(count: number) => void>()
 
-  constructor (db: SqlQueryable) {
+  constructor (db: SqlQueryable, options: AccountRegistryOptions = {}) {
     this.db = db
+    this.onInvalidIds = options.onInvalidIds ?? (() => {})
   }
 
   /** Loads the registry; call once at start and whenever other writers may have changed it. */
   async refresh (): Promise<void> {
     const { rows } = await this.db.query<{ peer_id: string }>('SELECT peer_id FROM accounts')
     const before = this.members.size
-    this.members = new Set(rows.map((row) => row.peer_id))
+    const members = new Set<string>()
+    const aliases = new Map<string, string[]>()
+    const invalid: string[] = []
+    for (const { peer_id: stored } of rows) {
+      const canonical = canonicalOrUndefined(stored)
+      if (canonical === undefined) {
+        invalid.push(stored)
+        continue
+      }
+      members.add(canonical)
+      if (canonical !== stored) aliases.set(canonical, [...aliases.get(canonical) ?? [], stored])
+    }
+    this.members = members
+    this.aliases = aliases
+    // Told once per distinct set, not at every refresh.
+    const invalidKey = invalid.sort().join(',')
+    if (invalid.length > 0 && invalidKey !== this.reportedInvalid) this.onInvalidIds(invalid)
+    this.reportedInvalid = invalidKey
     if (this.members.size !== before) this.notify()
   }
 
+  /** Whether `peerId` (the canonical form, as libp2p names peers) is a registered account. */
   isRegistered (peerId: string): boolean {
     return this.members.has(peerId)
   }
@@ -49,49 +111,61 @@ export class AccountRegistry {
     return () => { this.listeners.delete(listener) }
   }
 
+  /** Accounts in stored-ID order after `after`, each shown by its canonical ID. */
   async list (limit: number, after?: string): Promise<Account[]> {
     const { rows } = await this.db.query<{ peer_id: string, label: string | null, created_at: Date }>(
       'SELECT peer_id, label, created_at FROM accounts WHERE ($1::text IS NULL OR peer_id > $1) ORDER BY peer_id LIMIT $2',
       [after ?? null, limit])
-    return rows.map((row) => ({ peerId: row.peer_id, label: row.label, createdAt: row.created_at.toISOString() }))
+    return rows.map((row) => ({ peerId: canonicalOrUndefined(row.peer_id) ?? row.peer_id, label: row.label, createdAt: row.created_at.toISOString() }))
   }
 
+  /** The account of `peerId`, given in any encoding; throws InvalidAccountIdError for one that cannot be an account. */
   async get (peerId: string): Promise<Account | undefined> {
+    const canonical = canonicalAccountId(peerId)
     const { rows } = await this.db.query<{ peer_id: string, label: string | null, created_at: Date }>(
-      'SELECT peer_id, label, created_at FROM accounts WHERE peer_id = $1', [peerId])
+      'SELECT peer_id, label, created_at FROM accounts WHERE peer_id = ANY($1::text[]) ORDER BY peer_id = $2 DESC, created_at LIMIT 1',
+      [this.storedForms(canonical), canonical])
     const row = rows[0]
-    return row === undefined ? undefined : { peerId: row.peer_id, label: row.label, createdAt: row.created_at.toISOString() }
+    return row === undefined ? undefined : { peerId: canonical, label: row.label, createdAt: row.created_at.toISOString() }
   }
 
-  /** Registers an account; returns false if it already was. */
+  /**
+   * Registers an account, stored under its canonical ID; returns false if it already was
+   * (in any encoding). Throws InvalidAccountIdError for an ID that cannot be an account.
+   */
   async add (peerId: string, label?: string): Promise<boolean> {
-    assertEd25519(peerId)
+    const canonical = canonicalAccountId(peerId)
     const { rowCount } = await this.db.query(
-      'INSERT INTO accounts (peer_id, label) VALUES ($1, $2) ON CONFLICT (peer_id) DO NOTHING', [peerId, label ?? null])
-    this.members.add(peerId)
-    if (rowCount > 0) this.notify()
+      'INSERT INTO accounts (peer_id, label) VALUES ($1, $2) ON CONFLICT (peer_id) DO NOTHING', [canonical, label ?? null])
+    const known = this.members.has(canonical)
+    this.members.add(canonical)
+    if (!known) this.notify()
+    return rowCount > 0 && !known
+  }
+
+  /**
+   * Removes an account given in any encoding, with every row a feeder stored for the same
+   * key; returns false if there was none. Throws InvalidAccountIdError for an ID that cannot
+   * be an account.
+   */
+  async remove (peerId: string): Promise<boolean> {
+    const canonical = canonicalAccountId(peerId)
+    const { rowCount } = await this.db.query('DELETE FROM accounts WHERE peer_id = ANY($1::text[])', [this.storedForms(canonical)])
+    this.aliases.delete(canonical)
+    if (this.members.delete(canonical)) this.notify()
     return rowCount > 0
   }
 
-  /** Removes an account; returns false if there was none. */
-  async remove (peerId: string): Promise<boolean> {
-    const { rowCount } = await this.db.query('DELETE FROM accounts WHERE peer_id = $1', [peerId])
-    this.members.delete(peerId)
-    if (rowCount > 0) this.notify()
-    return rowCount > 0
+  /**
+   * The IDs the rows of `canonical` may be stored under: the canonical form, its CID forms
+   * in base32 and base36 (what feeders write), and any other the last refresh found.
+   */
+  private storedForms (canonical: string): string[] {
+    const cid = peerIdFromString(canonical).toCID()
+    return [...new Set([canonical, cid.toString(), cid.toString(base36), ...this.aliases.get(canonical) ?? []])]
   }
 
   private notify (): void {
     for (const listener of this.listeners) listener(this.members.size)
   }
-}
-
-function assertEd25519 (peerId: string): void {
-  let type: string
-  try {
-    type = peerIdFromString(peerId).type
-  } catch {
-    throw new InvalidAccountIdError(`${peerId} is not a peer ID`)
-  }
-  if (type !== 'Ed25519') throw new InvalidAccountIdError(`${peerId} is a ${type} peer ID; accounts are ed25519 keys`)
 }

@@ -15,6 +15,12 @@ export interface Ban {
   detail: string
   /** What proves the ban, e.g. the entry block whose signature failed. */
   evidence: Uint8Array | null
+  /**
+   * For a `bad-signature` ban: the publish envelope the banned peer signed around the
+   * evidence, so anyone can check the ban again — the envelope's signature holds for the
+   * banned peer, and the entry inside it (the evidence) fails its author's signature.
+   */
+  envelope: Uint8Array | null
   /** A worker's peer ID for automatic bans, or "admin". */
   bannedBy: string
   createdAt: Date
@@ -25,6 +31,8 @@ export interface NewBan {
   reason: BanReason
   detail: string
   evidence?: Uint8Array
+  /** The signed envelope that makes the peer answerable for the evidence (see Ban.envelope). */
+  envelope?: Uint8Array
   bannedBy: string
 }
 
@@ -78,11 +86,12 @@ interface BanRow {
   reason: BanReason
   detail: string
   evidence: Uint8Array | null
+  envelope: Uint8Array | null
   banned_by: string
   created_at: Date
 }
 
-const BAN_COLUMNS = 'peer, reason, detail, evidence, banned_by, created_at'
+const BAN_COLUMNS = 'peer, reason, detail, evidence, envelope, banned_by, created_at'
 
 function banOf (row: BanRow): Ban {
   return {
@@ -90,6 +99,7 @@ function banOf (row: BanRow): Ban {
     reason: row.reason,
     detail: row.detail,
     evidence: row.evidence === null ? null : new Uint8Array(row.evidence),
+    envelope: row.envelope === null ? null : new Uint8Array(row.envelope),
     bannedBy: row.banned_by,
     createdAt: row.created_at
   }
@@ -189,8 +199,8 @@ export class BanList {
   async ban (ban: NewBan): Promise<boolean> {
     const peer = canonicalBanPeer(ban.peer)
     const inserted = await this.db.query<{ reason: BanReason }>(
-      'INSERT INTO bans (peer, reason, detail, evidence, banned_by) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (peer) DO NOTHING RETURNING reason',
-      [peer, ban.reason, ban.detail, ban.evidence ?? null, ban.bannedBy])
+      'INSERT INTO bans (peer, reason, detail, evidence, envelope, banned_by) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (peer) DO NOTHING RETURNING reason',
+      [peer, ban.reason, ban.detail, ban.evidence ?? null, ban.envelope ?? null, ban.bannedBy])
     const created = inserted.rows[0] !== undefined
     // Already banned (perhaps by another worker a moment ago): read the ban that stands.
     const row = inserted.rows[0] ?? (await this.db.query<{ reason: BanReason }>('SELECT reason FROM bans WHERE peer = $1', [peer])).rows[0]

@@ -345,7 +345,7 @@ export const schema = {
     group: 'pinning',
     parse: integer(1, 1_000_000),
     default: '10000',
-    help: 'Most ancestors fetched for one orphan entry (or one announced head) from the peer that sent it (guess).'
+    help: 'Most entry blocks one ancestor fetch takes (for one orphan entry, or one head announced on sync) from the peer that sent it; a fetch never starts another, and one author has one fetch at a time (guess).'
   },
   orphanFetchTimeoutMs: {
     env: 'PHAROS_ORPHAN_FETCH_TIMEOUT_MS',
@@ -353,6 +353,69 @@ export const schema = {
     parse: integer(100, 3_600_000),
     default: '60000',
     help: 'How long one orphan fetch may take before it is abandoned; the entries fetched so far are kept (guess).'
+  },
+  orphanFetchesPerPeer: {
+    env: 'PHAROS_ORPHAN_FETCHES_PER_PEER',
+    group: 'limits',
+    parse: integer(1, 1024),
+    default: '4',
+    help: 'Ancestor fetches one registered peer may cause at once (the peer that sent an orphan, or announced heads on sync); more are dropped and counted (guess: a peer announces its own head and a few it follows; each fetch may hold a 4 MiB batch).'
+  },
+  orphanFetchesMax: {
+    env: 'PHAROS_ORPHAN_FETCHES_MAX',
+    group: 'limits',
+    parse: integer(1, 10_000),
+    default: '16',
+    help: 'Ancestor fetches one worker runs at once, over all peers; more are dropped and counted (guess: 16 batches of up to 4 MiB is 64 MiB held at worst).'
+  },
+  authorEntriesPerMinute: {
+    env: 'PHAROS_AUTHOR_ENTRIES_PER_MINUTE',
+    group: 'limits',
+    parse: integer(1, 6_000_000),
+    default: '600',
+    help: 'Entries per minute one author may push to this worker over gossip (token bucket refill); more are refused as rate-limited and not forwarded; entries the worker fetches itself are bounded by the fetch limits instead (guess: 10/s, far above a person posting).'
+  },
+  authorEntryBurst: {
+    env: 'PHAROS_AUTHOR_ENTRY_BURST',
+    group: 'limits',
+    parse: integer(1, 1_000_000),
+    default: '200',
+    help: 'Entries one author may push at once before PHAROS_AUTHOR_ENTRIES_PER_MINUTE applies (token bucket size; guess: a client publishing a queue of posts made offline).'
+  },
+  authorMaxEntries: {
+    env: 'PHAROS_AUTHOR_MAX_ENTRIES',
+    group: 'limits',
+    parse: integer(1, 1_000_000_000),
+    default: '100000',
+    help: 'Entries stored for one author (forks, orphans and entries whose pin failed included); a new entry past it is refused, nothing stored (guess: 27 posts a day for ten years).'
+  },
+  authorMaxOrphans: {
+    env: 'PHAROS_AUTHOR_MAX_ORPHANS',
+    group: 'limits',
+    parse: integer(1, 1_000_000_000),
+    default: '10000',
+    help: 'Orphan entries (ancestry not yet connected to genesis) stored for one author; a new orphan past it is refused, nothing stored (guess: one full ancestor fetch, PHAROS_ORPHAN_FETCH_MAX_ENTRIES).'
+  },
+  authorMaxPendingPins: {
+    env: 'PHAROS_AUTHOR_MAX_PENDING_PINS',
+    group: 'limits',
+    parse: integer(1, 1_000_000_000),
+    default: '1000',
+    help: 'Entry pins of one author that may be queued or pinning at once; a new entry while that many are pending is refused, nothing stored, until some settle (guess: a burst of posts whose content is still coming).'
+  },
+  syncReceiptsPerMinute: {
+    env: 'PHAROS_SYNC_RECEIPTS_PER_MINUTE',
+    group: 'limits',
+    parse: integer(1, 1_000_000),
+    default: '60',
+    help: 'Receipt requests one registered peer may make over the sync protocol per minute (token bucket of this size); more are answered `unavailable`. Unregistered peers get none (guess: a publisher asks once per entry it waits for).'
+  },
+  syncReceiptChecksMax: {
+    env: 'PHAROS_SYNC_RECEIPT_CHECKS_MAX',
+    group: 'limits',
+    parse: integer(1, 1024),
+    default: '4',
+    help: 'Receipt checks (a walk of the log or of a pin\'s blocks, then a signature) one worker runs at once for sync requests; more are answered `unavailable` (guess: a few database connections, as for storage-proof challenges).'
   },
   pinConcurrency: {
     env: 'PHAROS_PIN_CONCURRENCY',

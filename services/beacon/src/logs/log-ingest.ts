@@ -10,22 +10,30 @@
  *    gets the envelope's publisher banned fleet-wide and disconnected (a neighbour that only
  *    forwarded it is not: Plumtree forwards envelopes unchanged, so the publisher is known);
  * 4. the author must be a registered account — else dropped, nothing stored or pinned;
- * 5. the block is stored and the author's log updated (forks kept, best head recomputed,
- *    equivocation recorded); an orphan triggers a bounded fetch of its ancestors from the
- *    peer that sent it;
- * 6. the entry is pinned: a pin job per entry, owned by its author, that holds the entry
+ * 5. the author's limits (docs/logs.md "Per-author limits"), before anything is stored:
+ *    stored entries, orphans and pending entry pins under their caps, and, for an entry
+ *    pushed to us (not one we fetched), a token from the author's rate bucket — else
+ *    refused with the limit as the reason, nothing stored;
+ * 6. the block is stored and the author's log updated (forks kept, best head recomputed,
+ *    equivocation recorded; the entry caps checked again under the author's lock); a pushed
+ *    orphan triggers a bounded fetch of its ancestors from the peer that sent it (a fetched
+ *    one never does: the fetch that brought it walks on by itself);
+ * 7. the entry is pinned: a pin job per entry, owned by its author, that holds the entry
  *    block and everything its params link to, within the author's quota.
  */
 import { CID } from 'multiformats/cid'
 import { decodeEntry, openEnvelope, verifyEntry } from '../../../protocol/src/log/index.ts'
 import type { EntryBlock } from '../../../protocol/src/log/index.ts'
 import type { BanList } from '../bans/ban-list.ts'
+import type { ConfigKey } from '../config/schema.ts'
 import type { Logger } from '../logging/logger.ts'
+import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import type { LogEntryRejection, LogMetrics } from '../metrics/log-metrics.ts'
 import { authorOwner, LOG_ENTRY_KIND, PIN_KIND_KEY } from '../pinning/log-entry-pins.ts'
 import type { PinStore } from '../pinning/pin-store.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
-import type { LogStore, StoredOutcome } from './log-store.ts'
+import type { Admission, LogStore, StoredOutcome } from './log-store.ts'
+import { TokenBuckets } from './token-buckets.ts'
 
 export type IngestResult =
   | { result: 'accepted', cid: CID, outcome: StoredOutcome }
@@ -38,31 +46,63 @@ export interface EntrySource {
   from: string
   /** The peer whose envelope signature vouches for it (gossip only). */
   publisher?: string
+  /** The signed envelope it arrived in (gossip only): kept with a ban as its proof. */
+  envelope?: Uint8Array
+  /**
+   * The ancestor fetcher asked for it: it takes no token from the author's rate bucket (the
+   * fetch limits bound it) and, if an orphan, starts no fetch of its own.
+   */
+  fetched?: boolean
+}
+
+/** The per-author limits (config keys PHAROS_AUTHOR_*; docs/logs.md "Per-author limits"). */
+export interface AuthorLimits {
+  /** Token bucket refill for pushed entries, per minute. */
+  entriesPerMinute: number
+  /** Token bucket size. */
+  entryBurst: number
+  maxEntries: number
+  maxOrphans: number
+  maxPendingPins: number
 }
 
 export interface LogIngestDeps {
-  logs: LogStore
+  logs: Pick<LogStore, 'admission' | 'insert' | 'pinOnce'>
   bans: Pick<BanList, 'ban'>
   isRegistered: (peerId: string) => boolean
   blockstore: Pick<PgBlockstore, 'put'>
   pins: Pick<PinStore, 'createIn'>
   /** A pin was queued: look for work now. */
   onPinQueued: () => void
-  /** An orphan arrived: fetch `missing` and what lies below it from `peers`, in that order. */
-  fetchAncestors: (missing: CID, peers: string[]) => void
+  /** A pushed orphan arrived: fetch `missing` (an entry of `author`) and what lies below it from `peers`, in that order. */
+  fetchAncestors: (missing: CID, author: string, peers: string[]) => void
+  limits: AuthorLimits
+  /** Counts what the per-author limits refused, by config key. */
+  limitMetrics: Pick<LimitMetrics, 'blocked'>
   metrics: LogMetrics
   log: Logger
   /** This worker's peer ID, recorded on the bans it makes. */
   worker: string
 }
 
+/** The config key of each per-author limit, for `pharos_limit_blocked_total`. */
+const LIMIT_KEYS: Partial<Record<LogEntryRejection, ConfigKey>> = {
+  'rate-limited': 'authorEntriesPerMinute',
+  'too-many-entries': 'authorMaxEntries',
+  'too-many-orphans': 'authorMaxOrphans',
+  'too-many-pending-pins': 'authorMaxPendingPins'
+}
+
 export class LogIngest {
   private readonly deps: LogIngestDeps
   private readonly log: Logger
+  /** Per-author buckets for pushed entries; per worker (in a fleet each entry is handled by one worker). */
+  private readonly rate: TokenBuckets
 
   constructor (deps: LogIngestDeps) {
     this.deps = deps
     this.log = deps.log.child({ component: 'log-ingest' })
+    this.rate = new TokenBuckets({ capacity: deps.limits.entryBurst, perMinute: deps.limits.entriesPerMinute })
   }
 
   /** A content-topic payload delivered by neighbour `from`. */
@@ -72,7 +112,7 @@ export class LogIngest {
       this.log.debug({ from, code: envelope.code, detail: envelope.detail }, 'dropped a malformed envelope')
       return this.reject(envelope.code === 'too-large' ? 'too-large' : 'bad-envelope')
     }
-    return await this.ingestEntry(envelope.value.entry, { from, publisher: envelope.value.publisher })
+    return await this.ingestEntry(envelope.value.entry, { from, publisher: envelope.value.publisher, envelope: payload })
   }
 
   /** An entry block, with where it came from. */
@@ -94,18 +134,26 @@ export class LogIngest {
 
   private async store ({ entry, bytes, cid }: EntryBlock, source: EntrySource): Promise<IngestResult> {
     const { deps } = this
+    const prev = entry.prev?.bytes ?? null
+    const admission = await deps.logs.admission({ cid: cid.bytes, prev, author: entry.author }, authorOwner(entry.author), deps.limits.maxPendingPins)
+    // A stored entry costs nothing new (the duplicate path below only makes sure it is pinned).
+    if (!admission.known) {
+      const refusal = this.overLimit(entry.author, admission, source)
+      if (refusal !== undefined) return this.reject(refusal, cid)
+    }
     // Block first: an indexed entry always has its bytes (GC's grace period covers the gap
-    // until the pin job records the block).
+    // until the pin job records the block). If insert then refuses the entry (another task
+    // took the author's last place in between), the block is unpinned and GC collects it.
     await deps.blockstore.put(cid, bytes)
     const outcome = await deps.logs.insert({
       cid: cid.bytes,
       author: entry.author,
       seq: entry.seq,
-      prev: entry.prev?.bytes ?? null,
+      prev,
       action: entry.action,
       timestamp: entry.timestamp,
       size: bytes.length
-    })
+    }, { maxEntries: deps.limits.maxEntries, maxOrphans: deps.limits.maxOrphans })
     if (outcome.status === 'duplicate') {
       deps.metrics.entries.inc({ result: 'rejected', reason: 'duplicate' })
       // Stored before, but maybe never pinned: the worker that stored it died, or Postgres
@@ -116,12 +164,25 @@ export class LogIngest {
     if (outcome.status === 'rejected') return this.reject(outcome.reason, cid)
     deps.metrics.entries.inc({ result: 'accepted', reason: 'ok' })
     if (outcome.equivocation) this.log.info({ author: entry.author, seq: entry.seq, cid: cid.toString() }, 'equivocation: the author signed two entries at one seq; both are kept')
-    if (outcome.missingPrev !== undefined) {
+    if (outcome.missingPrev !== undefined && source.fetched !== true) {
       const peers = [source.from, source.publisher, entry.author].filter((peer): peer is string => peer !== undefined)
-      deps.fetchAncestors(CID.decode(outcome.missingPrev), [...new Set(peers)])
+      deps.fetchAncestors(CID.decode(outcome.missingPrev), entry.author, [...new Set(peers)])
     }
     await this.pin(entry.author, entry.seq, cid, source)
     return { result: 'accepted', cid, outcome }
+  }
+
+  /**
+   * Which per-author limit a new entry is over, if any. The caps only read; the rate bucket
+   * is charged last, so an entry refused for a cap costs the author no token.
+   */
+  private overLimit (author: string, admission: Admission, source: EntrySource): LogEntryRejection | undefined {
+    const { limits } = this.deps
+    if (admission.entries >= limits.maxEntries) return 'too-many-entries'
+    if (admission.orphan && admission.orphans >= limits.maxOrphans) return 'too-many-orphans'
+    if (admission.pendingPins >= limits.maxPendingPins) return 'too-many-pending-pins'
+    if (source.fetched !== true && !this.rate.take(author)) return 'rate-limited'
+    return undefined
   }
 
   /** The entry's one pin (see LogStore.pinOnce): created by whichever call gets there first. */
@@ -153,6 +214,7 @@ export class LogIngest {
       reason: 'bad-signature',
       detail: `signed the envelope of entry ${block.cid.toString()} (author ${block.entry.author}), whose signature is invalid: ${code}`,
       evidence: block.bytes,
+      ...(source.envelope === undefined ? {} : { envelope: source.envelope }),
       bannedBy: deps.worker
     })
     this.log.warn({ publisher, forwarder: source.from, cid: block.cid.toString(), code }, 'banned the publisher of a forged entry')
@@ -160,6 +222,8 @@ export class LogIngest {
 
   private reject (reason: LogEntryRejection, cid?: CID): IngestResult {
     this.deps.metrics.entries.inc({ result: 'rejected', reason })
+    const limit = LIMIT_KEYS[reason]
+    if (limit !== undefined) this.deps.limitMetrics.blocked(limit)
     return cid === undefined ? { result: 'rejected', reason } : { result: 'rejected', reason, cid }
   }
 }

@@ -9,6 +9,7 @@ import { MAX_KEY_EXCHANGE_FRAME_BYTES, MAX_SYNC_FRAME_BYTES, keyExchangeProtocol
 import type { BanList } from '../bans/ban-list.ts'
 import type { Logger } from '../logging/logger.ts'
 import type { KeyExchangeMetrics } from '../metrics/key-exchange-metrics.ts'
+import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import type { LogMetrics } from '../metrics/log-metrics.ts'
 import type { OverlayDriver } from '../overlay/overlay-driver.ts'
 import { serveRequests } from '../p2p/request-response.ts'
@@ -21,6 +22,7 @@ import { isStorageUnavailable } from '../storage/sql.ts'
 import type { SqlClient } from '../storage/sql.ts'
 import { AncestorFetcher } from './ancestor-fetcher.ts'
 import { LogIngest } from './log-ingest.ts'
+import type { AuthorLimits } from './log-ingest.ts'
 import type { LogStore } from './log-store.ts'
 import { SyncResponder } from './sync-responder.ts'
 
@@ -35,9 +37,19 @@ export interface LogServiceDeps {
   storage: StorageService
   metrics: LogMetrics
   keyExchangeMetrics: KeyExchangeMetrics
+  /** `pharos_limit_blocked_total`: what the limits below refused. */
+  limitMetrics: Pick<LimitMetrics, 'blocked'>
   entitlement: EntitlementCheck
   orphanFetchMaxEntries: number
   orphanFetchTimeoutMs: number
+  /** PHAROS_ORPHAN_FETCHES_PER_PEER and PHAROS_ORPHAN_FETCHES_MAX. */
+  orphanFetchesPerPeer: number
+  orphanFetchesMax: number
+  /** PHAROS_AUTHOR_*: rate and caps per author. */
+  authorLimits: AuthorLimits
+  /** PHAROS_SYNC_RECEIPTS_PER_MINUTE and PHAROS_SYNC_RECEIPT_CHECKS_MAX. */
+  syncReceiptsPerMinute: number
+  syncReceiptChecksMax: number
   /**
    * The fleet's shared view of which messages are being handled (Redis in fleet mode, this
    * process alone otherwise): one worker verifies, stores and pins each message.
@@ -111,10 +123,14 @@ export function createLogService (deps: LogServiceDeps): LogService {
     network: deps.network,
     logs: deps.logs,
     ingest: async (bytes, source) => await ingest.ingestEntry(bytes, source),
+    isRegistered: deps.isRegistered,
     metrics: deps.metrics,
+    limitMetrics: deps.limitMetrics,
     log,
     maxEntries: deps.orphanFetchMaxEntries,
-    timeoutMs: deps.orphanFetchTimeoutMs
+    timeoutMs: deps.orphanFetchTimeoutMs,
+    maxPerPeer: deps.orphanFetchesPerPeer,
+    maxInFlight: deps.orphanFetchesMax
   })
   const ingest: LogIngest = new LogIngest({
     logs: deps.logs,
@@ -123,7 +139,9 @@ export function createLogService (deps: LogServiceDeps): LogService {
     blockstore: deps.storage.blockstore,
     pins: deps.storage.pins,
     onPinQueued: () => { deps.storage.runner.wake() },
-    fetchAncestors: (missing, peers) => { fetcher.request(missing, peers) },
+    fetchAncestors: (missing, author, peers) => { fetcher.request(missing, author, peers) },
+    limits: deps.authorLimits,
+    limitMetrics: deps.limitMetrics,
     metrics: deps.metrics,
     log,
     worker
@@ -132,8 +150,12 @@ export function createLogService (deps: LogServiceDeps): LogService {
     logs: deps.logs,
     blockstore: deps.storage.blockstore,
     isRegistered: deps.isRegistered,
-    fetchAncestors: (head, peers) => { fetcher.request(head, peers) },
-    receipts: deps.receipts
+    fetchAncestors: (head, author, peers) => { fetcher.request(head, author, peers) },
+    receipts: deps.receipts,
+    receiptsPerMinute: deps.syncReceiptsPerMinute,
+    receiptChecksMax: deps.syncReceiptChecksMax,
+    metrics: deps.metrics,
+    limitMetrics: deps.limitMetrics
   })
   const keyExchange = new KeyExchangeService({
     keys: new ContentKeyStore(deps.db),

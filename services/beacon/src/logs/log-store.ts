@@ -39,6 +39,34 @@ export type InsertRejection =
   | 'bad-seq'
   /** prev is an entry of another author. */
   | 'bad-prev'
+  /** The author has `AuthorCaps.maxEntries` entries stored. */
+  | 'too-many-entries'
+  /** The entry would be an orphan and the author has `AuthorCaps.maxOrphans` of them. */
+  | 'too-many-orphans'
+
+/**
+ * Per-author caps `insert` enforces under the author's lock, so they hold across the fleet
+ * (docs/logs.md "Per-author limits").
+ */
+export interface AuthorCaps {
+  /** Entries stored for one author, orphans and forks included (PHAROS_AUTHOR_MAX_ENTRIES). */
+  maxEntries: number
+  /** Orphans stored for one author (PHAROS_AUTHOR_MAX_ORPHANS). */
+  maxOrphans: number
+}
+
+/** What the ingest pipeline reads before it stores anything of a new entry (`LogStore.admission`). */
+export interface Admission {
+  /** The entry is stored already. */
+  known: boolean
+  /** Whether the entry would be an orphan: its prev is not stored, or is an orphan itself. */
+  orphan: boolean
+  /** Entries and orphans stored for the author. */
+  entries: number
+  orphans: number
+  /** The author's entry pins queued or pinning, counted up to the limit asked for. */
+  pendingPins: number
+}
 
 export interface StoredOutcome {
   status: 'stored'
@@ -171,7 +199,7 @@ export class LogStore {
    * lock, so the counters are maintained incrementally without races; different authors
    * never wait for each other.
    */
-  async insert (entry: NewLogEntry): Promise<InsertOutcome> {
+  async insert (entry: NewLogEntry, caps?: AuthorCaps): Promise<InsertOutcome> {
     return await this.db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1::int4, hashtext($2))', [AUTHOR_LOCK_CLASS, entry.author])
       const known = await tx.query('SELECT 1 FROM log_entries WHERE cid = $1', [entry.cid])
@@ -187,6 +215,14 @@ export class LogStore {
         if (parent !== undefined && parent.seq + 1 !== entry.seq) return { status: 'rejected', reason: 'bad-seq' }
       }
       const connected = entry.prev === null || parent?.connected === true
+
+      if (caps !== undefined) {
+        // Under the author's lock, so two workers (or two tasks) cannot both take the last place.
+        const { rows: counts } = await tx.query<{ entries: number, orphans: number }>('SELECT entries, orphans FROM log_authors WHERE author = $1', [entry.author])
+        const stored = counts[0] ?? { entries: 0, orphans: 0 }
+        if (stored.entries >= caps.maxEntries) return { status: 'rejected', reason: 'too-many-entries' }
+        if (!connected && stored.orphans >= caps.maxOrphans) return { status: 'rejected', reason: 'too-many-orphans' }
+      }
 
       // The parent stops being a tip if this is its first connected child.
       let parentWasTip = false
@@ -270,6 +306,31 @@ export class LogStore {
       if (entry.prev !== null && parent === undefined) outcome.missingPrev = rowBytes(entry.prev)
       return outcome
     })
+  }
+
+  /**
+   * What the ingest pipeline checks before it stores a new entry of `author`, in one round
+   * trip: whether the entry is stored already, whether it would be an orphan, the author's
+   * counts, and how many of its pins (owner `pinOwner`) are queued or pinning, counted up to
+   * `pendingUpTo` so the count costs no more than the cap it is checked against. Read
+   * without the author's lock: `insert` checks the entry caps again under it.
+   */
+  async admission (entry: { cid: Uint8Array, prev: Uint8Array | null, author: string }, pinOwner: string, pendingUpTo: number): Promise<Admission> {
+    const { rows } = await this.db.query<{ known: boolean, prev_connected: boolean | null, entries: number | null, orphans: number | null, pending: number }>(
+      `SELECT EXISTS (SELECT 1 FROM log_entries WHERE cid = $1) AS known,
+         (SELECT connected FROM log_entries WHERE cid = $2) AS prev_connected,
+         (SELECT entries FROM log_authors WHERE author = $3) AS entries,
+         (SELECT orphans FROM log_authors WHERE author = $3) AS orphans,
+         (SELECT count(*) FROM (SELECT 1 FROM pins WHERE owner = $4 AND status IN ('queued', 'pinning') LIMIT $5) AS pending)::int8 AS pending`,
+      [entry.cid, entry.prev, entry.author, pinOwner, pendingUpTo])
+    const row = rows[0]
+    return {
+      known: row?.known ?? false,
+      orphan: entry.prev !== null && row?.prev_connected !== true,
+      entries: row?.entries ?? 0,
+      orphans: row?.orphans ?? 0,
+      pendingPins: row?.pending ?? 0
+    }
   }
 
   /** The best heads of `authors`; authors with no connected entry are left out. */

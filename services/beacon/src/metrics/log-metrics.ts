@@ -15,7 +15,14 @@ import type { BanReason } from '../bans/ban-list.ts'
  * - `bad-prev`: prev is another author's entry (LogStore's `bad-prev`);
  * - `duplicate`: already stored;
  * - `too-large`: the block is over the entry size limit;
- * - `overloaded`: this worker's ingest queue was full, so the entry was dropped unread.
+ * - `overloaded`: this worker's ingest queue was full, so the entry was dropped unread;
+ * - `rate-limited`: the author pushed more than PHAROS_AUTHOR_ENTRIES_PER_MINUTE allows;
+ * - `too-many-entries`: the author has PHAROS_AUTHOR_MAX_ENTRIES entries stored;
+ * - `too-many-orphans`: the entry is an orphan and the author has PHAROS_AUTHOR_MAX_ORPHANS;
+ * - `too-many-pending-pins`: PHAROS_AUTHOR_MAX_PENDING_PINS of the author's entry pins are
+ *   still queued or pinning.
+ * The last four are per-author limits (docs/logs.md "Per-author limits"): nothing of the
+ * entry is stored, and each is also counted on `pharos_limit_blocked_total`.
  */
 export type LogEntryRejection =
   | 'malformed'
@@ -27,10 +34,37 @@ export type LogEntryRejection =
   | 'duplicate'
   | 'too-large'
   | 'overloaded'
+  | 'rate-limited'
+  | 'too-many-entries'
+  | 'too-many-orphans'
+  | 'too-many-pending-pins'
 
 export const LOG_ENTRY_REJECTIONS: readonly LogEntryRejection[] = [
-  'malformed', 'bad-envelope', 'bad-signature', 'unregistered-author', 'bad-seq', 'bad-prev', 'duplicate', 'too-large', 'overloaded'
+  'malformed', 'bad-envelope', 'bad-signature', 'unregistered-author', 'bad-seq', 'bad-prev', 'duplicate', 'too-large', 'overloaded',
+  'rate-limited', 'too-many-entries', 'too-many-orphans', 'too-many-pending-pins'
 ]
+
+/**
+ * Why an ancestor fetch was not started, when no configured limit refused it (those count
+ * on `pharos_limit_blocked_total`): the `reason` of `pharos_log_orphan_fetches_refused_total`.
+ * - `unregistered-peer`: none of the peers that could be asked is a registered account
+ *   (a connected peer that is not one causes no fetch and no dial);
+ * - `author-busy`: a fetch for the same author is already under way (one per author, so a
+ *   chain's fetches never multiply).
+ */
+export type OrphanFetchRefusal = 'unregistered-peer' | 'author-busy'
+export const ORPHAN_FETCH_REFUSALS: readonly OrphanFetchRefusal[] = ['unregistered-peer', 'author-busy']
+
+/**
+ * What became of a sync `receipt` request: the `outcome` of
+ * `pharos_sync_receipt_requests_total`.
+ * - `unregistered`: the asker is not a registered account; refused before any query;
+ * - `rate-limited`: over PHAROS_SYNC_RECEIPTS_PER_MINUTE; refused before any query;
+ * - `busy`: PHAROS_SYNC_RECEIPT_CHECKS_MAX checks were running; refused before any query;
+ * - `checked`: Postgres was checked (and a receipt signed, if held).
+ */
+export type ReceiptRequestOutcome = 'unregistered' | 'rate-limited' | 'busy' | 'checked'
+export const RECEIPT_REQUEST_OUTCOMES: readonly ReceiptRequestOutcome[] = ['unregistered', 'rate-limited', 'busy', 'checked']
 
 /** The reasons of `pharos_log_entries_total`: `ok` for a stored entry, else why not. */
 export type LogEntryReason = 'ok' | LogEntryRejection
@@ -87,6 +121,22 @@ export function createLogMetrics (registry: Registry) {
   })
   for (const reason of BAN_REASONS) bans.inc({ reason }, 0)
 
+  const orphanFetchesRefused = new Counter({
+    name: 'pharos_log_orphan_fetches_refused_total',
+    help: 'Ancestor fetches not started, by reason (fetches over a configured cap count on pharos_limit_blocked_total)',
+    labelNames: ['reason'] as const,
+    registers
+  })
+  for (const reason of ORPHAN_FETCH_REFUSALS) orphanFetchesRefused.inc({ reason }, 0)
+
+  const receiptRequests = new Counter({
+    name: 'pharos_sync_receipt_requests_total',
+    help: 'Receipt requests on the sync protocol, by outcome: refused before any query (unregistered, rate-limited, busy) or checked in Postgres',
+    labelNames: ['outcome'] as const,
+    registers
+  })
+  for (const outcome of RECEIPT_REQUEST_OUTCOMES) receiptRequests.inc({ outcome }, 0)
+
   return {
     /** Where the fleet-wide gauges come from (LogStore.totals and BanList.count, in worker.ts). */
     readSnapshotFrom (source: () => Promise<LogSnapshot>): void {
@@ -114,6 +164,8 @@ export function createLogMetrics (registry: Registry) {
       help: 'Fetches of an orphan entry\'s missing ancestor that failed (peer gone, timeout, bad answer)',
       registers
     }),
+    orphanFetchesRefused: orphanFetchesRefused as ClosedCounter<{ reason: OrphanFetchRefusal }>,
+    receiptRequests: receiptRequests as ClosedCounter<{ outcome: ReceiptRequestOutcome }>,
     entryPinSeconds: new Histogram({
       name: 'pharos_log_entry_pin_seconds',
       help: 'Time from an entry\'s arrival to its pin (the entry and the content it links to) being pinned',

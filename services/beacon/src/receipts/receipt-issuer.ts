@@ -5,6 +5,13 @@
  * genesis stored with its block; for a DAG, a pin of it settled as `pinned`, whose recorded
  * blocks give the counts. Receipts are not stored: each is signed when asked for, so its
  * `verifiedAt` is when that check ran.
+ *
+ * A log check walks the chain below the head in one recursive query, so its cost grows
+ * with the log; PHAROS_AUTHOR_MAX_ENTRIES bounds the log, and the sync responder bounds who
+ * may ask and how often (registered peers, PHAROS_SYNC_RECEIPTS_PER_MINUTE each,
+ * PHAROS_SYNC_RECEIPT_CHECKS_MAX at once). Answers are not cached: a block can leave
+ * without the log changing (an entry's pin fails, GC collects the block), and a receipt
+ * must say what holds when it is signed.
  */
 import { CID } from 'multiformats/cid'
 import { signLogReceipt, signPinReceipt } from '../../../protocol/src/log/index.ts'

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { InvalidAccountIdError } from '../../accounts/account-registry.ts'
+import { canonicalAccountId, InvalidAccountIdError } from '../../accounts/account-registry.ts'
 import type { AccountRegistry } from '../../accounts/account-registry.ts'
-import { HttpError } from '../errors.ts'
+import { FailureRef, HttpError } from '../errors.ts'
 
 const AccountSchema = Type.Object({
   peerId: Type.String(),
@@ -10,7 +10,20 @@ const AccountSchema = Type.Object({
   createdAt: Type.String({ format: 'date-time' })
 })
 
-const PeerIdBody = Type.Object({ peerId: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false })
+const PeerIdBody = Type.Object({ peerId: Type.String({ minLength: 1, maxLength: 128, description: 'An ed25519 peer ID: 12D3KooW…, or its CID form (k51…, bafz…); stored and shown as 12D3KooW…' }) }, { additionalProperties: false })
+
+/**
+ * An account ID as the registry keeps it (the base58btc peer ID, whatever encoding it came
+ * in); one that cannot be an account is a 400 saying why.
+ */
+function canonical (peerId: string): string {
+  try {
+    return canonicalAccountId(peerId)
+  } catch (err) {
+    if (err instanceof InvalidAccountIdError) throw new HttpError('badRequest', err.message)
+    throw err
+  }
+}
 
 /** The account registry: who may join the overlay. N (the overlay size estimate) is the count. */
 export const adminAccountRoutes: FastifyPluginAsyncTypebox<{ accounts: AccountRegistry }> = async (app, { accounts }) => {
@@ -30,38 +43,34 @@ export const adminAccountRoutes: FastifyPluginAsyncTypebox<{ accounts: AccountRe
   app.post('/v1/accounts', {
     schema: {
       tags: ['admin'],
-      summary: 'Register an account (an ed25519 peer ID); 201 when new, 200 when it already was',
+      summary: 'Register an account (an ed25519 peer ID in any encoding, kept as 12D3KooW…); 201 when new, 200 when it already was',
       security: [{ bearer: [] }],
       body: Type.Object({
-        peerId: Type.String({ minLength: 1, maxLength: 128 }),
+        peerId: PeerIdBody.properties.peerId,
         label: Type.Optional(Type.String({ maxLength: 200 }))
       }, { additionalProperties: false }),
-      response: { 201: AccountSchema, 200: AccountSchema }
+      response: { 201: AccountSchema, 200: AccountSchema, 400: FailureRef }
     }
   }, async (request, reply) => {
-    let created: boolean
-    try {
-      created = await accounts.add(request.body.peerId, request.body.label)
-    } catch (err) {
-      if (err instanceof InvalidAccountIdError) throw new HttpError('badRequest', err.message)
-      throw err
-    }
-    const account = await accounts.get(request.body.peerId)
-    if (account === undefined) throw new HttpError('conflict', `${request.body.peerId} was removed while being added`)
+    const peerId = canonical(request.body.peerId)
+    const created = await accounts.add(peerId, request.body.label)
+    const account = await accounts.get(peerId)
+    if (account === undefined) throw new HttpError('conflict', `${peerId} was removed while being added`)
     return await reply.code(created ? 201 : 200).send(account)
   })
 
-  const remove = async (peerId: string): Promise<void> => {
+  const remove = async (given: string): Promise<void> => {
+    const peerId = canonical(given)
     if (!await accounts.remove(peerId)) throw new HttpError('notFound', `no account ${peerId}`)
   }
 
   app.delete('/v1/accounts/:peerId', {
     schema: {
       tags: ['admin'],
-      summary: 'Remove an account; its peers can no longer join',
+      summary: 'Remove an account (given in any encoding); its peers can no longer join',
       security: [{ bearer: [] }],
       params: PeerIdBody,
-      response: { 204: Type.Null() }
+      response: { 204: Type.Null(), 400: FailureRef, 404: FailureRef }
     }
   }, async (request, reply) => {
     await remove(request.params.peerId)
@@ -74,7 +83,7 @@ export const adminAccountRoutes: FastifyPluginAsyncTypebox<{ accounts: AccountRe
       summary: 'Remove an account given as { peerId } in the body',
       security: [{ bearer: [] }],
       body: PeerIdBody,
-      response: { 204: Type.Null() }
+      response: { 204: Type.Null(), 400: FailureRef, 404: FailureRef }
     }
   }, async (request, reply) => {
     await remove(request.body.peerId)

@@ -10,14 +10,18 @@ const banProperties = {
   detail: Type.String(),
   bannedBy: Type.String({ description: 'The worker peer ID that banned it, or "admin"' }),
   createdAt: Type.String({ format: 'date-time' }),
-  evidenceBytes: Type.Union([Type.Integer(), Type.Null()], { description: 'Size of the stored evidence (GET /v1/bans/{peer} returns it)' })
+  evidenceBytes: Type.Union([Type.Integer(), Type.Null()], { description: 'Size of the stored evidence (GET /v1/bans/{peer} returns it)' }),
+  envelopeBytes: Type.Union([Type.Integer(), Type.Null()], { description: 'Size of the stored publish envelope (GET /v1/bans/{peer} returns it)' })
 }
 
 const BanSchema = Type.Object(banProperties)
 
 const BanWithEvidenceSchema = Type.Object({
   ...banProperties,
-  evidence: Type.Union([Type.String({ contentEncoding: 'base64' }), Type.Null()], { description: 'e.g. the entry block whose signature failed, base64' })
+  evidence: Type.Union([Type.String({ contentEncoding: 'base64' }), Type.Null()], { description: 'e.g. the entry block whose signature failed, base64' }),
+  envelope: Type.Union([Type.String({ contentEncoding: 'base64' }), Type.Null()], {
+    description: 'For a bad-signature ban, the publish envelope the banned peer signed around the evidence, base64 (docs/logs.md): its signature verifies against the banned peer ID, and the entry inside it is the evidence, whose author signature fails. Null for admin bans.'
+  })
 })
 
 const PeerParams = Type.Object({ peer: Type.String({ minLength: 1, maxLength: 128 }) })
@@ -29,7 +33,8 @@ function view (ban: Ban) {
     detail: ban.detail,
     bannedBy: ban.bannedBy,
     createdAt: ban.createdAt.toISOString(),
-    evidenceBytes: ban.evidence === null ? null : ban.evidence.length
+    evidenceBytes: ban.evidence === null ? null : ban.evidence.length,
+    envelopeBytes: ban.envelope === null ? null : ban.envelope.length
   }
 }
 
@@ -70,7 +75,7 @@ export const adminBanRoutes: FastifyPluginAsyncTypebox<{ bans: BanList }> = asyn
   app.get('/v1/bans/:peer', {
     schema: {
       tags: ['admin'],
-      summary: 'One ban, with its evidence',
+      summary: 'One ban, with its evidence and, for a bad-signature ban, the envelope that proves it',
       security: [{ bearer: [] }],
       params: PeerParams,
       response: { 200: BanWithEvidenceSchema, 400: FailureRef, 404: FailureRef }
@@ -78,7 +83,8 @@ export const adminBanRoutes: FastifyPluginAsyncTypebox<{ bans: BanList }> = asyn
   }, async (request) => {
     const ban = await bans.get(canonical(request.params.peer))
     if (ban === undefined) throw new HttpError('notFound', `${request.params.peer} is not banned`)
-    return { ...view(ban), evidence: ban.evidence === null ? null : Buffer.from(ban.evidence).toString('base64') }
+    const base64 = (bytes: Uint8Array | null): string | null => bytes === null ? null : Buffer.from(bytes).toString('base64')
+    return { ...view(ban), evidence: base64(ban.evidence), envelope: base64(ban.envelope) }
   })
 
   app.post('/v1/bans', {
