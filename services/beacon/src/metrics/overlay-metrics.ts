@@ -119,7 +119,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
 
   const driver: Counter<'event'> = new Counter({
     name: 'pharos_overlay_driver_events_total',
-    help: 'Overlay driver events: refusals sent and received, send-queue overflows, link failures, address lookups sent, skipped (no address found recently) and answered (per peer asked about), drain notices sent and received',
+    help: 'Overlay driver events: refusals sent and received, send-queue overflows, link failures, address lookups sent, skipped (no address found recently) and answered (per peer asked about), drain notices sent, received and refused (from a node that is not a live fleet worker)',
     labelNames: ['event'] as const,
     registers,
     collect () {
@@ -133,6 +133,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
       mirror.sync(driver, { event: 'address_lookup_answered' }, counters.addressLookupsAnswered)
       mirror.sync(driver, { event: 'drain_notice_sent' }, counters.drainNoticesSent)
       mirror.sync(driver, { event: 'drain_notice_received' }, counters.drainNoticesReceived)
+      mirror.sync(driver, { event: 'drain_notice_refused' }, counters.drainNoticesRefused)
     }
   })
 }

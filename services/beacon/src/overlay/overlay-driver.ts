@@ -23,8 +23,10 @@
  * See docs/overlay-driver.md.
  *
  * Drain. A worker that is stopping tells its peers which sibling workers to move to
- * (`/<network>/drain/1.0.0`, one DrainNotice per stream); the driver on the other side
- * learns the siblings' addresses and tells `onDrain` listeners (the peer SDK moves).
+ * (`/<network>/drain/1.0.0`, one DrainNotice per stream). The driver on the other side takes
+ * a notice only from a node `drainTrust` names (a beacon: its fleet's workers; the SDK: its
+ * beacons), hands the siblings to `onDrain` listeners (the peer SDK dials them), and never
+ * puts their addresses in the peer store: anyone else's notice is refused and counted.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
@@ -69,9 +71,19 @@ import {
   MAX_ADDRS_PER_PEER,
   MAX_LOOKUP_PEERS
 } from './driver-frames.ts'
-import type { RefusalReason } from './driver-frames.ts'
+import type { AddrRecord, RefusalReason } from './driver-frames.ts'
 
 export type AdmitDecision = { admitted: true } | { admitted: false, reason: RefusalReason }
+
+/**
+ * How far a drain notice from a node is believed:
+ * - `siblings`: the node is leaving, and its list of siblings to move to is handed to the
+ *   `onDrain` listeners (a fleet's own workers; the beacons a peer uses);
+ * - `departure`: only that the node itself is leaving (listeners get no siblings): anyone
+ *   may say that of itself, it could as well hang up;
+ * - `refused`: not at all. The stream is reset unread and the refusal counted.
+ */
+export type DrainTrust = 'siblings' | 'departure' | 'refused'
 
 export interface OverlayInit {
   /** Network id: prefixes protocol IDs and topic names. */
@@ -84,6 +96,8 @@ export interface OverlayInit {
   admit?: (peer: PeerId) => AdmitDecision
   /** Contacts to (re)join through when a topic's active view is empty. @default none */
   bootstrap?: () => PeerId[]
+  /** Whose drain notices are taken, and how far (see DrainTrust). @default nobody's (`refused`) */
+  drainTrust?: (peer: PeerId) => DrainTrust
   /** Frames queued per link before the link is failed (STYLE.md rule 2). @default 1024 (guess) */
   sendQueueFrames?: number
   /** Wire bounds, enforced on decode. @default DEFAULT_WIRE_LIMITS of services/protocol */
@@ -144,6 +158,16 @@ export interface DriverCounters {
   addressLookupsAnswered: number
   drainNoticesSent: number
   drainNoticesReceived: number
+  /** Drain notices from nodes `drainTrust` refused: reset unread. */
+  drainNoticesRefused: number
+}
+
+/** A drain notice from a node whose drain we do not take (DrainTrust `refused`): its stream is reset with this. */
+export class DrainNoticeRefusedError extends Error {
+  override readonly name = 'DrainNoticeRefusedError'
+  constructor () {
+    super('drain notice refused: the sender is not a node whose drain is taken here')
+  }
 }
 
 /** Our refusal by the remote side, surfaced to the application (e.g. "not-registered"). */
@@ -244,7 +268,8 @@ export class OverlayDriver implements Startable {
     addressLookupsSkipped: 0,
     addressLookupsAnswered: 0,
     drainNoticesSent: 0,
-    drainNoticesReceived: 0
+    drainNoticesReceived: 0,
+    drainNoticesRefused: 0
   }
 
   private started = false
@@ -262,6 +287,7 @@ export class OverlayDriver implements Startable {
       networkSize: init.networkSize,
       admit: init.admit,
       bootstrap: init.bootstrap,
+      drainTrust: init.drainTrust ?? (() => 'refused'),
       sendQueueFrames: init.sendQueueFrames ?? 1024,
       rejoinIntervalMs: init.rejoinIntervalMs ?? 5000,
       linkIdleMs: init.linkIdleMs ?? 15_000,
@@ -465,7 +491,19 @@ export class OverlayDriver implements Startable {
     for (const name of this.topics.keys()) this.handle(name, { type: 'departed', peer: key })
   }
 
+  /**
+   * A drain notice, taken as far as `drainTrust` says of its sender. The siblings' addresses go
+   * to the listeners only, never into the peer store: the peer store answers address lookups
+   * and feeds our own dials, and a notice is not a reason to vouch for, or dial, what it names.
+   */
   private async readDrainNotice (stream: Stream, connection: Connection): Promise<void> {
+    const trust = this.init.drainTrust(connection.remotePeer)
+    if (trust === 'refused') {
+      this.counters.drainNoticesRefused++
+      this.log('drain notice from %p refused: not a node whose drain we take', connection.remotePeer)
+      stream.abort(new DrainNoticeRefusedError())
+      return
+    }
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_DRAIN_NOTICE_BYTES })
       const records = decodeDrainNotice((await lp.read({ signal: AbortSignal.timeout(DRAIN_NOTICE_TIMEOUT_MS) })).subarray())
@@ -475,22 +513,7 @@ export class OverlayDriver implements Startable {
         return
       }
       await stream.close().catch(() => {})
-      const siblings: PeerAddrs[] = []
-      for (const record of records) {
-        let id: PeerId
-        try {
-          id = peerIdFromString(record.peer)
-        } catch {
-          continue
-        }
-        if (id.equals(connection.remotePeer) || record.peer === this.self) continue
-        const addrs = record.addrs.flatMap((bytes) => {
-          try { return [multiaddr(bytes)] } catch { return [] }
-        })
-        if (addrs.length === 0) continue
-        await this.components.peerStore.merge(id, { multiaddrs: addrs })
-        siblings.push({ peerId: record.peer, multiaddrs: addrs.map((addr) => addr.toString()) })
-      }
+      const siblings: PeerAddrs[] = trust === 'siblings' ? this.siblingsOf(records, connection.remotePeer) : []
       this.counters.drainNoticesReceived++
       this.markDeparting(connection.remotePeer.toString())
       const notice = { from: connection.remotePeer, siblings }
@@ -505,6 +528,23 @@ export class OverlayDriver implements Startable {
       this.log('drain notice from %p unreadable - %e', connection.remotePeer, err)
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     }
+  }
+
+  /** The well-formed sibling records of a notice from `sender` (not itself, not us), as text. */
+  private siblingsOf (records: readonly AddrRecord[], sender: PeerId): PeerAddrs[] {
+    const siblings: PeerAddrs[] = []
+    for (const record of records) {
+      try {
+        if (peerIdFromString(record.peer).equals(sender) || record.peer === this.self) continue
+      } catch {
+        continue
+      }
+      const multiaddrs = record.addrs.flatMap((bytes) => {
+        try { return [multiaddr(bytes).toString()] } catch { return [] }
+      })
+      if (multiaddrs.length > 0) siblings.push({ peerId: record.peer, multiaddrs })
+    }
+    return siblings
   }
 
   onRefused (listener: (error: OverlayRefusedError) => void): () => void {
