@@ -16,7 +16,7 @@ import { beaconConnectionGater } from './connection-gater.ts'
 import { transportOf } from './multiaddr-parts.ts'
 import type { RelayReservationPolicy } from './relay-reservation-policy.ts'
 import { overlay } from '../overlay/overlay-driver.ts'
-import type { AdmitDecision, OverlayDriver } from '../overlay/overlay-driver.ts'
+import type { AdmitDecision, DrainTrust, OverlayDriver } from '../overlay/overlay-driver.ts'
 import { OVERLAY_TOPICS } from '../overlay/topics.ts'
 import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import type { Ed25519PrivateKey, Libp2p, PeerId } from '@libp2p/interface'
@@ -46,6 +46,8 @@ export interface BeaconNodeDeps {
   isBanned?: (peer: PeerId) => boolean
   /** Sibling workers: the overlay rejoins through them when its active view empties. */
   bootstrap?: () => PeerId[]
+  /** Whose drain notices the overlay takes: the fleet's live workers only. @default nobody's */
+  drainTrust?: (peer: PeerId) => DrainTrust
   /** Decides relay reservations (registered accounts, slots per account); this attaches the node to it. */
   reservationPolicy: RelayReservationPolicy
 }
@@ -58,7 +60,7 @@ function ipProtocol (host: string): 'ip4' | 'ip6' {
  * The worker's libp2p node, sized for a beacon rather than a laptop (STYLE.md, "Known
  * traps"): every limit below comes from config, and each default is documented there.
  */
-export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned, bootstrap, reservationPolicy }: BeaconNodeDeps): Promise<BeaconNode> {
+export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned, bootstrap, drainTrust, reservationPolicy }: BeaconNodeDeps): Promise<BeaconNode> {
   const gater = beaconConnectionGater(reservationPolicy, {
     onNonEd25519: () => metrics.connectionsRefused.inc({ reason: 'not-ed25519' }),
     onReservation: (decision) => metrics.relayReservationRequests.inc({ outcome: decision.allowed ? (decision.renewal ? 'renewed' : 'granted') : decision.reason }),
@@ -127,6 +129,7 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
         networkSize: Math.max(networkSize, 1),
         admit,
         ...(bootstrap === undefined ? {} : { bootstrap }),
+        ...(drainTrust === undefined ? {} : { drainTrust }),
         sendQueueFrames: config.overlaySendQueueFrames
       })
     }
