@@ -301,7 +301,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       reservationPolicy
     })
     accounts.onCountChange((count) => { node.services.overlay.setNetworkSize(Math.max(count, 1)) })
-    createOverlayMetrics(registry, node.services.overlay)
+    createOverlayMetrics(registry, node.services.overlay, limitMetrics)
 
     const logMetrics = createLogMetrics(registry)
     logMetrics.readSnapshotFrom(async () => ({ ...await logs.totals(), bans: await bans.count() }))

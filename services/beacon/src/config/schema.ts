@@ -508,7 +508,28 @@ export const schema = {
     group: 'limits',
     parse: integer(16, 1_000_000),
     default: '1024',
-    help: 'Overlay frames queued per neighbour link before the link is failed and repaired (guess: seconds of IHAVE/gossip at a busy node).'
+    help: 'Overlay frames queued per neighbour link before the neighbour is dropped from the views for a minute (guess: seconds of IHAVE/gossip at a busy node).'
+  },
+  overlaySendQueueBytes: {
+    env: 'PHAROS_OVERLAY_SEND_QUEUE_BYTES',
+    group: 'limits',
+    parse: integer(64 * 1024, 1024 * MiB),
+    default: String(4 * MiB),
+    help: 'Overlay bytes queued per neighbour link: past half of it the neighbour gets IHAVEs instead of payloads, at it the neighbour is dropped from the views for a minute (guess: four 1 MiB payloads, or ~250 content envelopes; an empty queue always takes one frame).'
+  },
+  overlayMessageCacheBytes: {
+    env: 'PHAROS_OVERLAY_MESSAGE_CACHE_BYTES',
+    group: 'limits',
+    parse: integer(64 * 1024, 1024 * MiB),
+    default: String(8 * MiB),
+    help: 'Payloads each overlay topic keeps to answer GRAFTs, by total bytes; the oldest go first (guess: 512 content envelopes of the 16.5 KiB maximum; services/protocol MESSAGE_CACHE_MAX_BYTES).'
+  },
+  overlayMessageCacheTtlMs: {
+    env: 'PHAROS_OVERLAY_MESSAGE_CACHE_TTL_MS',
+    group: 'limits',
+    parse: integer(1000, 3_600_000),
+    default: '60000',
+    help: 'How long each overlay topic keeps a payload to answer GRAFTs, enforced by a timer even when the topic is quiet (guess: far beyond any GRAFT delay; services/protocol MESSAGE_CACHE_TTL_MS).'
   },
   connectionMonitorIntervalMs: {
     env: 'PHAROS_CONNECTION_MONITOR_INTERVAL_MS',

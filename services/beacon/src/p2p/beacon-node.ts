@@ -130,7 +130,9 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
         admit,
         ...(bootstrap === undefined ? {} : { bootstrap }),
         ...(drainTrust === undefined ? {} : { drainTrust }),
-        sendQueueFrames: config.overlaySendQueueFrames
+        sendQueueFrames: config.overlaySendQueueFrames,
+        sendQueueBytes: config.overlaySendQueueBytes,
+        topicConfig: { plumtree: { messageCacheMaxBytes: config.overlayMessageCacheBytes, messageCacheTtlMs: config.overlayMessageCacheTtlMs } }
       })
     }
   })
