@@ -28,6 +28,7 @@ import { createRegistry } from './metrics/registry.ts'
 import { createBeaconNode } from './p2p/beacon-node.ts'
 import type { BeaconNode } from './p2p/beacon-node.ts'
 import { loadPeerKey, workerNameOf, workerSigner } from './p2p/identity.ts'
+import { DialPolicy, ownRanges } from './p2p/dial-policy.ts'
 import { RelayReservationPolicy } from './p2p/relay-reservation-policy.ts'
 import { ReceiptIssuer } from './receipts/receipt-issuer.ts'
 import { createStorageService } from './pinning/storage-service.ts'
@@ -160,9 +161,11 @@ function wireFleet ({ fleet, node, bans, isMember, log }: { fleet: FleetState, n
  * they and a sample of the registered peers they hold are learnt into its passive view, so a new
  * worker takes part in the overlay before any peer joins through it. Returns the siblings.
  */
-async function seedFromFleet (fleet: FleetState, node: BeaconNode, isRegistered: (peer: string) => boolean, log: Logger): Promise<PeerId[]> {
+async function seedFromFleet (fleet: FleetState, node: BeaconNode, isRegistered: (peer: string) => boolean, dialPolicy: Pick<DialPolicy, 'setFleetAddresses'>, log: Logger): Promise<PeerId[]> {
   const self = node.peerId.toString()
   const workers = (await fleet.membership.list()).filter((worker) => worker.peerId !== self && worker.multiaddrs.length > 0)
+  // Whatever range they are on, the fleet's own workers are always dialable.
+  dialPolicy.setFleetAddresses(workers.flatMap((worker) => worker.multiaddrs))
   const view = node.services.overlay.snapshot().content
   const known = new Set([...view?.active ?? [], ...view?.passive ?? []])
   const fresh = workers.filter((worker) => !known.has(worker.peerId))
@@ -287,6 +290,13 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       },
       isRegistered: (peer) => accounts.isRegistered(peer.toString())
     })
+    // Every dial is checked against this first (dial-policy.ts): peers name the addresses.
+    const dialPolicy = new DialPolicy({
+      allow: config.dialAllowCidrs,
+      deny: config.dialDenyCidrs,
+      own: ownRanges(config.p2pHost, config.announce),
+      onRefused: (range) => { metrics.dialsDenied.inc({ range }) }
+    })
     const node = await createBeaconNode({
       config,
       privateKey: key,
@@ -298,6 +308,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       isBanned: (peer) => bans.isBanned(peer.toString()),
       bootstrap: () => siblings,
       drainTrust: (peer) => siblingIds.has(peer.toString()) ? 'siblings' : 'refused',
+      dialPolicy,
       reservationPolicy
     })
     accounts.onCountChange((count) => { node.services.overlay.setNetworkSize(Math.max(count, 1)) })
@@ -438,7 +449,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     cleanups.push(async () => { clearInterval(readinessTimer) })
     void readiness.report()
     const joinFleet = async (): Promise<void> => {
-      siblings = await seedFromFleet(fleet, node, (peer) => accounts.isRegistered(peer), log)
+      siblings = await seedFromFleet(fleet, node, (peer) => accounts.isRegistered(peer), dialPolicy, log)
       siblingIds = new Set(siblings.map(String))
     }
     await joinFleet().catch((err: unknown) => { log.warn({ err }, 'could not seed the overlay from the fleet; peers joining will fill it') })

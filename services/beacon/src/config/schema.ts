@@ -7,6 +7,8 @@
  * Each default says where its value came from.
  */
 
+import { parseCidr } from '../p2p/dial-policy.ts'
+
 /** A parser turns the raw text into a value or says what is allowed. */
 export type Parse<T> = (raw: string) => { ok: true, value: T } | { ok: false, allowed: string }
 
@@ -93,6 +95,11 @@ export const pinTokenList: Parse<PinToken[]> = (raw) => {
   return ok(entries)
 }
 
+/** An IPv4 or IPv6 network in CIDR notation (`10.0.0.0/8`, `fd00::/8`); a bare address is a /32 or /128. */
+export const cidr: Parse<string> = (raw) => parseCidr(raw) === undefined
+  ? { ok: false, allowed: 'an IPv4 or IPv6 CIDR such as 10.0.0.0/8 or fd00::/8' }
+  : ok(raw)
+
 export const multiaddrText: Parse<string> = pattern(/^(\/[A-Za-z0-9._~%:+-]+)+$/, 'a multiaddr such as /dns4/beacon.example.com/tcp/4001')
 
 const MiB = 1024 * 1024
@@ -132,6 +139,20 @@ export const schema = {
     parse: port,
     default: '4002',
     help: 'libp2p WebSocket listen port (0 picks a free port).'
+  },
+  dialAllowCidrs: {
+    env: 'PHAROS_DIAL_ALLOW_CIDRS',
+    group: 'network',
+    parse: list(cidr, 'CIDRs'),
+    default: '',
+    help: 'Comma-separated CIDRs the worker may dial although the built-in rule refuses them (link-local, metadata, reserved; private, loopback and CGNAT ranges the worker does not announce or listen on), e.g. 10.0.0.0/8 for a LAN (docs/foundation.md "Dial filter").'
+  },
+  dialDenyCidrs: {
+    env: 'PHAROS_DIAL_DENY_CIDRS',
+    group: 'network',
+    parse: list(cidr, 'CIDRs'),
+    default: '',
+    help: 'Comma-separated CIDRs the worker never dials, whatever else allows them (fleet workers\' own addresses excepted), e.g. the database subnet.'
   },
   announce: {
     env: 'PHAROS_ANNOUNCE',

@@ -13,6 +13,7 @@ import type { Logger } from '../logging/logger.ts'
 import { pinoComponentLogger } from '../logging/libp2p-logger.ts'
 import type { NetworkMetrics } from '../metrics/network-metrics.ts'
 import { beaconConnectionGater } from './connection-gater.ts'
+import type { DialPolicy } from './dial-policy.ts'
 import { transportOf } from './multiaddr-parts.ts'
 import type { RelayReservationPolicy } from './relay-reservation-policy.ts'
 import { overlay } from '../overlay/overlay-driver.ts'
@@ -50,6 +51,8 @@ export interface BeaconNodeDeps {
   drainTrust?: (peer: PeerId) => DrainTrust
   /** Decides relay reservations (registered accounts, slots per account); this attaches the node to it. */
   reservationPolicy: RelayReservationPolicy
+  /** Which addresses may be dialled; every dial asks it first. @default every address */
+  dialPolicy?: Pick<DialPolicy, 'denyDialMultiaddr'>
 }
 
 function ipProtocol (host: string): 'ip4' | 'ip6' {
@@ -60,12 +63,12 @@ function ipProtocol (host: string): 'ip4' | 'ip6' {
  * The worker's libp2p node, sized for a beacon rather than a laptop (STYLE.md, "Known
  * traps"): every limit below comes from config, and each default is documented there.
  */
-export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned, bootstrap, drainTrust, reservationPolicy }: BeaconNodeDeps): Promise<BeaconNode> {
+export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned, bootstrap, drainTrust, reservationPolicy, dialPolicy }: BeaconNodeDeps): Promise<BeaconNode> {
   const gater = beaconConnectionGater(reservationPolicy, {
     onNonEd25519: () => metrics.connectionsRefused.inc({ reason: 'not-ed25519' }),
     onReservation: (decision) => metrics.relayReservationRequests.inc({ outcome: decision.allowed ? (decision.renewal ? 'renewed' : 'granted') : decision.reason }),
     onBanned: () => metrics.connectionsRefused.inc({ reason: 'banned' })
-  }, isBanned)
+  }, isBanned, dialPolicy === undefined ? undefined : async (addr) => await dialPolicy.denyDialMultiaddr(addr))
   const ip = ipProtocol(config.p2pHost)
 
   const node = await createLibp2p({
