@@ -599,14 +599,14 @@ export const schema = {
     group: 'relay',
     parse: integer(1000, 86_400_000),
     default: '120000',
-    help: 'Longest a relayed circuit lives before it is reset (libp2p default 2 min: enough to hole-punch or fetch a little).'
+    help: 'Longest a relayed circuit lives before it is reset, which both ends see as an error (libp2p default 2 min: enough to hole-punch or fetch a little).'
   },
   relayCircuitDataBytes: {
     env: 'PHAROS_RELAY_CIRCUIT_DATA_BYTES',
     group: 'relay',
     parse: integer(1024, 1024 * MiB),
     default: String(MiB),
-    help: 'Bytes a relayed circuit may carry in each direction before it is reset (libp2p default 128 KiB; 1 MiB lets small posts through).'
+    help: 'Bytes a relayed circuit may carry, both directions together, before it is reset, which both ends see as an error (libp2p default 128 KiB; 1 MiB lets small posts through).'
   },
   relayMaxInboundHopStreams: {
     env: 'PHAROS_RELAY_MAX_INBOUND_HOP_STREAMS',
