@@ -28,6 +28,7 @@ import { createRegistry } from './metrics/registry.ts'
 import { createBeaconNode } from './p2p/beacon-node.ts'
 import type { BeaconNode } from './p2p/beacon-node.ts'
 import { loadPeerKey, workerNameOf, workerSigner } from './p2p/identity.ts'
+import { watchFileDescriptors } from './p2p/accept-errors.ts'
 import { DialPolicy, ownRanges } from './p2p/dial-policy.ts'
 import { RelayReservationPolicy } from './p2p/relay-reservation-policy.ts'
 import { ReceiptIssuer } from './receipts/receipt-issuer.ts'
@@ -239,6 +240,9 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     const limitMetrics = createLimitMetrics(registry)
     const eventLoopDelay = startEventLoopDelayMetrics(registry)
     cleanups.push(async () => { eventLoopDelay.stop() })
+    // libuv hides most failed accepts for want of a descriptor: warn before they start.
+    const stopFdWatch = watchFileDescriptors({ log: log.child({ component: 'file-descriptors' }) })
+    cleanups.push(async () => { stopFdWatch() })
     const health = createHealthMetrics(registry, config.maxConnections)
     const db = config.databaseUrl === undefined
       ? await openPglite(join(config.dataDir, 'pglite'))

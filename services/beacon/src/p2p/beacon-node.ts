@@ -12,6 +12,7 @@ import type { Config } from '../config/schema.ts'
 import type { Logger } from '../logging/logger.ts'
 import { pinoComponentLogger } from '../logging/libp2p-logger.ts'
 import type { NetworkMetrics } from '../metrics/network-metrics.ts'
+import { listenerErrorReporter, withListenerErrors } from './accept-errors.ts'
 import { beaconConnectionGater } from './connection-gater.ts'
 import type { DialPolicy } from './dial-policy.ts'
 import { transportOf } from './multiaddr-parts.ts'
@@ -70,6 +71,9 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
     onBanned: () => metrics.connectionsRefused.inc({ reason: 'banned' })
   }, isBanned, dialPolicy === undefined ? undefined : async (addr) => await dialPolicy.denyDialMultiaddr(addr))
   const ip = ipProtocol(config.p2pHost)
+  // A listener's server errors (accept failing with EMFILE: out of file descriptors) are
+  // logged, rate-limited, and counted; stock, they were silent (TCP) or fatal (WebSocket).
+  const listenerError = listenerErrorReporter({ log: log.child({ component: 'p2p-listener' }), errors: metrics.listenerErrors })
 
   const node = await createLibp2p({
     privateKey,
@@ -83,8 +87,8 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
       announce: config.announce
     },
     transports: [
-      tcp(),
-      webSockets({ maxPayload: config.wsMaxPayloadBytes })
+      withListenerErrors('tcp', tcp(), listenerError),
+      withListenerErrors('ws', webSockets({ maxPayload: config.wsMaxPayloadBytes }), listenerError)
     ],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux({
