@@ -1,8 +1,9 @@
 /**
  * Hostile neighbours on real libp2p (issue 17, item 5): a gossip message whose ID is not the
  * content hash of its payload is dropped before any topic sees it, and its sender dropped; a
- * registered neighbour that floods large frames and stops reading holds a bounded send queue
- * at the worker, and is dropped from the views once the queue passes its byte bound.
+ * registered neighbour that floods large frames and stops reading fills a bounded payload
+ * cache and a bounded send queue at the worker, and is dropped from the views once the queue
+ * passes its byte bound.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -128,11 +129,20 @@ describe('a registered neighbour that floods large frames and stops reading', ()
 
     // Half a MiB: one frame stays under the yamux write buffer (PHAROS_YAMUX_MAX_WRITE_BUFFER_BYTES,
     // 1 MiB), so only the driver's own queue can hold the backlog.
-    const payload = new Uint8Array(MiB / 2).fill(7)
-    const id = await messageIdOf('sync', payload) ?? assert.fail()
     const plumtree = await open('plumtree')
     const rssBefore = process.memoryUsage().rss
-    await plumtree.write(encodePlumtree({ topic: TOPIC, message: { type: 'gossip', id, round: 1, payload } }))
+    // 40 distinct payloads of 512 KiB, each valid: the topic's cache keeps 8 MiB of them, not 20.
+    let id = ''
+    for (let i = 0; i < 40; i++) {
+      const payload = new Uint8Array(MiB / 2).fill(i)
+      id = await messageIdOf('sync', payload) ?? assert.fail()
+      await plumtree.write(encodePlumtree({ topic: TOPIC, message: { type: 'gossip', id, round: 1, payload } }))
+    }
+    const overlay = worker.node.services.overlay
+    await waitFor('the worker to take all 40', () => overlay.topicCounters().sync?.dissemination.delivered === 40, 10_000)
+    const cached = overlay.snapshot().sync ?? assert.fail()
+    assert.equal(cached.cachedMessages, 16, 'the newest 8 MiB of payloads')
+    assert.ok(cached.cachedBytes <= 8 * MiB, `the payload cache holds ${cached.cachedBytes} bytes`)
     // One GRAFT first, so the worker's link to the attacker is open, and stalled, before the flood.
     const graft = encodePlumtree({ topic: TOPIC, message: { type: 'graft', id } })
     await plumtree.write(graft)
@@ -143,7 +153,6 @@ describe('a registered neighbour that floods large frames and stops reading', ()
     } catch {
       // the worker resets the stream once it has dropped the attacker
     }
-    const overlay = worker.node.services.overlay
     await waitFor('the worker to drop the attacker', () => overlay.driverCounters().queueByteOverflows >= 1, 10_000, () => JSON.stringify(overlay.driverCounters()))
     const rssGrowth = process.memoryUsage().rss - rssBefore
 
@@ -154,12 +163,13 @@ describe('a registered neighbour that floods large frames and stops reading', ()
     const view = overlay.snapshot().sync ?? assert.fail()
     for (const set of [view.active, view.passive, view.eager, view.lazy]) assert.ok(!set.includes(attacker.peerId.toString()), 'dropped from every view and set')
     await waitFor('its queued frames to be released', () => overlay.queuedBytes() === 0, 5000, () => String(overlay.queuedBytes()))
-    // 300 GRAFTs of a 512 KiB payload once queued 150 MiB (the frame bound was 1,024): the
-    // bound is eight of them, and nothing else grows with the GRAFTs.
+    // The cache once kept all 40 payloads (20 MiB; up to 1,024 of 1 MiB), and 300 GRAFTs of
+    // a 512 KiB payload queued 150 MiB (the frame bound was 1,024): now 8 MiB and 4 MiB.
     console.log(`# RSS grew by ${Math.round(rssGrowth / MiB)} MiB; queue peak ${counters.sendQueuePeakBytes} bytes`)
     assert.ok(rssGrowth < 64 * MiB, `RSS grew by ${Math.round(rssGrowth / MiB)} MiB`)
     const metrics = (await worker.app.inject({ method: 'GET', url: '/metrics' })).body
     assert.match(metrics, /^pharos_limit_blocked_total\{limit="PHAROS_OVERLAY_SEND_QUEUE_BYTES"\} 1$/m)
+    assert.match(metrics, /^pharos_limit_blocked_total\{limit="PHAROS_OVERLAY_MESSAGE_CACHE_BYTES"\} 24$/m, 'the 24 payloads the cache let go early')
     assert.match(metrics, /^pharos_overlay_driver_events_total\{event="neighbour_shunned"\} 1$/m)
   })
 })
