@@ -17,11 +17,11 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { createLibp2p } from 'libp2p'
 import type { ServiceFactoryMap } from 'libp2p'
 import { CID } from 'multiformats/cid'
-import * as raw from 'multiformats/codecs/raw'
 import { create as createDigest } from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { overlay } from '../../services/beacon/src/overlay/overlay-driver.ts'
 import type { OverlayDriver } from '../../services/beacon/src/overlay/overlay-driver.ts'
+import { DAG_CBOR_CODE } from '../../services/protocol/src/log/cbor.ts'
 import { decodeHyParView, decodePlumtree, deriveSeed } from '../../services/protocol/src/overlay/index.ts'
 import type { Scenario, SystemName } from './scenario.ts'
 import { bootstrapOf, keySeed } from './scenario.ts'
@@ -226,9 +226,13 @@ export async function startGossipsub (scenario: Scenario, range: readonly [numbe
   }
 }
 
-/** A Pharos message ID: the CIDv1 (raw, sha2-256) string of the payload, as Pharos names content. */
+/**
+ * A Pharos message ID: the CIDv1 (dag-cbor, sha2-256) string of the payload, what receivers
+ * require off the `content` topic (services/protocol/src/log/message-id.ts); any other ID gets
+ * the sender dropped.
+ */
 function contentId (payload: Uint8Array): string {
-  return CID.create(1, raw.code, createDigest(sha256.code, sha256Bytes(payload))).toString()
+  return CID.create(1, DAG_CBOR_CODE, createDigest(sha256.code, sha256Bytes(payload))).toString()
 }
 
 function sha256Bytes (bytes: Uint8Array): Uint8Array {

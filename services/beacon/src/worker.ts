@@ -28,6 +28,8 @@ import { createRegistry } from './metrics/registry.ts'
 import { createBeaconNode } from './p2p/beacon-node.ts'
 import type { BeaconNode } from './p2p/beacon-node.ts'
 import { loadPeerKey, workerNameOf, workerSigner } from './p2p/identity.ts'
+import { watchFileDescriptors } from './p2p/accept-errors.ts'
+import { DialPolicy, ownRanges } from './p2p/dial-policy.ts'
 import { RelayReservationPolicy } from './p2p/relay-reservation-policy.ts'
 import { ReceiptIssuer } from './receipts/receipt-issuer.ts'
 import { createStorageService } from './pinning/storage-service.ts'
@@ -117,13 +119,16 @@ const READINESS_SAMPLE_MS = 5000
 const SEED_PEERS = 32
 
 /**
- * This worker's part of the fleet state: its peers go into its peer view as they connect
- * (addresses from identify once known), bans made here are told to the fleet and bans made
- * elsewhere take effect here at once.
+ * This worker's part of the fleet state: its members — registered peers and sibling
+ * workers — go into its peer view as they connect (addresses from identify once known),
+ * bans made here are told to the fleet and bans made elsewhere take effect here at once.
+ * Any other peer is kept out of the view (siblings would seed their overlays with it, at the
+ * addresses it claims) and out of the peer store once it hangs up (the store expires
+ * entries only when they are read, so strangers' identify records would pile up).
  */
-function wireFleet ({ fleet, node, bans, log }: { fleet: FleetState, node: BeaconNode, bans: BanList, log: Logger }): void {
+function wireFleet ({ fleet, node, bans, isMember, log }: { fleet: FleetState, node: BeaconNode, bans: BanList, isMember: (peer: string) => boolean, log: Logger }): void {
   node.addEventListener('connection:open', ({ detail: connection }) => {
-    if (node.getConnections(connection.remotePeer).length > 1) return
+    if (node.getConnections(connection.remotePeer).length > 1 || !isMember(connection.remotePeer.toString())) return
     // Only an outbound connection's remote address can be dialled: an inbound one ends in
     // the peer's ephemeral source port. Identify fills in the listen addresses.
     const addrs = connection.direction === 'outbound' ? [connection.remoteAddr.toString()] : []
@@ -131,10 +136,16 @@ function wireFleet ({ fleet, node, bans, log }: { fleet: FleetState, node: Beaco
   })
   node.addEventListener('peer:identify', ({ detail: result }) => {
     const connection = result.connection
-    if (connection.status !== 'open' || result.listenAddrs.length === 0) return
+    if (connection.status !== 'open' || result.listenAddrs.length === 0 || !isMember(result.peerId.toString())) return
     fleet.peerViews.connected(result.peerId.toString(), { addrs: result.listenAddrs.map((addr) => addr.toString()), transport: transportOf(connection.remoteAddr) })
   })
-  node.addEventListener('peer:disconnect', ({ detail: peer }) => { fleet.peerViews.disconnected(peer.toString()) })
+  node.addEventListener('peer:disconnect', ({ detail: peer }) => {
+    const key = peer.toString()
+    fleet.peerViews.disconnected(key)
+    if (!isMember(key)) {
+      node.peerStore.delete(peer).catch((err: unknown) => { log.debug({ err, peer: key }, 'forgetting a stranger\'s peer record failed') })
+    }
+  })
   bans.onBan((peer, { reason, origin }) => {
     if (origin === 'created') void fleet.bans.announce(peer, reason)
   })
@@ -148,17 +159,21 @@ function wireFleet ({ fleet, node, bans, log }: { fleet: FleetState, node: Beaco
 
 /**
  * Reads the live workers from the fleet: they become the overlay's bootstrap contacts, and
- * they and a sample of the peers they hold are learnt into its passive view, so a new
+ * they and a sample of the registered peers they hold are learnt into its passive view, so a new
  * worker takes part in the overlay before any peer joins through it. Returns the siblings.
  */
-async function seedFromFleet (fleet: FleetState, node: BeaconNode, log: Logger): Promise<PeerId[]> {
+async function seedFromFleet (fleet: FleetState, node: BeaconNode, isRegistered: (peer: string) => boolean, dialPolicy: Pick<DialPolicy, 'setFleetAddresses'>, log: Logger): Promise<PeerId[]> {
   const self = node.peerId.toString()
   const workers = (await fleet.membership.list()).filter((worker) => worker.peerId !== self && worker.multiaddrs.length > 0)
+  // Whatever range they are on, the fleet's own workers are always dialable.
+  dialPolicy.setFleetAddresses(workers.flatMap((worker) => worker.multiaddrs))
   const view = node.services.overlay.snapshot().content
   const known = new Set([...view?.active ?? [], ...view?.passive ?? []])
   const fresh = workers.filter((worker) => !known.has(worker.peerId))
   if (fresh.length > 0) {
-    const peers = await fleet.peerViews.seedCandidates(SEED_PEERS, self)
+    // Siblings record only members, but a view written before that rule (or by an account
+    // removed since) may still name others: only registered peers are learnt.
+    const peers = (await fleet.peerViews.seedCandidates(SEED_PEERS, self)).filter((peer) => isRegistered(peer.peerId))
     await node.services.overlay.learn([
       ...fresh.map((worker) => ({ peerId: worker.peerId, multiaddrs: worker.multiaddrs })),
       ...peers.map((peer) => ({ peerId: peer.peerId, multiaddrs: peer.addrs }))
@@ -225,6 +240,9 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     const limitMetrics = createLimitMetrics(registry)
     const eventLoopDelay = startEventLoopDelayMetrics(registry)
     cleanups.push(async () => { eventLoopDelay.stop() })
+    // libuv hides most failed accepts for want of a descriptor: warn before they start.
+    const stopFdWatch = watchFileDescriptors({ log: log.child({ component: 'file-descriptors' }) })
+    cleanups.push(async () => { stopFdWatch() })
     const health = createHealthMetrics(registry, config.maxConnections)
     const db = config.databaseUrl === undefined
       ? await openPglite(join(config.dataDir, 'pglite'))
@@ -265,8 +283,10 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     if (adminTokens.length === 0) log.warn('PHAROS_ADMIN_TOKENS is empty: every /v1 request will get 401')
 
     const metrics = createNetworkMetrics(registry)
-    // Sibling workers (from fleet membership): the overlay's contacts when its view empties.
+    // Sibling workers (from fleet membership): the overlay's contacts when its view empties,
+    // and the only nodes whose drain notices it takes.
     let siblings: PeerId[] = []
+    let siblingIds = new Set<string>()
     const reservationPolicy = new RelayReservationPolicy({
       limits: {
         maxReservations: config.relayMaxReservations,
@@ -275,6 +295,13 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
         reservationTtlMs: config.relayReservationTtlMs
       },
       isRegistered: (peer) => accounts.isRegistered(peer.toString())
+    })
+    // Every dial is checked against this first (dial-policy.ts): peers name the addresses.
+    const dialPolicy = new DialPolicy({
+      allow: config.dialAllowCidrs,
+      deny: config.dialDenyCidrs,
+      own: ownRanges(config.p2pHost, config.announce),
+      onRefused: (range) => { metrics.dialsDenied.inc({ range }) }
     })
     const node = await createBeaconNode({
       config,
@@ -286,10 +313,12 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       admit: (peer) => accounts.isRegistered(peer.toString()) ? { admitted: true } : { admitted: false, reason: 'not-registered' },
       isBanned: (peer) => bans.isBanned(peer.toString()),
       bootstrap: () => siblings,
+      drainTrust: (peer) => siblingIds.has(peer.toString()) ? 'siblings' : 'refused',
+      dialPolicy,
       reservationPolicy
     })
     accounts.onCountChange((count) => { node.services.overlay.setNetworkSize(Math.max(count, 1)) })
-    createOverlayMetrics(registry, node.services.overlay)
+    createOverlayMetrics(registry, node.services.overlay, limitMetrics)
 
     const logMetrics = createLogMetrics(registry)
     logMetrics.readSnapshotFrom(async () => ({ ...await logs.totals(), bans: await bans.count() }))
@@ -322,7 +351,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
         log
       })
     cleanups.push(async () => { await fleet.stop() })
-    wireFleet({ fleet, node, bans, log })
+    wireFleet({ fleet, node, bans, isMember: (peer) => accounts.isRegistered(peer) || siblingIds.has(peer), log })
     reservationPolicy.useSlots(fleet.relaySlots)
 
     const storage = createStorageService({
@@ -438,7 +467,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     cleanups.push(async () => { clearInterval(readinessTimer) })
     void readiness.report()
     const joinFleet = async (): Promise<void> => {
-      siblings = await seedFromFleet(fleet, node, log)
+      siblings = await seedFromFleet(fleet, node, (peer) => accounts.isRegistered(peer), dialPolicy, log)
+      siblingIds = new Set(siblings.map(String))
     }
     await joinFleet().catch((err: unknown) => { log.warn({ err }, 'could not seed the overlay from the fleet; peers joining will fill it') })
     const siblingsTimer = setInterval(() => {

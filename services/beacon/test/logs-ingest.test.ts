@@ -24,6 +24,7 @@ import {
   encodeSyncResponse,
   keyExchangeProtocolId,
   keyHashOf,
+  messageIdOf,
   sealEnvelope,
   signAllowList,
   signEntry,
@@ -144,10 +145,14 @@ describe('signed profile logs', () => {
       await waitFor('the reconnect refused', async () => await metric(worker, /pharos_connections_refused_total\{reason="banned"\} (\d+)/) >= 1, WAIT_MS)
       await waitFor('no connection left to the forger', () => worker.node.getConnections(forger.peer.peerId).length === 0, WAIT_MS)
 
-      // Malformed: an envelope that is not one, and a well-sealed envelope around a non-entry.
-      forwarder.peer.services.overlay.broadcast('content', 'garbage-1', Uint8Array.of(1, 2, 3))
+      // Malformed: an envelope whose signature is not one, and a well-sealed envelope around a
+      // non-entry. (Bytes that are no envelope at all can carry no valid message ID: the
+      // worker's overlay drops them before ingest, overlay-hostile.test.ts.)
+      const badEnvelope = encodeCbor({ v: 1, entry: encodeCbor({ hello: 'world' }), publisher: forwarder.signer.peerId, sig: new Uint8Array(64) })
+      forwarder.peer.services.overlay.broadcast('content', await messageIdOf('content', badEnvelope) ?? assert.fail(), badEnvelope)
       const notAnEntry = encodeCbor({ v: 1, author: forwarder.signer.peerId, hello: 'world' })
-      forwarder.peer.services.overlay.broadcast('content', 'garbage-2', await sealEnvelope(notAnEntry, forwarder.signer))
+      const sealed = await sealEnvelope(notAnEntry, forwarder.signer)
+      forwarder.peer.services.overlay.broadcast('content', await messageIdOf('content', sealed) ?? assert.fail(), sealed)
       await waitFor('both counted', async () =>
         await metric(worker, /pharos_log_entries_total\{result="rejected",reason="bad-envelope"\} (\d+)/) === 1 &&
         await metric(worker, /pharos_log_entries_total\{result="rejected",reason="malformed"\} (\d+)/) === 1, WAIT_MS)
@@ -259,8 +264,11 @@ describe('signed profile logs', () => {
           await stream.close()
         })
       }
-      stranger.peer.services.overlay.broadcast('keyexchange', 'getkey-stranger', encodeKeyExchange({ t: 'getkey', keyHash, requester: stranger.signer.peerId }))
-      reader.peer.services.overlay.broadcast('keyexchange', 'getkey-reader', encodeKeyExchange({ t: 'getkey', keyHash, requester: reader.signer.peerId }))
+      // Message IDs are content hashes on every topic (cborCid of the payload off `content`).
+      const strangerAsks = encodeKeyExchange({ t: 'getkey', keyHash, requester: stranger.signer.peerId })
+      const readerAsks = encodeKeyExchange({ t: 'getkey', keyHash, requester: reader.signer.peerId })
+      stranger.peer.services.overlay.broadcast('keyexchange', await messageIdOf('keyexchange', strangerAsks) ?? assert.fail(), strangerAsks)
+      reader.peer.services.overlay.broadcast('keyexchange', await messageIdOf('keyexchange', readerAsks) ?? assert.fail(), readerAsks)
       await waitFor('the key pushed to the reader', () => pushed.length > 0, WAIT_MS)
       await waitFor('both topic requests answered or refused', async () =>
         await metric(worker, /pharos_keyexchange_requests_total\{outcome="denied"\} (\d+)/) >= 2, WAIT_MS)

@@ -22,8 +22,9 @@ describe('the overlay driver and a draining node', () => {
   let late: OverlayPeer
 
   before(async () => {
+    // Each takes the drainer's notice with its sibling list, as a peer takes its beacon's.
     const make = async (): Promise<OverlayPeer> => {
-      const peer = await createOverlayPeer({ network: NETWORK, networkSize: 16 })
+      const peer = await createOverlayPeer({ network: NETWORK, networkSize: 16, drainTrust: (from) => from.equals(draining.peerId) ? 'siblings' : 'refused' })
       await peer.start()
       return peer
     }
@@ -45,6 +46,8 @@ describe('the overlay driver and a draining node', () => {
     assert.deepEqual(sent.map(String), [told.peerId.toString()], 'the connected peer took the notice')
     await waitFor('the notice to arrive', () => notices.length === 1, 5000)
     assert.deepEqual(notices[0]?.siblings.map((entry) => entry.peerId), [sibling.peerId.toString()])
+    assert.deepEqual(notices[0]?.siblings[0]?.multiaddrs, sibling.getMultiaddrs().map(String), 'the listeners get every address of the sibling')
+    assert.equal(await told.peerStore.has(sibling.peerId), false, 'which the peer store never sees: the application dials them')
 
     for (const topic of TOPICS) {
       const view = told.services.overlay.snapshot()[topic]
@@ -60,6 +63,24 @@ describe('the overlay driver and a draining node', () => {
     for (const topic of TOPICS) told.services.overlay.join(topic, draining.peerId)
     await sleep(1000)
     assert.equal(told.getConnections(draining.peerId).length, 0, 'no connection to the draining node was opened again')
+  })
+
+  it('takes a notice from a node it gives `departure` trust as that node leaving, with no siblings', async () => {
+    const other = await createOverlayPeer({ network: NETWORK, networkSize: 16, drainTrust: () => 'departure' })
+    await other.start()
+    try {
+      const notices: DrainNotice[] = []
+      other.services.overlay.onDrain((notice) => { notices.push(notice) })
+      await other.dial(sibling.getMultiaddrs()[0] ?? assert.fail('no address'))
+      await waitFor('the drainer to see the connection', () => sibling.getConnections(other.peerId).length > 0, 5000)
+      await sibling.services.overlay.drain([{ peerId: late.peerId.toString(), multiaddrs: late.getMultiaddrs().map(String) }], [other.peerId])
+      await waitFor('the notice to arrive', () => notices.length === 1, 5000)
+      assert.deepEqual(notices[0]?.siblings, [], 'the sender may say it leaves, not where to go')
+      assert.equal(other.services.overlay.isDeparting(sibling.peerId.toString()), true)
+      assert.equal(await other.peerStore.has(late.peerId), false)
+    } finally {
+      await other.stop()
+    }
   })
 
   it('treats a `draining` refusal as a notice: one dial, then none', async () => {

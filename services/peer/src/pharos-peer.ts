@@ -221,8 +221,18 @@ const RECONNECT_MAX_MS = 15_000
  */
 const START_DIAL_PASSES = 3
 
+/**
+ * A beacon: its peer ID and the addresses to dial it on (a bootstrap address, or the
+ * addresses a draining beacon gave for a sibling worker; dialled as given, never kept in
+ * the peer store).
+ */
+interface BeaconContact {
+  peer: PeerId
+  addrs: Multiaddr[]
+}
+
 /** The `/p2p/<peer id>` of a bootstrap address (the last one, for a relayed address). */
-function beaconOf (address: string): { addr: Multiaddr, peer: PeerId } {
+function beaconOf (address: string): BeaconContact {
   let addr: Multiaddr
   try {
     addr = multiaddr(address)
@@ -232,7 +242,7 @@ function beaconOf (address: string): { addr: Multiaddr, peer: PeerId } {
   const value = addr.getComponents().filter((component) => component.name === 'p2p').at(-1)?.value
   if (value === undefined) throw new InvalidBootstrapAddressError(address, 'it must end in /p2p/<peer id>')
   try {
-    return { addr, peer: peerIdFromString(value) }
+    return { addrs: [addr], peer: peerIdFromString(value) }
   } catch {
     throw new InvalidBootstrapAddressError(address, `${value} is not a peer ID`)
   }
@@ -259,7 +269,7 @@ export class PharosPeer {
   private readonly signer: Ed25519Signer
   private readonly network: string
   /** The bootstrap beacons, then sibling workers a draining beacon named (the overlay's bootstrap reads the same array). */
-  private readonly beacons: Array<{ addr: Multiaddr, peer: PeerId }>
+  private readonly beacons: BeaconContact[]
   private readonly timeouts: PeerTimeouts
   private readonly maxAttachmentBytes: number
   private readonly log: Logger
@@ -282,7 +292,7 @@ export class PharosPeer {
   private reconnecting: Promise<void> | undefined
 
   /** Use `createPharosPeer`. */
-  constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: Array<{ addr: Multiaddr, peer: PeerId }>) {
+  constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: BeaconContact[]) {
     this.libp2p = libp2p
     this.helia = helia
     this.peerId = libp2p.peerId
@@ -382,9 +392,9 @@ export class PharosPeer {
    * beacons, or throws NoBeaconError naming why each dial failed.
    */
   private async dialBeacons (options: AbortOptions): Promise<PeerId[]> {
-    const dial = async ({ addr, peer }: { addr: Multiaddr, peer: PeerId }): Promise<PeerId> => {
+    const dial = async ({ addrs, peer }: BeaconContact): Promise<PeerId> => {
       const timeout = AbortSignal.timeout(this.timeouts.dialMs)
-      await this.libp2p.dial(addr, { signal: options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]) })
+      await this.libp2p.dial(addrs, { signal: options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]) })
       return peer
     }
     const connected = this.openBeacons()
@@ -394,7 +404,7 @@ export class PharosPeer {
       const results = await Promise.allSettled(untried.map(dial))
       results.forEach((result, i) => {
         if (result.status === 'fulfilled') connected.push(result.value)
-        else failures.push(`${untried[i]?.addr.toString() ?? '?'}: ${asError(result.reason).message}`)
+        else failures.push(`${untried[i]?.addrs.join(' or ') ?? '?'}: ${asError(result.reason).message}`)
       })
     } else {
       for (const beacon of untried) {
@@ -403,7 +413,7 @@ export class PharosPeer {
           connected.push(await dial(beacon))
         } catch (err) {
           options.signal?.throwIfAborted()
-          failures.push(`${beacon.addr.toString()}: ${asError(err).message}`)
+          failures.push(`${beacon.addrs.join(' or ')}: ${asError(err).message}`)
         }
       }
     }
@@ -532,7 +542,7 @@ export class PharosPeer {
       const beacon = this.adoptBeacon(sibling)
       if (beacon === undefined || this.isDraining(beacon.peer)) continue
       try {
-        await this.libp2p.dial(beacon.addr, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.timeouts.dialMs)]) })
+        await this.libp2p.dial(beacon.addrs, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.timeouts.dialMs)]) })
         contacts.push(beacon.peer)
       } catch (err) {
         signal.throwIfAborted()
@@ -549,21 +559,34 @@ export class PharosPeer {
     await this.libp2p.hangUp(draining, { signal: this.lifetime.signal })
   }
 
-  /** A sibling worker named by a draining beacon becomes one of ours (kept after the ones we were given). */
-  private adoptBeacon (sibling: PeerAddrs): { addr: Multiaddr, peer: PeerId } | undefined {
+  /**
+   * A sibling worker named by a draining beacon becomes one of ours (kept after the ones we
+   * were given), with every address the beacon gave for it (each must name the sibling, or
+   * name no peer). Undefined when none of them is usable.
+   */
+  private adoptBeacon (sibling: PeerAddrs): BeaconContact | undefined {
     const known = this.beacons.find(({ peer }) => peer.toString() === sibling.peerId)
     if (known !== undefined) return known
-    const text = sibling.multiaddrs[0]
-    if (text === undefined) return undefined
+    let peer: PeerId
     try {
-      const addr = multiaddr(text)
-      const beacon = beaconOf(addr.getComponents().some((component) => component.name === 'p2p') ? text : `${text}/p2p/${sibling.peerId}`)
-      if (beacon.peer.toString() !== sibling.peerId) return undefined
-      this.beacons.push(beacon)
-      return beacon
+      peer = peerIdFromString(sibling.peerId)
     } catch {
       return undefined
     }
+    const addrs = sibling.multiaddrs.flatMap((text) => {
+      try {
+        const addr = multiaddr(text)
+        const named = addr.getComponents().filter((component) => component.name === 'p2p').at(-1)?.value
+        if (named === undefined) return [addr.encapsulate(`/p2p/${sibling.peerId}`)]
+        return named === sibling.peerId ? [addr] : []
+      } catch {
+        return []
+      }
+    })
+    if (addrs.length === 0) return undefined
+    const beacon = { peer, addrs }
+    this.beacons.push(beacon)
+    return beacon
   }
 
   // ---- own log ------------------------------------------------------------------------------
@@ -1057,7 +1080,11 @@ export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPee
         network,
         topics: OVERLAY_TOPICS,
         networkSize: init.networkSize ?? DEFAULT_NETWORK_SIZE,
-        bootstrap: () => beacons.map(({ peer }) => peer).filter((peer) => !peer.equals(self))
+        bootstrap: () => beacons.map(({ peer }) => peer).filter((peer) => !peer.equals(self)),
+        // Only a beacon we use may send us to its siblings; any other node (a worker the
+        // overlay linked us to, another app) can only say that it is leaving itself, which it
+        // could as well say by hanging up. The draining worker waits for us to hang up.
+        drainTrust: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)) ? 'siblings' : 'departure'
       })
     }
   })

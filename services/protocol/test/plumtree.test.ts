@@ -22,13 +22,16 @@ function tree(eager: string[], lazy: string[] = [], config?: TopicConfig): Topic
 const flushTimer: Action = { type: 'timer', after: 500, timer: { type: 'ihaveFlush' } }
 const flush = (topic: Topic, now = 500): Action[] => topic.handle({ type: 'timer', timer: { type: 'ihaveFlush' } }, now)
 const graftTimer = (messageId: string, after: number): Action => ({ type: 'timer', after, timer: { type: 'graft', messageId } })
+/** Armed when the cache takes its first payload: the payload's age bound, MESSAGE_CACHE_TTL_MS. */
+const expiryTimer: Action = { type: 'timer', after: 60_000, timer: { type: 'cacheExpiry' } }
 
 describe('Plumtree: broadcast and eager/lazy push (§3.3)', () => {
   it('a broadcast goes in full to every eager peer, at round 1', () => {
     const topic = tree(['a', 'b'])
     assert.deepEqual(topic.broadcast('m1', payload, 0), [
       send('a', { type: 'gossip', id: 'm1', round: 1, payload }),
-      send('b', { type: 'gossip', id: 'm1', round: 1, payload })
+      send('b', { type: 'gossip', id: 'm1', round: 1, payload }),
+      expiryTimer
     ])
   })
 
@@ -36,7 +39,8 @@ describe('Plumtree: broadcast and eager/lazy push (§3.3)', () => {
     const topic = tree(['a'], ['c'])
     assert.deepEqual(topic.broadcast('m1', payload, 0), [
       send('a', { type: 'gossip', id: 'm1', round: 1, payload }),
-      flushTimer
+      flushTimer,
+      expiryTimer
     ])
     assert.deepEqual(flush(topic), [send('c', { type: 'ihave', entries: [{ id: 'm1', round: 1 }] })])
     assert.deepEqual(flush(topic, 1000), [], 'the queue was emptied')
@@ -44,8 +48,8 @@ describe('Plumtree: broadcast and eager/lazy push (§3.3)', () => {
 
   it('one batch timer covers every announcement queued in its interval', () => {
     const topic = tree([], ['c'])
-    assert.deepEqual(topic.broadcast('m1', payload, 0), [flushTimer])
-    assert.deepEqual(topic.broadcast('m2', payload, 100), [])
+    assert.deepEqual(topic.broadcast('m1', payload, 0), [flushTimer, expiryTimer])
+    assert.deepEqual(topic.broadcast('m2', payload, 100), [], 'one expiry timer is pending at a time')
     assert.deepEqual(flush(topic), [send('c', { type: 'ihave', entries: [{ id: 'm1', round: 1 }, { id: 'm2', round: 1 }] })])
   })
 
@@ -77,7 +81,8 @@ describe('Plumtree: receiving GOSSIP (§3.3)', () => {
     assert.deepEqual(receive(topic, 'a', { type: 'gossip', id: 'm1', round: 3, payload }), [
       { type: 'deliver', messageId: 'm1', payload, from: 'a', round: 3 },
       send('b', { type: 'gossip', id: 'm1', round: 4, payload }),
-      flushTimer
+      flushTimer,
+      expiryTimer
     ])
     assert.deepEqual(flush(topic), [send('c', { type: 'ihave', entries: [{ id: 'm1', round: 4 }] })])
   })
@@ -100,7 +105,8 @@ describe('Plumtree: receiving GOSSIP (§3.3)', () => {
     const topic = tree(['a'])
     assert.deepEqual(receive(topic, 'x', { type: 'gossip', id: 'm1', round: 2, payload }), [
       { type: 'deliver', messageId: 'm1', payload, from: 'x', round: 2 },
-      send('a', { type: 'gossip', id: 'm1', round: 3, payload })
+      send('a', { type: 'gossip', id: 'm1', round: 3, payload }),
+      expiryTimer
     ])
     assert.deepEqual(receive(topic, 'x', { type: 'gossip', id: 'm1', round: 2, payload }), [], 'no PRUNE to a non-neighbour')
   })
@@ -109,7 +115,8 @@ describe('Plumtree: receiving GOSSIP (§3.3)', () => {
     const topic = tree(['a', 'b'], [], { plumtree: { maxRound: 10 } })
     assert.deepEqual(receive(topic, 'a', { type: 'gossip', id: 'm1', round: 50, payload }), [
       { type: 'deliver', messageId: 'm1', payload, from: 'a', round: 10 },
-      send('b', { type: 'gossip', id: 'm1', round: 10, payload })
+      send('b', { type: 'gossip', id: 'm1', round: 10, payload }),
+      expiryTimer
     ])
   })
 })
@@ -204,7 +211,8 @@ describe('Plumtree: tree optimisation (§3.8)', () => {
       { type: 'deliver', messageId: 'm5', payload, from: 'a', round: 6 },
       flushTimer,
       send('c', { type: 'graft', id: null }),
-      send('a', { type: 'prune' })
+      send('a', { type: 'prune' }),
+      expiryTimer
     ])
     assert.deepEqual(topic.snapshot().eager, ['c'])
     assert.deepEqual(topic.snapshot().lazy, ['a'])
@@ -216,7 +224,8 @@ describe('Plumtree: tree optimisation (§3.8)', () => {
     receive(topic, 'c', { type: 'ihave', entries: [{ id: 'm5', round: 3 }] })
     assert.deepEqual(receive(topic, 'a', { type: 'gossip', id: 'm5', round: 6, payload }), [
       { type: 'deliver', messageId: 'm5', payload, from: 'a', round: 6 },
-      flushTimer
+      flushTimer,
+      expiryTimer
     ])
   })
 })
@@ -249,6 +258,52 @@ describe('Plumtree: neighbours and bounds', () => {
     topic.broadcast('m1', payload, 0)
     assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm1' }, 999), [send('c', { type: 'gossip', id: 'm1', round: 1, payload })])
     assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm1' }, 1000), [])
+  })
+
+  it('the payload cache is bounded by bytes: the oldest payloads go first, and are counted', () => {
+    const kib = new Uint8Array(1024)
+    const topic = tree(['a'], ['c'], { plumtree: { messageCacheMaxBytes: 3 * 1024 } })
+    for (const id of ['m1', 'm2', 'm3', 'm4', 'm5']) topic.broadcast(id, kib, 0)
+    assert.deepEqual([topic.snapshot().cachedMessages, topic.snapshot().cachedBytes], [3, 3 * 1024], 'never more than the bound')
+    assert.equal(topic.counters().dissemination.cacheEvictions, 2)
+    assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm2' }), [], 'an evicted payload cannot be grafted')
+    assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm5' }), [send('c', { type: 'gossip', id: 'm5', round: 1, payload: kib })])
+    // One payload larger than the whole bound is not kept at all.
+    topic.broadcast('big', new Uint8Array(4 * 1024), 0)
+    assert.equal(topic.snapshot().cachedBytes <= 3 * 1024, true)
+  })
+
+  it('a quiet topic releases its cached payloads on time: the expiry timer, not the next message, drops them', () => {
+    const topic = tree(['a'], [], { plumtree: { messageCacheTtlMs: 1000, seenTtlMs: 5000 } })
+    const first = topic.broadcast('m1', payload, 0)
+    assert.deepEqual(first.filter((action) => action.type === 'timer'), [{ type: 'timer', after: 1000, timer: { type: 'cacheExpiry' } }])
+    topic.broadcast('m2', payload, 400)
+    // Nothing arrives any more; only the timers the topic asked for fire.
+    const second = topic.handle({ type: 'timer', timer: { type: 'cacheExpiry' } }, 1000)
+    assert.deepEqual(topic.snapshot().cachedMessages, 1, 'm1 expired at its TTL, m2 not yet')
+    assert.deepEqual(second, [{ type: 'timer', after: 400, timer: { type: 'cacheExpiry' } }], 're-armed for m2')
+    const third = topic.handle({ type: 'timer', timer: { type: 'cacheExpiry' } }, 1400)
+    assert.deepEqual([topic.snapshot().cachedMessages, topic.snapshot().cachedBytes], [0, 0], 'a quiet topic holds no payload past its TTL')
+    assert.deepEqual(third, [{ type: 'timer', after: 3600, timer: { type: 'cacheExpiry' } }], 'then once more for the seen IDs')
+    assert.deepEqual(topic.handle({ type: 'timer', timer: { type: 'cacheExpiry' } }, 5400), [], 'and none once both are empty')
+    assert.deepEqual(topic.broadcast('m1', payload, 5400).filter((action) => action.type === 'send').length, 1, 'm1 is new again')
+  })
+
+  it('a congested eager neighbour is made lazy without a PRUNE, and its GRAFT makes it eager again', () => {
+    const topic = tree(['a', 'b'])
+    assert.deepEqual(topic.handle({ type: 'congested', peer: 'a' }, 0), [], 'nothing is sent to a neighbour that cannot keep up')
+    assert.deepEqual([topic.snapshot().eager, topic.snapshot().lazy], [['b'], ['a']])
+    assert.deepEqual(topic.broadcast('m1', payload, 0), [
+      send('b', { type: 'gossip', id: 'm1', round: 1, payload }),
+      flushTimer,
+      expiryTimer
+    ], 'a gets the ID only')
+    assert.deepEqual(flush(topic), [send('a', { type: 'ihave', entries: [{ id: 'm1', round: 1 }] })])
+    assert.deepEqual(receive(topic, 'a', { type: 'graft', id: 'm1' }), [send('a', { type: 'gossip', id: 'm1', round: 1, payload })])
+    assert.deepEqual(topic.snapshot().eager, ['b', 'a'])
+    assert.equal(topic.counters().dissemination.congestions, 1)
+    assert.deepEqual(topic.handle({ type: 'congested', peer: 'x' }, 0), [])
+    assert.deepEqual(topic.snapshot().lazy, [], 'a peer that is not eager is not made lazy')
   })
 
   it('seen IDs are bounded by age: after seenTtlMs an ID counts as new', () => {

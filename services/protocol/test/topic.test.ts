@@ -67,6 +67,7 @@ describe('topic', () => {
       eager: ['a'],
       lazy: ['b'],
       cachedMessages: 0,
+      cachedBytes: 0,
       missingMessages: 0
     })
   })

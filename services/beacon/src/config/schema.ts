@@ -7,6 +7,8 @@
  * Each default says where its value came from.
  */
 
+import { parseCidr } from '../p2p/dial-policy.ts'
+
 /** A parser turns the raw text into a value or says what is allowed. */
 export type Parse<T> = (raw: string) => { ok: true, value: T } | { ok: false, allowed: string }
 
@@ -93,6 +95,11 @@ export const pinTokenList: Parse<PinToken[]> = (raw) => {
   return ok(entries)
 }
 
+/** An IPv4 or IPv6 network in CIDR notation (`10.0.0.0/8`, `fd00::/8`); a bare address is a /32 or /128. */
+export const cidr: Parse<string> = (raw) => parseCidr(raw) === undefined
+  ? { ok: false, allowed: 'an IPv4 or IPv6 CIDR such as 10.0.0.0/8 or fd00::/8' }
+  : ok(raw)
+
 export const multiaddrText: Parse<string> = pattern(/^(\/[A-Za-z0-9._~%:+-]+)+$/, 'a multiaddr such as /dns4/beacon.example.com/tcp/4001')
 
 const MiB = 1024 * 1024
@@ -132,6 +139,20 @@ export const schema = {
     parse: port,
     default: '4002',
     help: 'libp2p WebSocket listen port (0 picks a free port).'
+  },
+  dialAllowCidrs: {
+    env: 'PHAROS_DIAL_ALLOW_CIDRS',
+    group: 'network',
+    parse: list(cidr, 'CIDRs'),
+    default: '',
+    help: 'Comma-separated CIDRs the worker may dial although the built-in rule refuses them (link-local, metadata, reserved; private, loopback and CGNAT ranges the worker does not announce or listen on), e.g. 10.0.0.0/8 for a LAN (docs/foundation.md "Dial filter").'
+  },
+  dialDenyCidrs: {
+    env: 'PHAROS_DIAL_DENY_CIDRS',
+    group: 'network',
+    parse: list(cidr, 'CIDRs'),
+    default: '',
+    help: 'Comma-separated CIDRs the worker never dials, whatever else allows them (fleet workers\' own addresses excepted), e.g. the database subnet.'
   },
   announce: {
     env: 'PHAROS_ANNOUNCE',
@@ -571,7 +592,28 @@ export const schema = {
     group: 'limits',
     parse: integer(16, 1_000_000),
     default: '1024',
-    help: 'Overlay frames queued per neighbour link before the link is failed and repaired (guess: seconds of IHAVE/gossip at a busy node).'
+    help: 'Overlay frames queued per neighbour link before the neighbour is dropped from the views for a minute (guess: seconds of IHAVE/gossip at a busy node).'
+  },
+  overlaySendQueueBytes: {
+    env: 'PHAROS_OVERLAY_SEND_QUEUE_BYTES',
+    group: 'limits',
+    parse: integer(64 * 1024, 1024 * MiB),
+    default: String(4 * MiB),
+    help: 'Overlay bytes queued per neighbour link: past half of it the neighbour gets IHAVEs instead of payloads, at it the neighbour is dropped from the views for a minute (guess: four 1 MiB payloads, or ~250 content envelopes; an empty queue always takes one frame).'
+  },
+  overlayMessageCacheBytes: {
+    env: 'PHAROS_OVERLAY_MESSAGE_CACHE_BYTES',
+    group: 'limits',
+    parse: integer(64 * 1024, 1024 * MiB),
+    default: String(8 * MiB),
+    help: 'Payloads each overlay topic keeps to answer GRAFTs, by total bytes; the oldest go first (guess: 512 content envelopes of the 16.5 KiB maximum; services/protocol MESSAGE_CACHE_MAX_BYTES).'
+  },
+  overlayMessageCacheTtlMs: {
+    env: 'PHAROS_OVERLAY_MESSAGE_CACHE_TTL_MS',
+    group: 'limits',
+    parse: integer(1000, 3_600_000),
+    default: '60000',
+    help: 'How long each overlay topic keeps a payload to answer GRAFTs, enforced by a timer even when the topic is quiet (guess: far beyond any GRAFT delay; services/protocol MESSAGE_CACHE_TTL_MS).'
   },
   connectionMonitorIntervalMs: {
     env: 'PHAROS_CONNECTION_MONITOR_INTERVAL_MS',
@@ -620,14 +662,14 @@ export const schema = {
     group: 'relay',
     parse: integer(1000, 86_400_000),
     default: '120000',
-    help: 'Longest a relayed circuit lives before it is reset (libp2p default 2 min: enough to hole-punch or fetch a little).'
+    help: 'Longest a relayed circuit lives before it is reset, which both ends see as an error (libp2p default 2 min: enough to hole-punch or fetch a little).'
   },
   relayCircuitDataBytes: {
     env: 'PHAROS_RELAY_CIRCUIT_DATA_BYTES',
     group: 'relay',
     parse: integer(1024, 1024 * MiB),
     default: String(MiB),
-    help: 'Bytes a relayed circuit may carry in each direction before it is reset (libp2p default 128 KiB; 1 MiB lets small posts through).'
+    help: 'Bytes a relayed circuit may carry, both directions together, before it is reset, which both ends see as an error (libp2p default 128 KiB; 1 MiB lets small posts through).'
   },
   relayMaxInboundHopStreams: {
     env: 'PHAROS_RELAY_MAX_INBOUND_HOP_STREAMS',

@@ -25,6 +25,18 @@ export function createNetworkMetrics (registry: Registry) {
       labelNames: ['reason'] as const,
       registers: [registry]
     }),
+    listenerErrors: new Counter({
+      name: 'pharos_listener_errors_total',
+      help: 'Errors of the libp2p TCP and WebSocket listeners\' servers, by transport and code: EMFILE or ENFILE (accept failed, the process is out of file descriptors) or other',
+      labelNames: ['transport', 'code'] as const,
+      registers: [registry]
+    }),
+    dialsDenied: new Counter({
+      name: 'pharos_dials_denied_total',
+      help: 'Dials the gater refused before opening a socket, by why: the range of the address (metadata, link-local, reserved, loopback, private, cgnat), denied-cidr (PHAROS_DIAL_DENY_CIDRS), not-ip (a Unix socket or other non-IP address), unresolvable (a DNS name that did not resolve)',
+      labelNames: ['range'] as const,
+      registers: [registry]
+    }),
     relayReservations: new Gauge({
       name: 'pharos_relay_reservations',
       help: 'Circuit relay v2 reservations currently held',

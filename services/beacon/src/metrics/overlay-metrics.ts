@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram } from 'prom-client'
 import type { Registry } from 'prom-client'
 import { MESSAGE_TYPES } from '../../../protocol/src/overlay/index.ts'
 import type { OverlayDriver } from '../overlay/overlay-driver.ts'
+import type { LimitMetrics } from './limit-metrics.ts'
 
 /**
  * Feeds a prom-client Counter from a running total kept elsewhere: on each scrape it adds
@@ -24,8 +25,11 @@ class TotalsMirror {
  * machines count, nothing here sits on the message path. Topic labels are the configured
  * short names and message types the protocol's, both closed sets.
  */
-export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver): void {
+export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver, limits?: Pick<LimitMetrics, 'mirror'>): void {
   const registers = [registry]
+  limits?.mirror('overlaySendQueueFrames', () => overlay.driverCounters().queueOverflows)
+  limits?.mirror('overlaySendQueueBytes', () => overlay.driverCounters().queueByteOverflows)
+  limits?.mirror('overlayMessageCacheBytes', () => Object.values(overlay.topicCounters()).reduce((sum, counters) => sum + counters.dissemination.cacheEvictions, 0))
   const mirror = new TotalsMirror()
   const ihaveBatches = new Map<string, number>()
 
@@ -62,7 +66,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
 
   const events: Counter<'topic' | 'event'> = new Counter({
     name: 'pharos_overlay_events_total',
-    help: 'Plumtree and HyParView events per topic: deliveries, duplicates, abandoned grafts, tree swaps, link failures, evictions (grafts and prunes are message types of pharos_overlay_messages_total)',
+    help: 'Plumtree and HyParView events per topic: deliveries, duplicates, abandoned grafts, tree swaps, link failures, evictions, cache evictions (payloads dropped by the byte bound), congestions (grafts and prunes are message types of pharos_overlay_messages_total)',
     labelNames: ['topic', 'event'] as const,
     registers,
     collect () {
@@ -75,6 +79,8 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
         mirror.sync(events, { topic, event: 'tree_swap' }, d.treeSwaps)
         mirror.sync(events, { topic, event: 'link_failure' }, m.linkFailures)
         mirror.sync(events, { topic, event: 'eviction' }, m.evictions)
+        mirror.sync(events, { topic, event: 'cache_eviction' }, d.cacheEvictions)
+        mirror.sync(events, { topic, event: 'congestion' }, d.congestions)
       }
     }
   })
@@ -107,6 +113,19 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
     }
   })
 
+  new Gauge({
+    name: 'pharos_overlay_send_queue_bytes',
+    help: 'Bytes queued to overlay neighbours now, over all links (each link is bounded by PHAROS_OVERLAY_SEND_QUEUE_BYTES)',
+    registers,
+    collect () { this.set(overlay.queuedBytes()) }
+  })
+  new Gauge({
+    name: 'pharos_overlay_send_queue_peak_bytes',
+    help: 'The most bytes one overlay link\'s send queue has held since start',
+    registers,
+    collect () { this.set(overlay.driverCounters().sendQueuePeakBytes) }
+  })
+
   const wire: Counter<'reason'> = new Counter({
     name: 'pharos_overlay_frames_rejected_total',
     help: 'Overlay frames rejected (their stream closed), by reason',
@@ -119,7 +138,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
 
   const driver: Counter<'event'> = new Counter({
     name: 'pharos_overlay_driver_events_total',
-    help: 'Overlay driver events: refusals sent and received, send-queue overflows, link failures, address lookups sent, skipped (no address found recently) and answered (per peer asked about), drain notices sent and received',
+    help: 'Overlay driver events: refusals sent and received, send-queue overflows (frames, bytes), queue congestions (a neighbour made lazy), neighbours shunned (bad message ID or queue over its bound), link failures, address lookups sent, skipped (no address found recently) and answered (per peer asked about), drain notices sent, received and refused (from a node that is not a live fleet worker)',
     labelNames: ['event'] as const,
     registers,
     collect () {
@@ -127,12 +146,16 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
       for (const [reason, total] of Object.entries(counters.refusalsSent)) mirror.sync(driver, { event: `refused_${reason}` }, total)
       mirror.sync(driver, { event: 'refusal_received' }, counters.refusalsReceived)
       mirror.sync(driver, { event: 'queue_overflow' }, counters.queueOverflows)
+      mirror.sync(driver, { event: 'queue_byte_overflow' }, counters.queueByteOverflows)
+      mirror.sync(driver, { event: 'queue_congestion' }, counters.queueCongestions)
+      mirror.sync(driver, { event: 'neighbour_shunned' }, counters.neighboursShunned)
       mirror.sync(driver, { event: 'link_failure' }, counters.linkFailures)
       mirror.sync(driver, { event: 'address_lookup' }, counters.addressLookups)
       mirror.sync(driver, { event: 'address_lookup_skipped' }, counters.addressLookupsSkipped)
       mirror.sync(driver, { event: 'address_lookup_answered' }, counters.addressLookupsAnswered)
       mirror.sync(driver, { event: 'drain_notice_sent' }, counters.drainNoticesSent)
       mirror.sync(driver, { event: 'drain_notice_received' }, counters.drainNoticesReceived)
+      mirror.sync(driver, { event: 'drain_notice_refused' }, counters.drainNoticesRefused)
     }
   })
 }

@@ -10,7 +10,8 @@
  *   message DrainNotice   { repeated AddrRecord siblings = 1; }
  */
 
-export type RefusalReason = 'not-registered' | 'banned' | 'draining' | 'overloaded'
+/** `misbehaving`: the peer was dropped for a bad message ID or a send queue over its bound, and is kept out for a minute. */
+export type RefusalReason = 'not-registered' | 'banned' | 'draining' | 'overloaded' | 'misbehaving'
 
 export type Preamble = { accepted: true } | { accepted: false, reason: string }
 

@@ -11,8 +11,16 @@
  * accepted, or refused with a reason — and a refused peer gets no state at all.
  *
  * Links. A link is up while its outbound stream is open. A stream or connection that closes,
- * a dial that fails, a malformed or oversized frame, or a send queue that overflows, is a
- * failed link: every topic gets `linkDown` and HyParView repairs from its passive view.
+ * a dial that fails, or a malformed or oversized frame, is a failed link: every topic gets
+ * `linkDown` and HyParView repairs from its passive view.
+ *
+ * Misbehaving neighbours. A gossip payload whose message ID is not its content hash
+ * (`messageIdOf`, checked before any topic sees it), or a send queue past its frame or byte
+ * bound (a neighbour that stopped reading), costs the neighbour its place: every topic
+ * forgets it as if it had left, its streams are closed, and for a minute no link to it is
+ * opened and its overlay streams are refused (`misbehaving`). Before that, a queue past half
+ * its byte bound makes the neighbour lazy (`congested`): it gets IHAVEs, not payloads,
+ * until it reads again and GRAFTs.
  *
  * Addresses. HyParView names peers by key (the peer ID string) only. A peer learned from a
  * FORWARDJOIN or SHUFFLE may be unknown to our peer store; we then ask the peer that told
@@ -23,8 +31,10 @@
  * See docs/overlay-driver.md.
  *
  * Drain. A worker that is stopping tells its peers which sibling workers to move to
- * (`/<network>/drain/1.0.0`, one DrainNotice per stream); the driver on the other side
- * learns the siblings' addresses and tells `onDrain` listeners (the peer SDK moves).
+ * (`/<network>/drain/1.0.0`, one DrainNotice per stream). The driver on the other side takes
+ * a notice only from a node `drainTrust` names (a beacon: its fleet's workers; the SDK: its
+ * beacons), hands the siblings to `onDrain` listeners (the peer SDK dials them), and never
+ * puts their addresses in the peer store: anyone else's notice is refused and counted.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
@@ -32,6 +42,7 @@ import type { LengthPrefixedStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { ComponentLogger, Connection, Logger, PeerId, PeerStore, Startable, Stream } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
+import { messageIdOf as contentHashIdOf } from '../../../protocol/src/log/message-id.ts'
 import {
   createRng,
   createTopic,
@@ -69,9 +80,19 @@ import {
   MAX_ADDRS_PER_PEER,
   MAX_LOOKUP_PEERS
 } from './driver-frames.ts'
-import type { RefusalReason } from './driver-frames.ts'
+import type { AddrRecord, RefusalReason } from './driver-frames.ts'
 
 export type AdmitDecision = { admitted: true } | { admitted: false, reason: RefusalReason }
+
+/**
+ * How far a drain notice from a node is believed:
+ * - `siblings`: the node is leaving, and its list of siblings to move to is handed to the
+ *   `onDrain` listeners (a fleet's own workers; the beacons a peer uses);
+ * - `departure`: only that the node itself is leaving (listeners get no siblings): anyone
+ *   may say that of itself, it could as well hang up;
+ * - `refused`: not at all. The stream is reset unread and the refusal counted.
+ */
+export type DrainTrust = 'siblings' | 'departure' | 'refused'
 
 export interface OverlayInit {
   /** Network id: prefixes protocol IDs and topic names. */
@@ -84,8 +105,24 @@ export interface OverlayInit {
   admit?: (peer: PeerId) => AdmitDecision
   /** Contacts to (re)join through when a topic's active view is empty. @default none */
   bootstrap?: () => PeerId[]
-  /** Frames queued per link before the link is failed (STYLE.md rule 2). @default 1024 (guess) */
+  /** Whose drain notices are taken, and how far (see DrainTrust). @default nobody's (`refused`) */
+  drainTrust?: (peer: PeerId) => DrainTrust
+  /** Frames queued per link before the neighbour is dropped (STYLE.md rule 2). @default 1024 (guess) */
   sendQueueFrames?: number
+  /**
+   * Bytes queued per link before the neighbour is dropped; past half of it the neighbour is
+   * made lazy. A single frame is always taken by an empty queue, so a value below the frame
+   * bound still lets every frame through, one at a time.
+   * @default 4194304 (guess: four frames of the 1 MiB payload maximum, or ~250 content envelopes)
+   */
+  sendQueueBytes?: number
+  /**
+   * The message ID a payload must carry on a topic (short name): its content hash, or
+   * undefined if it can have none. A gossip frame whose ID differs is dropped before any topic
+   * sees it, and its sender treated as misbehaving.
+   * @default services/protocol's messageIdOf (content: the entry's CID; others: cborCid(payload))
+   */
+  messageIdOf?: (topic: string, payload: Uint8Array) => Promise<string | undefined>
   /** Wire bounds, enforced on decode. @default DEFAULT_WIRE_LIMITS of services/protocol */
   wireLimits?: Partial<WireLimits>
   /** Protocol parameters (HyParView, Plumtree). @default services/protocol constants */
@@ -131,10 +168,20 @@ export interface DrainNotice {
 
 /** Driver-level counters, next to each topic's own. Keys are closed sets. */
 export interface DriverCounters {
-  framesRejected: Record<WireErrorCode | 'unknown-topic', number>
+  /** Frames that closed their stream, by reason; `bad-message-id`: a gossip ID that is not its payload's content hash. */
+  framesRejected: Record<WireErrorCode | 'unknown-topic' | 'bad-message-id', number>
   refusalsSent: Record<RefusalReason, number>
   refusalsReceived: number
+  /** Neighbours dropped because their send queue reached sendQueueFrames. */
   queueOverflows: number
+  /** Neighbours dropped because their send queue reached sendQueueBytes. */
+  queueByteOverflows: number
+  /** Times a link's queue passed half of sendQueueBytes and its neighbour was made lazy. */
+  queueCongestions: number
+  /** The most bytes one link's send queue has held (a high-water mark). */
+  sendQueuePeakBytes: number
+  /** Neighbours dropped for misbehaving (a bad message ID, or a queue over a bound). */
+  neighboursShunned: number
   linkFailures: number
   /** Lookups we sent (one per peer asked). */
   addressLookups: number
@@ -144,6 +191,16 @@ export interface DriverCounters {
   addressLookupsAnswered: number
   drainNoticesSent: number
   drainNoticesReceived: number
+  /** Drain notices from nodes `drainTrust` refused: reset unread. */
+  drainNoticesRefused: number
+}
+
+/** A drain notice from a node whose drain we do not take (DrainTrust `refused`): its stream is reset with this. */
+export class DrainNoticeRefusedError extends Error {
+  override readonly name = 'DrainNoticeRefusedError'
+  constructor () {
+    super('drain notice refused: the sender is not a node whose drain is taken here')
+  }
 }
 
 /** Our refusal by the remote side, surfaced to the application (e.g. "not-registered"). */
@@ -163,6 +220,10 @@ interface OutboundLink {
   readonly protocol: OverlayProtocol
   state: 'opening' | 'open' | 'closed'
   queue: Uint8Array[]
+  /** Bytes of the frames in `queue` and of the one being written. */
+  queuedBytes: number
+  /** The queue is past half its byte bound (cleared once it is back under). */
+  congested: boolean
   pumping: boolean
   stream?: Stream
   lp?: LengthPrefixedStream<Stream>
@@ -184,6 +245,13 @@ const DRAIN_NOTICE_TIMEOUT_MS = 5000
  * the same peer ID is back in the views within a minute).
  */
 const DEPARTING_MS = 60_000
+/**
+ * A misbehaving neighbour is not linked to, and its overlay streams are refused, for this long
+ * (guess: long enough that a peer that floods and stops reading cannot cycle through rejoins,
+ * short enough that a slow phone that fell behind is back within a minute).
+ */
+const SHUN_MS = 60_000
+const SHUN_CAP = 10_000
 /**
  * A peer no lookup found an address for is not looked up (nor dialled) again for this long,
  * four times longer on each further miss, up to UNREACHABLE_MAX_MS. Guesses: the first wait
@@ -211,6 +279,8 @@ function setNewest<K, V> (map: Map<K, V>, key: K, value: V, cap: number): void {
 export class OverlayDriver implements Startable {
   private readonly components: OverlayComponents
   private readonly init: Required<Omit<OverlayInit, 'admit' | 'bootstrap' | 'wireLimits' | 'topicConfig' | 'seed'>> & Pick<OverlayInit, 'admit' | 'bootstrap'>
+  /** Misbehaving neighbours, until when they are kept out (bounded, oldest dropped). */
+  private readonly shunned = new Map<PeerKey, number>()
   private readonly limits: WireLimits
   private readonly topicConfig: TopicConfig | undefined
   private readonly seed: number
@@ -235,16 +305,21 @@ export class OverlayDriver implements Startable {
   private readonly deliveryListeners = new Set<(delivery: Delivery) => void>()
   private readonly refusalListeners = new Set<(error: OverlayRefusedError) => void>()
   private readonly counters: DriverCounters = {
-    framesRejected: { malformed: 0, oversized: 0, 'too-many': 0, 'unknown-field': 0, 'missing-field': 0, 'unknown-topic': 0 },
-    refusalsSent: { 'not-registered': 0, banned: 0, draining: 0, overloaded: 0 },
+    framesRejected: { malformed: 0, oversized: 0, 'too-many': 0, 'unknown-field': 0, 'missing-field': 0, 'unknown-topic': 0, 'bad-message-id': 0 },
+    refusalsSent: { 'not-registered': 0, banned: 0, draining: 0, overloaded: 0, misbehaving: 0 },
     refusalsReceived: 0,
     queueOverflows: 0,
+    queueByteOverflows: 0,
+    queueCongestions: 0,
+    sendQueuePeakBytes: 0,
+    neighboursShunned: 0,
     linkFailures: 0,
     addressLookups: 0,
     addressLookupsSkipped: 0,
     addressLookupsAnswered: 0,
     drainNoticesSent: 0,
-    drainNoticesReceived: 0
+    drainNoticesReceived: 0,
+    drainNoticesRefused: 0
   }
 
   private started = false
@@ -262,7 +337,10 @@ export class OverlayDriver implements Startable {
       networkSize: init.networkSize,
       admit: init.admit,
       bootstrap: init.bootstrap,
+      drainTrust: init.drainTrust ?? (() => 'refused'),
       sendQueueFrames: init.sendQueueFrames ?? 1024,
+      sendQueueBytes: init.sendQueueBytes ?? 4 * 1024 * 1024,
+      messageIdOf: init.messageIdOf ?? contentHashIdOf,
       rejoinIntervalMs: init.rejoinIntervalMs ?? 5000,
       linkIdleMs: init.linkIdleMs ?? 15_000,
       linkOpenTimeoutMs: init.linkOpenTimeoutMs ?? 10_000
@@ -465,7 +543,19 @@ export class OverlayDriver implements Startable {
     for (const name of this.topics.keys()) this.handle(name, { type: 'departed', peer: key })
   }
 
+  /**
+   * A drain notice, taken as far as `drainTrust` says of its sender. The siblings' addresses go
+   * to the listeners only, never into the peer store: the peer store answers address lookups
+   * and feeds our own dials, and a notice is not a reason to vouch for, or dial, what it names.
+   */
   private async readDrainNotice (stream: Stream, connection: Connection): Promise<void> {
+    const trust = this.init.drainTrust(connection.remotePeer)
+    if (trust === 'refused') {
+      this.counters.drainNoticesRefused++
+      this.log('drain notice from %p refused: not a node whose drain we take', connection.remotePeer)
+      stream.abort(new DrainNoticeRefusedError())
+      return
+    }
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_DRAIN_NOTICE_BYTES })
       const records = decodeDrainNotice((await lp.read({ signal: AbortSignal.timeout(DRAIN_NOTICE_TIMEOUT_MS) })).subarray())
@@ -475,22 +565,7 @@ export class OverlayDriver implements Startable {
         return
       }
       await stream.close().catch(() => {})
-      const siblings: PeerAddrs[] = []
-      for (const record of records) {
-        let id: PeerId
-        try {
-          id = peerIdFromString(record.peer)
-        } catch {
-          continue
-        }
-        if (id.equals(connection.remotePeer) || record.peer === this.self) continue
-        const addrs = record.addrs.flatMap((bytes) => {
-          try { return [multiaddr(bytes)] } catch { return [] }
-        })
-        if (addrs.length === 0) continue
-        await this.components.peerStore.merge(id, { multiaddrs: addrs })
-        siblings.push({ peerId: record.peer, multiaddrs: addrs.map((addr) => addr.toString()) })
-      }
+      const siblings: PeerAddrs[] = trust === 'siblings' ? this.siblingsOf(records, connection.remotePeer) : []
       this.counters.drainNoticesReceived++
       this.markDeparting(connection.remotePeer.toString())
       const notice = { from: connection.remotePeer, siblings }
@@ -505,6 +580,23 @@ export class OverlayDriver implements Startable {
       this.log('drain notice from %p unreadable - %e', connection.remotePeer, err)
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     }
+  }
+
+  /** The well-formed sibling records of a notice from `sender` (not itself, not us), as text. */
+  private siblingsOf (records: readonly AddrRecord[], sender: PeerId): PeerAddrs[] {
+    const siblings: PeerAddrs[] = []
+    for (const record of records) {
+      try {
+        if (peerIdFromString(record.peer).equals(sender) || record.peer === this.self) continue
+      } catch {
+        continue
+      }
+      const multiaddrs = record.addrs.flatMap((bytes) => {
+        try { return [multiaddr(bytes).toString()] } catch { return [] }
+      })
+      if (multiaddrs.length > 0) siblings.push({ peerId: record.peer, multiaddrs })
+    }
+    return siblings
   }
 
   onRefused (listener: (error: OverlayRefusedError) => void): () => void {
@@ -532,6 +624,13 @@ export class OverlayDriver implements Startable {
 
   driverCounters (): DriverCounters {
     return structuredClone(this.counters)
+  }
+
+  /** Bytes queued on every link now (frames waiting, and the one being written). */
+  queuedBytes (): number {
+    let bytes = 0
+    for (const link of this.links.values()) bytes += link.queuedBytes
+    return bytes
   }
 
   // ---- carrying out actions ---------------------------------------------------------------
@@ -580,18 +679,52 @@ export class OverlayDriver implements Startable {
   }
 
   private send (topic: string, to: PeerKey, message: Message): void {
+    if (this.isShunned(to)) return
     const frame = isHyParViewMessage(message) ? encodeHyParView({ topic, message }) : encodePlumtree({ topic, message })
     const link = this.link(to, protocolOf(message))
     if (link.state === 'closed') return
-    if (link.queue.length >= this.init.sendQueueFrames) {
-      this.counters.queueOverflows++
-      this.log('send queue to %s overflowed; failing the link', to)
-      this.fail(link, new Error('send queue overflow'))
+    // An empty queue takes any one frame, so every frame the wire allows can be sent.
+    if (link.queue.length >= this.init.sendQueueFrames || (link.queue.length > 0 && link.queuedBytes + frame.length > this.init.sendQueueBytes)) {
+      const byBytes = link.queue.length < this.init.sendQueueFrames
+      if (byBytes) this.counters.queueByteOverflows++
+      else this.counters.queueOverflows++
+      this.log('send queue to %s passed its %s bound; dropping the neighbour', to, byBytes ? 'byte' : 'frame')
+      this.shun(to, new Error(`send queue over its ${byBytes ? 'byte' : 'frame'} bound`))
       return
     }
     link.queue.push(frame)
+    link.queuedBytes += frame.length
+    if (link.queuedBytes > this.counters.sendQueuePeakBytes) this.counters.sendQueuePeakBytes = link.queuedBytes
     link.lastUsed = Date.now()
+    if (message.type === 'gossip' && link.queuedBytes > this.init.sendQueueBytes / 2) {
+      // It is not keeping up: payloads to it go lazy (IHAVE) until it reads and GRAFTs.
+      if (!link.congested) this.counters.queueCongestions++
+      link.congested = true
+      for (const name of this.topics.keys()) this.handle(name, { type: 'congested', peer: to })
+    }
     if (link.state === 'open') void this.pump(link)
+  }
+
+  /**
+   * A neighbour that misbehaved (a gossip ID that is not its payload's hash; a send queue
+   * over its bound) leaves every view as if it had left — its lost link is not retried —
+   * its streams close, and for SHUN_MS no link to it is opened and its overlay streams are
+   * refused (`misbehaving`).
+   */
+  private shun (key: PeerKey, why: Error): void {
+    this.counters.neighboursShunned++
+    setNewest(this.shunned, key, Date.now() + SHUN_MS, SHUN_CAP)
+    for (const protocol of PROTOCOLS) {
+      const link = this.links.get(linkId(key, protocol))
+      if (link !== undefined && link.state !== 'closed') this.closeLink(link, why)
+    }
+    for (const stream of this.inbound.get(key) ?? []) stream.abort(why)
+    for (const name of this.topics.keys()) this.handle(name, { type: 'departed', peer: key })
+  }
+
+  private isShunned (key: PeerKey): boolean {
+    const until = this.shunned.get(key)
+    return until !== undefined && until > Date.now()
   }
 
   // ---- links ------------------------------------------------------------------------------
@@ -600,7 +733,7 @@ export class OverlayDriver implements Startable {
     const id = linkId(key, protocol)
     const existing = this.links.get(id)
     if (existing !== undefined && existing.state !== 'closed') return existing
-    const link: OutboundLink = { key, protocol, state: 'opening', queue: [], pumping: false, lastUsed: Date.now() }
+    const link: OutboundLink = { key, protocol, state: 'opening', queue: [], queuedBytes: 0, congested: false, pumping: false, lastUsed: Date.now() }
     this.links.set(id, link)
     void this.open(link)
     return link
@@ -613,6 +746,7 @@ export class OverlayDriver implements Startable {
       // waits for its peers to leave), and the overlay stream would be refused anyway. A
       // draining node itself links to no one: it would call back the peers it sent away.
       if (this.isDeparting(link.key)) throw new Error('peer is draining')
+      if (this.isShunned(link.key)) throw new Error('peer misbehaved recently')
       if (this.draining) throw new Error('this node is draining')
       const peer = peerIdFromString(link.key)
       const decision = this.init.admit?.(peer) ?? { admitted: true }
@@ -671,7 +805,11 @@ export class OverlayDriver implements Startable {
     try {
       while (link.state === 'open' && link.queue.length > 0) {
         const frame = link.queue.shift()
-        if (frame !== undefined) await link.lp.write(frame)
+        if (frame === undefined) continue
+        // Counted as queued until written: a neighbour that does not read holds the write.
+        await link.lp.write(frame)
+        link.queuedBytes -= frame.length
+        if (link.congested && link.queuedBytes <= this.init.sendQueueBytes / 2) link.congested = false
       }
     } catch (err) {
       this.fail(link, err)
@@ -700,6 +838,7 @@ export class OverlayDriver implements Startable {
   private closeLink (link: OutboundLink, reason: Error): void {
     link.state = 'closed'
     link.queue = []
+    link.queuedBytes = 0
     link.stream?.abort(reason)
     this.links.delete(linkId(link.key, link.protocol))
   }
@@ -724,6 +863,7 @@ export class OverlayDriver implements Startable {
       void link.stream?.close().catch(() => {})
     }
     for (const [key, until] of this.departing) if (until <= now) this.departing.delete(key)
+    for (const [key, until] of this.shunned) if (until <= now) this.shunned.delete(key)
     const contacts = this.init.bootstrap?.().filter((peer) => peer.toString() !== this.self && !this.isDeparting(peer.toString())) ?? []
     if (contacts.length === 0 || this.draining) return
     for (const [name, machine] of this.topics) {
@@ -744,7 +884,9 @@ export class OverlayDriver implements Startable {
   private async readInbound (protocol: OverlayProtocol, stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString()
     const lp = lpStream(stream, { maxDataLength: this.limits.maxFrameBytes })
-    const decision: AdmitDecision = this.draining ? { admitted: false, reason: 'draining' } : this.init.admit?.(connection.remotePeer) ?? { admitted: true }
+    const decision: AdmitDecision = this.draining
+      ? { admitted: false, reason: 'draining' }
+      : this.isShunned(from) ? { admitted: false, reason: 'misbehaving' } : this.init.admit?.(connection.remotePeer) ?? { admitted: true }
     if (!decision.admitted) {
       // A clear refusal, then nothing: no topic ever hears of this peer.
       this.counters.refusalsSent[decision.reason]++
@@ -787,6 +929,16 @@ export class OverlayDriver implements Startable {
         if (!this.topics.has(topic)) {
           this.counters.framesRejected['unknown-topic']++
           continue
+        }
+        if (message.type === 'gossip' && message.id !== await this.init.messageIdOf(topic.slice(this.init.network.length + 2), message.payload)) {
+          // Checked before any topic sees it: an ID not bound to its payload would let one
+          // payload be cached and forwarded under any number of IDs, or squat another's ID.
+          this.counters.framesRejected['bad-message-id']++
+          this.log('closing %s stream from %s: gossip ID is not its payload\'s content hash', protocol, from)
+          const why = new Error('gossip message ID is not the content hash of its payload')
+          stream.abort(why)
+          this.shun(from, why)
+          return
         }
         this.noteMentions(from, message)
         this.handle(topic, { type: 'message', from, message })

@@ -12,11 +12,13 @@ import type { Config } from '../config/schema.ts'
 import type { Logger } from '../logging/logger.ts'
 import { pinoComponentLogger } from '../logging/libp2p-logger.ts'
 import type { NetworkMetrics } from '../metrics/network-metrics.ts'
+import { listenerErrorReporter, withListenerErrors } from './accept-errors.ts'
 import { beaconConnectionGater } from './connection-gater.ts'
+import type { DialPolicy } from './dial-policy.ts'
 import { transportOf } from './multiaddr-parts.ts'
 import type { RelayReservationPolicy } from './relay-reservation-policy.ts'
 import { overlay } from '../overlay/overlay-driver.ts'
-import type { AdmitDecision, OverlayDriver } from '../overlay/overlay-driver.ts'
+import type { AdmitDecision, DrainTrust, OverlayDriver } from '../overlay/overlay-driver.ts'
 import { OVERLAY_TOPICS } from '../overlay/topics.ts'
 import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import type { Ed25519PrivateKey, Libp2p, PeerId } from '@libp2p/interface'
@@ -46,8 +48,12 @@ export interface BeaconNodeDeps {
   isBanned?: (peer: PeerId) => boolean
   /** Sibling workers: the overlay rejoins through them when its active view empties. */
   bootstrap?: () => PeerId[]
+  /** Whose drain notices the overlay takes: the fleet's live workers only. @default nobody's */
+  drainTrust?: (peer: PeerId) => DrainTrust
   /** Decides relay reservations (registered accounts, slots per account); this attaches the node to it. */
   reservationPolicy: RelayReservationPolicy
+  /** Which addresses may be dialled; every dial asks it first. @default every address */
+  dialPolicy?: Pick<DialPolicy, 'denyDialMultiaddr'>
 }
 
 function ipProtocol (host: string): 'ip4' | 'ip6' {
@@ -58,13 +64,16 @@ function ipProtocol (host: string): 'ip4' | 'ip6' {
  * The worker's libp2p node, sized for a beacon rather than a laptop (STYLE.md, "Known
  * traps"): every limit below comes from config, and each default is documented there.
  */
-export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned, bootstrap, reservationPolicy }: BeaconNodeDeps): Promise<BeaconNode> {
+export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned, bootstrap, drainTrust, reservationPolicy, dialPolicy }: BeaconNodeDeps): Promise<BeaconNode> {
   const gater = beaconConnectionGater(reservationPolicy, {
     onNonEd25519: () => metrics.connectionsRefused.inc({ reason: 'not-ed25519' }),
     onReservation: (decision) => metrics.relayReservationRequests.inc({ outcome: decision.allowed ? (decision.renewal ? 'renewed' : 'granted') : decision.reason }),
     onBanned: () => metrics.connectionsRefused.inc({ reason: 'banned' })
-  }, isBanned)
+  }, isBanned, dialPolicy === undefined ? undefined : async (addr) => await dialPolicy.denyDialMultiaddr(addr))
   const ip = ipProtocol(config.p2pHost)
+  // A listener's server errors (accept failing with EMFILE: out of file descriptors) are
+  // logged, rate-limited, and counted; stock, they were silent (TCP) or fatal (WebSocket).
+  const listenerError = listenerErrorReporter({ log: log.child({ component: 'p2p-listener' }), errors: metrics.listenerErrors })
 
   const node = await createLibp2p({
     privateKey,
@@ -78,8 +87,8 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
       announce: config.announce
     },
     transports: [
-      tcp(),
-      webSockets({ maxPayload: config.wsMaxPayloadBytes })
+      withListenerErrors('tcp', tcp(), listenerError),
+      withListenerErrors('ws', webSockets({ maxPayload: config.wsMaxPayloadBytes }), listenerError)
     ],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux({
@@ -127,7 +136,10 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
         networkSize: Math.max(networkSize, 1),
         admit,
         ...(bootstrap === undefined ? {} : { bootstrap }),
-        sendQueueFrames: config.overlaySendQueueFrames
+        ...(drainTrust === undefined ? {} : { drainTrust }),
+        sendQueueFrames: config.overlaySendQueueFrames,
+        sendQueueBytes: config.overlaySendQueueBytes,
+        topicConfig: { plumtree: { messageCacheMaxBytes: config.overlayMessageCacheBytes, messageCacheTtlMs: config.overlayMessageCacheTtlMs } }
       })
     }
   })

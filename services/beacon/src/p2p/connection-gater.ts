@@ -1,4 +1,5 @@
 import type { ConnectionGater, PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { RelayReservationPolicy, ReservationDecision } from './relay-reservation-policy.ts'
 
 export interface GaterEvents {
@@ -12,13 +13,17 @@ export interface GaterEvents {
 /** Whether a peer is banned; synchronous, from memory (BanList.isBanned). */
 export type IsBanned = (peer: PeerId) => boolean
 
+/** Whether an address may not be dialled (DialPolicy.denyDialMultiaddr); it counts its own refusals. */
+export type DenyDial = (addr: Multiaddr) => Promise<boolean>
+
 /**
  * Pharos accepts only ed25519 identities: accounts, entry authors and workers are all
  * ed25519 keys, so an RSA or secp256k1 peer can never be a member and is refused as soon as
  * Noise reveals its key, before any stream is opened. Banned peers are refused at the same
- * point, and never dialled.
+ * point, and never dialled. Every address is checked before it is dialled (`denyDial`,
+ * dial-policy.ts): no socket is opened to one the policy refuses.
  */
-export function beaconConnectionGater (policy: RelayReservationPolicy, events: GaterEvents = {}, isBanned: IsBanned = () => false): ConnectionGater {
+export function beaconConnectionGater (policy: RelayReservationPolicy, events: GaterEvents = {}, isBanned: IsBanned = () => false, denyDial?: DenyDial): ConnectionGater {
   const notEd25519 = (peer: PeerId, direction: 'inbound' | 'outbound'): boolean => {
     if (peer.type === 'Ed25519') return false
     events.onNonEd25519?.(direction)
@@ -31,6 +36,7 @@ export function beaconConnectionGater (policy: RelayReservationPolicy, events: G
   }
   return {
     denyDialPeer: (peer) => banned(peer, 'dial'),
+    ...(denyDial === undefined ? {} : { denyDialMultiaddr: denyDial }),
     denyInboundEncryptedConnection: (peer) => notEd25519(peer, 'inbound') || banned(peer, 'inbound'),
     denyOutboundEncryptedConnection: (peer) => notEd25519(peer, 'outbound') || banned(peer, 'outbound'),
     denyInboundRelayReservation: async (peer) => {

@@ -22,6 +22,7 @@ export type { Entry, EntryBlock, EntryDecodeResult, EntryErrorCode, EntrySignatu
 export { bestHead, compareBytes, compareHeads } from './fork-choice.ts'
 export type { HeadCandidate } from './fork-choice.ts'
 export { MAX_ENVELOPE_BYTES, openEnvelope, PUBLISH_DOMAIN, sealEnvelope } from './envelope.ts'
+export { CONTENT_TOPIC, messageIdOf } from './message-id.ts'
 export type { EnvelopeErrorCode, EnvelopeResult, PublishEnvelope } from './envelope.ts'
 export { MAX_STATEMENT_BYTES, openStatement, signStatement, statementDomain } from './statement.ts'
 export type { SignedStatement, StatementErrorCode, StatementResult } from './statement.ts'

@@ -94,7 +94,18 @@ export const OPTIMIZATION_THRESHOLD = 4
 /** Payloads kept to answer GRAFTs, by count. Guess: ten minutes of one message a second, rounded. */
 export const MESSAGE_CACHE_MAX_ENTRIES = 1_024
 
-/** Payloads kept to answer GRAFTs, by age. Guess: far beyond any graft delay (seconds). */
+/**
+ * Payloads kept to answer GRAFTs, by total bytes (the oldest go first past it). Guess: 512
+ * content-topic envelopes of the 16.5 KiB maximum, or eight payloads of the 1 MiB maximum.
+ * Without it the count bound alone let one topic hold 1,024 × 1 MiB (issue 17: a flood of
+ * 1 MiB frames raised a worker's RSS by 1 GiB).
+ */
+export const MESSAGE_CACHE_MAX_BYTES = 8 * 1_048_576
+
+/**
+ * Payloads kept to answer GRAFTs, by age. Guess: far beyond any graft delay (seconds). A timer
+ * enforces it when the topic goes quiet, so a burst is released a minute later at most.
+ */
 export const MESSAGE_CACHE_TTL_MS = 60_000
 
 /** Message IDs remembered to recognise duplicates, by count. Guess. */

@@ -174,6 +174,12 @@ export type Timer =
   | { readonly type: 'ihaveFlush' }
   /** An announced message did not arrive: GRAFT it (Plumtree §3.6). */
   | { readonly type: 'graft', readonly messageId: MessageId }
+  /**
+   * The oldest cached payload (or remembered ID) reaches its age bound: drop what expired.
+   * Without it they expire only when the next message arrives, so a quiet topic would hold
+   * its last burst for ever.
+   */
+  | { readonly type: 'cacheExpiry' }
 
 /** What the driver feeds into a topic. */
 export type TopicEvent =
@@ -195,6 +201,13 @@ export type TopicEvent =
   | { readonly type: 'join', readonly contact: PeerKey }
   /** Leave gracefully: tell every active neighbour we are going (DISCONNECT, alive = false). */
   | { readonly type: 'leave' }
+  /**
+   * The driver cannot keep up sending to `peer` (its send queue passed half its byte bound):
+   * stop pushing payloads to it (Plumtree makes the link lazy, without a PRUNE, which would
+   * only queue behind the rest). IHAVEs still tell it what it misses, and its GRAFT, once it
+   * reads again, makes the link eager again (§3.6).
+   */
+  | { readonly type: 'congested', readonly peer: PeerKey }
   /**
    * Peers learnt out of band (a fleet's shared view of who is connected where): merged into
    * the passive view as a shuffle sample is (§4.4), then free active slots are refilled from

@@ -20,6 +20,7 @@ import {
   MAX_MISSING_MESSAGES,
   MAX_PAYLOAD_BYTES,
   MAX_ROUND,
+  MESSAGE_CACHE_MAX_BYTES,
   MESSAGE_CACHE_MAX_ENTRIES,
   MESSAGE_CACHE_TTL_MS,
   OPTIMIZATION_THRESHOLD,
@@ -58,7 +59,13 @@ export interface PlumtreeConfig {
    */
   messageCacheMaxEntries: number
   /**
-   * Payloads kept to answer GRAFTs, by age (ms).
+   * Payloads kept to answer GRAFTs, by their total bytes; the oldest are dropped past it.
+   * @default 8388608 (guess: constants.ts)
+   */
+  messageCacheMaxBytes: number
+  /**
+   * Payloads kept to answer GRAFTs, by age (ms). A `cacheExpiry` timer enforces it while the
+   * topic is quiet.
    * @default 60000 (guess)
    */
   messageCacheTtlMs: number
@@ -106,6 +113,7 @@ export const DEFAULT_PLUMTREE_CONFIG: Readonly<PlumtreeConfig> = Object.freeze({
   graftRetryTimeoutMs: GRAFT_RETRY_TIMEOUT_MS,
   optimizationThreshold: OPTIMIZATION_THRESHOLD,
   messageCacheMaxEntries: MESSAGE_CACHE_MAX_ENTRIES,
+  messageCacheMaxBytes: MESSAGE_CACHE_MAX_BYTES,
   messageCacheTtlMs: MESSAGE_CACHE_TTL_MS,
   seenMaxEntries: SEEN_MAX_ENTRIES,
   seenTtlMs: SEEN_TTL_MS,
@@ -145,6 +153,8 @@ export interface PlumtreeSnapshot {
   readonly eager: readonly PeerKey[]
   readonly lazy: readonly PeerKey[]
   readonly cachedMessages: number
+  /** Bytes of the cached payloads. */
+  readonly cachedBytes: number
   readonly missingMessages: number
 }
 
@@ -166,6 +176,10 @@ export interface PlumtreeStats {
   missingOverflow: number
   /** Control messages from peers outside the active view, ignored. */
   ignored: number
+  /** Cached payloads dropped before their age because the cache held messageCacheMaxBytes. */
+  cacheEvictions: number
+  /** Eager neighbours made lazy because the driver could not keep up sending to them. */
+  congestions: number
 }
 
 export class Plumtree {
@@ -176,11 +190,14 @@ export class Plumtree {
   /** Insertion order is arrival order, so expiry only looks at the front. */
   readonly #seen = new Map<MessageId, SeenEntry>()
   readonly #cache = new Map<MessageId, CachedPayload>()
+  #cacheBytes = 0
+  /** A `cacheExpiry` timer is pending. */
+  #expiryArmed = false
   readonly #missing = new Map<MessageId, Announcement[]>()
   readonly #lazyQueue = new Map<PeerKey, IHaveEntry[]>()
   #flushArmed = false
   readonly stats: PlumtreeStats = {
-    delivered: 0, duplicates: 0, graftRequests: 0, graftMisses: 0, graftsAbandoned: 0, treeSwaps: 0, missingOverflow: 0, ignored: 0
+    delivered: 0, duplicates: 0, graftRequests: 0, graftMisses: 0, graftsAbandoned: 0, treeSwaps: 0, missingOverflow: 0, ignored: 0, cacheEvictions: 0, congestions: 0
   }
 
   constructor(config: Readonly<PlumtreeConfig>, isNeighbor: (peer: PeerKey) => boolean) {
@@ -215,7 +232,26 @@ export class Plumtree {
     if (this.#seen.has(id)) return false
     this.#remember(id, 0, payload, now)
     this.#push(id, 1, payload, undefined, out)
+    this.#armExpiry(now, out)
     return true
+  }
+
+  /** The `cacheExpiry` timer: drop what outlived its age bound, and arm the timer for the next. */
+  onCacheExpiry(now: number, out: Action[]): void {
+    this.#expiryArmed = false
+    this.#expire(now)
+    this.#armExpiry(now, out)
+  }
+
+  /**
+   * The driver cannot keep up sending to `peer`: no more eager pushes to it. Lazy push still
+   * announces every message, so nothing is lost to it; its GRAFT makes the link eager again
+   * (§3.6), which is what a neighbour that reads again does.
+   */
+  congested(peer: PeerKey): void {
+    if (!this.#eager.has(peer)) return
+    this.#makeLazy(peer)
+    this.stats.congestions++
   }
 
   /** `neighbor` is whether `from` is in the active view (the topic asks HyParView). */
@@ -280,6 +316,7 @@ export class Plumtree {
       eager: [...this.#eager],
       lazy: [...this.#lazy],
       cachedMessages: this.#cache.size,
+      cachedBytes: this.#cacheBytes,
       missingMessages: this.#missing.size
     }
   }
@@ -317,6 +354,7 @@ export class Plumtree {
       }
       if (best !== undefined) this.#optimize(best.peer, best.round, from, round, out)
     }
+    this.#armExpiry(now, out)
   }
 
   /**
@@ -419,20 +457,53 @@ export class Plumtree {
 
   #remember(id: MessageId, round: number, payload: Uint8Array, now: number): void {
     this.#seen.set(id, { at: now })
+    // The ID may still be cached after its seen entry expired (a seenTtlMs below the cache's).
+    const previous = this.#cache.get(id)
+    if (previous !== undefined) {
+      this.#cache.delete(id)
+      this.#cacheBytes -= previous.payload.length
+    }
     this.#cache.set(id, { at: now, round, payload })
+    this.#cacheBytes += payload.length
     this.#expire(now)
   }
 
-  /** Drops the oldest entries past their age or beyond the count bound (both maps are in arrival order). */
+  /**
+   * Drops the oldest entries past their age or beyond the count bound, and cached payloads
+   * beyond the byte bound (both maps are in arrival order).
+   */
   #expire(now: number): void {
-    const { seenTtlMs, seenMaxEntries, messageCacheTtlMs, messageCacheMaxEntries } = this.#config
+    const { seenTtlMs, seenMaxEntries, messageCacheTtlMs, messageCacheMaxEntries, messageCacheMaxBytes } = this.#config
     for (const [id, entry] of this.#seen) {
       if (this.#seen.size <= seenMaxEntries && now - entry.at < seenTtlMs) break
       this.#seen.delete(id)
     }
     for (const [id, entry] of this.#cache) {
-      if (this.#cache.size <= messageCacheMaxEntries && now - entry.at < messageCacheTtlMs) break
+      const overBytes = this.#cacheBytes > messageCacheMaxBytes
+      if (!overBytes && this.#cache.size <= messageCacheMaxEntries && now - entry.at < messageCacheTtlMs) break
+      if (overBytes && now - entry.at < messageCacheTtlMs) this.stats.cacheEvictions++
       this.#cache.delete(id)
+      this.#cacheBytes -= entry.payload.length
     }
+  }
+
+  /**
+   * Arms one `cacheExpiry` timer for when the oldest cached payload (or, once none is left,
+   * the oldest remembered ID) outlives its age bound, so both are released on time even if
+   * no message ever arrives again. At most one is pending; none while both are empty. Timers
+   * are at least a tenth of the payload TTL apart, so a busy topic does not arm one per
+   * message: a payload may outlive its TTL by that much.
+   */
+  #armExpiry(now: number, out: Action[]): void {
+    if (this.#expiryArmed) return
+    const oldestPayload = this.#cache.values().next().value
+    const oldestSeen = this.#seen.values().next().value
+    const due = oldestPayload !== undefined
+      ? oldestPayload.at + this.#config.messageCacheTtlMs
+      : oldestSeen === undefined ? undefined : oldestSeen.at + this.#config.seenTtlMs
+    if (due === undefined) return
+    this.#expiryArmed = true
+    const granularity = Math.max(1, Math.ceil(this.#config.messageCacheTtlMs / 10))
+    out.push({ type: 'timer', after: Math.max(granularity, due - now), timer: { type: 'cacheExpiry' } })
   }
 }

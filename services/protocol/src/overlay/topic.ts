@@ -118,6 +118,7 @@ export class Topic {
           case 'neighborTimeout': this.#hyparview.onNeighborTimeout(timer.peer, timer.request, out); break
           case 'ihaveFlush': this.#plumtree.onIHaveFlush(out); break
           case 'graft': this.#plumtree.onGraftTimer(timer.messageId, out); break
+          case 'cacheExpiry': this.#plumtree.onCacheExpiry(now, out); break
           default: assertNever(timer)
         }
         break
@@ -127,6 +128,7 @@ export class Topic {
       case 'join': this.#hyparview.join(event.contact, out); break
       case 'leave': this.#hyparview.leave(out); break
       case 'learn': this.#hyparview.learn(event.peers, out); break
+      case 'congested': this.#plumtree.congested(event.peer); break
       default: assertNever(event)
     }
     this.#count(out)
