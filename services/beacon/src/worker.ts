@@ -40,7 +40,7 @@ import { openPglite } from './storage/pglite-client.ts'
 import { openPostgres } from './storage/pg-client.ts'
 import { readOrCreateSecret } from './storage/data-dir-secret.ts'
 import { startFleetState, startInProcessFleetState } from './fleet/index.ts'
-import type { FleetState, WorkerRecordFields } from './fleet/index.ts'
+import type { FleetState, WorkerRecord, WorkerRecordFields } from './fleet/index.ts'
 import { startEventLoopDelayMetrics } from './metrics/event-loop-metrics.ts'
 import { createFleetMetrics } from './metrics/fleet-metrics.ts'
 import { createHealthMetrics } from './metrics/health-metrics.ts'
@@ -162,11 +162,12 @@ function wireFleet ({ fleet, node, bans, isMember, log }: { fleet: FleetState, n
  * they and a sample of the registered peers they hold are learnt into its passive view, so a new
  * worker takes part in the overlay before any peer joins through it. Returns the siblings.
  */
-async function seedFromFleet (fleet: FleetState, node: BeaconNode, isRegistered: (peer: string) => boolean, dialPolicy: Pick<DialPolicy, 'setFleetAddresses'>, log: Logger): Promise<PeerId[]> {
+async function seedFromFleet (fleet: FleetState, node: BeaconNode, isRegistered: (peer: string) => boolean, onWorkers: (workers: readonly WorkerRecord[]) => void, log: Logger): Promise<PeerId[]> {
   const self = node.peerId.toString()
   const workers = (await fleet.membership.list()).filter((worker) => worker.peerId !== self && worker.multiaddrs.length > 0)
-  // Whatever range they are on, the fleet's own workers are always dialable.
-  dialPolicy.setFleetAddresses(workers.flatMap((worker) => worker.multiaddrs))
+  // Before anything is learnt: the siblings' addresses are members' addresses, which the
+  // peer store keeps and the dial policy always allows.
+  onWorkers(workers)
   const view = node.services.overlay.snapshot().content
   const known = new Set([...view?.active ?? [], ...view?.passive ?? []])
   const fresh = workers.filter((worker) => !known.has(worker.peerId))
@@ -287,6 +288,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     // and the only nodes whose drain notices it takes.
     let siblings: PeerId[] = []
     let siblingIds = new Set<string>()
+    /** Members: registered accounts and sibling workers. Only they enter peer views and the peer store. */
+    const isMember = (peer: string): boolean => accounts.isRegistered(peer) || siblingIds.has(peer)
     const reservationPolicy = new RelayReservationPolicy({
       limits: {
         maxReservations: config.relayMaxReservations,
@@ -315,6 +318,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       bootstrap: () => siblings,
       drainTrust: (peer) => siblingIds.has(peer.toString()) ? 'siblings' : 'refused',
       dialPolicy,
+      isMember: (peer) => isMember(peer.toString()),
       reservationPolicy
     })
     accounts.onCountChange((count) => { node.services.overlay.setNetworkSize(Math.max(count, 1)) })
@@ -351,7 +355,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
         log
       })
     cleanups.push(async () => { await fleet.stop() })
-    wireFleet({ fleet, node, bans, isMember: (peer) => accounts.isRegistered(peer) || siblingIds.has(peer), log })
+    wireFleet({ fleet, node, bans, isMember, log })
     reservationPolicy.useSlots(fleet.relaySlots)
 
     const storage = createStorageService({
@@ -467,8 +471,11 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     cleanups.push(async () => { clearInterval(readinessTimer) })
     void readiness.report()
     const joinFleet = async (): Promise<void> => {
-      siblings = await seedFromFleet(fleet, node, (peer) => accounts.isRegistered(peer), dialPolicy, log)
-      siblingIds = new Set(siblings.map(String))
+      siblings = await seedFromFleet(fleet, node, (peer) => accounts.isRegistered(peer), (workers) => {
+        siblingIds = new Set(workers.map((worker) => worker.peerId))
+        // Whatever range they are on, the fleet's own workers are always dialable.
+        dialPolicy.setFleetAddresses(workers.flatMap((worker) => worker.multiaddrs))
+      }, log)
     }
     await joinFleet().catch((err: unknown) => { log.warn({ err }, 'could not seed the overlay from the fleet; peers joining will fill it') })
     const siblingsTimer = setInterval(() => {

@@ -3,7 +3,8 @@
  * worker keep, against one worker started in-process on loopback with real js-libp2p peers:
  * its drain notices change nothing (issue 17, item 3), its peer record is forgotten once it
  * hangs up (item 3: the peer store expires entries only when read), and it never enters the
- * fleet peer view that sibling workers seed their overlays from (item 12).
+ * fleet peer view that sibling workers seed their overlays from (item 12); none of the
+ * addresses it claims enters the peer store, even while it is connected.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -106,15 +107,44 @@ describe('a worker and a peer that is neither registered nor a fleet worker', ()
     const member = await createClientPeer({ listen: ['/ip4/127.0.0.1/tcp/0'] })
     peers.push(stranger, member)
     await worker.accounts.add(member.peerId.toString())
+    const identified = identifiedBy(worker, stranger.peerId.toString())
     for (const client of [stranger, member]) await client.dial(multiaddr(tcpAddr))
     await waitFor('the member to be in the view with its listen address', async () => {
       const entry = (await worker.fleet.peerViews.fleetView({ limit: 1000 })).peers.find((candidate) => candidate.peerId === member.peerId.toString())
       return entry !== undefined && entry.addrs.length > 0
     }, 5000)
-    await waitFor('the worker to have identified the stranger', async () => (await worker.node.peerStore.get(stranger.peerId).then((record) => record.addresses.length > 0, () => false)), 5000)
+    await identified
     assert.equal((await fleetView()).includes(stranger.peerId.toString()), false, 'the stranger is not in the view')
     // The view is what siblings read (seedCandidates, locate): the stranger's claimed addresses are nowhere in it.
     assert.equal(await worker.fleet.peerViews.locate(stranger.peerId.toString()), undefined, 'the fleet cannot locate it at its claimed addresses')
     assert.ok(await worker.fleet.peerViews.locate(member.peerId.toString()), 'the registered peer is located')
   })
+
+  it('keeps none of its claimed addresses in the peer store even while it is connected; a registered peer\'s are kept', async () => {
+    const stranger = await createClientPeer({ listen: ['/ip4/127.0.0.1/tcp/0'] })
+    const member = await createClientPeer({ listen: ['/ip4/127.0.0.1/tcp/0'] })
+    peers.push(stranger, member)
+    await worker.accounts.add(member.peerId.toString())
+    const identified = Promise.all([stranger, member].map(async (client) => { await identifiedBy(worker, client.peerId.toString()) }))
+    for (const client of [stranger, member]) await client.dial(multiaddr(tcpAddr))
+    await identified
+    const addressesOf = async (client: ClientPeer): Promise<string[]> =>
+      await worker.node.peerStore.get(client.peerId).then((record) => record.addresses.map((address) => address.multiaddr.toString()), () => [])
+    assert.ok(stranger.getMultiaddrs().length > 0, 'the stranger listens, so identify told the worker its addresses')
+    assert.deepEqual(await addressesOf(stranger), [], 'none of the stranger\'s addresses was kept')
+    assert.ok((await addressesOf(member)).length > 0, 'the member\'s listen addresses are kept for the overlay to dial')
+    assert.equal(worker.node.getConnections(stranger.peerId).length > 0, true, 'the stranger is still connected')
+  })
 })
+
+/** Resolves once `worker` has run identify with `peer` (its listen addresses have reached the peer store's filter). */
+async function identifiedBy (worker: Worker, peer: string): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const listener = ({ detail }: CustomEvent<{ peerId: { toString: () => string } }>): void => {
+      if (detail.peerId.toString() !== peer) return
+      worker.node.removeEventListener('peer:identify', listener)
+      resolve()
+    }
+    worker.node.addEventListener('peer:identify', listener)
+  })
+}

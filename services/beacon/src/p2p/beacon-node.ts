@@ -52,6 +52,11 @@ export interface BeaconNodeDeps {
   drainTrust?: (peer: PeerId) => DrainTrust
   /** Decides relay reservations (registered accounts, slots per account); this attaches the node to it. */
   reservationPolicy: RelayReservationPolicy
+  /**
+   * Registered accounts and fleet workers: only their addresses enter the peer store.
+   * @default everyone's
+   */
+  isMember?: (peer: PeerId) => boolean
   /** Which addresses may be dialled; every dial asks it first. @default every address */
   dialPolicy?: Pick<DialPolicy, 'denyDialMultiaddr'>
 }
@@ -64,12 +69,18 @@ function ipProtocol (host: string): 'ip4' | 'ip6' {
  * The worker's libp2p node, sized for a beacon rather than a laptop (STYLE.md, "Known
  * traps"): every limit below comes from config, and each default is documented there.
  */
-export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned, bootstrap, drainTrust, reservationPolicy, dialPolicy }: BeaconNodeDeps): Promise<BeaconNode> {
-  const gater = beaconConnectionGater(reservationPolicy, {
-    onNonEd25519: () => metrics.connectionsRefused.inc({ reason: 'not-ed25519' }),
-    onReservation: (decision) => metrics.relayReservationRequests.inc({ outcome: decision.allowed ? (decision.renewal ? 'renewed' : 'granted') : decision.reason }),
-    onBanned: () => metrics.connectionsRefused.inc({ reason: 'banned' })
-  }, isBanned, dialPolicy === undefined ? undefined : async (addr) => await dialPolicy.denyDialMultiaddr(addr))
+export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned, bootstrap, drainTrust, reservationPolicy, dialPolicy, isMember }: BeaconNodeDeps): Promise<BeaconNode> {
+  const gater = beaconConnectionGater({
+    policy: reservationPolicy,
+    events: {
+      onNonEd25519: () => metrics.connectionsRefused.inc({ reason: 'not-ed25519' }),
+      onReservation: (decision) => metrics.relayReservationRequests.inc({ outcome: decision.allowed ? (decision.renewal ? 'renewed' : 'granted') : decision.reason }),
+      onBanned: () => metrics.connectionsRefused.inc({ reason: 'banned' })
+    },
+    ...(isBanned === undefined ? {} : { isBanned }),
+    ...(dialPolicy === undefined ? {} : { denyDial: async (addr) => await dialPolicy.denyDialMultiaddr(addr) }),
+    ...(isMember === undefined ? {} : { keepAddressesOf: isMember })
+  })
   const ip = ipProtocol(config.p2pHost)
   // A listener's server errors (accept failing with EMFILE: out of file descriptors) are
   // logged, rate-limited, and counted; stock, they were silent (TCP) or fatal (WebSocket).

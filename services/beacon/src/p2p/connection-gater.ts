@@ -16,14 +16,33 @@ export type IsBanned = (peer: PeerId) => boolean
 /** Whether an address may not be dialled (DialPolicy.denyDialMultiaddr); it counts its own refusals. */
 export type DenyDial = (addr: Multiaddr) => Promise<boolean>
 
+/** What the gater decides with; everything but the reservation policy is optional. */
+export interface BeaconGaterOptions {
+  /** Decides relay reservations (registered accounts, slots per account). */
+  policy: RelayReservationPolicy
+  events?: GaterEvents
+  /** @default nobody is banned */
+  isBanned?: IsBanned
+  /** Checked before every dial (dial-policy.ts). @default every address may be dialled */
+  denyDial?: DenyDial
+  /**
+   * Whose addresses the peer store may keep: members (registered accounts and fleet
+   * workers). Anyone else's listen addresses from identify are dropped as they arrive, so a
+   * peer that merely connects puts nothing in the peer store, and the overlay's address
+   * lookups can never hand its claimed addresses to a member. @default everyone's
+   */
+  keepAddressesOf?: (peer: PeerId) => boolean
+}
+
 /**
  * Pharos accepts only ed25519 identities: accounts, entry authors and workers are all
  * ed25519 keys, so an RSA or secp256k1 peer can never be a member and is refused as soon as
  * Noise reveals its key, before any stream is opened. Banned peers are refused at the same
  * point, and never dialled. Every address is checked before it is dialled (`denyDial`,
- * dial-policy.ts): no socket is opened to one the policy refuses.
+ * dial-policy.ts): no socket is opened to one the policy refuses. Only members' addresses
+ * enter the peer store (`keepAddressesOf`, libp2p's `filterMultiaddrForPeer`).
  */
-export function beaconConnectionGater (policy: RelayReservationPolicy, events: GaterEvents = {}, isBanned: IsBanned = () => false, denyDial?: DenyDial): ConnectionGater {
+export function beaconConnectionGater ({ policy, events = {}, isBanned = () => false, denyDial, keepAddressesOf }: BeaconGaterOptions): ConnectionGater {
   const notEd25519 = (peer: PeerId, direction: 'inbound' | 'outbound'): boolean => {
     if (peer.type === 'Ed25519') return false
     events.onNonEd25519?.(direction)
@@ -37,6 +56,7 @@ export function beaconConnectionGater (policy: RelayReservationPolicy, events: G
   return {
     denyDialPeer: (peer) => banned(peer, 'dial'),
     ...(denyDial === undefined ? {} : { denyDialMultiaddr: denyDial }),
+    ...(keepAddressesOf === undefined ? {} : { filterMultiaddrForPeer: (peer: PeerId) => keepAddressesOf(peer) }),
     denyInboundEncryptedConnection: (peer) => notEd25519(peer, 'inbound') || banned(peer, 'inbound'),
     denyOutboundEncryptedConnection: (peer) => notEd25519(peer, 'outbound') || banned(peer, 'outbound'),
     denyInboundRelayReservation: async (peer) => {
