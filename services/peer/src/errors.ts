@@ -174,7 +174,8 @@ export class KeyDeniedError extends Error {
  * A receipt that does not verify: `code` says why (receipt.ts `ReceiptErrorCode`): a bad
  * signature (`bad-statement-signature`), another signer than the beacon asked (`bad-signer`),
  * another kind (`wrong-kind`), or a valid receipt about something other than what was asked
- * (`wrong-subject`). A beacon that hands one out is not to be trusted for it.
+ * (`wrong-subject`), or less of a DAG than was required (`wrong-scope`: an entry's pin where the
+ * whole DAG was asked for). A beacon that hands one out is not to be trusted for it.
  */
 export class ReceiptVerificationError extends Error {
   override readonly name = 'ReceiptVerificationError'

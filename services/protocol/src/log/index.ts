@@ -35,6 +35,7 @@ export type {
   PinReceipt,
   PinReceiptBody,
   PinReceiptExpectation,
+  PinReceiptScope,
   Receipt,
   ReceiptErrorCode,
   ReceiptResult
