@@ -381,15 +381,20 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       log
     })
 
-    const readiness = new Readiness()
+    // The answers are fixed reasons: /readyz is anonymous, and a driver's error names hosts
+    // and users. The errors themselves are logged.
+    const readiness = new Readiness({ log })
     readiness.addCheck('p2p', async () => {
       if (node.status !== 'started' || node.getMultiaddrs().length === 0) throw new Error('libp2p is not listening')
-    })
-    readiness.addCheck('storage', async () => { await db.query('SELECT 1') })
+    }, { failure: 'not listening' })
+    readiness.addCheck('storage', async () => { await db.query('SELECT 1') }, { failure: 'unreachable' })
     const redis = fleet.redis
     if (redis !== undefined) {
       // Without Redis the worker carries on from local state (DESIGN.md §6): degraded, not down.
-      readiness.addCheck('redis', async () => { if (!redis.isUp()) throw new Error('unreachable: seen IDs, views and bans are local until it returns') }, { severity: 'degrades' })
+      readiness.addCheck('redis', async () => { if (!redis.isUp()) throw new Error('Redis is unreachable') }, {
+        severity: 'degrades',
+        failure: 'unreachable: seen IDs, views and bans are local until it returns'
+      })
     }
     readiness.onReport((report) => {
       health.observe(report)
