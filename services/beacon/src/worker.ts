@@ -314,6 +314,9 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       ? startInProcessFleetState(fleetOptions)
       : await startFleetState({
         ...fleetOptions,
+        // Postgres decides which bans stand: a ban lifted while Redis was down stays in Redis,
+        // and a resync must not bring it back.
+        bansStanding: async (peers) => await bans.standing(peers),
         redis: { url: config.redisUrl, mode: config.redisMode },
         prefix: config.redisPrefix,
         heartbeatMs: config.fleetHeartbeatMs,
