@@ -142,7 +142,7 @@ describe('key exchange costs (Postgres)', () => {
     const legacyHash = await keyHashOf(legacyKey)
     const reader = readers[7] ?? ''
     const rule = await signAllowList({ keyHash: legacyHash, version: 1, peers: [reader] }, author)
-    // As a worker before migration 006 stored it: the rule, no readers.
+    // As a worker before migration 009 stored it: the rule, no readers.
     await raw.query('INSERT INTO content_keys (key_hash, author, key, rule, rule_version) VALUES ($1, $2, $3, $4, 1)', [legacyHash, author.peerId, legacyKey, rule])
     const verify = mock.method(globalThis.crypto.subtle, 'verify')
     try {

@@ -2,7 +2,7 @@
  * What kind of pin a job is comes from the worker, never from a client (issue 17, item 9): a
  * `pharos:` meta key is refused, a pin whose meta claims `pharos:kind: log-entry` is still an
  * ordinary pin (ordinary attempts, every link walked), only the log ingest's pins are entry
- * pins, and migration 005 tells existing pins apart by whether a log entry points at them.
+ * pins, and migration 008 tells existing pins apart by whether a log entry points at them.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -62,11 +62,11 @@ describe('pin kinds (Postgres)', () => {
     assert.deepEqual(Object.fromEntries(kinds), { [user.id]: null, [entry.id]: LOG_ENTRY_KIND, [explicit.id]: LOG_ENTRY_KIND })
   })
 
-  it('migration 005 marks as entry pins exactly the pins a log entry points at', async () => {
+  it('migration 008 marks as entry pins exactly the pins a log entry points at', async () => {
     const legacy = await openPostgres(await createTestDatabase('pin_kind_legacy'))
     try {
       const migrations = await loadMigrations()
-      await migrate(legacy, migrations.filter((migration) => migration.version < 5))
+      await migrate(legacy, migrations.filter((migration) => migration.version < 8))
       const insertPin = async (id: string, owner: string, meta: Record<string, string>): Promise<void> => {
         await legacy.query(
           `INSERT INTO pins (id, owner, cid, root_cid, meta, created) VALUES ($1, $2, 'bafk', 'bafk', $3::jsonb, clock_timestamp())`,
@@ -79,7 +79,7 @@ describe('pin kinds (Postgres)', () => {
       await legacy.query(
         `INSERT INTO log_entries (cid, author, seq, prev, action, entry_timestamp, size, connected, pin_id)
          VALUES ('\\x01', 'someone', 0, NULL, 'set-profile', 0, 1, true, $1)`, [entryPin])
-      assert.deepEqual(await migrate(legacy, migrations), migrations.filter((migration) => migration.version >= 5).map((migration) => migration.version))
+      assert.deepEqual(await migrate(legacy, migrations), migrations.filter((migration) => migration.version >= 8).map((migration) => migration.version))
       const { rows } = await legacy.query<{ id: string, kind: string | null }>('SELECT id::text AS id, kind FROM pins ORDER BY id')
       assert.deepEqual(rows, [{ id: entryPin, kind: LOG_ENTRY_KIND }, { id: forged, kind: null }])
     } finally {

@@ -23,7 +23,7 @@ export interface ContentKeyLookup {
    * Meaningless while `readersIndexed` is false.
    */
   listed: boolean
-  /** False for a key deposited before readers were indexed (migration 006): its rule must be read once. */
+  /** False for a key deposited before readers were indexed (migration 009): its rule must be read once. */
   readersIndexed: boolean
 }
 

@@ -156,7 +156,7 @@ export class KeyExchangeService {
   }
 
   /**
-   * A key deposited before readers were indexed (migration 006): its rule is verified and its
+   * A key deposited before readers were indexed (migration 009): its rule is verified and its
    * readers written once, by the first GETKEY for it. Whether they name `requester` (never,
    * if the stored rule does not verify: then only the author is entitled).
    */

@@ -361,7 +361,7 @@ export class PinStore {
    * advisory lock on the owner, so pins of one owner recording at once (on any worker) are
    * checked one after the other against usage that includes each other's blocks, and cannot
    * each spend the same remaining quota. Usage is read from `owner_usage`, which only ever
-   * over-counts (see 005_pin_kind_fair_claims_quota.sql); a batch it would refuse is checked
+   * over-counts (see 008_pin_kind_fair_claims_quota.sql); a batch it would refuse is checked
    * again against the exact count before it is refused.
    */
   async recordBlocks (job: PinJob, multihashes: readonly Uint8Array[], quotaBytes: number): Promise<RecordOutcome> {
