@@ -349,6 +349,9 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       ? startInProcessFleetState(fleetOptions)
       : await startFleetState({
         ...fleetOptions,
+        // Postgres decides which bans stand: a ban lifted while Redis was down stays in Redis,
+        // and a resync must not bring it back.
+        bansStanding: async (peers) => await bans.standing(peers),
         redis: { url: config.redisUrl, mode: config.redisMode },
         prefix: config.redisPrefix,
         heartbeatMs: config.fleetHeartbeatMs,
@@ -365,7 +368,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       log,
       registry,
       adminTokens,
-      locatePeer: async (peerId) => (await fleet.peerViews.locate(peerId))?.addrs
+      locatePeer: async (peerId) => (await fleet.peerViews.locate(peerId))?.addrs,
+      limits: limitMetrics
     })
     // One signer for every statement this worker makes: receipts and audit reports.
     const signer = workerSigner(key)
@@ -427,15 +431,20 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       log
     })
 
-    const readiness = new Readiness()
+    // The answers are fixed reasons: /readyz is anonymous, and a driver's error names hosts
+    // and users. The errors themselves are logged.
+    const readiness = new Readiness({ log })
     readiness.addCheck('p2p', async () => {
       if (node.status !== 'started' || node.getMultiaddrs().length === 0) throw new Error('libp2p is not listening')
-    })
-    readiness.addCheck('storage', async () => { await db.query('SELECT 1') })
+    }, { failure: 'not listening' })
+    readiness.addCheck('storage', async () => { await db.query('SELECT 1') }, { failure: 'unreachable' })
     const redis = fleet.redis
     if (redis !== undefined) {
       // Without Redis the worker carries on from local state (DESIGN.md §6): degraded, not down.
-      readiness.addCheck('redis', async () => { if (!redis.isUp()) throw new Error('unreachable: seen IDs, views and bans are local until it returns') }, { severity: 'degrades' })
+      readiness.addCheck('redis', async () => { if (!redis.isUp()) throw new Error('Redis is unreachable') }, {
+        severity: 'degrades',
+        failure: 'unreachable: seen IDs, views and bans are local until it returns'
+      })
     }
     readiness.onReport((report) => {
       health.observe(report)

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, it } from 'node:test'
+import { after, before, describe, it, mock } from 'node:test'
 import { lpStream } from '@libp2p/utils'
 import type { CID } from 'multiformats/cid'
 import pg from 'pg'
@@ -9,6 +9,7 @@ import type { AuditReport } from '../../protocol/src/audit/index.ts'
 import { createPharosPeer } from '../../peer/src/pharos-peer.ts'
 import type { PharosPeer } from '../../peer/src/pharos-peer.ts'
 import { generateKey } from '../../peer/src/keys.ts'
+import { UnverifiedReportError } from '../src/audit/audit-store.ts'
 import { blockCid } from '../src/audit/auditor.ts'
 import { challengeWorker } from '../src/audit/challenger.ts'
 import { collectBytes } from '../src/storage/pg-blockstore.ts'
@@ -244,6 +245,22 @@ describe('storage audits (Postgres, libp2p)', () => {
     assert.equal((await list(`?worker=${worker.node.peerId.toString()}&since=2000-01-01T00:00:00Z`)).body.reports.length, 3)
     assert.equal((await list(`?worker=${(await client()).peerId.toString()}`)).body.reports.length, 0)
     assert.equal((await list(`?since=${new Date(Date.now() + 60_000).toISOString()}`)).body.reports.length, 0)
+
+    // Each report was verified once, when stored: reading them, however often, verifies none.
+    const verify = mock.method(globalThis.crypto.subtle, 'verify')
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await list('?limit=100')).body.reports.length, 3)
+      assert.equal(verify.mock.callCount(), 0, 'no signature verified by GET /v1/audits')
+    } finally {
+      verify.mock.restore()
+    }
+    // What makes that safe: a report that does not verify is never stored.
+    const statement = Uint8Array.from(Buffer.from(newest.statement, 'base64'))
+    statement[statement.length - 1] = (statement[statement.length - 1] ?? 0) ^ 1
+    await assert.rejects(worker.audits.store.insert({
+      reportCid: 'bafy-tampered', worker: newest.worker, roundAt: new Date(), sampleSize: 1, checked: 1, failures: 0, repaired: 0, repairFailures: 0, statement
+    }), UnverifiedReportError)
+    assert.equal((await list('?limit=100')).body.reports.length, 3)
 
     for (const bad of ['?limit=0', '?limit=101', '?before=abc', '?worker=not-a-peer', '?since=yesterday']) {
       const response = await list(bad)

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { describe, it } from 'node:test'
 import { ConfigError, loadConfig, parseCommandLine } from '../src/config/load.ts'
 import { withConfigTable } from '../src/config/docs.ts'
+import { PUBLIC_ADMIN_TOKENS, PUBLIC_FLEET_SECRETS } from '../src/config/public-secrets.ts'
 import { schema } from '../src/config/schema.ts'
 
 describe('config', () => {
@@ -45,6 +46,34 @@ describe('config', () => {
       return true
     })
     assert.equal(loadConfig({ PHAROS_SHUTDOWN_DRAIN_MS: '14999', PHAROS_SHUTDOWN_TIMEOUT_MS: '15000' }).shutdownDrainMs, 14_999)
+  })
+})
+
+describe('secrets this repository published as defaults (issue 17, item 7)', () => {
+  const fleetSecret = [...PUBLIC_FLEET_SECRETS][0] ?? assert.fail()
+  const adminToken = [...PUBLIC_ADMIN_TOKENS][0] ?? assert.fail()
+  const refused = (key: string) => (err: unknown): boolean => err instanceof ConfigError && err.key === key && !err.message.includes(fleetSecret) && !err.message.includes(adminToken)
+
+  it('refuses the public fleet secret when libp2p listens or announces beyond loopback, naming the key', () => {
+    // PHAROS_P2P_HOST defaults to 0.0.0.0: every interface.
+    assert.throws(() => loadConfig({ PHAROS_FLEET_SECRET: fleetSecret }), refused('PHAROS_FLEET_SECRET'))
+    assert.throws(() => loadConfig({ PHAROS_FLEET_SECRET: fleetSecret, PHAROS_P2P_HOST: '10.0.0.5' }), refused('PHAROS_FLEET_SECRET'))
+    assert.throws(() => loadConfig({ PHAROS_FLEET_SECRET: fleetSecret, PHAROS_P2P_HOST: '127.0.0.1', PHAROS_ANNOUNCE: '/ip4/127.0.0.1/tcp/4001,/dns4/beacon.example.com/tcp/4001' }), refused('PHAROS_FLEET_SECRET'))
+    for (const secret of PUBLIC_FLEET_SECRETS) assert.throws(() => loadConfig({ PHAROS_FLEET_SECRET: secret, PHAROS_P2P_HOST: '::' }), refused('PHAROS_FLEET_SECRET'))
+  })
+
+  it('accepts it on loopback alone, and accepts a secret of one\'s own anywhere', () => {
+    assert.equal(loadConfig({ PHAROS_FLEET_SECRET: fleetSecret, PHAROS_P2P_HOST: '127.0.0.1' }).fleetSecret, fleetSecret)
+    assert.equal(loadConfig({ PHAROS_FLEET_SECRET: fleetSecret, PHAROS_P2P_HOST: '::1', PHAROS_ANNOUNCE: '/ip4/127.0.0.1/tcp/4001,/ip6/::1/tcp/4002/ws,/dns4/localhost/tcp/4001' }).fleetSecret, fleetSecret)
+    const own = 'my-own-fleet-secret-of-more-than-32-characters'
+    assert.equal(loadConfig({ PHAROS_FLEET_SECRET: own, PHAROS_ANNOUNCE: '/dns4/beacon.example.com/tcp/4001' }).fleetSecret, own)
+  })
+
+  it('refuses a public admin token when HTTP listens beyond loopback', () => {
+    for (const token of PUBLIC_ADMIN_TOKENS) {
+      assert.throws(() => loadConfig({ PHAROS_ADMIN_TOKENS: `my-own-admin-token-0123,${token}`, PHAROS_HTTP_HOST: '0.0.0.0' }), refused('PHAROS_ADMIN_TOKENS'))
+      assert.deepEqual(loadConfig({ PHAROS_ADMIN_TOKENS: token }).adminTokens, [token], 'HTTP on 127.0.0.1 (the default)')
+    }
   })
 })
 

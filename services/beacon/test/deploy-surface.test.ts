@@ -15,12 +15,13 @@ import { promisify } from 'node:util'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import yaml from 'js-yaml'
 import { loadConfig } from '../src/config/load.ts'
+import { PUBLIC_ADMIN_TOKENS, PUBLIC_FLEET_SECRETS } from '../src/config/public-secrets.ts'
 import type { Config, KeySpec } from '../src/config/schema.ts'
 import { schema } from '../src/config/schema.ts'
 import { deriveWorkerKey } from '../src/p2p/identity.ts'
 import { createTestDatabase, testFleet } from './helpers/databases.ts'
 import {
-  ROOT, chartValues, dashboardQueries, definedTemplateNames, execForm, interpolateAll, isExported, parseCopy,
+  ROOT, chartValues, dashboardQueries, definedTemplateNames, execForm, interpolate, interpolateAll, isExported, parseCopy,
   parseDockerfile, parseEnvArgs, parseExposition, parsePort, promqlMetricNames, readRepoFile, readYaml, renderChart,
   serviceEnvironment, setValue, substituteGrafanaVariables
 } from './helpers/deploy-files.ts'
@@ -211,8 +212,32 @@ interface ComposeService {
 }
 interface ComposeFile { services: Record<string, ComposeService>, volumes?: Record<string, unknown> }
 
-/** As `docker compose up` sees it on a fresh machine: no .env, nothing exported. */
-const compose = interpolateAll(readYaml<ComposeFile>('docker-compose.yml'), {})
+/** Stand-ins for the `$(openssl rand …)` of a documented command (the chart's install, the compose .env). */
+function standIn (value: string): string {
+  return value.replace(/\$\(openssl rand -base64 (\d+)\)/g, (_all, n: string) => Buffer.alloc(Number(n), 7).toString('base64'))
+    .replace(/\$\(openssl rand -hex (\d+)\)/g, (_all, n: string) => 'ab'.repeat(Number(n)))
+}
+
+/** The `.env` the README's one command makes for the quick start, each `$(…)` given a stand-in. */
+function readmeDotEnv (): Record<string, string> {
+  const block = /^cat > \.env <<ENV\n([\s\S]*?)\nENV$/m.exec(readRepoFile('README.md'))?.[1]
+  assert.ok(block !== undefined, 'the README has the command that makes .env')
+  const env: Record<string, string> = {}
+  for (const line of block.split('\n')) {
+    const match = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line)
+    assert.ok(match !== null, `.env line not understood: ${line}`)
+    const value = standIn(match[2] ?? '')
+    assert.doesNotMatch(value, /\$\(/, `a stand-in for ${line}`)
+    env[match[1] ?? ''] = value
+  }
+  return env
+}
+
+const composeRaw = readYaml<ComposeFile>('docker-compose.yml')
+/** The quick start's `.env`, made by the README's command. */
+const quickStartEnv = readmeDotEnv()
+/** As `docker compose up` sees it on a fresh machine with the README's .env and nothing exported. */
+const compose = interpolateAll(composeRaw, quickStartEnv)
 const workerServices = Object.entries(compose.services).filter(([, service]) => service.build?.dockerfile === 'deploy/Dockerfile')
 /** What each worker process sees: the image's ENV under the service's environment. */
 const workerEnvs = workerServices.map(([name, service]) => ({ name, service, env: { ...imageEnv, ...serviceEnvironment(service) } }))
@@ -261,6 +286,53 @@ describe('docker-compose.yml', () => {
       assert.equal(new URL(config.redisUrl ?? '').hostname, 'redis')
       assert.equal(config.httpHost, '0.0.0.0')
     }
+  })
+
+  it('gives no secret a default: each comes from .env as ${VAR:?…}, and up without one stops naming it', () => {
+    // Variables that carry a secret: those of the schema's secret keys, and the passwords.
+    const secretVariables = new Set<string>()
+    const secretEntries = [...SECRET_KEYS, 'POSTGRES_PASSWORD', 'GF_SECURITY_ADMIN_PASSWORD']
+    for (const [name, service] of Object.entries(composeRaw.services)) {
+      for (const [key, value] of Object.entries(serviceEnvironment(service))) {
+        if (!secretEntries.includes(key)) continue
+        const interpolations = [...value.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+])?[^}]*\}/g)]
+        for (const [whole, variable, op] of interpolations) {
+          assert.equal(op, ':?', `${name} ${key}: ${whole} must be required (\${VAR:?message}), never defaulted`)
+          secretVariables.add(variable ?? '')
+        }
+        // A URL's credentials come from .env; the rest of it may be literal.
+        if (key === 'DATABASE_URL' || key === 'REDIS_URL') {
+          const url = new URL(interpolate(value, Object.fromEntries([...secretVariables].map((variable) => [variable, 'from-dot-env']))))
+          assert.ok(url.password === '' || url.password === 'from-dot-env', `${name} ${key}: a literal password`)
+          continue
+        }
+        assert.equal(interpolations.length, 1, `${name} ${key}: one required variable`)
+        assert.equal(interpolations[0]?.[0], value, `${name} ${key}: nothing but the variable (no literal secret)`)
+      }
+    }
+    assert.deepEqual([...secretVariables].sort(), ['GRAFANA_ADMIN_PASSWORD', 'PHAROS_ADMIN_TOKENS', 'PHAROS_FLEET_SECRET', 'POSTGRES_PASSWORD'])
+    // Nowhere else in the file either: no other use of them may default.
+    const text = readRepoFile('docker-compose.yml')
+    for (const variable of secretVariables) {
+      for (const use of text.matchAll(new RegExp(`\\$\\{${variable}(:?[-?+])?`, 'g'))) assert.equal(use[1], ':?', `every use of ${variable} is required`)
+    }
+    // The README's .env sets each one, and without any one of them compose stops, naming it.
+    assert.deepEqual(Object.keys(quickStartEnv).filter((variable) => secretVariables.has(variable)).sort(), [...secretVariables].sort())
+    for (const variable of secretVariables) {
+      const { [variable]: _missing, ...rest } = quickStartEnv
+      assert.throws(() => interpolateAll(composeRaw, rest), new RegExp(`compose: ${variable} is required`))
+    }
+  })
+
+  it('holds no secret this repository ever published as a default, nor do the chart and the docs', () => {
+    const published = [...PUBLIC_FLEET_SECRETS, ...PUBLIC_ADMIN_TOKENS]
+    const files = ['docker-compose.yml', 'README.md', 'helm/pharos/values.yaml', 'helm/pharos/README.md', ...readdirSync(join(ROOT, 'docs')).filter((file) => file.endsWith('.md')).map((file) => `docs/${file}`)]
+    for (const file of files) {
+      const text = readRepoFile(file)
+      for (const secret of published) assert.ok(!text.includes(secret), `${file} holds the published default ${secret}`)
+    }
+    const values = chartValues(CHART) as { secretConfig: Record<string, unknown> }
+    for (const [key, value] of Object.entries(values.secretConfig)) assert.equal(value, '', `the chart has no default for secretConfig.${key}`)
   })
 
   it('gives each worker its own name, and so a peer ID of its own', async () => {
@@ -452,8 +524,7 @@ function readmeInstall (): ReadmeInstall {
   const sets = [...command.matchAll(/--set ([\w.]+)=("[^"]*"|'[^']*'|\S+)/g)].map((m): [string, string] => {
     let value = m[2] ?? ''
     if (value.startsWith('\'') || value.startsWith('"')) value = value.slice(1, -1)
-    value = value.replace(/\$\(openssl rand -base64 (\d+)\)/g, (_all, n: string) => Buffer.alloc(Number(n), 7).toString('base64'))
-      .replace(/\$\(openssl rand -hex (\d+)\)/g, (_all, n: string) => 'ab'.repeat(Number(n)))
+    value = standIn(value)
     assert.doesNotMatch(value, /\$\(/, `a stand-in for ${value}`)
     return [m[1] ?? '', value]
   })

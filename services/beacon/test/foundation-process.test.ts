@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, it } from 'node:test'
 import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { PUBLIC_FLEET_SECRETS } from '../src/config/public-secrets.ts'
 import { schema, flagFor } from '../src/config/schema.ts'
 import { createTestDatabase } from './helpers/databases.ts'
 import { runMain, runScript, spawnWorker, stopWorker, workerEnv } from './helpers/worker-process.ts'
@@ -59,6 +60,24 @@ describe('configuration at start', () => {
     const result = await runMain(await workerEnv({ REDIS_URL: 'redis://127.0.0.1:1' }))
     assert.equal(result.code, EXIT_CONFIG)
     assert.match(result.stderr, /REDIS_URL/)
+  })
+
+  it('refuses the fleet secret the quick start once published when it announces beyond loopback, and starts with it on loopback alone', async () => {
+    const published = [...PUBLIC_FLEET_SECRETS][0] ?? assert.fail()
+    const refused = await runMain(await workerEnv({ PHAROS_FLEET_SECRET: published, PHAROS_ANNOUNCE: '/ip4/203.0.113.7/tcp/4001' }))
+    assert.equal(refused.code, EXIT_CONFIG)
+    assert.match(refused.stderr, /invalid configuration: PHAROS_FLEET_SECRET=\(hidden\); allowed: a secret of your own/)
+    assert.match(refused.stderr, /published default/)
+    assert.equal(refused.stdout, '', 'nothing started')
+
+    const loopback = await spawnWorker(await workerEnv({ PHAROS_FLEET_SECRET: published, PHAROS_WORKER_NAME: 'laptop' }))
+    try {
+      const started = loopback.lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((record) => record.msg === 'pharos beacon started')
+      assert.equal(started?.keySource, 'fleet-secret')
+      assert.ok(loopback.multiaddrs.every((addr) => addr.startsWith('/ip4/127.0.0.1/')), 'it listens on loopback only')
+    } finally {
+      await stopWorker(loopback)
+    }
   })
 
   it('--help lists every key with its flag and default', async () => {

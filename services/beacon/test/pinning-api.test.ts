@@ -193,6 +193,18 @@ describe('IPFS Pinning Service API (embedded PGlite worker)', () => {
     await expectFailure(alice('DELETE', `/pins/${pins.missing.requestid}`).then(async () => await alice('GET', `/pins/${pins.missing.requestid}`)), 404, 'NOT_FOUND')
   })
 
+  it('refuses meta keys under pharos: (the worker\'s own) with 400 and the reason, on create and replace', async () => {
+    const cid = await block(100)
+    const forged = await expectFailure(alice('POST', '/pins', { cid: cid.toString(), meta: { 'pharos:kind': 'log-entry', app: 'notes' } }), 400, 'BAD_REQUEST')
+    assert.match(forged.error.details, /reserved for the worker: "pharos:kind"/)
+    const created = await add(alice, { cid: cid.toString(), meta: { app: 'notes' } })
+    const replaced = await expectFailure(alice('POST', `/pins/${created.requestid}`, { cid: cid.toString(), meta: { 'pharos:anything': 'x' } }), 400, 'BAD_REQUEST')
+    assert.match(replaced.error.details, /"pharos:anything"/)
+    const kept = await alice('GET', `/pins/${created.requestid}`)
+    assert.deepEqual(kept.body.pin.meta, { app: 'notes' }, 'the refused replace changed nothing')
+    assert.equal(await alice('DELETE', `/pins/${created.requestid}`).then((response) => response.status), 202)
+  })
+
   it('accounts storage per owner, a shared block once, and enforces the quota', async () => {
     const admin = httpClient(worker.httpUrl, ADMIN)
     const shared = await block(3000)

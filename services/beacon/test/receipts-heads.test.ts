@@ -111,10 +111,15 @@ describe('receipts and GET /v1/heads', () => {
       const entry = published[i] ?? assert.fail()
       assert.equal(receipt.signer, workerId)
       assert.equal(receipt.cid.toString(), entry.cid.toString())
-      // An entry's pin holds the entry block and its post body (no attachments here).
+      // An entry's pin holds the entry block and its post body (no attachments here), never
+      // `prev`: the receipt says so, and is not one for the whole DAG under the entry.
+      assert.equal(receipt.scope, 'entry')
       const bodySize = (await worker.storage.blockstore.getBytes(entry.content)).length
       assert.deepEqual([receipt.blocks, receipt.bytes], [2, entry.block.bytes.length + bodySize])
+      await assert.rejects(verifyPinReceipt(receipt.statement, { signer: workerId, cid: entry.cid, scope: 'dag' }), (err: unknown) => err instanceof ReceiptVerificationError && err.code === 'wrong-scope')
     }
+    const second = published[1] ?? assert.fail()
+    await assert.rejects(peer.receipt(second.cid, { scope: 'dag' }), (err: unknown) => err instanceof ReceiptVerificationError && err.code === 'wrong-scope')
 
     const self = peer.peerId.toString()
     const head = await peer.receipt(self)
@@ -184,15 +189,28 @@ describe('receipts and GET /v1/heads', () => {
     // The signer to expect is the worker named in the delegates.
     const delegate = pinned?.delegates[0]?.split('/p2p/').at(-1)
     assert.equal(delegate, workerId)
-    const receipt = await verifyPinReceipt(receiptText, { signer: delegate, cid })
-    assert.deepEqual([receipt.cid.toString(), receipt.blocks, receipt.bytes], [cid.toString(), 1, bytes.length])
+    const receipt = await verifyPinReceipt(receiptText, { signer: delegate, cid, scope: 'dag' })
+    assert.deepEqual([receipt.cid.toString(), receipt.scope, receipt.blocks, receipt.bytes], [cid.toString(), 'dag', 1, bytes.length])
     await assert.rejects(verifyPinReceipt(receiptText, { signer: delegate, cid: published[0]?.cid ?? assert.fail() }), (err: unknown) => err instanceof ReceiptVerificationError && err.code === 'wrong-subject')
     // Over sync, the same DAG gets the same claim.
     const overSync = await peer.receipt(cid)
-    assert.deepEqual([overSync.blocks, overSync.bytes], [1, bytes.length])
+    assert.deepEqual([overSync.scope, overSync.blocks, overSync.bytes], ['dag', 1, bytes.length])
     // Lists stay cheap: no receipts there.
     const list = await http<{ results: Status[] }>('/pins?status=pinned', true)
     assert.ok(list.json.results.length > 0 && list.json.results.every((status) => status.info?.receipt === undefined))
+  })
+
+  it('vouches for the whole DAG under an entry only when a whole-DAG pin of it is pinned', async () => {
+    const entry = published[1] ?? assert.fail('the first test published two entries')
+    assert.equal((await peer.receipt(entry.cid)).scope, 'entry')
+    // A client pins the entry's whole DAG (its content and, through prev, its ancestors).
+    const created = await worker.app.inject({ method: 'POST', url: '/pins', headers: { authorization: `Bearer ${TOKEN}` }, payload: { cid: entry.cid.toString() } })
+    assert.equal(created.statusCode, 202, created.body)
+    const id = created.json<{ requestid: string }>().requestid
+    await waitFor('the whole-DAG pin to settle', async () => (await http<{ status: string }>(`/pins/${id}`, true)).json.status === 'pinned', WAIT_MS)
+    const whole = await peer.receipt(entry.cid, { scope: 'dag' })
+    // Two entries and two post bodies: prev included.
+    assert.deepEqual([whole.scope, whole.blocks], ['dag', 4])
   })
 
   it('GET /v1/heads?authors= answers as the sync protocol\'s heads request, without a token', async () => {

@@ -8,7 +8,7 @@
  * Exit codes: 0 done, 1 failed (one line on stderr says why), 2 bad usage (with the usage).
  * `runCli` takes its output streams as arguments, so tests run it in-process.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { basename, join, resolve, sep } from 'node:path'
 import { parseArgs } from 'node:util'
 import * as dagJson from '@ipld/dag-json'
@@ -19,20 +19,22 @@ import { InvalidBootstrapAddressError } from './errors.ts'
 import { generateKey, loadKeyFile, saveKeyFile } from './keys.ts'
 import { createPharosPeer } from './pharos-peer.ts'
 import type { PharosPeer } from './pharos-peer.ts'
+import { mkdirNoFollow, writeFileNoFollow } from './safe-write.ts'
 
 export const USAGE = `usage: pharos-peer <command> [options]
 
 commands:
   keygen   --out <file> [--force]
-           Generate an ed25519 key file (mode 0600) and print its peer ID. An existing
-           file is kept unless --force.
+           Generate an ed25519 key file (mode 0600, also when --force replaces a file)
+           and print its peer ID. An existing file is kept unless --force; a symbolic
+           link is never written through.
   publish  --key <file> --bootstrap <multiaddr> --text <text> [--file <path>]...
            Publish a post (each --file an attachment) and print the entry's CID once a
            beacon holds it fully pinned.
   fetch    --key <file> --bootstrap <multiaddr> --author <peer id> --out <dir>
            Fetch and verify an author's whole log; write <dir>/entries/<seq>-<cid>.json
            (dag-json), <dir>/posts/<seq>-<cid>.json and <dir>/attachments/<seq>/<name>, and
-           print a JSON summary.
+           print a JSON summary. Never writes through a symbolic link in <dir>.
 
 options:
   --bootstrap <multiaddr>  a beacon, ending in /p2p/<peer id> (repeatable)
@@ -170,16 +172,21 @@ async function publish (values: Values, io: CliIo, signal: AbortSignal, timeoutM
 async function fetchLogCommand (values: Values, io: CliIo, signal: AbortSignal): Promise<void> {
   const author = values.author ?? ''
   if (publicKeyFromPeerId(author) === undefined) throw new UsageError(`--author must be an ed25519 peer ID (12D3KooW…), not ${JSON.stringify(author)}`)
-  const out = values.out ?? ''
+  const out = resolve(values.out ?? '')
+  /** Writes under `out`, through no symbolic link (a folder or file linked elsewhere is refused). */
+  const write = async (folder: string, file: string, data: Uint8Array | string): Promise<void> => {
+    await mkdirNoFollow(out, folder)
+    await writeFileNoFollow(inside(out, join(folder, file)), data)
+  }
   const summary = await withPeer(values, signal, async (peer) => {
     const log = await peer.fetchLog(author, { signal })
-    await mkdir(join(out, 'entries'), { recursive: true })
+    await mkdirNoFollow(out, 'entries')
     let attachments = 0
     let bytes = 0
     for (const block of log) {
       const { entry, cid } = block
       const stem = `${entry.seq}-${cid.toString()}`
-      await writeFile(inside(out, join('entries', `${stem}.json`)), dagJson.encode(entry))
+      await write('entries', `${stem}.json`, dagJson.encode(entry))
       if (entry.action !== FEED_POST_ACTION) continue
       const post = await peer.fetchPost(block, { signal })
       const folder = join('attachments', String(entry.seq))
@@ -187,14 +194,12 @@ async function fetchLogCommand (values: Values, io: CliIo, signal: AbortSignal):
       const files = []
       for (const attachment of post.attachments) {
         const file = safeFileName(attachment.name, taken)
-        await mkdir(inside(out, folder), { recursive: true })
-        await writeFile(inside(out, join(folder, file)), attachment.bytes)
+        await write(folder, file, attachment.bytes)
         files.push({ name: attachment.name, file: join(folder, file), size: attachment.bytes.length, cid: attachment.cid.toString() })
         attachments++
         bytes += attachment.bytes.length
       }
-      await mkdir(join(out, 'posts'), { recursive: true })
-      await writeFile(inside(out, join('posts', `${stem}.json`)), JSON.stringify({ text: post.text, attachments: files }, null, 2) + '\n')
+      await write('posts', `${stem}.json`, JSON.stringify({ text: post.text, attachments: files }, null, 2) + '\n')
     }
     return { author, head: log[0]?.cid.toString() ?? null, entries: log.length, attachments, bytes, verified: true }
   })

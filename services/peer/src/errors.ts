@@ -14,6 +14,20 @@ export class KeyFileError extends Error {
   }
 }
 
+/**
+ * A file write refused because its target (or a folder it would go into) is a symbolic link:
+ * the CLI never writes through one, since a link planted in an output folder would send the
+ * bytes anywhere its owner may write (`~/.ssh/authorized_keys`, a key file).
+ */
+export class SymlinkTargetError extends Error {
+  override readonly name = 'SymlinkTargetError'
+  readonly path: string
+  constructor (path: string) {
+    super(`${path} is a symbolic link; refusing to write through it (remove it, or choose another path)`)
+    this.path = path
+  }
+}
+
 /** A bootstrap multiaddr that cannot be used: unparsable, or without `/p2p/<peer id>`. */
 export class InvalidBootstrapAddressError extends Error {
   override readonly name = 'InvalidBootstrapAddressError'
@@ -174,7 +188,8 @@ export class KeyDeniedError extends Error {
  * A receipt that does not verify: `code` says why (receipt.ts `ReceiptErrorCode`): a bad
  * signature (`bad-statement-signature`), another signer than the beacon asked (`bad-signer`),
  * another kind (`wrong-kind`), or a valid receipt about something other than what was asked
- * (`wrong-subject`). A beacon that hands one out is not to be trusted for it.
+ * (`wrong-subject`), or less of a DAG than was required (`wrong-scope`: an entry's pin where the
+ * whole DAG was asked for). A beacon that hands one out is not to be trusted for it.
  */
 export class ReceiptVerificationError extends Error {
   override readonly name = 'ReceiptVerificationError'

@@ -6,6 +6,7 @@ export { createPharosPeer, PharosPeer } from './pharos-peer.ts'
 export type {
   KeyDeposit,
   LogReceiptOptions,
+  PinReceiptOptions,
   PharosPeerInit,
   PharosPeerNode,
   PharosPeerServices,
@@ -21,7 +22,7 @@ export { decodeKeyFile, encodeKeyFile, generateKey, loadKeyFile, saveKeyFile, si
 export type { KeyFile } from './keys.ts'
 export { checkLogEntry, verifyLog, walkLog } from './log-verify.ts'
 export { verifyLogReceipt, verifyPinReceipt } from './receipts.ts'
-export type { LogReceipt, PinReceipt, Receipt } from './receipts.ts'
+export type { LogReceipt, PinReceipt, PinReceiptScope, Receipt } from './receipts.ts'
 export { DEFAULT_NETWORK, DEFAULT_TIMEOUTS } from './constants.ts'
 export type { PeerTimeouts } from './constants.ts'
 export * from './errors.ts'

@@ -10,13 +10,14 @@
  * the two. `peerId` is redundant and checked on load: a file whose two fields disagree was
  * edited by hand or damaged, and is refused rather than used as somebody else.
  */
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { ed25519Signer } from '../../protocol/src/log/index.ts'
 import type { Ed25519Signer } from '../../protocol/src/log/index.ts'
-import { KeyFileError } from './errors.ts'
+import { KeyFileError, SymlinkTargetError } from './errors.ts'
+import { writeFileNoFollow } from './safe-write.ts'
 
 /** The JSON shape of a key file. */
 export interface KeyFile {
@@ -59,14 +60,17 @@ export function decodeKeyFile (text: string, file = 'key file'): Ed25519PrivateK
 }
 
 /**
- * Writes a key file readable by its owner only. Refuses to replace an existing file unless
- * `overwrite`: a lost key is a lost identity (and its whole log).
+ * Writes a key file readable by its owner only: mode 0600 always, also when it replaces a
+ * file that had another mode. Refuses to replace an existing file unless `overwrite`: a lost
+ * key is a lost identity (and its whole log). Never writes through a symbolic link: a link at
+ * `file` is refused (a planted link would send the private key wherever it points).
  */
 export async function saveKeyFile (file: string, key: Ed25519PrivateKey, options: { overwrite?: boolean } = {}): Promise<void> {
   const text = JSON.stringify(encodeKeyFile(key), null, 2) + '\n'
   try {
-    await writeFile(file, text, { mode: 0o600, flag: options.overwrite === true ? 'w' : 'wx' })
+    await writeFileNoFollow(file, text, { mode: 0o600, overwrite: options.overwrite === true })
   } catch (err) {
+    if (err instanceof SymlinkTargetError) throw new KeyFileError(file, 'is a symbolic link; refusing to write a key through it', { cause: err })
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'EEXIST') throw new KeyFileError(file, 'already exists (refusing to overwrite a key)', { cause: err })
     throw new KeyFileError(file, `cannot write: ${code ?? String(err)}`, { cause: err })

@@ -100,7 +100,7 @@ import { checkLogEntry, walkLog } from './log-verify.ts'
 import type { LogSource } from './log-verify.ts'
 import { attachmentNameProblem, decodePostBody, encodePostBody } from './post.ts'
 import { verifyLogReceipt, verifyPinReceipt } from './receipts.ts'
-import type { LogReceipt, PinReceipt } from './receipts.ts'
+import type { LogReceipt, PinReceipt, PinReceiptScope } from './receipts.ts'
 import type { AttachmentInput, AttachmentLink } from './post.ts'
 import { collectBytes } from './bytes.ts'
 import { requestFrame, serveFrame } from './request-response.ts'
@@ -186,6 +186,14 @@ export interface WaitUntilHeldOptions extends AbortOptions {
 export interface LogReceiptOptions extends AbortOptions {
   /** The head the receipt must cover. @default the beacon's best head for the author */
   head?: CID
+}
+
+export interface PinReceiptOptions extends AbortOptions {
+  /**
+   * The scope the receipt must have: `dag` (the whole DAG under the CID) or `entry` (a log
+   * entry's pin: the entry and its content, not `prev`). @default either, as the beacon holds it
+   */
+  scope?: PinReceiptScope
 }
 
 /** What `sync` did. */
@@ -731,8 +739,8 @@ export class PharosPeer {
    * says so and the next beacon is asked; NotHeldError if none gives one.
    */
   async receipt (author: string, options?: LogReceiptOptions): Promise<LogReceipt>
-  async receipt (cid: CID, options?: AbortOptions): Promise<PinReceipt>
-  async receipt (subject: string | CID, options: LogReceiptOptions = {}): Promise<LogReceipt | PinReceipt> {
+  async receipt (cid: CID, options?: PinReceiptOptions): Promise<PinReceipt>
+  async receipt (subject: string | CID, options: LogReceiptOptions & PinReceiptOptions = {}): Promise<LogReceipt | PinReceipt> {
     this.requireStarted('receipt')
     const name = subject.toString()
     return await this.withBeacon('receipt', options, async (beacon) => {
@@ -743,7 +751,7 @@ export class PharosPeer {
       if ('notHeld' in answer) throw new NotHeldError(name, answer.notHeld, `${signer}: ${answer.message}`)
       return typeof subject === 'string'
         ? await verifyLogReceipt(answer.statement, { signer, author: subject, ...(options.head === undefined ? {} : { head: options.head }) }, signer)
-        : await verifyPinReceipt(answer.statement, { signer, cid: subject }, signer)
+        : await verifyPinReceipt(answer.statement, { signer, cid: subject, ...(options.scope === undefined ? {} : { scope: options.scope }) }, signer)
     })
   }
 

@@ -10,7 +10,7 @@ import { openLogReceipt, openPinReceipt } from '../../protocol/src/log/index.ts'
 import type { LogReceipt, LogReceiptExpectation, PinReceipt, PinReceiptExpectation, ReceiptResult } from '../../protocol/src/log/index.ts'
 import { ReceiptVerificationError } from './errors.ts'
 
-export type { LogReceipt, PinReceipt, Receipt } from '../../protocol/src/log/index.ts'
+export type { LogReceipt, PinReceipt, PinReceiptScope, Receipt } from '../../protocol/src/log/index.ts'
 
 function statementBytes (statement: Uint8Array | string): Uint8Array {
   return typeof statement === 'string' ? new Uint8Array(Buffer.from(statement, 'base64')) : statement
@@ -26,7 +26,11 @@ export async function verifyLogReceipt (statement: Uint8Array | string, expect: 
   return unwrap(await openLogReceipt(statementBytes(statement), expect), peer)
 }
 
-/** A pin receipt, verified; `statement` is its bytes or their base64 (as `info.receipt` carries it). */
+/**
+ * A pin receipt, verified; `statement` is its bytes or their base64 (as `info.receipt` carries
+ * it). Its `scope` says what it covers: `dag`, the whole DAG; `entry`, a log entry's pin (the
+ * entry block and its content, not `prev`). Pass `scope` to require one.
+ */
 export async function verifyPinReceipt (statement: Uint8Array | string, expect: PinReceiptExpectation & { signer: string, cid: CID }, peer?: string): Promise<PinReceipt> {
   return unwrap(await openPinReceipt(statementBytes(statement), expect), peer)
 }

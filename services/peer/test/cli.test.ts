@@ -4,7 +4,7 @@
  * posts and attachments, names sanitised) against a peer that serves it.
  */
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir, readFile, stat } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -112,6 +112,75 @@ describe('pharos-peer keygen', () => {
 
     const usage = await bin()
     assert.equal(usage.code, 2)
+  })
+})
+
+describe('pharos-peer never writes through a symbolic link', () => {
+  it('keygen refuses a linked --out, with and without --force, and leaves the link\'s target alone', async () => {
+    const folder = await dir()
+    const victim = join(folder, 'authorized_keys')
+    await writeFile(victim, 'ssh-ed25519 AAAA… mine\n')
+    const link = join(folder, 'key.json')
+    await symlink(victim, link)
+    for (const args of [[], ['--force']]) {
+      const result = await bin('keygen', '--out', link, ...args)
+      assert.equal(result.code, 1, result.stderr)
+      assert.match(result.stderr, /KeyFileError: key file .*key\.json: is a symbolic link; refusing to write a key through it/)
+      assert.equal(await readFile(victim, 'utf8'), 'ssh-ed25519 AAAA… mine\n', `the target is untouched (${args.join(' ') || 'no flags'})`)
+    }
+    // A dangling link too: following it would create the file it names.
+    const dangling = join(folder, 'dangling.json')
+    await symlink(join(folder, 'created-through-the-link'), dangling)
+    assert.equal((await bin('keygen', '--out', dangling, '--force')).code, 1)
+    await assert.rejects(stat(join(folder, 'created-through-the-link')), { code: 'ENOENT' })
+  })
+
+  it('keygen --force writes the key 0600 even over a file that was readable by everyone', async () => {
+    const file = join(await dir(), 'key.json')
+    await writeFile(file, '{}')
+    await chmod(file, 0o644)
+    const forced = await bin('keygen', '--out', file, '--force')
+    assert.equal(forced.code, 0, forced.stderr)
+    assert.equal((await stat(file)).mode & 0o777, 0o600)
+    assert.equal((await loadKeyFile(file)).type, 'Ed25519')
+  })
+
+  it('fetch refuses a linked folder or file in --out and writes nothing through it', async () => {
+    const author = await startPeer()
+    try {
+      const entry = await author.publishPost({ text: 'hello' })
+      const reader = join(await dir(), 'reader.json')
+      await saveKeyFile(reader, await generateKey())
+      const fetchInto = async (out: string): Promise<{ code: number, stderr: string }> =>
+        await cli('fetch', '--key', reader, '--bootstrap', addressOf(author), '--author', author.peerId.toString(), '--out', out, '--timeout', '60')
+
+      // A folder inside --out linked elsewhere.
+      const elsewhere = await dir()
+      const linkedFolder = join(await dir(), 'out')
+      await mkdir(linkedFolder)
+      await symlink(elsewhere, join(linkedFolder, 'entries'))
+      const folderResult = await fetchInto(linkedFolder)
+      assert.equal(folderResult.code, 1)
+      assert.match(folderResult.stderr, /SymlinkTargetError: .*entries is a symbolic link/)
+      assert.deepEqual(await readdir(elsewhere), [], 'nothing written through the folder link')
+
+      // An output file linked to a file of the user's.
+      const victim = join(await dir(), 'precious.txt')
+      await writeFile(victim, 'precious')
+      const linkedFile = join(await dir(), 'out')
+      await mkdir(join(linkedFile, 'entries'), { recursive: true })
+      await symlink(victim, join(linkedFile, 'entries', `0-${entry.cid.toString()}.json`))
+      const fileResult = await fetchInto(linkedFile)
+      assert.equal(fileResult.code, 1)
+      assert.match(fileResult.stderr, /SymlinkTargetError: .*\.json is a symbolic link/)
+      assert.equal(await readFile(victim, 'utf8'), 'precious')
+
+      // Without links, the same fetch writes.
+      const clean = await fetchInto(join(await dir(), 'out'))
+      assert.equal(clean.code, 0, clean.stderr)
+    } finally {
+      await author.stop()
+    }
   })
 })
 

@@ -85,4 +85,27 @@ describe('receipts', () => {
     const v0Body = await signStatement('pin-receipt', { cid: dagPbRoot.toV0(), blocks: 1, bytes: 1, verifiedAt: 1 }, worker.signer)
     assert.equal(codeOf(await openPinReceipt(v0Body)), 'bad-body', 'a pin receipt names its root as CIDv1')
   })
+
+  it('a pin receipt says what it covers: the whole DAG, or an entry pin (the entry and its content, not prev)', async () => {
+    const whole = await signPinReceipt({ cid: head, blocks: 2, bytes: 10, verifiedAt: 1 }, worker.signer)
+    const entry = await signPinReceipt({ cid: head, scope: 'entry', blocks: 2, bytes: 10, verifiedAt: 1 }, worker.signer)
+    // A whole-DAG receipt is encoded as before scopes existed: no scope key.
+    assert.deepEqual(Object.keys((fieldsOf(whole).body as Record<string, unknown>)).sort(), ['blocks', 'bytes', 'cid', 'verifiedAt'])
+    assert.deepEqual(whole, await signPinReceipt({ cid: head, scope: 'dag', blocks: 2, bytes: 10, verifiedAt: 1 }, worker.signer))
+    assert.equal((fieldsOf(entry).body as Record<string, unknown>).scope, 'entry')
+
+    const openedWhole = await openPinReceipt(whole, { cid: head })
+    const openedEntry = await openPinReceipt(entry, { cid: head })
+    assert.ok(openedWhole.ok && openedEntry.ok)
+    assert.deepEqual([openedWhole.value.scope, openedEntry.value.scope], ['dag', 'entry'])
+    // A caller that needs the whole DAG does not take an entry pin's receipt for it.
+    assert.equal(codeOf(await openPinReceipt(entry, { cid: head, scope: 'dag' })), 'wrong-scope')
+    assert.equal(codeOf(await openPinReceipt(whole, { cid: head, scope: 'entry' })), 'wrong-scope')
+    assert.equal(codeOf(await openPinReceipt(entry, { cid: head, scope: 'entry' })), 'ok')
+    // One encoding per claim: "dag" spelled out, or a scope nobody defined, is not a receipt.
+    for (const scope of ['dag', 'everything', 1]) {
+      const body = await signStatement('pin-receipt', { cid: head, blocks: 1, bytes: 1, verifiedAt: 1, scope }, worker.signer)
+      assert.equal(codeOf(await openPinReceipt(body)), 'bad-body', JSON.stringify(scope))
+    }
+  })
 })

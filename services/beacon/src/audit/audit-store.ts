@@ -2,8 +2,14 @@
  * The audit tables and queries: which pinned blocks a round samples, where a block's pins
  * say it came from, and the signed reports (migration 004_audit_reports.sql).
  */
+import { openAuditReport } from '../../../protocol/src/audit/index.ts'
 import type { SqlQueryable } from '../storage/sql.ts'
 import { rowBytes } from '../storage/sql.ts'
+
+/** A report whose statement does not verify as its worker's: it is never stored. */
+export class UnverifiedReportError extends Error {
+  override readonly name = 'UnverifiedReportError'
+}
 
 /**
  * A round samples pages of `pin_blocks` (TABLESAMPLE SYSTEM) sized to hold about this many
@@ -93,7 +99,14 @@ export class AuditStore {
     return rows.map((row) => row.origin)
   }
 
+  /**
+   * Stores a report once its statement verifies as `worker`'s, so every stored report is a
+   * verified one and readers (GET /v1/audits) need not check signatures again. One check per
+   * round, where reading it back for anyone cost one check per report per request.
+   */
   async insert (report: Omit<StoredReport, 'id' | 'storedAt'>): Promise<void> {
+    const opened = await openAuditReport(report.statement, report.worker)
+    if (!opened.ok) throw new UnverifiedReportError(`audit report ${report.reportCid} does not verify as ${report.worker}'s: ${opened.code}: ${opened.detail}`)
     await this.db.query(
       `INSERT INTO audit_reports (report_cid, worker, round_at, sample_size, checked, failures, repaired, repair_failures, statement)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (report_cid) DO NOTHING`,

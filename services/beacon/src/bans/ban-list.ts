@@ -268,6 +268,13 @@ export class BanList {
     return rows.length > page.limit && last !== undefined ? { bans, next: last.peer } : { bans }
   }
 
+  /** Which of `peers` are banned in Postgres (the source of truth), as of now. */
+  async standing (peers: readonly string[]): Promise<Set<string>> {
+    if (peers.length === 0) return new Set()
+    const { rows } = await this.db.query<{ peer: string }>('SELECT peer FROM bans WHERE peer = ANY($1::text[])', [peers])
+    return new Set(rows.map((row) => row.peer))
+  }
+
   /** Bans in Postgres, fleet-wide. */
   async count (): Promise<number> {
     const { rows } = await this.db.query<{ count: number }>('SELECT count(*)::int8 AS count FROM bans')

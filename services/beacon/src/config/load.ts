@@ -1,3 +1,4 @@
+import { isLoopbackHost, isLoopbackMultiaddr, PUBLIC_ADMIN_TOKENS, PUBLIC_FLEET_SECRETS } from './public-secrets.ts'
 import { flagFor, schema } from './schema.ts'
 import type { Config, ConfigKey, KeySpec } from './schema.ts'
 
@@ -73,10 +74,29 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, f
   if (typed.redisUrl !== undefined && typed.peerKey === undefined && typed.fleetSecret === undefined) {
     throw new ConfigError('PHAROS_FLEET_SECRET', undefined, 'set in fleet mode (DATABASE_URL and REDIS_URL), or PHAROS_PEER_KEY: a fleet worker has no data dir to keep a generated key in, so its identity must come from config')
   }
+  refusePublicSecrets(typed)
   if (typed.shutdownDrainMs >= typed.shutdownTimeoutMs) {
     throw new ConfigError('PHAROS_SHUTDOWN_DRAIN_MS', String(typed.shutdownDrainMs), `less than PHAROS_SHUTDOWN_TIMEOUT_MS (${typed.shutdownTimeoutMs}): the drain is part of the shutdown, and storage and libp2p still have to stop after it`)
   }
   return Object.freeze(typed)
+}
+
+/**
+ * Refuses a secret this repository published as a default (config/public-secrets.ts) where
+ * it would be reachable: the fleet secret, from which anyone can compute this worker's key,
+ * when libp2p listens or announces beyond loopback; an admin token when HTTP listens beyond
+ * loopback. The message names the key, never the value.
+ */
+function refusePublicSecrets (config: Config): void {
+  const p2pReachable = !isLoopbackHost(config.p2pHost) || config.announce.some((addr) => !isLoopbackMultiaddr(addr))
+  if (config.fleetSecret !== undefined && PUBLIC_FLEET_SECRETS.has(config.fleetSecret) && p2pReachable) {
+    throw new ConfigError('PHAROS_FLEET_SECRET', config.fleetSecret,
+      'a secret of your own (openssl rand -base64 32; README "Run a fleet" makes a .env): this is a published default, so anyone can compute this worker\'s private key from it, and the worker listens or announces beyond loopback (PHAROS_P2P_HOST, PHAROS_ANNOUNCE)', true)
+  }
+  if (config.adminTokens.some((token) => PUBLIC_ADMIN_TOKENS.has(token)) && !isLoopbackHost(config.httpHost)) {
+    throw new ConfigError('PHAROS_ADMIN_TOKENS', config.adminTokens.join(','),
+      'tokens of your own (openssl rand -hex 24): one of these is a published default, and HTTP listens beyond loopback (PHAROS_HTTP_HOST)', true)
+  }
 }
 
 /** Text of `pharos-beacon --help`: every key with its flag, default and meaning. */

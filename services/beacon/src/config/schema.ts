@@ -473,6 +473,13 @@ export const schema = {
     default: '5',
     help: 'Attempts (including ones whose worker died) before a pin fails for good (guess).'
   },
+  entryPinMaxAttempts: {
+    env: 'PHAROS_ENTRY_PIN_MAX_ATTEMPTS',
+    group: 'pinning',
+    parse: integer(1, 10_000),
+    default: '40',
+    help: 'Attempts a log entry\'s pin gets before it fails for good (its entry stays stored, its content unpinned): longer than PHAROS_PIN_MAX_ATTEMPTS, because the content comes from an author who may be offline; each attempt on missing content holds a pin slot for up to PHAROS_PIN_STALL_TIMEOUT_MS (guess: with the default backoff, about 3 h of patience).'
+  },
   pinRetryBaseMs: {
     env: 'PHAROS_PIN_RETRY_BASE_MS',
     group: 'pinning',

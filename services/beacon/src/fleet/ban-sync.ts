@@ -7,7 +7,8 @@ import type { FleetRedis } from './redis-connection.ts'
 
 /**
  * Bans told across the fleet at once, rather than at the next Postgres refresh of each
- * worker's BanList. Postgres stays the durable copy: this is only the fast path.
+ * worker's BanList. Postgres stays the durable copy and the source of truth: this is only
+ * the fast path, and what a resync reads from Redis counts only if Postgres agrees.
  */
 export interface BanSync {
   /**
@@ -15,7 +16,11 @@ export interface BanSync {
    * Never throws; false if Redis did not take it or the peer ID is not canonical.
    */
   announce: (peer: string, reason: BanReason) => Promise<boolean>
-  /** Tells the fleet the ban on `peer` was lifted. Never throws. */
+  /**
+   * Tells the fleet the ban on `peer` was lifted. Never throws. If Redis is down the entry
+   * stays there, and the next resync (any worker's) finds Postgres no longer holds the ban
+   * and removes it, rather than banning the peer again.
+   */
   unannounce: (peer: string) => Promise<boolean>
   /**
    * Told of bans made by other workers, and of every ban Redis holds whenever this worker
@@ -43,6 +48,16 @@ type BanEventMessage =
 const MAX_EVENT_BYTES = 4096
 /** HSCAN COUNT when reading every ban on resync (guess). */
 const RESYNC_SCAN_COUNT = 500
+
+/**
+ * Deletes a bans-hash field only if it still holds the value the resync read: a peer banned
+ * again since (a new `at`) keeps its entry.
+ */
+const DELETE_IF_UNCHANGED = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0`
 
 function isBanReason (value: unknown): value is BanReason {
   return (BAN_REASONS as readonly unknown[]).includes(value)
@@ -90,6 +105,14 @@ export interface RedisBanSyncInit {
   workerId: string
   log: Logger
   metrics?: Pick<FleetMetricsHooks, 'malformed'>
+  /**
+   * Which of `peers` Postgres holds banned: the source of truth a resync checks Redis against.
+   * A ban in Redis that Postgres no longer holds was lifted while Redis could not be told (an
+   * unban during an outage); the resync removes it from Redis instead of banning the peer
+   * again. A resync whose check fails learns nothing (the BanList's Postgres refresh will).
+   * @default none: every ban in Redis is learnt (a fleet of bans kept in Redis alone)
+   */
+  standing?: (peers: readonly string[]) => Promise<ReadonlySet<string>>
 }
 
 /**
@@ -166,7 +189,9 @@ export class RedisBanSync implements BanSync {
 
   /**
    * Reads every ban in Redis and tells the ban listeners (this worker's own bans too: the
-   * listener, BanList.learn, ignores peers already banned). Answers how many were told.
+   * listener, BanList.learn, ignores peers already banned) of those Postgres still holds
+   * (`standing`); the others, lifted while Redis was away, are removed from Redis and their
+   * unban told to the fleet. Answers how many bans were told.
    * Calls made while one runs are served by one more run after it.
    */
   async resync (): Promise<number> {
@@ -200,17 +225,55 @@ export class RedisBanSync implements BanSync {
       return entries
     })
     if (!read.ok) return 0
-    let told = 0
+    const bans: Array<{ peer: string, raw: string, reason: BanReason }> = []
     for (const [peer, raw] of read.value) {
       const ban = parseStoredBan(peer, raw)
       if (ban === undefined) {
         metrics?.malformed.inc({ source: 'bans' })
         continue
       }
-      this.tellBan(peer, ban.reason)
+      bans.push({ peer, raw, reason: ban.reason })
+    }
+    let standing: ReadonlySet<string> | undefined
+    if (this.init.standing !== undefined && bans.length > 0) {
+      try {
+        standing = await this.init.standing(bans.map((ban) => ban.peer))
+      } catch (err) {
+        this.log.warn({ err, bans: bans.length }, 'could not check the bans in Redis against Postgres; learning none of them until the next resync')
+        return 0
+      }
+    }
+    let told = 0
+    const lifted: typeof bans = []
+    for (const ban of bans) {
+      if (standing !== undefined && !standing.has(ban.peer)) {
+        lifted.push(ban)
+        continue
+      }
+      this.tellBan(ban.peer, ban.reason)
       told++
     }
+    if (lifted.length > 0) await this.removeLifted(lifted)
     return told
+  }
+
+  /** Removes bans Postgres no longer holds from Redis, and tells the fleet they were lifted. */
+  private async removeLifted (lifted: ReadonlyArray<{ peer: string, raw: string }>): Promise<void> {
+    const { redis, keys, workerId } = this.init
+    const removed = await redis.command('bans', async (client) => {
+      const peers: string[] = []
+      for (const { peer, raw } of lifted) {
+        if (Number(await client.eval(DELETE_IF_UNCHANGED, 1, keys.bans(), peer, raw)) === 1) {
+          peers.push(peer)
+          const event: BanEventMessage = { op: 'unban', peer, origin: workerId }
+          await client.publish(keys.banEvents(), JSON.stringify(event))
+        }
+      }
+      return peers
+    })
+    if (removed.ok && removed.value.length > 0) {
+      this.log.info({ peers: removed.value }, 'removed from Redis bans that Postgres no longer holds (lifted while Redis was away)')
+    }
   }
 
   private heard (message: Buffer): void {

@@ -70,6 +70,8 @@ export interface FleetStateOptions {
   metrics?: FleetMetricsHooks
   /** The changing fields of this worker's membership record, read at each heartbeat. */
   record: () => WorkerRecordFields
+  /** Which of these peers Postgres holds banned: what a ban resync checks Redis against (RedisBanSyncInit.standing). */
+  bansStanding?: (peers: readonly string[]) => Promise<ReadonlySet<string>>
   /**
    * Start waits this long for Redis before going on degraded; it connects in the
    * background either way (guess: long enough for a Redis that is up, short enough not to
@@ -102,7 +104,7 @@ export async function startFleetState (options: FleetStateOptions): Promise<Redi
   const peerViews = new RedisPeerViews({
     redis, keys, workerId, workerName, membership, heartbeatMs: options.heartbeatMs, retentionMs: options.peerViewRetentionMs, log, metrics
   })
-  const bans = new RedisBanSync({ redis, keys, workerId, log, metrics })
+  const bans = new RedisBanSync({ redis, keys, workerId, log, metrics, ...(options.bansStanding === undefined ? {} : { standing: options.bansStanding }) })
   const bridge = new RedisGossipBridge({ redis, keys, workerId, log, metrics })
   const relaySlots = new RedisRelaySlots({ redis, keys, workerId, ...options.relaySlots, log, metrics })
 

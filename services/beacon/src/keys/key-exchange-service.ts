@@ -2,12 +2,17 @@
  * The beacon's side of key exchange (DESIGN.md §4, protocol in services/protocol/src/log/
  * key-exchange.ts):
  *
+ * - both only for registered accounts: a stream from any other peer is answered with an
+ *   error before its frame is decoded or storage is asked anything (issue 17, item 8);
  * - `deposit` on `/<network>/keyexchange/1.0.0`: only the author may deposit (the stream's
- *   remote peer must be the allow-list's signer), the key must hash to the rule's key hash,
- *   and the author must be a registered account;
+ *   remote peer must be the allow-list's signer), the key must hash to the rule's key hash.
+ *   The frame's size is bounded before it is decoded (MAX_KEY_EXCHANGE_FRAME_BYTES), and the
+ *   allow-list is parsed and its signature verified once, here: its readers are indexed in
+ *   the same transaction as the key;
  * - `getkey` on the same protocol: the key goes back on that stream — a direct,
  *   Noise-encrypted stream to the authenticated requester — if the entitlement check
- *   admits it, else `denied` with the reason;
+ *   admits it, else `denied` with the reason. The default check reads the readers' index:
+ *   one index probe per request, whatever the list's size;
  * - `getkey` broadcast on the `keyexchange` overlay topic: if the check admits the named
  *   requester, the worker dials it and pushes a `key` frame on a direct stream. The topic
  *   only carries the request; the key itself never goes over gossip. A forged requester
@@ -25,13 +30,13 @@ import {
 } from '../../../protocol/src/log/index.ts'
 import type { KeyExchangeMessage } from '../../../protocol/src/log/index.ts'
 import type { Logger } from '../logging/logger.ts'
-import type { ContentKeyStore } from './content-key-store.ts'
+import type { ContentKeyRecord, ContentKeyStore } from './content-key-store.ts'
 import type { EntitlementCheck } from './entitlement.ts'
 
-export type KeyExchangeOutcome = 'deposited' | 'deposit-refused' | 'key-sent' | 'denied' | 'unknown-key' | 'malformed'
+export type KeyExchangeOutcome = 'deposited' | 'deposit-refused' | 'key-sent' | 'denied' | 'unknown-key' | 'unregistered' | 'malformed'
 
 export interface KeyExchangeDeps {
-  keys: ContentKeyStore
+  keys: Pick<ContentKeyStore, 'deposit' | 'lookup' | 'rule' | 'indexReaders'>
   entitlement: EntitlementCheck
   isRegistered: (peerId: string) => boolean
   node: Pick<Libp2p, 'dialProtocol'>
@@ -41,6 +46,8 @@ export interface KeyExchangeDeps {
 }
 
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && a.every((byte, i) => byte === b[i])
+
+const NOT_REGISTERED = 'not a registered account: key exchange (deposit and getkey) is for registered accounts only'
 
 /** How long a pushed key may take to reach a requester that asked over the topic (guess). */
 const PUSH_TIMEOUT_MS = 10_000
@@ -56,6 +63,11 @@ export class KeyExchangeService {
 
   /** Answers one request frame from `peer` on the direct protocol; undefined aborts the stream. */
   async answer (frame: Uint8Array, peer: string, signal: AbortSignal): Promise<Uint8Array | undefined> {
+    // Before the frame is decoded: an unregistered peer costs its stream and nothing more.
+    if (!this.deps.isRegistered(peer)) {
+      this.count('unregistered')
+      return encodeKeyExchange({ t: 'error', code: 'bad-request', message: NOT_REGISTERED })
+    }
     const decoded = decodeKeyExchange(frame)
     if (!decoded.ok) {
       this.count('malformed')
@@ -101,13 +113,14 @@ export class KeyExchangeService {
       this.count('deposit-refused')
       return { t: 'error', code: 'bad-request', message }
     }
+    // `answer` checked the registration and decodeKeyExchange the frame's size; only now is
+    // the rule parsed and its signature verified, once: GETKEY reads the readers' index.
     const list = await openAllowList(rule)
     if (!list.ok) return refuse(`rule: ${list.detail}`)
     if (list.value.author !== peer) return refuse('only the author who signed the rule may deposit its key')
-    if (!this.deps.isRegistered(peer)) return refuse('the author is not a registered account')
     const keyHash = await keyHashOf(key)
     if (!sameBytes(keyHash, list.value.keyHash)) return refuse('the key does not hash to the rule\'s keyHash (SHA-256)')
-    const stored = await this.deps.keys.deposit({ keyHash, author: peer, key, rule, ruleVersion: list.value.version })
+    const stored = await this.deps.keys.deposit({ keyHash, author: peer, key, rule, ruleVersion: list.value.version }, list.value.peers)
     if (!stored) return refuse('a newer rule for this key is stored, or the key belongs to another author')
     this.count('deposited')
     this.log.info({ author: peer, version: list.value.version, readers: list.value.peers.length }, 'content key deposited')
@@ -115,18 +128,48 @@ export class KeyExchangeService {
   }
 
   private async getKey (keyHash: Uint8Array, requester: string, signal: AbortSignal): Promise<KeyExchangeMessage> {
-    const record = await this.deps.keys.get(keyHash)
-    if (record === undefined) {
+    // Before any lookup: only a registered account may receive a key (over the topic, the
+    // named requester; on a stream, `answer` refused others already).
+    if (!this.deps.isRegistered(requester)) {
+      this.count('unregistered')
+      return { t: 'denied', reason: NOT_REGISTERED }
+    }
+    const found = await this.deps.keys.lookup(keyHash, requester)
+    if (found === undefined) {
       this.count('unknown-key')
       return { t: 'denied', reason: 'no key with that hash was deposited here' }
     }
-    const decision = await this.deps.entitlement({ requester, record }, signal)
+    const { record } = found
+    const listed = found.readersIndexed ? found.listed : await this.indexLegacyReaders(record, requester)
+    const rule = async (): Promise<Uint8Array> => {
+      const stored = await this.deps.keys.rule(keyHash)
+      if (stored === undefined) throw new Error('the key was removed')
+      return stored.rule
+    }
+    const decision = await this.deps.entitlement({ requester, record, listed, rule }, signal)
     if (!decision.allowed) {
       this.count('denied')
       return { t: 'denied', reason: decision.reason }
     }
     this.count('key-sent')
     return { t: 'key', keyHash, key: record.key }
+  }
+
+  /**
+   * A key deposited before readers were indexed (migration 009): its rule is verified and its
+   * readers written once, by the first GETKEY for it. Whether they name `requester` (never,
+   * if the stored rule does not verify: then only the author is entitled).
+   */
+  private async indexLegacyReaders (record: ContentKeyRecord, requester: string): Promise<boolean> {
+    const stored = await this.deps.keys.rule(record.keyHash)
+    if (stored === undefined) return false
+    const list = await openAllowList(stored.rule)
+    if (!list.ok || list.value.author !== record.author) {
+      this.log.warn({ author: record.author }, 'a stored content-key rule does not verify; its key is given to nobody but its author')
+      return false
+    }
+    await this.deps.keys.indexReaders(record.keyHash, stored.ruleVersion, list.value.peers)
+    return list.value.peers.includes(requester)
   }
 
   private count (outcome: KeyExchangeOutcome): void {

@@ -194,6 +194,9 @@ export class LogIngest {
       cid,
       cidText: cid.toString(),
       name: `${author} #${seq}`,
+      // The kind decides how the pin is walked and what its receipt covers; the meta marker
+      // only shows it in listings (clients can never write `pharos:` keys).
+      kind: LOG_ENTRY_KIND,
       meta: { [PIN_KIND_KEY]: LOG_ENTRY_KIND },
       origins
     })).id)

@@ -6,7 +6,7 @@ import type { KeyExchangeOutcome } from '../keys/key-exchange-service.ts'
 export function createKeyExchangeMetrics (registry: Registry) {
   const requests = new Counter({
     name: 'pharos_keyexchange_requests_total',
-    help: 'Key-exchange requests by outcome: deposited, deposit-refused, key-sent, denied (entitlement), unknown-key, malformed.',
+    help: 'Key-exchange requests by outcome: deposited, deposit-refused, key-sent, denied (entitlement), unknown-key, unregistered (refused before any lookup), malformed.',
     labelNames: ['outcome'],
     registers: [registry]
   })

@@ -2,7 +2,9 @@ import { setMaxListeners } from 'node:events'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
+import type { ConfigKey } from '../config/schema.ts'
 import type { Logger } from '../logging/logger.ts'
+import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import type { PinAttemptOutcome, StorageMetrics } from '../metrics/storage-metrics.ts'
 import { linksOf, UnsupportedCodecError } from '../storage/dag-links.ts'
 import { UnsupportedHashError } from '../storage/hashers.ts'
@@ -23,7 +25,10 @@ export interface PinRunnerOptions {
   fetchConcurrency: number
   leaseMs: number
   pollIntervalMs: number
+  /** Attempts of an ordinary pin (PHAROS_PIN_MAX_ATTEMPTS). */
   maxAttempts: number
+  /** Attempts of a log entry's pin (PHAROS_ENTRY_PIN_MAX_ATTEMPTS): more, since its author may be offline. */
+  entryMaxAttempts: number
   retryBaseMs: number
   retryMaxMs: number
   timeoutMs: number
@@ -57,6 +62,8 @@ export interface PinRunnerDeps {
   metrics: StorageMetrics
   /** Told after a job is settled as pinned (the log ingest marks its entry pinned). */
   onPinned?: (job: PinJob) => void
+  /** `pharos_limit_blocked_total`: a pin failed by a limit (attempts, size, quota) counts under its key. */
+  limits?: Pick<LimitMetrics, 'blocked'>
 }
 
 /** Why a job's signal was aborted, other than a limit or an error of its own. */
@@ -66,13 +73,26 @@ class Stop {
 }
 
 /**
- * A log entry's pin never runs out of attempts: its content comes from its author, who may
- * be offline for days, and the beacon's promise is to hold every entry's content once it
- * can be fetched. It keeps retrying at most every PHAROS_PIN_RETRY_MAX_MS. Limits (size,
- * quota, codec) still fail it at once.
+ * Attempts a job gets, and the key that sets them. A log entry's pin is more patient than an
+ * ordinary one: its content comes from its author, who may be offline for hours. It still
+ * runs out (PHAROS_ENTRY_PIN_MAX_ATTEMPTS), because every attempt on content nobody serves
+ * holds a pin slot until it stalls, and an author could otherwise queue entries whose
+ * content never comes and keep slots busy for good. Limits (size, quota, codec) fail any
+ * pin at once. The kind comes from the `kind` column, which only the log ingest sets.
  */
-function waitsForItsAuthor (job: PinJob): boolean {
+function attemptsOf (job: PinJob, options: PinRunnerOptions): { key: 'pinMaxAttempts' | 'entryPinMaxAttempts', env: string, max: number } {
   return job.kind === LOG_ENTRY_KIND
+    ? { key: 'entryPinMaxAttempts', env: 'PHAROS_ENTRY_PIN_MAX_ATTEMPTS', max: options.entryMaxAttempts }
+    : { key: 'pinMaxAttempts', env: 'PHAROS_PIN_MAX_ATTEMPTS', max: options.maxAttempts }
+}
+
+/** The config key of a PinLimitError's env name, for the limit counter. */
+const LIMIT_KEYS: Readonly<Record<string, ConfigKey>> = {
+  PHAROS_PIN_MAX_BYTES: 'pinMaxBytes',
+  PHAROS_PIN_MAX_BLOCKS: 'pinMaxBlocks',
+  PHAROS_PIN_MAX_DEPTH: 'pinMaxDepth',
+  PHAROS_PIN_OWNER_QUOTA_BYTES: 'pinOwnerQuotaBytes',
+  PHAROS_AUTHOR_QUOTA_BYTES: 'authorQuotaBytes'
 }
 
 /** The peers pin origins name (`/p2p/<id>` at the end of a multiaddr, or alone); unparsable ones are skipped. */
@@ -203,8 +223,10 @@ export class PinRunner {
   private async attempt (job: PinJob, controller: AbortController, progressed: () => void, log: Logger): Promise<PinAttemptOutcome> {
     const { options, deps } = this
     const signal = controller.signal
-    if (job.attempt > options.maxAttempts && !waitsForItsAuthor(job)) {
-      return await this.settleFailed(job, `PHAROS_PIN_MAX_ATTEMPTS: gave up after ${options.maxAttempts} attempts; last: ${job.lastFailure ?? 'the worker running it stopped'}`, log)
+    const attempts = attemptsOf(job, options)
+    if (job.attempt > attempts.max) {
+      deps.limits?.blocked(attempts.key)
+      return await this.settleFailed(job, `${attempts.env}: gave up after ${attempts.max} attempts; last: ${job.lastFailure ?? 'the worker running it stopped'}`, log)
     }
     const progress = { blocks: 0, bytes: 0 }
     const origins = originPeerIds(job.origins)
@@ -215,7 +237,10 @@ export class PinRunner {
       log.info({ cid: job.cid, origins: job.origins.length }, 'pinning')
       const held = await deps.store.usage(job.owner, job.id)
       await this.dialOrigins(job, signal, log)
-      const blocks = new BlockRecorder(job, deps.store, () => { controller.abort(new Stop('lease-lost')) })
+      const quota = isAuthorOwner(job.owner)
+        ? { key: 'PHAROS_AUTHOR_QUOTA_BYTES', value: options.authorQuotaBytes }
+        : { key: 'PHAROS_PIN_OWNER_QUOTA_BYTES', value: options.ownerQuotaBytes }
+      const blocks = new BlockRecorder(job, deps.store, quota, (stop) => { controller.abort(stop) })
       recorder = blocks
       let lastProgress = performance.now()
       const dag: DagSize = await walkDag(root, {
@@ -225,9 +250,9 @@ export class PinRunner {
           maxBytes: { key: 'PHAROS_PIN_MAX_BYTES', value: options.maxBytes },
           maxBlocks: { key: 'PHAROS_PIN_MAX_BLOCKS', value: options.maxBlocks },
           maxDepth: { key: 'PHAROS_PIN_MAX_DEPTH', value: options.maxDepth },
-          quotaBytes: isAuthorOwner(job.owner)
-            ? { key: 'PHAROS_AUTHOR_QUOTA_BYTES', value: Math.max(options.authorQuotaBytes - held.bytes, 0) }
-            : { key: 'PHAROS_PIN_OWNER_QUOTA_BYTES', value: Math.max(options.ownerQuotaBytes - held.bytes, 0) }
+          // An early stop only: usage was read at the start, and the owner's other pins may
+          // grow meanwhile. The recorder's check, atomic per owner, is the one that holds.
+          quotaBytes: { key: quota.key, value: Math.max(quota.value - held.bytes, 0) }
         },
         ...(job.kind === LOG_ENTRY_KIND ? { links: (cid: CID, bytes: Uint8Array, depth: number) => depth === 0 ? entryPinLinks(bytes) : linksOf(cid, bytes) } : {}),
         load: async (cid, loadSignal) => {
@@ -256,6 +281,12 @@ export class PinRunner {
         await deps.store.release(job).catch((releaseErr: unknown) => { log.warn({ err: releaseErr }, 'could not hand the pin job back; its lease will lapse') })
         return 'released'
       }
+      const limit = signal.reason instanceof PinLimitError ? signal.reason : err instanceof PinLimitError ? err : undefined
+      if (limit !== undefined) {
+        const key = LIMIT_KEYS[limit.key]
+        if (key !== undefined) deps.limits?.blocked(key)
+        return await this.settleFailed(job, limit.message, log)
+      }
       if (stop?.why === 'lease-lost') {
         log.warn('the pin lease was lost (another worker took the job, or the pin was removed)')
         return 'lease-lost'
@@ -273,7 +304,7 @@ export class PinRunner {
         await deps.store.release(job).catch(() => {})
         return 'released'
       }
-      if (err instanceof PinLimitError || err instanceof UnsupportedCodecError || err instanceof UnsupportedHashError) {
+      if (err instanceof UnsupportedCodecError || err instanceof UnsupportedHashError) {
         return await this.settleFailed(job, err.message, log)
       }
       log.warn({ err }, 'pin attempt failed')
@@ -315,7 +346,11 @@ export class PinRunner {
 
   private async retryOrFail (job: PinJob, reason: string, log: Logger): Promise<PinAttemptOutcome> {
     const { options } = this
-    if (job.attempt >= options.maxAttempts && !waitsForItsAuthor(job)) return await this.settleFailed(job, `${reason} (attempt ${job.attempt} of ${options.maxAttempts})`, log)
+    const attempts = attemptsOf(job, options)
+    if (job.attempt >= attempts.max) {
+      this.deps.limits?.blocked(attempts.key)
+      return await this.settleFailed(job, `${reason} (attempt ${job.attempt} of ${attempts.max}, ${attempts.env})`, log)
+    }
     const delay = Math.min(options.retryMaxMs, options.retryBaseMs * 2 ** (job.attempt - 1))
     log.info({ reason, delayMs: delay }, 'pin attempt failed; retrying later')
     return await this.deps.store.retry(job, reason, delay) ? 'retry' : 'lease-lost'
@@ -330,22 +365,26 @@ export class PinRunner {
 /**
  * Records the blocks a job loaded, in batches, one statement at a time: when a batch is
  * full, and on a timer, so a job waiting on a slow block does not leave the ones it has
- * unrecorded. A batch the lease no longer covers is refused, and the job is stopped.
+ * unrecorded. Each batch is checked against the owner's quota as it is recorded (atomic per
+ * owner: PinStore.recordBlocks). A batch the lease no longer covers, or that the quota
+ * refuses, is not recorded, and the job is stopped with the reason.
  */
 class BlockRecorder {
   private readonly job: PinJob
   private readonly store: PinStore
-  private readonly onLeaseLost: () => void
+  private readonly quota: { key: string, value: number }
+  private readonly stop: (reason: Stop | PinLimitError) => void
   private batch: Uint8Array[] = []
   private writing: Promise<void> = Promise.resolve()
   private readonly timer: NodeJS.Timeout
 
-  constructor (job: PinJob, store: PinStore, onLeaseLost: () => void) {
+  constructor (job: PinJob, store: PinStore, quota: { key: string, value: number }, stop: (reason: Stop | PinLimitError) => void) {
     this.job = job
     this.store = store
-    this.onLeaseLost = onLeaseLost
+    this.quota = quota
+    this.stop = stop
     this.timer = setInterval(() => {
-      if (this.batch.length > 0) this.flush().catch(() => {}) // a failure stops the job through onLeaseLost or the next flush
+      if (this.batch.length > 0) this.flush().catch(() => {}) // a failure stops the job through `stop` or the next flush
     }, RECORD_INTERVAL_MS)
   }
 
@@ -363,10 +402,13 @@ class BlockRecorder {
     const batch = this.batch
     this.batch = []
     this.writing = this.writing.then(async () => {
-      if (!await this.store.recordBlocks(this.job, batch)) {
-        this.onLeaseLost()
-        throw new Error('the pin lease was lost')
-      }
+      const outcome = await this.store.recordBlocks(this.job, batch, this.quota.value)
+      if (outcome === 'recorded') return
+      const reason = outcome === 'over-quota'
+        ? new PinLimitError(this.quota.key, this.quota.value, 'the pin would take its owner over the storage quota (its other pins grew meanwhile)')
+        : new Stop('lease-lost')
+      this.stop(reason)
+      throw reason
     })
     await this.writing
   }

@@ -2,8 +2,37 @@ import { randomUUID } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
 import type { PinStatusName } from '../metrics/storage-metrics.ts'
 import type { SqlClient, SqlQueryable } from '../storage/sql.ts'
+import { LOG_ENTRY_KIND, PIN_KIND_KEY } from './log-entry-pins.ts'
 
 export type PinStatus = PinStatusName
+
+/**
+ * What a pin is, as the worker decided it (the `kind` column, never the client's `meta`):
+ * `log-entry` for a profile-log entry's pin (log-entry-pins.ts). Other pins have none.
+ */
+export type PinKind = typeof LOG_ENTRY_KIND
+
+/**
+ * Meta keys under this prefix are the worker's own: a Pinning API client may not set them
+ * (POST /pins answers 400), so no client-written value can ever pass for one the worker wrote.
+ */
+export const RESERVED_META_PREFIX = 'pharos:'
+
+/** The meta keys a client may not set, in `meta`'s order. */
+export function reservedMetaKeys (meta: Readonly<Record<string, string>> | undefined): string[] {
+  return Object.keys(meta ?? {}).filter((key) => key.startsWith(RESERVED_META_PREFIX))
+}
+
+/** A pin from a client carried a meta key under RESERVED_META_PREFIX (the HTTP route refuses it first). */
+export class ReservedMetaKeyError extends Error {
+  override readonly name = 'ReservedMetaKeyError'
+  readonly keys: string[]
+
+  constructor (keys: string[]) {
+    super(`meta keys starting with "${RESERVED_META_PREFIX}" are reserved for the worker: ${keys.join(', ')}`)
+    this.keys = keys
+  }
+}
 
 /** A pin as the Pinning Service API shows it. */
 export interface PinRecord {
@@ -33,6 +62,11 @@ export interface NewPin {
   origins?: string[]
 }
 
+/** A pin the worker makes itself (the log ingest): it may say what kind of pin it is. */
+export interface NewInternalPin extends NewPin {
+  kind?: PinKind
+}
+
 export type TextMatch = 'exact' | 'iexact' | 'partial' | 'ipartial'
 
 export interface PinFilter {
@@ -57,8 +91,8 @@ export interface PinJob {
   leaseToken: string
   /** Why the previous attempt ended, if it did not succeed. */
   lastFailure: string | null
-  /** `log-entry` for a profile-log entry's pin (see log-entry-pins.ts), else null. */
-  kind: string | null
+  /** `log-entry` for a profile-log entry's pin (see log-entry-pins.ts), else null: from the `kind` column, never from meta. */
+  kind: PinKind | null
 }
 
 export interface StorageUsage {
@@ -81,6 +115,48 @@ function escapeLike (text: string): string {
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
 
+/** The class half of the per-owner quota lock key ("QUOT"); the other half is hashtext(owner). */
+const OWNER_QUOTA_LOCK_CLASS = 0x51554f54
+
+/**
+ * The job the next claim takes (PinStore.claim), locked: the due job of the owner with the
+ * fewest jobs running, then the oldest. Exported for its query plan's test.
+ *
+ * - `owners`: the owners with jobs in the queue, by a skip scan of `pins_queue_by_owner`;
+ * - `due`: each one's oldest due queued job (a probe of the same index: rows of the owner
+ *   not yet due sort after it), and every job whose lease lapsed (few: `pins_running_by_owner`);
+ * - `ranked`: each candidate with its owner's running jobs (`pins_running_by_owner`).
+ */
+export const CLAIM_NEXT_SQL = `
+  WITH RECURSIVE owners (owner) AS (
+    (SELECT owner FROM pins WHERE status IN ('queued', 'pinning') ORDER BY owner LIMIT 1)
+    UNION ALL
+    SELECT (SELECT p.owner FROM pins p WHERE p.status IN ('queued', 'pinning') AND p.owner > o.owner ORDER BY p.owner LIMIT 1)
+    FROM owners o WHERE o.owner IS NOT NULL
+  ),
+  due AS (
+    SELECT q.id, q.owner, q.not_before, q.created FROM owners o
+    CROSS JOIN LATERAL (
+      SELECT p.id, p.owner, p.not_before, p.created FROM pins p
+      WHERE p.owner = o.owner AND p.status IN ('queued', 'pinning') AND p.not_before <= now() AND p.status = 'queued'
+      ORDER BY p.not_before, p.created LIMIT 1) q
+    UNION ALL
+    SELECT id, owner, not_before, created FROM pins WHERE status = 'pinning' AND lease_expires_at < now()
+  ),
+  ranked AS (
+    SELECT d.id, d.not_before, d.created,
+      (SELECT count(*) FROM pins r WHERE r.owner = d.owner AND r.status = 'pinning' AND r.lease_expires_at >= now()) AS running
+    FROM due d
+  )
+  SELECT p.id FROM ranked c JOIN pins p ON p.id = c.id
+  WHERE (p.status = 'queued' AND p.not_before <= now()) OR (p.status = 'pinning' AND p.lease_expires_at < now())
+  ORDER BY c.running, c.not_before, c.created
+  LIMIT 1
+  FOR UPDATE OF p SKIP LOCKED`
+
+/** What became of a batch of blocks a job tried to record (PinStore.recordBlocks). */
+export type RecordOutcome = 'recorded' | 'lease-lost' | 'over-quota'
+
 /**
  * Every SQL statement about pins: the API's reads and writes, the durable job queue
  * (claim, lease renewal, settle), and per-owner storage accounting. The same SQL runs on
@@ -93,13 +169,22 @@ export class PinStore {
     this.db = db
   }
 
+  /** A client's pin (Pinning API): never of a kind, and refused with a reserved meta key. */
   async create (pin: NewPin): Promise<PinRecord> {
-    return await this.insert(this.db, pin)
+    refuseReservedMeta(pin)
+    return await this.insert(this.db, pin, null)
   }
 
-  /** Creates a pin inside the caller's transaction (so it commits with what refers to it). */
-  async createIn (tx: SqlQueryable, pin: NewPin): Promise<PinRecord> {
-    return await this.insert(tx, pin)
+  /**
+   * The worker's own pin, inside the caller's transaction (so it commits with what refers to
+   * it): the log ingest's entry pins. Its kind is `pin.kind`; the ingest that marks its pins
+   * with meta `pharos:kind: log-entry` instead gets the same kind. Only the worker reaches
+   * this, and clients can never write a `pharos:` meta key, so the marker is always the
+   * worker's own.
+   */
+  async createIn (tx: SqlQueryable, pin: NewInternalPin): Promise<PinRecord> {
+    const kind = pin.kind ?? (pin.meta?.[PIN_KIND_KEY] === LOG_ENTRY_KIND ? LOG_ENTRY_KIND : null)
+    return await this.insert(tx, pin, kind)
   }
 
   /**
@@ -108,13 +193,14 @@ export class PinStore {
    * collected in between. `undefined` if the owner has no such pin.
    */
   async replace (owner: string, id: string, pin: NewPin): Promise<PinRecord | undefined> {
+    refuseReservedMeta(pin)
     return await this.db.transaction(async (tx) => {
       const { rows } = await tx.query<{ id: string }>(
         'SELECT id::text AS id FROM pins WHERE id = $1 AND owner = $2 AND replaced_by IS NULL FOR UPDATE',
         [id, owner]
       )
       if (rows.length === 0) return undefined
-      const created = await this.insert(tx, pin)
+      const created = await this.insert(tx, pin, null)
       // Whatever the old pin itself replaced moves along with it.
       await tx.query('UPDATE pins SET replaced_by = $1 WHERE id = $2 OR replaced_by = $2', [created.id, id])
       return created
@@ -181,24 +267,26 @@ export class PinStore {
 
   /**
    * What a pin receipt may claim about the DAG under `cid`: the blocks a `pinned` pin of that
-   * root (any owner's) has recorded, counted once each, and their bytes. With `pinId`, that
-   * pin only (it must still be pinned). Undefined when no such pin is pinned.
+   * root (any owner's) has recorded, counted once each, their bytes, and the pin's kind (an
+   * entry pin holds the entry and its content, not `prev`: its receipt must say so). By CID, a
+   * whole-DAG pin is preferred to an entry pin of the same root. With `pinId`, that pin only
+   * (it must still be pinned). Undefined when no such pin is pinned.
    */
-  async heldDag (target: { cid: CID } | { pinId: string }): Promise<{ pinId: string, root: string, blocks: number, bytes: number } | undefined> {
+  async heldDag (target: { cid: CID } | { pinId: string }): Promise<{ pinId: string, root: string, blocks: number, bytes: number, kind: PinKind | null } | undefined> {
     const byPin = 'pinId' in target
     // One statement, so the pin's status and its blocks are read from one snapshot.
-    const { rows } = await this.db.query<{ id: string, root_cid: string, blocks: number, bytes: number }>(
+    const { rows } = await this.db.query<{ id: string, root_cid: string, blocks: number, bytes: number, kind: PinKind | null }>(
       `WITH pin AS (
-         SELECT id, root_cid FROM pins WHERE status = 'pinned' AND ${byPin ? 'id = $1::uuid' : 'root_cid = $1'}
-         ORDER BY created LIMIT 1)
-       SELECT pin.id::text AS id, pin.root_cid,
+         SELECT id, root_cid, kind FROM pins WHERE status = 'pinned' AND ${byPin ? 'id = $1::uuid' : 'root_cid = $1'}
+         ORDER BY kind IS NOT NULL, created LIMIT 1)
+       SELECT pin.id::text AS id, pin.root_cid, pin.kind,
          (SELECT count(*) FROM pin_blocks pb WHERE pb.pin_id = pin.id)::int8 AS blocks,
          (SELECT coalesce(sum(b.size), 0) FROM pin_blocks pb JOIN blocks b ON b.multihash = pb.multihash WHERE pb.pin_id = pin.id)::int8 AS bytes
        FROM pin`,
       [byPin ? target.pinId : canonicalCid(target.cid)]
     )
     const pin = rows[0]
-    return pin === undefined ? undefined : { pinId: pin.id, root: pin.root_cid, blocks: pin.blocks, bytes: pin.bytes }
+    return pin === undefined ? undefined : { pinId: pin.id, root: pin.root_cid, blocks: pin.blocks, bytes: pin.bytes, kind: pin.kind }
   }
 
   /** Usage of every owner that holds blocks, largest first. */
@@ -232,22 +320,23 @@ export class PinStore {
   }
 
   /**
-   * Claims the oldest job that is due: queued and past its backoff, or pinning under a lease
-   * that expired (its worker died). `FOR UPDATE SKIP LOCKED` lets every worker claim at once
-   * without blocking each other or taking the same job.
+   * Claims a due job: queued and past its backoff, or pinning under a lease that expired (its
+   * worker died). Fair across owners: the due job of the owner with the fewest jobs running
+   * fleet-wide, then the oldest, so one owner's backlog (an author's burst of entries) takes
+   * one slot's turn at a time and never holds every slot while another owner waits.
+   *
+   * The owners with jobs in the queue are found by a skip scan of `pins_queue_by_owner` (one
+   * index probe per owner, not one row per job), each owner's oldest due job by a probe of
+   * the same index, and its running jobs from `pins_running_by_owner`: the cost grows with
+   * the owners waiting, not with the jobs queued. `FOR UPDATE SKIP LOCKED` lets every worker
+   * claim at once: a candidate another claim holds is skipped for the next one.
    */
   async claim (worker: string, leaseMs: number): Promise<PinJob | undefined> {
     const { rows } = await this.db.query<PinJob>(
       `UPDATE pins SET status = 'pinning', attempts = attempts + 1, lease_owner = $1, lease_token = $2,
          lease_expires_at = now() + $3::float8 * interval '1 millisecond', updated_at = now()
-       WHERE id = (
-         SELECT id FROM pins
-         WHERE (status = 'queued' AND not_before <= now()) OR (status = 'pinning' AND lease_expires_at < now())
-         ORDER BY not_before, created
-         LIMIT 1
-         FOR UPDATE SKIP LOCKED)
-       RETURNING id::text AS id, owner, cid, origins, attempts AS attempt, lease_token::text AS "leaseToken", failure_reason AS "lastFailure",
-         meta->>'pharos:kind' AS kind`,
+       WHERE id = (${CLAIM_NEXT_SQL})
+       RETURNING id::text AS id, owner, cid, origins, attempts AS attempt, lease_token::text AS "leaseToken", failure_reason AS "lastFailure", kind`,
       [worker, randomUUID(), leaseMs]
     )
     return rows[0]
@@ -263,19 +352,65 @@ export class PinStore {
     return rowCount > 0
   }
 
-  /** Records blocks the pin now holds; false if the job is no longer this holder's. */
-  async recordBlocks (job: PinJob, multihashes: readonly Uint8Array[]): Promise<boolean> {
-    if (multihashes.length === 0) return await this.stillHeld(job)
-    const { rows } = await this.db.query<{ held: boolean }>(
-      `WITH job AS (SELECT id FROM pins WHERE id = $1 AND lease_token = $2 AND status = 'pinning' FOR SHARE),
-       added AS (
-         INSERT INTO pin_blocks (pin_id, multihash)
-         SELECT job.id, decode(h, 'hex') FROM job, unnest($3::text[]) AS h
-         ON CONFLICT DO NOTHING)
-       SELECT EXISTS (SELECT 1 FROM job) AS held`,
-      [job.id, job.leaseToken, multihashes.map(hex)]
-    )
-    return rows[0]?.held === true
+  /**
+   * Records blocks the pin now holds, within its owner's quota: `lease-lost` if the job is no
+   * longer this holder's, `over-quota` (nothing recorded) if the blocks new to the owner would
+   * take its usage past `quotaBytes`.
+   *
+   * Atomic per owner: the check and the rows it counts are written under one transaction-scoped
+   * advisory lock on the owner, so pins of one owner recording at once (on any worker) are
+   * checked one after the other against usage that includes each other's blocks, and cannot
+   * each spend the same remaining quota. Usage is read from `owner_usage`, which only ever
+   * over-counts (see 008_pin_kind_fair_claims_quota.sql); a batch it would refuse is checked
+   * again against the exact count before it is refused.
+   */
+  async recordBlocks (job: PinJob, multihashes: readonly Uint8Array[], quotaBytes: number): Promise<RecordOutcome> {
+    if (multihashes.length === 0) return await this.stillHeld(job) ? 'recorded' : 'lease-lost'
+    const batch = [...new Set(multihashes.map(hex))]
+    return await this.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1::int4, hashtext($2))', [OWNER_QUOTA_LOCK_CLASS, job.owner])
+      const { rows: held } = await tx.query(
+        'SELECT 1 FROM pins WHERE id = $1 AND lease_token = $2 AND status = \'pinning\' FOR SHARE', [job.id, job.leaseToken])
+      if (held.length === 0) return 'lease-lost'
+      // What the batch adds to the owner: blocks no pin of the owner (this one included) holds yet.
+      const { rows: added } = await tx.query<{ bytes: number }>(
+        `SELECT coalesce(sum(b.size), 0)::int8 AS bytes FROM blocks b
+         WHERE b.multihash IN (SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h)
+           AND NOT EXISTS (SELECT 1 FROM pin_blocks pb JOIN pins p ON p.id = pb.pin_id WHERE pb.multihash = b.multihash AND p.owner = $2)`,
+        [batch, job.owner])
+      const addedBytes = Number(added[0]?.bytes ?? 0)
+      if (addedBytes > 0) {
+        let usage = await this.countedUsage(tx, job.owner)
+        if (usage + addedBytes > quotaBytes) usage = await this.recountUsage(tx, job.owner)
+        if (usage + addedBytes > quotaBytes) return 'over-quota'
+        await tx.query('UPDATE owner_usage SET bytes = bytes + $2 WHERE owner = $1', [job.owner, addedBytes])
+      }
+      await tx.query(
+        `INSERT INTO pin_blocks (pin_id, multihash)
+         SELECT $1::uuid, decode(h, 'hex') FROM unnest($2::text[]) AS h
+         ON CONFLICT DO NOTHING`,
+        [job.id, batch])
+      return 'recorded'
+    })
+  }
+
+  /** The owner's usage as `owner_usage` counts it (counted exactly when it has no row yet). Under the owner's lock. */
+  private async countedUsage (tx: SqlQueryable, owner: string): Promise<number> {
+    const { rows } = await tx.query<{ bytes: number }>('SELECT bytes::int8 AS bytes FROM owner_usage WHERE owner = $1', [owner])
+    const counted = rows[0]
+    return counted === undefined ? await this.recountUsage(tx, owner) : Number(counted.bytes)
+  }
+
+  /** Counts the owner's usage exactly and writes it to `owner_usage`. Under the owner's lock. */
+  private async recountUsage (tx: SqlQueryable, owner: string): Promise<number> {
+    const { rows } = await tx.query<{ bytes: number }>(
+      `INSERT INTO owner_usage (owner, bytes, counted_at)
+       SELECT $1, coalesce(sum(b.size), 0), now() FROM blocks b
+       WHERE b.multihash IN (SELECT pb.multihash FROM pin_blocks pb JOIN pins p ON p.id = pb.pin_id WHERE p.owner = $1)
+       ON CONFLICT (owner) DO UPDATE SET bytes = EXCLUDED.bytes, counted_at = EXCLUDED.counted_at
+       RETURNING bytes::int8 AS bytes`,
+      [owner])
+    return Number(rows[0]?.bytes ?? 0)
   }
 
   /** The job settled as pinned; whatever it replaced is removed. */
@@ -328,18 +463,22 @@ export class PinStore {
     return rowCount > 0
   }
 
-  private async insert (db: SqlQueryable, pin: NewPin): Promise<PinRecord> {
+  private async insert (db: SqlQueryable, pin: NewPin, kind: PinKind | null): Promise<PinRecord> {
     // `created` must be unique; two inserts in the same microsecond retry with a later clock.
     for (;;) {
       const { rows } = await db.query<PinRecord>(
-        `INSERT INTO pins (id, owner, cid, root_cid, name, meta, origins, created)
-         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::text[], clock_timestamp())
+        `INSERT INTO pins (id, owner, cid, root_cid, name, meta, origins, kind, created)
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::text[], $8, clock_timestamp())
          ON CONFLICT (created) DO NOTHING
          RETURNING ${PIN_COLUMNS}`,
-        [randomUUID(), pin.owner, pin.cidText, canonicalCid(pin.cid), pin.name ?? null, JSON.stringify(pin.meta ?? {}), pin.origins ?? []]
+        [randomUUID(), pin.owner, pin.cidText, canonicalCid(pin.cid), pin.name ?? null, JSON.stringify(pin.meta ?? {}), pin.origins ?? [], kind]
       )
       if (rows[0] !== undefined) return rows[0]
     }
   }
 }
 
+function refuseReservedMeta (pin: NewPin): void {
+  const reserved = reservedMetaKeys(pin.meta)
+  if (reserved.length > 0) throw new ReservedMetaKeyError(reserved)
+}

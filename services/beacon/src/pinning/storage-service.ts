@@ -1,6 +1,7 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Config } from '../config/schema.ts'
 import type { Logger } from '../logging/logger.ts'
+import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import { createStorageMetrics } from '../metrics/storage-metrics.ts'
 import type { StorageMetrics } from '../metrics/storage-metrics.ts'
 import { createBeaconHelia } from '../storage/beacon-helia.ts'
@@ -32,6 +33,8 @@ export interface StorageServiceDeps {
    * fleet's peer view knows where another worker saw it. @default none
    */
   locatePeer?: (peerId: string) => Promise<string[] | undefined>
+  /** `pharos_limit_blocked_total`: pins failed by a limit. @default not counted */
+  limits?: Pick<LimitMetrics, 'blocked'>
 }
 
 /** What the HTTP surface needs of storage: the pinning API, the gateway and /v1 storage routes. */
@@ -115,7 +118,7 @@ async function fetchBlock (helia: BeaconHelia, cid: CID, signal: AbortSignal, or
  * blockstore, Helia with Bitswap on the worker's node, the pin queue runner and GC, with
  * their metrics on the worker's registry.
  */
-export function createStorageService ({ config, db, node, log, registry, adminTokens, locatePeer }: StorageServiceDeps): StorageService {
+export function createStorageService ({ config, db, node, log, registry, adminTokens, locatePeer, limits }: StorageServiceDeps): StorageService {
   const metrics = createStorageMetrics(registry)
   const storageLog = log.child({ component: 'blockstore' })
   const blockstore = new PgBlockstore({
@@ -163,6 +166,7 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
     leaseMs: config.pinLeaseMs,
     pollIntervalMs: config.pinPollIntervalMs,
     maxAttempts: config.pinMaxAttempts,
+    entryMaxAttempts: config.entryPinMaxAttempts,
     retryBaseMs: config.pinRetryBaseMs,
     retryMaxMs: config.pinRetryMaxMs,
     timeoutMs: config.pinTimeoutMs,
@@ -179,7 +183,8 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
     dial: dialOrigin,
     log,
     metrics,
-    onPinned: (job) => { for (const listener of pinnedListeners) listener(job) }
+    onPinned: (job) => { for (const listener of pinnedListeners) listener(job) },
+    ...(limits === undefined ? {} : { limits })
   })
   const gc = new GarbageCollector({ db, graceMs: config.gcGraceMs, intervalMs: config.gcIntervalMs, log, metrics })
 

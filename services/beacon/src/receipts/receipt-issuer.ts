@@ -3,7 +3,8 @@
  * holds an author's log up to a head, or a pinned DAG. A receipt is only ever issued after
  * checking Postgres for exactly what it claims: for a log, every entry from the head down to
  * genesis stored with its block; for a DAG, a pin of it settled as `pinned`, whose recorded
- * blocks give the counts. Receipts are not stored: each is signed when asked for, so its
+ * blocks give the counts, and whose kind gives the scope: a log entry's pin holds the entry
+ * and its content but never `prev`, and its receipt says `scope: entry`. Receipts are not stored: each is signed when asked for, so its
  * `verifiedAt` is when that check ran.
  *
  * A log check walks the chain below the head in one recursive query, so its cost grows
@@ -17,6 +18,7 @@ import { CID } from 'multiformats/cid'
 import { signLogReceipt, signPinReceipt } from '../../../protocol/src/log/index.ts'
 import type { Ed25519Signer, NotHeldReason, ReceiptSubject } from '../../../protocol/src/log/index.ts'
 import type { LogStore } from '../logs/log-store.ts'
+import { LOG_ENTRY_KIND } from '../pinning/log-entry-pins.ts'
 import type { PinStore } from '../pinning/pin-store.ts'
 
 export interface ReceiptIssuerDeps {
@@ -80,7 +82,8 @@ export class ReceiptIssuer {
     const held = await this.deps.pins.heldDag(target)
     const what = 'cid' in target ? target.cid.toString() : `pin ${target.pinId}`
     if (held === undefined) return notHeld('not-pinned', `${what} is not pinned here`)
-    const statement = await signPinReceipt({ cid: CID.parse(held.root), blocks: held.blocks, bytes: held.bytes, verifiedAt: this.now() }, this.deps.signer)
+    const scope = held.kind === LOG_ENTRY_KIND ? 'entry' : 'dag'
+    const statement = await signPinReceipt({ cid: CID.parse(held.root), scope, blocks: held.blocks, bytes: held.bytes, verifiedAt: this.now() }, this.deps.signer)
     return { ok: true, statement }
   }
 }

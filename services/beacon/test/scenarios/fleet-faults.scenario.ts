@@ -290,7 +290,7 @@ describe('a fleet of three workers under faults (real Postgres, Redis and 200 pe
       return pins?.pinned === ENTRIES
     })
     const { rows: [pins] } = await db.query<{ pins: number, distinct: number }>(
-      "SELECT count(*)::int AS pins, count(DISTINCT root_cid)::int AS distinct FROM pins WHERE meta->>'pharos:kind' = 'log-entry'")
+      "SELECT count(*)::int AS pins, count(DISTINCT root_cid)::int AS distinct FROM pins WHERE kind = 'log-entry'")
     assert.deepEqual(pins, { pins: ENTRIES, distinct: ENTRIES }, 'each entry has exactly one pin')
     if (leasedByKilled.length > 0) {
       const { rows } = await db.query<{ status: string }>('SELECT status FROM pins WHERE id = ANY($1::uuid[])', [leasedByKilled])

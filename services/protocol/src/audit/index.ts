@@ -6,6 +6,7 @@ export {
   AUDIT_REPORT_LIMITS,
   AUDIT_STATEMENT_KIND,
   auditReportFromBody,
+  decodeStoredAuditReport,
   openAuditReport,
   signAuditReport
 } from './report.ts'

@@ -15,7 +15,7 @@ import { CID } from 'multiformats/cid'
 import { publicKeyFromPeerId } from '../log/author-key.ts'
 import { hasKeys, isMap, isUint, listOf } from '../log/cbor.ts'
 import type { Ed25519Signer } from '../log/ed25519.ts'
-import { openStatement, signStatement } from '../log/statement.ts'
+import { decodeStatement, openStatement, signStatement } from '../log/statement.ts'
 import type { StatementErrorCode } from '../log/statement.ts'
 
 export const AUDIT_STATEMENT_KIND = 'audit'
@@ -122,4 +122,18 @@ export async function openAuditReport (bytes: Uint8Array, expectWorker?: string)
   const report = auditReportFromBody(opened.value.body, opened.value.signer)
   if (typeof report === 'string') return { ok: false, code: 'bad-report', detail: report }
   return { ok: true, report, sig: opened.value.sig }
+}
+
+/**
+ * The report in a statement whose signature was checked when it was stored (a worker's own
+ * reports: AuditStore verifies each before writing it), without checking it again: the
+ * shape, the kind and the signer only. `GET /v1/audits` reads up to 100 at a time for anyone,
+ * and must not cost 100 signature checks per request.
+ */
+export function decodeStoredAuditReport (bytes: Uint8Array, expectWorker: string): AuditReportResult {
+  const decoded = decodeStatement(bytes, { kind: AUDIT_STATEMENT_KIND, signer: expectWorker })
+  if (!decoded.ok) return decoded
+  const report = auditReportFromBody(decoded.value.body, decoded.value.signer)
+  if (typeof report === 'string') return { ok: false, code: 'bad-report', detail: report }
+  return { ok: true, report, sig: decoded.value.sig }
 }

@@ -24,7 +24,7 @@ export type { HeadCandidate } from './fork-choice.ts'
 export { MAX_ENVELOPE_BYTES, openEnvelope, PUBLISH_DOMAIN, sealEnvelope } from './envelope.ts'
 export { CONTENT_TOPIC, messageIdOf } from './message-id.ts'
 export type { EnvelopeErrorCode, EnvelopeResult, PublishEnvelope } from './envelope.ts'
-export { MAX_STATEMENT_BYTES, openStatement, signStatement, statementDomain } from './statement.ts'
+export { decodeStatement, MAX_STATEMENT_BYTES, openStatement, signStatement, statementDomain } from './statement.ts'
 export type { SignedStatement, StatementErrorCode, StatementResult } from './statement.ts'
 export { checkSyncRequest, decodeSyncRequest, decodeSyncResponse, encodeSyncRequest, encodeSyncResponse, MAX_SYNC_FRAME_BYTES, SYNC_LIMITS } from './sync-messages.ts'
 export type { EntryStatus, HeadInfo, KnownHead, NotHeldReason, ReceiptSubject, SyncDecodeResult, SyncErrorCode, SyncRequest, SyncResponse } from './sync-messages.ts'
@@ -36,6 +36,7 @@ export type {
   PinReceipt,
   PinReceiptBody,
   PinReceiptExpectation,
+  PinReceiptScope,
   Receipt,
   ReceiptErrorCode,
   ReceiptResult

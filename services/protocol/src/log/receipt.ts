@@ -6,9 +6,12 @@
  *   log-receipt { author, head: CID, seq, verifiedAt }
  *     the worker holds `author`'s log from `head` (at `seq`) down to genesis: seq + 1
  *     entries, every block stored, checked at `verifiedAt` (ms since the epoch, its clock).
- *   pin-receipt { cid: CID, blocks, bytes, verifiedAt }
- *     the worker holds the whole DAG under `cid` (as CIDv1), pinned: `blocks` distinct blocks
- *     of `bytes` bytes in all, checked at `verifiedAt`.
+ *   pin-receipt { cid: CID, blocks, bytes, verifiedAt, scope? }
+ *     the worker holds what `scope` names under `cid` (as CIDv1), pinned: `blocks` distinct
+ *     blocks of `bytes` bytes in all, checked at `verifiedAt`. Without `scope`, the whole DAG;
+ *     with `scope: "entry"`, a log entry's pin: the entry block and the whole DAG under each
+ *     of its `params` links, never `prev` (the ancestors are entries with pins of their own;
+ *     a log receipt is the statement about the chain).
  *
  * `open*Receipt` checks the signature, the body's exact shape, and what the caller expected
  * (the signer it asked, the author, head or root it asked about), so a receipt for something
@@ -35,9 +38,18 @@ export interface LogReceiptBody {
   verifiedAt: number
 }
 
+/**
+ * What a pin receipt covers under its root:
+ * - `dag`: the whole DAG, every block it links to (the body carries no `scope`);
+ * - `entry`: a log entry's pin: the entry block and the DAGs its `params` link to, not `prev`.
+ */
+export type PinReceiptScope = 'dag' | 'entry'
+
 export interface PinReceiptBody {
   /** The DAG's root, as CIDv1. */
   cid: CID
+  /** What is held under `cid`. @default 'dag' */
+  scope?: PinReceiptScope
   /** Distinct blocks the worker's pin holds. */
   blocks: number
   /** Their bytes in all. */
@@ -54,7 +66,7 @@ interface Signed {
 }
 
 export type LogReceipt = LogReceiptBody & Signed & { kind: typeof LOG_RECEIPT_KIND }
-export type PinReceipt = PinReceiptBody & Signed & { kind: typeof PIN_RECEIPT_KIND }
+export type PinReceipt = PinReceiptBody & Signed & { kind: typeof PIN_RECEIPT_KIND, scope: PinReceiptScope }
 export type Receipt = LogReceipt | PinReceipt
 
 export type ReceiptErrorCode =
@@ -63,6 +75,8 @@ export type ReceiptErrorCode =
   | 'bad-body'
   /** A valid receipt, but about another author, head or root than the one expected. */
   | 'wrong-subject'
+  /** A valid pin receipt, but for less of the DAG than expected (an entry's pin, not the whole DAG). */
+  | 'wrong-scope'
 
 export type ReceiptResult<T> = { ok: true, value: T } | { ok: false, code: ReceiptErrorCode, detail: string }
 
@@ -76,6 +90,8 @@ export interface PinReceiptExpectation {
   signer?: string
   /** Compared as CIDv1: a CIDv0 root matches its v1 form. */
   cid?: CID
+  /** The scope the receipt must have. @default either */
+  scope?: PinReceiptScope
 }
 
 const isAuthor = (value: unknown): value is string => typeof value === 'string' && publicKeyFromPeerId(value) !== undefined
@@ -84,8 +100,14 @@ export async function signLogReceipt (body: LogReceiptBody, signer: Ed25519Signe
   return await signStatement(LOG_RECEIPT_KIND, { author: body.author, head: body.head, seq: body.seq, verifiedAt: body.verifiedAt }, signer)
 }
 
+/**
+ * A whole-DAG receipt carries no `scope`, so its bytes are what they were before scopes
+ * existed; an entry-scoped one does, and a verifier that predates scopes refuses it as
+ * `bad-body` rather than reading it as a claim on the whole DAG.
+ */
 export async function signPinReceipt (body: PinReceiptBody, signer: Ed25519Signer): Promise<Uint8Array> {
-  return await signStatement(PIN_RECEIPT_KIND, { cid: body.cid.toV1(), blocks: body.blocks, bytes: body.bytes, verifiedAt: body.verifiedAt }, signer)
+  const scoped = body.scope === undefined || body.scope === 'dag' ? {} : { scope: body.scope }
+  return await signStatement(PIN_RECEIPT_KIND, { cid: body.cid.toV1(), blocks: body.blocks, bytes: body.bytes, verifiedAt: body.verifiedAt, ...scoped }, signer)
 }
 
 export async function openLogReceipt (bytes: Uint8Array, expect: LogReceiptExpectation = {}): Promise<ReceiptResult<LogReceipt>> {
@@ -106,9 +128,15 @@ export async function openPinReceipt (bytes: Uint8Array, expect: PinReceiptExpec
   if (!opened.ok) return opened
   const { body, signer } = opened.value
   const cid = CID.asCID(body.cid)
-  if (!hasKeys(body, ['cid', 'blocks', 'bytes', 'verifiedAt']) || cid === null || cid.version !== 1 || !isUint(body.blocks) || !isUint(body.bytes) || !isUint(body.verifiedAt)) {
-    return { ok: false, code: 'bad-body', detail: 'a pin receipt is { cid: CIDv1, blocks: uint, bytes: uint, verifiedAt: uint }' }
+  // One encoding per claim: a whole-DAG receipt has no scope key at all.
+  if (!hasKeys(body, ['cid', 'blocks', 'bytes', 'verifiedAt'], ['scope']) || cid === null || cid.version !== 1 || !isUint(body.blocks) || !isUint(body.bytes) || !isUint(body.verifiedAt) ||
+    (body.scope !== undefined && body.scope !== 'entry')) {
+    return { ok: false, code: 'bad-body', detail: 'a pin receipt is { cid: CIDv1, blocks: uint, bytes: uint, verifiedAt: uint, scope?: "entry" }' }
   }
+  const scope: PinReceiptScope = body.scope === 'entry' ? 'entry' : 'dag'
   if (expect.cid !== undefined && !cid.equals(expect.cid.toV1())) return { ok: false, code: 'wrong-subject', detail: `a receipt for ${cid.toString()}, not ${expect.cid.toV1().toString()}` }
-  return { ok: true, value: { kind: PIN_RECEIPT_KIND, signer, statement: bytes, cid, blocks: body.blocks, bytes: body.bytes, verifiedAt: body.verifiedAt } }
+  if (expect.scope !== undefined && scope !== expect.scope) {
+    return { ok: false, code: 'wrong-scope', detail: `a receipt for ${scope === 'entry' ? 'a log entry\'s pin (the entry and its content, not prev)' : 'the whole DAG'} under ${cid.toString()}, not ${expect.scope === 'entry' ? 'an entry\'s pin' : 'the whole DAG'}` }
+  }
+  return { ok: true, value: { kind: PIN_RECEIPT_KIND, signer, statement: bytes, cid, scope, blocks: body.blocks, bytes: body.bytes, verifiedAt: body.verifiedAt } }
 }

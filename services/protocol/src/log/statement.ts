@@ -48,10 +48,12 @@ export async function signStatement (kind: string, body: Record<string, unknown>
 }
 
 /**
- * Decodes a statement and checks its signature against the key in its `signer` peer ID.
- * With `expect`, the statement must also be of that kind and (if given) by that signer.
+ * Decodes a statement and checks its shape and what `expect` asks, but **not** its signature:
+ * for statements whose signature was checked when they were stored (a worker's own audit
+ * reports, verified before they are written). Anything from the wire goes through
+ * `openStatement`.
  */
-export async function openStatement (bytes: Uint8Array, expect: { kind?: string, signer?: string } = {}): Promise<StatementResult> {
+export function decodeStatement (bytes: Uint8Array, expect: { kind?: string, signer?: string } = {}): StatementResult {
   if (bytes.length > MAX_STATEMENT_BYTES) return { ok: false, code: 'too-large', detail: `${bytes.length} bytes > ${MAX_STATEMENT_BYTES}` }
   const decoded = decodeCanonical(bytes)
   if (!decoded.ok) return { ok: false, code: decoded.code, detail: decoded.detail }
@@ -63,9 +65,21 @@ export async function openStatement (bytes: Uint8Array, expect: { kind?: string,
   }
   if (expect.kind !== undefined && value.kind !== expect.kind) return { ok: false, code: 'wrong-kind', detail: `expected a ${expect.kind} statement, got ${value.kind}` }
   if (expect.signer !== undefined && value.signer !== expect.signer) return { ok: false, code: 'bad-signer', detail: `signed by ${value.signer}, not ${expect.signer}` }
-  const key = publicKeyFromPeerId(value.signer)
-  if (key === undefined) return { ok: false, code: 'bad-signer', detail: 'signer must be an ed25519 peer ID' }
-  const check = await verifyEd25519(key, signedBytes(value.kind, value.signer, value.body), value.sig)
-  if (check !== 'ok') return { ok: false, code: 'bad-statement-signature', detail: check }
+  if (publicKeyFromPeerId(value.signer) === undefined) return { ok: false, code: 'bad-signer', detail: 'signer must be an ed25519 peer ID' }
   return { ok: true, value: { kind: value.kind, signer: value.signer, body: value.body, sig: value.sig } }
+}
+
+/**
+ * Decodes a statement and checks its signature against the key in its `signer` peer ID.
+ * With `expect`, the statement must also be of that kind and (if given) by that signer.
+ */
+export async function openStatement (bytes: Uint8Array, expect: { kind?: string, signer?: string } = {}): Promise<StatementResult> {
+  const decoded = decodeStatement(bytes, expect)
+  if (!decoded.ok) return decoded
+  const { kind, signer, body, sig } = decoded.value
+  const key = publicKeyFromPeerId(signer)
+  if (key === undefined) return { ok: false, code: 'bad-signer', detail: 'signer must be an ed25519 peer ID' }
+  const check = await verifyEd25519(key, signedBytes(kind, signer, body), sig)
+  if (check !== 'ok') return { ok: false, code: 'bad-statement-signature', detail: check }
+  return decoded
 }

@@ -3,6 +3,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { FastifyRequest } from 'fastify'
 import { CID } from 'multiformats/cid'
 import { Type } from 'typebox'
+import { RESERVED_META_PREFIX, reservedMetaKeys } from '../../pinning/pin-store.ts'
 import type { PinFilter, PinRecord, PinStatus, PinStore } from '../../pinning/pin-store.ts'
 import { bearerOwnerAuth } from '../admin-auth.ts'
 import { FailureRef, HttpError } from '../errors.ts'
@@ -70,6 +71,14 @@ function checkOrigins (origins: readonly string[] | undefined): void {
     } catch {
       throw new HttpError('badRequest', `origin ${JSON.stringify(origin)} is not a multiaddr`)
     }
+  }
+}
+
+/** Meta keys under `pharos:` are the worker's own (what kind of pin it is): a client may not set them. */
+function checkMeta (meta: Readonly<Record<string, string>> | undefined): void {
+  const reserved = reservedMetaKeys(meta)
+  if (reserved.length > 0) {
+    throw new HttpError('badRequest', `meta keys starting with "${RESERVED_META_PREFIX}" are reserved for the worker: ${reserved.map((key) => JSON.stringify(key)).join(', ')}`)
   }
 }
 
@@ -196,6 +205,7 @@ export const pinRoutes: FastifyPluginAsyncTypebox<PinRoutesOptions> = async (app
     const owner = ownerOf(request)
     const cid = parseCid(request.body.cid)
     checkOrigins(request.body.origins)
+    checkMeta(request.body.meta)
     await checkQuota(owner)
     const record = await store.create({ ...request.body, owner, cid, cidText: request.body.cid })
     options.onQueued()
@@ -235,6 +245,7 @@ export const pinRoutes: FastifyPluginAsyncTypebox<PinRoutesOptions> = async (app
     const id = requestId(request.params.requestid)
     const cid = parseCid(request.body.cid)
     checkOrigins(request.body.origins)
+    checkMeta(request.body.meta)
     await checkQuota(owner)
     const record = await store.replace(owner, id, { ...request.body, owner, cid, cidText: request.body.cid })
     if (record === undefined) throw new HttpError('notFound', `no pin ${id}`)
