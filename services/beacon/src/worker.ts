@@ -332,7 +332,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       log,
       registry,
       adminTokens,
-      locatePeer: async (peerId) => (await fleet.peerViews.locate(peerId))?.addrs
+      locatePeer: async (peerId) => (await fleet.peerViews.locate(peerId))?.addrs,
+      limits: limitMetrics
     })
     // One signer for every statement this worker makes: receipts and audit reports.
     const signer = workerSigner(key)

@@ -1,10 +1,12 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Config } from '../config/schema.ts'
 import type { Logger } from '../logging/logger.ts'
+import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import { createStorageMetrics } from '../metrics/storage-metrics.ts'
 import type { StorageMetrics } from '../metrics/storage-metrics.ts'
 import { createBeaconHelia } from '../storage/beacon-helia.ts'
 import type { BeaconHelia } from '../storage/beacon-helia.ts'
+import { BitswapSendBudget } from '../storage/bitswap-send-budget.ts'
 import { BitswapBlockstoreView } from '../storage/bitswap-view.ts'
 import { collectBytes, PgBlockstore } from '../storage/pg-blockstore.ts'
 import type { SqlClient } from '../storage/sql.ts'
@@ -32,6 +34,8 @@ export interface StorageServiceDeps {
    * fleet's peer view knows where another worker saw it. @default none
    */
   locatePeer?: (peerId: string) => Promise<string[] | undefined>
+  /** Counts what the Bitswap send budget made wait (`pharos_limit_blocked_total`). @default not counted */
+  limits?: Pick<LimitMetrics, 'blocked'>
 }
 
 /** What the HTTP surface needs of storage: the pinning API, the gateway and /v1 storage routes. */
@@ -46,6 +50,8 @@ export interface StorageHttp {
 
 export interface StorageService {
   readonly blockstore: PgBlockstore
+  /** What serving blocks over Bitswap holds, per peer and in all. */
+  readonly sendBudget: BitswapSendBudget
   readonly helia: BeaconHelia
   readonly pins: PinStore
   readonly runner: PinRunner
@@ -115,7 +121,7 @@ async function fetchBlock (helia: BeaconHelia, cid: CID, signal: AbortSignal, or
  * blockstore, Helia with Bitswap on the worker's node, the pin queue runner and GC, with
  * their metrics on the worker's registry.
  */
-export function createStorageService ({ config, db, node, log, registry, adminTokens, locatePeer }: StorageServiceDeps): StorageService {
+export function createStorageService ({ config, db, node, log, registry, adminTokens, locatePeer, limits }: StorageServiceDeps): StorageService {
   const metrics = createStorageMetrics(registry)
   const storageLog = log.child({ component: 'blockstore' })
   const blockstore = new PgBlockstore({
@@ -125,12 +131,23 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
       storageLog.error({ cid: cid.toString() }, 'stored block failed hash verification; it is not served')
     }
   })
+  const served = new BitswapBlockstoreView(blockstore)
+  const sendBudget = new BitswapSendBudget({
+    peerBytes: config.bitswapPeerBytesInFlight,
+    totalBytes: config.bitswapBytesInFlight,
+    sizeOf: async (cid, options) => await served.sizeOf(cid, options),
+    limits
+  })
+  metrics.readSendBudgetFrom(() => sendBudget.snapshot())
   const helia = createBeaconHelia({
     libp2p: node,
-    blockstore: new BitswapBlockstoreView(blockstore),
+    blockstore: served,
     log,
     metrics,
-    maxWriteBufferBytes: config.bitswapMaxWriteBufferBytes
+    maxWriteBufferBytes: config.bitswapMaxWriteBufferBytes,
+    sendBudget,
+    sendStallMs: config.bitswapSendStallMs,
+    onSendStalled: () => { limits?.blocked('bitswapSendStallMs') }
   })
   const pins = new PinStore(db)
   const pinnedListeners = new Set<(job: PinJob) => void>()
@@ -185,6 +202,7 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
 
   return {
     blockstore,
+    sendBudget,
     helia,
     pins,
     runner,
