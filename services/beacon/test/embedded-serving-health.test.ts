@@ -4,13 +4,15 @@
  * peers pulling files made /healthz miss its probes; PGlite now runs in a worker thread.
  *
  * One embedded worker (PGlite) in this process, eight Helia peers on loopback each fetching a
- * file of 1 MiB blocks over Bitswap, and /healthz probed throughout. The probes and the peers
+ * file of 1 MiB blocks over Bitswap, an HTTP client fetching blocks from the gateway, and
+ * /healthz probed throughout. The probes and the peers
  * share this process's event loop with the worker, so a stalled loop shows in every probe.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { threadId as mainThreadId } from 'node:worker_threads'
 import { unixfs } from '@helia/unixfs'
+import * as dagPb from '@ipld/dag-pb'
 import { multiaddr } from '@multiformats/multiaddr'
 import { MemoryBlockstore } from 'blockstore-core'
 import type { CID } from 'multiformats/cid'
@@ -60,7 +62,7 @@ describe('embedded worker serving blocks', () => {
     }
   }
 
-  it(`answers every /healthz probe within ${PROBE_BOUND_MS} ms while ${PEERS} peers pull ${FILE_BYTES / MiB} MiB each, reading blocks in the PGlite thread`, async () => {
+  it(`answers every /healthz probe within ${PROBE_BOUND_MS} ms while ${PEERS} peers pull ${FILE_BYTES / MiB} MiB each and the gateway serves blocks, reading them in the PGlite thread`, async () => {
     assert.equal(worker.mode, 'embedded')
     const fs = unixfs(worker.storage.helia)
     const files: Array<{ cid: CID, bytes: Uint8Array }> = []
@@ -87,7 +89,15 @@ describe('embedded worker serving blocks', () => {
         await new Promise((resolve) => setTimeout(resolve, PROBE_EVERY_MS))
       }
     })()
+    // The gateway's raw blocks: every leaf of two of the files, one request each.
+    const leaves = (await Promise.all(files.slice(0, 2).map(async (file) => dagPb.decode(await worker.storage.blockstore.getBytes(file.cid)).Links.map((link) => link.Hash))))
+      .flat()
     try {
+      const gateway = Promise.all(leaves.map(async (leaf) => {
+        const response = await fetch(new URL(`/ipfs/${leaf.toString()}?format=raw`, worker.httpUrl), { signal: AbortSignal.timeout(120_000) })
+        assert.equal(response.status, 200)
+        return (await response.arrayBuffer()).byteLength
+      }))
       const fetched = await Promise.all(files.map(async (file, index) => {
         const chunks: Uint8Array[] = []
         const helia = peers[index]?.helia ?? assert.fail()
@@ -95,6 +105,7 @@ describe('embedded worker serving blocks', () => {
         return Buffer.concat(chunks)
       }))
       for (const [index, file] of files.entries()) assert.equal(sha256Hex(fetched[index] ?? new Uint8Array()), sha256Hex(file.bytes))
+      assert.equal((await gateway).reduce((sum, bytes) => sum + bytes, 0), 2 * FILE_BYTES, 'the gateway served every leaf')
     } finally {
       pulling = false
       await probing
@@ -109,6 +120,6 @@ describe('embedded worker serving blocks', () => {
     assert.ok(db.thread !== undefined && db.stats !== undefined, 'the embedded worker\'s storage is the PGlite thread client')
     assert.notEqual(db.thread.threadId, mainThreadId)
     const read = db.stats().byteaBytes - readBefore
-    assert.ok(read >= PEERS * FILE_BYTES, `the PGlite thread returned ${read} bytes of blocks; the peers received ${PEERS * FILE_BYTES}`)
+    assert.ok(read >= (PEERS + 2) * FILE_BYTES, `the PGlite thread returned ${read} bytes of blocks; the peers and the gateway received ${(PEERS + 2) * FILE_BYTES}`)
   })
 })
