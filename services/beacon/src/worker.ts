@@ -246,7 +246,9 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     cleanups.push(async () => { stopFdWatch() })
     const health = createHealthMetrics(registry, config.maxConnections)
     const db = config.databaseUrl === undefined
-      ? await openPglite(join(config.dataDir, 'pglite'))
+      ? await openPglite(join(config.dataDir, 'pglite'), {
+        onThreadExit: (err) => { log.error({ err }, 'the PGlite thread died: storage is unavailable until the worker restarts') }
+      })
       : await openPostgres(config.databaseUrl, {
         maxConnections: config.databasePoolSize,
         onError: (err) => log.warn({ err }, 'postgres connection error'),

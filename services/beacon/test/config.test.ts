@@ -47,6 +47,20 @@ describe('config', () => {
     })
     assert.equal(loadConfig({ PHAROS_SHUTDOWN_DRAIN_MS: '14999', PHAROS_SHUTDOWN_TIMEOUT_MS: '15000' }).shutdownDrainMs, 14_999)
   })
+
+  it('refuses a Bitswap peer share larger than the total or than half its stream\'s write buffer', () => {
+    for (const env of [
+      { PHAROS_BITSWAP_PEER_BYTES_IN_FLIGHT: String(8 * 1024 * 1024), PHAROS_BITSWAP_BYTES_IN_FLIGHT: String(4 * 1024 * 1024) },
+      { PHAROS_BITSWAP_PEER_BYTES_IN_FLIGHT: String(8 * 1024 * 1024), PHAROS_BITSWAP_MAX_WRITE_BUFFER_BYTES: String(12 * 1024 * 1024) }
+    ]) {
+      assert.throws(() => loadConfig(env), (err: unknown) => {
+        assert.ok(err instanceof ConfigError)
+        assert.equal(err.key, 'PHAROS_BITSWAP_PEER_BYTES_IN_FLIGHT')
+        return true
+      })
+    }
+    assert.equal(loadConfig({ PHAROS_BITSWAP_PEER_BYTES_IN_FLIGHT: String(8 * 1024 * 1024), PHAROS_BITSWAP_MAX_WRITE_BUFFER_BYTES: String(16 * 1024 * 1024) }).bitswapPeerBytesInFlight, 8 * 1024 * 1024)
+  })
 })
 
 describe('secrets this repository published as defaults (issue 17, item 7)', () => {

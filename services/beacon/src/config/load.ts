@@ -78,6 +78,12 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, f
   if (typed.shutdownDrainMs >= typed.shutdownTimeoutMs) {
     throw new ConfigError('PHAROS_SHUTDOWN_DRAIN_MS', String(typed.shutdownDrainMs), `less than PHAROS_SHUTDOWN_TIMEOUT_MS (${typed.shutdownTimeoutMs}): the drain is part of the shutdown, and storage and libp2p still have to stop after it`)
   }
+  if (typed.bitswapPeerBytesInFlight > typed.bitswapBytesInFlight) {
+    throw new ConfigError('PHAROS_BITSWAP_PEER_BYTES_IN_FLIGHT', String(typed.bitswapPeerBytesInFlight), `at most PHAROS_BITSWAP_BYTES_IN_FLIGHT (${typed.bitswapBytesInFlight}): one peer's share is part of the total`)
+  }
+  if (typed.bitswapPeerBytesInFlight * 2 > typed.bitswapMaxWriteBufferBytes) {
+    throw new ConfigError('PHAROS_BITSWAP_PEER_BYTES_IN_FLIGHT', String(typed.bitswapPeerBytesInFlight), `at most half of PHAROS_BITSWAP_MAX_WRITE_BUFFER_BYTES (${typed.bitswapMaxWriteBufferBytes}): a peer's blocks in flight sit in its stream's write buffer, with room for the messages' framing`)
+  }
   return Object.freeze(typed)
 }
 

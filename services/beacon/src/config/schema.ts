@@ -564,7 +564,28 @@ export const schema = {
     group: 'limits',
     parse: integer(4 * MiB + 64 * 1024, 1024 * MiB),
     default: String(32 * MiB),
-    help: 'Write buffer of the streams that carry Bitswap blocks to a peer, instead of PHAROS_YAMUX_MAX_WRITE_BUFFER_BYTES: Bitswap sends all blocks a peer wants as one batch of messages of up to 4 MiB (guess: 32 wanted 1 MiB blocks, the width of a Helia or Kubo session).'
+    help: 'Write buffer of the streams that carry Bitswap blocks to a peer, instead of PHAROS_YAMUX_MAX_WRITE_BUFFER_BYTES: a peer\'s blocks in flight (PHAROS_BITSWAP_PEER_BYTES_IN_FLIGHT) wait here in messages of up to 4 MiB until it reads them (guess: 32 wanted 1 MiB blocks, the width of a Helia or Kubo session).'
+  },
+  bitswapPeerBytesInFlight: {
+    env: 'PHAROS_BITSWAP_PEER_BYTES_IN_FLIGHT',
+    group: 'limits',
+    parse: integer(64 * 1024, 1024 * MiB),
+    default: String(4 * MiB),
+    help: 'Bytes of blocks read for one peer over Bitswap and not yet written to its stream; more wait, and a re-want of a block already queued reads nothing. At most PHAROS_BITSWAP_BYTES_IN_FLIGHT and half of PHAROS_BITSWAP_MAX_WRITE_BUFFER_BYTES (guess: one 4 MiB Bitswap message, 40 MiB/s to one peer at a 100 ms round trip).'
+  },
+  bitswapBytesInFlight: {
+    env: 'PHAROS_BITSWAP_BYTES_IN_FLIGHT',
+    group: 'limits',
+    parse: integer(64 * 1024, 16 * 1024 * MiB),
+    default: String(64 * MiB),
+    help: 'Bytes of blocks read for all peers over Bitswap and not yet written; when contended, freed room goes first to the waiting peer holding least (guess: 16 peers at their full share, a few % of the chart\'s 2 GiB memory limit).'
+  },
+  bitswapSendStallMs: {
+    env: 'PHAROS_BITSWAP_SEND_STALL_MS',
+    group: 'limits',
+    parse: integer(100, 600_000),
+    default: '10000',
+    help: 'A Bitswap stream to a peer that takes no byte for this long (checked every this long) is reset and its budget freed (@helia/bitswap\'s own 10 s send timeout, which its block sends never applied).'
   },
   yamuxMaxReadBufferBytes: {
     env: 'PHAROS_YAMUX_MAX_READ_BUFFER_BYTES',

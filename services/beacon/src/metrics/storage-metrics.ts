@@ -9,6 +9,12 @@ export const PIN_STATUSES: readonly PinStatusName[] = ['queued', 'pinning', 'pin
 export type PinAttemptOutcome = 'pinned' | 'failed' | 'retry' | 'released' | 'lease-lost'
 export type GcOutcome = 'completed' | 'skipped-locked' | 'failed'
 
+/** What the Bitswap send budget holds (read on scrape). */
+export interface BitswapSendBudgetFigures {
+  bytesInFlight: number
+  peersWaiting: number
+}
+
 /** Fleet-wide figures read from Postgres on scrape. */
 export interface StorageSnapshot {
   pins: Record<PinStatusName, number>
@@ -30,6 +36,7 @@ const SNAPSHOT_TTL_MS = 10_000
  */
 export function createStorageMetrics (registry: Registry) {
   const scraped = scrapeSnapshot<StorageSnapshot>(SNAPSHOT_TTL_MS)
+  let sendBudget: (() => BitswapSendBudgetFigures) | undefined
   const snapshot = scraped.get
   const pinBlocksFetched = new Counter({
     name: 'pharos_pin_blocks_fetched_total',
@@ -45,6 +52,26 @@ export function createStorageMetrics (registry: Registry) {
     readSnapshotFrom (source: () => Promise<StorageSnapshot>): void {
       scraped.readFrom(source)
     },
+    /** Where the Bitswap send budget's gauges come from (storage-service.ts). */
+    readSendBudgetFrom (source: () => BitswapSendBudgetFigures): void {
+      sendBudget = source
+    },
+    bitswapBytesInFlight: new Gauge({
+      name: 'pharos_bitswap_bytes_in_flight',
+      help: 'Bytes of blocks read to send to peers over Bitswap and not yet written to their streams (PHAROS_BITSWAP_BYTES_IN_FLIGHT bounds it)',
+      registers: [registry],
+      collect () {
+        if (sendBudget !== undefined) this.set(sendBudget().bytesInFlight)
+      }
+    }),
+    bitswapPeersWaiting: new Gauge({
+      name: 'pharos_bitswap_peers_waiting',
+      help: 'Peers whose next Bitswap block waits for room in the send budget',
+      registers: [registry],
+      collect () {
+        if (sendBudget !== undefined) this.set(sendBudget().peersWaiting)
+      }
+    }),
     pins: new Gauge({
       name: 'pharos_pins',
       help: 'Pins in the fleet by status (read from Postgres on scrape)',

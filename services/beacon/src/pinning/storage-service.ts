@@ -6,6 +6,7 @@ import { createStorageMetrics } from '../metrics/storage-metrics.ts'
 import type { StorageMetrics } from '../metrics/storage-metrics.ts'
 import { createBeaconHelia } from '../storage/beacon-helia.ts'
 import type { BeaconHelia } from '../storage/beacon-helia.ts'
+import { BitswapSendBudget } from '../storage/bitswap-send-budget.ts'
 import { BitswapBlockstoreView } from '../storage/bitswap-view.ts'
 import { collectBytes, PgBlockstore } from '../storage/pg-blockstore.ts'
 import type { SqlClient } from '../storage/sql.ts'
@@ -33,7 +34,7 @@ export interface StorageServiceDeps {
    * fleet's peer view knows where another worker saw it. @default none
    */
   locatePeer?: (peerId: string) => Promise<string[] | undefined>
-  /** `pharos_limit_blocked_total`: pins failed by a limit. @default not counted */
+  /** `pharos_limit_blocked_total`: pins failed by a limit, and what the Bitswap send budget made wait. @default not counted */
   limits?: Pick<LimitMetrics, 'blocked'>
 }
 
@@ -49,6 +50,8 @@ export interface StorageHttp {
 
 export interface StorageService {
   readonly blockstore: PgBlockstore
+  /** What serving blocks over Bitswap holds, per peer and in all. */
+  readonly sendBudget: BitswapSendBudget
   readonly helia: BeaconHelia
   readonly pins: PinStore
   readonly runner: PinRunner
@@ -128,12 +131,23 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
       storageLog.error({ cid: cid.toString() }, 'stored block failed hash verification; it is not served')
     }
   })
+  const served = new BitswapBlockstoreView(blockstore)
+  const sendBudget = new BitswapSendBudget({
+    peerBytes: config.bitswapPeerBytesInFlight,
+    totalBytes: config.bitswapBytesInFlight,
+    sizeOf: async (cid, options) => await served.sizeOf(cid, options),
+    limits
+  })
+  metrics.readSendBudgetFrom(() => sendBudget.snapshot())
   const helia = createBeaconHelia({
     libp2p: node,
-    blockstore: new BitswapBlockstoreView(blockstore),
+    blockstore: served,
     log,
     metrics,
-    maxWriteBufferBytes: config.bitswapMaxWriteBufferBytes
+    maxWriteBufferBytes: config.bitswapMaxWriteBufferBytes,
+    sendBudget,
+    sendStallMs: config.bitswapSendStallMs,
+    onSendStalled: () => { limits?.blocked('bitswapSendStallMs') }
   })
   const pins = new PinStore(db)
   const pinnedListeners = new Set<(job: PinJob) => void>()
@@ -190,6 +204,7 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
 
   return {
     blockstore,
+    sendBudget,
     helia,
     pins,
     runner,

@@ -26,6 +26,12 @@ export class BitswapBlockstoreView implements Blockstore {
     return await this.store.has(cid, options)
   }
 
+  /** The size of a stored block, or `undefined` when `has` would say it is missing. */
+  async sizeOf (cid: CID, options?: AbortOptions): Promise<number | undefined> {
+    if (this.store.isKnownCorrupt(cid)) return undefined
+    return await this.store.sizeOf(cid, options)
+  }
+
   async * get (cid: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
     try {
       yield await this.store.getBytes(cid, options)

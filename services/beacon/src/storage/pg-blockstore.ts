@@ -177,6 +177,16 @@ export class PgBlockstore implements Blockstore {
     }
   }
 
+  /**
+   * The stored size of a block, without reading its bytes; `undefined` when it is not stored.
+   * Bitswap asks it before reading a block to send (its send budget reserves this much).
+   */
+  async sizeOf (cid: CID, options?: AbortOptions): Promise<number | undefined> {
+    options?.signal?.throwIfAborted()
+    const { rows } = await this.db.query<{ size: number }>('SELECT size FROM blocks WHERE multihash = $1', [cid.multihash.bytes])
+    return rows[0]?.size
+  }
+
   /** The verified bytes of one block (the single-buffer form of `get`). */
   async getBytes (cid: CID, options?: AbortOptions): Promise<Uint8Array> {
     for await (const bytes of this.get(cid, options)) return bytes

@@ -1,6 +1,8 @@
+import { PGLITE_THREAD_EXITED } from './pglite-client.ts'
+
 /**
  * One small SQL interface over the two Postgres engines Pharos runs on: PGlite (embedded,
- * in-process, on a data directory) and a Postgres server through `pg`. The same SQL runs on
+ * in a worker thread of the process, on a data directory) and a Postgres server through `pg`. The same SQL runs on
  * both; code asks for this interface, never for an engine.
  */
 /** `pg` returns bytea as Buffers, PGlite as Uint8Arrays; both become plain Uint8Arrays (no copy). */
@@ -32,8 +34,11 @@ export interface SqlClient extends SqlQueryable {
   close(): Promise<void>
 }
 
-/** Node socket errors that mean the server cannot be reached (or went away mid-query). */
-const UNREACHABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'])
+/**
+ * Node socket errors that mean the server cannot be reached (or went away mid-query), and
+ * the embedded engine's thread having died (pglite-client.ts).
+ */
+const UNREACHABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', PGLITE_THREAD_EXITED])
 /** SQLSTATEs of a server that is shutting down, starting, or full; class 08 is added below. */
 const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300'])
 /** `pg` raises these as plain Errors without a code. */
