@@ -120,7 +120,8 @@ describe('migration 007: canonical account IDs', () => {
       ]
       for (const row of rows) await db.query('INSERT INTO accounts (peer_id, label, created_at) VALUES ($1, $2, $3)', row)
 
-      assert.deepEqual(await migrate(db, all), [7])
+      const through7 = all.filter((migration) => migration.version <= 7)
+      assert.deepEqual(await migrate(db, through7), [7])
       const after = await db.query<{ peer_id: string, label: string | null, created_at: Date }>('SELECT peer_id, label, created_at FROM accounts ORDER BY created_at')
       assert.deepEqual(after.rows.map((row) => [row.peer_id, row.label, row.created_at.toISOString()]), [
         [merged.base58, 'canonical', '2024-01-01T00:00:00.000Z'],

@@ -22,6 +22,7 @@ import { createClientPeer } from './helpers/client-peer.ts'
 import type { ClientPeer } from './helpers/client-peer.ts'
 import { createOverlayPeer } from './helpers/overlay-peer.ts'
 import type { OverlayPeer } from './helpers/overlay-peer.ts'
+import { retainedBytes } from './helpers/memory.ts'
 import { waitFor } from './helpers/wait.ts'
 import { inProcessEnv } from './helpers/worker-process.ts'
 
@@ -130,7 +131,7 @@ describe('a registered neighbour that floods large frames and stops reading', ()
     // Half a MiB: one frame stays under the yamux write buffer (PHAROS_YAMUX_MAX_WRITE_BUFFER_BYTES,
     // 1 MiB), so only the driver's own queue can hold the backlog.
     const plumtree = await open('plumtree')
-    const rssBefore = process.memoryUsage().rss
+    const retainedBefore = retainedBytes()
     // 40 distinct payloads of 512 KiB, each valid: the topic's cache keeps 8 MiB of them, not 20.
     let id = ''
     for (let i = 0; i < 40; i++) {
@@ -154,7 +155,6 @@ describe('a registered neighbour that floods large frames and stops reading', ()
       // the worker resets the stream once it has dropped the attacker
     }
     await waitFor('the worker to drop the attacker', () => overlay.driverCounters().queueByteOverflows >= 1, 10_000, () => JSON.stringify(overlay.driverCounters()))
-    const rssGrowth = process.memoryUsage().rss - rssBefore
 
     const counters = overlay.driverCounters()
     assert.ok(counters.sendQueuePeakBytes <= QUEUE_BYTES, `one link never queued more than its bound: peak ${counters.sendQueuePeakBytes}`)
@@ -165,8 +165,17 @@ describe('a registered neighbour that floods large frames and stops reading', ()
     await waitFor('its queued frames to be released', () => overlay.queuedBytes() === 0, 5000, () => String(overlay.queuedBytes()))
     // The cache once kept all 40 payloads (20 MiB; up to 1,024 of 1 MiB), and 300 GRAFTs of
     // a 512 KiB payload queued 150 MiB (the frame bound was 1,024): now 8 MiB and 4 MiB.
-    console.log(`# RSS grew by ${Math.round(rssGrowth / MiB)} MiB; queue peak ${counters.sendQueuePeakBytes} bytes`)
-    assert.ok(rssGrowth < 64 * MiB, `RSS grew by ${Math.round(rssGrowth / MiB)} MiB`)
+    // What the process still holds after a full collection (RSS would also count what the
+    // allocator has not yet given back). Right after the drop, buffers of the streams being
+    // reset can still be in flight for a moment (seen: up to 57 MiB, gone within a second);
+    // what must hold is what stays. Before the fix it stayed: the cache kept all 40 payloads
+    // and the link's queue every answered GRAFT.
+    let retainedGrowth = 0
+    await waitFor('what the worker retains to settle under 32 MiB (the cache\'s 8 MiB and stream buffers)', () => {
+      retainedGrowth = retainedBytes() - retainedBefore
+      return retainedGrowth < 32 * MiB
+    }, 10_000, () => `${Math.round(retainedGrowth / MiB)} MiB retained`)
+    console.log(`# retained after GC grew by ${Math.round(retainedGrowth / MiB)} MiB; queue peak ${counters.sendQueuePeakBytes} bytes`)
     const metrics = (await worker.app.inject({ method: 'GET', url: '/metrics' })).body
     assert.match(metrics, /^pharos_limit_blocked_total\{limit="PHAROS_OVERLAY_SEND_QUEUE_BYTES"\} 1$/m)
     assert.match(metrics, /^pharos_limit_blocked_total\{limit="PHAROS_OVERLAY_MESSAGE_CACHE_BYTES"\} 24$/m, 'the 24 payloads the cache let go early')
