@@ -329,6 +329,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       node,
       log,
       registry,
+      limitMetrics,
       adminTokens,
       locatePeer: async (peerId) => (await fleet.peerViews.locate(peerId))?.addrs
     })

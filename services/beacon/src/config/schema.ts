@@ -312,6 +312,13 @@ export const schema = {
     default: '256',
     help: 'Deepest link path from a pin\'s root (root is 0); deeper fails naming this key (guess: UnixFS trees of terabytes are under 10 deep).'
   },
+  dagMaxLinksPerBlock: {
+    env: 'PHAROS_DAG_MAX_LINKS_PER_BLOCK',
+    group: 'pinning',
+    parse: integer(1, 1_000_000),
+    default: '10000',
+    help: 'Most links one block may hold when a pin or a gateway CAR walks it; a block with more fails the pin, or ends the CAR, naming this key (guess: UnixFS nodes link at most 1,024 (files 174, HAMT shards 256), and a flat directory of 10,000 entries is ~1 MiB).'
+  },
   pinTimeoutMs: {
     env: 'PHAROS_PIN_TIMEOUT_MS',
     group: 'pinning',

@@ -3,8 +3,9 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { CID } from 'multiformats/cid'
 import type { Logger } from '../logging/logger.ts'
+import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import type { PinAttemptOutcome, StorageMetrics } from '../metrics/storage-metrics.ts'
-import { linksOf, UnsupportedCodecError } from '../storage/dag-links.ts'
+import { linksOf, MalformedBlockError, TooManyLinksError, UnsupportedCodecError } from '../storage/dag-links.ts'
 import { UnsupportedHashError } from '../storage/hashers.ts'
 import { BlockHashMismatchError } from '../storage/pg-blockstore.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
@@ -35,6 +36,8 @@ export interface PinRunnerOptions {
   maxBytes: number
   maxBlocks: number
   maxDepth: number
+  /** Links one block may hold (PHAROS_DAG_MAX_LINKS_PER_BLOCK); a block with more fails the pin. */
+  maxLinksPerBlock: number
   ownerQuotaBytes: number
   /** The quota of an author's log (`author:<peer id>` owners) instead of ownerQuotaBytes. */
   authorQuotaBytes: number
@@ -55,6 +58,8 @@ export interface PinRunnerDeps {
   dial: (multiaddr: string, signal: AbortSignal) => Promise<void>
   log: Logger
   metrics: StorageMetrics
+  /** Counts pins failed by PHAROS_DAG_MAX_LINKS_PER_BLOCK. */
+  limitMetrics: Pick<LimitMetrics, 'blocked'>
   /** Told after a job is settled as pinned (the log ingest marks its entry pinned). */
   onPinned?: (job: PinJob) => void
 }
@@ -227,9 +232,10 @@ export class PinRunner {
           maxDepth: { key: 'PHAROS_PIN_MAX_DEPTH', value: options.maxDepth },
           quotaBytes: isAuthorOwner(job.owner)
             ? { key: 'PHAROS_AUTHOR_QUOTA_BYTES', value: Math.max(options.authorQuotaBytes - held.bytes, 0) }
-            : { key: 'PHAROS_PIN_OWNER_QUOTA_BYTES', value: Math.max(options.ownerQuotaBytes - held.bytes, 0) }
+            : { key: 'PHAROS_PIN_OWNER_QUOTA_BYTES', value: Math.max(options.ownerQuotaBytes - held.bytes, 0) },
+          maxLinksPerBlock: options.maxLinksPerBlock
         },
-        ...(job.kind === LOG_ENTRY_KIND ? { links: (cid: CID, bytes: Uint8Array, depth: number) => depth === 0 ? entryPinLinks(bytes) : linksOf(cid, bytes) } : {}),
+        ...(job.kind === LOG_ENTRY_KIND ? { links: (cid: CID, bytes: Uint8Array, depth: number, maxLinks: number) => depth === 0 ? entryPinLinks(bytes) : linksOf(cid, bytes, maxLinks) } : {}),
         load: async (cid, loadSignal) => {
           const loaded = await this.load(job, cid, origins, loadSignal)
           progressed()
@@ -273,7 +279,10 @@ export class PinRunner {
         await deps.store.release(job).catch(() => {})
         return 'released'
       }
-      if (err instanceof PinLimitError || err instanceof UnsupportedCodecError || err instanceof UnsupportedHashError) {
+      if (err instanceof TooManyLinksError) deps.limitMetrics.blocked(TooManyLinksError.configKey)
+      // A block that verified against its CID but does not parse never will: retrying
+      // would fetch it again for nothing.
+      if (err instanceof PinLimitError || err instanceof TooManyLinksError || err instanceof MalformedBlockError || err instanceof UnsupportedCodecError || err instanceof UnsupportedHashError) {
         return await this.settleFailed(job, err.message, log)
       }
       log.warn({ err }, 'pin attempt failed')

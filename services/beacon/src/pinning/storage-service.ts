@@ -1,6 +1,7 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Config } from '../config/schema.ts'
 import type { Logger } from '../logging/logger.ts'
+import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import { createStorageMetrics } from '../metrics/storage-metrics.ts'
 import type { StorageMetrics } from '../metrics/storage-metrics.ts'
 import { createBeaconHelia } from '../storage/beacon-helia.ts'
@@ -25,6 +26,8 @@ export interface StorageServiceDeps {
   node: Libp2p
   log: Logger
   registry: Registry
+  /** The shared "blocked by a limit" counter (pharos_limit_blocked_total). */
+  limitMetrics: Pick<LimitMetrics, 'blocked'>
   /** Accepted on /pins, as owner "admin", when PHAROS_PIN_TOKENS is empty. */
   adminTokens: readonly string[]
   /**
@@ -115,7 +118,7 @@ async function fetchBlock (helia: BeaconHelia, cid: CID, signal: AbortSignal, or
  * blockstore, Helia with Bitswap on the worker's node, the pin queue runner and GC, with
  * their metrics on the worker's registry.
  */
-export function createStorageService ({ config, db, node, log, registry, adminTokens, locatePeer }: StorageServiceDeps): StorageService {
+export function createStorageService ({ config, db, node, log, registry, limitMetrics, adminTokens, locatePeer }: StorageServiceDeps): StorageService {
   const metrics = createStorageMetrics(registry)
   const storageLog = log.child({ component: 'blockstore' })
   const blockstore = new PgBlockstore({
@@ -170,6 +173,7 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
     maxBytes: config.pinMaxBytes,
     maxBlocks: config.pinMaxBlocks,
     maxDepth: config.pinMaxDepth,
+    maxLinksPerBlock: config.dagMaxLinksPerBlock,
     ownerQuotaBytes: config.pinOwnerQuotaBytes,
     authorQuotaBytes: config.authorQuotaBytes
   }, {
@@ -179,6 +183,7 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
     dial: dialOrigin,
     log,
     metrics,
+    limitMetrics,
     onPinned: (job) => { for (const listener of pinnedListeners) listener(job) }
   })
   const gc = new GarbageCollector({ db, graceMs: config.gcGraceMs, intervalMs: config.gcIntervalMs, log, metrics })
