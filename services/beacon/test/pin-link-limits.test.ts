@@ -26,6 +26,7 @@ describe('pin walk over hostile blocks (Postgres)', () => {
       DATABASE_URL: await createTestDatabase('pin_link_limits'),
       PHAROS_PIN_TOKENS: `owner:${TOKEN}`,
       PHAROS_DAG_MAX_LINKS_PER_BLOCK: '100',
+      PHAROS_PIN_MAX_BLOCKS: '50',
       PHAROS_PIN_MAX_ATTEMPTS: '2',
       PHAROS_PIN_RETRY_BASE_MS: '200',
       PHAROS_PIN_STALL_TIMEOUT_MS: '3000'
@@ -58,6 +59,18 @@ describe('pin walk over hostile blocks (Postgres)', () => {
     assert.match(result.reason ?? '', /^PHAROS_DAG_MAX_LINKS_PER_BLOCK: block \S+ links more than 100 blocks \(limit 100\)$/)
     const exposition = await (await fetch(`${worker.httpUrl}/metrics`)).text()
     assert.equal(metricValue(exposition, 'pharos_limit_blocked_total{limit="PHAROS_DAG_MAX_LINKS_PER_BLOCK"}'), 1)
+  })
+
+  it('fails a pin whose links alone pass PHAROS_PIN_MAX_BLOCKS before fetching any: the walk holds no more', async () => {
+    const links = await Promise.all(Array.from({ length: 60 }, async (_, i) => CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(`absent too ${i}`)))))
+    const root = await put(dagCbor.code, dagCbor.encode({ links }))
+    const metrics = async (): Promise<string> => await (await fetch(`${worker.httpUrl}/metrics`)).text()
+    const fetchedBefore = metricValue(await metrics(), 'pharos_pin_blocks_fetched_total{from="any"}')
+    const result = await pin(root)
+    assert.equal(result.status, 'failed')
+    assert.equal(result.attempts, 1)
+    assert.equal(result.reason, 'PHAROS_PIN_MAX_BLOCKS: the DAG has more than 50 blocks (limit 50)')
+    assert.equal(metricValue(await metrics(), 'pharos_pin_blocks_fetched_total{from="any"}'), fetchedBefore, 'no link was fetched')
   })
 
   it('pins a block nested 200,000 levels deep: extraction has no recursion to overflow', async () => {

@@ -61,7 +61,9 @@ export interface DagSize {
 /**
  * Walks the DAG under `root`, loading every block with up to `concurrency` loads in flight,
  * and stops at the first limit crossed. Blocks are counted once by multihash however many
- * times the DAG links them.
+ * times the DAG links them; the CIDs met so far (loaded or waiting) count against the
+ * block limit too, so the walk's memory is bounded by it (an identity CID, or two CIDs of
+ * one multihash, count there once each).
  */
 export async function walkDag (root: CID, init: DagWalkInit): Promise<DagSize> {
   const { limits } = init
@@ -102,6 +104,10 @@ export async function walkDag (root: CID, init: DagWalkInit): Promise<DagSize> {
       visited.add(linkKey)
       pending.push({ cid: link, depth: depth + 1 })
     }
+    // Every CID met is a block the walk will load (or fail on), so more than the block
+    // limit fails now, before they are fetched: what the walk holds (visited, pending)
+    // stays within the limit, however many new links each block brings.
+    if (visited.size > limits.maxBlocks.value) throw new PinLimitError(limits.maxBlocks.key, limits.maxBlocks.value, `the DAG has more than ${limits.maxBlocks.value} blocks`)
   }
 
   visited.add(root.toString())
