@@ -453,7 +453,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       record.ready = report.ready
     })
 
-    const app = await buildApp({ config, log, registry, readiness, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet, sync: logService.sync, receipts, audits: audits.store })
+    const app = await buildApp({ config, log, registry, limitMetrics, readiness, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet, sync: logService.sync, receipts, audits: audits.store })
     cleanups.push(async () => { await app.close() })
     // Registered after HTTP so it runs first: libp2p stops accepting and closes its
     // connections while /metrics and /readyz still answer.

@@ -183,6 +183,48 @@ export const schema = {
     secret: true,
     help: 'Comma-separated bearer tokens for /v1. Empty: embedded mode generates one into the data dir; fleet mode answers 401 to every /v1 call.'
   },
+  gatewayCarMaxBlocks: {
+    env: 'PHAROS_GATEWAY_CAR_MAX_BLOCKS',
+    group: 'http',
+    parse: integer(1, 100_000_000),
+    default: undefined,
+    help: 'Most blocks one gateway CAR response carries, and most CIDs its walk holds at once (blocks sent plus links waiting), so its memory is bounded whatever the DAG\'s shape; a DAG past it is cut off there. Unset: PHAROS_PIN_MAX_BLOCKS, so whatever pins can be served.'
+  },
+  gatewayCarMaxBytes: {
+    env: 'PHAROS_GATEWAY_CAR_MAX_BYTES',
+    group: 'http',
+    parse: integer(1, Number.MAX_SAFE_INTEGER),
+    default: undefined,
+    help: 'Most bytes of blocks one gateway CAR response carries; a DAG past it is cut off there. Unset: PHAROS_PIN_MAX_BYTES.'
+  },
+  gatewayCarMaxDepth: {
+    env: 'PHAROS_GATEWAY_CAR_MAX_DEPTH',
+    group: 'http',
+    parse: integer(0, 1_000_000),
+    default: undefined,
+    help: 'Deepest link path (root is 0, along the depth-first path the CAR follows) one gateway CAR response walks; deeper is cut off there. Unset: PHAROS_PIN_MAX_DEPTH.'
+  },
+  gatewayCarTimeoutMs: {
+    env: 'PHAROS_GATEWAY_CAR_TIMEOUT_MS',
+    group: 'http',
+    parse: integer(1000, 86_400_000),
+    default: '600000',
+    help: 'Longest one gateway CAR response may stream before it is cut off, however slowly its client reads (guess: as PHAROS_PIN_TIMEOUT_MS, 1 GiB at ~2 MB/s).'
+  },
+  gatewayCarMaxStreams: {
+    env: 'PHAROS_GATEWAY_CAR_MAX_STREAMS',
+    group: 'http',
+    parse: integer(1, 10_000),
+    default: '16',
+    help: 'Gateway CAR responses one worker streams at once; one more gets 429 with Retry-After (guess: a walk holds ~85 bytes per CID (measured, docs/storage.md), ~21 MiB at 250,000 blocks, so 16 stay near 350 MiB).'
+  },
+  gatewayCarMaxStreamsPerIp: {
+    env: 'PHAROS_GATEWAY_CAR_MAX_STREAMS_PER_IP',
+    group: 'http',
+    parse: integer(1, 10_000),
+    default: '4',
+    help: 'Gateway CAR responses one client (IPv4 address or IPv6 /64, as the TCP connection shows it) streams at once; one more gets 429 with Retry-After (guess: a browser or CLI fetches a few DAGs in parallel).'
+  },
   databaseUrl: {
     env: 'DATABASE_URL',
     group: 'storage',
@@ -332,6 +374,13 @@ export const schema = {
     parse: integer(0, 1_000_000),
     default: '256',
     help: 'Deepest link path from a pin\'s root (root is 0); deeper fails naming this key (guess: UnixFS trees of terabytes are under 10 deep).'
+  },
+  dagMaxLinksPerBlock: {
+    env: 'PHAROS_DAG_MAX_LINKS_PER_BLOCK',
+    group: 'pinning',
+    parse: integer(1, 1_000_000),
+    default: '10000',
+    help: 'Most links one block may hold when a pin or a gateway CAR walks it; a block with more fails the pin, or ends the CAR, naming this key (guess: UnixFS nodes link at most 1,024 (files 174, HAMT shards 256), and a flat directory of 10,000 entries is ~1 MiB).'
   },
   pinTimeoutMs: {
     env: 'PHAROS_PIN_TIMEOUT_MS',

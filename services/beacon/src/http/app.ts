@@ -6,6 +6,8 @@ import type { Registry } from 'prom-client'
 import type { Config } from '../config/schema.ts'
 import type { Readiness } from '../health.ts'
 import type { Logger } from '../logging/logger.ts'
+import { createGatewayMetrics } from '../metrics/gateway-metrics.ts'
+import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import { bearerAuth } from './admin-auth.ts'
 import { errorHandler, FailureSchema, sendFailure } from './errors.ts'
 import type { NodeView } from './node-view.ts'
@@ -36,6 +38,8 @@ export interface AppDeps {
   config: Config
   log: Logger
   registry: Registry
+  /** The shared "blocked by a limit" counter (pharos_limit_blocked_total). */
+  limitMetrics: Pick<LimitMetrics, 'blocked'>
   readiness: Readiness
   node: NodeView
   accounts: AccountRegistry
@@ -126,7 +130,21 @@ export async function buildApp (deps: AppDeps) {
             }
           })
     })
-    await app.register(gatewayRoutes, { blockstore: storage.blockstore })
+    const { config } = deps
+    await app.register(gatewayRoutes, {
+      blockstore: storage.blockstore,
+      // Unset gateway limits take the pin limits, so whatever could be pinned can be served.
+      carLimits: {
+        maxBlocks: config.gatewayCarMaxBlocks ?? config.pinMaxBlocks,
+        maxBytes: config.gatewayCarMaxBytes ?? config.pinMaxBytes,
+        maxDepth: config.gatewayCarMaxDepth ?? config.pinMaxDepth,
+        maxLinksPerBlock: config.dagMaxLinksPerBlock
+      },
+      carTimeoutMs: config.gatewayCarTimeoutMs,
+      carStreams: { maxStreams: config.gatewayCarMaxStreams, maxStreamsPerClient: config.gatewayCarMaxStreamsPerIp },
+      limitMetrics: deps.limitMetrics,
+      metrics: createGatewayMetrics(deps.registry)
+    })
   }
   // Public, outside the admin plugin: reports are proofs meant for anyone (docs/audits.md).
   if (deps.audits !== undefined) await app.register(auditRoutes, { store: deps.audits })

@@ -16,6 +16,12 @@ export const httpErrors = {
   gcRunning: { status: 409, reason: 'GC_ALREADY_RUNNING' },
   payloadTooLarge: { status: 413, reason: 'PAYLOAD_TOO_LARGE' },
   tooManyRequests: { status: 429, reason: 'TOO_MANY_REQUESTS' },
+  /** A gateway CAR stream cap is full (PHAROS_GATEWAY_CAR_MAX_STREAMS[_PER_IP]); sent with Retry-After. */
+  carStreamsBusy: { status: 429, reason: 'TOO_MANY_CAR_STREAMS' },
+  /** A gateway CAR request whose root block alone crosses a CAR limit (the details name the key). */
+  carLimit: { status: 403, reason: 'CAR_LIMIT_EXCEEDED' },
+  /** A gateway CAR request whose root's links cannot be read: malformed for its codec, or a codec Pharos cannot follow. */
+  dagNotTraversable: { status: 422, reason: 'DAG_NOT_TRAVERSABLE' },
   /** An owner's pins hold their storage quota (PHAROS_PIN_OWNER_QUOTA_BYTES). */
   quotaExceeded: { status: 429, reason: 'STORAGE_QUOTA_EXCEEDED' },
   internal: { status: 500, reason: 'INTERNAL_SERVER_ERROR' },

@@ -28,6 +28,8 @@ export interface DagWalkLimits {
   maxDepth: DagLimit
   /** Bytes the owner may still add; only blocks new to the owner count against it. */
   quotaBytes: DagLimit
+  /** Links one block may hold (`PHAROS_DAG_MAX_LINKS_PER_BLOCK`); more throws TooManyLinksError. */
+  maxLinksPerBlock: number
 }
 
 export interface LoadedBlock {
@@ -44,8 +46,11 @@ export interface DagWalkInit {
   limits: DagWalkLimits
   concurrency: number
   signal: AbortSignal
-  /** The links to follow out of a block. @default every CID the block links to (`linksOf`) */
-  links?: (cid: CID, bytes: Uint8Array, depth: number) => CID[]
+  /**
+   * The links to follow out of a block; `maxLinks` is `limits.maxLinksPerBlock`.
+   * @default every CID the block links to (`linksOf`)
+   */
+  links?: (cid: CID, bytes: Uint8Array, depth: number, maxLinks: number) => CID[]
 }
 
 export interface DagSize {
@@ -56,7 +61,9 @@ export interface DagSize {
 /**
  * Walks the DAG under `root`, loading every block with up to `concurrency` loads in flight,
  * and stops at the first limit crossed. Blocks are counted once by multihash however many
- * times the DAG links them.
+ * times the DAG links them; the CIDs met so far (loaded or waiting) count against the
+ * block limit too, so the walk's memory is bounded by it (an identity CID, or two CIDs of
+ * one multihash, count there once each).
  */
 export async function walkDag (root: CID, init: DagWalkInit): Promise<DagSize> {
   const { limits } = init
@@ -87,7 +94,7 @@ export async function walkDag (root: CID, init: DagWalkInit): Promise<DagSize> {
       if (ownerBytes > limits.quotaBytes.value) throw new PinLimitError(limits.quotaBytes.key, limits.quotaBytes.value, 'the pin would take its owner over the storage quota')
       await init.onBlock(cid.multihash.bytes)
     }
-    const links = init.links?.(cid, loaded.bytes, depth) ?? linksOf(cid, loaded.bytes)
+    const links = init.links?.(cid, loaded.bytes, depth, limits.maxLinksPerBlock) ?? linksOf(cid, loaded.bytes, limits.maxLinksPerBlock)
     if (links.length > 0 && depth + 1 > limits.maxDepth.value) {
       throw new PinLimitError(limits.maxDepth.key, limits.maxDepth.value, `the DAG is deeper than ${limits.maxDepth.value} links`)
     }
@@ -97,6 +104,10 @@ export async function walkDag (root: CID, init: DagWalkInit): Promise<DagSize> {
       visited.add(linkKey)
       pending.push({ cid: link, depth: depth + 1 })
     }
+    // Every CID met is a block the walk will load (or fail on), so more than the block
+    // limit fails now, before they are fetched: what the walk holds (visited, pending)
+    // stays within the limit, however many new links each block brings.
+    if (visited.size > limits.maxBlocks.value) throw new PinLimitError(limits.maxBlocks.key, limits.maxBlocks.value, `the DAG has more than ${limits.maxBlocks.value} blocks`)
   }
 
   visited.add(root.toString())

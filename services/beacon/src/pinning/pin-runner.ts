@@ -6,7 +6,7 @@ import type { ConfigKey } from '../config/schema.ts'
 import type { Logger } from '../logging/logger.ts'
 import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import type { PinAttemptOutcome, StorageMetrics } from '../metrics/storage-metrics.ts'
-import { linksOf, UnsupportedCodecError } from '../storage/dag-links.ts'
+import { linksOf, MalformedBlockError, TooManyLinksError, UnsupportedCodecError } from '../storage/dag-links.ts'
 import { UnsupportedHashError } from '../storage/hashers.ts'
 import { BlockHashMismatchError } from '../storage/pg-blockstore.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
@@ -40,6 +40,8 @@ export interface PinRunnerOptions {
   maxBytes: number
   maxBlocks: number
   maxDepth: number
+  /** Links one block may hold (PHAROS_DAG_MAX_LINKS_PER_BLOCK); a block with more fails the pin. */
+  maxLinksPerBlock: number
   ownerQuotaBytes: number
   /** The quota of an author's log (`author:<peer id>` owners) instead of ownerQuotaBytes. */
   authorQuotaBytes: number
@@ -252,9 +254,10 @@ export class PinRunner {
           maxDepth: { key: 'PHAROS_PIN_MAX_DEPTH', value: options.maxDepth },
           // An early stop only: usage was read at the start, and the owner's other pins may
           // grow meanwhile. The recorder's check, atomic per owner, is the one that holds.
-          quotaBytes: { key: quota.key, value: Math.max(quota.value - held.bytes, 0) }
+          quotaBytes: { key: quota.key, value: Math.max(quota.value - held.bytes, 0) },
+          maxLinksPerBlock: options.maxLinksPerBlock
         },
-        ...(job.kind === LOG_ENTRY_KIND ? { links: (cid: CID, bytes: Uint8Array, depth: number) => depth === 0 ? entryPinLinks(bytes) : linksOf(cid, bytes) } : {}),
+        ...(job.kind === LOG_ENTRY_KIND ? { links: (cid: CID, bytes: Uint8Array, depth: number, maxLinks: number) => depth === 0 ? entryPinLinks(bytes) : linksOf(cid, bytes, maxLinks) } : {}),
         load: async (cid, loadSignal) => {
           const loaded = await this.load(job, cid, origins, loadSignal)
           progressed()
@@ -304,7 +307,10 @@ export class PinRunner {
         await deps.store.release(job).catch(() => {})
         return 'released'
       }
-      if (err instanceof UnsupportedCodecError || err instanceof UnsupportedHashError) {
+      if (err instanceof TooManyLinksError) deps.limits?.blocked(TooManyLinksError.configKey)
+      // A block that verified against its CID but does not parse never will: retrying
+      // would fetch it again for nothing.
+      if (err instanceof TooManyLinksError || err instanceof MalformedBlockError || err instanceof UnsupportedCodecError || err instanceof UnsupportedHashError) {
         return await this.settleFailed(job, err.message, log)
       }
       log.warn({ err }, 'pin attempt failed')

@@ -188,6 +188,7 @@ export function createStorageService ({ config, db, node, log, registry, adminTo
     maxBytes: config.pinMaxBytes,
     maxBlocks: config.pinMaxBlocks,
     maxDepth: config.pinMaxDepth,
+    maxLinksPerBlock: config.dagMaxLinksPerBlock,
     ownerQuotaBytes: config.pinOwnerQuotaBytes,
     authorQuotaBytes: config.authorQuotaBytes
   }, {
