@@ -204,7 +204,8 @@ describe('signed profile logs', () => {
       assert.equal(view.seq, 5)
       assert.equal(view.orphans, 0)
       assert.deepEqual(asked, [newest.entry.prev?.toString()], 'one request fetched the five ancestors')
-      assert.equal(await metric(worker, /pharos_log_orphans_fetched_total (\d+)/), 5)
+      // Counted once each entry's ingest returns, which is just after its row is visible.
+      await waitFor('the five ancestors counted as fetched', async () => await metric(worker, /pharos_log_orphans_fetched_total (\d+)/) === 5, WAIT_MS)
 
       // Every entry is pinned (its pin holds the entry block; these entries link no content).
       await waitFor('all six entries pinned', async () => {
@@ -212,6 +213,7 @@ describe('signed profile logs', () => {
         return page.json.entries.length === 6 && page.json.entries.every((entry) => entry.pinned)
       }, WAIT_MS)
       assert.equal(await metric(worker, /pharos_log_entry_pin_seconds_count (\d+)/), 6)
+      assert.equal(await metric(worker, /pharos_log_orphans_fetched_total (\d+)/), 5, 'no ancestor was fetched twice')
 
       // Any peer catches up over the sync protocol: heads, then changes since a cursor.
       const sync = async (frame: Uint8Array): Promise<ReturnType<typeof decodeSyncResponse>> =>
