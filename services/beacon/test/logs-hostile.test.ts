@@ -20,11 +20,9 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
 import {
   cborCid,
-  decodeSyncRequest,
   decodeSyncResponse,
   encodeCbor,
   encodeSyncRequest,
-  encodeSyncResponse,
   MAX_SYNC_FRAME_BYTES,
   sealEnvelope,
   signEntry,
@@ -34,12 +32,13 @@ import type { Ed25519Signer, EntryBlock, SyncRequest, SyncResponse } from '../..
 import { loadConfig } from '../src/config/load.ts'
 import { createLogger } from '../src/logging/logger.ts'
 import { authorOwner } from '../src/pinning/log-entry-pins.ts'
-import { request, serveRequests } from '../src/p2p/request-response.ts'
+import { request } from '../src/p2p/request-response.ts'
 import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
 import { createClientPeer } from './helpers/client-peer.ts'
 import type { ClientPeer } from './helpers/client-peer.ts'
 import { createTestDatabase } from './helpers/databases.ts'
+import { serveLog } from './helpers/log-server.ts'
 import { metricValue } from './helpers/storage.ts'
 import { inProcessEnv } from './helpers/worker-process.ts'
 import { waitFor } from './helpers/wait.ts'
@@ -84,33 +83,6 @@ async function metrics (worker: Worker): Promise<string> {
 }
 
 /** What a test peer's own sync handler saw: requests, and entry blocks it sent. */
-interface Served { requests: number, blocks: number }
-
-/**
- * Serves `log` (newest last) on the peer's sync protocol as the peer SDK does, after
- * `gate` resolves for each request (a peer that answers slowly, or not until told).
- */
-async function serveLog (peer: ClientPeer, log: EntryBlock[], gate: () => Promise<void> = async () => {}): Promise<Served> {
-  const served: Served = { requests: 0, blocks: 0 }
-  const byCid = new Map(log.map((block) => [block.cid.toString(), block]))
-  await serveRequests(peer, syncProtocolId(NETWORK), async (frame) => {
-    const decoded = decodeSyncRequest(frame)
-    if (!decoded.ok || decoded.value.t !== 'entries') return undefined
-    served.requests++
-    await gate()
-    const blocks: Uint8Array[] = []
-    for (let cid: CID | null = decoded.value.from; cid !== null && blocks.length < decoded.value.limit;) {
-      const block = byCid.get(cid.toString())
-      if (block === undefined) break
-      blocks.push(block.bytes)
-      cid = block.entry.prev
-    }
-    served.blocks += blocks.length
-    return encodeSyncResponse({ t: 'entries', blocks })
-  }, { maxRequestBytes: 64 * 1024, timeoutMs: 60_000, maxInboundStreams: 32 })
-  return served
-}
-
 describe('hostile input on sync and ancestor fetches', () => {
   let worker: Worker
   let addr: Multiaddr
@@ -146,7 +118,7 @@ describe('hostile input on sync and ancestor fetches', () => {
 
   it('a heads request from an unregistered peer starts no fetch and no dial back', async () => {
     const stranger = await peer()
-    const served = await serveLog(stranger, [])
+    const served = await serveLog(stranger, NETWORK, [])
     const author = await newSigner()
     await register(author.peerId)
     const known = await Promise.all(Array.from({ length: 50 }, async (_, seq) => ({ author: author.peerId, cid: await randomCid(), seq })))
@@ -154,7 +126,7 @@ describe('hostile input on sync and ancestor fetches', () => {
     const answer = await ask(stranger, { t: 'heads', authors: [author.peerId], known })
     assert.deepEqual(answer, { t: 'heads', heads: [] }, 'the read itself is answered, as GET /v1/heads is')
     await worker.logService.fetcher.settled()
-    assert.equal(served.requests, 0, 'the worker asked the stranger for nothing')
+    assert.equal(served.asked.length, 0, 'the worker asked the stranger for nothing')
     assert.equal(worker.logService.fetcher.size, 0, 'no fetch started')
     assert.equal(worker.node.getConnections(stranger.peerId).filter((connection) => connection.direction === 'outbound').length, 0, 'and never dialled it')
     assert.equal(metricValue(await metrics(worker), 'pharos_log_orphan_fetches_refused_total{reason="unregistered-peer"}'), 50)
@@ -167,7 +139,7 @@ describe('hostile input on sync and ancestor fetches', () => {
       const key = await generateKeyPair('Ed25519')
       await register(peerIdFromPrivateKey(key).toString())
       const asker = await peer(key)
-      return { asker, served: await serveLog(asker, [], async () => { await released }) }
+      return { asker, served: await serveLog(asker, NETWORK, [], async () => { await released }) }
     }))
     const [one, two] = askers as [typeof askers[0], typeof askers[0]]
     const headsOf = async (count: number): Promise<Array<{ author: string, cid: CID, seq: number }>> => await Promise.all(Array.from({ length: count }, async () => {
@@ -186,7 +158,7 @@ describe('hostile input on sync and ancestor fetches', () => {
     // The same authors again: one fetch per author at a time, whoever asks.
     await ask(two.asker, { t: 'heads', authors: [], known: firstHeads.slice(0, 2).map((head) => ({ ...head, seq: 8 })) })
     assert.equal(worker.logService.fetcher.size, 3)
-    await waitFor('the fetches reach their peers', () => one.served.requests === 2 && two.served.requests === 1, WAIT_MS)
+    await waitFor('the fetches reach their peers', () => one.served.asked.length === 2 && two.served.asked.length === 1, WAIT_MS)
 
     const after = await metrics(worker)
     assert.equal(blocked(after, 'PHAROS_ORPHAN_FETCHES_PER_PEER') - blocked(before, 'PHAROS_ORPHAN_FETCHES_PER_PEER'), 8)
@@ -196,7 +168,7 @@ describe('hostile input on sync and ancestor fetches', () => {
     release()
     await worker.logService.fetcher.settled()
     assert.equal(worker.logService.fetcher.size, 0)
-    assert.deepEqual([one.served.requests, two.served.requests], [2, 1], 'nothing more was asked')
+    assert.deepEqual([one.served.asked.length, two.served.asked.length], [2, 1], 'nothing more was asked')
   })
 
   it('takes at most PHAROS_ORPHAN_FETCH_MAX_ENTRIES of a longer chain, and another author\'s chain is ingested meanwhile', async () => {
@@ -219,8 +191,8 @@ describe('hostile input on sync and ancestor fetches', () => {
       await together
     }
     let longRequests = 0
-    const longServed = await serveLog(longPeer, longLog, async () => { if (++longRequests === 1) await barrier() })
-    const shortServed = await serveLog(shortPeer, shortLog, barrier)
+    const longServed = await serveLog(longPeer, NETWORK, longLog, async () => { if (++longRequests === 1) await barrier() })
+    const shortServed = await serveLog(shortPeer, NETWORK, shortLog, barrier)
     const fetchedBefore = metricValue(await metrics(worker), 'pharos_log_orphans_fetched_total')
 
     const longHead = longLog.at(-1) ?? assert.fail()

@@ -16,12 +16,10 @@ import type { CID } from 'multiformats/cid'
 import {
   decodeKeyExchange,
   cborCid,
-  decodeSyncRequest,
   decodeSyncResponse,
   encodeCbor,
   encodeSyncRequest,
   encodeKeyExchange,
-  encodeSyncResponse,
   keyExchangeProtocolId,
   keyHashOf,
   messageIdOf,
@@ -33,12 +31,13 @@ import {
 import type { Ed25519Signer, EntryBlock } from '../../protocol/src/log/index.ts'
 import { loadConfig } from '../src/config/load.ts'
 import { createLogger } from '../src/logging/logger.ts'
-import { request, serveRequests } from '../src/p2p/request-response.ts'
+import { request } from '../src/p2p/request-response.ts'
 import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
 import { createTestDatabase } from './helpers/databases.ts'
 import { createOverlayPeer } from './helpers/overlay-peer.ts'
 import type { OverlayPeer } from './helpers/overlay-peer.ts'
+import { serveLog } from './helpers/log-server.ts'
 import { inProcessEnv } from './helpers/worker-process.ts'
 import { waitFor } from './helpers/wait.ts'
 
@@ -174,22 +173,8 @@ describe('signed profile logs', () => {
       const author = await joinedPeer(worker, addr, 'orphan-author')
       peers.push(author.peer)
       const log = await buildLog(author.signer, 6)
-      const byCid = new Map(log.map((block) => [block.cid.toString(), block]))
-      const asked: string[] = []
       // The author answers `entries` from its own log, as the peer SDK does.
-      await serveRequests(author.peer, syncProtocolId(NETWORK), async (frame) => {
-        const decoded = decodeSyncRequest(frame)
-        if (!decoded.ok || decoded.value.t !== 'entries') return undefined
-        asked.push(decoded.value.from.toString())
-        const blocks: Uint8Array[] = []
-        for (let cid: CID | null = decoded.value.from; cid !== null && blocks.length < decoded.value.limit;) {
-          const block = byCid.get(cid.toString())
-          if (block === undefined) break
-          blocks.push(block.bytes)
-          cid = block.entry.prev
-        }
-        return encodeSyncResponse({ t: 'entries', blocks })
-      }, { maxRequestBytes: 64 * 1024, timeoutMs: 10_000, maxInboundStreams: 4 })
+      const served = await serveLog(author.peer, NETWORK, log)
 
       const newest = log[5] ?? assert.fail()
       author.peer.services.overlay.broadcast('content', newest.cid.toString(), await sealEnvelope(newest.bytes, author.signer))
@@ -203,7 +188,7 @@ describe('signed profile logs', () => {
       assert.equal(view.head, newest.cid.toString())
       assert.equal(view.seq, 5)
       assert.equal(view.orphans, 0)
-      assert.deepEqual(asked, [newest.entry.prev?.toString()], 'one request fetched the five ancestors')
+      assert.deepEqual(served.asked, [newest.entry.prev?.toString()], 'one request fetched the five ancestors')
       // Counted once each entry's ingest returns, which is just after its row is visible.
       await waitFor('the five ancestors counted as fetched', async () => await metric(worker, /pharos_log_orphans_fetched_total (\d+)/) === 5, WAIT_MS)
 
