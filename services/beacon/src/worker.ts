@@ -321,7 +321,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       drainTrust: (peer) => siblingIds.has(peer.toString()) ? 'siblings' : 'refused',
       dialPolicy,
       isMember: (peer) => isMember(peer.toString()),
-      reservationPolicy
+      reservationPolicy,
+      limits: limitMetrics
     })
     accounts.onCountChange((count) => { node.services.overlay.setNetworkSize(Math.max(count, 1)) })
     createOverlayMetrics(registry, node.services.overlay, limitMetrics)

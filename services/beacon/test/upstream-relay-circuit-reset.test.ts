@@ -4,7 +4,8 @@
  * through a worker, and a circuit over the worker's data or time limit must end at both
  * ends as an error. The relay resets the circuit's streams; stock, the peers' muxers closed
  * every stream on the reset connection as if it had ended cleanly, so a transfer cut off
- * after 192 KiB of 3 MiB read as a complete one.
+ * after 192 KiB of 3 MiB read as a complete one. The worker counts each cut against the
+ * limit that made it (`pharos_limit_blocked_total`).
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
@@ -33,6 +34,12 @@ async function readToEnd (stream: Stream): Promise<ReadEnd> {
   } catch (err) {
     return { bytes, error: (err as Error).name }
   }
+}
+
+/** `pharos_limit_blocked_total{limit}` on the worker's /metrics (0 before its first count). */
+async function limitBlocked (worker: Worker, limit: string): Promise<number> {
+  const text = (await worker.app.inject({ method: 'GET', url: '/metrics' })).body
+  return Number(new RegExp(`^pharos_limit_blocked_total\\{limit="${limit}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0)
 }
 
 /** A worker with the given relay limits, a listener reachable only through it, and a dialer. */
@@ -88,6 +95,8 @@ describe('a relayed circuit over the data limit', () => {
     assert.ok(writeError !== undefined, 'the sender\'s writes fail')
     assert.ok(['aborted', 'reset'].includes(dialerStream.status), `the sender's stream is ${dialerStream.status}, not closed`)
     assert.ok((await dialerEnd).error !== undefined, 'and reading from it fails too')
+    await waitFor('the cut to be counted against its limit', async () => await limitBlocked(setup.worker, 'PHAROS_RELAY_CIRCUIT_DATA_BYTES') === 1, 5000)
+    assert.equal(await limitBlocked(setup.worker, 'PHAROS_RELAY_CIRCUIT_DURATION_MS'), 0)
   })
 })
 
@@ -108,5 +117,7 @@ describe('a relayed circuit over the time limit', () => {
     assert.equal(listened.bytes, KiB)
     assert.equal(listened.error, 'StreamResetError', 'the receiver sees a reset')
     assert.ok(dialed.error !== undefined, `the dialer sees an error too (its stream is ${dialerStream.status})`)
+    await waitFor('the cut to be counted against its limit', async () => await limitBlocked(setup.worker, 'PHAROS_RELAY_CIRCUIT_DURATION_MS') === 1, 5000)
+    assert.equal(await limitBlocked(setup.worker, 'PHAROS_RELAY_CIRCUIT_DATA_BYTES'), 0)
   })
 })

@@ -8,9 +8,10 @@ import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { createLibp2p } from 'libp2p'
-import type { Config } from '../config/schema.ts'
+import type { Config, ConfigKey } from '../config/schema.ts'
 import type { Logger } from '../logging/logger.ts'
 import { pinoComponentLogger } from '../logging/libp2p-logger.ts'
+import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import type { NetworkMetrics } from '../metrics/network-metrics.ts'
 import { listenerErrorReporter, withListenerErrors } from './accept-errors.ts'
 import { beaconConnectionGater } from './connection-gater.ts'
@@ -21,7 +22,8 @@ import { overlay } from '../overlay/overlay-driver.ts'
 import type { AdmitDecision, DrainTrust, OverlayDriver } from '../overlay/overlay-driver.ts'
 import { OVERLAY_TOPICS } from '../overlay/topics.ts'
 import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
-import type { Ed25519PrivateKey, Libp2p, PeerId } from '@libp2p/interface'
+import type { Ed25519PrivateKey, Libp2p, Metrics, PeerId } from '@libp2p/interface'
+import type { PrometheusMetricsComponents } from '@libp2p/prometheus-metrics'
 import type { Registry } from 'prom-client'
 
 export type BeaconServices = {
@@ -59,6 +61,40 @@ export interface BeaconNodeDeps {
   isMember?: (peer: PeerId) => boolean
   /** Which addresses may be dialled; every dial asks it first. @default every address */
   dialPolicy?: Pick<DialPolicy, 'denyDialMultiaddr'>
+  /** Counts relayed circuits cut by `PHAROS_RELAY_CIRCUIT_*` (`pharos_limit_blocked_total`). @default not counted */
+  limits?: Pick<LimitMetrics, 'blocked'>
+}
+
+/** The relay's stop protocol: the worker's end of a relayed circuit, toward its destination. */
+const RELAY_STOP_PROTOCOL = '/libp2p/circuit/relay/0.2.0/stop'
+/** The errors circuit-relay-v2 aborts a circuit with when it passes a limit, and the key that set it. */
+const RELAY_LIMIT_KEYS: Readonly<Record<string, ConfigKey>> = {
+  TransferLimitError: 'relayCircuitDataBytes',
+  DurationLimitError: 'relayCircuitDurationMs'
+}
+
+/**
+ * libp2p's metrics, which also count relayed circuits cut by a limit on
+ * `pharos_limit_blocked_total`. The relay server says nothing when it cuts a circuit: it
+ * aborts both of the circuit's streams with a named error. libp2p hands every stream it
+ * negotiates to `trackProtocolStream`, so the worker's end of each circuit (the stop stream
+ * it opens to the destination) is watched there, and its close event names the limit.
+ */
+function countingRelayLimits (factory: (components: PrometheusMetricsComponents) => Metrics, limits: Pick<LimitMetrics, 'blocked'> | undefined): (components: PrometheusMetricsComponents) => Metrics {
+  if (limits === undefined) return factory
+  return (components) => {
+    const metrics = factory(components)
+    const track = metrics.trackProtocolStream.bind(metrics)
+    metrics.trackProtocolStream = (stream) => {
+      track(stream)
+      if (stream.protocol !== RELAY_STOP_PROTOCOL) return
+      stream.addEventListener('close', (event) => {
+        const key = event.error === undefined ? undefined : RELAY_LIMIT_KEYS[event.error.name]
+        if (key !== undefined) limits.blocked(key)
+      }, { once: true })
+    }
+    return metrics
+  }
 }
 
 function ipProtocol (host: string): 'ip4' | 'ip6' {
@@ -69,7 +105,7 @@ function ipProtocol (host: string): 'ip4' | 'ip6' {
  * The worker's libp2p node, sized for a beacon rather than a laptop (STYLE.md, "Known
  * traps"): every limit below comes from config, and each default is documented there.
  */
-export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned, bootstrap, drainTrust, reservationPolicy, dialPolicy, isMember }: BeaconNodeDeps): Promise<BeaconNode> {
+export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned, bootstrap, drainTrust, reservationPolicy, dialPolicy, isMember, limits }: BeaconNodeDeps): Promise<BeaconNode> {
   const gater = beaconConnectionGater({
     policy: reservationPolicy,
     events: {
@@ -126,7 +162,7 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
       enabled: config.connectionMonitorIntervalMs > 0,
       pingInterval: Math.max(config.connectionMonitorIntervalMs, 1)
     },
-    metrics: prometheusMetrics({ registry, preserveExistingMetrics: true, collectDefaultMetrics: false }),
+    metrics: countingRelayLimits(prometheusMetrics({ registry, preserveExistingMetrics: true, collectDefaultMetrics: false }), limits),
     services: {
       identify: identify(),
       ping: ping(),
