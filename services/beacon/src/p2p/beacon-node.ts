@@ -186,6 +186,13 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
         ...(drainTrust === undefined ? {} : { drainTrust }),
         sendQueueFrames: config.overlaySendQueueFrames,
         sendQueueBytes: config.overlaySendQueueBytes,
+        neighbourBudget: {
+          dataFramesPerSecond: config.overlayDataFramesPerSecond,
+          dataFramesBurst: config.overlayDataFramesBurst,
+          controlFramesPerSecond: config.overlayControlFramesPerSecond,
+          controlFramesBurst: config.overlayControlFramesBurst
+        },
+        neighbourScoring: { backOffMs: config.overlayNeighbourBackOffMs },
         topicConfig: { plumtree: { messageCacheMaxBytes: config.overlayMessageCacheBytes, messageCacheTtlMs: config.overlayMessageCacheTtlMs } }
       })
     }
