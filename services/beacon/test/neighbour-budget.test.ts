@@ -48,7 +48,7 @@ describe('neighbour budgets', () => {
     assert.equal(ledger.stats().dataFramesRefused, 1)
   })
 
-  it('a GRAFT must ask for an ID we announced to that neighbour, once; one without an ID must follow an IHAVE of ours', () => {
+  it('a GRAFT must ask for an ID we announced to that neighbour, once; one without an ID must follow an ID we announced, one per ID', () => {
     const ledger = ledgerWith()
     assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'x' }, 0), 'unsolicited-graft', 'never announced')
     assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: null }, 0), 'unsolicited-graft', 'no IHAVE of ours yet')
@@ -57,8 +57,11 @@ describe('neighbour budgets', () => {
     assert.equal(ledger.charge('p', '/net/sync', { type: 'graft', id: 'x' }, 0), 'unsolicited-graft', 'announced on another topic')
     assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'x' }, 0), undefined)
     assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'x' }, 0), 'unsolicited-graft', 'the same ID twice')
-    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: null }, 0), undefined, 'tree repair after our IHAVE')
-    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: null }, 0), 'unsolicited-graft', 'once per IHAVE')
+    // One IHAVE batch can make a neighbour swap its tree towards us for each of its IDs (§3.8):
+    // seen at 100 messages/s in npm run bench:gossip, where one per IHAVE was too few.
+    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: null }, 0), undefined, 'tree repair after an ID we announced')
+    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: null }, 0), undefined, 'and after the other')
+    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: null }, 0), 'unsolicited-graft', 'two IDs, two repairs')
     // At most announcedMax (4) IDs are remembered per neighbour, and only for announcedTtlMs.
     ledger.announced('p', TOPIC, ['a', 'b', 'c', 'd'].map((id) => ({ id, round: 1 })), 1000)
     assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'y' }, 1000), 'unsolicited-graft', 'the oldest was let go')

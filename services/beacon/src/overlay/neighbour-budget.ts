@@ -8,7 +8,7 @@
  *   ID it announces (a message announced is a message offered, as a pushed payload is), comes
  *   at most once per IHAVE interval per topic (with a small burst) and carries at most one
  *   batch. A GRAFT must ask for an ID we announced to that neighbour, once; a GRAFT without an
- *   ID (Plumtree §3.8's tree repair) must follow an IHAVE of ours.
+ *   ID (Plumtree §3.8's tree repair) must follow an ID we announced, one per ID.
  * - **Score.** Every refused frame, and every offence the application reports (`penalize`:
  *   a payload it rejected), takes its weight off the neighbour's score; the score decays back
  *   towards 0 with a half-life, so an honest neighbour that once erred recovers. Below the
@@ -174,8 +174,12 @@ interface NeighbourRecord {
   readonly offences: Record<NeighbourOffence, number>
   /** `${topic} ${id}` of IDs we announced to it, with when (insertion order = time order). */
   readonly announced: Map<string, number>
-  /** Topics on which we sent it an IHAVE since it last sent a GRAFT without an ID. */
-  readonly treeRepairAllowed: Set<string>
+  /**
+   * GRAFTs without an ID it may still send, per topic: one per ID we announced to it (each
+   * can make it swap its tree towards us, §3.8; one IHAVE batch can make it swap several
+   * times), at most announcedMax.
+   */
+  readonly treeRepairs: Map<string, number>
   drops: number
   backOffUntil: number | null
   lastBackOffMs: number | null
@@ -230,7 +234,7 @@ export class NeighbourLedger {
   /** We announced `entries` to `peer` on `topic` (an IHAVE we are sending it). */
   announced (peer: PeerKey, topic: string, entries: readonly IHaveEntry[], now: number): void {
     const record = this.record(peer, now)
-    record.treeRepairAllowed.add(topic)
+    record.treeRepairs.set(topic, Math.min((record.treeRepairs.get(topic) ?? 0) + entries.length, this.options.announcedMax))
     const { announced } = record
     for (const { id } of entries) {
       const key = `${topic} ${id}`
@@ -328,10 +332,13 @@ export class NeighbourLedger {
     return undefined
   }
 
-  /** Plumtree GRAFTs only an announcer (§3.6), once per ID, or, without an ID, one that sent an IHAVE (§3.8). */
+  /** Plumtree GRAFTs only an announcer (§3.6), once per ID, or, without an ID, one that announced (§3.8). */
   private chargeGraft (record: NeighbourRecord, topic: string, id: MessageId | null): NeighbourOffence | undefined {
-    if (id === null) return record.treeRepairAllowed.delete(topic) ? undefined : 'unsolicited-graft'
-    return record.announced.delete(`${topic} ${id}`) ? undefined : 'unsolicited-graft'
+    if (id !== null) return record.announced.delete(`${topic} ${id}`) ? undefined : 'unsolicited-graft'
+    const repairs = record.treeRepairs.get(topic) ?? 0
+    if (repairs === 0) return 'unsolicited-graft'
+    record.treeRepairs.set(topic, repairs - 1)
+    return undefined
   }
 
   private scoreOf (record: NeighbourRecord, now: number): number {
@@ -351,7 +358,7 @@ export class NeighbourLedger {
         scoredAt: now,
         offences: zeroOffences(),
         announced: new Map(),
-        treeRepairAllowed: new Set(),
+        treeRepairs: new Map(),
         drops: 0,
         backOffUntil: null,
         lastBackOffMs: null,
