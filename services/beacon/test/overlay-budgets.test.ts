@@ -20,7 +20,6 @@ import { loadConfig } from '../src/config/load.ts'
 import { createLogger } from '../src/logging/logger.ts'
 import { decodePreamble, encodePreamble } from '../src/overlay/driver-frames.ts'
 import type { Preamble } from '../src/overlay/driver-frames.ts'
-import { MAX_PASSIVE_SHARE } from '../../protocol/src/overlay/constants.ts'
 import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
 import { createClientPeer } from './helpers/client-peer.ts'
@@ -35,6 +34,8 @@ const TOPIC = `/${NETWORK}/sync`
 const TOKEN = 'overlay-budgets-token-0123456789'
 const BACK_OFF_MS = 1000
 const CONTROL_BURST = 300
+/** Not the default 25, to show the key reaches the topics. */
+const PASSIVE_SHARE_PERCENT = 20
 
 interface NeighbourView {
   peer: string
@@ -134,7 +135,8 @@ describe('overlay neighbour budgets on libp2p', () => {
       PHAROS_ADMIN_TOKENS: TOKEN,
       PHAROS_OVERLAY_NEIGHBOUR_BACKOFF_MS: String(BACK_OFF_MS),
       PHAROS_OVERLAY_CONTROL_FRAMES_BURST: String(CONTROL_BURST),
-      PHAROS_OVERLAY_CONTROL_FRAMES_PER_SECOND: '50'
+      PHAROS_OVERLAY_CONTROL_FRAMES_PER_SECOND: '50',
+      PHAROS_OVERLAY_PASSIVE_SHARE_PERCENT: String(PASSIVE_SHARE_PERCENT)
     })), createLogger('silent'))
     workerAddr = multiaddr(worker.node.getMultiaddrs().map(String).find((text) => text.startsWith('/ip4/127.0.0.1/') && !text.includes('/ws')) ?? assert.fail('no TCP address'))
     honest = await createOverlayPeer({ network: NETWORK, networkSize: 16, topics: ['sync'] })
@@ -176,7 +178,8 @@ describe('overlay neighbour budgets on libp2p', () => {
     await waitFor('the worker to take the SHUFFLE', () => received() > before, 5000)
 
     const view = (await adminView()).topics.sync ?? assert.fail()
-    const share = Math.ceil(MAX_PASSIVE_SHARE * view.passiveCapacity)
+    const share = Math.ceil(PASSIVE_SHARE_PERCENT * view.passiveCapacity / 100)
+    assert.equal(share, 6, 'N = 26: passive capacity 30')
     const kept = view.passive.filter((peer) => registered.includes(peer))
     assert.ok(kept.length <= share, `${kept.length} of the ${view.passiveCapacity} passive slots are the attacker's names; its share is ${share}`)
     assert.deepEqual(view.passive.filter((peer) => strangers.includes(peer)), [], 'no unregistered key')
@@ -187,6 +190,7 @@ describe('overlay neighbour budgets on libp2p', () => {
     const text = await metrics()
     assert.match(text, new RegExp(`^pharos_overlay_events_total\\{topic="sync",event="passive_share_replacement"\\} ${registered.length - share}$`, 'm'))
     assert.match(text, new RegExp(`^pharos_overlay_events_total\\{topic="sync",event="passive_not_member"\\} ${strangers.length}$`, 'm'))
+    assert.match(text, new RegExp(`^pharos_limit_blocked_total\\{limit="PHAROS_OVERLAY_PASSIVE_SHARE_PERCENT"\\} ${registered.length - share}$`, 'm'))
   })
 
   it('a neighbour flooding GRAFTs, IHAVEs and control frames is dropped each time, kept out longer each time, and the honest one keeps receiving', async () => {

@@ -720,6 +720,13 @@ export const schema = {
     default: '2000',
     help: 'Control frames one overlay neighbour may send at once, above its rate (guess: the FORWARDJOINs a beacon passes on, one per join per topic, for a burst of ~600 joins).'
   },
+  overlayPassiveSharePercent: {
+    env: 'PHAROS_OVERLAY_PASSIVE_SHARE_PERCENT',
+    group: 'limits',
+    parse: integer(1, 100),
+    default: '25',
+    help: 'Most of an overlay topic\'s passive view, in percent, the peers one neighbour named (SHUFFLE, FORWARDJOIN) may hold; past it its names replace its own (guess: services/protocol MAX_PASSIVE_SHARE; 100 is the HyParView paper\'s unbounded merge).'
+  },
   overlayNeighbourBackOffMs: {
     env: 'PHAROS_OVERLAY_NEIGHBOUR_BACKOFF_MS',
     group: 'limits',

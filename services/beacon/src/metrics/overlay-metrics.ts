@@ -32,6 +32,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
   limits?.mirror('overlaySendQueueBytes', () => overlay.driverCounters().queueByteOverflows)
   limits?.mirror('overlayDataFramesPerSecond', () => overlay.driverCounters().neighbours.dataFramesRefused)
   limits?.mirror('overlayControlFramesPerSecond', () => overlay.driverCounters().neighbours.controlFramesRefused)
+  limits?.mirror('overlayPassiveSharePercent', () => Object.values(overlay.topicCounters()).reduce((sum, counters) => sum + counters.membership.passiveShareReplacements, 0))
   limits?.mirror('overlayMessageCacheBytes', () => Object.values(overlay.topicCounters()).reduce((sum, counters) => sum + counters.dissemination.cacheEvictions, 0))
   const mirror = new TotalsMirror()
   const ihaveBatches = new Map<string, number>()

@@ -193,7 +193,10 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
           controlFramesBurst: config.overlayControlFramesBurst
         },
         neighbourScoring: { backOffMs: config.overlayNeighbourBackOffMs },
-        topicConfig: { plumtree: { messageCacheMaxBytes: config.overlayMessageCacheBytes, messageCacheTtlMs: config.overlayMessageCacheTtlMs } }
+        topicConfig: {
+          hyparview: { maxPassiveShare: config.overlayPassiveSharePercent / 100 },
+          plumtree: { messageCacheMaxBytes: config.overlayMessageCacheBytes, messageCacheTtlMs: config.overlayMessageCacheTtlMs }
+        }
       })
     }
   })

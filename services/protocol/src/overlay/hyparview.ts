@@ -662,7 +662,8 @@ export class HyParView {
 
   /** Most passive entries one neighbour may have named. */
   #passiveShare(): number {
-    return Math.max(1, Math.ceil(this.#config.maxPassiveShare * this.#passiveCapacity))
+    // Less a rounding error: 0.2 × 30 is 6.000000000000001 in binary floating point.
+    return Math.max(1, Math.ceil(this.#config.maxPassiveShare * this.#passiveCapacity - 1e-9))
   }
 
   /**
