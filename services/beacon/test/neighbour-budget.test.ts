@@ -48,6 +48,16 @@ describe('neighbour budgets', () => {
     assert.equal(ledger.stats().dataFramesRefused, 1)
   })
 
+  it('an unbudgeted neighbour (a peer\'s own beacon) spends no tokens, but the IHAVE and GRAFT rules still hold for it', () => {
+    const ledger = ledgerWith({ controlFramesBurst: 1, dataFramesBurst: 1 })
+    for (let i = 0; i < 100; i++) assert.equal(ledger.charge('beacon', TOPIC, prune, 0, true), undefined)
+    for (let i = 0; i < 100; i++) assert.equal(ledger.charge('beacon', TOPIC, gossip, 0, true), undefined)
+    for (let i = 0; i < 8; i++) assert.equal(ledger.charge('beacon', TOPIC, ihave('a', 'b'), 0, true), undefined)
+    assert.equal(ledger.charge('beacon', TOPIC, ihave('c'), 0, true), 'ihave-flood')
+    assert.equal(ledger.charge('beacon', TOPIC, { type: 'graft', id: 'never-announced' }, 0, true), 'unsolicited-graft')
+    assert.equal(ledger.stats().controlFramesRefused + ledger.stats().dataFramesRefused, 0)
+  })
+
   it('a GRAFT must ask for an ID we announced to that neighbour, once; one without an ID must follow an ID we announced, one per ID', () => {
     const ledger = ledgerWith()
     assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'x' }, 0), 'unsolicited-graft', 'never announced')

@@ -1105,7 +1105,10 @@ export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPee
         // could as well say by hanging up. The draining worker waits for us to hang up.
         drainTrust: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)) ? 'siblings' : 'departure',
         // No `admit`: a peer has no account registry, so every peer may be in its views (the
-        // beacons it links to refuse unregistered peers themselves).
+        // beacons it links to refuse unregistered peers themselves). Its beacons spend no
+        // budget: a beacon is the contact of every join and passes on a FORWARDJOIN per join
+        // per topic to each of its neighbours, and a drain of its sibling moves hundreds at once.
+        unbudgeted: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)),
         ...(init.neighbourBudget === undefined ? {} : { neighbourBudget: init.neighbourBudget }),
         ...(init.neighbourScoring === undefined ? {} : { neighbourScoring: init.neighbourScoring })
       })

@@ -210,22 +210,23 @@ export class NeighbourLedger {
 
   /**
    * Charges a frame from `peer` to its budget. Returns the offence if the frame must be dropped
-   * unread (the caller then penalises it), or undefined if the topic may have it.
+   * unread (the caller then penalises it), or undefined if the topic may have it. An
+   * `unbudgeted` neighbour spends no tokens; the IHAVE and GRAFT rules still hold for it.
    */
-  charge (peer: PeerKey, topic: string, message: Message, now: number): NeighbourOffence | undefined {
+  charge (peer: PeerKey, topic: string, message: Message, now: number, unbudgeted = false): NeighbourOffence | undefined {
     const record = this.record(peer, now)
     record.lastActive = now
     if (message.type === 'gossip') {
-      if (record.data.take(1, now)) return undefined
+      if (unbudgeted || record.data.take(1, now)) return undefined
       this.counters.dataFramesRefused++
       return 'data-flood'
     }
-    if (!record.control.take(1, now)) {
+    if (!unbudgeted && !record.control.take(1, now)) {
       this.counters.controlFramesRefused++
       return 'control-flood'
     }
     switch (message.type) {
-      case 'ihave': return this.chargeIHave(record, topic, message.entries, now)
+      case 'ihave': return this.chargeIHave(record, topic, message.entries, now, unbudgeted)
       case 'graft': return this.chargeGraft(record, topic, message.id)
       default: return undefined
     }
@@ -317,7 +318,7 @@ export class NeighbourLedger {
     return structuredClone(this.counters)
   }
 
-  private chargeIHave (record: NeighbourRecord, topic: string, entries: readonly IHaveEntry[], now: number): NeighbourOffence | undefined {
+  private chargeIHave (record: NeighbourRecord, topic: string, entries: readonly IHaveEntry[], now: number, unbudgeted: boolean): NeighbourOffence | undefined {
     if (entries.length > this.options.maxIHaveBatch) return 'ihave-flood'
     let bucket = record.ihave.get(topic)
     if (bucket === undefined) {
@@ -325,7 +326,7 @@ export class NeighbourLedger {
       record.ihave.set(topic, bucket)
     }
     if (!bucket.take(1, now)) return 'ihave-flood'
-    if (!record.data.take(entries.length, now)) {
+    if (!unbudgeted && !record.data.take(entries.length, now)) {
       this.counters.dataFramesRefused++
       return 'ihave-flood'
     }

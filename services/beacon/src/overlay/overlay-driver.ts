@@ -141,6 +141,12 @@ export interface OverlayInit {
   neighbourBudget?: Partial<NeighbourBudget>
   /** What offences cost, the threshold, decay and back-off. @default DEFAULT_NEIGHBOUR_SCORING (neighbour-budget.ts) */
   neighbourScoring?: Partial<NeighbourScoring>
+  /**
+   * Neighbours whose frames spend no tokens (the IHAVE and GRAFT rules still hold): a peer's
+   * own beacons, which as the contact of every join pass on a FORWARDJOIN per join per topic,
+   * far more control frames than an app peer sends. @default none
+   */
+  unbudgeted?: (peer: PeerId) => boolean
   /** Protocol parameters (HyParView, Plumtree). @default services/protocol constants */
   topicConfig?: TopicConfig
   /** Seed of the RNG the topics draw from. @default random */
@@ -289,7 +295,7 @@ function setNewest<K, V> (map: Map<K, V>, key: K, value: V, cap: number): void {
 
 export class OverlayDriver implements Startable {
   private readonly components: OverlayComponents
-  private readonly init: Required<Omit<OverlayInit, 'admit' | 'bootstrap' | 'wireLimits' | 'topicConfig' | 'seed' | 'neighbourBudget' | 'neighbourScoring'>> & Pick<OverlayInit, 'admit' | 'bootstrap'>
+  private readonly init: Required<Omit<OverlayInit, 'admit' | 'bootstrap' | 'wireLimits' | 'topicConfig' | 'seed' | 'neighbourBudget' | 'neighbourScoring' | 'unbudgeted'>> & Pick<OverlayInit, 'admit' | 'bootstrap' | 'unbudgeted'>
   /** Budgets, scores and back-offs of neighbours. */
   private readonly ledger: NeighbourLedger
   private readonly limits: WireLimits
@@ -348,6 +354,7 @@ export class OverlayDriver implements Startable {
       networkSize: init.networkSize,
       admit: init.admit,
       bootstrap: init.bootstrap,
+      unbudgeted: init.unbudgeted,
       drainTrust: init.drainTrust ?? (() => 'refused'),
       sendQueueFrames: init.sendQueueFrames ?? 1024,
       sendQueueBytes: init.sendQueueBytes ?? 4 * 1024 * 1024,
@@ -963,6 +970,7 @@ export class OverlayDriver implements Startable {
       this.inbound.set(from, streams)
     }
     streams.add(stream)
+    const unbudgeted = this.init.unbudgeted?.(connection.remotePeer) ?? false
     try {
       for (;;) {
         let bytes: Uint8Array
@@ -994,7 +1002,7 @@ export class OverlayDriver implements Startable {
         }
         // Before anything costs us work (the hash of a payload, a topic's state): a frame over
         // the neighbour's budget, or one no honest node sends, is dropped and costs it score.
-        const offence = this.ledger.charge(from, topic, message, Date.now())
+        const offence = this.ledger.charge(from, topic, message, Date.now(), unbudgeted)
         if (offence !== undefined) {
           this.penalize(from, offence)
           if (this.isShunned(from)) return
