@@ -123,8 +123,16 @@ describe('overlay on libp2p', () => {
       assert.deepEqual(new Uint8Array(delivery.payload), payload)
     }
 
+    // Honest nodes stay within each other's budgets: joins through one worker, shuffles and a
+    // broadcast break no rule of the driver's (overlay-budgets.test.ts has the hostile side).
+    // Whether the application rejects the made-up payload is not the driver's business.
+    for (const node of [worker.node, ...peers]) {
+      const { offences: { 'invalid-payload': _rejected, ...broken }, scoreDrops } = node.services.overlay.driverCounters().neighbours
+      assert.deepEqual({ broken, scoreDrops }, { broken: { 'unsolicited-graft': 0, 'ihave-flood': 0, 'control-flood': 0, 'data-flood': 0 }, scoreDrops: 0 }, `at ${node.peerId.toString()}`)
+    }
     const view = (await worker.app.inject({ method: 'GET', url: '/v1/overlay', headers: { authorization: 'Bearer overlay-test-token-0123456789' } })).json()
     assert.ok(view.topics.content.active.length > 0)
+    assert.ok(view.neighbours.length > 0, 'the neighbours are listed with their scores')
     assert.equal(view.topics.content.networkSize, PEERS)
     assert.ok(await metric(/^pharos_overlay_messages_total\{topic="content",direction="received",type="join"\} (\d+)/m) >= 1)
     assert.ok(await metric(/^pharos_overlay_view_size\{topic="content",view="active"\} (\d+)/m) >= 1)

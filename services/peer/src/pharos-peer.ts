@@ -39,7 +39,7 @@ import { createLibp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { overlay } from '../../beacon/src/overlay/overlay-driver.ts'
-import type { Delivery, DrainNotice, OverlayDriver, OverlayRefusedError, PeerAddrs } from '../../beacon/src/overlay/overlay-driver.ts'
+import type { Delivery, DrainNotice, NeighbourBudget, NeighbourScoring, OverlayDriver, OverlayRefusedError, PeerAddrs } from '../../beacon/src/overlay/overlay-driver.ts'
 import { OVERLAY_TOPICS } from '../../beacon/src/overlay/topics.ts'
 import {
   auditProtocolId,
@@ -147,6 +147,17 @@ export interface PharosPeerInit {
    * @default every beacon in `bootstrap`
    */
   beaconConnections?: number
+  /**
+   * Frames per second (and at once) each overlay neighbour may send this peer, for data
+   * (payloads) and control frames; frames past them are dropped and cost the neighbour score.
+   * @default DEFAULT_NEIGHBOUR_BUDGET (the beacon's defaults: 200/s and 400 data, 200/s and 2,000 control)
+   */
+  neighbourBudget?: Partial<NeighbourBudget>
+  /**
+   * What offences cost a neighbour, the threshold below which it is dropped, the score's
+   * half-life and the back-off. @default DEFAULT_NEIGHBOUR_SCORING (docs/overlay-driver.md)
+   */
+  neighbourScoring?: Partial<NeighbourScoring>
 }
 
 /** What `publishPost` publishes. */
@@ -1092,7 +1103,14 @@ export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPee
         // Only a beacon we use may send us to its siblings; any other node (a worker the
         // overlay linked us to, another app) can only say that it is leaving itself, which it
         // could as well say by hanging up. The draining worker waits for us to hang up.
-        drainTrust: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)) ? 'siblings' : 'departure'
+        drainTrust: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)) ? 'siblings' : 'departure',
+        // No `admit`: a peer has no account registry, so every peer may be in its views (the
+        // beacons it links to refuse unregistered peers themselves). Its beacons spend no
+        // budget: a beacon is the contact of every join and passes on a FORWARDJOIN per join
+        // per topic to each of its neighbours, and a drain of its sibling moves hundreds at once.
+        unbudgeted: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)),
+        ...(init.neighbourBudget === undefined ? {} : { neighbourBudget: init.neighbourBudget }),
+        ...(init.neighbourScoring === undefined ? {} : { neighbourScoring: init.neighbourScoring })
       })
     }
   })

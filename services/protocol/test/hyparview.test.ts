@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { createTopic } from '../src/overlay/index.ts'
+import { createRng, createTopic } from '../src/overlay/index.ts'
 import type { Action } from '../src/overlay/index.ts'
 import { befriend, firstChoice, receive, rememberPassive, send, startedTopic } from './helpers.ts'
 
@@ -403,13 +403,162 @@ describe('HyParView: SHUFFLE (§4.4)', () => {
   })
 
   it('a SHUFFLEREPLY is merged into a full passive view by evicting the peers we sent first', () => {
-    const topic = startedTopic({ config: { hyparview: { passiveViewFactor: 1 } } }) // passive capacity 3
+    // Passive capacity 3; no share bound, so one neighbour's reply may fill it (the paper's merge).
+    const topic = startedTopic({ config: { hyparview: { passiveViewFactor: 1, maxPassiveShare: 1 } } })
     befriend(topic, 'a', 'b')
     rememberPassive(topic, 'a', 'p1', 'p2', 'p3')
     topic.handle({ type: 'timer', timer: { type: 'shuffle' } }, 0) // sent [b, p1, p2, p3] to a; asks p1
     assert.deepEqual(receive(topic, 'q', { type: 'shuffleReply', peers: ['r1', 'r2'] }), [])
     assert.deepEqual([...topic.snapshot().passive].sort(), ['p3', 'r1', 'r2'])
     assert.deepEqual(receive(topic, 'q', { type: 'shuffleReply', peers: ['r3'] }), [], 'only one reply per shuffle')
+  })
+})
+
+describe('HyParView: what one neighbour may put in the passive view (issue 18)', () => {
+  // N = 4: passive capacity 18, so one neighbour's share is ceil(0.25 × 18) = 5 entries.
+  const SHARE = 5
+  const others = Array.from({ length: 18 }, (_, i) => `q${i}`)
+  const madeUp = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
+  /**
+   * Active view full (a, b, c) and passive view full of peers learnt out of band. With the
+   * "first choice" RNG every random eviction hits the newest entry (the set moves its last
+   * member into the hole), so the tests that evict at random use a seeded RNG and state the
+   * bound rather than which peers went.
+   */
+  const fullTopic = (rng = firstChoice): ReturnType<typeof startedTopic> => {
+    const topic = createTopic({ self: 'me', networkSize: 4, rng })
+    topic.start(0)
+    befriend(topic, 'a', 'b', 'c')
+    topic.handle({ type: 'learn', peers: others }, 0)
+    return topic
+  }
+  const named = (topic: ReturnType<typeof startedTopic>, prefix: string): string[] =>
+    topic.snapshot().passive.filter((peer) => peer.startsWith(prefix)).sort()
+
+  it('a SHUFFLE of 32 made-up IDs replaces at most its share of a full passive view', () => {
+    const topic = fullTopic()
+    assert.deepEqual(receive(topic, 'a', { type: 'shuffle', origin: 'x-origin', ttl: 1, peers: madeUp('x', 31) }), [
+      // The reply: as many of our passive peers as it sent, plus one (all 18 we have).
+      send('x-origin', { type: 'shuffleReply', peers: others })
+    ], 'nothing else: no request, no connect')
+    const view = topic.snapshot().passive
+    assert.equal(view.length, 18, 'the view stays at its capacity')
+    assert.equal(view.filter((peer) => peer.startsWith('x')).length, SHARE, 'the sender\'s entries: its share, no more')
+    assert.equal(view.filter((peer) => peer.startsWith('q')).length, 18 - SHARE, 'the rest is untouched')
+    // The first five fit by evicting others (the reply's peers first, as §4.4 says); the other
+    // 27 each replaced one of the sender's own.
+    assert.equal(topic.counters().membership.passiveShareReplacements, 32 - SHARE)
+    assert.deepEqual(named(topic, 'q'), others.slice(SHARE).sort(), 'the peers evicted were the first ones we sent back')
+  })
+
+  it('shuffles repeated by the same neighbour never take more than its share; another neighbour has its own', () => {
+    const topic = fullTopic(createRng(7))
+    for (let round = 0; round < 6; round++) {
+      receive(topic, 'a', { type: 'shuffle', origin: `a-origin${round}`, ttl: 1, peers: madeUp(`a${round}-`, 7) })
+      assert.ok(named(topic, 'a').length <= SHARE, `after shuffle ${round + 1}: ${named(topic, 'a').length} entries from a`)
+      assert.ok(named(topic, 'q').length >= 18 - SHARE, `after shuffle ${round + 1}: ${named(topic, 'q').length} others left`)
+    }
+    assert.ok(topic.counters().membership.passiveShareReplacements >= 6 * 8 - 18, 'most of the 48 names replaced a\'s own')
+    receive(topic, 'b', { type: 'shuffle', origin: 'b-origin', ttl: 1, peers: madeUp('b-', 7) })
+    const view = topic.snapshot().passive
+    assert.equal(view.length, 18)
+    assert.ok(named(topic, 'a').length <= SHARE)
+    assert.ok(named(topic, 'b').length >= 1 && named(topic, 'b').length <= SHARE, 'b has a share of its own')
+    assert.ok(named(topic, 'q').length >= 18 - 2 * SHARE)
+  })
+
+  it('the share is counted against the neighbour that handed the message over, not the origin it names', () => {
+    const topic = fullTopic(createRng(7))
+    for (let i = 0; i < 30; i++) receive(topic, 'a', { type: 'shuffle', origin: `fresh-origin${i}`, ttl: 1, peers: [] })
+    assert.ok(named(topic, 'fresh').length <= SHARE, `${named(topic, 'fresh').length} entries from 30 made-up origins`)
+    assert.ok(named(topic, 'q').length >= 18 - SHARE)
+  })
+
+  it('an unsolicited-looking SHUFFLEREPLY to our shuffle is held to the replier\'s share', () => {
+    const topic = fullTopic(createRng(7))
+    topic.handle({ type: 'timer', timer: { type: 'shuffle' } }, 0) // our shuffle is out
+    assert.deepEqual(receive(topic, 'z', { type: 'shuffleReply', peers: madeUp('r', 30) }), [])
+    assert.ok(named(topic, 'r').length <= SHARE, `${named(topic, 'r').length} entries from the reply`)
+    assert.ok(named(topic, 'q').length >= 18 - SHARE)
+    assert.equal(topic.counters().membership.passiveShareReplacements, 30 - SHARE, 'every name past the share replaced one of z\'s own')
+  })
+
+  it('FORWARDJOINs from one neighbour fill at most its share of the passive view', () => {
+    const topic = fullTopic(createRng(7))
+    // TTL 3 = PRWL: each hop keeps the joiner as passive and passes the walk on.
+    for (const joiner of madeUp('j', 30)) {
+      const actions = receive(topic, 'a', { type: 'forwardJoin', peer: joiner, ttl: 3 })
+      assert.deepEqual(actions.map((action) => action.type === 'send' && action.message), [{ type: 'forwardJoin', peer: joiner, ttl: 2 }])
+    }
+    assert.ok(named(topic, 'j').length <= SHARE, `${named(topic, 'j').length} joiners kept`)
+    assert.ok(named(topic, 'q').length >= 18 - SHARE)
+  })
+
+  it('a smaller share is a config option; 1 is the paper\'s unbounded merge', () => {
+    const topic = createTopic({ self: 'me', networkSize: 4, rng: firstChoice, config: { hyparview: { maxPassiveShare: 1 } } })
+    topic.start(0)
+    befriend(topic, 'a', 'b', 'c')
+    receive(topic, 'a', { type: 'shuffle', origin: 'o', ttl: 1, peers: madeUp('x', 31) })
+    assert.equal(topic.snapshot().passive.length, 18, 'one SHUFFLE filled the whole view, as it did before issue 18')
+    assert.throws(() => createTopic({ self: 'me', networkSize: 4, rng: firstChoice, config: { hyparview: { maxPassiveShare: 0 } } }), { name: 'OverlayConfigError' })
+  })
+})
+
+describe('HyParView: only members enter the views (issue 18)', () => {
+  const members = new Set(['a', 'b', 'c', 'm1', 'm2', 'm3'])
+  const isMember = (peer: string): boolean => members.has(peer)
+  const memberTopic = (): ReturnType<typeof startedTopic> => {
+    const topic = createTopic({ self: 'me', networkSize: 4, rng: firstChoice, isMember })
+    topic.start(0)
+    return topic
+  }
+
+  it('a SHUFFLE keeps only the members it names, and the reply still goes to its origin', () => {
+    const topic = memberTopic()
+    befriend(topic, 'a', 'b', 'c')
+    assert.deepEqual(receive(topic, 'a', { type: 'shuffle', origin: 'stranger', ttl: 1, peers: ['m1', 'x1', 'm2', 'x2'] }), [
+      send('stranger', { type: 'shuffleReply', peers: [] })
+    ])
+    assert.deepEqual(topic.snapshot().passive, ['m1', 'm2'])
+    assert.equal(topic.counters().membership.nonMembers, 3, 'the origin and two peers')
+  })
+
+  it('a FORWARDJOIN for a non-member is dropped: not kept, not passed on, not asked', () => {
+    const topic = memberTopic()
+    befriend(topic, 'a', 'b')
+    assert.deepEqual(receive(topic, 'a', { type: 'forwardJoin', peer: 'x', ttl: 3 }), [])
+    assert.deepEqual(receive(topic, 'a', { type: 'forwardJoin', peer: 'x', ttl: 0 }), [])
+    assert.deepEqual(topic.snapshot().passive, [])
+    assert.deepEqual(receive(topic, 'a', { type: 'forwardJoin', peer: 'm1', ttl: 3 }), [
+      send('b', { type: 'forwardJoin', peer: 'm1', ttl: 2 })
+    ], 'a member\'s walk goes on as before')
+    assert.deepEqual(topic.snapshot().passive, ['m1'])
+  })
+
+  it('peers learnt out of band are members only', () => {
+    const topic = memberTopic()
+    befriend(topic, 'a', 'b', 'c')
+    topic.handle({ type: 'learn', peers: ['x', 'm1', 'y', 'm2'] }, 0)
+    assert.deepEqual(topic.snapshot().passive, ['m1', 'm2'])
+  })
+
+  it('a passive peer that stopped being a member is dropped, not asked, when a slot is refilled', () => {
+    const topic = memberTopic()
+    befriend(topic, 'a', 'b', 'c')
+    topic.handle({ type: 'learn', peers: ['m1', 'm2'] }, 0)
+    members.delete('m1')
+    try {
+      assert.deepEqual(receive(topic, 'c', { type: 'disconnect', alive: false }), [
+        { type: 'neighborDown', peer: 'c' },
+        { type: 'disconnect', peer: 'c' },
+        { type: 'connect', peer: 'm2' },
+        send('m2', { type: 'neighbor', priority: 'low' }),
+        timeout('m2', 1)
+      ])
+      assert.deepEqual(topic.snapshot().passive, ['m2'])
+    } finally {
+      members.add('m1')
+    }
   })
 })
 
@@ -448,7 +597,7 @@ describe('HyParView: leaving and resizing', () => {
   it('a smaller N trims the passive view too', () => {
     const topic = startedTopic({ networkSize: 8 }) // passive capacity 24
     befriend(topic, 'a', 'b')
-    rememberPassive(topic, 'a', ...Array.from({ length: 20 }, (_, i) => `p${i}`))
+    topic.handle({ type: 'learn', peers: Array.from({ length: 20 }, (_, i) => `p${i}`) }, 0)
     topic.setNetworkSize(2, 0)
     assert.equal(topic.snapshot().passive.length, 12)
   })

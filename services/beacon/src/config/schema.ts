@@ -692,6 +692,48 @@ export const schema = {
     default: '60000',
     help: 'How long each overlay topic keeps a payload to answer GRAFTs, enforced by a timer even when the topic is quiet (guess: far beyond any GRAFT delay; services/protocol MESSAGE_CACHE_TTL_MS).'
   },
+  overlayDataFramesPerSecond: {
+    env: 'PHAROS_OVERLAY_DATA_FRAMES_PER_SECOND',
+    group: 'limits',
+    parse: integer(1, 1_000_000),
+    default: '200',
+    help: 'Gossip payloads, and IDs announced in IHAVEs, one overlay neighbour may send per second; past the bucket they are dropped and cost it score (guess: a neighbour sends each message once, pushed or announced; twice the 100 messages/s of the issue-18 benchmarks; docs/overlay-driver.md).'
+  },
+  overlayDataFramesBurst: {
+    env: 'PHAROS_OVERLAY_DATA_FRAMES_BURST',
+    group: 'limits',
+    parse: integer(1, 10_000_000),
+    default: '400',
+    help: 'Gossip payloads (and announced IDs) one overlay neighbour may send at once, above its rate (guess: two seconds at the default rate).'
+  },
+  overlayControlFramesPerSecond: {
+    env: 'PHAROS_OVERLAY_CONTROL_FRAMES_PER_SECOND',
+    group: 'limits',
+    parse: integer(1, 1_000_000),
+    default: '200',
+    help: 'Control frames (IHAVE, GRAFT, PRUNE, HyParView) one overlay neighbour may send per second; past the bucket they are dropped and cost it score (guess: a GRAFT and a PRUNE per message at 100 messages/s while a tree settles).'
+  },
+  overlayControlFramesBurst: {
+    env: 'PHAROS_OVERLAY_CONTROL_FRAMES_BURST',
+    group: 'limits',
+    parse: integer(1, 10_000_000),
+    default: '2000',
+    help: 'Control frames one overlay neighbour may send at once, above its rate (guess: the FORWARDJOINs a beacon passes on, one per join per topic, for a burst of ~600 joins).'
+  },
+  overlayPassiveSharePercent: {
+    env: 'PHAROS_OVERLAY_PASSIVE_SHARE_PERCENT',
+    group: 'limits',
+    parse: integer(1, 100),
+    default: '25',
+    help: 'Most of an overlay topic\'s passive view, in percent, the peers one neighbour named (SHUFFLE, FORWARDJOIN) may hold; past it its names replace its own (guess: services/protocol MAX_PASSIVE_SHARE; 100 is the HyParView paper\'s unbounded merge).'
+  },
+  overlayNeighbourBackOffMs: {
+    env: 'PHAROS_OVERLAY_NEIGHBOUR_BACKOFF_MS',
+    group: 'limits',
+    parse: integer(100, 86_400_000),
+    default: '60000',
+    help: 'How long an overlay neighbour dropped for misbehaving (score below the threshold, bad message ID, send queue over its bound) is kept out the first time; each further drop within an hour doubles it, up to an hour (issue 17\'s minute).'
+  },
   connectionMonitorIntervalMs: {
     env: 'PHAROS_CONNECTION_MONITOR_INTERVAL_MS',
     group: 'limits',

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram } from 'prom-client'
 import type { Registry } from 'prom-client'
 import { MESSAGE_TYPES } from '../../../protocol/src/overlay/index.ts'
+import { NEIGHBOUR_OFFENCES } from '../overlay/overlay-driver.ts'
 import type { OverlayDriver } from '../overlay/overlay-driver.ts'
 import type { LimitMetrics } from './limit-metrics.ts'
 
@@ -29,6 +30,9 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
   const registers = [registry]
   limits?.mirror('overlaySendQueueFrames', () => overlay.driverCounters().queueOverflows)
   limits?.mirror('overlaySendQueueBytes', () => overlay.driverCounters().queueByteOverflows)
+  limits?.mirror('overlayDataFramesPerSecond', () => overlay.driverCounters().neighbours.dataFramesRefused)
+  limits?.mirror('overlayControlFramesPerSecond', () => overlay.driverCounters().neighbours.controlFramesRefused)
+  limits?.mirror('overlayPassiveSharePercent', () => Object.values(overlay.topicCounters()).reduce((sum, counters) => sum + counters.membership.passiveShareReplacements, 0))
   limits?.mirror('overlayMessageCacheBytes', () => Object.values(overlay.topicCounters()).reduce((sum, counters) => sum + counters.dissemination.cacheEvictions, 0))
   const mirror = new TotalsMirror()
   const ihaveBatches = new Map<string, number>()
@@ -66,7 +70,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
 
   const events: Counter<'topic' | 'event'> = new Counter({
     name: 'pharos_overlay_events_total',
-    help: 'Plumtree and HyParView events per topic: deliveries, duplicates, abandoned grafts, tree swaps, link failures, evictions, cache evictions (payloads dropped by the byte bound), congestions (grafts and prunes are message types of pharos_overlay_messages_total)',
+    help: 'Plumtree and HyParView events per topic: deliveries, duplicates, abandoned grafts, tree swaps, link failures, evictions, cache evictions (payloads dropped by the byte bound), congestions, peers named to us that are not members (passive_not_member), passive entries that replaced an earlier one of the same neighbour, which had its share (passive_share_replacement) (grafts and prunes are message types of pharos_overlay_messages_total)',
     labelNames: ['topic', 'event'] as const,
     registers,
     collect () {
@@ -81,6 +85,8 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
         mirror.sync(events, { topic, event: 'eviction' }, m.evictions)
         mirror.sync(events, { topic, event: 'cache_eviction' }, d.cacheEvictions)
         mirror.sync(events, { topic, event: 'congestion' }, d.congestions)
+        mirror.sync(events, { topic, event: 'passive_not_member' }, m.nonMembers)
+        mirror.sync(events, { topic, event: 'passive_share_replacement' }, m.passiveShareReplacements)
       }
     }
   })
@@ -138,7 +144,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
 
   const driver: Counter<'event'> = new Counter({
     name: 'pharos_overlay_driver_events_total',
-    help: 'Overlay driver events: refusals sent and received, send-queue overflows (frames, bytes), queue congestions (a neighbour made lazy), neighbours shunned (bad message ID or queue over its bound), link failures, address lookups sent, skipped (no address found recently) and answered (per peer asked about), drain notices sent, received and refused (from a node that is not a live fleet worker)',
+    help: 'Overlay driver events: refusals sent and received, send-queue overflows (frames, bytes), queue congestions (a neighbour made lazy), neighbours shunned (bad message ID, queue over its bound, or score below the threshold: neighbour_score_drop counts those), link failures, address lookups sent, skipped (no address found recently) and answered (per peer asked about), drain notices sent, received and refused (from a node that is not a live fleet worker)',
     labelNames: ['event'] as const,
     registers,
     collect () {
@@ -149,6 +155,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
       mirror.sync(driver, { event: 'queue_byte_overflow' }, counters.queueByteOverflows)
       mirror.sync(driver, { event: 'queue_congestion' }, counters.queueCongestions)
       mirror.sync(driver, { event: 'neighbour_shunned' }, counters.neighboursShunned)
+      mirror.sync(driver, { event: 'neighbour_score_drop' }, counters.neighbours.scoreDrops)
       mirror.sync(driver, { event: 'link_failure' }, counters.linkFailures)
       mirror.sync(driver, { event: 'address_lookup' }, counters.addressLookups)
       mirror.sync(driver, { event: 'address_lookup_skipped' }, counters.addressLookupsSkipped)
@@ -156,6 +163,17 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
       mirror.sync(driver, { event: 'drain_notice_sent' }, counters.drainNoticesSent)
       mirror.sync(driver, { event: 'drain_notice_received' }, counters.drainNoticesReceived)
       mirror.sync(driver, { event: 'drain_notice_refused' }, counters.drainNoticesRefused)
+    }
+  })
+
+  const offences: Counter<'offence'> = new Counter({
+    name: 'pharos_overlay_neighbour_offences_total',
+    help: 'Offences that cost an overlay neighbour score (docs/overlay-driver.md "Budgets and scores"): invalid-payload (the application rejected its payload), unsolicited-graft, ihave-flood, control-flood and data-flood (frames over its buckets; those are also pharos_limit_blocked_total{limit="PHAROS_OVERLAY_CONTROL_FRAMES_PER_SECOND"|"PHAROS_OVERLAY_DATA_FRAMES_PER_SECOND"})',
+    labelNames: ['offence'] as const,
+    registers,
+    collect () {
+      const counted = overlay.driverCounters().neighbours.offences
+      for (const offence of NEIGHBOUR_OFFENCES) mirror.sync(offences, { offence }, counted[offence])
     }
   })
 }

@@ -17,10 +17,16 @@
  * Misbehaving neighbours. A gossip payload whose message ID is not its content hash
  * (`messageIdOf`, checked before any topic sees it), or a send queue past its frame or byte
  * bound (a neighbour that stopped reading), costs the neighbour its place: every topic
- * forgets it as if it had left, its streams are closed, and for a minute no link to it is
- * opened and its overlay streams are refused (`misbehaving`). Before that, a queue past half
- * its byte bound makes the neighbour lazy (`congested`): it gets IHAVEs, not payloads,
- * until it reads again and GRAFTs.
+ * forgets it as if it had left, its streams are closed, and for a back-off (a minute, doubled
+ * with each drop remembered) no link to it is opened and its overlay streams are refused
+ * (`misbehaving`). Before that, a queue past half its byte bound makes the neighbour lazy
+ * (`congested`): it gets IHAVEs, not payloads, until it reads again and GRAFTs.
+ *
+ * Budgets and scores. Every neighbour has token buckets for data and control frames; a frame
+ * over its bucket, an IHAVE flood, an unsolicited GRAFT, and a payload the application rejects
+ * (`penalize`) cost it score, and below a threshold it is dropped as above
+ * (neighbour-budget.ts; docs/overlay-driver.md). Only peers we would admit, and that are not
+ * kept out, enter any topic's views (`isMember`).
  *
  * Addresses. HyParView names peers by key (the peer ID string) only. A peer learned from a
  * FORWARDJOIN or SHUFFLE may be unknown to our peer store; we then ask the peer that told
@@ -47,6 +53,7 @@ import {
   createRng,
   createTopic,
   decodeHyParView,
+  DEFAULT_PLUMTREE_CONFIG,
   decodePlumtree,
   DEFAULT_WIRE_LIMITS,
   encodeHyParView,
@@ -81,6 +88,11 @@ import {
   MAX_LOOKUP_PEERS
 } from './driver-frames.ts'
 import type { AddrRecord, RefusalReason } from './driver-frames.ts'
+import { NeighbourLedger } from './neighbour-budget.ts'
+import type { NeighbourBudget, NeighbourLedgerCounters, NeighbourOffence, NeighbourScoring, NeighbourState } from './neighbour-budget.ts'
+
+export type { NeighbourBudget, NeighbourOffence, NeighbourScoring, NeighbourState } from './neighbour-budget.ts'
+export { DEFAULT_NEIGHBOUR_BUDGET, DEFAULT_NEIGHBOUR_SCORING, NEIGHBOUR_OFFENCES } from './neighbour-budget.ts'
 
 export type AdmitDecision = { admitted: true } | { admitted: false, reason: RefusalReason }
 
@@ -125,6 +137,16 @@ export interface OverlayInit {
   messageIdOf?: (topic: string, payload: Uint8Array) => Promise<string | undefined>
   /** Wire bounds, enforced on decode. @default DEFAULT_WIRE_LIMITS of services/protocol */
   wireLimits?: Partial<WireLimits>
+  /** Frame rates allowed per neighbour. @default DEFAULT_NEIGHBOUR_BUDGET (neighbour-budget.ts) */
+  neighbourBudget?: Partial<NeighbourBudget>
+  /** What offences cost, the threshold, decay and back-off. @default DEFAULT_NEIGHBOUR_SCORING (neighbour-budget.ts) */
+  neighbourScoring?: Partial<NeighbourScoring>
+  /**
+   * Neighbours whose frames spend no tokens (the IHAVE and GRAFT rules still hold): a peer's
+   * own beacons, which as the contact of every join pass on a FORWARDJOIN per join per topic,
+   * far more control frames than an app peer sends. @default none
+   */
+  unbudgeted?: (peer: PeerId) => boolean
   /** Protocol parameters (HyParView, Plumtree). @default services/protocol constants */
   topicConfig?: TopicConfig
   /** Seed of the RNG the topics draw from. @default random */
@@ -180,7 +202,7 @@ export interface DriverCounters {
   queueCongestions: number
   /** The most bytes one link's send queue has held (a high-water mark). */
   sendQueuePeakBytes: number
-  /** Neighbours dropped for misbehaving (a bad message ID, or a queue over a bound). */
+  /** Neighbours dropped for misbehaving (a bad message ID, a queue over a bound, a score below the threshold). */
   neighboursShunned: number
   linkFailures: number
   /** Lookups we sent (one per peer asked). */
@@ -193,6 +215,8 @@ export interface DriverCounters {
   drainNoticesReceived: number
   /** Drain notices from nodes `drainTrust` refused: reset unread. */
   drainNoticesRefused: number
+  /** Offences by kind, frames the buckets refused, and neighbours dropped for their score. */
+  neighbours: NeighbourLedgerCounters
 }
 
 /** A drain notice from a node whose drain we do not take (DrainTrust `refused`): its stream is reset with this. */
@@ -246,13 +270,6 @@ const DRAIN_NOTICE_TIMEOUT_MS = 5000
  */
 const DEPARTING_MS = 60_000
 /**
- * A misbehaving neighbour is not linked to, and its overlay streams are refused, for this long
- * (guess: long enough that a peer that floods and stops reading cannot cycle through rejoins,
- * short enough that a slow phone that fell behind is back within a minute).
- */
-const SHUN_MS = 60_000
-const SHUN_CAP = 10_000
-/**
  * A peer no lookup found an address for is not looked up (nor dialled) again for this long,
  * four times longer on each further miss, up to UNREACHABLE_MAX_MS. Guesses: the first wait
  * is short because a miss right after a peer joined may be only a race with identify at the
@@ -278,9 +295,9 @@ function setNewest<K, V> (map: Map<K, V>, key: K, value: V, cap: number): void {
 
 export class OverlayDriver implements Startable {
   private readonly components: OverlayComponents
-  private readonly init: Required<Omit<OverlayInit, 'admit' | 'bootstrap' | 'wireLimits' | 'topicConfig' | 'seed'>> & Pick<OverlayInit, 'admit' | 'bootstrap'>
-  /** Misbehaving neighbours, until when they are kept out (bounded, oldest dropped). */
-  private readonly shunned = new Map<PeerKey, number>()
+  private readonly init: Required<Omit<OverlayInit, 'admit' | 'bootstrap' | 'wireLimits' | 'topicConfig' | 'seed' | 'neighbourBudget' | 'neighbourScoring' | 'unbudgeted'>> & Pick<OverlayInit, 'admit' | 'bootstrap' | 'unbudgeted'>
+  /** Budgets, scores and back-offs of neighbours. */
+  private readonly ledger: NeighbourLedger
   private readonly limits: WireLimits
   private readonly topicConfig: TopicConfig | undefined
   private readonly seed: number
@@ -304,7 +321,7 @@ export class OverlayDriver implements Startable {
   private readonly timers = new Set<NodeJS.Timeout>()
   private readonly deliveryListeners = new Set<(delivery: Delivery) => void>()
   private readonly refusalListeners = new Set<(error: OverlayRefusedError) => void>()
-  private readonly counters: DriverCounters = {
+  private readonly counters: Omit<DriverCounters, 'neighbours'> = {
     framesRejected: { malformed: 0, oversized: 0, 'too-many': 0, 'unknown-field': 0, 'missing-field': 0, 'unknown-topic': 0, 'bad-message-id': 0 },
     refusalsSent: { 'not-registered': 0, banned: 0, draining: 0, overloaded: 0, misbehaving: 0 },
     refusalsReceived: 0,
@@ -337,6 +354,7 @@ export class OverlayDriver implements Startable {
       networkSize: init.networkSize,
       admit: init.admit,
       bootstrap: init.bootstrap,
+      unbudgeted: init.unbudgeted,
       drainTrust: init.drainTrust ?? (() => 'refused'),
       sendQueueFrames: init.sendQueueFrames ?? 1024,
       sendQueueBytes: init.sendQueueBytes ?? 4 * 1024 * 1024,
@@ -347,6 +365,15 @@ export class OverlayDriver implements Startable {
     }
     this.limits = { ...DEFAULT_WIRE_LIMITS, ...init.wireLimits }
     this.topicConfig = init.topicConfig
+    const plumtree = { ...DEFAULT_PLUMTREE_CONFIG, ...init.topicConfig?.plumtree }
+    this.ledger = new NeighbourLedger({
+      ...(init.neighbourBudget === undefined ? {} : { budget: init.neighbourBudget }),
+      ...(init.neighbourScoring === undefined ? {} : { scoring: init.neighbourScoring }),
+      ihaveIntervalMs: plumtree.ihaveIntervalMs,
+      maxIHaveBatch: plumtree.maxIHaveBatch,
+      announcedMax: plumtree.messageCacheMaxEntries,
+      announcedTtlMs: plumtree.messageCacheTtlMs
+    })
     this.seed = init.seed ?? Math.floor(Math.random() * 2 ** 32)
     this.log = components.logger.forComponent('pharos:overlay')
     this.self = components.peerId.toString()
@@ -375,6 +402,7 @@ export class OverlayDriver implements Startable {
         self: this.self,
         networkSize: this.init.networkSize,
         rng: createRng(this.seed + stream++),
+        isMember: (key) => this.mayKeep(key),
         ...(this.topicConfig === undefined ? {} : { config: this.topicConfig })
       })
       this.topics.set(name, machine)
@@ -623,7 +651,31 @@ export class OverlayDriver implements Startable {
   }
 
   driverCounters (): DriverCounters {
-    return structuredClone(this.counters)
+    return { ...structuredClone(this.counters), neighbours: this.ledger.stats() }
+  }
+
+  /**
+   * `peer` sent something the application rejected (`invalid-payload`), or broke a rule the
+   * driver checks itself: its score drops by the offence's weight, and below the threshold
+   * it is dropped from every view and kept out for a back-off that grows with each repeat.
+   * Unknown peers get a record too (the offence may come after its link closed).
+   */
+  penalize (peer: PeerKey, offence: NeighbourOffence): void {
+    if (peer === this.self) return
+    if (this.ledger.penalize(peer, offence, Date.now())) {
+      this.log('neighbour %s dropped: its score fell below %d (last offence %s)', peer, this.ledger.scoring.threshold, offence)
+      this.shun(peer, new Error(`neighbour score below the threshold (last offence: ${offence})`))
+    }
+  }
+
+  /** Every neighbour's score, buckets, offences and back-off, lowest score first (admin API). */
+  neighbours (): NeighbourState[] {
+    return this.ledger.snapshot(Date.now())
+  }
+
+  /** The per-neighbour budget and scoring rule in force (admin API). */
+  neighbourRules (): { budget: Readonly<NeighbourBudget>, scoring: Readonly<NeighbourScoring> } {
+    return { budget: this.ledger.budget, scoring: this.ledger.scoring }
   }
 
   /** Bytes queued on every link now (frames waiting, and the one being written). */
@@ -683,6 +735,8 @@ export class OverlayDriver implements Startable {
     const frame = isHyParViewMessage(message) ? encodeHyParView({ topic, message }) : encodePlumtree({ topic, message })
     const link = this.link(to, protocolOf(message))
     if (link.state === 'closed') return
+    // What we announce is what the neighbour may GRAFT (neighbour-budget.ts).
+    if (message.type === 'ihave') this.ledger.announced(to, topic, message.entries, Date.now())
     // An empty queue takes any one frame, so every frame the wire allows can be sent.
     if (link.queue.length >= this.init.sendQueueFrames || (link.queue.length > 0 && link.queuedBytes + frame.length > this.init.sendQueueBytes)) {
       const byBytes = link.queue.length < this.init.sendQueueFrames
@@ -707,13 +761,14 @@ export class OverlayDriver implements Startable {
 
   /**
    * A neighbour that misbehaved (a gossip ID that is not its payload's hash; a send queue
-   * over its bound) leaves every view as if it had left — its lost link is not retried —
-   * its streams close, and for SHUN_MS no link to it is opened and its overlay streams are
-   * refused (`misbehaving`).
+   * over its bound; a score below the threshold) leaves every view as if it had left — its
+   * lost link is not retried — its streams close, and for its back-off (a minute, doubled
+   * with each drop remembered) no link to it is opened and its overlay streams are refused
+   * (`misbehaving`).
    */
   private shun (key: PeerKey, why: Error): void {
     this.counters.neighboursShunned++
-    setNewest(this.shunned, key, Date.now() + SHUN_MS, SHUN_CAP)
+    this.ledger.backOff(key, Date.now())
     for (const protocol of PROTOCOLS) {
       const link = this.links.get(linkId(key, protocol))
       if (link !== undefined && link.state !== 'closed') this.closeLink(link, why)
@@ -723,8 +778,22 @@ export class OverlayDriver implements Startable {
   }
 
   private isShunned (key: PeerKey): boolean {
-    const until = this.shunned.get(key)
-    return until !== undefined && until > Date.now()
+    return this.ledger.isBackedOff(key, Date.now())
+  }
+
+  /**
+   * Whether a topic may keep `key` in its views: a peer we would admit (a beacon: a registered
+   * account; the SDK admits everyone, having no registry) that is not kept out. Keys that are
+   * not peer IDs are made up.
+   */
+  private mayKeep (key: PeerKey): boolean {
+    if (this.isShunned(key)) return false
+    if (this.init.admit === undefined) return true
+    try {
+      return this.init.admit(peerIdFromString(key)).admitted
+    } catch {
+      return false
+    }
   }
 
   // ---- links ------------------------------------------------------------------------------
@@ -863,7 +932,7 @@ export class OverlayDriver implements Startable {
       void link.stream?.close().catch(() => {})
     }
     for (const [key, until] of this.departing) if (until <= now) this.departing.delete(key)
-    for (const [key, until] of this.shunned) if (until <= now) this.shunned.delete(key)
+    this.ledger.forgetIdle(now, (key) => this.inbound.has(key) || this.links.has(linkId(key, 'hyparview')) || this.links.has(linkId(key, 'plumtree')))
     const contacts = this.init.bootstrap?.().filter((peer) => peer.toString() !== this.self && !this.isDeparting(peer.toString())) ?? []
     if (contacts.length === 0 || this.draining) return
     for (const [name, machine] of this.topics) {
@@ -901,6 +970,7 @@ export class OverlayDriver implements Startable {
       this.inbound.set(from, streams)
     }
     streams.add(stream)
+    const unbudgeted = this.init.unbudgeted?.(connection.remotePeer) ?? false
     try {
       for (;;) {
         let bytes: Uint8Array
@@ -928,6 +998,14 @@ export class OverlayDriver implements Startable {
         const { topic, message } = decoded.value
         if (!this.topics.has(topic)) {
           this.counters.framesRejected['unknown-topic']++
+          continue
+        }
+        // Before anything costs us work (the hash of a payload, a topic's state): a frame over
+        // the neighbour's budget, or one no honest node sends, is dropped and costs it score.
+        const offence = this.ledger.charge(from, topic, message, Date.now(), unbudgeted)
+        if (offence !== undefined) {
+          this.penalize(from, offence)
+          if (this.isShunned(from)) return
           continue
         }
         if (message.type === 'gossip' && message.id !== await this.init.messageIdOf(topic.slice(this.init.network.length + 2), message.payload)) {

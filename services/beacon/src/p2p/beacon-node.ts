@@ -186,7 +186,17 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
         ...(drainTrust === undefined ? {} : { drainTrust }),
         sendQueueFrames: config.overlaySendQueueFrames,
         sendQueueBytes: config.overlaySendQueueBytes,
-        topicConfig: { plumtree: { messageCacheMaxBytes: config.overlayMessageCacheBytes, messageCacheTtlMs: config.overlayMessageCacheTtlMs } }
+        neighbourBudget: {
+          dataFramesPerSecond: config.overlayDataFramesPerSecond,
+          dataFramesBurst: config.overlayDataFramesBurst,
+          controlFramesPerSecond: config.overlayControlFramesPerSecond,
+          controlFramesBurst: config.overlayControlFramesBurst
+        },
+        neighbourScoring: { backOffMs: config.overlayNeighbourBackOffMs },
+        topicConfig: {
+          hyparview: { maxPassiveShare: config.overlayPassiveSharePercent / 100 },
+          plumtree: { messageCacheMaxBytes: config.overlayMessageCacheBytes, messageCacheTtlMs: config.overlayMessageCacheTtlMs }
+        }
       })
     }
   })

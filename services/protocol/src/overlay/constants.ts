@@ -51,6 +51,16 @@ export const SHUFFLE_PASSIVE_COUNT = 4
 export const HIGH_PRIORITY_FRACTION = 0.5
 
 /**
+ * Most of the passive view one neighbour may have filled: entries a neighbour named to us (in a
+ * SHUFFLE, a SHUFFLEREPLY or a FORWARDJOIN) are capped at ceil(share × passive capacity); past
+ * it, what it names replaces its own earlier entries, never other peers'. Not in the paper
+ * (§4.4 trusts the sample). Issue 18: one registered peer filled all 30 passive slots of a
+ * beacon with made-up IDs in one SHUFFLE. Guess: a quarter keeps three quarters of the view
+ * from others while an honest sample (1 + ka + kp = 8) still fits at N ≥ 16 (passive 30 → 8).
+ */
+export const MAX_PASSIVE_SHARE = 0.25
+
+/**
  * How long a NEIGHBOR (or JOIN) request may go unanswered before the peer counts as failed.
  * Guess: a dial plus a round trip on a slow mobile link. The driver's own dial failure usually
  * ends the request sooner (`linkDown`).

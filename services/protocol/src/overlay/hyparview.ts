@@ -27,10 +27,19 @@
  *   where two nodes with a free slot happen to know each other. Measured (docs/overlay.md, six
  *   seeds each at 200 and 1,000 nodes): without the retry the halves merged 1–59 s after the heal;
  *   with it, within 1 s every time.
+ * - The passive view holds members only, and no neighbour fills more than a bounded share of it
+ *   (§4.4 merges whatever sample arrives, and §4.2 whatever joiner a FORWARDJOIN names). A
+ *   SHUFFLE, SHUFFLEREPLY or FORWARDJOIN is unauthenticated hearsay about other peers: one
+ *   registered peer filled all 30 passive slots of a beacon with made-up IDs in one SHUFFLE
+ *   (issue 18). Peers the injected `isMember` predicate refuses are never kept (nor is a
+ *   FORWARDJOIN for one passed on), and entries one neighbour named are capped at
+ *   {@link HyParViewConfig.maxPassiveShare} of the passive view: past it, what that neighbour
+ *   names replaces its own earlier entries, never other peers'.
  */
 import {
   ACTIVE_RANDOM_WALK_LENGTH,
   HIGH_PRIORITY_FRACTION,
+  MAX_PASSIVE_SHARE,
   NEIGHBOR_REQUEST_TIMEOUT_MS,
   PASSIVE_RANDOM_WALK_LENGTH,
   PASSIVE_VIEW_FACTOR,
@@ -43,6 +52,7 @@ import {
 import { OverlayConfigError, requireInteger, SelfContactError } from './errors.ts'
 import { assertNever } from './messages.ts'
 import type { Action, HyParViewMessage, PeerKey, Priority } from './messages.ts'
+import { PassiveView } from './passive-view.ts'
 import { PeerSet } from './peer-set.ts'
 import { pickRandom, randomInt, sampleRandom } from './rng.ts'
 import type { Rng } from './rng.ts'
@@ -102,6 +112,13 @@ export interface HyParViewConfig {
    * @default 300000 (guess)
    */
   reconnectWindowMs: number
+  /**
+   * Most of the passive view the peers one neighbour named (in SHUFFLE, SHUFFLEREPLY or
+   * FORWARDJOIN) may take: ceil(share × passive capacity) entries (extension; see the module
+   * comment). 1 is the paper's rule: no bound.
+   * @default 0.25 (guess: constants.ts MAX_PASSIVE_SHARE)
+   */
+  maxPassiveShare: number
 }
 
 export const DEFAULT_HYPARVIEW_CONFIG: Readonly<HyParViewConfig> = Object.freeze({
@@ -114,7 +131,8 @@ export const DEFAULT_HYPARVIEW_CONFIG: Readonly<HyParViewConfig> = Object.freeze
   shufflePassiveCount: SHUFFLE_PASSIVE_COUNT,
   neighborRequestTimeoutMs: NEIGHBOR_REQUEST_TIMEOUT_MS,
   highPriorityFraction: HIGH_PRIORITY_FRACTION,
-  reconnectWindowMs: RECONNECT_WINDOW_MS
+  reconnectWindowMs: RECONNECT_WINDOW_MS,
+  maxPassiveShare: MAX_PASSIVE_SHARE
 })
 
 /** Fills in defaults and checks ranges; throws {@link OverlayConfigError}. */
@@ -127,6 +145,9 @@ export function resolveHyParViewConfig(partial: Partial<HyParViewConfig> = {}): 
   }
   if (!(config.highPriorityFraction >= 0 && config.highPriorityFraction <= 1)) {
     throw new OverlayConfigError('hyparview.highPriorityFraction', config.highPriorityFraction, 'a number from 0 to 1')
+  }
+  if (!(config.maxPassiveShare > 0 && config.maxPassiveShare <= 1)) {
+    throw new OverlayConfigError('hyparview.maxPassiveShare', config.maxPassiveShare, 'a number above 0 and at most 1')
   }
   if (config.passiveRandomWalkLength > config.activeRandomWalkLength) {
     throw new OverlayConfigError('hyparview.passiveRandomWalkLength', config.passiveRandomWalkLength,
@@ -183,6 +204,10 @@ export interface HyParViewStats {
   requestsRefused: number
   /** Failed active links re-established (extension). */
   reconnects: number
+  /** Peers named to us (passive candidates, FORWARDJOIN joiners) that `isMember` refused. */
+  nonMembers: number
+  /** Passive entries that replaced an earlier entry of the same neighbour, which had its share. */
+  passiveShareReplacements: number
 }
 
 export class HyParView {
@@ -190,10 +215,11 @@ export class HyParView {
   readonly #rng: Rng
   readonly #config: Readonly<HyParViewConfig>
   readonly #listener: NeighborListener
+  readonly #isMember: (peer: PeerKey) => boolean
   #activeCapacity = 1
   #passiveCapacity = 1
   readonly #active = new PeerSet()
-  readonly #passive = new PeerSet()
+  readonly #passive = new PassiveView()
   readonly #pending = new Map<PeerKey, PendingRequest>()
   #nextRequestId = 1
   /** Peers we hold a link to (pending or active); pairs every `connect` with one `disconnect`. */
@@ -205,13 +231,20 @@ export class HyParView {
   /** The sample of our outstanding SHUFFLE; a SHUFFLEREPLY is only taken while one is out. */
   #shuffleSent: readonly PeerKey[] | null = null
   #left = false
-  readonly stats: HyParViewStats = { evictions: 0, linkFailures: 0, requestFailures: 0, requestsRefused: 0, reconnects: 0 }
+  readonly stats: HyParViewStats = { evictions: 0, linkFailures: 0, requestFailures: 0, requestsRefused: 0, reconnects: 0, nonMembers: 0, passiveShareReplacements: 0 }
 
-  constructor(self: PeerKey, networkSize: number, rng: Rng, config: Readonly<HyParViewConfig>, listener: NeighborListener) {
+  /**
+   * `isMember` says whether a peer may be kept at all (the account registry, through the
+   * driver); it is asked of every peer someone names to us, and again before a passive peer
+   * is asked to be a neighbour, since the registry changes.
+   */
+  constructor(self: PeerKey, networkSize: number, rng: Rng, config: Readonly<HyParViewConfig>, listener: NeighborListener,
+    isMember: (peer: PeerKey) => boolean = () => true) {
     this.#self = self
     this.#rng = rng
     this.#config = config
     this.#listener = listener
+    this.#isMember = isMember
     this.#resize(networkSize)
   }
 
@@ -238,7 +271,7 @@ export class HyParView {
       case 'neighborReply': this.#onNeighborReply(from, message.accepted, out); return
       case 'disconnect': this.#onDisconnect(from, message.alive, out); return
       case 'shuffle': this.#onShuffle(from, message.origin, message.ttl, message.peers, out); return
-      case 'shuffleReply': this.#onShuffleReply(message.peers, out); return
+      case 'shuffleReply': this.#onShuffleReply(from, message.peers, out); return
       default: assertNever(message)
     }
   }
@@ -274,7 +307,7 @@ export class HyParView {
   /** Out-of-band peers (TopicEvent `learn`): into the passive view, then repair the active one. */
   learn(peers: readonly PeerKey[], out: Action[]): void {
     if (this.#left) return
-    this.#integrate(peers, [])
+    this.#integrate(peers, [], undefined)
     this.#refill(out)
   }
 
@@ -387,12 +420,17 @@ export class HyParView {
    */
   #onForwardJoin(from: PeerKey, joiner: PeerKey, ttl: number, out: Action[]): void {
     if (joiner === this.#self || this.#active.has(joiner) || this.#pending.has(joiner)) return
+    if (!this.#isMember(joiner)) {
+      // Extension: a walk for a peer that may not join would only make others dial it.
+      this.stats.nonMembers++
+      return
+    }
     const hopsLeft = Math.min(ttl, this.#config.activeRandomWalkLength)
     if (hopsLeft <= 0 || this.#active.size <= 1) {
       this.#request(joiner, 'high', false, out, 'neighbor')
       return
     }
-    if (hopsLeft === this.#config.passiveRandomWalkLength) this.#addPassive(joiner)
+    if (hopsLeft === this.#config.passiveRandomWalkLength) this.#addPassive(joiner, from)
     const next = this.#active.random(this.#rng, from, joiner)
     if (next === undefined) {
       this.#request(joiner, 'high', false, out, 'neighbor')
@@ -490,15 +528,17 @@ export class HyParView {
     }
     const reply = sampleRandom(this.#rng, this.#passive.values(), peers.length + 1)
     this.#send(origin, { type: 'shuffleReply', peers: reply }, out)
-    this.#integrate([origin, ...peers], reply)
+    // The sample is counted against `from`, the neighbour that handed it to us: the origin
+    // is a field of the message, which anyone can write.
+    this.#integrate([origin, ...peers], reply, from)
   }
 
   /** §4.4: merge the reply, evicting first the peers our shuffle carried away. */
-  #onShuffleReply(peers: readonly PeerKey[], out: Action[]): void {
+  #onShuffleReply(from: PeerKey, peers: readonly PeerKey[], out: Action[]): void {
     const sent = this.#shuffleSent
     if (sent === null) return // unsolicited: no shuffle of ours is out
     this.#shuffleSent = null
-    this.#integrate(peers, sent)
+    this.#integrate(peers, sent, from)
     this.#refill(out)
   }
 
@@ -574,20 +614,32 @@ export class HyParView {
     this.#addPassive(victim)
   }
 
-  #addPassive(peer: PeerKey): void {
+  /**
+   * Into the passive view, evicting a random member when it is full. `source` is the neighbour
+   * that named `peer` (none: the peer vouched for itself).
+   */
+  #addPassive(peer: PeerKey, source?: PeerKey): void {
     if (peer === this.#self || this.#active.has(peer) || this.#passive.has(peer)) return
+    if (!this.#admitsPassive(peer)) return
+    if (source !== undefined && this.#replaceOwn(peer, source)) return
     if (this.#passive.size >= this.#passiveCapacity) {
       const victim = this.#passive.random(this.#rng)
       if (victim !== undefined) this.#passive.delete(victim)
     }
-    this.#passive.add(peer)
+    this.#passive.add(peer, source)
   }
 
-  /** §4.4 merge: skip ourselves and known peers; when full, evict `evictFirst` members, then random ones. */
-  #integrate(peers: readonly PeerKey[], evictFirst: readonly PeerKey[]): void {
+  /**
+   * §4.4 merge: skip ourselves, known peers and non-members; when full, evict `evictFirst`
+   * members, then random ones. `source` is the neighbour that named `peers` (none: learnt out
+   * of band); once it has its share, each further peer replaces one of its own.
+   */
+  #integrate(peers: readonly PeerKey[], evictFirst: readonly PeerKey[], source: PeerKey | undefined): void {
     let next = 0
     for (const peer of peers) {
       if (peer === this.#self || this.#active.has(peer) || this.#passive.has(peer)) continue
+      if (!this.#admitsPassive(peer)) continue
+      if (source !== undefined && this.#replaceOwn(peer, source)) continue
       if (this.#passive.size >= this.#passiveCapacity) {
         let victim: PeerKey | undefined
         while (victim === undefined && next < evictFirst.length) {
@@ -598,8 +650,34 @@ export class HyParView {
         if (victim === undefined) return // capacity 0 cannot happen; views are ≥ 1
         this.#passive.delete(victim)
       }
-      this.#passive.add(peer)
+      this.#passive.add(peer, source)
     }
+  }
+
+  #admitsPassive(peer: PeerKey): boolean {
+    if (this.#isMember(peer)) return true
+    this.stats.nonMembers++
+    return false
+  }
+
+  /** Most passive entries one neighbour may have named. */
+  #passiveShare(): number {
+    // Less a rounding error: 0.2 × 30 is 6.000000000000001 in binary floating point.
+    return Math.max(1, Math.ceil(this.#config.maxPassiveShare * this.#passiveCapacity - 1e-9))
+  }
+
+  /**
+   * If `source` already named its share of the passive view, `peer` takes the place of a random
+   * one of those entries (true); otherwise nothing happens (false).
+   */
+  #replaceOwn(peer: PeerKey, source: PeerKey): boolean {
+    if (this.#passive.countFrom(source) < this.#passiveShare()) return false
+    const victim = this.#passive.randomFrom(this.#rng, source)
+    if (victim === undefined) return false
+    this.#passive.delete(victim)
+    this.#passive.add(peer, source)
+    this.stats.passiveShareReplacements++
+    return true
   }
 
   /**
@@ -611,6 +689,8 @@ export class HyParView {
     if (this.#left) return
     const free = this.#activeCapacity - this.#active.size - this.#pending.size
     if (free <= 0) return
+    // The registry changes: a peer that stopped being a member is dropped, not asked.
+    for (const peer of this.#passive.values().filter((peer) => !this.#isMember(peer))) this.#passive.delete(peer)
     const candidates = this.#passive.values().filter((peer) => !this.#pending.has(peer) && !this.#tried.has(peer))
     let pendingHigh = 0
     for (const request of this.#pending.values()) if (request.priority === 'high') pendingHigh++

@@ -32,6 +32,13 @@ export interface TopicOptions {
   rng: Rng
   /** @default {} (all defaults from constants.ts) */
   config?: TopicConfig
+  /**
+   * Whether a peer may be kept in the views at all: a beacon passes its account registry. Asked
+   * of every peer named to us (SHUFFLE samples, FORWARDJOIN joiners) and before a passive peer
+   * is asked to be a neighbour. Who may open a link is still the driver's check.
+   * @default every peer is a member (the simulator; a peer SDK that has no registry)
+   */
+  isMember?: (peer: PeerKey) => boolean
 }
 
 /** Everything an admin API shows about a topic. */
@@ -70,7 +77,7 @@ export class Topic {
     const hyparview = new HyParView(options.self, options.networkSize, options.rng, hyparviewConfig, {
       neighborUp: (peer) => { this.#plumtree.neighborUp(peer) },
       neighborDown: (peer) => { this.#plumtree.neighborDown(peer) }
-    })
+    }, options.isMember)
     this.#hyparview = hyparview
     this.#plumtree = new Plumtree(plumtreeConfig, (peer) => hyparview.isActive(peer))
   }
