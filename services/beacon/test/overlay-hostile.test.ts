@@ -108,7 +108,7 @@ describe('a registered neighbour that floods large frames and stops reading', ()
     // plumtree one it never reads: yamux stops granting window, as a peer that stalls does)
     // and writes a JOIN, one 1 MiB payload, then a GRAFT for it again and again.
     const taken: Stream[] = []
-    await attacker.handle(`/${NETWORK}/hyparview/1.0.0`, async (stream) => {
+    await attacker.handle(`/${NETWORK}/hyparview/2.0.0`, async (stream) => {
       const lp = lpStream(stream)
       await lp.write(encodePreamble({ accepted: true }))
       // Read and discard: only the plumtree stream stalls.

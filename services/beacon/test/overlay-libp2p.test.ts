@@ -186,7 +186,7 @@ describe('overlay on libp2p', () => {
     await sender.start()
     await worker.accounts.add(sender.peerId.toString())
     const probe = async (frame: Uint8Array, rawLength?: number): Promise<void> => {
-      const stream = await sender.dialProtocol(workerAddr, `/${NETWORK}/hyparview/1.0.0`)
+      const stream = await sender.dialProtocol(workerAddr, `/${NETWORK}/hyparview/2.0.0`)
       const lp = lpStream(stream)
       const preamble = await lp.read()
       assert.deepEqual(new Uint8Array(preamble.subarray()), Uint8Array.of(0x08, 0x01), 'accepted preamble')

@@ -110,7 +110,7 @@ export const schema = {
     group: 'network',
     parse: pattern(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, 1–63 characters'),
     default: 'pharos',
-    help: 'Network id; prefixes every overlay protocol ID and topic (/<network>/hyparview/1.0.0).'
+    help: 'Network id; prefixes every overlay protocol ID and topic (/<network>/hyparview/2.0.0).'
   },
   accountsRefreshMs: {
     env: 'PHAROS_ACCOUNTS_REFRESH_MS',

@@ -66,7 +66,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
 
   const events: Counter<'topic' | 'event'> = new Counter({
     name: 'pharos_overlay_events_total',
-    help: 'Plumtree and HyParView events per topic: deliveries, duplicates, abandoned grafts, tree swaps, link failures, evictions, cache evictions (payloads dropped by the byte bound), congestions (grafts and prunes are message types of pharos_overlay_messages_total)',
+    help: 'Plumtree and HyParView events per topic: deliveries, duplicates, abandoned grafts, tree swaps, link failures, evictions, bridges asked and taken (a spare slot above a full view, docs/overlay.md), cache evictions (payloads dropped by the byte bound), congestions (grafts and prunes are message types of pharos_overlay_messages_total)',
     labelNames: ['topic', 'event'] as const,
     registers,
     collect () {
@@ -79,6 +79,8 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
         mirror.sync(events, { topic, event: 'tree_swap' }, d.treeSwaps)
         mirror.sync(events, { topic, event: 'link_failure' }, m.linkFailures)
         mirror.sync(events, { topic, event: 'eviction' }, m.evictions)
+        mirror.sync(events, { topic, event: 'bridge_asked' }, m.bridgesAsked)
+        mirror.sync(events, { topic, event: 'bridge_taken' }, m.bridgesTaken)
         mirror.sync(events, { topic, event: 'cache_eviction' }, d.cacheEvictions)
         mirror.sync(events, { topic, event: 'congestion' }, d.congestions)
       }

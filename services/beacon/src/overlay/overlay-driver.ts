@@ -3,7 +3,7 @@
  * topic state machines of services/protocol, and carries out their actions (STYLE.md rule
  * 2). The beacon runs it as a libp2p service; services/peer reuses it unchanged.
  *
- * Streams. Per neighbour and per protocol (`/<network>/hyparview/1.0.0`,
+ * Streams. Per neighbour and per protocol (`/<network>/hyparview/2.0.0`,
  * `/<network>/plumtree/1.0.0`) each side writes on one long-lived outbound stream it opened
  * and reads the one the other side opened (the gossipsub arrangement, so two peers that
  * connect at once never race over who owns a stream). Every topic's frames share those
