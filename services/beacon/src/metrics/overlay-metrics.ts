@@ -140,7 +140,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
 
   const driver: Counter<'event'> = new Counter({
     name: 'pharos_overlay_driver_events_total',
-    help: 'Overlay driver events: refusals sent and received, send-queue overflows (frames, bytes), queue congestions (a neighbour made lazy), neighbours shunned (bad message ID or queue over its bound), link failures, address lookups sent, skipped (no address found recently) and answered (per peer asked about), drain notices sent, received and refused (from a node that is not a live fleet worker)',
+    help: 'Overlay driver events: refusals sent and received, send-queue overflows (frames, bytes), queue congestions (a neighbour made lazy), neighbours shunned (bad message ID or queue over its bound), link failures, address lookups sent, skipped (no address found recently) and answered (per peer asked about), drain notices sent, received and refused (from a node that is not a live fleet worker), connections the overlay dialled and closed again once nothing used them',
     labelNames: ['event'] as const,
     registers,
     collect () {
@@ -158,6 +158,14 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
       mirror.sync(driver, { event: 'drain_notice_sent' }, counters.drainNoticesSent)
       mirror.sync(driver, { event: 'drain_notice_received' }, counters.drainNoticesReceived)
       mirror.sync(driver, { event: 'drain_notice_refused' }, counters.drainNoticesRefused)
+      mirror.sync(driver, { event: 'connection_opened' }, counters.connectionsOpened)
+      mirror.sync(driver, { event: 'connection_released' }, counters.connectionsReleased)
     }
+  })
+  new Gauge({
+    name: 'pharos_overlay_connections_held',
+    help: 'Connections open now that the overlay dialled itself (each closed once unused for the grace period; connections peers opened to us are theirs to close)',
+    registers,
+    collect () { this.set(overlay.heldConnections()) }
   })
 }
