@@ -403,6 +403,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       },
       syncReceiptsPerMinute: config.syncReceiptsPerMinute,
       syncReceiptChecksMax: config.syncReceiptChecksMax,
+      syncHeadRequestsPerMinute: config.syncHeadRequestsPerMinute,
+      syncHeadAnswersMax: config.syncHeadAnswersMax,
       fleet: {
         claim: async (messageId) => await fleet.seen.claim(messageId),
         complete: (messageId) => { void fleet.seen.complete(messageId) },

@@ -14,7 +14,7 @@ import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { messageIdOf } from '../../protocol/src/log/index.ts'
-import { encodeHyParView, encodePlumtree } from '../../protocol/src/overlay/index.ts'
+import { encodeHyParView, encodePlumtree, overlayProtocolId } from '../../protocol/src/overlay/index.ts'
 import type { HyParViewMessage, PlumtreeMessage } from '../../protocol/src/overlay/index.ts'
 import { loadConfig } from '../src/config/load.ts'
 import { createLogger } from '../src/logging/logger.ts'
@@ -81,7 +81,7 @@ describe('overlay neighbour budgets on libp2p', () => {
 
   /** Opens an overlay stream as the attacker, by hand, and reads the worker's preamble. */
   const open = async (protocol: 'hyparview' | 'plumtree'): Promise<{ preamble: Preamble | undefined, write: (frame: Uint8Array) => Promise<void> }> => {
-    const lp = lpStream(await attacker.dialProtocol(workerAddr, `/${NETWORK}/${protocol}/1.0.0`))
+    const lp = lpStream(await attacker.dialProtocol(workerAddr, overlayProtocolId(NETWORK, protocol)))
     const preamble = decodePreamble((await lp.read()).subarray())
     return { preamble, write: async (frame) => { await lp.write(frame) } }
   }
@@ -149,8 +149,8 @@ describe('overlay neighbour budgets on libp2p', () => {
     honest.services.overlay.join('sync', worker.node.peerId)
     await waitFor('the honest peer to be the worker\'s neighbour', () => overlay().snapshot().sync?.active.includes(honest.peerId.toString()) === true, 10_000)
     // The attacker takes the worker's streams to it and reads them: it is not slow, only hostile.
-    for (const protocol of ['hyparview', 'plumtree']) {
-      await attacker.handle(`/${NETWORK}/${protocol}/1.0.0`, async (stream) => {
+    for (const protocol of ['hyparview', 'plumtree'] as const) {
+      await attacker.handle(overlayProtocolId(NETWORK, protocol), async (stream) => {
         const lp = lpStream(stream)
         await lp.write(encodePreamble({ accepted: true }))
         await (async () => { for (;;) await lp.read() })().catch(() => undefined)

@@ -11,7 +11,7 @@ import { lpStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { cborCid, messageIdOf } from '../../protocol/src/log/index.ts'
-import { encodeHyParView, encodePlumtree } from '../../protocol/src/overlay/index.ts'
+import { encodeHyParView, encodePlumtree, overlayProtocolId } from '../../protocol/src/overlay/index.ts'
 import { loadConfig } from '../src/config/load.ts'
 import { createLogger } from '../src/logging/logger.ts'
 import { decodePreamble, encodePreamble } from '../src/overlay/driver-frames.ts'
@@ -110,19 +110,19 @@ describe('a registered neighbour that floods large frames and stops reading', ()
     // has, rather than pushing it), then a GRAFT for each large payload the worker announced.
     // GRAFTs for anything else are dropped unanswered (overlay-budgets.test.ts).
     const taken: Stream[] = []
-    await attacker.handle(`/${NETWORK}/hyparview/1.0.0`, async (stream) => {
+    await attacker.handle(overlayProtocolId(NETWORK, 'hyparview'), async (stream) => {
       const lp = lpStream(stream)
       await lp.write(encodePreamble({ accepted: true }))
       // Read and discard: only the plumtree stream stalls.
       await (async () => { for (;;) await lp.read() })().catch(() => undefined)
     })
-    await attacker.handle(`/${NETWORK}/plumtree/1.0.0`, async (stream) => {
+    await attacker.handle(overlayProtocolId(NETWORK, 'plumtree'), async (stream) => {
       taken.push(stream)
       await lpStream(stream).write(encodePreamble({ accepted: true }))
       stream.pause()
     })
-    const open = async (protocol: string): Promise<ReturnType<typeof lpStream>> => {
-      const lp = lpStream(await attacker.dialProtocol(addr, `/${NETWORK}/${protocol}/1.0.0`), { maxDataLength: 2 * MiB })
+    const open = async (protocol: 'hyparview' | 'plumtree'): Promise<ReturnType<typeof lpStream>> => {
+      const lp = lpStream(await attacker.dialProtocol(addr, overlayProtocolId(NETWORK, protocol)), { maxDataLength: 2 * MiB })
       assert.deepEqual(decodePreamble((await lp.read()).subarray()), { accepted: true })
       return lp
     }

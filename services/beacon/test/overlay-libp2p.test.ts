@@ -8,6 +8,8 @@ import { after, before, describe, it } from 'node:test'
 import { lpStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { encodeCbor, messageIdOf } from '../../protocol/src/log/index.ts'
+import { SHUFFLE_INTERVAL_MS } from '../../protocol/src/overlay/constants.ts'
+import { overlayProtocolId } from '../../protocol/src/overlay/index.ts'
 import { loadConfig } from '../src/config/load.ts'
 import { createLogger } from '../src/logging/logger.ts'
 import { OverlayRefusedError } from '../src/overlay/overlay-driver.ts'
@@ -86,11 +88,13 @@ describe('overlay on libp2p', () => {
       }
       return seen
     }
-    // Joins on a loaded machine can leave an island (seen: the worker and four peers, each
-    // with a free slot, the others full). HyParView repairs it when a node with a free slot
-    // asks a passive peer that has one too, tried once per shuffle (15 s) by each such node:
-    // six periods make a miss unlikely; four missed twice in about a dozen full test runs.
-    await waitFor('the active views to form one connected overlay', () => peers.every((peer) => reachable().has(peer.peerId.toString())), 90_000,
+    // Joins landing together can leave an island (seen: the worker and four peers, each with a
+    // free slot, the others full). Before bridges (docs/overlay.md, HyParView extension 9) it
+    // healed only when two nodes with a free slot happened to meet, once per shuffle round
+    // each: four rounds missed twice in about a dozen full test runs. A node refused for a
+    // round now asks its contact, or the peer it heard of least recently, for a spare slot:
+    // two shuffle rounds (the default 15 s each, as a deployment runs) are the bound.
+    await waitFor('the active views to form one connected overlay', () => peers.every((peer) => reachable().has(peer.peerId.toString())), 2 * SHUFFLE_INTERVAL_MS,
       () => JSON.stringify({ unreachable: peers.map((peer) => peer.peerId.toString()).filter((key) => !reachable().has(key)), views: Object.fromEntries(views()) }))
 
     const received = new Map<string, Delivery>()
@@ -194,7 +198,7 @@ describe('overlay on libp2p', () => {
     await sender.start()
     await worker.accounts.add(sender.peerId.toString())
     const probe = async (frame: Uint8Array, rawLength?: number): Promise<void> => {
-      const stream = await sender.dialProtocol(workerAddr, `/${NETWORK}/hyparview/1.0.0`)
+      const stream = await sender.dialProtocol(workerAddr, overlayProtocolId(NETWORK, 'hyparview'))
       const lp = lpStream(stream)
       const preamble = await lp.read()
       assert.deepEqual(new Uint8Array(preamble.subarray()), Uint8Array.of(0x08, 0x01), 'accepted preamble')

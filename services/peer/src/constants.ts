@@ -63,3 +63,23 @@ export const FETCH_CONCURRENCY = 16
 
 /** Concurrent inbound sync streams per connection (guess: a beacon fetches an orphan's ancestors one request at a time). */
 export const SYNC_MAX_INBOUND_STREAMS = 8
+
+/**
+ * The peer asks the `sync` topic for heads (a signed HEAD request, docs/logs.md) at most this
+ * often, 32 authors at a time; authors to ask about meanwhile wait for the next ask (guess:
+ * beacons answer an asker 12 times a minute, PHAROS_SYNC_HEAD_REQUESTS_PER_MINUTE).
+ */
+export const HEAD_REQUEST_INTERVAL_MS = 10_000
+
+/** A HEAD request waiting for the sync topic to have a neighbour looks again this often (guess: a join's round trip). */
+export const HEAD_REQUEST_RETRY_MS = 500
+
+/**
+ * As a seeder, the peer answers one asker at most this often, and only over a connection it
+ * already holds to it (guess: an honest asker asks every 10 s at most; a broadcast never makes
+ * a peer dial anyone).
+ */
+export const HEAD_ANSWER_INTERVAL_MS = 10_000
+
+/** Askers remembered for that interval; the oldest are forgotten first (guess). */
+export const HEAD_ANSWER_ASKERS_MAX = 1024

@@ -55,23 +55,32 @@ import {
   compareHeads,
   decodeEntry,
   FEED_POST_ACTION,
+  HEAD_REQUEST_LIMITS,
   KEY_BYTES,
   keyHashOf,
+  messageIdOf,
+  newerHeads,
   openEnvelope,
+  openHeadRequest,
   sealEnvelope,
   signAllowList,
   signEntry,
+  signHeadRequest,
   SYNC_LIMITS,
   syncProtocolId,
   verifyEntry
 } from '../../protocol/src/log/index.ts'
-import type { Ed25519Signer, Entry, EntryBlock, EntryStatus, HeadInfo, KnownHead } from '../../protocol/src/log/index.ts'
+import type { Ed25519Signer, Entry, EntryBlock, EntryStatus, HeadInfo, HeadWant, KnownHead } from '../../protocol/src/log/index.ts'
 import {
   DEFAULT_MAX_ATTACHMENT_BYTES,
   DEFAULT_NETWORK,
   DEFAULT_NETWORK_SIZE,
   DEFAULT_TIMEOUTS,
   FETCH_CONCURRENCY,
+  HEAD_ANSWER_ASKERS_MAX,
+  HEAD_ANSWER_INTERVAL_MS,
+  HEAD_REQUEST_INTERVAL_MS,
+  HEAD_REQUEST_RETRY_MS,
   REANNOUNCE_INTERVAL_MS,
   REWANT_AFTER_MS,
   STATUS_POLL_INTERVAL_MS,
@@ -309,6 +318,14 @@ export class PharosPeer {
   private readonly beaconConnections: number
   /** A reconnect to beacons under way (one at a time). */
   private reconnecting: Promise<void> | undefined
+  /** Authors to ask the `sync` topic about at the next HEAD request, and when that goes out. */
+  private readonly headAsks = new Set<string>()
+  private headAskTimer: NodeJS.Timeout | undefined
+  private lastHeadAskAt = -Infinity
+  /** Askers of HEAD requests this peer answered, and when (bounded, oldest forgotten first). */
+  private readonly headAnswers = new Map<string, number>()
+  /** The head being fetched per author after an announcement, so several seeders' answers fetch it once. */
+  private readonly fetchingHeads = new Map<string, { cid: CID, seq: number }>()
 
   /** Use `createPharosPeer`. */
   constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: BeaconContact[]) {
@@ -390,6 +407,9 @@ export class PharosPeer {
     if (this.status !== 'started') return
     this.status = 'stopping'
     this.lifetime.abort(new PeerNotStartedError('work of a stopped peer'))
+    clearTimeout(this.headAskTimer)
+    this.headAskTimer = undefined
+    this.headAsks.clear()
     for (const cleanup of this.cleanups.splice(0)) cleanup()
     await this.libp2p.unhandle(syncProtocolId(this.network)).catch(() => {})
     await this.helia.stop().catch((err: unknown) => { this.log('helia stop failed - %e', err) })
@@ -770,7 +790,9 @@ export class PharosPeer {
 
   /** Follows authors: `sync` fetches their logs, and their entries are taken from gossip. */
   follow (authors: readonly string[]): void {
+    const added = authors.filter((author) => !this.followed.has(author))
     for (const author of authors) this.followed.add(author)
+    if (this.status === 'started' && added.length > 0) this.askHeads(added)
   }
 
   unfollow (authors: readonly string[]): void {
@@ -842,7 +864,11 @@ export class PharosPeer {
     this.requireStarted('sync')
     const report: SyncReport = { fetched: 0, updated: [], failed: [] }
     const authors = [...this.followed]
-    if (authors.length === 0 || this.beacons.length === 0) return report
+    if (authors.length === 0) return report
+    // The overlay's seeders (peers that hold these logs; beacons too) answer the topic by
+    // announcing better heads to us, which are then fetched like any announcement.
+    this.askHeads(authors)
+    if (this.beacons.length === 0) return report
     const heads = await this.beaconHeads(authors, options)
     for (const [author, { head, from }] of heads) {
       const local = this.store.head(author)
@@ -977,10 +1003,94 @@ export class PharosPeer {
 
   // ---- gossip and the other side of sync ----------------------------------------------------
 
-  /** An entry on the content topic from a followed author: kept if it continues what we hold. */
+  /**
+   * An entry on the content topic from a followed author: kept if it continues what we hold.
+   * A HEAD request on the sync topic: answered for the authors we hold.
+   */
   private onDelivery (delivery: Delivery): void {
+    if (delivery.topic === 'sync') {
+      void this.answerHeadRequest(delivery.payload).catch((err: unknown) => { this.log('head request not answered - %e', err) })
+      return
+    }
     if (delivery.topic !== 'content' || this.followed.size === 0) return
     void this.ingest(delivery.payload).catch((err: unknown) => { this.log('gossiped entry dropped - %e', err) })
+  }
+
+  /**
+   * Asks the `sync` topic for the heads of `authors` (docs/logs.md "HEAD requests"): a signed
+   * request naming the head we hold of each, at most one every HEAD_REQUEST_INTERVAL_MS and
+   * 32 authors each; the rest wait for the next. Seeders that hold better heads announce them
+   * to us over the sync protocol, and `onKnownHeads` fetches them.
+   */
+  private askHeads (authors: readonly string[]): void {
+    for (const author of authors) if (author !== this.self) this.headAsks.add(author)
+    if (this.headAsks.size === 0 || this.headAskTimer !== undefined) return
+    const wait = Math.max(0, this.lastHeadAskAt + HEAD_REQUEST_INTERVAL_MS - Date.now())
+    this.headAskTimer = setTimeout(() => {
+      this.headAskTimer = undefined
+      void this.sendHeadRequest().catch((err: unknown) => { this.log('head request not sent - %e', err) })
+    }, wait)
+    this.headAskTimer.unref?.()
+  }
+
+  private async sendHeadRequest (): Promise<void> {
+    if (this.status !== 'started') return
+    if ((this.overlay.snapshot().sync?.active.length ?? 0) === 0) {
+      // A broadcast with no neighbour goes nowhere (just after start the sync topic may still
+      // be joining): ask once it has one.
+      this.headAskTimer = setTimeout(() => {
+        this.headAskTimer = undefined
+        void this.sendHeadRequest().catch((err: unknown) => { this.log('head request not sent - %e', err) })
+      }, HEAD_REQUEST_RETRY_MS)
+      this.headAskTimer.unref?.()
+      return
+    }
+    const wants: HeadWant[] = []
+    for (const author of this.headAsks) {
+      if (wants.length >= HEAD_REQUEST_LIMITS.authors) break
+      this.headAsks.delete(author)
+      if (!this.followed.has(author)) continue
+      const held = this.store.head(author)
+      wants.push(held === undefined ? { author } : { author, held: { cid: held.cid, seq: held.entry.seq } })
+    }
+    if (wants.length > 0) {
+      this.lastHeadAskAt = Date.now()
+      const payload = await signHeadRequest(wants, this.lastHeadAskAt, this.signer)
+      const messageId = await messageIdOf('sync', payload)
+      if (messageId !== undefined && this.status === 'started') this.overlay.broadcast('sync', messageId, payload)
+    }
+    if (this.headAsks.size > 0) this.askHeads([])
+  }
+
+  /**
+   * A HEAD request from the topic: for the authors we hold a better head of than the asker,
+   * announce those heads to it (a sync `heads` request carrying them as `known`). Only over a
+   * connection we already hold to the asker (a broadcast never makes us dial), and to one
+   * asker at most once every HEAD_ANSWER_INTERVAL_MS.
+   */
+  private async answerHeadRequest (payload: Uint8Array): Promise<void> {
+    const opened = await openHeadRequest(payload, Date.now())
+    if (!opened.ok || opened.value.asker === this.self) return
+    const { asker, wants } = opened.value
+    const held = new Map<string, { cid: CID, seq: number }>()
+    for (const want of wants) {
+      const head = this.store.head(want.author)
+      if (head !== undefined) held.set(want.author, { cid: head.cid, seq: head.entry.seq })
+    }
+    const known = newerHeads(wants, held)
+    if (known.length === 0) return
+    const peer = peerIdFromString(asker)
+    if (!this.libp2p.getConnections(peer).some((connection) => connection.status === 'open' && connection.limits === undefined)) return
+    const now = Date.now()
+    const last = this.headAnswers.get(asker)
+    if (last !== undefined && now - last < HEAD_ANSWER_INTERVAL_MS) return
+    this.headAnswers.delete(asker)
+    this.headAnswers.set(asker, now)
+    for (const oldest of this.headAnswers.keys()) {
+      if (this.headAnswers.size <= HEAD_ANSWER_ASKERS_MAX) break
+      this.headAnswers.delete(oldest)
+    }
+    await this.syncClient.announce(peer, known, { signal: this.lifetime.signal })
   }
 
   private async ingest (payload: Uint8Array): Promise<void> {
@@ -999,12 +1109,19 @@ export class PharosPeer {
     else this.emit(missing.toReversed())
   }
 
-  /** A peer told us heads it holds: fetch from it what we lack of the authors we follow. */
+  /**
+   * A peer told us heads it holds (sync on connect, or a seeder answering our HEAD request):
+   * fetch from it what we lack of the authors we follow. A head already being fetched, or a
+   * worse one, is not fetched again: several seeders answer the same request.
+   */
   private onKnownHeads (from: PeerId, known: readonly KnownHead[]): void {
     for (const head of known) {
       if (!this.followed.has(head.author)) continue
       const local = this.store.head(head.author)
       if (local !== undefined && compareHeads(head, { seq: local.entry.seq, cid: local.cid }) >= 0) continue
+      const fetching = this.fetchingHeads.get(head.author)
+      if (fetching !== undefined && compareHeads(head, fetching) >= 0) continue
+      this.fetchingHeads.set(head.author, { cid: head.cid, seq: head.seq })
       const signal = AbortSignal.any([this.lifetime.signal, AbortSignal.timeout(this.timeouts.requestMs * 4)])
       void walkLog({
         author: head.author,
@@ -1014,6 +1131,7 @@ export class PharosPeer {
         onVerified: async (block) => { await this.store.add(block, { signal }) },
         signal
       }).then((fetched) => { this.emit(fetched.toReversed()) }, (err: unknown) => { this.log('fetching announced head of %s from %p failed - %e', head.author, from, err) })
+        .finally(() => { if (this.fetchingHeads.get(head.author)?.cid.equals(head.cid) === true) this.fetchingHeads.delete(head.author) })
     }
   }
 

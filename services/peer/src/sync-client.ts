@@ -64,6 +64,17 @@ export class SyncClient {
     return out
   }
 
+  /**
+   * Tells `peer` heads we hold (`known`), asking for none: a `heads` request with no authors,
+   * sync on connect's "fetch these from me". How a seeder answers a HEAD request on the sync topic.
+   */
+  async announce (peer: PeerId, known: readonly KnownHead[], options: AbortOptions = {}): Promise<void> {
+    for (const batch of chunks(known, SYNC_LIMITS.authors)) {
+      const response = await this.request(peer, { t: 'heads', authors: [], known: batch }, 'heads', options)
+      if (response.heads.length > 0) throw new MalformedResponseError(peer.toString(), this.protocol, 'heads for authors nobody asked for')
+    }
+  }
+
   /** Entry blocks walking back along `prev` from `from` (inclusive), at most `limit`. */
   async entries (peer: PeerId, from: CID, limit: number = SYNC_LIMITS.entries, options: AbortOptions = {}): Promise<Uint8Array[]> {
     const response = await this.request(peer, { t: 'entries', from, limit }, 'entries', options)

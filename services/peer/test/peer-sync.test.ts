@@ -113,6 +113,19 @@ describe('peer to peer sync', () => {
     assert.equal((await new SyncClient(bob.libp2p, NETWORK, 5000).status(alice.peerId, [UNKNOWN]))[0], 'unknown', 'still answering')
   })
 
+  it('asks the sync topic when it follows an author, and a peer that holds the log answers (no beacon)', async () => {
+    const dave = await startPeer({ bootstrap: [addressOf(alice)] })
+    extra.push(dave)
+    const author = alice.peerId.toString()
+    const heard: EntryBlock[] = []
+    dave.onEntry((block) => { heard.push(block) })
+    // No sync(): follow() broadcasts a HEAD request; Alice, the author, holds her log and is
+    // linked to Dave, so she announces her head to him and he fetches it.
+    dave.follow([author])
+    await waitFor('dave to fetch the log alice announced', () => heard.length === published.length, 20_000)
+    assert.deepEqual(heard.map((block) => block.cid.toString()), published.map((entry) => entry.cid.toString()), 'oldest first')
+  })
+
   it('fetches what an asker announces as known for a followed author (the sync exchange both ways)', async () => {
     const carol = await startPeer({ bootstrap: [addressOf(alice)] })
     extra.push(carol)

@@ -11,6 +11,7 @@
  * - latency: from broadcast to delivery, over every (broadcast, eligible node) delivery, p50/p99.
  * - overlay shape at the end: components, isolated nodes, symmetry violations (see OverlayShape).
  */
+import { countsByType, MESSAGE_TYPES } from '../src/overlay/messages.ts'
 import type { MessageType } from '../src/overlay/messages.ts'
 import type { OverlayShape, Simulation } from './simulator.ts'
 
@@ -69,12 +70,18 @@ export interface SummaryInput {
   readonly shape: OverlayShape
 }
 
-export function summarize(sim: Simulation, input: SummaryInput): ScenarioReport {
+/**
+ * The figures of a run. A scenario that runs several independent simulations (`burst-join`)
+ * passes them all: broadcasts and message counts are pooled, and `input.shape` is its own
+ * combination of their shapes.
+ */
+export function summarize(simulations: Simulation | readonly Simulation[], input: SummaryInput): ScenarioReport {
+  const sims = Array.isArray(simulations) ? simulations : [simulations as Simulation]
   const reliabilities: number[] = []
   const rmrs: number[] = []
   const latencies: number[] = []
   let ldh = 0
-  for (const record of sim.broadcasts) {
+  for (const sim of sims) for (const record of sim.broadcasts) {
     if (!record.measured) continue
     const deadline = record.at + input.windowMs
     let eligible = 0
@@ -95,12 +102,15 @@ export function summarize(sim: Simulation, input: SummaryInput): ScenarioReport 
   }
   latencies.sort((a, b) => a - b)
   const mean = (xs: readonly number[]): number => xs.length === 0 ? 0 : xs.reduce((s, x) => s + x, 0) / xs.length
+  const total = (read: (sim: Simulation) => number): number => sims.reduce((sum, sim) => sum + read(sim), 0)
+  const sent = countsByType()
+  for (const sim of sims) for (const type of MESSAGE_TYPES) sent[type] += sim.sent[type]
   return {
     scenario: input.scenario,
     nodes: input.nodes,
     seed: input.seed,
-    simulatedSeconds: round4(sim.now / 1000),
-    events: sim.events,
+    simulatedSeconds: round4(Math.max(...sims.map((sim) => sim.now)) / 1000),
+    events: total((sim) => sim.events),
     aliveAtEnd: input.shape.alive,
     broadcasts: reliabilities.length,
     reliabilityPct: {
@@ -116,10 +126,10 @@ export function summarize(sim: Simulation, input: SummaryInput): ScenarioReport 
     staleActiveEntries: input.shape.staleActiveEntries,
     minActiveDegree: input.shape.minActiveDegree,
     recoverySeconds: input.recoverySeconds,
-    rejoins: sim.rejoins,
-    dropped: sim.dropped,
-    treeSwaps: sim.nodes.reduce((sum, node) => sum + node.topic.counters().dissemination.treeSwaps, 0),
-    sent: { ...sim.sent }
+    rejoins: total((sim) => sim.rejoins),
+    dropped: total((sim) => sim.dropped),
+    treeSwaps: total((sim) => sim.nodes.reduce((sum, node) => sum + node.topic.counters().dissemination.treeSwaps, 0)),
+    sent
   }
 }
 

@@ -562,6 +562,121 @@ describe('HyParView: only members enter the views (issue 18)', () => {
   })
 })
 
+describe('HyParView: bridges (extension: an island of full views, docs/overlay.md)', () => {
+  const shuffle = (topic: ReturnType<typeof startedTopic>, now: number): Action[] => topic.handle({ type: 'timer', timer: { type: 'shuffle' } }, now)
+
+  it('a full view takes a bridge into one spare slot above its capacity, evicting nobody; a second bridge is refused', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b', 'c')
+    assert.deepEqual(receive(topic, 'n', { type: 'neighbor', priority: 'bridge' }), [
+      { type: 'connect', peer: 'n' },
+      { type: 'neighborUp', peer: 'n' },
+      send('n', { type: 'neighborReply', accepted: true })
+    ])
+    assert.deepEqual(topic.snapshot().active, ['a', 'b', 'c', 'n'])
+    assert.deepEqual(receive(topic, 'm', { type: 'neighbor', priority: 'bridge' }), [
+      send('m', { type: 'neighborReply', accepted: false })
+    ])
+    assert.deepEqual(topic.snapshot().passive, ['m'])
+    assert.equal(topic.counters().membership.bridgesTaken, 1)
+  })
+
+  it('after a round whose requests were refused, a free slot is asked for as a bridge, of the passive peer heard of least recently', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p', 'q')
+    receive(topic, 'a', { type: 'shuffle', origin: 'o', ttl: 1, peers: ['p'] }) // others mention p again (and o)
+    shuffle(topic, 0) // asks p, the first candidate, at low priority
+    assert.deepEqual(receive(topic, 'p', { type: 'neighborReply', accepted: false }), [{ type: 'disconnect', peer: 'p' }])
+    // Nobody has mentioned q since the walk that brought it: it goes first, where the paper's
+    // random choice (the first candidate here) would take p again.
+    assert.deepEqual(shuffle(topic, 15_000), [
+      { type: 'timer', after: 15000, timer: { type: 'shuffle' } },
+      send('a', { type: 'shuffle', origin: 'me', ttl: 4, peers: ['b', 'p', 'q', 'o'] }),
+      { type: 'connect', peer: 'q' },
+      send('q', { type: 'neighbor', priority: 'bridge' }),
+      timeout('q', 2)
+    ])
+    assert.deepEqual(receive(topic, 'q', { type: 'neighborReply', accepted: true }), [{ type: 'neighborUp', peer: 'q' }])
+    assert.equal(topic.counters().membership.bridgesAsked, 1)
+  })
+
+  it('with bridges off (the paper) the next round asks at low priority again', () => {
+    const topic = startedTopic({ config: { hyparview: { bridges: false } } })
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p', 'q')
+    shuffle(topic, 0)
+    receive(topic, 'p', { type: 'neighborReply', accepted: false })
+    assert.deepEqual(shuffle(topic, 15_000).slice(2), [
+      { type: 'connect', peer: 'p' },
+      send('p', { type: 'neighbor', priority: 'low' }),
+      timeout('p', 2)
+    ])
+  })
+
+  it('a round without a refusal earns no bridge: a request that failed is not one', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p')
+    shuffle(topic, 0) // asks p
+    topic.handle({ type: 'timer', timer: { type: 'neighborTimeout', peer: 'p', request: 1 } }, 5000) // p failed and is dropped
+    rememberPassive(topic, 'a', 'q')
+    assert.deepEqual(shuffle(topic, 15_000).slice(2), [
+      { type: 'connect', peer: 'q' },
+      send('q', { type: 'neighbor', priority: 'low' }),
+      timeout('q', 2)
+    ])
+    assert.equal(topic.counters().membership.bridgesAsked, 0)
+  })
+
+  it('an accepted bridge whose view filled meanwhile is undone, like a low-priority request', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p', 'q')
+    shuffle(topic, 0)
+    receive(topic, 'p', { type: 'neighborReply', accepted: false })
+    shuffle(topic, 15_000) // a bridge to p: its refusal is not news of it from others, so it is still the least recently heard of
+    befriend(topic, 'x')
+    assert.deepEqual(receive(topic, 'p', { type: 'neighborReply', accepted: true }), [
+      send('p', { type: 'disconnect', alive: true }),
+      { type: 'disconnect', peer: 'p' }
+    ])
+    assert.deepEqual(topic.snapshot().active, ['a', 'b', 'x'])
+  })
+
+  it('a node that joined through a contact asks the contact for the bridge first', () => {
+    const topic = startedTopic()
+    topic.handle({ type: 'join', contact: 'c' }, 0)
+    receive(topic, 'c', { type: 'neighborReply', accepted: true })
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p', 'q')
+    receive(topic, 'c', { type: 'disconnect', alive: true }) // c drops us: p is asked at once, at low priority
+    receive(topic, 'p', { type: 'neighborReply', accepted: false })
+    // p is the peer heard of least recently, but the contact (now passive) comes first.
+    assert.deepEqual(shuffle(topic, 15_000).slice(2), [
+      { type: 'connect', peer: 'c' },
+      send('c', { type: 'neighbor', priority: 'bridge' }),
+      timeout('c', 3)
+    ])
+  })
+
+  it('at most one bridge per four shuffle rounds', () => {
+    const topic = startedTopic()
+    befriend(topic, 'a', 'b')
+    rememberPassive(topic, 'a', 'p')
+    const asks = (actions: Action[]): Action[] => actions.filter((action) => action.type === 'send' && action.message.type === 'neighbor')
+    shuffle(topic, 0)
+    receive(topic, 'p', { type: 'neighborReply', accepted: false })
+    assert.deepEqual(asks(shuffle(topic, 15_000)), [send('p', { type: 'neighbor', priority: 'bridge' })])
+    for (const now of [30_000, 45_000, 60_000, 75_000]) {
+      receive(topic, 'p', { type: 'neighborReply', accepted: false })
+      const priority = now === 75_000 ? 'bridge' : 'low'
+      assert.deepEqual(asks(shuffle(topic, now)), [send('p', { type: 'neighbor', priority })], `round at ${now} ms`)
+    }
+    assert.equal(topic.counters().membership.bridgesAsked, 2)
+  })
+})
+
 describe('HyParView: leaving and resizing', () => {
   it('leave tells every neighbour we are going and releases every link', () => {
     const topic = startedTopic()

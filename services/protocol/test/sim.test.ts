@@ -81,6 +81,32 @@ for (const seed of SEEDS) describe(`simulator, ${NODES} nodes, seed ${seed}`, ()
     assertEveryoneDelivered(report)
     assertWhole(report)
   })
+
+  it(`bursts of 20 joins: each forms one overlay within two shuffle rounds, and broadcasts reach everyone`, () => {
+    const report = run('burst-join', NODES, seed)
+    assert.ok(report.recoverySeconds !== null && report.recoverySeconds <= 30, `the slowest burst was whole after ${report.recoverySeconds} s`)
+    assert.equal(report.broadcasts, (NODES / 5) * 5)
+    assert.equal(report.reliabilityPct.min, 100)
+    assert.equal(report.components, 1, 'every burst is one component at the end')
+    assert.equal(report.isolatedNodes, 0)
+  })
+})
+
+describe('simulator: an island left by a burst of joins (docs/overlay.md, HyParView bridges)', () => {
+  // Seed 11 at 200 nodes (40 bursts) is one where the paper's rule leaves a burst split for good:
+  // every node of one side full, the other side's free slots facing full nodes.
+  it('with the paper\'s rule (no bridges) a burst stays split; with bridges it is whole within two shuffle rounds', () => {
+    const scenario = findScenario('burst-join')
+    assert.ok(scenario !== undefined)
+    const paper = scenario.run({ nodes: NODES, seed: 11, topic: { hyparview: { bridges: false } } })
+    assert.equal(paper.recoverySeconds, null, 'a burst was still split four shuffle rounds after it joined')
+    assert.ok(paper.components > 1 && paper.isolatedNodes > 0)
+    assert.ok(paper.reliabilityPct.min < 100, 'its broadcasts missed the other side')
+    const bridged = scenario.run({ nodes: NODES, seed: 11 })
+    assert.ok(bridged.recoverySeconds !== null && bridged.recoverySeconds <= 30, `whole after ${bridged.recoverySeconds} s`)
+    assert.equal(bridged.components, 1)
+    assert.equal(bridged.reliabilityPct.min, 100)
+  })
 })
 
 describe('simulator determinism', () => {

@@ -23,6 +23,7 @@ const hyparviewMessages: HyParViewMessage[] = [
   { type: 'forwardJoin', peer: 'p', ttl: 0 },
   { type: 'neighbor', priority: 'high' },
   { type: 'neighbor', priority: 'low' },
+  { type: 'neighbor', priority: 'bridge' },
   { type: 'neighborReply', accepted: true },
   { type: 'neighborReply', accepted: false },
   { type: 'disconnect', alive: true },
@@ -108,12 +109,15 @@ describe('wire: round trips', () => {
     assert.deepEqual(hyparviewMessages.map(protocolOf), hyparviewMessages.map(() => 'hyparview'))
     assert.deepEqual(plumtreeMessages.map(protocolOf), plumtreeMessages.map(() => 'plumtree'))
     assert.equal(overlayProtocolId('pharos', 'plumtree'), '/pharos/plumtree/1.0.0')
+    // 2.0.0: NEIGHBOR's BRIDGE priority, which a 1.0.0 decoder refuses; the two IDs never negotiate.
+    assert.equal(overlayProtocolId('pharos', 'hyparview'), '/pharos/hyparview/2.0.0')
   })
 
   it('the schema is pinned: golden bytes', () => {
     assert.equal(hex(encodeHyParView({ topic: 't', message: { type: 'join' } })), '0a0174' + '1200')
     assert.equal(hex(encodeHyParView({ topic: 't', message: { type: 'forwardJoin', peer: 'p', ttl: 3 } })), '0a0174' + '1a05' + '0a0170' + '1003')
     assert.equal(hex(encodeHyParView({ topic: 't', message: { type: 'neighbor', priority: 'low' } })), '0a0174' + '2202' + '0802')
+    assert.equal(hex(encodeHyParView({ topic: 't', message: { type: 'neighbor', priority: 'bridge' } })), '0a0174' + '2202' + '0803')
     assert.equal(hex(encodeHyParView({ topic: 't', message: { type: 'shuffle', origin: 'o', ttl: 4, peers: ['a'] } })), '0a0174' + '3a08' + '0a016f' + '1004' + '1a0161')
     assert.equal(hex(encodePlumtree({ topic: 't', message: { type: 'gossip', id: 'i', round: 2, payload: new Uint8Array([9]) } })), '0a0174' + '1208' + '0a0169' + '1002' + '1a0109')
     assert.equal(hex(encodePlumtree({ topic: 't', message: { type: 'ihave', entries: [{ id: 'i', round: 1 }] } })), '0a0174' + '1a07' + '0a05' + '0a0169' + '1001')
@@ -193,7 +197,7 @@ describe('wire: refused frames', () => {
     ['a variant sent as a varint', 'malformed', () => decodeHyParView(concat(topic, vi(2, 1)))],
     ['a TTL sent as bytes', 'malformed', () => decodeHyParView(concat(topic, ld(3, concat(ld(1, 'p'), ld(2, 'x')))))],
     ['a bool of 2', 'malformed', () => decodeHyParView(concat(topic, ld(5, vi(1, 2))))],
-    ['an unknown priority', 'malformed', () => decodeHyParView(concat(topic, ld(4, vi(1, 3))))],
+    ['an unknown priority', 'malformed', () => decodeHyParView(concat(topic, ld(4, vi(1, 4))))],
     ['invalid UTF-8 in a peer key', 'malformed', () => decodeHyParView(concat(topic, ld(3, ld(1, new Uint8Array([0xff, 0xfe])))))],
     ['a truncated varint', 'malformed', () => decodeHyParView(new Uint8Array([0x0a, 0x80]))],
     ['a truncated length-delimited field', 'malformed', () => decodeHyParView(new Uint8Array([0x0a, 0x05, 0x74]))],

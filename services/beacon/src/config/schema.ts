@@ -110,7 +110,7 @@ export const schema = {
     group: 'network',
     parse: pattern(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes, 1–63 characters'),
     default: 'pharos',
-    help: 'Network id; prefixes every overlay protocol ID and topic (/<network>/hyparview/1.0.0).'
+    help: 'Network id; prefixes every overlay protocol ID and topic (/<network>/hyparview/2.0.0).'
   },
   accountsRefreshMs: {
     env: 'PHAROS_ACCOUNTS_REFRESH_MS',
@@ -486,6 +486,20 @@ export const schema = {
     parse: integer(1, 1024),
     default: '4',
     help: 'Receipt checks (a walk of the log or of a pin\'s blocks, then a signature) one worker runs at once for sync requests; more are answered `unavailable` (guess: a few database connections, as for storage-proof challenges).'
+  },
+  syncHeadRequestsPerMinute: {
+    env: 'PHAROS_SYNC_HEAD_REQUESTS_PER_MINUTE',
+    group: 'limits',
+    parse: integer(1, 1_000_000),
+    default: '12',
+    help: 'HEAD requests on the sync topic one registered asker gets answered per minute by this worker (token bucket of this size); more are not answered. Unregistered askers get nothing (guess: an app asks when it opens and when the user follows someone; the SDK asks at most once every 10 s).'
+  },
+  syncHeadAnswersMax: {
+    env: 'PHAROS_SYNC_HEAD_ANSWERS_MAX',
+    group: 'limits',
+    parse: integer(1, 1024),
+    default: '8',
+    help: 'HEAD requests on the sync topic one worker answers at once (a Postgres query, then a push to the asker); more are not answered (guess: a few database connections, as for receipt checks).'
   },
   pinConcurrency: {
     env: 'PHAROS_PIN_CONCURRENCY',

@@ -1,8 +1,9 @@
 /**
  * The signed-log area of a worker, composed once (worker.ts calls this): ingest of the
- * `content` topic, the ancestor fetcher, the sync responder and key exchange, wired to the
- * overlay, the libp2p node, storage and the pin queue.
+ * `content` topic, HEAD requests on the `sync` topic, the ancestor fetcher, the sync
+ * responder and key exchange, wired to the overlay, the libp2p node, storage and the pin queue.
  */
+import { setMaxListeners } from 'node:events'
 import type { Libp2p } from '@libp2p/interface'
 import { CID } from 'multiformats/cid'
 import { MAX_KEY_EXCHANGE_FRAME_BYTES, MAX_SYNC_FRAME_BYTES, keyExchangeProtocolId, syncProtocolId } from '../../../protocol/src/log/index.ts'
@@ -21,6 +22,7 @@ import { KeyExchangeService } from '../keys/key-exchange-service.ts'
 import { isStorageUnavailable } from '../storage/sql.ts'
 import type { SqlClient } from '../storage/sql.ts'
 import { AncestorFetcher } from './ancestor-fetcher.ts'
+import { HeadRequests } from './head-requests.ts'
 import { LogIngest } from './log-ingest.ts'
 import type { AuthorLimits } from './log-ingest.ts'
 import type { LogStore } from './log-store.ts'
@@ -50,6 +52,9 @@ export interface LogServiceDeps {
   /** PHAROS_SYNC_RECEIPTS_PER_MINUTE and PHAROS_SYNC_RECEIPT_CHECKS_MAX. */
   syncReceiptsPerMinute: number
   syncReceiptChecksMax: number
+  /** PHAROS_SYNC_HEAD_REQUESTS_PER_MINUTE and PHAROS_SYNC_HEAD_ANSWERS_MAX. */
+  syncHeadRequestsPerMinute: number
+  syncHeadAnswersMax: number
   /**
    * The fleet's shared view of which messages are being handled (Redis in fleet mode, this
    * process alone otherwise): one worker verifies, stores and pins each message.
@@ -157,6 +162,20 @@ export function createLogService (deps: LogServiceDeps): LogService {
     metrics: deps.metrics,
     limitMetrics: deps.limitMetrics
   })
+  const headRequests = new HeadRequests({
+    node: deps.node,
+    network: deps.network,
+    logs: deps.logs,
+    isRegistered: deps.isRegistered,
+    requestsPerMinute: deps.syncHeadRequestsPerMinute,
+    answersMax: deps.syncHeadAnswersMax,
+    metrics: deps.metrics,
+    limitMetrics: deps.limitMetrics,
+    log
+  })
+  const lifetime = new AbortController()
+  // Each answer in progress listens on it (AbortSignal.any with its own timeout).
+  setMaxListeners(Infinity, lifetime.signal)
   const keyExchange = new KeyExchangeService({
     keys: new ContentKeyStore(deps.db),
     entitlement: deps.entitlement,
@@ -313,7 +332,11 @@ export function createLogService (deps: LogServiceDeps): LogService {
     onRelayed,
     async start () {
       accepting = true
-      unsubscribers.push(deps.overlay.onDeliver((delivery) => { dispatch(delivery.topic, delivery.messageId, delivery.payload, delivery.from) }))
+      unsubscribers.push(deps.overlay.onDeliver((delivery) => {
+        // Not through the fleet claim: each worker answers the askers it holds a connection to.
+        if (delivery.topic === 'sync') void headRequests.onDelivered(delivery.payload, lifetime.signal)
+        else dispatch(delivery.topic, delivery.messageId, delivery.payload, delivery.from)
+      }))
       const every = (ms: number, what: string, run: () => Promise<void>): void => {
         let busy = false
         const timer = setInterval(() => {
@@ -350,6 +373,7 @@ export function createLogService (deps: LogServiceDeps): LogService {
     },
     async stop () {
       accepting = false
+      lifetime.abort()
       for (const timer of timers.splice(0)) clearInterval(timer)
       deferred.clear()
       for (const unsubscribe of unsubscribers.splice(0)) unsubscribe()

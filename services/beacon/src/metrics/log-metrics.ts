@@ -66,6 +66,21 @@ export const ORPHAN_FETCH_REFUSALS: readonly OrphanFetchRefusal[] = ['unregister
 export type ReceiptRequestOutcome = 'unregistered' | 'rate-limited' | 'busy' | 'checked'
 export const RECEIPT_REQUEST_OUTCOMES: readonly ReceiptRequestOutcome[] = ['unregistered', 'rate-limited', 'busy', 'checked']
 
+/**
+ * What became of a HEAD request on the `sync` topic: the `outcome` of
+ * `pharos_sync_head_requests_total`.
+ * - `malformed`: not a well-formed, correctly signed, fresh request (head-request.ts);
+ * - `unregistered`: the asker is not a registered account; nothing is queried;
+ * - `not-connected`: this worker holds no direct connection to the asker; answers go only over
+ *   one (a broadcast never makes a worker dial), so another worker or peer answers;
+ * - `rate-limited` / `busy`: over PHAROS_SYNC_HEAD_REQUESTS_PER_MINUTE or
+ *   PHAROS_SYNC_HEAD_ANSWERS_MAX (also on `pharos_limit_blocked_total`); nothing is queried;
+ * - `up-to-date`: no registered author asked about has a better head here;
+ * - `answered`: the better heads were pushed to the asker; `push-failed`: that push failed.
+ */
+export type HeadRequestOutcome = 'malformed' | 'unregistered' | 'not-connected' | 'rate-limited' | 'busy' | 'up-to-date' | 'answered' | 'push-failed'
+export const HEAD_REQUEST_OUTCOMES: readonly HeadRequestOutcome[] = ['malformed', 'unregistered', 'not-connected', 'rate-limited', 'busy', 'up-to-date', 'answered', 'push-failed']
+
 /** The reasons of `pharos_log_entries_total`: `ok` for a stored entry, else why not. */
 export type LogEntryReason = 'ok' | LogEntryRejection
 
@@ -137,6 +152,14 @@ export function createLogMetrics (registry: Registry) {
   })
   for (const outcome of RECEIPT_REQUEST_OUTCOMES) receiptRequests.inc({ outcome }, 0)
 
+  const headRequests = new Counter({
+    name: 'pharos_sync_head_requests_total',
+    help: 'HEAD requests on the sync topic, by outcome: refused before any query (malformed, unregistered, not-connected, rate-limited, busy), or queried (up-to-date, answered, push-failed)',
+    labelNames: ['outcome'] as const,
+    registers
+  })
+  for (const outcome of HEAD_REQUEST_OUTCOMES) headRequests.inc({ outcome }, 0)
+
   return {
     /** Where the fleet-wide gauges come from (LogStore.totals and BanList.count, in worker.ts). */
     readSnapshotFrom (source: () => Promise<LogSnapshot>): void {
@@ -166,6 +189,7 @@ export function createLogMetrics (registry: Registry) {
     }),
     orphanFetchesRefused: orphanFetchesRefused as ClosedCounter<{ reason: OrphanFetchRefusal }>,
     receiptRequests: receiptRequests as ClosedCounter<{ outcome: ReceiptRequestOutcome }>,
+    headRequests: headRequests as ClosedCounter<{ outcome: HeadRequestOutcome }>,
     entryPinSeconds: new Histogram({
       name: 'pharos_log_entry_pin_seconds',
       help: 'Time from an entry\'s arrival to its pin (the entry and the content it links to) being pinned',

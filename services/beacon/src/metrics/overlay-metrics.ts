@@ -70,7 +70,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
 
   const events: Counter<'topic' | 'event'> = new Counter({
     name: 'pharos_overlay_events_total',
-    help: 'Plumtree and HyParView events per topic: deliveries, duplicates, abandoned grafts, tree swaps, link failures, evictions, cache evictions (payloads dropped by the byte bound), congestions, peers named to us that are not members (passive_not_member), passive entries that replaced an earlier one of the same neighbour, which had its share (passive_share_replacement) (grafts and prunes are message types of pharos_overlay_messages_total)',
+    help: 'Plumtree and HyParView events per topic: deliveries, duplicates, abandoned grafts, tree swaps, link failures, evictions, bridges asked and taken (a spare slot above a full view, docs/overlay.md), cache evictions (payloads dropped by the byte bound), congestions, peers named to us that are not members (passive_not_member), passive entries that replaced an earlier one of the same neighbour, which had its share (passive_share_replacement) (grafts and prunes are message types of pharos_overlay_messages_total)',
     labelNames: ['topic', 'event'] as const,
     registers,
     collect () {
@@ -83,6 +83,8 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
         mirror.sync(events, { topic, event: 'tree_swap' }, d.treeSwaps)
         mirror.sync(events, { topic, event: 'link_failure' }, m.linkFailures)
         mirror.sync(events, { topic, event: 'eviction' }, m.evictions)
+        mirror.sync(events, { topic, event: 'bridge_asked' }, m.bridgesAsked)
+        mirror.sync(events, { topic, event: 'bridge_taken' }, m.bridgesTaken)
         mirror.sync(events, { topic, event: 'cache_eviction' }, d.cacheEvictions)
         mirror.sync(events, { topic, event: 'congestion' }, d.congestions)
         mirror.sync(events, { topic, event: 'passive_not_member' }, m.nonMembers)
@@ -144,7 +146,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
 
   const driver: Counter<'event'> = new Counter({
     name: 'pharos_overlay_driver_events_total',
-    help: 'Overlay driver events: refusals sent and received, send-queue overflows (frames, bytes), queue congestions (a neighbour made lazy), neighbours shunned (bad message ID, queue over its bound, or score below the threshold: neighbour_score_drop counts those), link failures, address lookups sent, skipped (no address found recently) and answered (per peer asked about), drain notices sent, received and refused (from a node that is not a live fleet worker)',
+    help: 'Overlay driver events: refusals sent and received, send-queue overflows (frames, bytes), queue congestions (a neighbour made lazy), neighbours shunned (bad message ID, queue over its bound, or score below the threshold: neighbour_score_drop counts those), link failures, address lookups sent, skipped (no address found recently) and answered (per peer asked about), drain notices sent, received and refused (from a node that is not a live fleet worker), connections the overlay dialled and closed again once nothing used them',
     labelNames: ['event'] as const,
     registers,
     collect () {
@@ -163,6 +165,8 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
       mirror.sync(driver, { event: 'drain_notice_sent' }, counters.drainNoticesSent)
       mirror.sync(driver, { event: 'drain_notice_received' }, counters.drainNoticesReceived)
       mirror.sync(driver, { event: 'drain_notice_refused' }, counters.drainNoticesRefused)
+      mirror.sync(driver, { event: 'connection_opened' }, counters.connectionsOpened)
+      mirror.sync(driver, { event: 'connection_released' }, counters.connectionsReleased)
     }
   })
 
@@ -175,5 +179,12 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
       const counted = overlay.driverCounters().neighbours.offences
       for (const offence of NEIGHBOUR_OFFENCES) mirror.sync(offences, { offence }, counted[offence])
     }
+  })
+
+  new Gauge({
+    name: 'pharos_overlay_connections_held',
+    help: 'Connections open now that the overlay dialled itself (each closed once unused for the grace period; connections peers opened to us are theirs to close)',
+    registers,
+    collect () { this.set(overlay.heldConnections()) }
   })
 }

@@ -3,7 +3,7 @@
  * topic state machines of services/protocol, and carries out their actions (STYLE.md rule
  * 2). The beacon runs it as a libp2p service; services/peer reuses it unchanged.
  *
- * Streams. Per neighbour and per protocol (`/<network>/hyparview/1.0.0`,
+ * Streams. Per neighbour and per protocol (`/<network>/hyparview/2.0.0`,
  * `/<network>/plumtree/1.0.0`) each side writes on one long-lived outbound stream it opened
  * and reads the one the other side opened (the gossipsub arrangement, so two peers that
  * connect at once never race over who owns a stream). Every topic's frames share those
@@ -35,6 +35,10 @@
  * app peers do) is not asked about again for a while, longer each time: otherwise every
  * shuffle reply and promotion aimed at it costs the beacons a lookup that finds nothing.
  * See docs/overlay-driver.md.
+ *
+ * Connections. A connection the overlay dialled is closed again once, for a grace period, no
+ * topic needs its peer and nothing else uses it (connection-release.ts says how that is read
+ * from libp2p). One the remote opened, or another part of the node dialled, is never closed.
  *
  * Drain. A worker that is stopping tells its peers which sibling workers to move to
  * (`/<network>/drain/1.0.0`, one DrainNotice per stream). The driver on the other side takes
@@ -93,6 +97,7 @@ import type { NeighbourBudget, NeighbourLedgerCounters, NeighbourOffence, Neighb
 
 export type { NeighbourBudget, NeighbourOffence, NeighbourScoring, NeighbourState } from './neighbour-budget.ts'
 export { DEFAULT_NEIGHBOUR_BUDGET, DEFAULT_NEIGHBOUR_SCORING, NEIGHBOUR_OFFENCES } from './neighbour-budget.ts'
+import { ConnectionRelease } from './connection-release.ts'
 
 export type AdmitDecision = { admitted: true } | { admitted: false, reason: RefusalReason }
 
@@ -157,6 +162,13 @@ export interface OverlayInit {
   linkIdleMs?: number
   /** Dial + stream open + preamble must finish within this. @default 10000 (guess) */
   linkOpenTimeoutMs?: number
+  /**
+   * A connection the overlay dialled is closed once it has gone this long with no topic needing
+   * its peer, no stream open on it and no peer-store tag on its peer (connection-release.ts).
+   * @default 30000 (guess: two shuffle rounds, since a peer met in one round, by a shuffle
+   * reply or a refused request, is often asked again in the next; a redial costs a handshake)
+   */
+  connectionGraceMs?: number
 }
 
 export interface OverlayComponents {
@@ -217,6 +229,10 @@ export interface DriverCounters {
   drainNoticesRefused: number
   /** Offences by kind, frames the buckets refused, and neighbours dropped for their score. */
   neighbours: NeighbourLedgerCounters
+  /** Connections the overlay dialled itself. */
+  connectionsOpened: number
+  /** Of those, closed again because nothing needed them. */
+  connectionsReleased: number
 }
 
 /** A drain notice from a node whose drain we do not take (DrainTrust `refused`): its stream is reset with this. */
@@ -336,14 +352,19 @@ export class OverlayDriver implements Startable {
     addressLookupsAnswered: 0,
     drainNoticesSent: 0,
     drainNoticesReceived: 0,
-    drainNoticesRefused: 0
+    drainNoticesRefused: 0,
+    connectionsOpened: 0,
+    connectionsReleased: 0
   }
+  private readonly connections: ConnectionRelease
 
   private started = false
   private maintenance?: NodeJS.Timeout
   private readonly onPeerDisconnect = (event: Event): void => {
-    const peer = (event as CustomEvent<PeerId>).detail
-    this.linkDown(peer.toString())
+    const key = (event as CustomEvent<PeerId>).detail.toString()
+    // Only a peer we are linked to has failed: a connection we or it closed because nothing
+    // used it any more (connection-release.ts) says nothing about a passive peer.
+    if (this.linked(key)) this.linkDown(key)
   }
 
   constructor (components: OverlayComponents, init: OverlayInit) {
@@ -361,7 +382,8 @@ export class OverlayDriver implements Startable {
       messageIdOf: init.messageIdOf ?? contentHashIdOf,
       rejoinIntervalMs: init.rejoinIntervalMs ?? 5000,
       linkIdleMs: init.linkIdleMs ?? 15_000,
-      linkOpenTimeoutMs: init.linkOpenTimeoutMs ?? 10_000
+      linkOpenTimeoutMs: init.linkOpenTimeoutMs ?? 10_000,
+      connectionGraceMs: init.connectionGraceMs ?? 30_000
     }
     this.limits = { ...DEFAULT_WIRE_LIMITS, ...init.wireLimits }
     this.topicConfig = init.topicConfig
@@ -381,6 +403,12 @@ export class OverlayDriver implements Startable {
       hyparview: overlayProtocolId(init.network, 'hyparview'),
       plumtree: overlayProtocolId(init.network, 'plumtree')
     }
+    this.connections = new ConnectionRelease({
+      graceMs: this.init.connectionGraceMs,
+      needed: (key) => this.needsPeer(key),
+      peerStore: components.peerStore,
+      log: this.log
+    })
     this.addrProtocol = `/${init.network}/peer-addrs/1.0.0`
     this.drainProtocol = `/${init.network}/drain/1.0.0`
   }
@@ -438,6 +466,7 @@ export class OverlayDriver implements Startable {
     for (const streams of this.inbound.values()) for (const stream of streams) stream.abort(new Error('overlay stopped'))
     this.inbound.clear()
     this.topics.clear()
+    this.connections.clear()
   }
 
   /** Joins a topic through a contact (a beacon's peer ID, or any member's). */
@@ -651,7 +680,8 @@ export class OverlayDriver implements Startable {
   }
 
   driverCounters (): DriverCounters {
-    return { ...structuredClone(this.counters), neighbours: this.ledger.stats() }
+    const { adopted, released } = this.connections.counts
+    return { ...structuredClone(this.counters), neighbours: this.ledger.stats(), connectionsOpened: adopted, connectionsReleased: released }
   }
 
   /**
@@ -676,6 +706,11 @@ export class OverlayDriver implements Startable {
   /** The per-neighbour budget and scoring rule in force (admin API). */
   neighbourRules (): { budget: Readonly<NeighbourBudget>, scoring: Readonly<NeighbourScoring> } {
     return { budget: this.ledger.budget, scoring: this.ledger.scoring }
+  }
+
+  /** Connections open now that the overlay dialled itself. */
+  heldConnections (): number {
+    return this.connections.held
   }
 
   /** Bytes queued on every link now (frames waiting, and the one being written). */
@@ -865,7 +900,31 @@ export class OverlayDriver implements Startable {
         setNewest(this.unreachable, key, { until: Date.now() + waitMs, nextWaitMs: Math.min(UNREACHABLE_GROWTH * waitMs, UNREACHABLE_MAX_MS) }, UNREACHABLE_CAP)
       }
     }
-    return await this.components.connectionManager.openConnection(peer, { signal })
+    const before = new Set(this.components.connectionManager.getConnections(peer).map((connection) => connection.id))
+    const connection = await this.components.connectionManager.openConnection(peer, { signal })
+    this.connections.adopt(connection, before)
+    return connection
+  }
+
+  /** Whether some topic has `key` as a neighbour or awaits its reply to a request. */
+  private linked (key: PeerKey): boolean {
+    for (const machine of this.topics.values()) {
+      if (machine.isNeighbor(key) || machine.snapshot().pending.includes(key)) return true
+    }
+    return false
+  }
+
+  /**
+   * Whether the overlay needs `key`'s connection: a neighbour in some topic, a link of ours
+   * opening or open (a pending request holds one), or a bootstrap contact.
+   */
+  private needsPeer (key: PeerKey): boolean {
+    for (const protocol of PROTOCOLS) {
+      const link = this.links.get(linkId(key, protocol))
+      if (link !== undefined && link.state !== 'closed') return true
+    }
+    for (const machine of this.topics.values()) if (machine.isNeighbor(key)) return true
+    return this.init.bootstrap?.().some((contact) => contact.toString() === key) ?? false
   }
 
   private async pump (link: OutboundLink): Promise<void> {
@@ -931,6 +990,7 @@ export class OverlayDriver implements Startable {
       this.links.delete(linkId(link.key, link.protocol))
       void link.stream?.close().catch(() => {})
     }
+    void this.connections.sweep(now).catch((err: unknown) => { this.log.error('releasing unused connections failed - %e', err) })
     for (const [key, until] of this.departing) if (until <= now) this.departing.delete(key)
     this.ledger.forgetIdle(now, (key) => this.inbound.has(key) || this.links.has(linkId(key, 'hyparview')) || this.links.has(linkId(key, 'plumtree')))
     const contacts = this.init.bootstrap?.().filter((peer) => peer.toString() !== this.self && !this.isDeparting(peer.toString())) ?? []
@@ -1024,7 +1084,12 @@ export class OverlayDriver implements Startable {
     } finally {
       streams.delete(stream)
       if (streams.size === 0) this.inbound.delete(from)
-      if (this.started) this.linkDown(from)
+      // Our end too: a stream is only released once both sides closed their writable end, and
+      // a half-open one kept its connection in use (connection-release.ts).
+      if (stream.status === 'open') void stream.close().catch(() => {})
+      // The sender closed its link: a failure only if it was our neighbour or owed us a reply
+      // (a former neighbour closing its idle link has not left the passive view).
+      if (this.started && this.linked(from)) this.linkDown(from)
     }
   }
 

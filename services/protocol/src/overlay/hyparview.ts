@@ -35,6 +35,15 @@
  *   FORWARDJOIN for one passed on), and entries one neighbour named are capped at
  *   {@link HyParViewConfig.maxPassiveShare} of the passive view: past it, what that neighbour
  *   names replaces its own earlier entries, never other peers'.
+ * - Bridges ({@link HyParViewConfig.bridges}). A node whose low-priority requests were all refused
+ *   during a shuffle round, and which still has a free slot, asks one passive peer with priority
+ *   `bridge` at the next round: the least recently heard-of one, since shuffles only circulate
+ *   peers of the asker's own component and a peer of another component is never heard of again.
+ *   A full node takes a bridge into one spare slot above its capacity, without evicting anyone.
+ *   The paper (§4.3) has a full view refuse every low-priority request, so an island whose nodes
+ *   are full, or whose only free slots face full nodes, stays apart until a link fails: a burst of
+ *   joins left one (measured: docs/overlay.md, scenario `burst-join`). An eviction would not do: the
+ *   evicted node's free slot would wander from node to node, cutting one tree link per round.
  */
 import {
   ACTIVE_RANDOM_WALK_LENGTH,
@@ -119,7 +128,22 @@ export interface HyParViewConfig {
    * @default 0.25 (guess: constants.ts MAX_PASSIVE_SHARE)
    */
   maxPassiveShare: number
+  /**
+   * Ask for a bridge (a spare slot above a full peer's capacity) after a round in which every
+   * low-priority request was refused and a slot stayed free; take one bridge into our own spare
+   * slot (extension; see the module comment). False is the paper's behaviour.
+   * @default true (measurement: docs/overlay.md, scenario burst-join)
+   */
+  bridges: boolean
 }
+
+/**
+ * A node asks for at most one bridge per this many shuffle rounds. Measurement (docs/overlay.md):
+ * asking every round kept new links forming for minutes after a partition healed (p99 latency
+ * 1.8 s in three of five seeds, against 0.4–0.5 s without bridges); once per four rounds still
+ * joins every simulated burst within two rounds.
+ */
+const BRIDGE_INTERVAL_ROUNDS = 4
 
 export const DEFAULT_HYPARVIEW_CONFIG: Readonly<HyParViewConfig> = Object.freeze({
   passiveViewFactor: PASSIVE_VIEW_FACTOR,
@@ -132,7 +156,8 @@ export const DEFAULT_HYPARVIEW_CONFIG: Readonly<HyParViewConfig> = Object.freeze
   neighborRequestTimeoutMs: NEIGHBOR_REQUEST_TIMEOUT_MS,
   highPriorityFraction: HIGH_PRIORITY_FRACTION,
   reconnectWindowMs: RECONNECT_WINDOW_MS,
-  maxPassiveShare: MAX_PASSIVE_SHARE
+  maxPassiveShare: MAX_PASSIVE_SHARE,
+  bridges: true
 })
 
 /** Fills in defaults and checks ranges; throws {@link OverlayConfigError}. */
@@ -143,6 +168,7 @@ export function resolveHyParViewConfig(partial: Partial<HyParViewConfig> = {}): 
   for (const key of ['shuffleActiveCount', 'shufflePassiveCount', 'reconnectWindowMs'] as const) {
     requireInteger(`hyparview.${key}`, config[key], 0)
   }
+  if (typeof config.bridges !== 'boolean') throw new OverlayConfigError('hyparview.bridges', config.bridges, 'true or false')
   if (!(config.highPriorityFraction >= 0 && config.highPriorityFraction <= 1)) {
     throw new OverlayConfigError('hyparview.highPriorityFraction', config.highPriorityFraction, 'a number from 0 to 1')
   }
@@ -208,6 +234,10 @@ export interface HyParViewStats {
   nonMembers: number
   /** Passive entries that replaced an earlier entry of the same neighbour, which had its share. */
   passiveShareReplacements: number
+  /** Bridge requests sent after a round of refusals (extension). */
+  bridgesAsked: number
+  /** Bridges taken into our spare slot above capacity (extension). */
+  bridgesTaken: number
 }
 
 export class HyParView {
@@ -231,7 +261,22 @@ export class HyParView {
   /** The sample of our outstanding SHUFFLE; a SHUFFLEREPLY is only taken while one is out. */
   #shuffleSent: readonly PeerKey[] | null = null
   #left = false
-  readonly stats: HyParViewStats = { evictions: 0, linkFailures: 0, requestFailures: 0, requestsRefused: 0, reconnects: 0, nonMembers: 0, passiveShareReplacements: 0 }
+  /**
+   * The passive view in the order we last heard of each peer through others (a FORWARDJOIN, a
+   * shuffle or its reply), least recent first: a bridge goes to the first of these. Hearing
+   * from a peer itself (its refusal, its request) does not count: that says nothing about
+   * whether our own component still passes it around.
+   */
+  readonly #heard = new Map<PeerKey, true>()
+  /** The node we last joined through (a beacon, for an app's peer): the first choice for a bridge. */
+  #contact: PeerKey | undefined
+  /** A request of ours was refused since the last shuffle round. */
+  #refusedThisRound = false
+  /** Set at a shuffle round that follows a round of refusals: the next low-priority request is a bridge. */
+  #bridgeDue = false
+  /** No bridge is asked for before this time (one per BRIDGE_ROUNDS shuffle rounds). */
+  #nextBridgeAt = 0
+  readonly stats: HyParViewStats = { evictions: 0, linkFailures: 0, requestFailures: 0, requestsRefused: 0, reconnects: 0, nonMembers: 0, passiveShareReplacements: 0, bridgesAsked: 0, bridgesTaken: 0 }
 
   /**
    * `isMember` says whether a peer may be kept at all (the account registry, through the
@@ -280,6 +325,7 @@ export class HyParView {
   join(contact: PeerKey, out: Action[]): void {
     if (contact === this.#self) throw new SelfContactError()
     this.#left = false
+    this.#contact = contact
     if (this.#pending.has(contact)) return
     this.#request(contact, 'high', false, out, 'join')
   }
@@ -294,9 +340,12 @@ export class HyParView {
     this.#pending.clear()
     for (const peer of [...this.#links]) this.#release(peer, out)
     this.#passive.clear()
+    this.#heard.clear()
     this.#lost.clear()
     this.#tried.clear()
     this.#shuffleSent = null
+    this.#refusedThisRound = false
+    this.#bridgeDue = false
     this.#left = true
   }
 
@@ -317,7 +366,7 @@ export class HyParView {
     while (this.#passive.size > this.#passiveCapacity) {
       const victim = this.#passive.random(this.#rng)
       if (victim === undefined) break
-      this.#passive.delete(victim)
+      this.#dropPassive(victim)
     }
     this.#refill(out)
   }
@@ -342,7 +391,7 @@ export class HyParView {
       lostSlot = true
     } else if (request === undefined) {
       // A send to a passive peer (a SHUFFLEREPLY) failed: it is gone.
-      this.#passive.delete(peer)
+      this.#dropPassive(peer)
     }
     this.#release(peer, out)
     if (lostSlot) this.#refill(out)
@@ -372,6 +421,8 @@ export class HyParView {
     if (this.#left) return
     this.#tried.clear()
     this.#shuffleSent = null
+    this.#bridgeDue = this.#config.bridges && this.#refusedThisRound && now >= this.#nextBridgeAt
+    this.#refusedThisRound = false
     const target = this.#active.random(this.#rng)
     if (target !== undefined) {
       const others = this.#active.values().filter((peer) => peer !== target)
@@ -383,7 +434,11 @@ export class HyParView {
       this.#send(target, { type: 'shuffle', origin: this.#self, ttl: this.#config.shuffleTtl, peers: sample }, out)
     }
     this.#retryLost(now, out)
+    const bridgesBefore = this.stats.bridgesAsked
     this.#refill(out)
+    if (this.stats.bridgesAsked > bridgesBefore) this.#nextBridgeAt = now + BRIDGE_INTERVAL_ROUNDS * this.#config.shuffleIntervalMs
+    // Only a round that asked and was refused earns a bridge; a view that filled meanwhile needs none.
+    this.#bridgeDue = false
   }
 
   snapshot(): HyParViewSnapshot {
@@ -430,7 +485,7 @@ export class HyParView {
       this.#request(joiner, 'high', false, out, 'neighbor')
       return
     }
-    if (hopsLeft === this.#config.passiveRandomWalkLength) this.#addPassive(joiner, from)
+    if (hopsLeft === this.#config.passiveRandomWalkLength) this.#addPassive(joiner, from, { heardOf: true })
     const next = this.#active.random(this.#rng, from, joiner)
     if (next === undefined) {
       this.#request(joiner, 'high', false, out, 'neighbor')
@@ -454,6 +509,13 @@ export class HyParView {
       this.#send(from, { type: 'neighborReply', accepted: true }, out)
       return
     }
+    if (priority === 'bridge' && this.#config.bridges && this.#active.size === this.#activeCapacity) {
+      // Extension (module comment): the spare slot above capacity, taken without evicting.
+      this.stats.bridgesTaken++
+      this.#addActive(from, out, { spare: true })
+      this.#send(from, { type: 'neighborReply', accepted: true }, out)
+      return
+    }
     this.#send(from, { type: 'neighborReply', accepted: false }, out)
     this.#addPassive(from)
   }
@@ -471,12 +533,13 @@ export class HyParView {
     if (!accepted) {
       // Not retried at once: the next shuffle round asks another passive peer (module comment).
       this.stats.requestsRefused++
+      this.#refusedThisRound = true
       this.#tried.add(from)
       this.#release(from, out)
       return
     }
-    if (request.priority === 'low' && this.#active.size >= this.#activeCapacity) {
-      // Other peers filled the view while we waited; a low-priority request never evicts.
+    if (request.priority !== 'high' && this.#active.size >= this.#activeCapacity) {
+      // Other peers filled the view while we waited; a low-priority request or a bridge never evicts.
       this.#send(from, { type: 'disconnect', alive: true }, out)
       this.#release(from, out)
       return
@@ -504,7 +567,7 @@ export class HyParView {
       this.#tried.add(from)
       if (wasActive) this.#addPassive(from)
     } else {
-      this.#passive.delete(from)
+      this.#dropPassive(from)
     }
     this.#release(from, out)
     if (wasActive || wasPending) this.#refill(out)
@@ -581,14 +644,19 @@ export class HyParView {
     this.#pending.delete(peer)
     this.#tried.add(peer)
     this.stats.requestFailures++
-    if (!request.reconnect) this.#passive.delete(peer)
+    if (!request.reconnect) this.#dropPassive(peer)
+    // A contact that cannot be reached is no bridge; the driver joins through another if need be.
+    if (peer === this.#contact && request.priority === 'bridge') this.#contact = undefined
   }
 
-  /** Adds to the active view, dropping a random member first if it is full (§4.3). */
-  #addActive(peer: PeerKey, out: Action[]): void {
+  /**
+   * Adds to the active view, dropping a random member first if it is full (§4.3); a bridge
+   * (`spare`) takes the slot above capacity instead.
+   */
+  #addActive(peer: PeerKey, out: Action[], options: { spare?: boolean } = {}): void {
     if (this.#active.has(peer)) return
-    if (this.#active.size >= this.#activeCapacity) this.#dropRandomActive(peer, out)
-    this.#passive.delete(peer)
+    if (options.spare !== true && this.#active.size >= this.#activeCapacity) this.#dropRandomActive(peer, out)
+    this.#dropPassive(peer)
     this.#pending.delete(peer)
     this.#lost.delete(peer)
     this.#active.add(peer)
@@ -616,17 +684,35 @@ export class HyParView {
 
   /**
    * Into the passive view, evicting a random member when it is full. `source` is the neighbour
-   * that named `peer` (none: the peer vouched for itself).
+   * that named `peer` (none: the peer vouched for itself). `heardOf`: others told us of it, so
+   * a peer already kept moves to the back of the bridge order.
    */
-  #addPassive(peer: PeerKey, source?: PeerKey): void {
-    if (peer === this.#self || this.#active.has(peer) || this.#passive.has(peer)) return
+  #addPassive(peer: PeerKey, source?: PeerKey, options: { heardOf?: boolean } = {}): void {
+    if (peer === this.#self || this.#active.has(peer)) return
+    if (this.#passive.has(peer)) {
+      if (options.heardOf === true) this.#touchPassive(peer)
+      return
+    }
     if (!this.#admitsPassive(peer)) return
     if (source !== undefined && this.#replaceOwn(peer, source)) return
     if (this.#passive.size >= this.#passiveCapacity) {
       const victim = this.#passive.random(this.#rng)
-      if (victim !== undefined) this.#passive.delete(victim)
+      if (victim !== undefined) this.#dropPassive(victim)
     }
     this.#passive.add(peer, source)
+    this.#heard.set(peer, true)
+  }
+
+  /** Others told us of a passive peer again: it moves to the back of the bridge order. */
+  #touchPassive(peer: PeerKey): void {
+    if (!this.#passive.has(peer)) return
+    this.#heard.delete(peer)
+    this.#heard.set(peer, true)
+  }
+
+  #dropPassive(peer: PeerKey): void {
+    this.#passive.delete(peer)
+    this.#heard.delete(peer)
   }
 
   /**
@@ -637,6 +723,7 @@ export class HyParView {
   #integrate(peers: readonly PeerKey[], evictFirst: readonly PeerKey[], source: PeerKey | undefined): void {
     let next = 0
     for (const peer of peers) {
+      if (this.#passive.has(peer)) this.#touchPassive(peer)
       if (peer === this.#self || this.#active.has(peer) || this.#passive.has(peer)) continue
       if (!this.#admitsPassive(peer)) continue
       if (source !== undefined && this.#replaceOwn(peer, source)) continue
@@ -648,9 +735,10 @@ export class HyParView {
         }
         victim ??= this.#passive.random(this.#rng)
         if (victim === undefined) return // capacity 0 cannot happen; views are ≥ 1
-        this.#passive.delete(victim)
+        this.#dropPassive(victim)
       }
       this.#passive.add(peer, source)
+      this.#heard.set(peer, true)
     }
   }
 
@@ -674,8 +762,9 @@ export class HyParView {
     if (this.#passive.countFrom(source) < this.#passiveShare()) return false
     const victim = this.#passive.randomFrom(this.#rng, source)
     if (victim === undefined) return false
-    this.#passive.delete(victim)
+    this.#dropPassive(victim)
     this.#passive.add(peer, source)
+    this.#heard.set(peer, true)
     this.stats.passiveShareReplacements++
     return true
   }
@@ -690,15 +779,36 @@ export class HyParView {
     const free = this.#activeCapacity - this.#active.size - this.#pending.size
     if (free <= 0) return
     // The registry changes: a peer that stopped being a member is dropped, not asked.
-    for (const peer of this.#passive.values().filter((peer) => !this.#isMember(peer))) this.#passive.delete(peer)
+    for (const peer of this.#passive.values().filter((peer) => !this.#isMember(peer))) this.#dropPassive(peer)
     const candidates = this.#passive.values().filter((peer) => !this.#pending.has(peer) && !this.#tried.has(peer))
     let pendingHigh = 0
     for (const request of this.#pending.values()) if (request.priority === 'high') pendingHigh++
     let high = this.#highPriorityLevel() - this.#active.size - pendingHigh
-    for (const peer of sampleRandom(this.#rng, candidates, free)) {
+    let asks = free
+    if (this.#bridgeDue && high < free) {
+      // One bridge instead of a low-priority request: to the node we joined through, else to the
+      // passive peer we heard of least recently.
+      this.#bridgeDue = false
+      const eligible = (peer: PeerKey): boolean => !this.#active.has(peer) && !this.#pending.has(peer) && !this.#tried.has(peer)
+      const bridge = this.#contact !== undefined && eligible(this.#contact) ? this.#contact : this.#leastRecentlyHeard(eligible)
+      if (bridge !== undefined) {
+        this.stats.bridgesAsked++
+        this.#request(bridge, 'bridge', false, out, 'neighbor')
+        const index = candidates.indexOf(bridge)
+        if (index >= 0) candidates.splice(index, 1)
+        asks--
+      }
+    }
+    for (const peer of sampleRandom(this.#rng, candidates, asks)) {
       this.#request(peer, high > 0 ? 'high' : 'low', false, out, 'neighbor')
       high--
     }
+  }
+
+  /** The passive peer passing `filter` we heard of least recently. */
+  #leastRecentlyHeard(filter: (peer: PeerKey) => boolean): PeerKey | undefined {
+    for (const peer of this.#heard.keys()) if (filter(peer)) return peer
+    return undefined
   }
 
   /** Below this many active peers, repair asks with high priority. */

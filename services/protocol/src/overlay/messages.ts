@@ -12,8 +12,14 @@ export type PeerKey = string
 /** Opaque broadcast identity supplied by the application (a content hash). */
 export type MessageId = string
 
-/** NEIGHBOR priority (HyParView §4.3): a high-priority request is never refused. */
-export type Priority = 'high' | 'low'
+/**
+ * NEIGHBOR priority (HyParView §4.3): a high-priority request is never refused (a full view
+ * drops a random member for it); a low-priority one only fills a free slot. `bridge` is ours,
+ * not the paper's: it is taken into a free slot or, in a full view, into the one spare slot
+ * above capacity, and never evicts. A node sends it when its low-priority requests found no
+ * free slot for a whole shuffle round (hyparview.ts, "Bridges").
+ */
+export type Priority = 'high' | 'low' | 'bridge'
 
 // ---- HyParView (membership) ------------------------------------------------------------------
 

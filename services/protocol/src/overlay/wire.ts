@@ -1,19 +1,19 @@
 /**
  * Protobuf codec for the two overlay protocols, hand-written (no dependency, no I/O).
  * The driver adds and strips the varint length prefix (libp2p convention); a frame here is one
- * message. The protocol version lives in the protocol ID (`/<network>/hyparview/1.0.0`), so the
+ * message. The protocol version lives in the protocol ID (`/<network>/hyparview/2.0.0`), so the
  * decoder is strict: unknown fields, repeated singular fields and missing required fields are
  * errors, not skipped. Decoding never throws: it returns `{ ok: false, code, detail }`, where the
  * `code` decides what the driver does about the peer and `detail` is only for logs.
  *
  * ```proto
- * // /<network>/hyparview/1.0.0
+ * // /<network>/hyparview/2.0.0 (1.0.0 had no BRIDGE priority)
  * message HyParViewFrame {
  *   string topic = 1;
  *   oneof message {
  *     Join join = 2;                   // {}
  *     ForwardJoin forward_join = 3;    // { string peer = 1; uint32 ttl = 2; }
- *     Neighbor neighbor = 4;           // { Priority priority = 1; }  HIGH = 1, LOW = 2
+ *     Neighbor neighbor = 4;           // { Priority priority = 1; }  HIGH = 1, LOW = 2, BRIDGE = 3
  *     NeighborReply neighbor_reply = 5; // { bool accepted = 1; }
  *     Disconnect disconnect = 6;       // { bool alive = 1; }
  *     Shuffle shuffle = 7;             // { string origin = 1; uint32 ttl = 2; repeated string peers = 3; }
@@ -46,12 +46,19 @@ import {
 import { assertNever } from './messages.ts'
 import type { HyParViewMessage, IHaveEntry, OverlayProtocol, PeerKey, PlumtreeMessage } from './messages.ts'
 
-/** Protocol version; part of the libp2p protocol ID. */
-export const OVERLAY_PROTOCOL_VERSION = '1.0.0'
+/**
+ * Protocol versions; part of the libp2p protocol IDs. HyParView 2.0.0 added the BRIDGE priority,
+ * which a 1.0.0 decoder refuses as malformed: the two do not negotiate, so a 1.0.0 node fails
+ * protocol negotiation cleanly instead of having its streams aborted mid-way.
+ */
+export const OVERLAY_PROTOCOL_VERSIONS: Readonly<Record<OverlayProtocol, string>> = Object.freeze({
+  hyparview: '2.0.0',
+  plumtree: '1.0.0'
+})
 
-/** The libp2p protocol ID of an overlay protocol in a network namespace, e.g. `/pharos/hyparview/1.0.0`. */
+/** The libp2p protocol ID of an overlay protocol in a network namespace, e.g. `/pharos/hyparview/2.0.0`. */
 export function overlayProtocolId(network: string, protocol: OverlayProtocol): string {
-  return `/${network}/${protocol}/${OVERLAY_PROTOCOL_VERSION}`
+  return `/${network}/${protocol}/${OVERLAY_PROTOCOL_VERSIONS[protocol]}`
 }
 
 /** Bounds the decoder enforces. Defaults in constants.ts. */
@@ -186,7 +193,7 @@ class Writer {
   }
 }
 
-const PRIORITY_CODE = { high: 1, low: 2 } as const
+const PRIORITY_CODE = { high: 1, low: 2, bridge: 3 } as const
 
 /** Encodes one HyParView message of `topic`. Field values are trusted (they come from our state machine). */
 export function encodeHyParView(frame: HyParViewFrame): Uint8Array {
@@ -411,6 +418,7 @@ export function decodeHyParView(bytes: Uint8Array, limits: Readonly<WireLimits> 
         if (code === 0) fail('missing-field', 'neighbor.priority is required')
         if (code === PRIORITY_CODE.high) return { type: 'neighbor', priority: 'high' }
         if (code === PRIORITY_CODE.low) return { type: 'neighbor', priority: 'low' }
+        if (code === PRIORITY_CODE.bridge) return { type: 'neighbor', priority: 'bridge' }
         return fail('malformed', `neighbor.priority ${code} is not a priority`)
       }
       case 5:
