@@ -40,6 +40,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { overlay } from '../../beacon/src/overlay/overlay-driver.ts'
 import type { Delivery, DrainNotice, OverlayDriver, OverlayRefusedError, PeerAddrs } from '../../beacon/src/overlay/overlay-driver.ts'
+import { auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '../../beacon/src/overlay/gossip-validators.ts'
 import { OVERLAY_TOPICS } from '../../beacon/src/overlay/topics.ts'
 import {
   auditProtocolId,
@@ -147,6 +148,13 @@ export interface PharosPeerInit {
    * @default every beacon in `bootstrap`
    */
   beaconConnections?: number
+  /**
+   * Whether a peer ID is a registered account of the network, if the app knows (a list it keeps
+   * from its beacons, say). The overlay then forwards no entry by an unregistered author, and
+   * no key request for an unregistered requester. Signatures and sizes are checked either way.
+   * @default unknown: registration is left to the beacons
+   */
+  isRegistered?: (peerId: string) => boolean
 }
 
 /** What `publishPost` publishes. */
@@ -1092,7 +1100,14 @@ export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPee
         // Only a beacon we use may send us to its siblings; any other node (a worker the
         // overlay linked us to, another app) can only say that it is leaving itself, which it
         // could as well say by hanging up. The draining worker waits for us to hang up.
-        drainTrust: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)) ? 'siblings' : 'departure'
+        drainTrust: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)) ? 'siblings' : 'departure',
+        // Validate, then forward: nothing this peer relays is unchecked (gossip-validators.ts).
+        validators: {
+          content: contentValidator(init.isRegistered),
+          keyexchange: keyExchangeValidator(init.isRegistered),
+          audit: auditValidator,
+          sync: syncValidator
+        }
       })
     }
   })

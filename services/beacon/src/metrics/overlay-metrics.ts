@@ -29,6 +29,8 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
   const registers = [registry]
   limits?.mirror('overlaySendQueueFrames', () => overlay.driverCounters().queueOverflows)
   limits?.mirror('overlaySendQueueBytes', () => overlay.driverCounters().queueByteOverflows)
+  limits?.mirror('overlayValidationsInFlight', () => overlay.driverCounters().validationOverflows)
+  limits?.mirror('overlayValidationTimeoutMs', () => overlay.driverCounters().validationTimeouts)
   limits?.mirror('overlayMessageCacheBytes', () => Object.values(overlay.topicCounters()).reduce((sum, counters) => sum + counters.dissemination.cacheEvictions, 0))
   const mirror = new TotalsMirror()
   const ihaveBatches = new Map<string, number>()
@@ -138,7 +140,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
 
   const driver: Counter<'event'> = new Counter({
     name: 'pharos_overlay_driver_events_total',
-    help: 'Overlay driver events: refusals sent and received, send-queue overflows (frames, bytes), queue congestions (a neighbour made lazy), neighbours shunned (bad message ID or queue over its bound), link failures, address lookups sent, skipped (no address found recently) and answered (per peer asked about), drain notices sent, received and refused (from a node that is not a live fleet worker)',
+    help: 'Overlay driver events: refusals sent and received, send-queue overflows (frames, bytes), queue congestions (a neighbour made lazy), neighbours shunned (bad message ID or queue over its bound), link failures, address lookups sent, skipped (no address found recently) and answered (per peer asked about), drain notices sent, received and refused (from a node that is not a live fleet worker), gossip validations by verdict (validated_accept, validated_reject, validated_ignore) and the ones ignored unjudged (validation_overflow, validation_timeout, validation_error, unvalidated_topic), neighbours penalised for an invalid payload (invalid_payload)',
     labelNames: ['event'] as const,
     registers,
     collect () {
@@ -156,6 +158,12 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
       mirror.sync(driver, { event: 'drain_notice_sent' }, counters.drainNoticesSent)
       mirror.sync(driver, { event: 'drain_notice_received' }, counters.drainNoticesReceived)
       mirror.sync(driver, { event: 'drain_notice_refused' }, counters.drainNoticesRefused)
+      for (const [verdict, total] of Object.entries(counters.validations)) mirror.sync(driver, { event: `validated_${verdict}` }, total)
+      mirror.sync(driver, { event: 'validation_overflow' }, counters.validationOverflows)
+      mirror.sync(driver, { event: 'validation_timeout' }, counters.validationTimeouts)
+      mirror.sync(driver, { event: 'validation_error' }, counters.validationErrors)
+      mirror.sync(driver, { event: 'unvalidated_topic' }, counters.unvalidatedTopic)
+      mirror.sync(driver, { event: 'invalid_payload' }, counters.invalidPayloads)
     }
   })
 }

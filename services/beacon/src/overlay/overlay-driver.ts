@@ -4,7 +4,7 @@
  * 2). The beacon runs it as a libp2p service; services/peer reuses it unchanged.
  *
  * Streams. Per neighbour and per protocol (`/<network>/hyparview/1.0.0`,
- * `/<network>/plumtree/1.0.0`) each side writes on one long-lived outbound stream it opened
+ * `/<network>/plumtree/2.0.0`) each side writes on one long-lived outbound stream it opened
  * and reads the one the other side opened (the gossipsub arrangement, so two peers that
  * connect at once never race over who owns a stream). Every topic's frames share those
  * streams; frames carry their topic. The acceptor of a stream first writes a preamble —
@@ -13,6 +13,13 @@
  * Links. A link is up while its outbound stream is open. A stream or connection that closes,
  * a dial that fails, or a malformed or oversized frame, is a failed link: every topic gets
  * `linkDown` and HyParView repairs from its passive view.
+ *
+ * Validate, then forward. A first receipt is handed to the topic's validator (the application's
+ * checks: signatures, registration, sizes), asynchronously, with at most `validationsInFlight`
+ * at once and each bounded by `validationTimeoutMs`; the topic forwards and announces it only
+ * once the validator accepts it. Over the bound, past the timeout, or on a topic with no
+ * validator, a message is ignored: not forwarded, nobody blamed. A rejected one is reported
+ * by the topic, and its sender penalised (`penalize`, `invalid-payload`).
  *
  * Misbehaving neighbours. A gossip payload whose message ID is not its content hash
  * (`messageIdOf`, checked before any topic sees it), or a send queue past its frame or byte
@@ -65,6 +72,7 @@ import type {
   TopicCounters,
   TopicEvent,
   TopicSnapshot,
+  Verdict,
   WireErrorCode,
   WireLimits
 } from '../../../protocol/src/overlay/index.ts'
@@ -83,6 +91,30 @@ import {
 import type { AddrRecord, RefusalReason } from './driver-frames.ts'
 
 export type AdmitDecision = { admitted: true } | { admitted: false, reason: RefusalReason }
+
+/** What a neighbour did wrong, for its score (`penalize`). A closed set: it labels metrics. */
+export type NeighbourOffence = 'invalid-payload' | 'unsolicited-graft' | 'ihave-flood' | 'control-flood' | 'data-flood'
+
+/** A first receipt on a topic, for its validator. */
+export interface GossipToValidate {
+  /** The topic's short name (`content`, …). */
+  topic: string
+  /** Already checked to be the payload's content hash. */
+  messageId: string
+  payload: Uint8Array
+  /** The neighbour that sent it (the authenticated remote peer), not the one that published it. */
+  from: PeerKey
+  /** The node that broadcast it, as the message says (not authenticated). */
+  origin: PeerKey
+}
+
+/**
+ * Decides whether a first receipt is forwarded: `accept` (delivered, forwarded, announced),
+ * `reject` (dropped, and `from` penalised: invalid bytes no honest node forwards) or `ignore`
+ * (dropped, nobody blamed). It must stop working when `signal` aborts (the timeout, or the
+ * overlay stopping); a throw counts as `ignore`.
+ */
+export type GossipValidator = (message: GossipToValidate, signal: AbortSignal) => Verdict | Promise<Verdict>
 
 /**
  * How far a drain notice from a node is believed:
@@ -123,6 +155,22 @@ export interface OverlayInit {
    * @default services/protocol's messageIdOf (content: the entry's CID; others: cborCid(payload))
    */
   messageIdOf?: (topic: string, payload: Uint8Array) => Promise<string | undefined>
+  /**
+   * Validators by topic (short name); more can be set later with `setValidator`. A topic with
+   * no validator forwards nothing it receives (every first receipt is ignored); our own
+   * broadcasts still go out. @default none
+   */
+  validators?: Readonly<Record<string, GossipValidator>>
+  /**
+   * First receipts being validated at once, over every topic; past it a new one is ignored
+   * (not forwarded). @default 256 (guess: a few seconds of a busy content topic's first receipts)
+   */
+  validationsInFlight?: number
+  /**
+   * A validation that takes longer is abandoned and its message ignored (not forwarded).
+   * @default 5000 (guess: signature checks take milliseconds; this only catches a stuck validator)
+   */
+  validationTimeoutMs?: number
   /** Wire bounds, enforced on decode. @default DEFAULT_WIRE_LIMITS of services/protocol */
   wireLimits?: Partial<WireLimits>
   /** Protocol parameters (HyParView, Plumtree). @default services/protocol constants */
@@ -146,6 +194,7 @@ export interface OverlayComponents {
   events: EventTarget
 }
 
+/** A broadcast its topic's validator accepted (first receipt only). */
 export interface Delivery {
   topic: string
   messageId: string
@@ -193,6 +242,18 @@ export interface DriverCounters {
   drainNoticesReceived: number
   /** Drain notices from nodes `drainTrust` refused: reset unread. */
   drainNoticesRefused: number
+  /** First receipts validated, by verdict. */
+  validations: Record<Verdict, number>
+  /** First receipts ignored unvalidated because `validationsInFlight` were being validated. */
+  validationOverflows: number
+  /** Validations abandoned after `validationTimeoutMs` (ignored). */
+  validationTimeouts: number
+  /** Validations that threw (ignored). */
+  validationErrors: number
+  /** First receipts ignored because their topic has no validator. */
+  unvalidatedTopic: number
+  /** Neighbours penalised for an invalid payload (a rejected message they sent). */
+  invalidPayloads: number
 }
 
 /** A drain notice from a node whose drain we do not take (DrainTrust `refused`): its stream is reset with this. */
@@ -278,7 +339,13 @@ function setNewest<K, V> (map: Map<K, V>, key: K, value: V, cap: number): void {
 
 export class OverlayDriver implements Startable {
   private readonly components: OverlayComponents
-  private readonly init: Required<Omit<OverlayInit, 'admit' | 'bootstrap' | 'wireLimits' | 'topicConfig' | 'seed'>> & Pick<OverlayInit, 'admit' | 'bootstrap'>
+  private readonly init: Required<Omit<OverlayInit, 'admit' | 'bootstrap' | 'wireLimits' | 'topicConfig' | 'seed' | 'validators'>> & Pick<OverlayInit, 'admit' | 'bootstrap'>
+  /** Validators by topic short name. */
+  private readonly validators = new Map<string, GossipValidator>()
+  /** Validations under way. */
+  private validating = 0
+  /** Aborted on stop: validations under way end with the overlay. */
+  private lifetime = new AbortController()
   /** Misbehaving neighbours, until when they are kept out (bounded, oldest dropped). */
   private readonly shunned = new Map<PeerKey, number>()
   private readonly limits: WireLimits
@@ -319,7 +386,13 @@ export class OverlayDriver implements Startable {
     addressLookupsAnswered: 0,
     drainNoticesSent: 0,
     drainNoticesReceived: 0,
-    drainNoticesRefused: 0
+    drainNoticesRefused: 0,
+    validations: { accept: 0, reject: 0, ignore: 0 },
+    validationOverflows: 0,
+    validationTimeouts: 0,
+    validationErrors: 0,
+    unvalidatedTopic: 0,
+    invalidPayloads: 0
   }
 
   private started = false
@@ -343,8 +416,11 @@ export class OverlayDriver implements Startable {
       messageIdOf: init.messageIdOf ?? contentHashIdOf,
       rejoinIntervalMs: init.rejoinIntervalMs ?? 5000,
       linkIdleMs: init.linkIdleMs ?? 15_000,
-      linkOpenTimeoutMs: init.linkOpenTimeoutMs ?? 10_000
+      linkOpenTimeoutMs: init.linkOpenTimeoutMs ?? 10_000,
+      validationsInFlight: init.validationsInFlight ?? 256,
+      validationTimeoutMs: init.validationTimeoutMs ?? 5000
     }
+    for (const [topic, validator] of Object.entries(init.validators ?? {})) this.validators.set(topic, validator)
     this.limits = { ...DEFAULT_WIRE_LIMITS, ...init.wireLimits }
     this.topicConfig = init.topicConfig
     this.seed = init.seed ?? Math.floor(Math.random() * 2 ** 32)
@@ -368,6 +444,7 @@ export class OverlayDriver implements Startable {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
+    this.lifetime = new AbortController()
     let stream = 0
     for (const topic of this.init.topics) {
       const name = this.topicName(topic)
@@ -399,6 +476,7 @@ export class OverlayDriver implements Startable {
   async stop (): Promise<void> {
     if (!this.started) return
     this.started = false
+    this.lifetime.abort(new Error('overlay stopped'))
     clearInterval(this.maintenance)
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
@@ -461,6 +539,25 @@ export class OverlayDriver implements Startable {
     for (const [name, machine] of this.topics) this.run(name, machine.setNetworkSize(networkSize, Date.now()))
   }
 
+  /**
+   * Sets the validator of a topic (short name), replacing any; returns a function that removes
+   * it again. Until a topic has one, it forwards nothing it receives.
+   */
+  setValidator (topic: string, validator: GossipValidator): () => void {
+    this.validators.set(topic, validator)
+    return () => { if (this.validators.get(topic) === validator) this.validators.delete(topic) }
+  }
+
+  /**
+   * A neighbour did something its score should pay for. Here it is only counted (`invalid_payload`
+   * driver event); per-neighbour scores and budgets act on it (issue 18, item 3).
+   */
+  penalize (peer: PeerKey, offence: NeighbourOffence): void {
+    if (offence === 'invalid-payload') this.counters.invalidPayloads++
+    this.log('neighbour %s penalised: %s', peer, offence)
+  }
+
+  /** Called with every broadcast its topic's validator accepted (first receipts, not our own). */
   onDeliver (listener: (delivery: Delivery) => void): () => void {
     this.deliveryListeners.add(listener)
     return () => { this.deliveryListeners.delete(listener) }
@@ -642,8 +739,10 @@ export class OverlayDriver implements Startable {
         case 'connect': this.link(action.peer, 'hyparview'); break
         case 'disconnect': this.maybeRelease(action.peer); break
         case 'timer': this.schedule(topic, action.after, { type: 'timer', timer: action.timer }); break
+        case 'validate': this.validate(topic, action); break
+        case 'rejected': this.penalize(action.from, 'invalid-payload'); break
         case 'deliver': {
-          const delivery = { topic: topic.slice(this.init.network.length + 2), messageId: action.messageId, payload: action.payload, from: action.from, round: action.round }
+          const delivery = { topic: this.shortName(topic), messageId: action.messageId, payload: action.payload, from: action.from, round: action.round }
           for (const listener of this.deliveryListeners) {
             try {
               listener(delivery)
@@ -661,6 +760,59 @@ export class OverlayDriver implements Startable {
         }
       }
     }
+  }
+
+  private shortName (topic: string): string {
+    return topic.slice(this.init.network.length + 2)
+  }
+
+  /**
+   * Runs the topic's validator on a first receipt and feeds the verdict back. Bounded: at most
+   * `validationsInFlight` at once, each `validationTimeoutMs`; over either, or with no
+   * validator, or if it throws, the message is ignored (not forwarded, nobody penalised).
+   */
+  private validate (topic: string, action: Extract<Action, { type: 'validate' }>): void {
+    const { messageId } = action
+    const verdict = (value: Verdict): void => {
+      this.counters.validations[value]++
+      this.handle(topic, { type: 'validated', messageId, verdict: value })
+    }
+    const short = this.shortName(topic)
+    const validator = this.validators.get(short)
+    if (validator === undefined) {
+      this.counters.unvalidatedTopic++
+      verdict('ignore')
+      return
+    }
+    if (this.validating >= this.init.validationsInFlight) {
+      this.counters.validationOverflows++
+      verdict('ignore')
+      return
+    }
+    this.validating++
+    const timeout = new AbortController()
+    const timer = setTimeout(() => { timeout.abort(new Error('validation timed out')) }, this.init.validationTimeoutMs)
+    const signal = AbortSignal.any([timeout.signal, this.lifetime.signal])
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      signal.addEventListener('abort', () => { resolve('timeout') }, { once: true })
+    })
+    const message: GossipToValidate = { topic: short, messageId, payload: action.payload, from: action.from, origin: action.origin }
+    const judged = (async () => await validator(message, signal))()
+    Promise.race([judged, timedOut]).then((result) => {
+      if (result === 'timeout') {
+        if (timeout.signal.aborted) this.counters.validationTimeouts++
+        return 'ignore'
+      }
+      return result
+    }, (err: unknown) => {
+      this.counters.validationErrors++
+      this.log.error('validator of %s failed - %e', short, err)
+      return 'ignore' as const
+    }).then((result) => {
+      clearTimeout(timer)
+      this.validating--
+      verdict(result)
+    }, () => {})
   }
 
   private handle (topic: string, event: TopicEvent): void {

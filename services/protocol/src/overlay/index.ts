@@ -40,7 +40,8 @@ export type {
   ShuffleMessage,
   ShuffleReplyMessage,
   Timer,
-  TopicEvent
+  TopicEvent,
+  Verdict
 } from './messages.ts'
 export {
   decodeHyParView,
@@ -48,7 +49,7 @@ export {
   DEFAULT_WIRE_LIMITS,
   encodeHyParView,
   encodePlumtree,
-  OVERLAY_PROTOCOL_VERSION,
+  OVERLAY_PROTOCOL_VERSIONS,
   overlayProtocolId
 } from './wire.ts'
 export type { DecodeResult, HyParViewFrame, PlumtreeFrame, WireErrorCode, WireLimits } from './wire.ts'
