@@ -24,6 +24,8 @@ function tree(pushed: string[], lazy: string[] = [], config?: TopicConfig, origi
 }
 
 const gossip = (id: string, round: number, origin = 'o', body = payload): GossipMessage => ({ type: 'gossip', id, round, origin, payload: body })
+/** A GRAFT's answer: marked as a repair, so its lateness teaches nobody's GRAFT timeout. */
+const repair = (id: string, round: number, origin = 'o', body = payload): GossipMessage => ({ ...gossip(id, round, origin, body), repaired: true })
 const flushTimer: Action = { type: 'timer', after: 500, timer: { type: 'ihaveFlush' } }
 const flush = (topic: Topic, now = 500): Action[] => topic.handle({ type: 'timer', timer: { type: 'ihaveFlush' } }, now)
 const graftTimer = (messageId: string, after: number): Action => ({ type: 'timer', after, timer: { type: 'graft', messageId } })
@@ -114,7 +116,7 @@ describe('Plumtree: validate, then forward (issue 18)', () => {
       expiryTimer()
     ])
     assert.deepEqual(flush(topic), [send('c', { type: 'ihave', entries: [{ id: 'm1', round: 4 }] })])
-    assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm1', origin: null }), [send('c', gossip('m1', 4))], 'and served to a GRAFT')
+    assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm1', origin: null }), [send('c', repair('m1', 4))], 'and served to a GRAFT')
     assert.equal(topic.snapshot().pendingMessages, 0)
   })
 
@@ -328,9 +330,9 @@ describe('Plumtree: IHAVE and GRAFT (§3.6)', () => {
   it('a GRAFT is answered with the cached payload, one round further; only one naming the origin makes its sender pushed to', () => {
     const topic = tree(['a'], ['c'])
     topic.broadcast('m1', payload, 0)
-    assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm1', origin: null }), [send('c', gossip('m1', 1, 'me'))])
+    assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm1', origin: null }), [send('c', repair('m1', 1, 'me'))])
     assert.deepEqual(topic.broadcast('m2', payload, 0), [send('a', gossip('m2', 1, 'me'))], 'a repair: c still gets IDs only')
-    assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm2', origin: 'me' }), [send('c', gossip('m2', 1, 'me'))])
+    assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm2', origin: 'me' }), [send('c', repair('m2', 1, 'me'))])
     assert.deepEqual(topic.broadcast('m3', payload, 0), [send('a', gossip('m3', 1, 'me')), send('c', gossip('m3', 1, 'me'))], 'c joined our tree')
   })
 
@@ -371,6 +373,76 @@ describe('Plumtree: IHAVE and GRAFT (§3.6)', () => {
     const topic = tree(['a'], ['c'], { plumtree: { maxMissingMessages: 1 } })
     assert.deepEqual(receive(topic, 'c', { type: 'ihave', entries: [{ id: 'x1', round: 1 }, { id: 'x2', round: 1 }] }), [graftTimer('x1', 1000)])
     assert.equal(topic.counters().dissemination.missingOverflow, 1)
+  })
+})
+
+describe('Plumtree: the GRAFT timeout adapts to how late eager copies come', () => {
+  /** m is announced by c at `at`, and its eager copy comes from a at `arrives`; returns the timer the next announcement arms. */
+  const lateCopy = (topic: Topic, id: string, at: number, arrives: number, repaired = false): void => {
+    receive(topic, 'c', { type: 'ihave', entries: [{ id, round: 1 }] }, at)
+    receive(topic, 'a', repaired ? repair(id, 2) : gossip(id, 2), arrives)
+    validated(topic, id, 'accept', arrives)
+  }
+
+  it('an eager copy 3 s after its IHAVE makes the next GRAFT wait a quarter longer than that', () => {
+    const topic = tree(['a'], ['c'])
+    lateCopy(topic, 'm1', 0, 3000)
+    assert.deepEqual(receive(topic, 'c', { type: 'ihave', entries: [{ id: 'm2', round: 1 }] }, 3100), [graftTimer('m2', 3750)])
+  })
+
+  it('a copy that was itself repaired upstream teaches nothing (its lateness is a GRAFT\'s, not a queue\'s)', () => {
+    const topic = tree(['a'], ['c'])
+    lateCopy(topic, 'm1', 0, 3000, true)
+    assert.deepEqual(receive(topic, 'c', { type: 'ihave', entries: [{ id: 'm2', round: 1 }] }, 3100), [graftTimer('m2', 1000)])
+  })
+
+  it('the eager copy of a message already fetched by GRAFT shows how late it was', () => {
+    const topic = tree(['a'], ['c'])
+    receive(topic, 'c', { type: 'ihave', entries: [{ id: 'm1', round: 1 }] }, 0)
+    topic.handle({ type: 'timer', timer: { type: 'graft', messageId: 'm1' } }, 1000)
+    receive(topic, 'c', repair('m1', 2), 1100)
+    validated(topic, 'm1', 'accept', 1100)
+    receive(topic, 'a', gossip('m1', 2), 2000)
+    assert.deepEqual(receive(topic, 'c', { type: 'ihave', entries: [{ id: 'm2', round: 1 }] }, 2100), [graftTimer('m2', 2500)])
+  })
+
+  it('lateness is forgotten after about 30 s, and the wait never passes maxGraftTimeoutMs', () => {
+    const topic = tree(['a'], ['c'], { plumtree: { maxGraftTimeoutMs: 3000 } })
+    lateCopy(topic, 'm1', 0, 8000)
+    assert.deepEqual(receive(topic, 'c', { type: 'ihave', entries: [{ id: 'm2', round: 1 }] }, 8100), [graftTimer('m2', 3000)])
+    assert.deepEqual(receive(topic, 'c', { type: 'ihave', entries: [{ id: 'm3', round: 1 }] }, 40_000), [graftTimer('m3', 1000)])
+  })
+})
+
+describe('Plumtree: the shared tree (first messages)', () => {
+  it('a first message fetched by GRAFT joins the shared tree through the neighbour that served it', () => {
+    const topic = tree(['a'], ['c'])
+    receive(topic, 'c', { type: 'prune', origins: ['*'] })
+    receive(topic, 'c', { type: 'ihave', entries: [{ id: 'm1', round: 1 }] })
+    topic.handle({ type: 'timer', timer: { type: 'graft', messageId: 'm1' } }, 1000)
+    receive(topic, 'c', repair('m1', 2, 'new-origin'), 1100)
+    assert.deepEqual(validated(topic, 'm1', 'accept', 1100).filter((action) => action.type === 'send' && action.message.type === 'graft'),
+      [send('c', { type: 'graft', id: null, origin: '*' })])
+    assert.deepEqual(topic.snapshot().eager, ['a', 'c'])
+  })
+
+  it('a shared link that brought a first message first gets one duplicate\'s grace; a new one none', () => {
+    const topic = tree(['a', 'b', 'c'])
+    receiveValid(topic, 'a', gossip('m1', 1, 'o1'))
+    receiveValid(topic, 'b', gossip('m2', 1, 'o2'))
+    flush(topic)
+    assert.deepEqual(receive(topic, 'c', gossip('m2', 2, 'o2')), [flushTimer], 'c never brought a first message: pruned at once')
+    assert.deepEqual(flush(topic), [send('c', { type: 'prune', origins: ['*', 'o2'] })])
+    receiveValid(topic, 'b', gossip('m3', 1, 'o3'))
+    flush(topic)
+    assert.deepEqual(receive(topic, 'a', gossip('m3', 2, 'o3')), [flushTimer], 'a brought m1 first: its duplicate costs it o3\'s tree only')
+    assert.deepEqual(flush(topic), [send('a', { type: 'prune', origins: ['o3'] })])
+    assert.deepEqual(topic.snapshot().eager, ['a', 'b'])
+    receiveValid(topic, 'b', gossip('m4', 1, 'o4'))
+    flush(topic)
+    receive(topic, 'a', gossip('m4', 2, 'o4'))
+    assert.deepEqual(flush(topic), [send('a', { type: 'prune', origins: ['*', 'o4'] })], 'a second one in a row: out of the shared tree')
+    assert.deepEqual(topic.snapshot().eager, ['b'])
   })
 })
 
@@ -433,13 +505,13 @@ describe('Plumtree: neighbours and bounds', () => {
     for (const id of ['m1', 'm2', 'm3']) topic.broadcast(id, payload, 0)
     assert.equal(topic.snapshot().cachedMessages, 2)
     assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm1', origin: null }), [])
-    assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm3', origin: null }), [send('c', gossip('m3', 1, 'me'))])
+    assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm3', origin: null }), [send('c', repair('m3', 1, 'me'))])
   })
 
   it('the payload cache is bounded by age', () => {
     const topic = tree(['a'], ['c'], { plumtree: { messageCacheTtlMs: 1000 } })
     topic.broadcast('m1', payload, 0)
-    assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm1', origin: null }, 999), [send('c', gossip('m1', 1, 'me'))])
+    assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm1', origin: null }, 999), [send('c', repair('m1', 1, 'me'))])
     assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm1', origin: null }, 1000), [])
   })
 
@@ -450,7 +522,7 @@ describe('Plumtree: neighbours and bounds', () => {
     assert.deepEqual([topic.snapshot().cachedMessages, topic.snapshot().cachedBytes], [3, 3 * 1024], 'never more than the bound')
     assert.equal(topic.counters().dissemination.cacheEvictions, 2)
     assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm2', origin: null }), [], 'an evicted payload cannot be grafted')
-    assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm5', origin: null }), [send('c', gossip('m5', 1, 'me', kib))])
+    assert.deepEqual(receive(topic, 'c', { type: 'graft', id: 'm5', origin: null }), [send('c', repair('m5', 1, 'me', kib))])
     // One payload larger than the whole bound is not kept at all.
     topic.broadcast('big', new Uint8Array(4 * 1024), 0)
     assert.equal(topic.snapshot().cachedBytes <= 3 * 1024, true)
@@ -485,7 +557,7 @@ describe('Plumtree: neighbours and bounds', () => {
     assert.deepEqual(topic.handle({ type: 'congested', peer: 'a' }, 0), [], 'nothing is sent to a neighbour that cannot keep up')
     assert.deepEqual(topic.broadcast('m1', payload, 0), [send('b', gossip('m1', 1, 'me')), flushTimer], 'a gets the ID only')
     assert.deepEqual(flush(topic), [send('a', { type: 'ihave', entries: [{ id: 'm1', round: 1 }] })])
-    assert.deepEqual(receive(topic, 'a', { type: 'graft', id: 'm1', origin: 'me' }), [send('a', gossip('m1', 1, 'me'))])
+    assert.deepEqual(receive(topic, 'a', { type: 'graft', id: 'm1', origin: 'me' }), [send('a', repair('m1', 1, 'me'))])
     assert.deepEqual(topic.broadcast('m2', payload, 0).filter((action) => action.type === 'send'), [send('a', gossip('m2', 1, 'me')), send('b', gossip('m2', 1, 'me'))])
     assert.equal(topic.counters().dissemination.congestions, 1)
     assert.deepEqual(topic.handle({ type: 'congested', peer: 'x' }, 0), [])

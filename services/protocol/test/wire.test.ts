@@ -36,6 +36,7 @@ const hyparviewMessages: HyParViewMessage[] = [
 const plumtreeMessages: PlumtreeMessage[] = [
   { type: 'gossip', id: 'bafyid', round: 7, origin: '12D3KooW', payload: new Uint8Array([0, 1, 255]) },
   { type: 'gossip', id: 'x', round: 0, origin: 'o', payload: new Uint8Array(0) },
+  { type: 'gossip', id: 'x', round: 2, origin: 'o', payload: new Uint8Array(1), repaired: true },
   { type: 'ihave', entries: [{ id: 'a', round: 1 }, { id: 'b', round: 300 }] },
   { type: 'ihave', entries: [] },
   { type: 'graft', id: 'a', origin: null },
@@ -197,7 +198,7 @@ describe('wire: refused frames', () => {
     ['an unknown field inside FORWARDJOIN', 'unknown-field', () => decodeHyParView(concat(topic, ld(3, concat(ld(1, 'p'), vi(3, 1)))))],
     ['a field inside JOIN', 'unknown-field', () => decodeHyParView(concat(topic, ld(2, vi(1, 1))))],
     ['an unknown field inside PRUNE', 'unknown-field', () => decodePlumtree(concat(topic, ld(5, concat(ld(1, 'o'), vi(2, 1)))))],
-    ['an unknown field inside GOSSIP', 'unknown-field', () => decodePlumtree(concat(topic, ld(2, concat(ld(1, 'i'), ld(4, 'o'), vi(5, 1)))))],
+    ['an unknown field inside GOSSIP', 'unknown-field', () => decodePlumtree(concat(topic, ld(2, concat(ld(1, 'i'), ld(4, 'o'), vi(6, 1)))))],
     ['an unknown field inside an IHAVE entry', 'unknown-field', () => decodePlumtree(concat(topic, ld(3, ld(1, concat(ld(1, 'i'), vi(7, 1))))))],
     ['two message variants', 'malformed', () => decodeHyParView(concat(topic, ld(2, ''), ld(2, '')))],
     ['the topic twice', 'malformed', () => decodeHyParView(concat(topic, topic, ld(2, '')))],

@@ -80,6 +80,20 @@ export const IHAVE_INTERVAL_MS = 500
 export const GRAFT_TIMEOUT_MS = 1_000
 
 /**
+ * The first GRAFT waits longer than GRAFT_TIMEOUT_MS when eager copies have recently come later
+ * than that after their first IHAVE (a quarter more than the latest), up to this. Issue 18:
+ * "IHAVE and GRAFT timers longer than the measured queueing delay, or adaptive to it". Guess:
+ * a lost copy is still fetched within seconds after a load spike.
+ */
+export const MAX_GRAFT_TIMEOUT_MS = 10_000
+
+/** Lateness of eager copies is remembered per bucket of this many ms… */
+export const LATENESS_BUCKET_MS = 5_000
+
+/** …over this many buckets (30 s): guess, long enough to span a burst, short enough to forget it soon after. */
+export const LATENESS_BUCKETS = 6
+
+/**
  * Wait after a GRAFT before asking the next announcer. Paper §3.6: "smaller than the first, in
  * the order of an average round trip time". Guess: a few round trips on a slow link.
  */
@@ -107,6 +121,17 @@ export const OPTIMIZATION_CONSISTENCY = 3
  * Guess for the value: the smallest that is not "once".
  */
 export const REPAIRS_BEFORE_JOIN = 2
+
+/**
+ * Duplicates of first messages (of origins new here) in a row over one link of the shared tree
+ * before the link leaves it, for a link that has brought a first message first; a new link, or
+ * one that never did, goes at its first duplicate, as in the paper. A neighbour that fetched a
+ * late or lost copy by GRAFT sends it back over the link to its old parent, and pruning that
+ * cut the shared tree. Measurement (simulator, 200 nodes, seeds 1–3): loss scenario RMR
+ * 0.27/0.23/0.20 against 0.35 (seed 1) pruning at once, and 0.30/0.32/0.29 for the old single
+ * tree; churn 0.13–0.14 (0.22 if new links get the grace too; the old tree 0.08–0.09).
+ */
+export const SHARED_PRUNE_DUPLICATES = 2
 
 /**
  * Origins whose broadcast trees are kept (the most recently used). A tree is one entry per

@@ -92,6 +92,11 @@ export interface GossipMessage {
    */
   readonly origin: PeerKey
   readonly payload: Uint8Array
+  /**
+   * This copy, or one upstream of it, was fetched by GRAFT: how late it comes says nothing about
+   * how slow the eager path is, so the receiver's GRAFT timeout does not adapt to it. Absent: false.
+   */
+  readonly repaired?: boolean
 }
 
 /** One announced message ID in an IHAVE batch. */

@@ -73,16 +73,24 @@ export class OriginTrees {
   readonly #neighbors: ReadonlySet<PeerKey>
   readonly #max: number
   readonly #idleMs: number
+  readonly #sharedPruneDuplicates: number
+  /** Duplicates of first messages in a row from each shared link (prune hysteresis). */
+  readonly #sharedDuplicates = new Map<PeerKey, number>()
   /** Tree optimisation evidence for the shared tree (§3.8), from first messages. */
   #sharedShorter: { readonly peer: PeerKey, count: number } | undefined
   /** Trees dropped because more than the maximum were kept. */
   evictions = 0
 
-  /** `neighbors` is the active view, kept up to date by the owner; `max` bounds the origin trees kept; `idleMs` is how long an unused one lives. */
-  constructor(neighbors: ReadonlySet<PeerKey>, max: number, idleMs: number) {
+  /**
+   * `neighbors` is the active view, kept up to date by the owner; `max` bounds the origin trees
+   * kept; `idleMs` is how long an unused one lives; `sharedPruneDuplicates` duplicates of first
+   * messages in a row prune a proven shared link.
+   */
+  constructor(neighbors: ReadonlySet<PeerKey>, options: { max: number, idleMs: number, sharedPruneDuplicates: number }) {
     this.#neighbors = neighbors
-    this.#max = max
-    this.#idleMs = idleMs
+    this.#max = options.max
+    this.#idleMs = options.idleMs
+    this.#sharedPruneDuplicates = options.sharedPruneDuplicates
   }
 
   /** Origin trees kept. */
@@ -134,25 +142,47 @@ export class OriginTrees {
     tree.parents.delete(peer)
   }
 
-  /** The link to `peer` joins the shared tree (a first message came by it, or it grafted the shared tree). */
+  /** The link to `peer` joins the shared tree (a first message came by it first, or it grafted the shared tree). */
   shareLink(peer: PeerKey): void {
+    this.#sharedDuplicates.delete(peer)
     if (this.#neighbors.has(peer)) this.#shared.add(peer)
   }
 
-  /** The link to `peer` leaves the shared tree (it delivered a duplicate of a first message, or pruned it). */
+  /** The link to `peer` leaves the shared tree (it pruned it, or a shorter path replaced it). */
   unshareLink(peer: PeerKey): void {
+    this.#sharedDuplicates.delete(peer)
     this.#shared.delete(peer)
   }
 
-  /** A new active neighbour is eager in every tree, shared and per origin (§3.4): each first duplicate through it prunes it there. */
+  /**
+   * `peer` sent a duplicate of a first message over a shared link: true once it has sent
+   * sharedPruneDuplicates in a row (no first copy between them; one, for a link that never
+   * brought one), when the link leaves the shared tree.
+   */
+  sharedDuplicate(peer: PeerKey): boolean {
+    if (!this.#shared.has(peer)) return false
+    const count = (this.#sharedDuplicates.get(peer) ?? 0) + 1
+    if (count < this.#sharedPruneDuplicates) {
+      this.#sharedDuplicates.set(peer, count)
+      return false
+    }
+    this.unshareLink(peer)
+    return true
+  }
+
+  /** A new active neighbour is eager in every tree, shared and per origin (§3.4): the first duplicate through it prunes it there. */
   neighborUp(peer: PeerKey): void {
     this.#shared.add(peer)
+    // Unproven: its first duplicate prunes it (a proven link, one that brought a first message
+    // first, is given one duplicate's grace). New links are what churn adds, and most of them
+    // are redundant in a tree.
+    this.#sharedDuplicates.set(peer, this.#sharedPruneDuplicates - 1)
     for (const tree of this.#trees.values()) tree.push.add(peer)
   }
 
   /** A neighbour left the active view: it is in no tree any more. */
   neighborDown(peer: PeerKey): void {
-    this.#shared.delete(peer)
+    this.unshareLink(peer)
     for (const tree of this.#trees.values()) {
       tree.push.delete(peer)
       tree.parents.delete(peer)
@@ -162,7 +192,8 @@ export class OriginTrees {
 
   /** Pushed to in no tree (the driver cannot keep up sending to it); its GRAFTs make it eager again, tree by tree. */
   demote(peer: PeerKey): boolean {
-    let demoted = this.#shared.delete(peer)
+    let demoted = this.#shared.has(peer)
+    this.unshareLink(peer)
     for (const tree of this.#trees.values()) demoted = tree.push.delete(peer) || demoted
     return demoted
   }

@@ -4,6 +4,7 @@ import {
   GRAFT_TIMEOUT_MS,
   IHAVE_INTERVAL_MS,
   MAX_ANNOUNCERS_PER_MESSAGE,
+  MAX_GRAFT_TIMEOUT_MS,
   MAX_IHAVE_BATCH,
   MAX_MISSING_MESSAGES,
   MAX_ORIGIN_TREES,
@@ -19,6 +20,7 @@ import {
   ORIGIN_TREE_IDLE_MS,
   REPAIRS_BEFORE_JOIN,
   SEEN_MAX_ENTRIES,
+  SHARED_PRUNE_DUPLICATES,
   SEEN_TTL_MS
 } from './constants.ts'
 import { requireInteger } from './errors.ts'
@@ -36,6 +38,12 @@ export interface PlumtreeConfig {
    */
   graftTimeoutMs: number
   /**
+   * The longest the first GRAFT waits, however late eager copies have recently been (the wait
+   * adapts to them, from graftTimeoutMs up).
+   * @default 10000 (guess: constants.ts)
+   */
+  maxGraftTimeoutMs: number
+  /**
    * Wait after each GRAFT before asking the next announcer (§3.6).
    * @default 500 (guess)
    */
@@ -50,6 +58,11 @@ export interface PlumtreeConfig {
    * @default 3 (guess: constants.ts)
    */
   optimizationConsistency: number
+  /**
+   * Duplicates of first messages in a row over one shared-tree link before it is pruned there.
+   * @default 2 (measurement: constants.ts)
+   */
+  sharedPruneDuplicates: number
   /**
    * An origin's messages that must come by GRAFT in a row before the tree joins the neighbour that
    * served them; a single repair only fetches the payload.
@@ -135,10 +148,12 @@ export interface PlumtreeConfig {
 export const DEFAULT_PLUMTREE_CONFIG: Readonly<PlumtreeConfig> = Object.freeze({
   ihaveIntervalMs: IHAVE_INTERVAL_MS,
   graftTimeoutMs: GRAFT_TIMEOUT_MS,
+  maxGraftTimeoutMs: MAX_GRAFT_TIMEOUT_MS,
   graftRetryTimeoutMs: GRAFT_RETRY_TIMEOUT_MS,
   optimizationThreshold: OPTIMIZATION_THRESHOLD,
   optimizationConsistency: OPTIMIZATION_CONSISTENCY,
   repairsBeforeJoin: REPAIRS_BEFORE_JOIN,
+  sharedPruneDuplicates: SHARED_PRUNE_DUPLICATES,
   maxOriginTrees: MAX_ORIGIN_TREES,
   originTreeIdleMs: ORIGIN_TREE_IDLE_MS,
   maxPendingMessages: MAX_PENDING_MESSAGES,

@@ -21,6 +21,8 @@
 import { PayloadTooLargeError } from './errors.ts'
 import { assertNever, SHARED_TREE } from './messages.ts'
 import type { Action, GossipMessage, IHaveEntry, MessageId, PeerKey, PlumtreeMessage, Verdict } from './messages.ts'
+import { LATENESS_BUCKET_MS, LATENESS_BUCKETS } from './constants.ts'
+import { LatenessWindow } from './lateness-window.ts'
 import { MessageStore } from './message-store.ts'
 import { OriginTrees } from './origin-trees.ts'
 import type { Announcement, OriginTree } from './origin-trees.ts'
@@ -31,6 +33,8 @@ export type { PlumtreeConfig } from './plumtree-config.ts'
 
 /** A message announced to us that we lack. */
 interface Missing {
+  /** When its first announcement came (ms). */
+  readonly since: number
   /** Announcers not asked yet, in arrival order. */
   announcers: Announcement[]
   /** Every announcer, as they came (§3.8 compares their hop counts with the payload's). */
@@ -51,6 +55,8 @@ interface Pending {
   readonly announcers: readonly Announcement[] | undefined
   /** It came from the peer we asked for it with a GRAFT: a repair, not a sign of the tree's shape. */
   readonly grafted: boolean
+  /** It, or a copy upstream of it, came by GRAFT: forwarded marked so, its lateness is no sample of queueing. */
+  readonly repaired: boolean
   /** Other neighbours that sent the same ID meanwhile: asked for their copy if this one is rejected. */
   readonly alsoFrom: PeerKey[]
 }
@@ -120,6 +126,10 @@ export class Plumtree {
   readonly #pending = new Map<MessageId, Pending>()
   readonly #missing = new Map<MessageId, Missing>()
   readonly #lazyQueue = new Map<PeerKey, IHaveEntry[]>()
+  /** How late eager copies have come after their first IHAVE, recently (the GRAFT timeout adapts to it). */
+  readonly #lateness = new LatenessWindow(LATENESS_BUCKET_MS, LATENESS_BUCKETS)
+  /** Messages fetched by GRAFT, with when their first IHAVE came: a later duplicate shows how late the eager copy was. */
+  readonly #pulled = new Map<MessageId, number>()
   /** Origins to PRUNE per neighbour at the next flush: at most one PRUNE per neighbour per interval. */
   readonly #pruneQueue = new Map<PeerKey, Set<PeerKey>>()
   #flushArmed = false
@@ -143,7 +153,7 @@ export class Plumtree {
   constructor(self: PeerKey, config: Readonly<PlumtreeConfig>) {
     this.#self = self
     this.#config = config
-    this.#trees = new OriginTrees(this.#neighbors, config.maxOriginTrees, config.originTreeIdleMs)
+    this.#trees = new OriginTrees(this.#neighbors, { max: config.maxOriginTrees, idleMs: config.originTreeIdleMs, sharedPruneDuplicates: config.sharedPruneDuplicates })
     this.#store = new MessageStore(config)
   }
 
@@ -180,7 +190,7 @@ export class Plumtree {
     if (!this.#pending.delete(id) && this.#store.hasSeen(id)) return false
     this.#store.see(id, now)
     this.#store.cache(id, 0, this.#self, payload, now)
-    this.#push(this.#trees.get(this.#self, now, id), id, 1, this.#self, payload, undefined, out)
+    this.#push(this.#trees.get(this.#self, now, id), id, 1, this.#self, payload, undefined, false, out)
     this.#armExpiry(now, out)
     return true
   }
@@ -192,7 +202,7 @@ export class Plumtree {
     this.#pending.delete(id)
     switch (verdict) {
       case 'accept': this.#accept(id, held, now, out); return
-      case 'reject': this.#reject(id, held, out); return
+      case 'reject': this.#reject(id, held, now, out); return
       case 'ignore': this.#stats.validationsIgnored++; return
       default: assertNever(verdict)
     }
@@ -229,7 +239,7 @@ export class Plumtree {
       return
     }
     switch (message.type) {
-      case 'ihave': this.#onIHave(from, message.entries, out); return
+      case 'ihave': this.#onIHave(from, message.entries, now, out); return
       case 'graft': this.#onGraft(from, message.id, message.origin, now, out); return
       case 'prune': this.#onPrune(from, message.origins, now); return
       default: assertNever(message)
@@ -303,6 +313,13 @@ export class Plumtree {
     const held = this.#pending.get(id)
     if (held !== undefined || this.#store.hasSeen(id)) {
       this.#stats.duplicates++
+      // A copy of a message we fetched by GRAFT: the eager one was late, not lost (unless it was
+      // late because a node upstream waited for a repair too: that copy says so, and is no sample).
+      const pulledSince = this.#pulled.get(id)
+      if (pulledSince !== undefined && message.repaired !== true) {
+        this.#pulled.delete(id)
+        this.#lateness.record(now, now - pulledSince)
+      }
       if (held !== undefined && neighbor && from !== held.from && !held.alsoFrom.includes(from) &&
         held.alsoFrom.length < this.#config.maxAnnouncersPerMessage) held.alsoFrom.push(from)
       if (neighbor) this.#onDuplicate(from, id, origin, now, out)
@@ -317,9 +334,13 @@ export class Plumtree {
       this.#stats.pendingOverflow++
       return
     }
+    const grafted = missing?.asked === from
+    const repaired = grafted || message.repaired === true
+    if (missing !== undefined && !repaired) this.#lateness.record(now, now - missing.since)
+    if (missing !== undefined && grafted) this.#rememberPulled(id, missing.since)
     // The tree is kept from the first copy on, so duplicates meanwhile count in it.
     this.#trees.get(origin, now, id)
-    this.#pending.set(id, { from, neighbor, origin, round, payload, announcers: missing?.announced, grafted: missing?.asked === from, alsoFrom: [] })
+    this.#pending.set(id, { from, neighbor, origin, round, payload, announcers: missing?.announced, grafted, repaired, alsoFrom: [] })
     this.#stats.validations++
     out.push({ type: 'validate', messageId: id, payload, from, origin, round })
   }
@@ -329,8 +350,10 @@ export class Plumtree {
    * it (at the next flush), unless `from` delivered that origin's last message first. Such a
    * parent is given one duplicate's grace (prune hysteresis): on a real network two near-equal
    * paths take turns, and pruning each in turn would cut the tree twice. A duplicate of the
-   * message the tree was made for shows a cycle in the shared tree it was copied from: the link
-   * leaves that one too (the paper's rule, for first messages only).
+   * message the tree was made for shows a cycle in the shared tree it was copied from: after
+   * sharedPruneDuplicates of those from one link in a row, the link leaves that one too (the
+   * paper's rule for first messages, with hysteresis for a link that has brought one first: a
+   * single duplicate is also what a neighbour that fetched a late copy by GRAFT sends back).
    */
   #onDuplicate(from: PeerKey, id: MessageId, origin: PeerKey, now: number, out: Action[]): void {
     const tree = this.#trees.peek(origin, now)
@@ -339,8 +362,7 @@ export class Plumtree {
       this.#stats.prunesDeferred++
       return
     }
-    if (tree !== undefined && tree.first === id && this.#trees.shared.has(from)) {
-      this.#trees.unshareLink(from)
+    if (tree !== undefined && tree.first === id && this.#trees.sharedDuplicate(from)) {
       this.#queuePrune(from, SHARED_TREE, out)
     }
     if (tree !== undefined) this.#trees.unlink(tree, from)
@@ -356,7 +378,7 @@ export class Plumtree {
     const tree = this.#trees.get(origin, now)
     const neighbor = held.neighbor && this.#neighbors.has(from)
     if (neighbor) this.#attach(tree, id, origin, from, held.grafted, out)
-    this.#push(tree, id, round + 1, origin, payload, from, out)
+    this.#push(tree, id, round + 1, origin, payload, from, held.repaired, out)
     if (neighbor) this.#considerShorterPath(tree, tree.first === id ? SHARED_TREE : origin, from, round, held.announcers, out)
     this.#armExpiry(now, out)
   }
@@ -375,11 +397,7 @@ export class Plumtree {
    * prunes that link; without joining `from` the shared tree would be cut here.
    */
   #attach(tree: OriginTree, id: MessageId, origin: PeerKey, from: PeerKey, grafted: boolean, out: Action[]): void {
-    const first = tree.first === id
-    if (first && (!grafted || !this.#trees.shared.has(from))) {
-      this.#trees.shareLink(from)
-      if (grafted) out.push({ type: 'send', to: from, message: { type: 'graft', id: null, origin: SHARED_TREE } })
-    }
+    if (tree.first === id) this.#attachShared(from, grafted, out)
     if (!grafted) {
       tree.repairs = 0
       this.#trees.setParent(tree, from)
@@ -393,17 +411,30 @@ export class Plumtree {
   }
 
   /**
+   * The shared tree's part of a first message's receipt, by the paper's rule (§3.6): the link it
+   * came by is in the shared tree, a grafted one included (GRAFT naming the shared tree, so the
+   * other end knows). The shared tree is symmetric: our copy goes on to every shared link but
+   * the one it came by, our old parent included, and its duplicate there prunes that link;
+   * without joining `from` the shared tree would be cut here.
+   */
+  #attachShared(from: PeerKey, grafted: boolean, out: Action[]): void {
+    const shared = this.#trees.shared.has(from)
+    this.#trees.shareLink(from)
+    if (grafted && !shared) out.push({ type: 'send', to: from, message: { type: 'graft', id: null, origin: SHARED_TREE } })
+  }
+
+  /**
    * The application rejected a held message: it goes nowhere and is not cached, and the sender is
    * reported. Its ID is forgotten, so a valid copy under it can still come: neighbours that sent
    * the same ID meanwhile are asked for theirs (GRAFT), as announcers would be.
    */
-  #reject(id: MessageId, held: Pending, out: Action[]): void {
+  #reject(id: MessageId, held: Pending, now: number, out: Action[]): void {
     this.#store.unsee(id)
     this.#stats.rejected++
     out.push({ type: 'rejected', messageId: id, from: held.from })
     if (held.alsoFrom.length === 0 || this.#missing.size >= this.#config.maxMissingMessages) return
     const announcers = held.alsoFrom.map((peer) => ({ peer, round: held.round }))
-    this.#missing.set(id, { announcers, announced: [...announcers], asked: undefined })
+    this.#missing.set(id, { since: now, announcers, announced: [...announcers], asked: undefined })
     this.onGraftTimer(id, out)
   }
 
@@ -415,7 +446,7 @@ export class Plumtree {
    * can split it: measured, a settled 1,000-node overlay (seed 2) broke into a forest, RMR 0.25,
    * p99 latency 3 s. Only the paper's rule (§3.8, at first receipt) is used.
    */
-  #onIHave(from: PeerKey, entries: readonly IHaveEntry[], out: Action[]): void {
+  #onIHave(from: PeerKey, entries: readonly IHaveEntry[], now: number, out: Action[]): void {
     for (const entry of entries) {
       if (this.#store.hasSeen(entry.id)) continue
       const round = Math.min(entry.round, this.#config.maxRound)
@@ -425,9 +456,9 @@ export class Plumtree {
           this.#stats.missingOverflow++
           continue
         }
-        missing = { announcers: [], announced: [], asked: undefined }
+        missing = { since: now, announcers: [], announced: [], asked: undefined }
         this.#missing.set(entry.id, missing)
-        out.push({ type: 'timer', after: this.#config.graftTimeoutMs, timer: { type: 'graft', messageId: entry.id } })
+        out.push({ type: 'timer', after: this.#graftTimeout(now), timer: { type: 'graft', messageId: entry.id } })
       }
       if (missing.announced.length < this.#config.maxAnnouncersPerMessage && !missing.announced.some((a) => a.peer === from)) {
         const announcement = { peer: from, round }
@@ -450,7 +481,7 @@ export class Plumtree {
       this.#stats.graftMisses++
       return
     }
-    const message: GossipMessage = { type: 'gossip', id, round: Math.min(cached.round + 1, this.#config.maxRound), origin: cached.origin, payload: cached.payload }
+    const message: GossipMessage = { type: 'gossip', id, round: Math.min(cached.round + 1, this.#config.maxRound), origin: cached.origin, payload: cached.payload, repaired: true }
     out.push({ type: 'send', to: from, message })
   }
 
@@ -481,6 +512,25 @@ export class Plumtree {
     this.#queuePrune(longer, origin, out)
   }
 
+  /**
+   * How long to wait after a message's first IHAVE before the first GRAFT: the configured
+   * timeout, or longer when eager copies have recently come later than that (a quarter more than
+   * the latest of them), up to maxGraftTimeoutMs. A copy that is late, not lost, costs a GRAFT,
+   * a second payload, and (repeated) a tree link that a PRUNE takes back.
+   */
+  #graftTimeout(now: number): number {
+    const adapted = Math.ceil(1.25 * this.#lateness.max(now))
+    return Math.min(this.#config.maxGraftTimeoutMs, Math.max(this.#config.graftTimeoutMs, adapted))
+  }
+
+  #rememberPulled(id: MessageId, since: number): void {
+    this.#pulled.set(id, since)
+    if (this.#pulled.size > this.#config.maxMissingMessages) {
+      const oldest = this.#pulled.keys().next().value
+      if (oldest !== undefined) this.#pulled.delete(oldest)
+    }
+  }
+
   #queuePrune(peer: PeerKey, origin: PeerKey, out: Action[]): void {
     let origins = this.#pruneQueue.get(peer)
     if (origins === undefined) {
@@ -492,9 +542,9 @@ export class Plumtree {
   }
 
   /** Eager push along `origin`'s tree and queue announcements for its lazy neighbours, except `except`. */
-  #push(tree: OriginTree, id: MessageId, round: number, origin: PeerKey, payload: Uint8Array, except: PeerKey | undefined, out: Action[]): void {
+  #push(tree: OriginTree, id: MessageId, round: number, origin: PeerKey, payload: Uint8Array, except: PeerKey | undefined, repaired: boolean, out: Action[]): void {
     const hops = Math.min(round, this.#config.maxRound)
-    const message: GossipMessage = { type: 'gossip', id, round: hops, origin, payload }
+    const message: GossipMessage = repaired ? { type: 'gossip', id, round: hops, origin, payload, repaired } : { type: 'gossip', id, round: hops, origin, payload }
     let entry: IHaveEntry | undefined
     for (const peer of this.#neighbors) {
       if (peer === except) continue

@@ -24,7 +24,7 @@
  * message PlumtreeFrame {
  *   string topic = 1;
  *   oneof message {
- *     Gossip gossip = 2;  // { string id = 1; uint32 round = 2; bytes payload = 3; string origin = 4; }
+ *     Gossip gossip = 2;  // { string id = 1; uint32 round = 2; bytes payload = 3; string origin = 4; bool repaired = 5; }
  *     IHave ihave = 3;    // { repeated Entry entries = 1; }  Entry { string id = 1; uint32 round = 2; }
  *     Graft graft = 4;    // { optional string id = 1; optional string origin = 2; }  (at least one)
  *     Prune prune = 5;    // { repeated string origins = 1; }  (at least one)
@@ -229,6 +229,7 @@ export function encodePlumtree(frame: PlumtreeFrame): Uint8Array {
       x.uint(2, m.round)
       if (m.payload.length > 0) x.bytes(3, m.payload)
       x.string(4, m.origin)
+      if (m.repaired === true) x.bool(5, true)
     }); break
     case 'ihave': w.message(3, (x) => {
       for (const entry of m.entries) x.message(1, (e) => { e.string(1, entry.id); e.uint(2, entry.round) })
@@ -477,6 +478,7 @@ export function decodePlumtree(bytes: Uint8Array, limits: Readonly<WireLimits> =
         let round = 0
         let payload = EMPTY
         let origin = ''
+        let repaired = false
         const seen = new Seen()
         for (const f of fields(body)) {
           seen.once(f, 'gossip')
@@ -488,9 +490,11 @@ export function decodePlumtree(bytes: Uint8Array, limits: Readonly<WireLimits> =
             // A copy: the driver may reuse the frame's buffer once we return.
             payload = f.bytes.slice()
           } else if (f.number === 4) origin = text(f, limits.maxPeerKeyBytes, 'gossip.origin')
+          else if (f.number === 5) repaired = bool(f, 'gossip.repaired')
           else unknown(f, 'gossip')
         }
-        return { type: 'gossip', id: required(id, 'gossip.id'), round: Math.min(round, limits.maxRound), origin: required(origin, 'gossip.origin'), payload }
+        const message = { type: 'gossip', id: required(id, 'gossip.id'), round: Math.min(round, limits.maxRound), origin: required(origin, 'gossip.origin'), payload } as const
+        return repaired ? { ...message, repaired } : message
       }
       case 3: {
         const entries: IHaveEntry[] = []
