@@ -162,8 +162,9 @@ export interface OverlayInit {
    */
   validators?: Readonly<Record<string, GossipValidator>>
   /**
-   * First receipts being validated at once, over every topic; past it a new one is ignored
-   * (not forwarded). @default 256 (guess: a few seconds of a busy content topic's first receipts)
+   * First receipts being validated at once, over every topic (a validator that answers at once,
+   * without a promise, is never in flight); past it a new one is ignored (not forwarded).
+   * @default 256 (guess: a few seconds of a busy content topic's first receipts)
    */
   validationsInFlight?: number
   /**
@@ -256,6 +257,14 @@ export interface DriverCounters {
   invalidPayloads: number
 }
 
+/** A gossip validation took longer than `validationTimeoutMs`: its signal is aborted with this, and the message ignored. */
+export class ValidationTimeoutError extends Error {
+  override readonly name = 'ValidationTimeoutError'
+  constructor (timeoutMs: number) {
+    super(`gossip validation took longer than ${timeoutMs} ms`)
+  }
+}
+
 /** A drain notice from a node whose drain we do not take (DrainTrust `refused`): its stream is reset with this. */
 export class DrainNoticeRefusedError extends Error {
   override readonly name = 'DrainNoticeRefusedError'
@@ -342,10 +351,10 @@ export class OverlayDriver implements Startable {
   private readonly init: Required<Omit<OverlayInit, 'admit' | 'bootstrap' | 'wireLimits' | 'topicConfig' | 'seed' | 'validators'>> & Pick<OverlayInit, 'admit' | 'bootstrap'>
   /** Validators by topic short name. */
   private readonly validators = new Map<string, GossipValidator>()
-  /** Validations under way. */
+  /** Validations under way (asynchronous ones: a validator that answers at once is never in flight). */
   private validating = 0
-  /** Aborted on stop: validations under way end with the overlay. */
-  private lifetime = new AbortController()
+  /** Their signals, aborted on stop. */
+  private readonly validations = new Set<AbortController>()
   /** Misbehaving neighbours, until when they are kept out (bounded, oldest dropped). */
   private readonly shunned = new Map<PeerKey, number>()
   private readonly limits: WireLimits
@@ -444,7 +453,6 @@ export class OverlayDriver implements Startable {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
-    this.lifetime = new AbortController()
     let stream = 0
     for (const topic of this.init.topics) {
       const name = this.topicName(topic)
@@ -476,7 +484,7 @@ export class OverlayDriver implements Startable {
   async stop (): Promise<void> {
     if (!this.started) return
     this.started = false
-    this.lifetime.abort(new Error('overlay stopped'))
+    for (const validation of this.validations) validation.abort(new Error('overlay stopped'))
     clearInterval(this.maintenance)
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
@@ -789,27 +797,41 @@ export class OverlayDriver implements Startable {
       verdict('ignore')
       return
     }
-    this.validating++
-    const timeout = new AbortController()
-    const timer = setTimeout(() => { timeout.abort(new Error('validation timed out')) }, this.init.validationTimeoutMs)
-    const signal = AbortSignal.any([timeout.signal, this.lifetime.signal])
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      signal.addEventListener('abort', () => { resolve('timeout') }, { once: true })
-    })
     const message: GossipToValidate = { topic: short, messageId, payload: action.payload, from: action.from, origin: action.origin }
-    const judged = (async () => await validator(message, signal))()
-    Promise.race([judged, timedOut]).then((result) => {
-      if (result === 'timeout') {
-        if (timeout.signal.aborted) this.counters.validationTimeouts++
-        return 'ignore'
-      }
-      return result
+    const controller = new AbortController()
+    let judged: Verdict | Promise<Verdict>
+    try {
+      judged = validator(message, controller.signal)
+    } catch (err) {
+      this.counters.validationErrors++
+      this.log.error('validator of %s failed - %e', short, err)
+      verdict('ignore')
+      return
+    }
+    // Judged at once (no I/O): no timer, no promise. The verdict is fed after the actions of
+    // the current event, as an asynchronous one would be, never in the middle of them.
+    if (typeof judged === 'string') {
+      const value = judged
+      queueMicrotask(() => { verdict(value) })
+      return
+    }
+    this.validating++
+    this.validations.add(controller)
+    const timer = setTimeout(() => { controller.abort(new ValidationTimeoutError(this.init.validationTimeoutMs)) }, this.init.validationTimeoutMs)
+    const aborted = new Promise<'aborted'>((resolve) => {
+      controller.signal.addEventListener('abort', () => { resolve('aborted') }, { once: true })
+    })
+    Promise.race([judged, aborted]).then((result) => {
+      if (result !== 'aborted') return result
+      if (controller.signal.reason instanceof ValidationTimeoutError) this.counters.validationTimeouts++
+      return 'ignore'
     }, (err: unknown) => {
       this.counters.validationErrors++
       this.log.error('validator of %s failed - %e', short, err)
       return 'ignore' as const
     }).then((result) => {
       clearTimeout(timer)
+      this.validations.delete(controller)
       this.validating--
       verdict(result)
     }, () => {})
