@@ -4,8 +4,10 @@
  *
  * Phases: start the nodes → the same dials for both systems → Plumtree nodes join through
  * their bootstrap node (gossipsub nodes subscribed at start) → wait until every node has a
- * dissemination neighbour → settle → warm-up messages → measurement window (counting on) →
- * drain → stop. Only the window is counted.
+ * dissemination neighbour → settle → warm-up messages → one measurement window per publish
+ * rate (counting on), each followed by its drain and a quiet pause → stop. Only the windows are
+ * counted, each its own messages (a late delivery of one window's message is not counted in
+ * the next).
  */
 import { fork } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -25,6 +27,8 @@ export interface Spread {
 
 export interface SystemResult {
   system: SystemName
+  /** Publish rate of this window, messages per second. */
+  ratePerSecond: number
   nodes: number
   workers: number
   /** Start, dials, join, until every node had a neighbour. */
@@ -123,7 +127,8 @@ async function all<T extends WorkerReply['type']> (workers: readonly WorkerHandl
   })
 }
 
-export async function runSystem (system: SystemName, scenario: Scenario, progress: (line: string) => void): Promise<SystemResult> {
+/** Runs `system` once: one network, one window per rate of `scenario.rates`, in that order. */
+export async function runSystem (system: SystemName, scenario: Scenario, progress: (line: string) => void): Promise<SystemResult[]> {
   const started = performance.now()
   const workers = Array.from({ length: scenario.workers }, (_, worker) => new WorkerHandle({ system, scenario, worker }))
   try {
@@ -151,15 +156,22 @@ export async function runSystem (system: SystemName, scenario: Scenario, progres
     await publishRange(workers, scenario, order, 0, scenario.warmupMessages, scenario.warmupRatePerSecond)
     await sleep(scenario.quietMs)
 
-    progress(`${system}: measuring ${scenario.messages} messages at ${scenario.ratePerSecond}/s`)
-    nodes = await status()
-    await all(workers, { type: 'open' }, 'done')
-    const windowStart = performance.now()
-    await publishRange(workers, scenario, order, scenario.warmupMessages, order.length, scenario.ratePerSecond)
-    await sleep(scenario.drainMs)
-    const windows = (await all(workers, { type: 'close' }, 'closed')).map((reply) => reply.result)
-    const windowMs = performance.now() - windowStart
-    return summarize(system, scenario, order, nodes, windows, { setupMs, nodesWithoutNeighbour, dialFailures, clockSkewMs, windowMs, workers: workers.length })
+    const results: SystemResult[] = []
+    for (const [window, ratePerSecond] of scenario.rates.entries()) {
+      const from = scenario.warmupMessages + window * scenario.messages
+      const to = from + scenario.messages
+      if (window > 0) await sleep(scenario.quietMs)
+      progress(`${system}: measuring ${scenario.messages} messages at ${ratePerSecond}/s`)
+      nodes = await status()
+      await all(workers, { type: 'open', from, to }, 'done')
+      const windowStart = performance.now()
+      await publishRange(workers, scenario, order, from, to, ratePerSecond)
+      await sleep(scenario.drainMs)
+      const windows = (await all(workers, { type: 'close' }, 'closed')).map((reply) => reply.result)
+      const windowMs = performance.now() - windowStart
+      results.push(summarize(system, scenario, ratePerSecond, order.slice(from, to), nodes, windows, { setupMs, nodesWithoutNeighbour, dialFailures, clockSkewMs, windowMs, workers: workers.length }))
+    }
+    return results
   } finally {
     const stopping = performance.now()
     await Promise.all(workers.map(async (worker) => {
@@ -201,17 +213,18 @@ async function publishRange (workers: readonly WorkerHandle[], scenario: Scenari
   }
 }
 
+/** One window's figures; `measured` are its messages' publishers. */
 function summarize (
   system: SystemName,
   scenario: Scenario,
-  order: readonly number[],
+  ratePerSecond: number,
+  measured: readonly number[],
   nodes: readonly NodeStatus[],
   windows: readonly WindowResult[],
   run: Pick<SystemResult, 'setupMs' | 'nodesWithoutNeighbour' | 'dialFailures' | 'clockSkewMs' | 'windowMs' | 'workers'>
 ): SystemResult {
   const latencies = windows.flatMap((window) => window.latencies).sort((a, b) => a - b)
   const delivered: Record<number, number> = Object.assign({}, ...windows.map((window) => window.delivered))
-  const measured = order.slice(scenario.warmupMessages)
   let worstNodeReliability = 1
   for (let index = 0; index < scenario.nodes; index++) {
     // Neither system delivers a node's own broadcasts back to it.
@@ -221,6 +234,7 @@ function summarize (
   const eager = nodes.map((node) => node.eager).filter((value): value is number => value !== undefined)
   return {
     system,
+    ratePerSecond,
     nodes: scenario.nodes,
     ...run,
     connections: spread(nodes.map((node) => node.connections)),

@@ -31,13 +31,14 @@ export interface Scenario {
    */
   warmupRatePerSecond: number
   /**
-   * Publish rate, messages per second, from publishers drawn at random. The default, 5/s, is about
-   * what this two-core machine carries for 100 gossipsub nodes before their event loops queue
-   * (measured over 2 workers: 1.0–1.4 cores at 5/s, both cores at 20/s), so latency mostly
-   * measures the protocols and not the CPU. The issue's 20/s is `--rate 20`; docs/benchmarks.md
-   * records both.
+   * Publish rates, messages per second, from publishers drawn at random: one measurement window
+   * of `messages` messages per rate, in this order, on the same network. The default, 5/s, is
+   * about what this two-core machine carries for 100 gossipsub nodes before their event loops
+   * queue (measured over 2 workers: 1.0–1.4 cores at 5/s, both cores at 20/s), so latency mostly
+   * measures the protocols and not the CPU. `--rates 5,20,50,100` runs issue 18's rates;
+   * docs/benchmarks.md records them.
    */
-  ratePerSecond: number
+  rates: number[]
   /** Payload size in bytes. */
   payloadBytes: number
   /** Wait after every node has a neighbour, before the warm-up messages (gossipsub heartbeat is 1 s). */
@@ -70,7 +71,7 @@ export const DEFAULT_SCENARIO: Readonly<Scenario> = Object.freeze({
   messages: 200,
   warmupMessages: 10,
   warmupRatePerSecond: 1,
-  ratePerSecond: 5,
+  rates: [5],
   payloadBytes: 1024,
   settleMs: 3000,
   quietMs: 2000,
@@ -113,10 +114,10 @@ export function bootstrapOf (scenario: Scenario, node: number): number {
   return node < scenario.bootstrapNodes ? 0 : node % scenario.bootstrapNodes
 }
 
-/** Publisher of each message, warm-up messages first. */
+/** Publisher of each message: warm-up messages first, then each window's. */
 export function publishers (scenario: Scenario): number[] {
   const rng = createRng(scenario.seed * 7919 + 2)
-  return Array.from({ length: scenario.warmupMessages + scenario.messages }, () => randomInt(rng, scenario.nodes))
+  return Array.from({ length: scenario.warmupMessages + scenario.messages * scenario.rates.length }, () => randomInt(rng, scenario.nodes))
 }
 
 /** A 32-byte key seed for node `index`, so both runs have the same peer IDs. */

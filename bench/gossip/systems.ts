@@ -22,7 +22,7 @@ import { sha256 } from 'multiformats/hashes/sha2'
 import { overlay } from '../../services/beacon/src/overlay/overlay-driver.ts'
 import type { OverlayDriver } from '../../services/beacon/src/overlay/overlay-driver.ts'
 import { DAG_CBOR_CODE } from '../../services/protocol/src/log/cbor.ts'
-import { decodeHyParView, decodePlumtree, deriveSeed } from '../../services/protocol/src/overlay/index.ts'
+import { decodeHyParView, decodePlumtree, deriveSeed, overlayProtocolId } from '../../services/protocol/src/overlay/index.ts'
 import type { Scenario, SystemName } from './scenario.ts'
 import { bootstrapOf, keySeed } from './scenario.ts'
 import type { Classifier, FrameClass, WireMeter } from './wire-meter.ts'
@@ -68,7 +68,7 @@ function classifyPlumtree (protocol: string, direction: 'inbound' | 'outbound', 
   if (protocol.endsWith('/peer-addrs/1.0.0')) return { payload: false, items: { 'addr-lookup': 1 } }
   // The acceptor of an overlay stream writes only its preamble on it (overlay-driver.ts).
   if (direction === 'inbound') return { payload: false, items: { preamble: 1 } }
-  if (protocol.endsWith('/plumtree/1.0.0')) {
+  if (protocol === overlayProtocolId(NETWORK, 'plumtree')) {
     const decoded = decodePlumtree(frame)
     if (!decoded.ok) throw new Error(`undecodable plumtree frame: ${decoded.code}`)
     const message = decoded.value.message
@@ -133,6 +133,9 @@ export async function startPlumtree (scenario: Scenario, range: readonly [number
         networkSize: scenario.nodes,
         bootstrap,
         seed: deriveSeed(scenario.seed, index),
+        // Validate, then forward, as Pharos does, with a check that costs nothing: the bench
+        // measures dissemination; gossipsub runs with no validator either.
+        validators: { [TOPIC]: () => 'accept' },
         ...(scenario.plumtreeOverrides === undefined ? {} : { topicConfig: { plumtree: scenario.plumtreeOverrides } })
       })
     }))

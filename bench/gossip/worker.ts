@@ -25,7 +25,7 @@ export type WorkerRequest =
   | { type: 'dial' }
   | { type: 'join' }
   | { type: 'status' }
-  | { type: 'open' }
+  | { type: 'open', from: number, to: number }
   | { type: 'close' }
   | { type: 'stop' }
 
@@ -79,7 +79,7 @@ class Worker {
   private readonly meter: WireMeter
   private bookEntries: readonly BookEntry[] = []
   private recording = false
-  private window: { latencies: number[], delivered: Record<number, number>, loop: IntervalHistogram, cpu: NodeJS.CpuUsage, started: number } | undefined
+  private window: { from: number, to: number, latencies: number[], delivered: Record<number, number>, loop: IntervalHistogram, cpu: NodeJS.CpuUsage, started: number } | undefined
   private readonly seen = new Map<number, Set<number>>()
   private repeatDeliveries = 0
   private publishFailures = 0
@@ -113,7 +113,8 @@ class Worker {
     }
     seen.add(seq)
     const window = this.window
-    if (!this.recording || window === undefined || seq < this.scenario.warmupMessages) return
+    // Only this window's messages: a late one of the window before is not counted here.
+    if (!this.recording || window === undefined || seq < window.from || seq >= window.to) return
     window.latencies.push(receivedAt - sentAt)
     window.delivered[index] = (window.delivered[index] ?? 0) + 1
   }
@@ -148,7 +149,7 @@ class Worker {
       case 'open': {
         const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
         loop.enable()
-        this.window = { latencies: [], delivered: {}, loop, cpu: process.cpuUsage(), started: performance.now() }
+        this.window = { from: request.from, to: request.to, latencies: [], delivered: {}, loop, cpu: process.cpuUsage(), started: performance.now() }
         this.publishFailures = 0
         this.meter.open()
         this.recording = true

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { AccountRegistry } from './accounts/account-registry.ts'
-import { createAuditService } from './audit/audit-service.ts'
+import { AUDIT_TOPIC, createAuditService } from './audit/audit-service.ts'
 import type { AuditService } from './audit/audit-service.ts'
 import { BanList } from './bans/ban-list.ts'
 import type { Config } from './config/schema.ts'
@@ -44,6 +44,7 @@ import type { FleetState, WorkerRecord, WorkerRecordFields } from './fleet/index
 import { startEventLoopDelayMetrics } from './metrics/event-loop-metrics.ts'
 import { createFleetMetrics } from './metrics/fleet-metrics.ts'
 import { createHealthMetrics } from './metrics/health-metrics.ts'
+import { auditValidator } from './overlay/gossip-validators.ts'
 import { holdSingleWorkerLock } from './storage/single-worker-lock.ts'
 import type { SqlClient } from './storage/sql.ts'
 
@@ -417,6 +418,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     })
     fleet.bridge.onMessage(({ topic, messageId, payload }) => { logService.onRelayed(topic, messageId, payload) })
 
+    // The audit topic carries signed reports; nothing else on it is forwarded (log service: the other topics).
+    node.services.overlay.setValidator(AUDIT_TOPIC, auditValidator)
     const audits = createAuditService({
       config,
       db,

@@ -16,8 +16,8 @@ const ledgerWith = (budget: ConstructorParameters<typeof NeighbourLedger>[0]['bu
   announcedMax: 4,
   announcedTtlMs: 60_000
 })
-const prune: Message = { type: 'prune' }
-const gossip: Message = { type: 'gossip', id: 'm', round: 1, payload: new Uint8Array(1) }
+const prune: Message = { type: 'prune', origins: ['*'] }
+const gossip: Message = { type: 'gossip', id: 'm', round: 1, origin: 'o', payload: new Uint8Array(1) }
 const ihave = (...ids: string[]): Message => ({ type: 'ihave', entries: ids.map((id) => ({ id, round: 1 })) })
 
 describe('neighbour budgets', () => {
@@ -54,31 +54,31 @@ describe('neighbour budgets', () => {
     for (let i = 0; i < 100; i++) assert.equal(ledger.charge('beacon', TOPIC, gossip, 0, true), undefined)
     for (let i = 0; i < 8; i++) assert.equal(ledger.charge('beacon', TOPIC, ihave('a', 'b'), 0, true), undefined)
     assert.equal(ledger.charge('beacon', TOPIC, ihave('c'), 0, true), 'ihave-flood')
-    assert.equal(ledger.charge('beacon', TOPIC, { type: 'graft', id: 'never-announced' }, 0, true), 'unsolicited-graft')
+    assert.equal(ledger.charge('beacon', TOPIC, { type: 'graft', id: 'never-announced', origin: null }, 0, true), 'unsolicited-graft')
     assert.equal(ledger.stats().controlFramesRefused + ledger.stats().dataFramesRefused, 0)
   })
 
   it('a GRAFT must ask for an ID we announced to that neighbour, once; one without an ID must follow an ID we announced, one per ID', () => {
     const ledger = ledgerWith()
-    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'x' }, 0), 'unsolicited-graft', 'never announced')
-    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: null }, 0), 'unsolicited-graft', 'no IHAVE of ours yet')
+    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'x', origin: null }, 0), 'unsolicited-graft', 'never announced')
+    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: null, origin: '*' }, 0), 'unsolicited-graft', 'no IHAVE of ours yet')
     ledger.announced('p', TOPIC, [{ id: 'x', round: 1 }, { id: 'y', round: 1 }], 0)
-    assert.equal(ledger.charge('q', TOPIC, { type: 'graft', id: 'x' }, 0), 'unsolicited-graft', 'announced to p, not q')
-    assert.equal(ledger.charge('p', '/net/sync', { type: 'graft', id: 'x' }, 0), 'unsolicited-graft', 'announced on another topic')
-    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'x' }, 0), undefined)
-    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'x' }, 0), 'unsolicited-graft', 'the same ID twice')
+    assert.equal(ledger.charge('q', TOPIC, { type: 'graft', id: 'x', origin: null }, 0), 'unsolicited-graft', 'announced to p, not q')
+    assert.equal(ledger.charge('p', '/net/sync', { type: 'graft', id: 'x', origin: null }, 0), 'unsolicited-graft', 'announced on another topic')
+    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'x', origin: null }, 0), undefined)
+    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'x', origin: null }, 0), 'unsolicited-graft', 'the same ID twice')
     // One IHAVE batch can make a neighbour swap its tree towards us for each of its IDs (§3.8):
     // seen at 100 messages/s in npm run bench:gossip, where one per IHAVE was too few.
-    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: null }, 0), undefined, 'tree repair after an ID we announced')
-    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: null }, 0), undefined, 'and after the other')
-    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: null }, 0), 'unsolicited-graft', 'two IDs, two repairs')
+    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: null, origin: '*' }, 0), undefined, 'tree repair after an ID we announced')
+    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: null, origin: '*' }, 0), undefined, 'and after the other')
+    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: null, origin: '*' }, 0), 'unsolicited-graft', 'two IDs, two repairs')
     // At most announcedMax (4) IDs are remembered per neighbour, and only for announcedTtlMs.
     ledger.announced('p', TOPIC, ['a', 'b', 'c', 'd'].map((id) => ({ id, round: 1 })), 1000)
-    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'y' }, 1000), 'unsolicited-graft', 'the oldest was let go')
-    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'a' }, 1000), undefined)
+    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'y', origin: null }, 1000), 'unsolicited-graft', 'the oldest was let go')
+    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'a', origin: null }, 1000), undefined)
     ledger.announced('p', TOPIC, [{ id: 'e', round: 1 }], 61_000)
-    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'b' }, 61_000), 'unsolicited-graft', 'past the cache\'s age')
-    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'e' }, 61_000), undefined)
+    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'b', origin: null }, 61_000), 'unsolicited-graft', 'past the cache\'s age')
+    assert.equal(ledger.charge('p', TOPIC, { type: 'graft', id: 'e', origin: null }, 61_000), undefined)
   })
 })
 

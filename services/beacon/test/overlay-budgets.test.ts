@@ -14,7 +14,7 @@ import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { messageIdOf } from '../../protocol/src/log/index.ts'
-import { encodeHyParView, encodePlumtree, overlayProtocolId } from '../../protocol/src/overlay/index.ts'
+import { encodeHyParView, encodePlumtree, overlayProtocolId, SHARED_TREE } from '../../protocol/src/overlay/index.ts'
 import type { HyParViewMessage, PlumtreeMessage } from '../../protocol/src/overlay/index.ts'
 import { loadConfig } from '../src/config/load.ts'
 import { createLogger } from '../src/logging/logger.ts'
@@ -204,7 +204,7 @@ describe('overlay neighbour budgets on libp2p', () => {
     const [pushed] = await broadcast(1)
     sent.push(pushed ?? assert.fail())
     const graftsSeen = overlay().topicCounters().sync?.received.graft ?? 0
-    const graft = plumtree({ type: 'graft', id: pushed ?? '' })
+    const graft = plumtree({ type: 'graft', id: pushed ?? '', origin: null })
     const flooding = flood(write, Array.from({ length: 100 }, () => graft))
     sent.push(...await broadcast(10))
     await flooding
@@ -231,7 +231,7 @@ describe('overlay neighbour budgets on libp2p', () => {
     write = await join()
     const prunesBefore = overlay().topicCounters().sync?.received.prune ?? 0
     const started = Date.now()
-    const pruneFlood = flood(write, Array.from({ length: CONTROL_BURST * 3 }, () => plumtree({ type: 'prune' })))
+    const pruneFlood = flood(write, Array.from({ length: CONTROL_BURST * 3 }, () => plumtree({ type: 'prune', origins: [SHARED_TREE] })))
     sent.push(...await broadcast(10))
     await pruneFlood
     await assertKeptOut(3)

@@ -11,7 +11,7 @@ import { lpStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { cborCid, messageIdOf } from '../../protocol/src/log/index.ts'
-import { encodeHyParView, encodePlumtree, overlayProtocolId } from '../../protocol/src/overlay/index.ts'
+import { encodeHyParView, encodePlumtree, overlayProtocolId, SHARED_TREE } from '../../protocol/src/overlay/index.ts'
 import { loadConfig } from '../src/config/load.ts'
 import { createLogger } from '../src/logging/logger.ts'
 import { decodePreamble, encodePreamble } from '../src/overlay/driver-frames.ts'
@@ -110,6 +110,10 @@ describe('a registered neighbour that floods large frames and stops reading', ()
     // has, rather than pushing it), then a GRAFT for each large payload the worker announced.
     // GRAFTs for anything else are dropped unanswered (overlay-budgets.test.ts).
     const taken: Stream[] = []
+    // This test is about the bounds of the cache and the send queue, not about what a topic
+    // forwards: the worker forwards whatever comes on `sync` here (it forwards nothing there
+    // in production: gossip-validators.ts).
+    worker.node.services.overlay.setValidator('sync', () => 'accept')
     await attacker.handle(overlayProtocolId(NETWORK, 'hyparview'), async (stream) => {
       const lp = lpStream(stream)
       await lp.write(encodePreamble({ accepted: true }))
@@ -138,16 +142,17 @@ describe('a registered neighbour that floods large frames and stops reading', ()
     for (let i = 0; i < 40; i++) {
       const payload = new Uint8Array(MiB / 2).fill(i)
       const id = await messageIdOf('sync', payload) ?? assert.fail()
-      await plumtree.write(encodePlumtree({ topic: TOPIC, message: { type: 'gossip', id, round: 1, payload } }))
+      await plumtree.write(encodePlumtree({ topic: TOPIC, message: { type: 'gossip', id, round: 1, origin: attacker.peerId.toString(), payload } }))
     }
     const overlay = worker.node.services.overlay
     await waitFor('the worker to take all 40', () => overlay.topicCounters().sync?.dissemination.delivered === 40, 10_000)
     const cached = overlay.snapshot().sync ?? assert.fail()
     assert.equal(cached.cachedMessages, 16, 'the newest 8 MiB of payloads')
     assert.ok(cached.cachedBytes <= 8 * MiB, `the payload cache holds ${cached.cachedBytes} bytes`)
-    // The worker publishes 12 payloads of 512 KiB of its own: the attacker is lazy now, so
-    // each is announced to it in an IHAVE, over a link that stalls (the IHAVE opens it).
-    await plumtree.write(encodePlumtree({ topic: TOPIC, message: { type: 'prune' } }))
+    // The worker publishes 12 payloads of 512 KiB of its own: the attacker left the shared tree
+    // (the one a new origin's tree, the worker's here, starts from), so each is announced to it
+    // in an IHAVE, over a link that stalls (the IHAVE opens it).
+    await plumtree.write(encodePlumtree({ topic: TOPIC, message: { type: 'prune', origins: [SHARED_TREE] } }))
     await waitFor('the attacker to be lazy', () => overlay.snapshot().sync?.lazy.includes(attacker.peerId.toString()) === true, 5000)
     const announced: string[] = []
     for (let i = 0; i < 12; i++) {
@@ -160,7 +165,7 @@ describe('a registered neighbour that floods large frames and stops reading', ()
     await waitFor('the IHAVE to be sent', () => (overlay.topicCounters().sync?.sent.ihave ?? 0) >= 1, 5000)
     // 12 answers of 512 KiB are 6 MiB, past the 4 MiB the queue may hold.
     try {
-      for (const wanted of announced) await plumtree.write(encodePlumtree({ topic: TOPIC, message: { type: 'graft', id: wanted } }))
+      for (const wanted of announced) await plumtree.write(encodePlumtree({ topic: TOPIC, message: { type: 'graft', id: wanted, origin: null } }))
     } catch {
       // the worker resets the stream once it has dropped the attacker
     }

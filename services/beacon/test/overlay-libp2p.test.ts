@@ -7,7 +7,10 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { lpStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { encodeCbor, messageIdOf } from '../../protocol/src/log/index.ts'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { messageIdOf, sealEnvelope, signEntry } from '../../protocol/src/log/index.ts'
+import type { Ed25519Signer } from '../../protocol/src/log/index.ts'
 import { SHUFFLE_INTERVAL_MS } from '../../protocol/src/overlay/constants.ts'
 import { overlayProtocolId } from '../../protocol/src/overlay/index.ts'
 import { loadConfig } from '../src/config/load.ts'
@@ -51,10 +54,12 @@ describe('overlay on libp2p', () => {
   })
 
   it(`lets ${PEERS} registered peers join through the worker and through each other, and a broadcast reaches all`, async () => {
+    // The first peer publishes a signed entry below: it needs its key.
+    const publisherKey = await generateKeyPair('Ed25519')
     for (let i = 0; i < PEERS; i++) {
       // As an app's peer is configured: the worker is its bootstrap, which the driver rejoins
       // through if the peer's active view ever empties (a join displaced by later joins).
-      const peer = await createOverlayPeer({ network: NETWORK, networkSize: PEERS, bootstrap: () => [worker.node.peerId] })
+      const peer = await createOverlayPeer({ network: NETWORK, networkSize: PEERS, bootstrap: () => [worker.node.peerId] }, i === 0 ? publisherKey : undefined)
       await peer.start()
       await worker.accounts.add(peer.peerId.toString(), `peer-${i}`)
       peers.push(peer)
@@ -105,9 +110,12 @@ describe('overlay on libp2p', () => {
     worker.node.services.overlay.onDeliver((delivery) => { workerGot = delivery })
 
     // A content-topic payload is a publish envelope, and its message ID the CID of the entry
-    // in it: receivers drop anything else before the topic sees it. (The worker's ingest then
-    // refuses this one, whose entry and signature are made up; the overlay carries it all the same.)
-    const payload = encodeCbor({ v: 1, entry: new TextEncoder().encode('a post for everyone'), publisher: 'made-up', sig: new Uint8Array(64) })
+    // in it: receivers drop anything else before the topic sees it. The worker forwards only
+    // what its validator accepts (a registered author's signed entry, in a signed envelope);
+    // these test peers forward whatever they get.
+    const signer: Ed25519Signer = { peerId: peerIdFromPrivateKey(publisherKey).toString(), sign: async (message) => await publisherKey.sign(message) }
+    const entry = await signEntry({ seq: 0, prev: null, action: 'set-profile', timestamp: 1_700_000_000_000, params: { name: 'a post for everyone' } }, signer)
+    const payload = await sealEnvelope(entry.bytes, signer)
     const messageId = await messageIdOf('content', payload) ?? assert.fail('not an envelope')
     const origin = peers[0] ?? assert.fail('no peers')
     origin.services.overlay.broadcast('content', messageId, payload)

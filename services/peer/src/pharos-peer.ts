@@ -40,6 +40,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { overlay } from '../../beacon/src/overlay/overlay-driver.ts'
 import type { Delivery, DrainNotice, NeighbourBudget, NeighbourScoring, OverlayDriver, OverlayRefusedError, PeerAddrs } from '../../beacon/src/overlay/overlay-driver.ts'
+import { auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '../../beacon/src/overlay/gossip-validators.ts'
 import { OVERLAY_TOPICS } from '../../beacon/src/overlay/topics.ts'
 import {
   auditProtocolId,
@@ -167,6 +168,13 @@ export interface PharosPeerInit {
    * half-life and the back-off. @default DEFAULT_NEIGHBOUR_SCORING (docs/overlay-driver.md)
    */
   neighbourScoring?: Partial<NeighbourScoring>
+  /**
+   * Whether a peer ID is a registered account of the network, if the app knows (a list it keeps
+   * from its beacons, say). The overlay then forwards no entry by an unregistered author, and
+   * no key request for an unregistered requester. Signatures and sizes are checked either way.
+   * @default unknown: registration is left to the beacons
+   */
+  isRegistered?: (peerId: string) => boolean
 }
 
 /** What `publishPost` publishes. */
@@ -1228,7 +1236,14 @@ export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPee
         // per topic to each of its neighbours, and a drain of its sibling moves hundreds at once.
         unbudgeted: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)),
         ...(init.neighbourBudget === undefined ? {} : { neighbourBudget: init.neighbourBudget }),
-        ...(init.neighbourScoring === undefined ? {} : { neighbourScoring: init.neighbourScoring })
+        ...(init.neighbourScoring === undefined ? {} : { neighbourScoring: init.neighbourScoring }),
+        // Validate, then forward: nothing this peer relays is unchecked (gossip-validators.ts).
+        validators: {
+          content: contentValidator(init.isRegistered),
+          keyexchange: keyExchangeValidator(init.isRegistered),
+          audit: auditValidator,
+          sync: syncValidator(init.isRegistered)
+        }
       })
     }
   })

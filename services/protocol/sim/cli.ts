@@ -84,12 +84,13 @@ function parseArgs(argv: readonly string[]): Options {
 }
 
 function table(reports: readonly ScenarioReport[]): string {
-  const header = ['scenario', 'reliability % (mean/min)', 'RMR', 'LDH', 'latency ms (p50/p99)', 'components', 'isolated', 'min degree', 'asymmetric', 'recovery s', 'simulated s', 'events']
+  const header = ['scenario', 'reliability % (mean/min)', 'RMR', 'LDH', 'GRAFTs/delivery', 'latency ms (p50/p99)', 'components', 'isolated', 'min degree', 'asymmetric', 'recovery s', 'simulated s', 'events']
   const rows = reports.map((r) => [
     r.scenario,
     `${r.reliabilityPct.mean} / ${r.reliabilityPct.min}`,
     String(r.rmr),
     String(r.ldh),
+    String(r.graftsPerDelivery),
     `${r.latencyMs.p50} / ${r.latencyMs.p99}`,
     String(r.components),
     String(r.isolatedNodes),

@@ -8,6 +8,8 @@
  *   payload messages received / (nodes that delivered − 1) − 1, the origin counted as delivered;
  *   payload (GOSSIP) messages only. Mean over broadcasts. 0 means every node got exactly one copy.
  * - LDH (last delivery hop): the largest hop count at which any node delivered a measured broadcast.
+ * - GRAFTs per delivery: GRAFT messages sent from the first measured broadcast to the end of the
+ *   run, per first delivery of a measured broadcast (the origin's own not counted).
  * - latency: from broadcast to delivery, over every (broadcast, eligible node) delivery, p50/p99.
  * - overlay shape at the end: components, isolated nodes, symmetry violations (see OverlayShape).
  */
@@ -27,6 +29,8 @@ export interface ScenarioReport {
   readonly reliabilityPct: { readonly mean: number, readonly min: number }
   readonly rmr: number
   readonly ldh: number
+  /** GRAFTs sent from the first measured broadcast on, per delivery of a measured broadcast. */
+  readonly graftsPerDelivery: number
   readonly latencyMs: { readonly p50: number, readonly p99: number }
   readonly components: number
   readonly isolatedNodes: number
@@ -81,6 +85,7 @@ export function summarize(simulations: Simulation | readonly Simulation[], input
   const rmrs: number[] = []
   const latencies: number[] = []
   let ldh = 0
+  let deliveries = 0
   for (const sim of sims) for (const record of sim.broadcasts) {
     if (!record.measured) continue
     const deadline = record.at + input.windowMs
@@ -90,15 +95,16 @@ export function summarize(simulations: Simulation | readonly Simulation[], input
       const node = sim.nodes[index]
       if (node === undefined || node.diedAt <= deadline) continue
       eligible++
-      const delivery = record.deliveries.get(index)
-      if (delivery === undefined || delivery.time > deadline) continue
+      const time = record.deliveries.timeOf(index)
+      if (time === undefined || time > deadline) continue
       delivered++
-      if (index !== record.origin) latencies.push(delivery.time - record.at)
+      if (index !== record.origin) latencies.push(time - record.at)
     }
     reliabilities.push(eligible === 0 ? 1 : delivered / eligible)
     const reached = record.deliveries.size
+    deliveries += reached - 1
     rmrs.push(reached > 1 ? record.payloadReceived / (reached - 1) - 1 : 0)
-    for (const delivery of record.deliveries.values()) ldh = Math.max(ldh, delivery.round)
+    ldh = Math.max(ldh, record.deliveries.maxRound)
   }
   latencies.sort((a, b) => a - b)
   const mean = (xs: readonly number[]): number => xs.length === 0 ? 0 : xs.reduce((s, x) => s + x, 0) / xs.length
@@ -119,6 +125,7 @@ export function summarize(simulations: Simulation | readonly Simulation[], input
     },
     rmr: round4(mean(rmrs)),
     ldh,
+    graftsPerDelivery: round4(deliveries === 0 ? 0 : total((sim) => sim.sent.graft - (sim.sentBeforeMeasurement?.graft ?? 0)) / deliveries),
     latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99) },
     components: input.shape.components,
     isolatedNodes: input.shape.isolated,
@@ -162,6 +169,7 @@ const CHECKS: readonly Check[] = [
   { figure: 'reliabilityPct.min', read: (r) => r.reliabilityPct.min, better: 'higher', absolute: 1, relative: 0 },
   { figure: 'rmr', read: (r) => r.rmr, better: 'lower', absolute: 0.05, relative: 0.2 },
   { figure: 'ldh', read: (r) => r.ldh, better: 'lower', absolute: 2, relative: 0 },
+  { figure: 'graftsPerDelivery', read: (r) => r.graftsPerDelivery, better: 'lower', absolute: 0.005, relative: 0.25 },
   { figure: 'latencyMs.p50', read: (r) => r.latencyMs.p50, better: 'lower', absolute: 20, relative: 0.2 },
   { figure: 'latencyMs.p99', read: (r) => r.latencyMs.p99, better: 'lower', absolute: 50, relative: 0.25 },
   { figure: 'components', read: (r) => r.components, better: 'lower', absolute: 0, relative: 0 },

@@ -270,12 +270,41 @@ const burstJoin: Scenario = {
   }
 }
 
+/** The concurrent scenario (issue 18): many origins broadcasting at once, with loss. */
+const CONCURRENT_ORIGINS = 100
+const CONCURRENT_RATE_PER_SECOND = 100
+const CONCURRENT_DURATION_MS = 60_000
+/** Broadcasts of the first seconds build the origins' trees; the rest are measured ("once settled"). */
+const CONCURRENT_SETTLE_MS = 10_000
+const CONCURRENT_LOSS_RATE = 0.01
+
+const concurrent: Scenario = {
+  name: 'concurrent',
+  description: `${CONCURRENT_RATE_PER_SECOND} broadcasts a second for ${CONCURRENT_DURATION_MS / 1000} s, each from one of ${CONCURRENT_ORIGINS} random origins, ${CONCURRENT_LOSS_RATE * 100}% of Plumtree messages lost; broadcasts after the first ${CONCURRENT_SETTLE_MS / 1000} s are measured`,
+  run(options) {
+    const sim = newSimulation(options)
+    const t0 = bootstrap(sim, options.nodes)
+    const origins = sampleNodes(sim, Math.min(CONCURRENT_ORIGINS, options.nodes))
+    sim.lossRate = CONCURRENT_LOSS_RATE
+    const interval = 1000 / CONCURRENT_RATE_PER_SECOND
+    const count = CONCURRENT_DURATION_MS / interval
+    for (let i = 0; i < count; i++) {
+      const at = t0 + Math.round(i * interval)
+      sim.at(at, () => {
+        const origin = pickRandom(sim.rng, origins.filter((node) => node.alive))
+        if (origin !== undefined) sim.broadcast(origin, at - t0 >= CONCURRENT_SETTLE_MS)
+      })
+    }
+    return finish(sim, this.name, options, t0 + CONCURRENT_DURATION_MS + TAIL_MS, () => null)
+  }
+}
+
 /** `count` distinct live nodes chosen with the scenario RNG. */
 function sampleNodes(sim: Simulation, count: number): SimNode[] {
   return sampleRandom(sim.rng, sim.alive(), count)
 }
 
-export const SCENARIOS: readonly Scenario[] = [stable, churn, massFailure(0.5), massFailure(0.8), loss, partition, burstJoin]
+export const SCENARIOS: readonly Scenario[] = [stable, churn, massFailure(0.5), massFailure(0.8), loss, partition, burstJoin, concurrent]
 
 export function findScenario(name: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.name === name)

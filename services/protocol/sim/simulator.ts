@@ -106,6 +106,57 @@ export interface Delivery {
   readonly round: number
 }
 
+/**
+ * First deliveries of one broadcast, by node index: typed arrays for the nodes that existed when
+ * it was sent (a concurrent scenario keeps 6,000 broadcasts × 1,000 nodes), a map for later ones.
+ */
+export class DeliveryLog {
+  readonly #times: Int32Array
+  readonly #rounds: Uint16Array
+  readonly #later = new Map<number, Delivery>()
+  #size = 0
+  #maxRound = 0
+
+  constructor(nodes: number) {
+    this.#times = new Int32Array(nodes).fill(-1)
+    this.#rounds = new Uint16Array(nodes)
+  }
+
+  /** Nodes that delivered it. */
+  get size(): number {
+    return this.#size
+  }
+
+  /** The most hops of any delivery. */
+  get maxRound(): number {
+    return this.#maxRound
+  }
+
+  has(index: number): boolean {
+    return index < this.#times.length ? (this.#times[index] as number) >= 0 : this.#later.has(index)
+  }
+
+  /** When node `index` delivered it, or undefined. */
+  timeOf(index: number): number | undefined {
+    if (index >= this.#times.length) return this.#later.get(index)?.time
+    const time = this.#times[index] as number
+    return time < 0 ? undefined : time
+  }
+
+  /** Records a first delivery (times are whole milliseconds); a second one for a node is ignored. */
+  add(index: number, time: number, round: number): void {
+    if (this.has(index)) return
+    if (index < this.#times.length) {
+      this.#times[index] = time
+      this.#rounds[index] = round
+    } else {
+      this.#later.set(index, { time, round })
+    }
+    this.#size++
+    this.#maxRound = Math.max(this.#maxRound, round)
+  }
+}
+
 export interface BroadcastRecord {
   readonly id: string
   readonly origin: number
@@ -113,9 +164,9 @@ export interface BroadcastRecord {
   /** Counted in the scenario's figures (warm-up broadcasts are not). */
   readonly measured: boolean
   /** Nodes alive and settled when it was sent. */
-  readonly eligible: readonly number[]
+  readonly eligible: Int32Array
   /** First delivery per node; the origin is recorded at round 0. */
-  readonly deliveries: Map<number, Delivery>
+  readonly deliveries: DeliveryLog
   /** Payload (GOSSIP) messages received by live nodes for it, duplicates included. */
   payloadReceived: number
 }
@@ -156,6 +207,8 @@ export class Simulation {
   readonly broadcasts: BroadcastRecord[] = []
   /** Messages sent, by type. */
   readonly sent: Record<MessageType, number>
+  /** Messages sent, by type, up to the first measured broadcast (undefined until it goes out). */
+  sentBeforeMeasurement: Readonly<Record<MessageType, number>> | undefined
   /** Scenario choices (which node, when); separate from the network's stream. */
   readonly rng: Rng
   readonly #seed: number
@@ -183,6 +236,7 @@ export class Simulation {
     this.#netRng = createRng(deriveSeed(this.#seed, 0x7fff_fff0))
     this.rng = createRng(deriveSeed(this.#seed, 0x7fff_fff1))
     this.sent = countsByType()
+    this.sentBeforeMeasurement = undefined
     this.#schedule({ time: MAINTENANCE_INTERVAL_MS, seq: this.#seq++, kind: 'call', fn: () => { this.#maintain() } })
   }
 
@@ -257,10 +311,11 @@ export class Simulation {
 
   /** Broadcasts a fresh message from `origin` now. */
   broadcast(origin: SimNode, measured: boolean): BroadcastRecord {
+    if (measured && this.sentBeforeMeasurement === undefined) this.sentBeforeMeasurement = { ...this.sent }
     const id = `m${this.broadcasts.length}`
-    const eligible = this.nodes.filter((n) => this.isSettled(n)).map((n) => n.index)
-    const record: BroadcastRecord = { id, origin: origin.index, at: this.now, measured, eligible, deliveries: new Map(), payloadReceived: 0 }
-    record.deliveries.set(origin.index, { time: this.now, round: 0 })
+    const eligible = Int32Array.from(this.nodes.filter((n) => this.isSettled(n)), (n) => n.index)
+    const record: BroadcastRecord = { id, origin: origin.index, at: this.now, measured, eligible, deliveries: new DeliveryLog(this.nodes.length), payloadReceived: 0 }
+    record.deliveries.add(origin.index, this.now, 0)
     this.broadcasts.push(record)
     this.#byId.set(id, record)
     this.#execute(origin, origin.topic.broadcast(id, PAYLOAD, this.now))
@@ -402,6 +457,7 @@ export class Simulation {
   }
 
   #execute(node: SimNode, actions: readonly Action[]): void {
+    let validated: string[] | undefined
     for (const action of actions) {
       switch (action.type) {
         case 'send':
@@ -423,11 +479,15 @@ export class Simulation {
         case 'timer':
           this.#schedule({ time: this.now + action.after, seq: this.#seq++, kind: 'timer', node: node.index, timer: action.timer })
           break
+        case 'validate':
+          // Every payload is valid here, and validation takes no time: accepted once this batch of actions is done.
+          ;(validated ??= []).push(action.messageId)
+          break
+        case 'rejected':
+          break
         case 'deliver': {
           const record = this.#byId.get(action.messageId)
-          if (record !== undefined && !record.deliveries.has(node.index)) {
-            record.deliveries.set(node.index, { time: this.now, round: action.round })
-          }
+          record?.deliveries.add(node.index, this.now, action.round)
           break
         }
         case 'neighborUp':
@@ -437,6 +497,7 @@ export class Simulation {
           assertNever(action)
       }
     }
+    for (const messageId of validated ?? []) this.#execute(node, node.topic.handle({ type: 'validated', messageId, verdict: 'accept' }, this.now))
   }
 
   #send(from: SimNode, to: SimNode, message: Message): void {

@@ -109,6 +109,18 @@ describe('simulator: an island left by a burst of joins (docs/overlay.md, HyParV
   })
 })
 
+describe(`simulator, ${NODES} nodes, concurrent broadcasts (issue 18)`, () => {
+  it('100 broadcasts a second from 100 origins under 1% loss: every broadcast reaches everyone, and once the trees settle almost no payload is duplicated', () => {
+    const report = run('concurrent', NODES, 1)
+    assert.ok(report.broadcasts >= 4000, `only ${report.broadcasts} broadcasts measured`)
+    assert.ok(report.dropped > 0, 'messages were dropped')
+    assert.equal(report.reliabilityPct.mean, 100, 'every broadcast reached every live node')
+    assert.equal(report.reliabilityPct.min, 100)
+    assert.ok(report.rmr <= 0.1, `RMR ${report.rmr}: concurrent broadcasts thrash the trees`)
+    assertWhole(report)
+  })
+})
+
 describe('simulator determinism', () => {
   it('the same seed gives a byte-identical report; another seed a different one', () => {
     const first = JSON.stringify(run('churn', 100, 7))

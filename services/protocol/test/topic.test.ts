@@ -54,7 +54,7 @@ describe('topic', () => {
   it('snapshot shows views and peer sets for an admin API', () => {
     const topic = startedTopic()
     befriend(topic, 'a', 'b')
-    receive(topic, 'b', { type: 'prune' })
+    receive(topic, 'b', { type: 'prune', origins: ['*'] })
     assert.deepEqual(topic.snapshot(), {
       self: 'me',
       networkSize: 4,
@@ -66,9 +66,11 @@ describe('topic', () => {
       reconnecting: [],
       eager: ['a'],
       lazy: ['b'],
+      origins: 0,
       cachedMessages: 0,
       cachedBytes: 0,
-      missingMessages: 0
+      missingMessages: 0,
+      pendingMessages: 0
     })
   })
 
@@ -76,7 +78,8 @@ describe('topic', () => {
     const topic = startedTopic()
     befriend(topic, 'a', 'b')
     topic.broadcast('m1', new Uint8Array(1), 0)
-    receive(topic, 'a', { type: 'gossip', id: 'm1', round: 1, payload: new Uint8Array(1) })
+    receive(topic, 'a', { type: 'gossip', id: 'm1', round: 1, origin: 'me', payload: new Uint8Array(1) })
+    topic.handle({ type: 'timer', timer: { type: 'ihaveFlush' } }, 500)
     const counters = topic.counters()
     assert.equal(counters.received.neighbor, 2)
     assert.equal(counters.sent.neighborReply, 2)

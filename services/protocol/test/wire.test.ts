@@ -35,13 +35,16 @@ const hyparviewMessages: HyParViewMessage[] = [
 ]
 
 const plumtreeMessages: PlumtreeMessage[] = [
-  { type: 'gossip', id: 'bafyid', round: 7, payload: new Uint8Array([0, 1, 255]) },
-  { type: 'gossip', id: 'x', round: 0, payload: new Uint8Array(0) },
+  { type: 'gossip', id: 'bafyid', round: 7, origin: '12D3KooW', payload: new Uint8Array([0, 1, 255]) },
+  { type: 'gossip', id: 'x', round: 0, origin: 'o', payload: new Uint8Array(0) },
+  { type: 'gossip', id: 'x', round: 2, origin: 'o', payload: new Uint8Array(1), repaired: true },
   { type: 'ihave', entries: [{ id: 'a', round: 1 }, { id: 'b', round: 300 }] },
   { type: 'ihave', entries: [] },
-  { type: 'graft', id: 'a' },
-  { type: 'graft', id: null },
-  { type: 'prune' }
+  { type: 'graft', id: 'a', origin: null },
+  { type: 'graft', id: null, origin: 'o' },
+  { type: 'graft', id: 'a', origin: 'o' },
+  { type: 'prune', origins: ['o'] },
+  { type: 'prune', origins: ['o', 'p'] }
 ]
 
 function hex(bytes: Uint8Array): string {
@@ -108,7 +111,7 @@ describe('wire: round trips', () => {
   it('messages are routed to the protocol that carries them', () => {
     assert.deepEqual(hyparviewMessages.map(protocolOf), hyparviewMessages.map(() => 'hyparview'))
     assert.deepEqual(plumtreeMessages.map(protocolOf), plumtreeMessages.map(() => 'plumtree'))
-    assert.equal(overlayProtocolId('pharos', 'plumtree'), '/pharos/plumtree/1.0.0')
+    assert.equal(overlayProtocolId('pharos', 'plumtree'), '/pharos/plumtree/2.0.0', '2.0.0: origins on the wire')
     // 2.0.0: NEIGHBOR's BRIDGE priority, which a 1.0.0 decoder refuses; the two IDs never negotiate.
     assert.equal(overlayProtocolId('pharos', 'hyparview'), '/pharos/hyparview/2.0.0')
   })
@@ -119,13 +122,14 @@ describe('wire: round trips', () => {
     assert.equal(hex(encodeHyParView({ topic: 't', message: { type: 'neighbor', priority: 'low' } })), '0a0174' + '2202' + '0802')
     assert.equal(hex(encodeHyParView({ topic: 't', message: { type: 'neighbor', priority: 'bridge' } })), '0a0174' + '2202' + '0803')
     assert.equal(hex(encodeHyParView({ topic: 't', message: { type: 'shuffle', origin: 'o', ttl: 4, peers: ['a'] } })), '0a0174' + '3a08' + '0a016f' + '1004' + '1a0161')
-    assert.equal(hex(encodePlumtree({ topic: 't', message: { type: 'gossip', id: 'i', round: 2, payload: new Uint8Array([9]) } })), '0a0174' + '1208' + '0a0169' + '1002' + '1a0109')
+    assert.equal(hex(encodePlumtree({ topic: 't', message: { type: 'gossip', id: 'i', round: 2, origin: 'o', payload: new Uint8Array([9]) } })), '0a0174' + '120b' + '0a0169' + '1002' + '1a0109' + '22016f')
     assert.equal(hex(encodePlumtree({ topic: 't', message: { type: 'ihave', entries: [{ id: 'i', round: 1 }] } })), '0a0174' + '1a07' + '0a05' + '0a0169' + '1001')
-    assert.equal(hex(encodePlumtree({ topic: 't', message: { type: 'prune' } })), '0a0174' + '2a00')
+    assert.equal(hex(encodePlumtree({ topic: 't', message: { type: 'graft', id: 'i', origin: 'o' } })), '0a0174' + '2206' + '0a0169' + '12016f')
+    assert.equal(hex(encodePlumtree({ topic: 't', message: { type: 'prune', origins: ['o', 'p'] } })), '0a0174' + '2a06' + '0a016f' + '0a0170')
   })
 
   it('the decoded payload is a copy: the driver may reuse its buffer', () => {
-    const frame = encodePlumtree({ topic: 't', message: { type: 'gossip', id: 'i', round: 1, payload: new Uint8Array([5, 6]) } })
+    const frame = encodePlumtree({ topic: 't', message: { type: 'gossip', id: 'i', round: 1, origin: 'o', payload: new Uint8Array([5, 6]) } })
     const decoded = decodePlumtree(frame)
     frame.fill(0)
     assert.ok(decoded.ok && decoded.value.message.type === 'gossip')
@@ -142,24 +146,26 @@ describe('wire: bounds', () => {
   })
 
   it('rounds are clamped to maxRound', () => {
-    const gossip = decodePlumtree(concat(topic, ld(2, concat(ld(1, 'i'), vi(2, 5_000_000)))))
+    const gossip = decodePlumtree(concat(topic, ld(2, concat(ld(1, 'i'), vi(2, 5_000_000), ld(4, 'o')))))
     assert.ok(gossip.ok && gossip.value.message.type === 'gossip' && gossip.value.message.round === DEFAULT_WIRE_LIMITS.maxRound)
     const ihave = decodePlumtree(concat(topic, ld(3, ld(1, concat(ld(1, 'i'), vi(2, 99_999))))))
     assert.ok(ihave.ok && ihave.value.message.type === 'ihave' && ihave.value.message.entries[0]?.round === DEFAULT_WIRE_LIMITS.maxRound)
   })
 
-  it('too many shuffle peers or IHAVE entries: too-many', () => {
-    const limits = { ...DEFAULT_WIRE_LIMITS, maxShufflePeers: 2, maxIHaveEntries: 2 }
+  it('too many shuffle peers, IHAVE entries or PRUNE origins: too-many', () => {
+    const limits = { ...DEFAULT_WIRE_LIMITS, maxShufflePeers: 2, maxIHaveEntries: 2, maxPruneOrigins: 2 }
     const peers = ['a', 'b', 'c']
     assert.equal(decodeHyParView(encodeHyParView({ topic: 't', message: { type: 'shuffle', origin: 'o', ttl: 1, peers: peers.slice(0, 2) } }), limits).ok, true)
     assert.equal(failure(decodeHyParView(encodeHyParView({ topic: 't', message: { type: 'shuffle', origin: 'o', ttl: 1, peers } }), limits)), 'too-many')
     assert.equal(failure(decodeHyParView(encodeHyParView({ topic: 't', message: { type: 'shuffleReply', peers } }), limits)), 'too-many')
     const entries = peers.map((id) => ({ id, round: 1 }))
     assert.equal(failure(decodePlumtree(encodePlumtree({ topic: 't', message: { type: 'ihave', entries } }), limits)), 'too-many')
+    assert.equal(decodePlumtree(encodePlumtree({ topic: 't', message: { type: 'prune', origins: peers.slice(0, 2) } }), limits).ok, true)
+    assert.equal(failure(decodePlumtree(encodePlumtree({ topic: 't', message: { type: 'prune', origins: peers } }), limits)), 'too-many')
   })
 
   it('an oversized frame, payload, peer key, topic or message ID: oversized', () => {
-    const gossip = encodePlumtree({ topic: 't', message: { type: 'gossip', id: 'i', round: 1, payload: new Uint8Array(100) } })
+    const gossip = encodePlumtree({ topic: 't', message: { type: 'gossip', id: 'i', round: 1, origin: 'o', payload: new Uint8Array(100) } })
     assert.equal(failure(decodePlumtree(gossip, { ...DEFAULT_WIRE_LIMITS, maxFrameBytes: 50 })), 'oversized')
     assert.equal(failure(decodePlumtree(gossip, { ...DEFAULT_WIRE_LIMITS, maxPayloadBytes: 99 })), 'oversized')
     assert.equal(decodePlumtree(gossip, { ...DEFAULT_WIRE_LIMITS, maxPayloadBytes: 100 }).ok, true)
@@ -167,7 +173,9 @@ describe('wire: bounds', () => {
     assert.equal(failure(decodeHyParView(encodeHyParView({ topic: 't', message: { type: 'forwardJoin', peer: longKey, ttl: 1 } }))), 'oversized')
     assert.equal(failure(decodeHyParView(encodeHyParView({ topic: 't', message: { type: 'shuffleReply', peers: [longKey] } }))), 'oversized')
     assert.equal(failure(decodeHyParView(encodeHyParView({ topic: 't'.repeat(DEFAULT_WIRE_LIMITS.maxTopicBytes + 1), message: { type: 'join' } }))), 'oversized')
-    assert.equal(failure(decodePlumtree(encodePlumtree({ topic: 't', message: { type: 'graft', id: 'i'.repeat(DEFAULT_WIRE_LIMITS.maxMessageIdBytes + 1) } }))), 'oversized')
+    assert.equal(failure(decodePlumtree(encodePlumtree({ topic: 't', message: { type: 'graft', id: 'i'.repeat(DEFAULT_WIRE_LIMITS.maxMessageIdBytes + 1), origin: null } }))), 'oversized')
+    assert.equal(failure(decodePlumtree(encodePlumtree({ topic: 't', message: { type: 'gossip', id: 'i', round: 1, origin: longKey, payload: new Uint8Array(1) } }))), 'oversized')
+    assert.equal(failure(decodePlumtree(encodePlumtree({ topic: 't', message: { type: 'prune', origins: [longKey] } }))), 'oversized')
   })
 })
 
@@ -181,14 +189,19 @@ describe('wire: refused frames', () => {
     ['a NEIGHBOR without a priority', 'missing-field', () => decodeHyParView(concat(topic, ld(4, '')))],
     ['a SHUFFLE without an origin', 'missing-field', () => decodeHyParView(concat(topic, ld(7, vi(2, 1))))],
     ['an empty peer in a SHUFFLEREPLY', 'missing-field', () => decodeHyParView(concat(topic, ld(8, ld(1, ''))))],
-    ['a GOSSIP without an ID', 'missing-field', () => decodePlumtree(concat(topic, ld(2, vi(2, 1))))],
+    ['a GOSSIP without an ID', 'missing-field', () => decodePlumtree(concat(topic, ld(2, concat(vi(2, 1), ld(4, 'o')))))],
+    ['a GOSSIP without an origin', 'missing-field', () => decodePlumtree(concat(topic, ld(2, concat(ld(1, 'i'), vi(2, 1)))))],
+    ['a GRAFT with neither an ID nor an origin', 'missing-field', () => decodePlumtree(concat(topic, ld(4, '')))],
+    ['a PRUNE naming no origin', 'missing-field', () => decodePlumtree(concat(topic, ld(5, '')))],
+    ['a PRUNE with an empty origin', 'missing-field', () => decodePlumtree(concat(topic, ld(5, ld(1, ''))))],
     ['an IHAVE entry without an ID', 'missing-field', () => decodePlumtree(concat(topic, ld(3, ld(1, vi(2, 1)))))],
     ['a GRAFT with an empty ID', 'missing-field', () => decodePlumtree(concat(topic, ld(4, ld(1, ''))))],
     ['an unknown message variant', 'unknown-field', () => decodeHyParView(concat(topic, ld(9, '')))],
     ['an unknown Plumtree variant', 'unknown-field', () => decodePlumtree(concat(topic, ld(6, '')))],
     ['an unknown field inside FORWARDJOIN', 'unknown-field', () => decodeHyParView(concat(topic, ld(3, concat(ld(1, 'p'), vi(3, 1)))))],
     ['a field inside JOIN', 'unknown-field', () => decodeHyParView(concat(topic, ld(2, vi(1, 1))))],
-    ['a field inside PRUNE', 'unknown-field', () => decodePlumtree(concat(topic, ld(5, vi(1, 1))))],
+    ['an unknown field inside PRUNE', 'unknown-field', () => decodePlumtree(concat(topic, ld(5, concat(ld(1, 'o'), vi(2, 1)))))],
+    ['an unknown field inside GOSSIP', 'unknown-field', () => decodePlumtree(concat(topic, ld(2, concat(ld(1, 'i'), ld(4, 'o'), vi(6, 1)))))],
     ['an unknown field inside an IHAVE entry', 'unknown-field', () => decodePlumtree(concat(topic, ld(3, ld(1, concat(ld(1, 'i'), vi(7, 1))))))],
     ['two message variants', 'malformed', () => decodeHyParView(concat(topic, ld(2, ''), ld(2, '')))],
     ['the topic twice', 'malformed', () => decodeHyParView(concat(topic, topic, ld(2, '')))],
@@ -225,7 +238,7 @@ describe('wire: fuzz', () => {
     for (const decode of decoders) {
       let result: DecodeResult<unknown>
       try {
-        result = decode(input, { ...DEFAULT_WIRE_LIMITS, maxShufflePeers: 4, maxIHaveEntries: 4 })
+        result = decode(input, { ...DEFAULT_WIRE_LIMITS, maxShufflePeers: 4, maxIHaveEntries: 4, maxPruneOrigins: 4 })
       } catch (error) {
         assert.fail(`decoder threw on ${hex(input)}: ${String(error)}`)
       }

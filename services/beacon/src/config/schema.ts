@@ -692,6 +692,20 @@ export const schema = {
     default: String(4 * MiB),
     help: 'Overlay bytes queued per neighbour link: past half of it the neighbour gets IHAVEs instead of payloads, at it the neighbour is dropped from the views for a minute (guess: four 1 MiB payloads, or ~250 content envelopes; an empty queue always takes one frame).'
   },
+  overlayValidationsInFlight: {
+    env: 'PHAROS_OVERLAY_VALIDATIONS_IN_FLIGHT',
+    group: 'limits',
+    parse: integer(1, 100_000),
+    default: '256',
+    help: 'Gossip messages validated at once (envelope, signatures, registration) before they may be forwarded; past it a new one is dropped unforwarded, its sender not blamed (guess: a few seconds of a busy content topic; a check takes about a millisecond).'
+  },
+  overlayValidationTimeoutMs: {
+    env: 'PHAROS_OVERLAY_VALIDATION_TIMEOUT_MS',
+    group: 'limits',
+    parse: integer(100, 600_000),
+    default: '5000',
+    help: 'A gossip message not validated within this is dropped unforwarded, its sender not blamed (guess: the checks are in memory and take milliseconds; this only catches a stuck check).'
+  },
   overlayMessageCacheBytes: {
     env: 'PHAROS_OVERLAY_MESSAGE_CACHE_BYTES',
     group: 'limits',

@@ -20,6 +20,14 @@
  *    one never does: the fetch that brought it walks on by itself);
  * 7. the entry is pinned: a pin job per entry, owned by its author, that holds the entry
  *    block and everything its params link to, within the author's quota.
+ *
+ * Stages 1–4 read no storage: they are `checkEnvelope`, which decides whether a gossiped
+ * envelope is forwarded at all (the overlay validates before it forwards, issue 18), and they
+ * run on every worker that receives it. Stages 5–7 need Postgres and run on the one worker that
+ * claimed the message (log-service.ts), from the checked entry, without verifying it again.
+ * What a stateless check cannot see is left to storage: an entry whose `prev` is not stored
+ * here is forwarded (an orphan is valid; its ancestors come later), and a `seq` that does not
+ * follow its stored `prev` is an equivocation or a fork, kept like any other (docs/logs.md).
  */
 import { CID } from 'multiformats/cid'
 import { decodeEntry, openEnvelope, verifyEntry } from '../../../protocol/src/log/index.ts'
@@ -34,6 +42,11 @@ import type { PinStore } from '../pinning/pin-store.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
 import type { Admission, LogStore, StoredOutcome } from './log-store.ts'
 import { TokenBuckets } from './token-buckets.ts'
+
+/** What `checkEnvelope` decided about a gossiped envelope (stages 1–4). */
+export type EnvelopeCheck =
+  | { verdict: 'accept', block: EntryBlock, publisher: string }
+  | { verdict: 'reject', reason: LogEntryRejection, cid?: CID }
 
 export type IngestResult =
   | { result: 'accepted', cid: CID, outcome: StoredOutcome }
@@ -105,31 +118,55 @@ export class LogIngest {
     this.rate = new TokenBuckets({ capacity: deps.limits.entryBurst, perMinute: deps.limits.entriesPerMinute })
   }
 
-  /** A content-topic payload delivered by neighbour `from`. */
-  async ingestEnvelope (payload: Uint8Array, from: string): Promise<IngestResult> {
+  /**
+   * Stages 1–4 of a content-topic payload from neighbour `from`, with no storage: envelope,
+   * entry, author signature (a forgery bans the envelope's signer), registered author. Every
+   * rejection is counted. Whether the overlay forwards the payload is decided by this.
+   */
+  async checkEnvelope (payload: Uint8Array, from: string): Promise<EnvelopeCheck> {
     const envelope = await openEnvelope(payload)
     if (!envelope.ok) {
       this.log.debug({ from, code: envelope.code, detail: envelope.detail }, 'dropped a malformed envelope')
-      return this.reject(envelope.code === 'too-large' ? 'too-large' : 'bad-envelope')
+      return this.refuse(envelope.code === 'too-large' ? 'too-large' : 'bad-envelope')
     }
-    return await this.ingestEntry(envelope.value.entry, { from, publisher: envelope.value.publisher, envelope: payload })
+    const checked = await this.checkEntry(envelope.value.entry, { from, publisher: envelope.value.publisher, envelope: payload })
+    return checked.verdict === 'accept' ? { ...checked, publisher: envelope.value.publisher } : checked
+  }
+
+  /** A content-topic payload delivered by neighbour `from`: checked, then stored. */
+  async ingestEnvelope (payload: Uint8Array, from: string): Promise<IngestResult> {
+    const checked = await this.checkEnvelope(payload, from)
+    if (checked.verdict !== 'accept') return rejected(checked.reason, checked.cid)
+    return await this.ingestChecked(checked, payload, from)
+  }
+
+  /** A payload `checkEnvelope` accepted: stages 5–7, without checking it again. */
+  async ingestChecked (checked: Extract<EnvelopeCheck, { verdict: 'accept' }>, payload: Uint8Array, from: string): Promise<IngestResult> {
+    return await this.store(checked.block, { from, publisher: checked.publisher, envelope: payload })
   }
 
   /** An entry block, with where it came from. */
   async ingestEntry (bytes: Uint8Array, source: EntrySource): Promise<IngestResult> {
+    const checked = await this.checkEntry(bytes, source)
+    if (checked.verdict !== 'accept') return rejected(checked.reason, checked.cid)
+    return await this.store(checked.block, source)
+  }
+
+  /** Stages 2–4: decode, the author's signature (a forgery bans the envelope's signer), registration. */
+  private async checkEntry (bytes: Uint8Array, source: EntrySource): Promise<{ verdict: 'accept', block: EntryBlock } | { verdict: 'reject', reason: LogEntryRejection, cid?: CID }> {
     const decoded = await decodeEntry(bytes)
     if (!decoded.ok) {
       this.log.debug({ from: source.from, code: decoded.code, detail: decoded.detail }, 'dropped a malformed entry')
-      return this.reject(decoded.code === 'too-large' ? 'too-large' : 'malformed')
+      return this.refuse(decoded.code === 'too-large' ? 'too-large' : 'malformed')
     }
     const block = decoded.value
     const verified = await verifyEntry(block.entry)
     if (!verified.ok) {
       await this.punishForgery(block, source, verified.code)
-      return this.reject('bad-signature', block.cid)
+      return this.refuse('bad-signature', block.cid)
     }
-    if (!this.deps.isRegistered(block.entry.author)) return this.reject('unregistered-author', block.cid)
-    return await this.store(block, source)
+    if (!this.deps.isRegistered(block.entry.author)) return this.refuse('unregistered-author', block.cid)
+    return { verdict: 'accept', block }
   }
 
   private async store ({ entry, bytes, cid }: EntryBlock, source: EntrySource): Promise<IngestResult> {
@@ -224,9 +261,22 @@ export class LogIngest {
   }
 
   private reject (reason: LogEntryRejection, cid?: CID): IngestResult {
+    this.count(reason)
+    return rejected(reason, cid)
+  }
+
+  private refuse (reason: LogEntryRejection, cid?: CID): { verdict: 'reject', reason: LogEntryRejection, cid?: CID } {
+    this.count(reason)
+    return cid === undefined ? { verdict: 'reject', reason } : { verdict: 'reject', reason, cid }
+  }
+
+  private count (reason: LogEntryRejection): void {
     this.deps.metrics.entries.inc({ result: 'rejected', reason })
     const limit = LIMIT_KEYS[reason]
     if (limit !== undefined) this.deps.limitMetrics.blocked(limit)
-    return cid === undefined ? { result: 'rejected', reason } : { result: 'rejected', reason, cid }
   }
+}
+
+function rejected (reason: LogEntryRejection, cid?: CID): IngestResult {
+  return cid === undefined ? { result: 'rejected', reason } : { result: 'rejected', reason, cid }
 }

@@ -12,7 +12,8 @@ import type { Logger } from '../logging/logger.ts'
 import type { KeyExchangeMetrics } from '../metrics/key-exchange-metrics.ts'
 import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import type { LogMetrics } from '../metrics/log-metrics.ts'
-import type { OverlayDriver } from '../overlay/overlay-driver.ts'
+import { keyExchangeValidator, syncValidator } from '../overlay/gossip-validators.ts'
+import type { GossipValidator, OverlayDriver } from '../overlay/overlay-driver.ts'
 import { serveRequests } from '../p2p/request-response.ts'
 import type { StorageService } from '../pinning/storage-service.ts'
 import type { ReceiptIssuer } from '../receipts/receipt-issuer.ts'
@@ -24,7 +25,7 @@ import type { SqlClient } from '../storage/sql.ts'
 import { AncestorFetcher } from './ancestor-fetcher.ts'
 import { HeadRequests } from './head-requests.ts'
 import { LogIngest } from './log-ingest.ts'
-import type { AuthorLimits } from './log-ingest.ts'
+import type { AuthorLimits, EnvelopeCheck } from './log-ingest.ts'
 import type { LogStore } from './log-store.ts'
 import { SyncResponder } from './sync-responder.ts'
 
@@ -107,6 +108,12 @@ const INGEST_CONCURRENCY = 32
 const INGEST_QUEUE_MAX = 10_000
 /** Messages claimed by other workers kept for a takeover; the oldest go first beyond this (guess). */
 const DEFERRED_MAX = 20_000
+/**
+ * Envelopes the overlay's validator accepted, kept until the claiming task stores them, so an
+ * entry's signatures are checked once per worker (guess: far more than are delivered between
+ * a validation and its task; the oldest go first, and a task that finds none checks again).
+ */
+const CHECKED_MAX = 10_000
 /** Stored entries left without a pin (a worker died in between) are looked for this often (guess). */
 const UNPINNED_SWEEP_MS = 30_000
 /** An entry counts as left without a pin after this long (well past a normal store → pin gap). */
@@ -232,6 +239,33 @@ export function createLogService (deps: LogServiceDeps): LogService {
     }
   }
 
+  // ---- validate, then forward ------------------------------------------------------------
+  //
+  // Every worker that receives a gossip message checks it, in memory, before the overlay
+  // forwards it (LogIngest stages 1–4: envelope, signatures, registered author); storing it
+  // (stages 5–7, Postgres) is left to the one worker that claims it below. So forwarding waits
+  // on no storage, a worker that did not claim an entry still forwards it to its own peers, and
+  // the claimer stores what its own validator checked without checking it again.
+
+  const checked = new Map<string, { payload: Uint8Array, result: Extract<EnvelopeCheck, { verdict: 'accept' }> }>()
+  const validateContent: GossipValidator = async ({ messageId, payload, from }) => {
+    const result = await ingest.checkEnvelope(payload, from)
+    if (result.verdict !== 'accept') return 'reject'
+    checked.delete(messageId)
+    checked.set(messageId, { payload, result })
+    if (checked.size > CHECKED_MAX) {
+      const oldest = checked.keys().next().value
+      if (oldest !== undefined) checked.delete(oldest)
+    }
+    return 'accept'
+  }
+  /** The check the validator made of this very payload, if it is still kept (once). */
+  const takeChecked = (messageId: string, payload: Uint8Array): Extract<EnvelopeCheck, { verdict: 'accept' }> | undefined => {
+    const kept = checked.get(messageId)
+    checked.delete(messageId)
+    return kept?.payload === payload ? kept.result : undefined
+  }
+
   // ---- one worker per message (fleet seen-set) ------------------------------------------
 
   const deferred = new Map<string, Deferred>()
@@ -244,7 +278,8 @@ export function createLogService (deps: LogServiceDeps): LogService {
   type Handler = (messageId: string, payload: Uint8Array, from: string) => Promise<boolean>
   const handlers = new Map<string, Handler>([
     ['content', async (messageId, payload, from) => {
-      const result = await ingest.ingestEnvelope(payload, from)
+      const pre = takeChecked(messageId, payload)
+      const result = pre === undefined ? await ingest.ingestEnvelope(payload, from) : await ingest.ingestChecked(pre, payload, from)
       if (result.cid?.toString() !== messageId) return false
       if (result.result !== 'rejected') deps.fleet.relay('content', messageId, payload)
       return true
@@ -269,6 +304,7 @@ export function createLogService (deps: LogServiceDeps): LogService {
     if (handle === undefined) return
     enqueue(async () => {
       if (await deps.fleet.claim(messageId) === 'seen') {
+        checked.delete(messageId)
         defer(messageId, topic, payload, from)
         return
       }
@@ -332,11 +368,16 @@ export function createLogService (deps: LogServiceDeps): LogService {
     onRelayed,
     async start () {
       accepting = true
-      unsubscribers.push(deps.overlay.onDeliver((delivery) => {
-        // Not through the fleet claim: each worker answers the askers it holds a connection to.
-        if (delivery.topic === 'sync') void headRequests.onDelivered(delivery.payload, lifetime.signal)
-        else dispatch(delivery.topic, delivery.messageId, delivery.payload, delivery.from)
-      }))
+      unsubscribers.push(
+        deps.overlay.setValidator('content', validateContent),
+        deps.overlay.setValidator('keyexchange', keyExchangeValidator(deps.isRegistered)),
+        deps.overlay.setValidator('sync', syncValidator(deps.isRegistered)),
+        deps.overlay.onDeliver((delivery) => {
+          // Not through the fleet claim: each worker answers the askers it holds a connection to.
+          if (delivery.topic === 'sync') void headRequests.onDelivered(delivery.payload, lifetime.signal)
+          else dispatch(delivery.topic, delivery.messageId, delivery.payload, delivery.from)
+        })
+      )
       const every = (ms: number, what: string, run: () => Promise<void>): void => {
         let busy = false
         const timer = setInterval(() => {
@@ -376,6 +417,7 @@ export function createLogService (deps: LogServiceDeps): LogService {
       lifetime.abort()
       for (const timer of timers.splice(0)) clearInterval(timer)
       deferred.clear()
+      checked.clear()
       for (const unsubscribe of unsubscribers.splice(0)) unsubscribe()
       waiting.length = 0
       await Promise.allSettled([...running])

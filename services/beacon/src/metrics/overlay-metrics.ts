@@ -33,6 +33,8 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
   limits?.mirror('overlayDataFramesPerSecond', () => overlay.driverCounters().neighbours.dataFramesRefused)
   limits?.mirror('overlayControlFramesPerSecond', () => overlay.driverCounters().neighbours.controlFramesRefused)
   limits?.mirror('overlayPassiveSharePercent', () => Object.values(overlay.topicCounters()).reduce((sum, counters) => sum + counters.membership.passiveShareReplacements, 0))
+  limits?.mirror('overlayValidationsInFlight', () => overlay.driverCounters().validationOverflows)
+  limits?.mirror('overlayValidationTimeoutMs', () => overlay.driverCounters().validationTimeouts)
   limits?.mirror('overlayMessageCacheBytes', () => Object.values(overlay.topicCounters()).reduce((sum, counters) => sum + counters.dissemination.cacheEvictions, 0))
   const mirror = new TotalsMirror()
   const ihaveBatches = new Map<string, number>()
@@ -146,7 +148,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
 
   const driver: Counter<'event'> = new Counter({
     name: 'pharos_overlay_driver_events_total',
-    help: 'Overlay driver events: refusals sent and received, send-queue overflows (frames, bytes), queue congestions (a neighbour made lazy), neighbours shunned (bad message ID, queue over its bound, or score below the threshold: neighbour_score_drop counts those), link failures, address lookups sent, skipped (no address found recently) and answered (per peer asked about), drain notices sent, received and refused (from a node that is not a live fleet worker), connections the overlay dialled and closed again once nothing used them',
+    help: 'Overlay driver events: refusals sent and received, send-queue overflows (frames, bytes), queue congestions (a neighbour made lazy), neighbours shunned (bad message ID, queue over its bound, or score below the threshold: neighbour_score_drop counts those), link failures, address lookups sent, skipped (no address found recently) and answered (per peer asked about), drain notices sent, received and refused (from a node that is not a live fleet worker), connections the overlay dialled and closed again once nothing used them, gossip validations by verdict (validated_accept, validated_reject, validated_ignore) and the ones ignored unjudged (validation_overflow, validation_timeout, validation_error, unvalidated_topic); a rejected message costs its sender pharos_overlay_neighbour_offences_total{offence="invalid-payload"}',
     labelNames: ['event'] as const,
     registers,
     collect () {
@@ -167,6 +169,11 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
       mirror.sync(driver, { event: 'drain_notice_refused' }, counters.drainNoticesRefused)
       mirror.sync(driver, { event: 'connection_opened' }, counters.connectionsOpened)
       mirror.sync(driver, { event: 'connection_released' }, counters.connectionsReleased)
+      for (const [verdict, total] of Object.entries(counters.validations)) mirror.sync(driver, { event: `validated_${verdict}` }, total)
+      mirror.sync(driver, { event: 'validation_overflow' }, counters.validationOverflows)
+      mirror.sync(driver, { event: 'validation_timeout' }, counters.validationTimeouts)
+      mirror.sync(driver, { event: 'validation_error' }, counters.validationErrors)
+      mirror.sync(driver, { event: 'unvalidated_topic' }, counters.unvalidatedTopic)
     }
   })
 

@@ -4,7 +4,7 @@
  * 2). The beacon runs it as a libp2p service; services/peer reuses it unchanged.
  *
  * Streams. Per neighbour and per protocol (`/<network>/hyparview/2.0.0`,
- * `/<network>/plumtree/1.0.0`) each side writes on one long-lived outbound stream it opened
+ * `/<network>/plumtree/2.0.0`) each side writes on one long-lived outbound stream it opened
  * and reads the one the other side opened (the gossipsub arrangement, so two peers that
  * connect at once never race over who owns a stream). Every topic's frames share those
  * streams; frames carry their topic. The acceptor of a stream first writes a preamble —
@@ -13,6 +13,13 @@
  * Links. A link is up while its outbound stream is open. A stream or connection that closes,
  * a dial that fails, or a malformed or oversized frame, is a failed link: every topic gets
  * `linkDown` and HyParView repairs from its passive view.
+ *
+ * Validate, then forward. A first receipt is handed to the topic's validator (the application's
+ * checks: signatures, registration, sizes), asynchronously, with at most `validationsInFlight`
+ * at once and each bounded by `validationTimeoutMs`; the topic forwards and announces it only
+ * once the validator accepts it. Over the bound, past the timeout, or on a topic with no
+ * validator, a message is ignored: not forwarded, nobody blamed. A rejected one is reported
+ * by the topic, and its sender penalised (`penalize`, `invalid-payload`).
  *
  * Misbehaving neighbours. A gossip payload whose message ID is not its content hash
  * (`messageIdOf`, checked before any topic sees it), or a send queue past its frame or byte
@@ -76,6 +83,7 @@ import type {
   TopicCounters,
   TopicEvent,
   TopicSnapshot,
+  Verdict,
   WireErrorCode,
   WireLimits
 } from '../../../protocol/src/overlay/index.ts'
@@ -100,6 +108,27 @@ export { DEFAULT_NEIGHBOUR_BUDGET, DEFAULT_NEIGHBOUR_SCORING, NEIGHBOUR_OFFENCES
 import { ConnectionRelease } from './connection-release.ts'
 
 export type AdmitDecision = { admitted: true } | { admitted: false, reason: RefusalReason }
+
+/** A first receipt on a topic, for its validator. */
+export interface GossipToValidate {
+  /** The topic's short name (`content`, …). */
+  topic: string
+  /** Already checked to be the payload's content hash. */
+  messageId: string
+  payload: Uint8Array
+  /** The neighbour that sent it (the authenticated remote peer), not the one that published it. */
+  from: PeerKey
+  /** The node that broadcast it, as the message says (not authenticated). */
+  origin: PeerKey
+}
+
+/**
+ * Decides whether a first receipt is forwarded: `accept` (delivered, forwarded, announced),
+ * `reject` (dropped, and `from` penalised: invalid bytes no honest node forwards) or `ignore`
+ * (dropped, nobody blamed). It must stop working when `signal` aborts (the timeout, or the
+ * overlay stopping); a throw counts as `ignore`.
+ */
+export type GossipValidator = (message: GossipToValidate, signal: AbortSignal) => Verdict | Promise<Verdict>
 
 /**
  * How far a drain notice from a node is believed:
@@ -140,6 +169,23 @@ export interface OverlayInit {
    * @default services/protocol's messageIdOf (content: the entry's CID; others: cborCid(payload))
    */
   messageIdOf?: (topic: string, payload: Uint8Array) => Promise<string | undefined>
+  /**
+   * Validators by topic (short name); more can be set later with `setValidator`. A topic with
+   * no validator forwards nothing it receives (every first receipt is ignored); our own
+   * broadcasts still go out. @default none
+   */
+  validators?: Readonly<Record<string, GossipValidator>>
+  /**
+   * First receipts being validated at once, over every topic (a validator that answers at once,
+   * without a promise, is never in flight); past it a new one is ignored (not forwarded).
+   * @default 256 (guess: a few seconds of a busy content topic's first receipts)
+   */
+  validationsInFlight?: number
+  /**
+   * A validation that takes longer is abandoned and its message ignored (not forwarded).
+   * @default 5000 (guess: signature checks take milliseconds; this only catches a stuck validator)
+   */
+  validationTimeoutMs?: number
   /** Wire bounds, enforced on decode. @default DEFAULT_WIRE_LIMITS of services/protocol */
   wireLimits?: Partial<WireLimits>
   /** Frame rates allowed per neighbour. @default DEFAULT_NEIGHBOUR_BUDGET (neighbour-budget.ts) */
@@ -180,6 +226,7 @@ export interface OverlayComponents {
   events: EventTarget
 }
 
+/** A broadcast its topic's validator accepted (first receipt only). */
 export interface Delivery {
   topic: string
   messageId: string
@@ -233,6 +280,24 @@ export interface DriverCounters {
   connectionsOpened: number
   /** Of those, closed again because nothing needed them. */
   connectionsReleased: number
+  /** First receipts validated, by verdict. */
+  validations: Record<Verdict, number>
+  /** First receipts ignored unvalidated because `validationsInFlight` were being validated. */
+  validationOverflows: number
+  /** Validations abandoned after `validationTimeoutMs` (ignored). */
+  validationTimeouts: number
+  /** Validations that threw (ignored). */
+  validationErrors: number
+  /** First receipts ignored because their topic has no validator. */
+  unvalidatedTopic: number
+}
+
+/** A gossip validation took longer than `validationTimeoutMs`: its signal is aborted with this, and the message ignored. */
+export class ValidationTimeoutError extends Error {
+  override readonly name = 'ValidationTimeoutError'
+  constructor (timeoutMs: number) {
+    super(`gossip validation took longer than ${timeoutMs} ms`)
+  }
 }
 
 /** A drain notice from a node whose drain we do not take (DrainTrust `refused`): its stream is reset with this. */
@@ -311,9 +376,15 @@ function setNewest<K, V> (map: Map<K, V>, key: K, value: V, cap: number): void {
 
 export class OverlayDriver implements Startable {
   private readonly components: OverlayComponents
-  private readonly init: Required<Omit<OverlayInit, 'admit' | 'bootstrap' | 'wireLimits' | 'topicConfig' | 'seed' | 'neighbourBudget' | 'neighbourScoring' | 'unbudgeted'>> & Pick<OverlayInit, 'admit' | 'bootstrap' | 'unbudgeted'>
+  private readonly init: Required<Omit<OverlayInit, 'admit' | 'bootstrap' | 'wireLimits' | 'topicConfig' | 'seed' | 'neighbourBudget' | 'neighbourScoring' | 'unbudgeted' | 'validators'>> & Pick<OverlayInit, 'admit' | 'bootstrap' | 'unbudgeted'>
   /** Budgets, scores and back-offs of neighbours. */
   private readonly ledger: NeighbourLedger
+  /** Validators by topic short name. */
+  private readonly validators = new Map<string, GossipValidator>()
+  /** Validations under way (asynchronous ones: a validator that answers at once is never in flight). */
+  private validating = 0
+  /** Their signals, aborted on stop. */
+  private readonly validations = new Set<AbortController>()
   private readonly limits: WireLimits
   private readonly topicConfig: TopicConfig | undefined
   private readonly seed: number
@@ -354,7 +425,12 @@ export class OverlayDriver implements Startable {
     drainNoticesReceived: 0,
     drainNoticesRefused: 0,
     connectionsOpened: 0,
-    connectionsReleased: 0
+    connectionsReleased: 0,
+    validations: { accept: 0, reject: 0, ignore: 0 },
+    validationOverflows: 0,
+    validationTimeouts: 0,
+    validationErrors: 0,
+    unvalidatedTopic: 0
   }
   private readonly connections: ConnectionRelease
 
@@ -383,8 +459,11 @@ export class OverlayDriver implements Startable {
       rejoinIntervalMs: init.rejoinIntervalMs ?? 5000,
       linkIdleMs: init.linkIdleMs ?? 15_000,
       linkOpenTimeoutMs: init.linkOpenTimeoutMs ?? 10_000,
-      connectionGraceMs: init.connectionGraceMs ?? 30_000
+      connectionGraceMs: init.connectionGraceMs ?? 30_000,
+      validationsInFlight: init.validationsInFlight ?? 256,
+      validationTimeoutMs: init.validationTimeoutMs ?? 5000
     }
+    for (const [topic, validator] of Object.entries(init.validators ?? {})) this.validators.set(topic, validator)
     this.limits = { ...DEFAULT_WIRE_LIMITS, ...init.wireLimits }
     this.topicConfig = init.topicConfig
     const plumtree = { ...DEFAULT_PLUMTREE_CONFIG, ...init.topicConfig?.plumtree }
@@ -455,6 +534,7 @@ export class OverlayDriver implements Startable {
   async stop (): Promise<void> {
     if (!this.started) return
     this.started = false
+    for (const validation of this.validations) validation.abort(new Error('overlay stopped'))
     clearInterval(this.maintenance)
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
@@ -518,6 +598,16 @@ export class OverlayDriver implements Startable {
     for (const [name, machine] of this.topics) this.run(name, machine.setNetworkSize(networkSize, Date.now()))
   }
 
+  /**
+   * Sets the validator of a topic (short name), replacing any; returns a function that removes
+   * it again. Until a topic has one, it forwards nothing it receives.
+   */
+  setValidator (topic: string, validator: GossipValidator): () => void {
+    this.validators.set(topic, validator)
+    return () => { if (this.validators.get(topic) === validator) this.validators.delete(topic) }
+  }
+
+  /** Called with every broadcast its topic's validator accepted (first receipts, not our own). */
   onDeliver (listener: (delivery: Delivery) => void): () => void {
     this.deliveryListeners.add(listener)
     return () => { this.deliveryListeners.delete(listener) }
@@ -729,8 +819,10 @@ export class OverlayDriver implements Startable {
         case 'connect': this.link(action.peer, 'hyparview'); break
         case 'disconnect': this.maybeRelease(action.peer); break
         case 'timer': this.schedule(topic, action.after, { type: 'timer', timer: action.timer }); break
+        case 'validate': this.validate(topic, action); break
+        case 'rejected': this.penalize(action.from, 'invalid-payload'); break
         case 'deliver': {
-          const delivery = { topic: topic.slice(this.init.network.length + 2), messageId: action.messageId, payload: action.payload, from: action.from, round: action.round }
+          const delivery = { topic: this.shortName(topic), messageId: action.messageId, payload: action.payload, from: action.from, round: action.round }
           for (const listener of this.deliveryListeners) {
             try {
               listener(delivery)
@@ -748,6 +840,73 @@ export class OverlayDriver implements Startable {
         }
       }
     }
+  }
+
+  private shortName (topic: string): string {
+    return topic.slice(this.init.network.length + 2)
+  }
+
+  /**
+   * Runs the topic's validator on a first receipt and feeds the verdict back. Bounded: at most
+   * `validationsInFlight` at once, each `validationTimeoutMs`; over either, or with no
+   * validator, or if it throws, the message is ignored (not forwarded, nobody penalised).
+   */
+  private validate (topic: string, action: Extract<Action, { type: 'validate' }>): void {
+    const { messageId } = action
+    const verdict = (value: Verdict): void => {
+      this.counters.validations[value]++
+      this.handle(topic, { type: 'validated', messageId, verdict: value })
+    }
+    const short = this.shortName(topic)
+    const validator = this.validators.get(short)
+    if (validator === undefined) {
+      this.counters.unvalidatedTopic++
+      verdict('ignore')
+      return
+    }
+    if (this.validating >= this.init.validationsInFlight) {
+      this.counters.validationOverflows++
+      verdict('ignore')
+      return
+    }
+    const message: GossipToValidate = { topic: short, messageId, payload: action.payload, from: action.from, origin: action.origin }
+    const controller = new AbortController()
+    let judged: Verdict | Promise<Verdict>
+    try {
+      judged = validator(message, controller.signal)
+    } catch (err) {
+      this.counters.validationErrors++
+      this.log.error('validator of %s failed - %e', short, err)
+      verdict('ignore')
+      return
+    }
+    // Judged at once (no I/O): no timer, no promise. The verdict is fed after the actions of
+    // the current event, as an asynchronous one would be, never in the middle of them.
+    if (typeof judged === 'string') {
+      const value = judged
+      queueMicrotask(() => { verdict(value) })
+      return
+    }
+    this.validating++
+    this.validations.add(controller)
+    const timer = setTimeout(() => { controller.abort(new ValidationTimeoutError(this.init.validationTimeoutMs)) }, this.init.validationTimeoutMs)
+    const aborted = new Promise<'aborted'>((resolve) => {
+      controller.signal.addEventListener('abort', () => { resolve('aborted') }, { once: true })
+    })
+    Promise.race([judged, aborted]).then((result) => {
+      if (result !== 'aborted') return result
+      if (controller.signal.reason instanceof ValidationTimeoutError) this.counters.validationTimeouts++
+      return 'ignore'
+    }, (err: unknown) => {
+      this.counters.validationErrors++
+      this.log.error('validator of %s failed - %e', short, err)
+      return 'ignore' as const
+    }).then((result) => {
+      clearTimeout(timer)
+      this.validations.delete(controller)
+      this.validating--
+      verdict(result)
+    }, () => {})
   }
 
   private handle (topic: string, event: TopicEvent): void {

@@ -186,6 +186,8 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
         ...(drainTrust === undefined ? {} : { drainTrust }),
         sendQueueFrames: config.overlaySendQueueFrames,
         sendQueueBytes: config.overlaySendQueueBytes,
+        validationsInFlight: config.overlayValidationsInFlight,
+        validationTimeoutMs: config.overlayValidationTimeoutMs,
         neighbourBudget: {
           dataFramesPerSecond: config.overlayDataFramesPerSecond,
           dataFramesBurst: config.overlayDataFramesBurst,

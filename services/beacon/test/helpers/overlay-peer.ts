@@ -7,16 +7,21 @@ import { tcp } from '@libp2p/tcp'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
 import { overlay } from '../../src/overlay/overlay-driver.ts'
-import type { OverlayDriver, OverlayInit } from '../../src/overlay/overlay-driver.ts'
+import type { GossipValidator, OverlayDriver, OverlayInit } from '../../src/overlay/overlay-driver.ts'
 
 export type OverlayPeer = Libp2p<{ identify: unknown, ping: Ping, overlay: OverlayDriver }>
 
+/** Forwards everything: for tests of the overlay itself, where payloads are opaque. */
+export const acceptAll: GossipValidator = () => 'accept'
+
 /**
  * A js-libp2p peer running the overlay driver, listening on loopback TCP so others can dial
- * it (`listen: []`: dial out only, as an app peer is by default).
+ * it (`listen: []`: dial out only, as an app peer is by default). Unless `validators` is
+ * given, every topic forwards whatever it receives (`acceptAll`).
  */
 export async function createOverlayPeer (init: Omit<OverlayInit, 'topics'> & { topics?: readonly string[], listen?: string[] }, privateKey?: PrivateKey): Promise<OverlayPeer> {
-  const { listen = ['/ip4/127.0.0.1/tcp/0'], ...overlayInit } = init
+  const { listen = ['/ip4/127.0.0.1/tcp/0'], topics = ['content', 'sync', 'keyexchange'], ...rest } = init
+  const overlayInit = { validators: Object.fromEntries(topics.map((topic) => [topic, acceptAll])), ...rest, topics }
   return await createLibp2p({
     ...(privateKey === undefined ? {} : { privateKey }),
     addresses: { listen },
@@ -28,7 +33,7 @@ export async function createOverlayPeer (init: Omit<OverlayInit, 'topics'> & { t
     services: {
       identify: identify(),
       ping: ping(),
-      overlay: overlay({ topics: ['content', 'sync', 'keyexchange'], ...overlayInit })
+      overlay: overlay(overlayInit)
     }
   })
 }

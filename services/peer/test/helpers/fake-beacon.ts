@@ -7,6 +7,7 @@ import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
 import { overlay } from '../../../beacon/src/overlay/overlay-driver.ts'
 import type { AdmitDecision, OverlayDriver } from '../../../beacon/src/overlay/overlay-driver.ts'
+import { auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '../../../beacon/src/overlay/gossip-validators.ts'
 import { OVERLAY_TOPICS } from '../../../beacon/src/overlay/topics.ts'
 import {
   decodeKeyExchange,
@@ -44,7 +45,14 @@ export async function startFakeBeacon (script: FakeBeaconScript, network = 'phar
     connectionMonitor: { enabled: false },
     services: {
       identify: identify(),
-      overlay: overlay({ network, topics: OVERLAY_TOPICS, networkSize: 10, ...(script.admit === undefined ? {} : { admit: script.admit }) })
+      overlay: overlay({
+        network,
+        topics: OVERLAY_TOPICS,
+        networkSize: 10,
+        // What a beacon forwards, without its storage: the checks the SDK makes too.
+        validators: { content: contentValidator(undefined), keyexchange: keyExchangeValidator(undefined), audit: auditValidator, sync: syncValidator(undefined) },
+        ...(script.admit === undefined ? {} : { admit: script.admit })
+      })
     }
   })
   const requests: SyncRequest[] = []

@@ -16,7 +16,7 @@ export { activeViewCapacity, DEFAULT_HYPARVIEW_CONFIG } from './hyparview.ts'
 export type { HyParViewConfig, HyParViewSnapshot, HyParViewStats } from './hyparview.ts'
 export { DEFAULT_PLUMTREE_CONFIG } from './plumtree.ts'
 export type { PlumtreeConfig, PlumtreeSnapshot, PlumtreeStats } from './plumtree.ts'
-export { isHyParViewMessage, MESSAGE_TYPES, protocolOf } from './messages.ts'
+export { isHyParViewMessage, MESSAGE_TYPES, protocolOf, SHARED_TREE } from './messages.ts'
 export type {
   Action,
   DisconnectMessage,
@@ -40,7 +40,8 @@ export type {
   ShuffleMessage,
   ShuffleReplyMessage,
   Timer,
-  TopicEvent
+  TopicEvent,
+  Verdict
 } from './messages.ts'
 export {
   decodeHyParView,

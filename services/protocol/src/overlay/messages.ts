@@ -91,7 +91,18 @@ export interface GossipMessage {
   readonly id: MessageId
   /** Hops this copy has travelled on arrival (the origin sends 1). */
   readonly round: number
+  /**
+   * The node that broadcast it: the root of the tree it travels (one tree per origin, as in
+   * Partisan's plumtree). Forwarders copy it unchanged. It is not authenticated: it only
+   * chooses which of the receiver's trees the copy counts in.
+   */
+  readonly origin: PeerKey
   readonly payload: Uint8Array
+  /**
+   * This copy, or one upstream of it, was fetched by GRAFT: how late it comes says nothing about
+   * how slow the eager path is, so the receiver's GRAFT timeout does not adapt to it. Absent: false.
+   */
+  readonly repaired?: boolean
 }
 
 /** One announced message ID in an IHAVE batch. */
@@ -108,16 +119,31 @@ export interface IHaveMessage {
 }
 
 /**
- * Make the link eager again (Plumtree §3.6 GRAFT). With an `id` the receiver also sends that
- * payload; without one (tree optimisation, §3.8) it only becomes eager.
+ * Ask for a payload, or join a tree (Plumtree §3.6 GRAFT). With an `id` the receiver sends that
+ * payload (a repair: the link stays lazy); with an `origin` it pushes that origin's payloads
+ * over the link from then on (`SHARED_TREE`: the link joins the shared tree). At least one.
  */
 export interface GraftMessage {
   readonly type: 'graft'
   readonly id: MessageId | null
+  readonly origin: PeerKey | null
 }
 
-/** Make the link lazy: the receiver delivered us a duplicate (Plumtree §3.3 PRUNE). */
-export interface PruneMessage { readonly type: 'prune' }
+/**
+ * How PRUNE and GRAFT name the shared tree (the one a new origin's tree starts from), where they
+ * would name an origin. No peer key is `*`.
+ */
+export const SHARED_TREE = '*'
+
+/**
+ * Make the link lazy in these origins' trees: the sender got duplicates of their messages over
+ * it (Plumtree §3.3 PRUNE). One PRUNE per neighbour per IHAVE interval carries every origin
+ * pruned in it.
+ */
+export interface PruneMessage {
+  readonly type: 'prune'
+  readonly origins: readonly PeerKey[]
+}
 
 export type PlumtreeMessage = GossipMessage | IHaveMessage | GraftMessage | PruneMessage
 
@@ -220,6 +246,19 @@ export type TopicEvent =
    * it. A new beacon seeds its views this way instead of waiting for joins and shuffles.
    */
   | { readonly type: 'learn', readonly peers: readonly PeerKey[] }
+  /**
+   * The application's verdict on a message handed to it by a `validate` action. `accept`: it is
+   * delivered, forwarded and announced, and served to GRAFTs. `reject`: it goes nowhere, the
+   * neighbour that sent it is reported (`rejected`), and its ID is forgotten, so a valid copy
+   * under the same ID may still come (on `content` an ID names the entry, not its envelope).
+   * `ignore`: it goes nowhere and nobody is blamed (a timeout, an overloaded validator); its ID
+   * stays seen. A verdict for a message not held (already judged, or superseded by our own
+   * broadcast of it) does nothing.
+   */
+  | { readonly type: 'validated', readonly messageId: MessageId, readonly verdict: Verdict }
+
+/** The application's judgement of a first receipt (see the `validated` event). */
+export type Verdict = 'accept' | 'reject' | 'ignore'
 
 /** What a topic asks the driver to do. Carried out in order. */
 export type Action =
@@ -234,7 +273,22 @@ export type Action =
   | { readonly type: 'disconnect', readonly peer: PeerKey }
   /** Hand `timer` back as a `timer` event after `after` milliseconds. Timers are never cancelled. */
   | { readonly type: 'timer', readonly after: number, readonly timer: Timer }
-  /** Deliver a broadcast to the application (first receipt only). */
+  /**
+   * A first receipt, held until the application judges it: answer with a `validated` event.
+   * Until then it is neither forwarded nor announced, and GRAFTs for it go unanswered.
+   */
+  | {
+    readonly type: 'validate'
+    readonly messageId: MessageId
+    readonly payload: Uint8Array
+    /** The neighbour it came from (not the original broadcaster). */
+    readonly from: PeerKey
+    /** The node that broadcast it, as the message says (not authenticated). */
+    readonly origin: PeerKey
+    /** Hops it travelled. */
+    readonly round: number
+  }
+  /** A broadcast the application accepted: it has been forwarded and announced (first receipt only). */
   | {
     readonly type: 'deliver'
     readonly messageId: MessageId
@@ -244,6 +298,11 @@ export type Action =
     /** Hops it travelled. */
     readonly round: number
   }
+  /**
+   * The application rejected a message `from` sent us: nothing was forwarded, announced or
+   * cached. The application may penalise `from`.
+   */
+  | { readonly type: 'rejected', readonly messageId: MessageId, readonly from: PeerKey }
   /** `peer` joined the active view. */
   | { readonly type: 'neighborUp', readonly peer: PeerKey }
   /** `peer` left the active view. */

@@ -79,7 +79,7 @@ export class Topic {
       neighborDown: (peer) => { this.#plumtree.neighborDown(peer) }
     }, options.isMember)
     this.#hyparview = hyparview
-    this.#plumtree = new Plumtree(plumtreeConfig, (peer) => hyparview.isActive(peer))
+    this.#plumtree = new Plumtree(options.self, plumtreeConfig)
   }
 
   /** Our peer key. */
@@ -136,6 +136,7 @@ export class Topic {
       case 'leave': this.#hyparview.leave(out); break
       case 'learn': this.#hyparview.learn(event.peers, out); break
       case 'congested': this.#plumtree.congested(event.peer); break
+      case 'validated': this.#plumtree.validated(event.messageId, event.verdict, now, out); break
       default: assertNever(event)
     }
     this.#count(out)
@@ -179,7 +180,7 @@ export class Topic {
       received: { ...this.#received },
       ihaveBatches: { ...this.#ihave },
       membership: { ...this.#hyparview.stats },
-      dissemination: { ...this.#plumtree.stats }
+      dissemination: this.#plumtree.stats
     }
   }
 

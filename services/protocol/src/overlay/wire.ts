@@ -20,14 +20,14 @@
  *     ShuffleReply shuffle_reply = 8;  // { repeated string peers = 1; }
  *   }
  * }
- * // /<network>/plumtree/1.0.0
+ * // /<network>/plumtree/2.0.0 (1.0.0 had no origins: one tree for every broadcast)
  * message PlumtreeFrame {
  *   string topic = 1;
  *   oneof message {
- *     Gossip gossip = 2;  // { string id = 1; uint32 round = 2; bytes payload = 3; }
+ *     Gossip gossip = 2;  // { string id = 1; uint32 round = 2; bytes payload = 3; string origin = 4; bool repaired = 5; }
  *     IHave ihave = 3;    // { repeated Entry entries = 1; }  Entry { string id = 1; uint32 round = 2; }
- *     Graft graft = 4;    // { optional string id = 1; }
- *     Prune prune = 5;    // {}
+ *     Graft graft = 4;    // { optional string id = 1; optional string origin = 2; }  (at least one)
+ *     Prune prune = 5;    // { repeated string origins = 1; }  (at least one)
  *   }
  * }
  * ```
@@ -38,6 +38,7 @@ import {
   MAX_MESSAGE_ID_BYTES,
   MAX_PAYLOAD_BYTES,
   MAX_PEER_KEY_BYTES,
+  MAX_PRUNE_ORIGINS,
   MAX_ROUND,
   MAX_SHUFFLE_PEERS,
   MAX_TOPIC_BYTES,
@@ -48,12 +49,14 @@ import type { HyParViewMessage, IHaveEntry, OverlayProtocol, PeerKey, PlumtreeMe
 
 /**
  * Protocol versions; part of the libp2p protocol IDs. HyParView 2.0.0 added the BRIDGE priority,
- * which a 1.0.0 decoder refuses as malformed: the two do not negotiate, so a 1.0.0 node fails
- * protocol negotiation cleanly instead of having its streams aborted mid-way.
+ * which a 1.0.0 decoder refuses as malformed; Plumtree 2.0.0 names each broadcast's origin (one
+ * tree per origin), what a PRUNE or GRAFT applies to, and whether a copy is a GRAFT's repair.
+ * Old and new IDs never negotiate, so a 1.0.0 node fails protocol negotiation cleanly instead
+ * of having its streams aborted mid-way.
  */
 export const OVERLAY_PROTOCOL_VERSIONS: Readonly<Record<OverlayProtocol, string>> = Object.freeze({
   hyparview: '2.0.0',
-  plumtree: '1.0.0'
+  plumtree: '2.0.0'
 })
 
 /** The libp2p protocol ID of an overlay protocol in a network namespace, e.g. `/pharos/hyparview/2.0.0`. */
@@ -77,6 +80,8 @@ export interface WireLimits {
   maxShufflePeers: number
   /** Entries in one IHAVE. @default 1024 (MAX_IHAVE_BATCH) */
   maxIHaveEntries: number
+  /** Origins in one PRUNE. @default 1024 (MAX_PRUNE_ORIGINS) */
+  maxPruneOrigins: number
   /** Walk TTLs above this are clamped to it. @default 16 (MAX_WALK_TTL) */
   maxTtl: number
   /** Rounds above this are clamped to it. @default 1024 (MAX_ROUND) */
@@ -91,6 +96,7 @@ export const DEFAULT_WIRE_LIMITS: Readonly<WireLimits> = Object.freeze({
   maxMessageIdBytes: MAX_MESSAGE_ID_BYTES,
   maxShufflePeers: MAX_SHUFFLE_PEERS,
   maxIHaveEntries: MAX_IHAVE_BATCH,
+  maxPruneOrigins: MAX_PRUNE_ORIGINS,
   maxTtl: MAX_WALK_TTL,
   maxRound: MAX_ROUND
 })
@@ -100,7 +106,7 @@ export const DEFAULT_WIRE_LIMITS: Readonly<WireLimits> = Object.freeze({
  * - `malformed`: not valid protobuf for the schema (truncated, wrong wire type, bad UTF-8, bad enum,
  *   a singular field twice, two variants of the oneof);
  * - `oversized`: the frame, the payload, a peer key, a topic or a message ID is over its limit;
- * - `too-many`: a list (shuffle peers, IHAVE entries) is over its limit;
+ * - `too-many`: a list (shuffle peers, IHAVE entries, PRUNE origins) is over its limit;
  * - `unknown-field`: a field number this version does not define;
  * - `missing-field`: a required field is absent or empty.
  */
@@ -227,12 +233,17 @@ export function encodePlumtree(frame: PlumtreeFrame): Uint8Array {
       x.string(1, m.id)
       x.uint(2, m.round)
       if (m.payload.length > 0) x.bytes(3, m.payload)
+      x.string(4, m.origin)
+      if (m.repaired === true) x.bool(5, true)
     }); break
     case 'ihave': w.message(3, (x) => {
       for (const entry of m.entries) x.message(1, (e) => { e.string(1, entry.id); e.uint(2, entry.round) })
     }); break
-    case 'graft': w.message(4, (x) => { if (m.id !== null) x.string(1, m.id) }); break
-    case 'prune': w.message(5, () => {}); break
+    case 'graft': w.message(4, (x) => {
+      if (m.id !== null) x.string(1, m.id)
+      if (m.origin !== null) x.string(2, m.origin)
+    }); break
+    case 'prune': w.message(5, (x) => { for (const origin of m.origins) x.string(1, origin) }); break
     default: assertNever(m)
   }
   return w.finish()
@@ -472,6 +483,8 @@ export function decodePlumtree(bytes: Uint8Array, limits: Readonly<WireLimits> =
         let id = ''
         let round = 0
         let payload = EMPTY
+        let origin = ''
+        let repaired = false
         const seen = new Seen()
         for (const f of fields(body)) {
           seen.once(f, 'gossip')
@@ -482,9 +495,12 @@ export function decodePlumtree(bytes: Uint8Array, limits: Readonly<WireLimits> =
             if (f.bytes.length > limits.maxPayloadBytes) fail('oversized', `gossip.payload of ${f.bytes.length} bytes > ${limits.maxPayloadBytes}`)
             // A copy: the driver may reuse the frame's buffer once we return.
             payload = f.bytes.slice()
-          } else unknown(f, 'gossip')
+          } else if (f.number === 4) origin = text(f, limits.maxPeerKeyBytes, 'gossip.origin')
+          else if (f.number === 5) repaired = bool(f, 'gossip.repaired')
+          else unknown(f, 'gossip')
         }
-        return { type: 'gossip', id: required(id, 'gossip.id'), round: Math.min(round, limits.maxRound), payload }
+        const message = { type: 'gossip', id: required(id, 'gossip.id'), round: Math.min(round, limits.maxRound), origin: required(origin, 'gossip.origin'), payload } as const
+        return repaired ? { ...message, repaired } : message
       }
       case 3: {
         const entries: IHaveEntry[] = []
@@ -507,17 +523,28 @@ export function decodePlumtree(bytes: Uint8Array, limits: Readonly<WireLimits> =
       }
       case 4: {
         let id: string | null = null
+        let origin: string | null = null
         const seen = new Seen()
         for (const f of fields(body)) {
           seen.once(f, 'graft')
           if (f.number === 1) id = required(text(f, limits.maxMessageIdBytes, 'graft.id'), 'graft.id')
+          else if (f.number === 2) origin = required(text(f, limits.maxPeerKeyBytes, 'graft.origin'), 'graft.origin')
           else unknown(f, 'graft')
         }
-        return { type: 'graft', id }
+        if (id === null && origin === null) fail('missing-field', 'graft: needs an id or an origin')
+        return { type: 'graft', id, origin }
       }
-      case 5:
-        emptyMessage(body, 'prune')
-        return { type: 'prune' }
+      case 5: {
+        const origins: PeerKey[] = []
+        for (const f of fields(body)) {
+          if (f.number !== 1) unknown(f, 'prune')
+          const origin = required(text(f, limits.maxPeerKeyBytes, 'prune.origins'), 'prune.origins')
+          if (origins.length >= limits.maxPruneOrigins) fail('too-many', `prune: more than ${limits.maxPruneOrigins} origins`)
+          origins.push(origin)
+        }
+        if (origins.length === 0) fail('missing-field', 'prune: needs at least one origin')
+        return { type: 'prune', origins }
+      }
       default:
         return fail('unknown-field', `plumtree: unknown field ${number}`)
     }

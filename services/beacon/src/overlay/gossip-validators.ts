@@ -1,0 +1,65 @@
+/**
+ * What each overlay topic forwards (validate, then forward: issue 18). The driver hands every
+ * first receipt to its topic's validator and forwards it only on `accept`; a `reject` penalises
+ * the neighbour that sent it. These are the checks that need no storage, shared by the beacon
+ * and the peer SDK; the beacon checks `content` with its ingest pipeline instead
+ * (LogIngest.checkEnvelope: the same checks, plus bans and metrics).
+ *
+ * | topic | forwarded when |
+ * |---|---|
+ * | `content` | a publish envelope within MAX_ENVELOPE_BYTES whose publisher signed it, around an entry that decodes strictly, whose author signed it, and whose author is registered (where the node knows the registry) |
+ * | `keyexchange` | a `getkey` frame naming a requester (registered, where known) |
+ * | `audit` | an audit report a worker signed, of the right shape |
+ * | `sync` | a HEAD request its asker signed, within its age bounds, from a registered asker (where known) |
+ */
+import { openAuditReport } from '../../../protocol/src/audit/index.ts'
+import { decodeEntry, decodeKeyExchange, openEnvelope, openHeadRequest, verifyEntry } from '../../../protocol/src/log/index.ts'
+import type { Verdict } from '../../../protocol/src/overlay/index.ts'
+import type { GossipValidator } from './overlay-driver.ts'
+
+/** Whether a peer ID is a registered account; undefined where the node does not know the registry. */
+export type RegistryCheck = ((peerId: string) => boolean) | undefined
+
+/**
+ * `content`, without storage: the envelope and its publisher's signature, the entry, its
+ * author's signature, and (with a registry) the author's registration.
+ */
+export function contentValidator (isRegistered: RegistryCheck): GossipValidator {
+  return async ({ payload }) => {
+    const envelope = await openEnvelope(payload)
+    if (!envelope.ok) return 'reject'
+    const decoded = await decodeEntry(envelope.value.entry)
+    if (!decoded.ok) return 'reject'
+    if (!(await verifyEntry(decoded.value.entry)).ok) return 'reject'
+    return registered(isRegistered, decoded.value.entry.author)
+  }
+}
+
+/** `keyexchange`: a `getkey` that names its requester (who must be registered, where known). */
+export function keyExchangeValidator (isRegistered: RegistryCheck): GossipValidator {
+  return ({ payload }) => {
+    const decoded = decodeKeyExchange(payload)
+    if (!decoded.ok || decoded.value.t !== 'getkey' || decoded.value.requester === undefined) return 'reject'
+    return registered(isRegistered, decoded.value.requester)
+  }
+}
+
+/** `audit`: a signed audit report (docs/audits.md). */
+export const auditValidator: GossipValidator = async ({ payload }) => (await openAuditReport(payload)).ok ? 'accept' : 'reject'
+
+/**
+ * `sync`: a signed HEAD request (protocol/src/log/head-request.ts) from a registered asker. One
+ * that went stale on its way is ignored, not rejected: the neighbour that forwarded it checked
+ * it while it was fresh, and is not to blame for the overlay's latency.
+ */
+export function syncValidator (isRegistered: RegistryCheck): GossipValidator {
+  return async ({ payload }) => {
+    const opened = await openHeadRequest(payload, Date.now())
+    if (!opened.ok) return opened.code === 'stale' ? 'ignore' : 'reject'
+    return registered(isRegistered, opened.value.asker)
+  }
+}
+
+function registered (isRegistered: RegistryCheck, peer: string): Verdict {
+  return isRegistered === undefined || isRegistered(peer) ? 'accept' : 'reject'
+}
