@@ -1,7 +1,10 @@
 /**
  * The libp2p driver of the overlay: a thin adapter that decodes frames, feeds the IO-free
- * topic state machines of services/protocol, and carries out their actions (STYLE.md rule
- * 2). The beacon runs it as a libp2p service; services/peer reuses it unchanged.
+ * multi-topic node of services/protocol (overlay-node.ts: the topics, routing, the rejoin
+ * rule, the address-lookup back-off, the departing record), and carries out its actions
+ * (STYLE.md rule 2). It keeps links, streams, queues, the neighbour ledger, running
+ * validators, drain notices on the wire and connection release. The beacon runs it as a
+ * libp2p service; services/peer reuses it unchanged; the simulator runs the same node.
  *
  * Streams. Per neighbour and per protocol (`/<network>/hyparview/2.0.0`,
  * `/<network>/plumtree/2.0.0`) each side writes on one long-lived outbound stream it opened
@@ -39,7 +42,8 @@
  * FORWARDJOIN or SHUFFLE may be unknown to our peer store; we then ask the peer that told
  * us about it (`/<network>/peer-addrs/1.0.0`), which by induction knows it, and then our
  * bootstrap peers. A peer nobody had an address for (one that only dials out, as most
- * app peers do) is not asked about again for a while, longer each time: otherwise every
+ * app peers do) is not asked about again for a while, longer each time (the node decides
+ * whether to ask and whom; the driver asks over the wire): otherwise every
  * shuffle reply and promotion aimed at it costs the beacons a lookup that finds nothing.
  * See docs/overlay-driver.md.
  *
@@ -61,8 +65,7 @@ import type { ComponentLogger, Connection, Logger, PeerId, PeerStore, Startable,
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { messageIdOf as contentHashIdOf } from '../../../protocol/src/log/message-id.ts'
 import {
-  createRng,
-  createTopic,
+  createOverlayNode,
   decodeHyParView,
   DEFAULT_PLUMTREE_CONFIG,
   decodePlumtree,
@@ -74,14 +77,15 @@ import {
   protocolOf
 } from '../../../protocol/src/overlay/index.ts'
 import type {
-  Action,
   Message,
+  OverlayNode,
+  OverlayNodeAction,
+  OverlayNodeEvent,
   OverlayProtocol,
   PeerKey,
-  Topic,
+  TopicAction,
   TopicConfig,
   TopicCounters,
-  TopicEvent,
   TopicSnapshot,
   Verdict,
   WireErrorCode,
@@ -202,7 +206,11 @@ export interface OverlayInit {
   topicConfig?: TopicConfig
   /** Seed of the RNG the topics draw from. @default random */
   seed?: number
-  /** How often an empty active view triggers a rejoin. @default 5000 (guess) */
+  /**
+   * A topic whose active view stayed empty this long rejoins through a bootstrap contact (the
+   * rule is services/protocol's OverlayNode; the driver ticks it every fifth of this).
+   * @default 5000 (guess)
+   */
   rejoinIntervalMs?: number
   /** A link no topic uses is closed after this long idle. @default 15000 (one shuffle period) */
   linkIdleMs?: number
@@ -308,6 +316,14 @@ export class DrainNoticeRefusedError extends Error {
   }
 }
 
+/** The overlay was used before `start` or after `stop`. */
+export class OverlayNotStartedError extends Error {
+  override readonly name = 'OverlayNotStartedError'
+  constructor () {
+    super('the overlay is not started')
+  }
+}
+
 /** Our refusal by the remote side, surfaced to the application (e.g. "not-registered"). */
 export class OverlayRefusedError extends Error {
   override readonly name = 'OverlayRefusedError'
@@ -337,43 +353,12 @@ interface OutboundLink {
 
 const PROTOCOLS: readonly OverlayProtocol[] = ['hyparview', 'plumtree']
 const linkId = (key: PeerKey, protocol: OverlayProtocol): string => `${key}|${protocol}`
-const MENTIONS_CAP = 10_000
 /** Drain notices written at once (guess: keeps a drain of thousands of peers to a few seconds without a burst of streams). */
 const DRAIN_CONCURRENCY = 32
 /** A drain notice is small (≤ 32 siblings × 8 addresses); anything past this is not one. */
 const MAX_DRAIN_NOTICE_BYTES = 64 * 1024
 /** Opening a stream and writing one notice, or reading one (guess). */
 const DRAIN_NOTICE_TIMEOUT_MS = 5000
-/**
- * A node that said it is draining is not linked to again for this long (guess: well past any
- * drain deadline, PHAROS_SHUTDOWN_DRAIN_MS, and short enough that a worker restarted under
- * the same peer ID is back in the views within a minute).
- */
-const DEPARTING_MS = 60_000
-/**
- * A peer no lookup found an address for is not looked up (nor dialled) again for this long,
- * four times longer on each further miss, up to UNREACHABLE_MAX_MS. Guesses: the first wait
- * is short because a miss right after a peer joined may be only a race with identify at the
- * peer asked (with a 60 s first wait, a 20-peer overlay in overlay-libp2p.test.ts once stayed
- * split for over a minute); a dial-out-only peer stays that way, and the growth, not the
- * first wait, is what bounds the lookups it costs (2, 8, 32, 128, 512 s, then 30 min). The
- * wait ends at once when the peer connects to us or our peer store learns an address for it.
- */
-const UNREACHABLE_FIRST_MS = 2000
-const UNREACHABLE_GROWTH = 4
-const UNREACHABLE_MAX_MS = 30 * 60_000
-const UNREACHABLE_CAP = 10_000
-
-/** Sets `key` as the newest entry of `map`, dropping the oldest once it holds more than `cap`. */
-function setNewest<K, V> (map: Map<K, V>, key: K, value: V, cap: number): void {
-  map.delete(key)
-  map.set(key, value)
-  if (map.size > cap) {
-    const oldest = map.keys().next().value
-    if (oldest !== undefined) map.delete(oldest)
-  }
-}
-
 export class OverlayDriver implements Startable {
   private readonly components: OverlayComponents
   private readonly init: Required<Omit<OverlayInit, 'admit' | 'bootstrap' | 'wireLimits' | 'topicConfig' | 'seed' | 'neighbourBudget' | 'neighbourScoring' | 'unbudgeted' | 'validators'>> & Pick<OverlayInit, 'admit' | 'bootstrap' | 'unbudgeted'>
@@ -396,15 +381,13 @@ export class OverlayDriver implements Startable {
   private readonly drainListeners = new Set<(notice: DrainNotice) => void>()
   /** Set by `drain`: new overlay streams are refused with `draining`. */
   private draining = false
-  /** Nodes that told us they are draining, until when no link to them is opened. */
-  private readonly departing = new Map<PeerKey, number>()
-  private readonly topics = new Map<string, Topic>()
+  /**
+   * Every topic, routing, the rejoin rule, the address-lookup back-off and the departing
+   * record (services/protocol's OverlayNode); set while started.
+   */
+  private node?: OverlayNode
   private readonly links = new Map<string, OutboundLink>()
   private readonly inbound = new Map<PeerKey, Set<Stream>>()
-  /** Who told us about a peer we may not have addresses for (bounded, oldest dropped). */
-  private readonly mentionedBy = new Map<PeerKey, PeerKey>()
-  /** Peers no lookup found an address for: when to ask again, and the wait after the next miss (bounded, oldest dropped). */
-  private readonly unreachable = new Map<PeerKey, { until: number, nextWaitMs: number }>()
   private readonly timers = new Set<NodeJS.Timeout>()
   private readonly deliveryListeners = new Set<(delivery: Delivery) => void>()
   private readonly refusalListeners = new Set<(error: OverlayRefusedError) => void>()
@@ -436,6 +419,7 @@ export class OverlayDriver implements Startable {
 
   private started = false
   private maintenance?: NodeJS.Timeout
+  private ticker?: NodeJS.Timeout
   private readonly onPeerDisconnect = (event: Event): void => {
     const key = (event as CustomEvent<PeerId>).detail.toString()
     // Only a peer we are linked to has failed: a connection we or it closed because nothing
@@ -502,19 +486,18 @@ export class OverlayDriver implements Startable {
   async start (): Promise<void> {
     if (this.started) return
     this.started = true
-    let stream = 0
-    for (const topic of this.init.topics) {
-      const name = this.topicName(topic)
-      const machine = createTopic({
-        self: this.self,
-        networkSize: this.init.networkSize,
-        rng: createRng(this.seed + stream++),
-        isMember: (key) => this.mayKeep(key),
-        ...(this.topicConfig === undefined ? {} : { config: this.topicConfig })
-      })
-      this.topics.set(name, machine)
-      this.run(name, machine.start(Date.now()))
-    }
+    const node = createOverlayNode({
+      self: this.self,
+      topics: this.init.topics.map((topic) => this.topicName(topic)),
+      networkSize: this.init.networkSize,
+      seed: this.seed,
+      config: { rejoinIntervalMs: this.init.rejoinIntervalMs },
+      isMember: (key) => this.mayKeep(key),
+      bootstrap: () => this.init.bootstrap?.().map((contact) => contact.toString()) ?? [],
+      ...(this.topicConfig === undefined ? {} : { topicConfig: this.topicConfig })
+    })
+    this.node = node
+    this.run(node.start(Date.now()))
     for (const protocol of PROTOCOLS) {
       await this.components.registrar.handle(this.protocolIds[protocol], (stream, connection) => {
         this.onInboundStream(protocol, stream, connection)
@@ -529,6 +512,9 @@ export class OverlayDriver implements Startable {
     this.components.events.addEventListener('peer:disconnect', this.onPeerDisconnect)
     this.maintenance = setInterval(() => { this.maintain() }, Math.min(this.init.rejoinIntervalMs, this.init.linkIdleMs))
     this.maintenance.unref()
+    // The node samples its views at ticks: ticking five times per interval rejoins within 1.2 of it.
+    this.ticker = setInterval(() => { if (!this.draining) this.handle({ type: 'tick' }) }, Math.max(1, Math.ceil(this.init.rejoinIntervalMs / 5)))
+    this.ticker.unref()
   }
 
   async stop (): Promise<void> {
@@ -536,6 +522,7 @@ export class OverlayDriver implements Startable {
     this.started = false
     for (const validation of this.validations) validation.abort(new Error('overlay stopped'))
     clearInterval(this.maintenance)
+    clearInterval(this.ticker)
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
     this.components.events.removeEventListener('peer:disconnect', this.onPeerDisconnect)
@@ -545,15 +532,13 @@ export class OverlayDriver implements Startable {
     for (const link of [...this.links.values()]) this.closeLink(link, new Error('overlay stopped'))
     for (const streams of this.inbound.values()) for (const stream of streams) stream.abort(new Error('overlay stopped'))
     this.inbound.clear()
-    this.topics.clear()
+    this.node = undefined
     this.connections.clear()
   }
 
   /** Joins a topic through a contact (a beacon's peer ID, or any member's). */
   join (topic: string, contact: PeerId): void {
-    const name = this.topicName(topic)
-    const machine = this.requireTopic(name)
-    this.run(name, machine.handle({ type: 'join', contact: contact.toString() }, Date.now()))
+    this.run(this.requireNode().handle({ type: 'join', topic: this.topicName(topic), contact: contact.toString() }, Date.now()))
   }
 
   /**
@@ -579,7 +564,7 @@ export class OverlayDriver implements Startable {
       keys.push(peerId)
     }
     if (keys.length === 0 || !this.started) return
-    for (const [name, machine] of this.topics) this.run(name, machine.handle({ type: 'learn', peers: keys }, Date.now()))
+    this.handle({ type: 'learn', peers: keys })
   }
 
   /**
@@ -588,14 +573,13 @@ export class OverlayDriver implements Startable {
    * useful answer to return.
    */
   broadcast (topic: string, messageId: string, payload: Uint8Array): void {
-    const name = this.topicName(topic)
-    this.run(name, this.requireTopic(name).broadcast(messageId, payload, Date.now()))
+    this.run(this.requireNode().broadcast(this.topicName(topic), messageId, payload, Date.now()))
   }
 
   /** N changed (accounts were added or removed): every topic resizes its views. */
   setNetworkSize (networkSize: number): void {
     this.init.networkSize = networkSize
-    for (const [name, machine] of this.topics) this.run(name, machine.setNetworkSize(networkSize, Date.now()))
+    if (this.node !== undefined) this.run(this.node.setNetworkSize(networkSize, Date.now()))
   }
 
   /**
@@ -670,24 +654,17 @@ export class OverlayDriver implements Startable {
    * DEPARTING_MS: the overlay links to it no more, and an application should not dial it either.
    */
   isDeparting (key: PeerKey): boolean {
-    const until = this.departing.get(key)
-    return until !== undefined && until > Date.now()
+    return this.node?.isDeparting(key, Date.now()) ?? false
   }
 
   /**
-   * `key` is draining: every topic forgets it as if it had left (`departed`), so its lost
-   * link is not retried and its slot is refilled from others, and no link to it is opened
-   * again for DEPARTING_MS. Hanging up is the application's call (the SDK does, once it has
-   * moved).
+   * `key` is draining: the node closes our links to it (`dropLinks`), every topic forgets it as
+   * if it had left (`departed`), so its lost link is not retried and its slot is refilled from
+   * others, and no link to it is opened again for the node's `departingMs`. Hanging up is the
+   * application's call (the SDK does, once it has moved).
    */
   private markDeparting (key: PeerKey): void {
-    if (this.isDeparting(key)) return
-    this.departing.set(key, Date.now() + DEPARTING_MS)
-    for (const protocol of PROTOCOLS) {
-      const link = this.links.get(linkId(key, protocol))
-      if (link !== undefined && link.state !== 'closed') this.closeLink(link, new Error('peer is draining'))
-    }
-    for (const name of this.topics.keys()) this.handle(name, { type: 'departed', peer: key })
+    this.handle({ type: 'draining', peer: key })
   }
 
   /**
@@ -760,10 +737,10 @@ export class OverlayDriver implements Startable {
     return this.perTopic((machine) => machine.counters())
   }
 
-  private perTopic<T> (read: (machine: Topic) => T): Record<string, T> {
+  private perTopic<T> (read: (machine: NonNullable<ReturnType<OverlayNode['topic']>>) => T): Record<string, T> {
     const out: Record<string, T> = {}
     for (const topic of this.init.topics) {
-      const machine = this.topics.get(this.topicName(topic))
+      const machine = this.node?.topic(this.topicName(topic))
       if (machine !== undefined) out[topic] = read(machine)
     }
     return out
@@ -812,17 +789,28 @@ export class OverlayDriver implements Startable {
 
   // ---- carrying out actions ---------------------------------------------------------------
 
-  private run (topic: string, actions: readonly Action[]): void {
+  private run (actions: readonly OverlayNodeAction[]): void {
     for (const action of actions) {
       switch (action.type) {
-        case 'send': this.send(topic, action.to, action.message); break
+        case 'send': this.send(action.topic, action.to, action.message); break
         case 'connect': this.link(action.peer, 'hyparview'); break
         case 'disconnect': this.maybeRelease(action.peer); break
-        case 'timer': this.schedule(topic, action.after, { type: 'timer', timer: action.timer }); break
-        case 'validate': this.validate(topic, action); break
+        case 'timer': this.schedule(action.after, { type: 'timer', topic: action.topic, timer: action.timer }); break
+        case 'validate': this.validate(action); break
         case 'rejected': this.penalize(action.from, 'invalid-payload'); break
+        case 'unknownTopic': this.counters.framesRejected['unknown-topic']++; break
+        case 'rejoin': this.log('rejoining %s through %s: its active view stayed empty', action.topic, action.contact); break
+        // Asked for by the driver itself, inline (see connect): nothing to do here.
+        case 'lookup': case 'unreachable': break
+        case 'dropLinks': {
+          for (const protocol of PROTOCOLS) {
+            const link = this.links.get(linkId(action.peer, protocol))
+            if (link !== undefined && link.state !== 'closed') this.closeLink(link, new Error('peer is draining'))
+          }
+          break
+        }
         case 'deliver': {
-          const delivery = { topic: this.shortName(topic), messageId: action.messageId, payload: action.payload, from: action.from, round: action.round }
+          const delivery = { topic: this.shortName(action.topic), messageId: action.messageId, payload: action.payload, from: action.from, round: action.round }
           for (const listener of this.deliveryListeners) {
             try {
               listener(delivery)
@@ -851,11 +839,11 @@ export class OverlayDriver implements Startable {
    * `validationsInFlight` at once, each `validationTimeoutMs`; over either, or with no
    * validator, or if it throws, the message is ignored (not forwarded, nobody penalised).
    */
-  private validate (topic: string, action: Extract<Action, { type: 'validate' }>): void {
-    const { messageId } = action
+  private validate (action: Extract<TopicAction, { type: 'validate' }>): void {
+    const { messageId, topic } = action
     const verdict = (value: Verdict): void => {
       this.counters.validations[value]++
-      this.handle(topic, { type: 'validated', messageId, verdict: value })
+      this.handle({ type: 'validated', topic, messageId, verdict: value })
     }
     const short = this.shortName(topic)
     const validator = this.validators.get(short)
@@ -909,17 +897,16 @@ export class OverlayDriver implements Startable {
     }, () => {})
   }
 
-  private handle (topic: string, event: TopicEvent): void {
-    const machine = this.topics.get(topic)
-    if (machine === undefined || !this.started) return
-    this.run(topic, machine.handle(event, Date.now()))
+  private handle (event: OverlayNodeEvent): void {
+    if (this.node === undefined || !this.started) return
+    this.run(this.node.handle(event, Date.now()))
   }
 
-  private schedule (topic: string, after: number, event: TopicEvent): void {
+  private schedule (after: number, event: OverlayNodeEvent): void {
     if (!this.started) return
     const timer = setTimeout(() => {
       this.timers.delete(timer)
-      this.handle(topic, event)
+      this.handle(event)
     }, after)
     this.timers.add(timer)
   }
@@ -948,7 +935,7 @@ export class OverlayDriver implements Startable {
       // It is not keeping up: payloads to it go lazy (IHAVE) until it reads and GRAFTs.
       if (!link.congested) this.counters.queueCongestions++
       link.congested = true
-      for (const name of this.topics.keys()) this.handle(name, { type: 'congested', peer: to })
+      this.handle({ type: 'congested', peer: to })
     }
     if (link.state === 'open') void this.pump(link)
   }
@@ -968,7 +955,7 @@ export class OverlayDriver implements Startable {
       if (link !== undefined && link.state !== 'closed') this.closeLink(link, why)
     }
     for (const stream of this.inbound.get(key) ?? []) stream.abort(why)
-    for (const name of this.topics.keys()) this.handle(name, { type: 'departed', peer: key })
+    this.handle({ type: 'departed', peer: key })
   }
 
   private isShunned (key: PeerKey): boolean {
@@ -1046,17 +1033,17 @@ export class OverlayDriver implements Startable {
     if (existing !== undefined) return existing
     const known = await this.components.peerStore.get(peer).then((record) => record.addresses.length, () => 0)
     if (known === 0) {
+      // The node decides whether to look the peer up, and whom to ask; the driver asks.
       const key = peer.toString()
-      const missed = this.unreachable.get(key)
-      if (missed !== undefined && missed.until > Date.now()) {
+      const decision = this.requireNode().handle({ type: 'addressesNeeded', peer: key }, Date.now())
+        .find((action) => action.type === 'lookup' || action.type === 'unreachable')
+      if (decision?.type === 'unreachable') {
         this.counters.addressLookupsSkipped++
         throw new Error('no address known for the peer (none found on the last lookup)')
       }
-      if (await this.lookupAddresses(peer, signal)) {
-        this.unreachable.delete(key)
-      } else {
-        const waitMs = missed?.nextWaitMs ?? UNREACHABLE_FIRST_MS
-        setNewest(this.unreachable, key, { until: Date.now() + waitMs, nextWaitMs: Math.min(UNREACHABLE_GROWTH * waitMs, UNREACHABLE_MAX_MS) }, UNREACHABLE_CAP)
+      if (decision?.type === 'lookup') {
+        const found = await this.lookupAddresses(peer, decision.ask, signal)
+        this.node?.handle({ type: 'lookupDone', peer: key, found }, Date.now())
       }
     }
     const before = new Set(this.components.connectionManager.getConnections(peer).map((connection) => connection.id))
@@ -1067,10 +1054,7 @@ export class OverlayDriver implements Startable {
 
   /** Whether some topic has `key` as a neighbour or awaits its reply to a request. */
   private linked (key: PeerKey): boolean {
-    for (const machine of this.topics.values()) {
-      if (machine.isNeighbor(key) || machine.snapshot().pending.includes(key)) return true
-    }
-    return false
+    return this.node?.isLinked(key) ?? false
   }
 
   /**
@@ -1082,7 +1066,7 @@ export class OverlayDriver implements Startable {
       const link = this.links.get(linkId(key, protocol))
       if (link !== undefined && link.state !== 'closed') return true
     }
-    for (const machine of this.topics.values()) if (machine.isNeighbor(key)) return true
+    if (this.node?.isNeighbor(key) === true) return true
     return this.init.bootstrap?.().some((contact) => contact.toString() === key) ?? false
   }
 
@@ -1118,7 +1102,7 @@ export class OverlayDriver implements Startable {
       const link = this.links.get(linkId(key, protocol))
       if (link !== undefined && link.state !== 'closed') this.closeLink(link, new Error('link down'))
     }
-    for (const name of this.topics.keys()) this.handle(name, { type: 'linkDown', peer: key })
+    this.handle({ type: 'linkDown', peer: key })
   }
 
   /** Drops a link at once: its queued frames are discarded and its stream is aborted. */
@@ -1132,7 +1116,7 @@ export class OverlayDriver implements Startable {
 
   /** Closes our links to a peer no topic has as a neighbour any more, once they drain. */
   private maybeRelease (key: PeerKey): void {
-    for (const machine of this.topics.values()) if (machine.isNeighbor(key)) return
+    if (this.node?.isNeighbor(key) === true) return
     for (const protocol of PROTOCOLS) {
       const link = this.links.get(linkId(key, protocol))
       if (link !== undefined) link.lastUsed = Math.min(link.lastUsed, Date.now() - this.init.linkIdleMs + 1000)
@@ -1143,22 +1127,14 @@ export class OverlayDriver implements Startable {
     const now = Date.now()
     for (const link of [...this.links.values()]) {
       if (link.state !== 'open' || link.queue.length > 0 || now - link.lastUsed < this.init.linkIdleMs) continue
-      if ([...this.topics.values()].some((machine) => machine.isNeighbor(link.key))) continue
+      if (this.node?.isNeighbor(link.key) === true) continue
       // Idle and drained: close gracefully rather than abort.
       link.state = 'closed'
       this.links.delete(linkId(link.key, link.protocol))
       void link.stream?.close().catch(() => {})
     }
     void this.connections.sweep(now).catch((err: unknown) => { this.log.error('releasing unused connections failed - %e', err) })
-    for (const [key, until] of this.departing) if (until <= now) this.departing.delete(key)
     this.ledger.forgetIdle(now, (key) => this.inbound.has(key) || this.links.has(linkId(key, 'hyparview')) || this.links.has(linkId(key, 'plumtree')))
-    const contacts = this.init.bootstrap?.().filter((peer) => peer.toString() !== this.self && !this.isDeparting(peer.toString())) ?? []
-    if (contacts.length === 0 || this.draining) return
-    for (const [name, machine] of this.topics) {
-      if (machine.activeSize > 0) continue
-      const contact = contacts[Math.floor(Math.random() * contacts.length)]
-      if (contact !== undefined) this.run(name, machine.handle({ type: 'join', contact: contact.toString() }, now))
-    }
   }
 
   // ---- inbound ----------------------------------------------------------------------------
@@ -1215,8 +1191,9 @@ export class OverlayDriver implements Startable {
           return
         }
         const { topic, message } = decoded.value
-        if (!this.topics.has(topic)) {
-          this.counters.framesRejected['unknown-topic']++
+        if (this.node?.hasTopic(topic) !== true) {
+          // The node routes it nowhere and says so (`unknownTopic`); it costs no budget.
+          this.handle({ type: 'frame', topic, from, message })
           continue
         }
         // Before anything costs us work (the hash of a payload, a topic's state): a frame over
@@ -1237,8 +1214,7 @@ export class OverlayDriver implements Startable {
           this.shun(from, why)
           return
         }
-        this.noteMentions(from, message)
-        this.handle(topic, { type: 'message', from, message })
+        this.handle({ type: 'frame', topic, from, message })
       }
     } finally {
       streams.delete(stream)
@@ -1249,17 +1225,6 @@ export class OverlayDriver implements Startable {
       // The sender closed its link: a failure only if it was our neighbour or owed us a reply
       // (a former neighbour closing its idle link has not left the passive view).
       if (this.started && this.linked(from)) this.linkDown(from)
-    }
-  }
-
-  private noteMentions (from: PeerKey, message: Message): void {
-    const mentioned: readonly PeerKey[] = message.type === 'forwardJoin'
-      ? [message.peer]
-      : message.type === 'shuffle'
-        ? [message.origin, ...message.peers]
-        : message.type === 'shuffleReply' ? message.peers : []
-    for (const peer of mentioned) {
-      if (peer !== this.self) setNewest(this.mentionedBy, peer, from, MENTIONS_CAP)
     }
   }
 
@@ -1293,12 +1258,10 @@ export class OverlayDriver implements Startable {
     }
   }
 
-  /** Asks whoever told us about `peer`, then our bootstrap peers, for its addresses; true once one answered with some. */
-  private async lookupAddresses (peer: PeerId, signal: AbortSignal): Promise<boolean> {
+  /** Asks `askers` (the node's choice: whoever told us about `peer`, then our bootstrap peers), in order, for its addresses; true once one answered with some. */
+  private async lookupAddresses (peer: PeerId, askers: readonly PeerKey[], signal: AbortSignal): Promise<boolean> {
     const key = peer.toString()
-    const askers = [this.mentionedBy.get(key), ...(this.init.bootstrap?.().map((contact) => contact.toString()) ?? [])]
-      .filter((asker): asker is string => asker !== undefined && asker !== key && asker !== this.self)
-    for (const asker of new Set(askers)) {
+    for (const asker of askers) {
       this.counters.addressLookups++
       try {
         const connection = this.components.connectionManager.getConnections(peerIdFromString(asker)).find((c) => c.status === 'open')
@@ -1319,10 +1282,9 @@ export class OverlayDriver implements Startable {
     return false
   }
 
-  private requireTopic (name: string): Topic {
-    const machine = this.topics.get(name)
-    if (machine === undefined) throw new Error(`not a topic of this node: ${name} (started: ${String(this.started)})`)
-    return machine
+  private requireNode (): OverlayNode {
+    if (this.node === undefined) throw new OverlayNotStartedError()
+    return this.node
   }
 }
 

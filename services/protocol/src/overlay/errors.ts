@@ -53,3 +53,14 @@ export class SelfContactError extends Error {
     super('a topic cannot join through itself')
   }
 }
+
+/** An event or broadcast named a topic the node is not in (a programmer error; frames are routed, not thrown). */
+export class UnknownTopicError extends Error {
+  override readonly name = 'UnknownTopicError'
+  readonly topic: string
+
+  constructor(topic: string) {
+    super(`not a topic of this node: ${topic}`)
+    this.topic = topic
+  }
+}

@@ -10,6 +10,8 @@
  * run(topic.broadcast(cid, bytes, now))
  * ```
  */
+export { createOverlayNode, DEFAULT_OVERLAY_NODE_CONFIG, OverlayNode } from './overlay-node.ts'
+export type { OverlayNodeAction, OverlayNodeConfig, OverlayNodeCounters, OverlayNodeEvent, OverlayNodeOptions, TopicAction } from './overlay-node.ts'
 export { createTopic, Topic } from './topic.ts'
 export type { TopicConfig, TopicCounters, TopicOptions, TopicSnapshot } from './topic.ts'
 export { activeViewCapacity, DEFAULT_HYPARVIEW_CONFIG } from './hyparview.ts'
@@ -55,4 +57,4 @@ export {
 export type { DecodeResult, HyParViewFrame, PlumtreeFrame, WireErrorCode, WireLimits } from './wire.ts'
 export { createRng, deriveSeed, pickRandom, randomFloat, randomInt, sampleRandom } from './rng.ts'
 export type { Rng } from './rng.ts'
-export { OverlayConfigError, PayloadTooLargeError, SelfContactError, TopicNotStartedError } from './errors.ts'
+export { OverlayConfigError, PayloadTooLargeError, SelfContactError, TopicNotStartedError, UnknownTopicError } from './errors.ts'
