@@ -1,9 +1,11 @@
 /**
  * Deterministic discrete-event simulator of many overlay nodes in one process.
  *
- * Each node is a real {@link Topic} state machine. The simulator plays the libp2p driver: it
- * carries out the actions (`send` becomes a delivery event after the link's latency, `timer` a
- * timer event, `connect`/`disconnect` open and close links) and feeds the results back as events.
+ * Each node is a real {@link OverlayNode} (one topic), the code the libp2p driver runs. The
+ * simulator plays the driver: it carries out the actions (`send` becomes a delivery event after
+ * the link's latency, `timer` a timer event, `connect`/`disconnect` open and close links,
+ * `rejoin` is counted) and feeds the results back as events, with a `tick` every second, so the
+ * node's own rejoin rule acts.
  * Everything random (latency, loss, detection delays, scenario choices, each node's own RNG) is
  * drawn from streams derived from one seed, and events run in (time, seq) order, so a seed
  * always gives the same run, down to the byte.
@@ -20,11 +22,12 @@
  *   that is dead or on the other side of a partition. At most one report per pair is in flight.
  */
 import { assertNever, countsByType } from '../src/overlay/messages.ts'
-import type { Action, Message, MessageType, Timer } from '../src/overlay/messages.ts'
+import type { Message, MessageType, Timer } from '../src/overlay/messages.ts'
 import { protocolOf } from '../src/overlay/messages.ts'
 import { createRng, deriveSeed, pickRandom, randomFloat, randomInt } from '../src/overlay/rng.ts'
 import type { Rng } from '../src/overlay/rng.ts'
-import { createTopic } from '../src/overlay/topic.ts'
+import { createOverlayNode } from '../src/overlay/overlay-node.ts'
+import type { OverlayNode, OverlayNodeAction, OverlayNodeEvent } from '../src/overlay/overlay-node.ts'
 import type { Topic, TopicConfig } from '../src/overlay/topic.ts'
 import { EventQueue } from './event-queue.ts'
 
@@ -68,9 +71,9 @@ export interface SimulationOptions {
   /** @default {} */
   topic?: TopicConfig
   /**
-   * Driver behaviour: a node whose active view stayed empty this long joins again through a
-   * random live node (a real driver would use a bootstrap beacon).
-   * @default 10000 (guess)
+   * The node's `rejoinIntervalMs`: a node whose active view stayed empty this long joins again;
+   * its bootstrap list is one random live node that has neighbours (a real driver gives its
+   * beacons). @default 10000 (guess)
    */
   rejoinAfterMs?: number
   /**
@@ -83,6 +86,9 @@ export interface SimulationOptions {
 export interface SimNode {
   readonly index: number
   readonly key: string
+  /** The node's code, as the libp2p driver runs it. */
+  readonly node: OverlayNode
+  /** Its one topic (read it; events go through `node`). */
   readonly topic: Topic
   /** One-way access delay (ms). */
   readonly access: number
@@ -97,8 +103,6 @@ export interface SimNode {
   readonly heldBy: Set<number>
   /** Peers with a linkDown report in flight to this node. */
   readonly pendingLinkDown: Set<number>
-  /** Since when the active view has been empty (−1: it is not). */
-  emptySince: number
 }
 
 export interface Delivery {
@@ -187,19 +191,21 @@ export interface OverlayShape {
 }
 
 type SimEvent =
-  | { readonly time: number, readonly seq: number, readonly kind: 'message', readonly from: number, readonly to: number, readonly message: Message }
-  | { readonly time: number, readonly seq: number, readonly kind: 'timer', readonly node: number, readonly timer: Timer }
+  | { readonly time: number, readonly seq: number, readonly kind: 'message', readonly from: number, readonly to: number, readonly topic: string, readonly message: Message }
+  | { readonly time: number, readonly seq: number, readonly kind: 'timer', readonly node: number, readonly topic: string, readonly timer: Timer }
   | { readonly time: number, readonly seq: number, readonly kind: 'linkDown', readonly node: number, readonly peer: number }
   | { readonly time: number, readonly seq: number, readonly kind: 'call', readonly fn: () => void }
 
 const PAYLOAD = new Uint8Array(64).fill(7)
 const MAINTENANCE_INTERVAL_MS = 1_000
+/** The one topic every node takes part in. */
+const SIM_TOPIC = '/sim/topic'
 
 export class Simulation {
   now = 0
   /** Events processed so far. */
   events = 0
-  /** Joins the driver behaviour had to repeat. */
+  /** Joins the nodes' rejoin rule made. */
   rejoins = 0
   /** Messages dropped by the loss model. */
   dropped = 0
@@ -249,10 +255,25 @@ export class Simulation {
     const index = this.nodes.length
     const key = `n${index}`
     const [lo, hi] = this.#network.accessDelayMs
+    const overlayNode = createOverlayNode({
+      self: key,
+      topics: [SIM_TOPIC],
+      networkSize: this.#networkSize,
+      // Its one topic draws from createRng(seed + 0): the stream a bare Topic had here.
+      seed: deriveSeed(this.#seed, index),
+      topicConfig: this.#topicConfig,
+      config: { rejoinIntervalMs: this.#rejoinAfterMs },
+      // Asked only when a rejoin is due, so the scenario stream is drawn from only then.
+      bootstrap: () => {
+        const contact = this.randomAlive((n) => n !== node && n.topic.activeSize > 0)
+        return contact === undefined ? [] : [contact.key]
+      }
+    })
     const node: SimNode = {
       index,
       key,
-      topic: createTopic({ self: key, networkSize: this.#networkSize, rng: createRng(deriveSeed(this.#seed, index)), config: this.#topicConfig }),
+      node: overlayNode,
+      topic: overlayNode.topic(SIM_TOPIC) as Topic,
       access: lo + randomInt(this.#netRng, hi - lo + 1),
       alive: true,
       joinedAt: this.now,
@@ -260,13 +281,12 @@ export class Simulation {
       side: 0,
       held: new Set(),
       heldBy: new Set(),
-      pendingLinkDown: new Set(),
-      emptySince: -1
+      pendingLinkDown: new Set()
     }
     this.nodes.push(node)
     this.#byKey.set(key, node)
-    this.#execute(node, node.topic.start(this.now))
-    if (contact !== undefined) this.#execute(node, node.topic.handle({ type: 'join', contact: contact.key }, this.now))
+    this.#execute(node, overlayNode.start(this.now))
+    if (contact !== undefined) this.#handle(node, { type: 'join', topic: SIM_TOPIC, contact: contact.key })
     return node
   }
 
@@ -286,7 +306,7 @@ export class Simulation {
   /** Graceful departure: DISCONNECT to every neighbour, then the process exits. */
   leave(node: SimNode): void {
     if (!node.alive) return
-    this.#execute(node, node.topic.handle({ type: 'leave' }, this.now))
+    this.#handle(node, { type: 'leave' })
     this.kill(node)
   }
 
@@ -318,7 +338,7 @@ export class Simulation {
     record.deliveries.add(origin.index, this.now, 0)
     this.broadcasts.push(record)
     this.#byId.set(id, record)
-    this.#execute(origin, origin.topic.broadcast(id, PAYLOAD, this.now))
+    this.#execute(origin, origin.node.broadcast(SIM_TOPIC, id, PAYLOAD, this.now))
     return record
   }
 
@@ -413,6 +433,10 @@ export class Simulation {
 
   // ---- the driver ----------------------------------------------------------------------------
 
+  #handle(node: SimNode, event: OverlayNodeEvent): void {
+    this.#execute(node, node.node.handle(event, this.now))
+  }
+
   #schedule(event: SimEvent): void {
     this.#queue.push(event)
   }
@@ -431,12 +455,12 @@ export class Simulation {
           const record = this.#byId.get(event.message.id)
           if (record !== undefined) record.payloadReceived++
         }
-        this.#execute(to, to.topic.handle({ type: 'message', from: from.key, message: event.message }, this.now))
+        this.#handle(to, { type: 'frame', topic: event.topic, from: from.key, message: event.message })
         return
       }
       case 'timer': {
         const node = this.nodes[event.node] as SimNode
-        if (node.alive) this.#execute(node, node.topic.handle({ type: 'timer', timer: event.timer }, this.now))
+        if (node.alive) this.#handle(node, { type: 'timer', topic: event.topic, timer: event.timer })
         return
       }
       case 'linkDown': {
@@ -445,7 +469,7 @@ export class Simulation {
         node.pendingLinkDown.delete(peer.index)
         node.held.delete(peer.index)
         peer.heldBy.delete(node.index)
-        if (node.alive) this.#execute(node, node.topic.handle({ type: 'linkDown', peer: peer.key }, this.now))
+        if (node.alive) this.#handle(node, { type: 'linkDown', peer: peer.key })
         return
       }
       case 'call':
@@ -456,12 +480,12 @@ export class Simulation {
     }
   }
 
-  #execute(node: SimNode, actions: readonly Action[]): void {
-    let validated: string[] | undefined
+  #execute(node: SimNode, actions: readonly OverlayNodeAction[]): void {
+    let validated: Array<{ topic: string, messageId: string }> | undefined
     for (const action of actions) {
       switch (action.type) {
         case 'send':
-          this.#send(node, this.#node(action.to), action.message)
+          this.#send(node, this.#node(action.to), action.topic, action.message)
           break
         case 'connect': {
           const peer = this.#node(action.peer)
@@ -477,11 +501,11 @@ export class Simulation {
           break
         }
         case 'timer':
-          this.#schedule({ time: this.now + action.after, seq: this.#seq++, kind: 'timer', node: node.index, timer: action.timer })
+          this.#schedule({ time: this.now + action.after, seq: this.#seq++, kind: 'timer', node: node.index, topic: action.topic, timer: action.timer })
           break
         case 'validate':
           // Every payload is valid here, and validation takes no time: accepted once this batch of actions is done.
-          ;(validated ??= []).push(action.messageId)
+          ;(validated ??= []).push({ topic: action.topic, messageId: action.messageId })
           break
         case 'rejected':
           break
@@ -493,14 +517,23 @@ export class Simulation {
         case 'neighborUp':
         case 'neighborDown':
           break
+        case 'rejoin':
+          this.rejoins++
+          break
+        case 'unknownTopic':
+        case 'lookup':
+        case 'unreachable':
+        case 'dropLinks':
+          // Every node has the one topic, every address is known and nobody drains here.
+          throw new Error(`simulator: unexpected ${action.type} action from ${node.key}`)
         default:
           assertNever(action)
       }
     }
-    for (const messageId of validated ?? []) this.#execute(node, node.topic.handle({ type: 'validated', messageId, verdict: 'accept' }, this.now))
+    for (const { topic, messageId } of validated ?? []) this.#handle(node, { type: 'validated', topic, messageId, verdict: 'accept' })
   }
 
-  #send(from: SimNode, to: SimNode, message: Message): void {
+  #send(from: SimNode, to: SimNode, topic: string, message: Message): void {
     this.sent[message.type]++
     if (!this.#reachable(from, to)) {
       this.#scheduleLinkDown(from, to)
@@ -510,7 +543,7 @@ export class Simulation {
       this.dropped++
       return
     }
-    this.#schedule({ time: this.now + this.#latency(from, to), seq: this.#seq++, kind: 'message', from: from.index, to: to.index, message })
+    this.#schedule({ time: this.now + this.#latency(from, to), seq: this.#seq++, kind: 'message', from: from.index, to: to.index, topic, message })
   }
 
   #node(key: string): SimNode {
@@ -538,25 +571,9 @@ export class Simulation {
     this.#schedule({ time: this.now + delay, seq: this.#seq++, kind: 'linkDown', node: node.index, peer: peer.index })
   }
 
-  /** Driver behaviour: rejoin after the active view stayed empty for `rejoinAfterMs`. */
+  /** Every live node's periodic tick: its own rule rejoins a node whose view stayed empty. */
   #maintain(): void {
-    for (const node of this.nodes) {
-      if (!node.alive) continue
-      if (node.topic.activeSize > 0) {
-        node.emptySince = -1
-        continue
-      }
-      if (node.emptySince < 0) {
-        node.emptySince = this.now
-        continue
-      }
-      if (this.now - node.emptySince < this.#rejoinAfterMs) continue
-      const contact = this.randomAlive((n) => n !== node && n.topic.activeSize > 0)
-      if (contact === undefined) continue
-      this.rejoins++
-      node.emptySince = this.now
-      this.#execute(node, node.topic.handle({ type: 'join', contact: contact.key }, this.now))
-    }
+    for (const node of this.nodes) if (node.alive) this.#handle(node, { type: 'tick' })
     this.#schedule({ time: this.now + MAINTENANCE_INTERVAL_MS, seq: this.#seq++, kind: 'call', fn: () => { this.#maintain() } })
   }
 }

@@ -9,6 +9,7 @@ import { EventQueue } from '../sim/event-queue.ts'
 import { compareToBaseline } from '../sim/report.ts'
 import type { Baseline, ScenarioReport } from '../sim/report.ts'
 import { findScenario } from '../sim/scenarios.ts'
+import { Simulation } from '../sim/simulator.ts'
 
 const NODES = 200
 /** floor(log2 200) + 1 */
@@ -118,6 +119,27 @@ describe(`simulator, ${NODES} nodes, concurrent broadcasts (issue 18)`, () => {
     assert.equal(report.reliabilityPct.min, 100)
     assert.ok(report.rmr <= 0.1, `RMR ${report.rmr}: concurrent broadcasts thrash the trees`)
     assertWhole(report)
+  })
+})
+
+describe('simulator driver', () => {
+  it('runs the node\'s own rejoin rule: a node cut off with nobody to fall back on rejoins after rejoinAfterMs, not before', () => {
+    const sim = new Simulation({ seed: 1, networkSize: 4, rejoinAfterMs: 10_000, network: { failureDetectionMs: [500, 500] } })
+    const a = sim.addNode()
+    const lonely = sim.addNode(a)
+    sim.addNode(sim.addNode())
+    sim.runUntil(2000)
+    assert.deepEqual(lonely.topic.snapshot().active, [a.key])
+    sim.kill(a)
+    sim.runUntil(3000)
+    assert.equal(lonely.topic.activeSize, 0, 'its only neighbour is gone and its passive view holds nobody else')
+    sim.runUntil(12_999)
+    assert.equal(sim.rejoins, 0, 'not before the view was seen empty for 10 s (from the tick at 3 s)')
+    sim.runUntil(13_000)
+    assert.equal(sim.rejoins, 1)
+    assert.equal(lonely.node.counters().rejoins, 1, 'the node made it')
+    sim.runUntil(14_000)
+    assert.ok(lonely.topic.activeSize > 0, 'rejoined through a live node')
   })
 })
 
