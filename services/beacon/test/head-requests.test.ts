@@ -119,11 +119,13 @@ describe('HEAD requests on the sync topic', () => {
     await stranger.dial(addr)
     await waitFor('the worker to see the stranger connected', () => worker.node.getConnections(stranger.peerId).length > 0, WAIT_MS)
 
-    const unregisteredBefore = await outcome('unregistered')
+    const ignoredBefore = worker.node.services.overlay.driverCounters().validations.ignore
     const answeredBefore = await outcome('answered')
-    // Its signed request, carried onto the topic by a registered member.
+    // Its signed request, carried onto the topic by a registered member. The worker's sync
+    // validator drops it (ignored: the member may not know the registry, so it is not blamed),
+    // so it is neither answered nor forwarded.
     await broadcastRequest(asker, strangerKey, [{ author: author.peerId.toString() }])
-    await waitFor('the worker to refuse the unregistered asker', async () => await outcome('unregistered') === unregisteredBefore + 1, WAIT_MS)
+    await waitFor('the worker to refuse the unregistered asker', () => worker.node.services.overlay.driverCounters().validations.ignore === ignoredBefore + 1, WAIT_MS)
     await sleep(1000)
     assert.equal(pushes, 0, 'nothing was pushed to it')
     assert.equal(await outcome('answered'), answeredBefore)
@@ -148,12 +150,13 @@ describe('HEAD requests on the sync topic', () => {
     assert.equal(await outcome('rate-limited') - limitedBefore, sent - answered)
     assert.equal(await metric(/^pharos_limit_blocked_total\{limit="PHAROS_SYNC_HEAD_REQUESTS_PER_MINUTE"\} (\d+)/m) - blockedBefore, sent - answered)
 
-    // A request naming more authors than the wire allows is not one: dropped before anything.
-    const malformedBefore = await outcome('malformed')
+    // A request naming more authors than the wire allows is not one: the validator rejects it
+    // (and blames the member that put it on the topic) before anything else sees it.
+    const rejectedBefore = worker.node.services.overlay.driverCounters().validations.reject
     const many = await Promise.all(Array.from({ length: 33 }, async () => ({ author: signerFor(await generateKeyPair('Ed25519')).peerId })))
     const oversized = encodeCbor({ v: 1, asker: asker.peerId.toString(), at: Date.now(), wants: many, sig: new Uint8Array(64) })
     asker.libp2p.services.overlay.broadcast('sync', await messageIdOf('sync', oversized) ?? assert.fail(), oversized)
-    await waitFor('the worker to drop the oversized request', async () => await outcome('malformed') === malformedBefore + 1, WAIT_MS)
+    await waitFor('the worker to drop the oversized request', () => worker.node.services.overlay.driverCounters().validations.reject === rejectedBefore + 1, WAIT_MS)
   })
 
   it('a push carries at most the heads asked about, each better than the asker\'s', async () => {
@@ -165,11 +168,13 @@ describe('HEAD requests on the sync topic', () => {
     await listener.start()
     await worker.accounts.add(listener.peerId.toString())
     const pushed: KnownHead[][] = []
-    await listener.handle(syncProtocolId(NETWORK), async (stream) => {
+    let pushedByWorker = 0
+    await listener.handle(syncProtocolId(NETWORK), async (stream, connection) => {
       const lp = lpStream(stream)
       const request = decodeSyncRequest((await lp.read()).subarray())
       assert.ok(request.ok && request.value.t === 'heads')
       if (request.value.t === 'heads') pushed.push(request.value.known)
+      if (connection.remotePeer.equals(worker.node.peerId)) pushedByWorker++
       await lp.write(encodeSyncResponse({ t: 'heads', heads: [] }))
       await stream.close()
     })
@@ -184,12 +189,8 @@ describe('HEAD requests on the sync topic', () => {
     listener.services.overlay.broadcast('sync', await messageIdOf('sync', payload) ?? assert.fail(), payload)
     // The worker pushes; so may the author's own SDK (a seeder of its log), if the overlay
     // linked it to the listener. Every push is the same: the one head better than nothing.
-    await waitFor('the push', () => pushed.length >= 1, WAIT_MS)
-    for (const push of pushed) {
-      assert.deepEqual(push.map((known) => ({ author: known.author, cid: known.cid.toString(), seq: known.seq })),
-        [{ author: author.peerId.toString(), cid: head.cid.toString(), seq: head.seq }])
-    }
-    const pushes = pushed.length
+    await waitFor('the worker\'s push', () => pushedByWorker === 1, WAIT_MS)
+    const pushes = pushedByWorker
 
     // Asking again with the best head already held: nothing better, nothing pushed.
     const upToDateBefore = await outcome('up-to-date')
@@ -197,6 +198,13 @@ describe('HEAD requests on the sync topic', () => {
     listener.services.overlay.broadcast('sync', await messageIdOf('sync', again) ?? assert.fail(), again)
     await waitFor('the worker to find the listener up to date', async () => await outcome('up-to-date') === upToDateBefore + 1, WAIT_MS)
     await sleep(1000)
-    assert.equal(pushed.length, pushes, 'nobody pushed anything')
+    assert.equal(pushedByWorker, pushes, 'the worker pushed nothing')
+    // The author's SDK may have pushed once, for the first request (its push is not awaited
+    // above: nothing tells when it would come); never for the second.
+    assert.ok(pushed.length <= pushes + 1, `${pushed.length} pushes`)
+    for (const push of pushed) {
+      assert.deepEqual(push.map((known) => ({ author: known.author, cid: known.cid.toString(), seq: known.seq })),
+        [{ author: author.peerId.toString(), cid: head.cid.toString(), seq: head.seq }])
+    }
   })
 })

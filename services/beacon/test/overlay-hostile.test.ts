@@ -11,7 +11,7 @@ import { lpStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { cborCid, messageIdOf } from '../../protocol/src/log/index.ts'
-import { encodeHyParView, encodePlumtree, overlayProtocolId, SHARED_TREE } from '../../protocol/src/overlay/index.ts'
+import { encodeHyParView, encodePlumtree, overlayProtocolId } from '../../protocol/src/overlay/index.ts'
 import { loadConfig } from '../src/config/load.ts'
 import { createLogger } from '../src/logging/logger.ts'
 import { decodePreamble, encodePreamble } from '../src/overlay/driver-frames.ts'
@@ -149,11 +149,14 @@ describe('a registered neighbour that floods large frames and stops reading', ()
     const cached = overlay.snapshot().sync ?? assert.fail()
     assert.equal(cached.cachedMessages, 16, 'the newest 8 MiB of payloads')
     assert.ok(cached.cachedBytes <= 8 * MiB, `the payload cache holds ${cached.cachedBytes} bytes`)
-    // The worker publishes 12 payloads of 512 KiB of its own: the attacker left the shared tree
-    // (the one a new origin's tree, the worker's here, starts from), so each is announced to it
-    // in an IHAVE, over a link that stalls (the IHAVE opens it).
-    await plumtree.write(encodePlumtree({ topic: TOPIC, message: { type: 'prune', origins: [SHARED_TREE] } }))
-    await waitFor('the attacker to be lazy', () => overlay.snapshot().sync?.lazy.includes(attacker.peerId.toString()) === true, 5000)
+    // The worker publishes 12 payloads of 512 KiB of its own: the attacker pruned itself from
+    // the worker's tree first (a PRUNE naming the worker as origin), so each is announced to it
+    // in an IHAVE, over a link that stalls (the IHAVE opens it). (Pruning the shared tree would
+    // not do: it is the worker's only neighbour, and a node with no shared link left starts a
+    // new origin's tree from all its neighbours rather than from nobody.)
+    const prunesBefore = overlay.topicCounters().sync?.received.prune ?? 0
+    await plumtree.write(encodePlumtree({ topic: TOPIC, message: { type: 'prune', origins: [worker.node.peerId.toString()] } }))
+    await waitFor('the attacker to prune the worker\'s tree', () => overlay.topicCounters().sync?.received.prune === prunesBefore + 1, 5000)
     const announced: string[] = []
     for (let i = 0; i < 12; i++) {
       const payload = new Uint8Array(MiB / 2).fill(100 + i)

@@ -250,7 +250,10 @@ export function createLogService (deps: LogServiceDeps): LogService {
   const checked = new Map<string, { payload: Uint8Array, result: Extract<EnvelopeCheck, { verdict: 'accept' }> }>()
   const validateContent: GossipValidator = async ({ messageId, payload, from }) => {
     const result = await ingest.checkEnvelope(payload, from)
-    if (result.verdict !== 'accept') return 'reject'
+    // An unregistered author is not forwarded, and not blamed on the neighbour: a peer that does
+    // not know the registry forwards it in good faith, and an attacker could otherwise get honest
+    // peers dropped by feeding them such entries (gossip-validators.ts, `registered`).
+    if (result.verdict !== 'accept') return result.reason === 'unregistered-author' ? 'ignore' : 'reject'
     checked.delete(messageId)
     checked.set(messageId, { payload, result })
     if (checked.size > CHECKED_MAX) {

@@ -1,7 +1,7 @@
 /**
  * What each overlay topic forwards (validate, then forward: issue 18). The driver hands every
  * first receipt to its topic's validator and forwards it only on `accept`; a `reject` penalises
- * the neighbour that sent it. These are the checks that need no storage, shared by the beacon
+ * the neighbour that sent it, an `ignore` drops it and blames nobody. These are the checks that need no storage, shared by the beacon
  * and the peer SDK; the beacon checks `content` with its ingest pipeline instead
  * (LogIngest.checkEnvelope: the same checks, plus bans and metrics).
  *
@@ -60,6 +60,13 @@ export function syncValidator (isRegistered: RegistryCheck): GossipValidator {
   }
 }
 
+/**
+ * Registration is `accept` or `ignore`, never `reject`: what fails it is well formed and
+ * correctly signed, and a neighbour that does not know the registry (an app's peer, most of
+ * the time) forwards it in good faith. Blaming that neighbour would let an attacker get honest
+ * peers dropped by feeding them unregistered authors' entries. Not forwarding it is what
+ * matters; the data budget bounds what sending such entries costs us.
+ */
 function registered (isRegistered: RegistryCheck, peer: string): Verdict {
-  return isRegistered === undefined || isRegistered(peer) ? 'accept' : 'reject'
+  return isRegistered === undefined || isRegistered(peer) ? 'accept' : 'ignore'
 }

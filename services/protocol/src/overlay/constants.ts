@@ -146,7 +146,7 @@ export const SHARED_PRUNE_DUPLICATES = 2
 /**
  * Origins whose broadcast trees are kept (the most recently used). A tree is one entry per
  * active neighbour. Guess: the active publishers of a busy network over a few minutes; an origin
- * whose tree was dropped starts again from the union of the others (its first broadcast then
+ * whose tree was dropped starts again from the shared tree (its first broadcast then
  * costs a few duplicates). The origin is a field of the message, so this also bounds what a
  * liar inventing origins can make a node hold.
  */

@@ -487,7 +487,7 @@ export class Plumtree {
 
   /**
    * §3.3: the sender got duplicates of these origins' messages from us; we push them to it no
-   * more. A tree we do not keep is started (from the union) so the PRUNE is not lost.
+   * more. A tree we do not keep is started (a copy of the shared tree) so the PRUNE is not lost.
    */
   #onPrune(from: PeerKey, origins: readonly PeerKey[], now: number): void {
     for (const origin of origins) {
