@@ -882,17 +882,9 @@ export class PharosPeer {
       const local = this.store.head(author)
       if (local !== undefined && compareHeads(head, { seq: local.entry.seq, cid: local.cid }) >= 0) continue
       try {
-        const fetched = await walkLog({
-          author,
-          head: { cid: head.cid, seq: head.seq },
-          until: 'held',
-          source: this.logSource(from),
-          onVerified: async (block) => { await this.store.add(block, options) },
-          signal: options.signal
-        })
+        const fetched = await this.fetchMissing(author, { cid: head.cid, seq: head.seq }, this.logSource(from), options.signal)
         report.fetched += fetched.length
         if (fetched.length > 0) report.updated.push(author)
-        this.emit(fetched.toReversed())
       } catch (err) {
         if (options.signal?.aborted === true) throw err
         this.log('sync of %s failed - %e', author, err)
@@ -929,14 +921,19 @@ export class PharosPeer {
       if (headError !== undefined) throw headError
       throw new UnknownAuthorError(author)
     }
-    return await walkLog({
+    // Kept only once the whole chain verified (see fetchMissing: a kept part above a gap would
+    // pass for the author's head).
+    const fetched: EntryBlock[] = []
+    const log = await walkLog({
       author,
       head,
       until: 'genesis',
       source: this.logSource(remote?.from),
-      onVerified: async (block) => { await this.store.add(block, options) },
+      onVerified: async (block) => { fetched.push(block) },
       signal: options.signal
     })
+    for (const block of fetched.toReversed()) await this.store.add(block, options)
+    return log
   }
 
   /**
@@ -1110,11 +1107,29 @@ export class PharosPeer {
     if (!(await verifyEntry(block.entry)).ok) return
     const { author, prev, seq } = block.entry
     const signal = AbortSignal.any([this.lifetime.signal, AbortSignal.timeout(this.timeouts.requestMs * 4)])
-    const missing = prev === null || await this.store.get(prev, { signal }) !== undefined
-      ? []
-      : await walkLog({ author, head: { cid: prev, seq: seq - 1 }, until: 'held', source: this.logSource(), onVerified: async (ancestor) => { await this.store.add(ancestor, { signal }) }, signal })
-    if (await this.store.add(block, { signal })) this.emit([...missing.toReversed(), block])
-    else this.emit(missing.toReversed())
+    if (prev !== null && await this.store.get(prev, { signal }) === undefined) {
+      await this.fetchMissing(author, { cid: prev, seq: seq - 1 }, this.logSource(), signal)
+    }
+    if (await this.store.add(block, { signal })) this.emit([block])
+  }
+
+  /**
+   * Fetches `author`'s entries from `head` down to the first one the peer holds (or genesis),
+   * verifying each, and keeps them only once the chain is whole: oldest first, emitting the
+   * ones that were new. A walk that fails keeps nothing. Kept, the part of a chain above a gap
+   * would be the author's head in the local log, so no later sync would fetch what lies below
+   * it, and nobody would hear of the entries kept (seen under load in the fleet scenario:
+   * peers that synced still lacked entries).
+   */
+  private async fetchMissing (author: string, head: { cid: CID, seq: number }, source: LogSource, signal?: AbortSignal): Promise<EntryBlock[]> {
+    const verified: EntryBlock[] = []
+    await walkLog({ author, head, until: 'held', source, onVerified: async (block) => { verified.push(block) }, ...(signal === undefined ? {} : { signal }) })
+    const added: EntryBlock[] = []
+    for (const block of verified.toReversed()) {
+      if (await this.store.add(block, signal === undefined ? {} : { signal })) added.push(block)
+    }
+    this.emit(added)
+    return added
   }
 
   /**
@@ -1131,14 +1146,8 @@ export class PharosPeer {
       if (fetching !== undefined && compareHeads(head, fetching) >= 0) continue
       this.fetchingHeads.set(head.author, { cid: head.cid, seq: head.seq })
       const signal = AbortSignal.any([this.lifetime.signal, AbortSignal.timeout(this.timeouts.requestMs * 4)])
-      void walkLog({
-        author: head.author,
-        head: { cid: head.cid, seq: head.seq },
-        until: 'held',
-        source: this.logSource(from),
-        onVerified: async (block) => { await this.store.add(block, { signal }) },
-        signal
-      }).then((fetched) => { this.emit(fetched.toReversed()) }, (err: unknown) => { this.log('fetching announced head of %s from %p failed - %e', head.author, from, err) })
+      void this.fetchMissing(head.author, { cid: head.cid, seq: head.seq }, this.logSource(from), signal)
+        .catch((err: unknown) => { this.log('fetching announced head of %s from %p failed - %e', head.author, from, err) })
         .finally(() => { if (this.fetchingHeads.get(head.author)?.cid.equals(head.cid) === true) this.fetchingHeads.delete(head.author) })
     }
   }

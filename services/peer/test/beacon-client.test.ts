@@ -194,6 +194,29 @@ describe('the SDK against a beacon', () => {
     await assert.rejects(confused.fetchLog(author), MalformedResponseError)
   })
 
+  it('keeps nothing of a chain it could not complete, so the next sync fetches and announces all of it', async () => {
+    const log = await buildLog(3)
+    const author = log[0]?.entry.author ?? assert.fail()
+    // First the beacon has lost the genesis entry; later it has it again.
+    let entries = log.slice(1)
+    const flaky = await beacon({ sync: (request, from) => serving(log, { entries })?.(request, from) ?? { t: 'heads', heads: [] } })
+    const peer = await peerOf(flaky)
+    await peer.start()
+    const heard: number[] = []
+    peer.onEntry((block) => { heard.push(block.entry.seq) })
+    peer.follow([author])
+
+    const failed = await peer.sync()
+    assert.deepEqual(failed.failed.map((failure) => [failure.author, failure.error instanceof MissingEntryError]), [[author, true]])
+    assert.equal(peer.head(author), undefined, 'the verified part above the gap is not kept: it would pass for the head')
+    assert.deepEqual(heard, [])
+
+    entries = log
+    assert.deepEqual(await peer.sync(), { fetched: 3, updated: [author], failed: [] })
+    assert.deepEqual(heard, [0, 1, 2], 'every entry announced once, oldest first')
+    assert.ok(peer.head(author)?.cid.equals(log[2]?.cid ?? assert.fail()))
+  })
+
   it('bounds a request a beacon never answers', async () => {
     const log = await buildLog(1)
     const author = log[0]?.entry.author ?? assert.fail()
