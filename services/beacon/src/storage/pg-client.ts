@@ -53,12 +53,22 @@ export async function openPostgres (url: string, options: PgClientOptions = {}):
   const withClient = async <T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
     const client = await pool.connect()
     let broken: Error | undefined
+    // The pool listens for errors on idle clients only. A connection that dies while checked
+    // out, between two queries (Postgres stopped mid-session), emits 'error' on the client,
+    // and with no listener that kills the worker (seen in the fleet scenario's Postgres
+    // outage). Its next query fails anyway; the client is discarded at release.
+    const onError = (err: Error): void => {
+      broken ??= err
+      options.onError?.(err)
+    }
+    client.on('error', onError)
     try {
       return await fn(client)
     } catch (err) {
-      broken = err instanceof Error ? err : new Error(String(err))
+      broken ??= err instanceof Error ? err : new Error(String(err))
       throw err
     } finally {
+      client.removeListener('error', onError)
       // A client whose session may hold state (locks, an aborted transaction) is discarded.
       client.release(broken)
     }
