@@ -17,6 +17,7 @@
  * drain notice on the wire. Nothing here does I/O: time comes in as `now` (ms), randomness from
  * a seeded RNG. Every map is bounded (oldest entry dropped).
  */
+import { setNewest } from '../bounded-map.ts'
 import { OverlayConfigError, UnknownTopicError } from './errors.ts'
 import { assertNever } from './messages.ts'
 import type { Action, Message, MessageId, PeerKey, Timer, TopicEvent, Verdict } from './messages.ts'
@@ -161,16 +162,6 @@ interface TopicState {
   readonly topic: Topic
   /** Since when the view has been seen empty at ticks (−1: it was not at the last tick). */
   emptySince: number
-}
-
-/** Sets `key` as the newest entry of `map`, dropping the oldest once it holds more than `cap`. */
-function setNewest<K, V>(map: Map<K, V>, key: K, value: V, cap: number): void {
-  map.delete(key)
-  map.set(key, value)
-  if (map.size > cap) {
-    const oldest = map.keys().next().value
-    if (oldest !== undefined) map.delete(oldest)
-  }
 }
 
 function resolveConfig(partial: Partial<OverlayNodeConfig> | undefined): OverlayNodeConfig {

@@ -18,6 +18,7 @@
  * The neighbour set always stays HyParView's active view: the topic calls
  * {@link Plumtree.neighborUp} and {@link Plumtree.neighborDown}.
  */
+import { setNewest } from '../bounded-map.ts'
 import { PayloadTooLargeError } from './errors.ts'
 import { assertNever, SHARED_TREE } from './messages.ts'
 import type { Action, GossipMessage, IHaveEntry, MessageId, PeerKey, PlumtreeMessage, Verdict } from './messages.ts'
@@ -337,7 +338,7 @@ export class Plumtree {
     const grafted = missing?.asked === from
     const repaired = grafted || message.repaired === true
     if (missing !== undefined && !repaired) this.#lateness.record(now, now - missing.since)
-    if (missing !== undefined && grafted) this.#rememberPulled(id, missing.since)
+    if (missing !== undefined && grafted) setNewest(this.#pulled, id, missing.since, this.#config.maxMissingMessages)
     // The tree is kept from the first copy on, so duplicates meanwhile count in it.
     this.#trees.get(origin, now, id)
     this.#pending.set(id, { from, neighbor, origin, round, payload, announcers: missing?.announced, grafted, repaired, alsoFrom: [] })
@@ -523,13 +524,6 @@ export class Plumtree {
     return Math.min(this.#config.maxGraftTimeoutMs, Math.max(this.#config.graftTimeoutMs, adapted))
   }
 
-  #rememberPulled(id: MessageId, since: number): void {
-    this.#pulled.set(id, since)
-    if (this.#pulled.size > this.#config.maxMissingMessages) {
-      const oldest = this.#pulled.keys().next().value
-      if (oldest !== undefined) this.#pulled.delete(oldest)
-    }
-  }
 
   #queuePrune(peer: PeerKey, origin: PeerKey, out: Action[]): void {
     let origins = this.#pruneQueue.get(peer)
