@@ -7,7 +7,8 @@ import { describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { encodeCbor, sealEnvelope, signEntry, signHeadRequest, HEAD_REQUEST_LIMITS } from '../../protocol/src/log/index.ts'
 import { signerFor } from '../../peer/src/keys.ts'
-import { contentValidator, syncValidator } from '../src/overlay/gossip-validators.ts'
+import { AcceptedPayloads, contentValidator, syncValidator } from '../src/overlay/gossip-validators.ts'
+import type { EntryBlock } from '../../protocol/src/log/index.ts'
 import type { GossipValidator } from '../src/overlay/overlay-driver.ts'
 
 const judge = async (validator: GossipValidator, topic: string, payload: Uint8Array): Promise<string> =>
@@ -22,6 +23,15 @@ describe('gossip validators', () => {
     const registry = contentValidator((peer) => peer === author.peerId)
 
     assert.equal(await judge(registry, 'content', payload), 'accept')
+    // What it accepted is kept for the delivery of this very payload, once.
+    const accepted = new AcceptedPayloads<EntryBlock>(2)
+    assert.equal(await judge(contentValidator(undefined, accepted), 'content', payload), 'accept')
+    assert.equal(accepted.take('id', new Uint8Array(payload)), undefined, 'another payload under the ID is checked again')
+    assert.equal(await judge(contentValidator(undefined, accepted), 'content', payload), 'accept')
+    assert.ok(accepted.take('id', payload)?.cid.equals(entry.cid))
+    assert.equal(accepted.take('id', payload), undefined)
+    assert.equal(await judge(contentValidator(() => false, accepted), 'content', payload), 'ignore')
+    assert.equal(accepted.take('id', payload), undefined, 'nothing is kept of what it did not accept')
     assert.equal(await judge(contentValidator(undefined), 'content', payload), 'accept', 'without a registry, signatures decide')
     assert.equal(await judge(contentValidator(() => false), 'content', payload), 'ignore', 'an unregistered author: not forwarded, nobody blamed')
     assert.equal(await judge(registry, 'content', encodeCbor({ entry: new Uint8Array(3), publisher: 'x', sig: new Uint8Array(64) })), 'reject')

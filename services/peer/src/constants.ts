@@ -83,3 +83,10 @@ export const HEAD_ANSWER_INTERVAL_MS = 10_000
 
 /** Askers remembered for that interval; the oldest are forgotten first (guess). */
 export const HEAD_ANSWER_ASKERS_MAX = 1024
+
+/**
+ * Gossiped entries the overlay's validator checked, kept for the delivery that follows its
+ * verdict, so ingest does not verify the same two signatures again (guess: a delivery comes
+ * right after its verdict; only one lost to a stop leaves anything here).
+ */
+export const ACCEPTED_ENTRIES_MAX = 1024

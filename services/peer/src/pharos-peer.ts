@@ -40,7 +40,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { overlay } from '../../beacon/src/overlay/overlay-driver.ts'
 import type { Delivery, DrainNotice, NeighbourBudget, NeighbourScoring, OverlayDriver, OverlayRefusedError, PeerAddrs } from '../../beacon/src/overlay/overlay-driver.ts'
-import { auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '../../beacon/src/overlay/gossip-validators.ts'
+import { AcceptedPayloads, auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '../../beacon/src/overlay/gossip-validators.ts'
 import { OVERLAY_TOPICS } from '../../beacon/src/overlay/topics.ts'
 import {
   auditProtocolId,
@@ -73,6 +73,7 @@ import {
 } from '../../protocol/src/log/index.ts'
 import type { Ed25519Signer, Entry, EntryBlock, EntryStatus, HeadInfo, HeadWant, KnownHead } from '../../protocol/src/log/index.ts'
 import {
+  ACCEPTED_ENTRIES_MAX,
   DEFAULT_MAX_ATTACHMENT_BYTES,
   DEFAULT_NETWORK,
   DEFAULT_NETWORK_SIZE,
@@ -310,6 +311,8 @@ export class PharosPeer {
   private readonly maxAttachmentBytes: number
   private readonly log: Logger
   private readonly store: LocalLog
+  /** Entries the overlay's content validator checked, for the delivery that follows (gossip-validators.ts). */
+  private readonly accepted: AcceptedPayloads<EntryBlock>
   private readonly fs: UnixFS
   private readonly syncClient: SyncClient
   private readonly keyClient: KeyExchangeClient
@@ -336,8 +339,9 @@ export class PharosPeer {
   private readonly fetchingHeads = new Map<string, { cid: CID, seq: number }>()
 
   /** Use `createPharosPeer`. */
-  constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: BeaconContact[]) {
+  constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: BeaconContact[], accepted: AcceptedPayloads<EntryBlock>) {
     this.libp2p = libp2p
+    this.accepted = accepted
     this.helia = helia
     this.peerId = libp2p.peerId
     this.self = this.peerId.toString()
@@ -418,6 +422,7 @@ export class PharosPeer {
     clearTimeout(this.headAskTimer)
     this.headAskTimer = undefined
     this.headAsks.clear()
+    this.accepted.clear()
     for (const cleanup of this.cleanups.splice(0)) cleanup()
     await this.libp2p.unhandle(syncProtocolId(this.network)).catch(() => {})
     await this.helia.stop().catch((err: unknown) => { this.log('helia stop failed - %e', err) })
@@ -1017,8 +1022,11 @@ export class PharosPeer {
       void this.answerHeadRequest(delivery.payload).catch((err: unknown) => { this.log('head request not answered - %e', err) })
       return
     }
-    if (delivery.topic !== 'content' || this.followed.size === 0) return
-    void this.ingest(delivery.payload).catch((err: unknown) => { this.log('gossiped entry dropped - %e', err) })
+    if (delivery.topic !== 'content') return
+    // Taken at once, followed or not: what the validator kept is for this delivery only.
+    const checked = this.accepted.take(delivery.messageId, delivery.payload)
+    if (this.followed.size === 0) return
+    void this.ingest(delivery.payload, checked).catch((err: unknown) => { this.log('gossiped entry dropped - %e', err) })
   }
 
   /**
@@ -1098,19 +1106,28 @@ export class PharosPeer {
     await this.syncClient.announce(peer, known, { signal: this.lifetime.signal })
   }
 
-  private async ingest (payload: Uint8Array): Promise<void> {
-    const envelope = await openEnvelope(payload)
-    if (!envelope.ok) return
-    const decoded = await decodeEntry(envelope.value.entry)
-    if (!decoded.ok || !this.followed.has(decoded.value.entry.author)) return
-    const block = decoded.value
-    if (!(await verifyEntry(block.entry)).ok) return
+  /**
+   * A gossiped entry: `checked` is what the overlay's validator verified of this payload (its
+   * envelope and both signatures); only a delivery it kept nothing for is verified here.
+   */
+  private async ingest (payload: Uint8Array, checked: EntryBlock | undefined): Promise<void> {
+    const block = checked ?? await this.openGossipedEntry(payload)
+    if (block === undefined || !this.followed.has(block.entry.author)) return
     const { author, prev, seq } = block.entry
     const signal = AbortSignal.any([this.lifetime.signal, AbortSignal.timeout(this.timeouts.requestMs * 4)])
     if (prev !== null && await this.store.get(prev, { signal }) === undefined) {
       await this.fetchMissing(author, { cid: prev, seq: seq - 1 }, this.logSource(), signal)
     }
     if (await this.store.add(block, { signal })) this.emit([block])
+  }
+
+  /** A gossiped envelope's entry, if it opens and verifies and its author is followed. */
+  private async openGossipedEntry (payload: Uint8Array): Promise<EntryBlock | undefined> {
+    const envelope = await openEnvelope(payload)
+    if (!envelope.ok) return undefined
+    const decoded = await decodeEntry(envelope.value.entry)
+    if (!decoded.ok || !this.followed.has(decoded.value.entry.author)) return undefined
+    return (await verifyEntry(decoded.value.entry)).ok ? decoded.value : undefined
   }
 
   /**
@@ -1211,6 +1228,7 @@ export class PharosPeer {
  */
 export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPeer> {
   const beacons = init.bootstrap.map(beaconOf)
+  const accepted = new AcceptedPayloads<EntryBlock>(ACCEPTED_ENTRIES_MAX)
   const network = init.network ?? DEFAULT_NETWORK
   const logger = init.logger ?? defaultLogger()
   const self = peerIdFromPrivateKey(init.privateKey)
@@ -1248,7 +1266,7 @@ export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPee
         ...(init.neighbourScoring === undefined ? {} : { neighbourScoring: init.neighbourScoring }),
         // Validate, then forward: nothing this peer relays is unchecked (gossip-validators.ts).
         validators: {
-          content: contentValidator(init.isRegistered),
+          content: contentValidator(init.isRegistered, accepted),
           keyexchange: keyExchangeValidator(init.isRegistered),
           audit: auditValidator,
           sync: syncValidator(init.isRegistered)
@@ -1266,5 +1284,5 @@ export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPee
   Object.defineProperty(helia, 'libp2p', { value: libp2p, enumerable: true })
   const withNode = helia as Helia & { libp2p: Libp2p }
   withBitswap(withNode)
-  return new PharosPeer(init, libp2p, withNode, beacons)
+  return new PharosPeer(init, libp2p, withNode, beacons, accepted)
 }

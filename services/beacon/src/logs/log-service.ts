@@ -12,7 +12,7 @@ import type { Logger } from '../logging/logger.ts'
 import type { KeyExchangeMetrics } from '../metrics/key-exchange-metrics.ts'
 import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import type { LogMetrics } from '../metrics/log-metrics.ts'
-import { keyExchangeValidator, syncValidator } from '../overlay/gossip-validators.ts'
+import { AcceptedPayloads, keyExchangeValidator, syncValidator } from '../overlay/gossip-validators.ts'
 import type { GossipValidator, OverlayDriver } from '../overlay/overlay-driver.ts'
 import { serveRequests } from '../p2p/request-response.ts'
 import type { StorageService } from '../pinning/storage-service.ts'
@@ -247,26 +247,15 @@ export function createLogService (deps: LogServiceDeps): LogService {
   // on no storage, a worker that did not claim an entry still forwards it to its own peers, and
   // the claimer stores what its own validator checked without checking it again.
 
-  const checked = new Map<string, { payload: Uint8Array, result: Extract<EnvelopeCheck, { verdict: 'accept' }> }>()
+  const checked = new AcceptedPayloads<Extract<EnvelopeCheck, { verdict: 'accept' }>>(CHECKED_MAX)
   const validateContent: GossipValidator = async ({ messageId, payload, from }) => {
     const result = await ingest.checkEnvelope(payload, from)
     // An unregistered author is not forwarded, and not blamed on the neighbour: a peer that does
     // not know the registry forwards it in good faith, and an attacker could otherwise get honest
     // peers dropped by feeding them such entries (gossip-validators.ts, `registered`).
     if (result.verdict !== 'accept') return result.reason === 'unregistered-author' ? 'ignore' : 'reject'
-    checked.delete(messageId)
-    checked.set(messageId, { payload, result })
-    if (checked.size > CHECKED_MAX) {
-      const oldest = checked.keys().next().value
-      if (oldest !== undefined) checked.delete(oldest)
-    }
+    checked.keep(messageId, payload, result)
     return 'accept'
-  }
-  /** The check the validator made of this very payload, if it is still kept (once). */
-  const takeChecked = (messageId: string, payload: Uint8Array): Extract<EnvelopeCheck, { verdict: 'accept' }> | undefined => {
-    const kept = checked.get(messageId)
-    checked.delete(messageId)
-    return kept?.payload === payload ? kept.result : undefined
   }
 
   // ---- one worker per message (fleet seen-set) ------------------------------------------
@@ -281,7 +270,7 @@ export function createLogService (deps: LogServiceDeps): LogService {
   type Handler = (messageId: string, payload: Uint8Array, from: string) => Promise<boolean>
   const handlers = new Map<string, Handler>([
     ['content', async (messageId, payload, from) => {
-      const pre = takeChecked(messageId, payload)
+      const pre = checked.take(messageId, payload)
       const result = pre === undefined ? await ingest.ingestEnvelope(payload, from) : await ingest.ingestChecked(pre, payload, from)
       if (result.cid?.toString() !== messageId) return false
       if (result.result !== 'rejected') deps.fleet.relay('content', messageId, payload)
@@ -307,7 +296,7 @@ export function createLogService (deps: LogServiceDeps): LogService {
     if (handle === undefined) return
     enqueue(async () => {
       if (await deps.fleet.claim(messageId) === 'seen') {
-        checked.delete(messageId)
+        checked.forget(messageId)
         defer(messageId, topic, payload, from)
         return
       }

@@ -1,9 +1,11 @@
 /**
  * What each overlay topic forwards (validate, then forward: issue 18). The driver hands every
  * first receipt to its topic's validator and forwards it only on `accept`; a `reject` penalises
- * the neighbour that sent it, an `ignore` drops it and blames nobody. These are the checks that need no storage, shared by the beacon
- * and the peer SDK; the beacon checks `content` with its ingest pipeline instead
- * (LogIngest.checkEnvelope: the same checks, plus bans and metrics).
+ * the neighbour that sent it, an `ignore` drops it and blames nobody. These are the checks that
+ * need no storage, shared by the beacon and the peer SDK; the beacon checks `content` with its
+ * ingest pipeline instead (LogIngest.checkEnvelope: the same checks, plus bans and metrics).
+ * What a validator decoded is kept for the delivery it leads to (`AcceptedPayloads`), so the
+ * application does not check the same signatures again.
  *
  * | topic | forwarded when |
  * |---|---|
@@ -12,8 +14,10 @@
  * | `audit` | an audit report a worker signed, of the right shape |
  * | `sync` | a HEAD request its asker signed, within its age bounds, from a registered asker (where known) |
  */
+import { setNewest } from '../../../protocol/src/bounded-map.ts'
 import { openAuditReport } from '../../../protocol/src/audit/index.ts'
 import { decodeEntry, decodeKeyExchange, openEnvelope, openHeadRequest, verifyEntry } from '../../../protocol/src/log/index.ts'
+import type { EntryBlock } from '../../../protocol/src/log/index.ts'
 import type { Verdict } from '../../../protocol/src/overlay/index.ts'
 import type { GossipValidator } from './overlay-driver.ts'
 
@@ -21,17 +25,54 @@ import type { GossipValidator } from './overlay-driver.ts'
 export type RegistryCheck = ((peerId: string) => boolean) | undefined
 
 /**
- * `content`, without storage: the envelope and its publisher's signature, the entry, its
- * author's signature, and (with a registry) the author's registration.
+ * What a validator made of the payloads it accepted, until the deliveries they lead to take
+ * it: the driver delivers an accepted message right after its verdict, with the same payload.
+ * Bounded, oldest dropped; a delivery that finds nothing (or another payload under the ID)
+ * checks again.
  */
-export function contentValidator (isRegistered: RegistryCheck): GossipValidator {
-  return async ({ payload }) => {
+export class AcceptedPayloads<T> {
+  readonly #kept = new Map<string, { payload: Uint8Array, value: T }>()
+  readonly #max: number
+
+  constructor (max: number) {
+    this.#max = max
+  }
+
+  keep (messageId: string, payload: Uint8Array, value: T): void {
+    setNewest(this.#kept, messageId, { payload, value }, this.#max)
+  }
+
+  /** What was kept for this very payload, once. */
+  take (messageId: string, payload: Uint8Array): T | undefined {
+    const kept = this.#kept.get(messageId)
+    this.#kept.delete(messageId)
+    return kept?.payload === payload ? kept.value : undefined
+  }
+
+  forget (messageId: string): void {
+    this.#kept.delete(messageId)
+  }
+
+  clear (): void {
+    this.#kept.clear()
+  }
+}
+
+/**
+ * `content`, without storage: the envelope and its publisher's signature, the entry, its
+ * author's signature, and (with a registry) the author's registration. The entry of an
+ * accepted payload goes to `accepted`, if given.
+ */
+export function contentValidator (isRegistered: RegistryCheck, accepted?: AcceptedPayloads<EntryBlock>): GossipValidator {
+  return async ({ messageId, payload }) => {
     const envelope = await openEnvelope(payload)
     if (!envelope.ok) return 'reject'
     const decoded = await decodeEntry(envelope.value.entry)
     if (!decoded.ok) return 'reject'
     if (!(await verifyEntry(decoded.value.entry)).ok) return 'reject'
-    return registered(isRegistered, decoded.value.entry.author)
+    const verdict = registered(isRegistered, decoded.value.entry.author)
+    if (verdict === 'accept') accepted?.keep(messageId, payload, decoded.value)
+    return verdict
   }
 }
 
