@@ -1133,7 +1133,8 @@ export class PharosPeer {
   /**
    * Fetches `author`'s entries from `head` down to the first one the peer holds (or genesis),
    * verifying each, and keeps them only once the chain is whole: oldest first, emitting the
-   * ones that were new. A walk that fails keeps nothing. Kept, the part of a chain above a gap
+   * ones that were new. Returns what it fetched and verified, head first (another walk may
+   * have kept some of it meanwhile). A walk that fails keeps nothing. Kept, the part of a chain above a gap
    * would be the author's head in the local log, so no later sync would fetch what lies below
    * it, and nobody would hear of the entries kept (seen under load in the fleet scenario:
    * peers that synced still lacked entries).
@@ -1146,7 +1147,7 @@ export class PharosPeer {
       if (await this.store.add(block, signal === undefined ? {} : { signal })) added.push(block)
     }
     this.emit(added)
-    return added
+    return verified
   }
 
   /**
