@@ -137,7 +137,15 @@ describe('signed profile logs', () => {
       const bans = (await admin<{ bans: Array<{ peer: string, reason: string }> }>(worker, 'GET', '/v1/bans')).json.bans
       assert.deepEqual(bans.map((ban) => [ban.peer, ban.reason]), [[forger.peer.peerId.toString(), 'bad-signature']])
       assert.ok(worker.node.getConnections(forwarder.peer.peerId).length > 0, 'the forwarder is still connected')
+      // A rejected ID is forgotten (a valid envelope around that entry could still come), but
+      // the same bytes again, from a peer that joined since, are rejected without being judged
+      // again: the forgery is counted once however many neighbours forward it.
+      const late = await joinedPeer(worker, addr, 'late-forwarder')
+      peers.push(late.peer)
+      late.peer.services.overlay.broadcast('content', forged.cid.toString(), envelope)
+      await waitFor('the late copy rejected unjudged', async () => await metric(worker, /pharos_overlay_events_total\{topic="content",event="rejected_copy"\} (\d+)/) >= 1, WAIT_MS)
       assert.equal(await metric(worker, /pharos_log_entries_total\{result="rejected",reason="bad-signature"\} (\d+)/), 1)
+      await late.peer.stop()
       assert.equal((await admin(worker, 'GET', `/v1/authors/${victim.peerId}`)).status, 404, 'nothing of the forgery was stored')
       // A banned peer cannot reconnect: the worker's gater refuses it once Noise names it.
       await forger.peer.dial(addr).catch(() => {})

@@ -137,11 +137,61 @@ describe('Plumtree: validate, then forward (issue 18)', () => {
     assert.equal(topic.counters().dissemination.graftMisses, 1)
   })
 
-  it('a rejected ID is forgotten: a copy of it from elsewhere is judged afresh (on `content` an ID names the entry, not its envelope)', () => {
+  it('a rejected ID is forgotten: a different copy of it from elsewhere is judged afresh (on `content` an ID names the entry, not its envelope)', () => {
     const topic = tree(['a', 'b'])
     receive(topic, 'a', gossip('m1', 3))
     validated(topic, 'm1', 'reject')
-    assert.deepEqual(receive(topic, 'b', gossip('m1', 2)), [validate('m1', 'b', 2)])
+    const other = new Uint8Array([1, 2, 4])
+    assert.deepEqual(receive(topic, 'b', gossip('m1', 2, 'o', other)), [validate('m1', 'b', 2, 'o', other)])
+    assert.deepEqual(validated(topic, 'm1', 'accept'), [deliver('m1', 'b', 2, other), send('a', gossip('m1', 3, 'o', other)), expiryTimer()])
+  })
+
+  it('a copy identical to a rejected one is rejected again unjudged, its sender reported; the ID stays open', () => {
+    const topic = tree(['a', 'b', 'c'])
+    receive(topic, 'a', gossip('m1', 3))
+    validated(topic, 'm1', 'reject')
+    assert.deepEqual(receive(topic, 'b', gossip('m1', 2, 'o', new Uint8Array(payload))), [{ type: 'rejected', messageId: 'm1', from: 'b' }], 'equal bytes, not the same buffer')
+    assert.deepEqual(receive(topic, 'c', gossip('m1', 2)), [{ type: 'rejected', messageId: 'm1', from: 'c' }])
+    const counters = topic.counters().dissemination
+    assert.equal(counters.validations, 1)
+    assert.equal(counters.rejected, 1)
+    assert.equal(counters.rejectedCopies, 2)
+    const announced = receive(topic, 'c', { type: 'ihave', entries: [{ id: 'm1', round: 1 }] })
+    assert.deepEqual(announced.map((action) => action.type === 'timer' ? action.timer : action), [{ type: 'graft', messageId: 'm1' }], 'still missing: an announcement is followed up')
+  })
+
+  it('a GRAFT answered with the rejected copy moves on to the next announcer', () => {
+    const topic = tree(['a', 'b', 'c'])
+    receive(topic, 'a', gossip('m1', 3))
+    receive(topic, 'b', gossip('m1', 3))
+    receive(topic, 'c', gossip('m1', 3))
+    flush(topic)
+    assert.deepEqual(validated(topic, 'm1', 'reject'), [
+      { type: 'rejected', messageId: 'm1', from: 'a' },
+      send('b', { type: 'graft', id: 'm1', origin: null }),
+      graftTimer('m1', 500)
+    ])
+    assert.deepEqual(receive(topic, 'b', repair('m1', 3)), [{ type: 'rejected', messageId: 'm1', from: 'b' }])
+    assert.deepEqual(topic.handle({ type: 'timer', timer: { type: 'graft', messageId: 'm1' } }, 500), [
+      send('c', { type: 'graft', id: 'm1', origin: null }),
+      graftTimer('m1', 500)
+    ])
+    const valid = new Uint8Array([9])
+    assert.deepEqual(receive(topic, 'c', repair('m1', 3, 'o', valid)), [validate('m1', 'c', 3, 'o', valid)], 'a different copy is judged')
+  })
+
+  it('rejected copies are remembered within rejectedCacheMaxEntries and rejectedCacheMaxBytes, oldest first', () => {
+    const topic = tree(['a', 'b'], [], { plumtree: { rejectedCacheMaxEntries: 2, rejectedCacheMaxBytes: 8 } })
+    for (const id of ['m1', 'm2', 'm3']) {
+      receive(topic, 'a', gossip(id, 1))
+      validated(topic, id, 'reject')
+    }
+    assert.deepEqual(receive(topic, 'b', gossip('m1', 1)), [validate('m1', 'b', 1)], 'm1 was the oldest of three, over the count bound')
+    assert.deepEqual(receive(topic, 'b', gossip('m3', 1)), [{ type: 'rejected', messageId: 'm3', from: 'b' }])
+    const big = new Uint8Array(9)
+    receive(topic, 'a', gossip('m4', 1, 'o', big))
+    validated(topic, 'm4', 'reject')
+    assert.deepEqual(receive(topic, 'b', gossip('m4', 1, 'o', big)), [validate('m4', 'b', 1, 'o', big)], 'larger than the byte bound: not remembered')
   })
 
   it('neighbours that sent the ID while it was judged are asked for their copy if it is rejected', () => {

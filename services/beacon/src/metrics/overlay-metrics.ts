@@ -72,7 +72,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
 
   const events: Counter<'topic' | 'event'> = new Counter({
     name: 'pharos_overlay_events_total',
-    help: 'Plumtree and HyParView events per topic: deliveries, duplicates, abandoned grafts, tree swaps, link failures, evictions, bridges asked and taken (a spare slot above a full view, docs/overlay.md), cache evictions (payloads dropped by the byte bound), congestions, peers named to us that are not members (passive_not_member), passive entries that replaced an earlier one of the same neighbour, which had its share (passive_share_replacement) (grafts and prunes are message types of pharos_overlay_messages_total)',
+    help: 'Plumtree and HyParView events per topic: deliveries, duplicates, abandoned grafts, tree swaps, link failures, evictions, bridges asked and taken (a spare slot above a full view, docs/overlay.md), cache evictions (payloads dropped by the byte bound), congestions, peers named to us that are not members (passive_not_member), passive entries that replaced an earlier one of the same neighbour, which had its share (passive_share_replacement), copies identical to a payload already rejected, rejected again without a second validation (rejected_copy) (grafts and prunes are message types of pharos_overlay_messages_total)',
     labelNames: ['topic', 'event'] as const,
     registers,
     collect () {
@@ -91,6 +91,7 @@ export function createOverlayMetrics (registry: Registry, overlay: OverlayDriver
         mirror.sync(events, { topic, event: 'congestion' }, d.congestions)
         mirror.sync(events, { topic, event: 'passive_not_member' }, m.nonMembers)
         mirror.sync(events, { topic, event: 'passive_share_replacement' }, m.passiveShareReplacements)
+        mirror.sync(events, { topic, event: 'rejected_copy' }, d.rejectedCopies)
       }
     }
   })

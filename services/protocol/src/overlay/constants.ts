@@ -186,6 +186,15 @@ export const MESSAGE_CACHE_MAX_BYTES = 8 * 1_048_576
  */
 export const MESSAGE_CACHE_TTL_MS = 60_000
 
+/**
+ * Rejected payloads remembered, so an identical copy from another neighbour is rejected without
+ * being judged again (rejected-copies.ts), by count and by total bytes. Guess: a burst of
+ * forgeries forwarded by several neighbours is judged once each; 1 MiB holds one payload of the
+ * largest size or 64 content-topic envelopes of the 16.5 KiB maximum.
+ */
+export const REJECTED_CACHE_MAX_ENTRIES = 1_024
+export const REJECTED_CACHE_MAX_BYTES = 1_048_576
+
 /** Message IDs remembered to recognise duplicates, by count. Guess. */
 export const SEEN_MAX_ENTRIES = 65_536
 

@@ -18,6 +18,8 @@ import {
   OPTIMIZATION_CONSISTENCY,
   OPTIMIZATION_THRESHOLD,
   ORIGIN_TREE_IDLE_MS,
+  REJECTED_CACHE_MAX_BYTES,
+  REJECTED_CACHE_MAX_ENTRIES,
   REPAIRS_BEFORE_JOIN,
   SEEN_MAX_ENTRIES,
   SHARED_PRUNE_DUPLICATES,
@@ -108,6 +110,16 @@ export interface PlumtreeConfig {
    */
   messageCacheTtlMs: number
   /**
+   * Rejected payloads remembered (an identical copy is rejected without a second validation), by count.
+   * @default 1024 (guess: constants.ts)
+   */
+  rejectedCacheMaxEntries: number
+  /**
+   * Rejected payloads remembered, by their total bytes; the oldest are dropped past it.
+   * @default 1048576 (guess: constants.ts)
+   */
+  rejectedCacheMaxBytes: number
+  /**
    * Message IDs remembered for duplicate detection, by count.
    * @default 65536 (guess)
    */
@@ -161,6 +173,8 @@ export const DEFAULT_PLUMTREE_CONFIG: Readonly<PlumtreeConfig> = Object.freeze({
   messageCacheMaxEntries: MESSAGE_CACHE_MAX_ENTRIES,
   messageCacheMaxBytes: MESSAGE_CACHE_MAX_BYTES,
   messageCacheTtlMs: MESSAGE_CACHE_TTL_MS,
+  rejectedCacheMaxEntries: REJECTED_CACHE_MAX_ENTRIES,
+  rejectedCacheMaxBytes: REJECTED_CACHE_MAX_BYTES,
   seenMaxEntries: SEEN_MAX_ENTRIES,
   seenTtlMs: SEEN_TTL_MS,
   maxIHaveBatch: MAX_IHAVE_BATCH,

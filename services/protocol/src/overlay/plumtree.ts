@@ -28,6 +28,7 @@ import { MessageStore } from './message-store.ts'
 import { OriginTrees } from './origin-trees.ts'
 import type { Announcement, OriginTree } from './origin-trees.ts'
 import type { PlumtreeConfig } from './plumtree-config.ts'
+import { RejectedCopies } from './rejected-copies.ts'
 
 export { DEFAULT_PLUMTREE_CONFIG, resolvePlumtreeConfig } from './plumtree-config.ts'
 export type { PlumtreeConfig } from './plumtree-config.ts'
@@ -86,6 +87,8 @@ export interface PlumtreeStats {
   delivered: number
   /** First receipts the application rejected (each reported as `rejected`). */
   rejected: number
+  /** Copies identical to one rejected, rejected again unjudged (each reported as `rejected`). */
+  rejectedCopies: number
   /** First receipts the application ignored (timeouts, overload): not forwarded, nobody blamed. */
   validationsIgnored: number
   /** First receipts dropped unjudged because maxPendingMessages were being validated. */
@@ -125,6 +128,8 @@ export class Plumtree {
   /** When the earliest pending `cacheExpiry` timer fires (undefined: none is pending). */
   #expiryDue: number | undefined
   readonly #pending = new Map<MessageId, Pending>()
+  /** Payloads rejected under IDs that are forgotten again: the same bytes are not judged twice. */
+  readonly #rejected: RejectedCopies
   readonly #missing = new Map<MessageId, Missing>()
   readonly #lazyQueue = new Map<PeerKey, IHaveEntry[]>()
   /** How late eager copies have come after their first IHAVE, recently (the GRAFT timeout adapts to it). */
@@ -138,6 +143,7 @@ export class Plumtree {
     validations: 0,
     delivered: 0,
     rejected: 0,
+    rejectedCopies: 0,
     validationsIgnored: 0,
     pendingOverflow: 0,
     duplicates: 0,
@@ -156,6 +162,7 @@ export class Plumtree {
     this.#config = config
     this.#trees = new OriginTrees(this.#neighbors, { max: config.maxOriginTrees, idleMs: config.originTreeIdleMs, sharedPruneDuplicates: config.sharedPruneDuplicates })
     this.#store = new MessageStore(config)
+    this.#rejected = new RejectedCopies(config.rejectedCacheMaxEntries, config.rejectedCacheMaxBytes)
   }
 
   /** Counters since creation (a copy). */
@@ -189,6 +196,7 @@ export class Plumtree {
     if (payload.length > this.#config.maxPayloadBytes) throw new PayloadTooLargeError(payload.length, this.#config.maxPayloadBytes)
     this.#store.expire(now)
     if (!this.#pending.delete(id) && this.#store.hasSeen(id)) return false
+    this.#rejected.forget(id)
     this.#store.see(id, now)
     this.#store.cache(id, 0, this.#self, payload, now)
     this.#push(this.#trees.get(this.#self, now, id), id, 1, this.#self, payload, undefined, false, out)
@@ -326,6 +334,13 @@ export class Plumtree {
       if (neighbor) this.#onDuplicate(from, id, origin, now, out)
       return
     }
+    if (this.#rejected.matches(id, payload)) {
+      // The same bytes as a copy already rejected: the verdict would be the same. The ID stays
+      // unseen and missing, so a GRAFT timer that asked `from` for it moves on to the next announcer.
+      this.#stats.rejectedCopies++
+      out.push({ type: 'rejected', messageId: id, from })
+      return
+    }
     const round = Math.min(message.round, this.#config.maxRound)
     const missing = this.#missing.get(id)
     this.#missing.delete(id)
@@ -427,10 +442,12 @@ export class Plumtree {
   /**
    * The application rejected a held message: it goes nowhere and is not cached, and the sender is
    * reported. Its ID is forgotten, so a valid copy under it can still come: neighbours that sent
-   * the same ID meanwhile are asked for theirs (GRAFT), as announcers would be.
+   * the same ID meanwhile are asked for theirs (GRAFT), as announcers would be. Its bytes are
+   * remembered, so an identical copy is rejected without being judged again.
    */
   #reject(id: MessageId, held: Pending, now: number, out: Action[]): void {
     this.#store.unsee(id)
+    this.#rejected.remember(id, held.payload)
     this.#stats.rejected++
     out.push({ type: 'rejected', messageId: id, from: held.from })
     if (held.alsoFrom.length === 0 || this.#missing.size >= this.#config.maxMissingMessages) return
