@@ -25,7 +25,8 @@ import type { LogMetrics } from './metrics/log-metrics.ts'
 import { createNetworkMetrics } from './metrics/network-metrics.ts'
 import { createOverlayMetrics } from './metrics/overlay-metrics.ts'
 import { createRegistry } from './metrics/registry.ts'
-import { createBeaconNode } from './p2p/beacon-node.ts'
+import { ADMISSION_LIMIT_KEYS, createBeaconNode, inboundAdmissionLimits } from './p2p/beacon-node.ts'
+import { InboundAdmission } from './p2p/inbound-admission.ts'
 import type { BeaconNode } from './p2p/beacon-node.ts'
 import { loadPeerKey, workerNameOf, workerSigner } from './p2p/identity.ts'
 import { watchFileDescriptors } from './p2p/accept-errors.ts'
@@ -242,7 +243,22 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
 
     const registry = createRegistry()
     const limitMetrics = createLimitMetrics(registry)
-    const eventLoopDelay = startEventLoopDelayMetrics(registry)
+    const metrics = createNetworkMetrics(registry)
+    // Inbound connections are admitted fairly and shed while the event loop lags
+    // (p2p/inbound-admission.ts): it takes every sample of the loop's delay.
+    const admission = new InboundAdmission({
+      limits: inboundAdmissionLimits(config),
+      events: {
+        onRefused: (reason, limit) => {
+          metrics.connectionsRefused.inc({ reason })
+          limitMetrics.blocked(ADMISSION_LIMIT_KEYS[limit])
+        }
+      }
+    })
+    admission.start()
+    cleanups.push(async () => { admission.stop() })
+    metrics.watchAdmission(admission)
+    const eventLoopDelay = startEventLoopDelayMetrics(registry, (delayMs) => { admission.onLoopDelay(delayMs) })
     cleanups.push(async () => { eventLoopDelay.stop() })
     // libuv hides most failed accepts for want of a descriptor: warn before they start.
     const stopFdWatch = watchFileDescriptors({ log: log.child({ component: 'file-descriptors' }) })
@@ -288,7 +304,6 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       : mode === 'embedded' ? [await embeddedAdminToken(config.dataDir)] : []
     if (adminTokens.length === 0) log.warn('PHAROS_ADMIN_TOKENS is empty: every /v1 request will get 401')
 
-    const metrics = createNetworkMetrics(registry)
     // Sibling workers (from fleet membership): the overlay's contacts when its view empties,
     // and the only nodes whose drain notices it takes.
     let siblings: PeerId[] = []
@@ -325,7 +340,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       dialPolicy,
       isMember: (peer) => isMember(peer.toString()),
       reservationPolicy,
-      limits: limitMetrics
+      limits: limitMetrics,
+      admission
     })
     accounts.onCountChange((count) => { node.services.overlay.setNetworkSize(Math.max(count, 1)) })
     createOverlayMetrics(registry, node.services.overlay, limitMetrics)

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { CarStreamSlots, clientKey } from '../src/http/car-stream-slots.ts'
+import { CarStreamSlots } from '../src/http/car-stream-slots.ts'
+import { sourceKey as clientKey } from '../src/net/source-address.ts'
 
 /** Who a CAR stream counts against, and the slot arithmetic (the HTTP side is gateway-car-limits.test.ts). */
 describe('CAR stream slots', () => {

@@ -78,6 +78,15 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, f
   if (typed.shutdownDrainMs >= typed.shutdownTimeoutMs) {
     throw new ConfigError('PHAROS_SHUTDOWN_DRAIN_MS', String(typed.shutdownDrainMs), `less than PHAROS_SHUTDOWN_TIMEOUT_MS (${typed.shutdownTimeoutMs}): the drain is part of the shutdown, and storage and libp2p still have to stop after it`)
   }
+  if (typed.pendingUpgradesPerSource > typed.pendingUpgradesPerPrefix) {
+    throw new ConfigError('PHAROS_PENDING_UPGRADES_PER_SOURCE', String(typed.pendingUpgradesPerSource), `at most PHAROS_PENDING_UPGRADES_PER_PREFIX (${typed.pendingUpgradesPerPrefix}): a source is part of its network`)
+  }
+  if (typed.pendingUpgradesPerPrefix > typed.maxIncomingPendingConnections) {
+    throw new ConfigError('PHAROS_PENDING_UPGRADES_PER_PREFIX', String(typed.pendingUpgradesPerPrefix), `at most PHAROS_MAX_INCOMING_PENDING_CONNECTIONS (${typed.maxIncomingPendingConnections}): a network's share is part of the total`)
+  }
+  if (typed.minHandshakesPerSecond > typed.maxHandshakesPerSecond) {
+    throw new ConfigError('PHAROS_MIN_HANDSHAKES_PER_SECOND', String(typed.minHandshakesPerSecond), `at most PHAROS_MAX_HANDSHAKES_PER_SECOND (${typed.maxHandshakesPerSecond})`)
+  }
   if (typed.bitswapPeerBytesInFlight > typed.bitswapBytesInFlight) {
     throw new ConfigError('PHAROS_BITSWAP_PEER_BYTES_IN_FLIGHT', String(typed.bitswapPeerBytesInFlight), `at most PHAROS_BITSWAP_BYTES_IN_FLIGHT (${typed.bitswapBytesInFlight}): one peer's share is part of the total`)
   }

@@ -587,12 +587,19 @@ export const schema = {
     default: '10000',
     help: 'Connections held before the connection manager prunes (beacon sizing; libp2p default 300 is for a laptop).'
   },
+  maxNonMemberConnections: {
+    env: 'PHAROS_MAX_NON_MEMBER_CONNECTIONS',
+    group: 'limits',
+    parse: integer(0, 1_000_000),
+    default: '2000',
+    help: 'Inbound connections that peers who are neither registered accounts nor fleet workers may hold at once; past it such a peer is refused once Noise names it (`not-registered`), so a flood of fresh identities cannot take the places of the network\'s members; a value above PHAROS_MAX_CONNECTIONS never binds (guess: a fifth of the default 10,000, for content fetchers and peers not yet registered).'
+  },
   maxIncomingPendingConnections: {
     env: 'PHAROS_MAX_INCOMING_PENDING_CONNECTIONS',
     group: 'limits',
     parse: integer(1, 100_000),
     default: '256',
-    help: 'Inbound connections allowed mid-upgrade (Noise + Yamux) at once (guess: covers a 200 conn/s burst at ~5 ms handshakes with margin; libp2p default 10).'
+    help: 'Inbound connections allowed mid-upgrade (Noise + Yamux) at once; when full, a newcomer from a network holding fewer slots takes the oldest slot of the network holding most (`evicted`), otherwise it is refused (`pending-cap`) (guess: covers a 200 conn/s burst at ~5 ms handshakes with margin; libp2p default 10).'
   },
   inboundUpgradeTimeoutMs: {
     env: 'PHAROS_INBOUND_UPGRADE_TIMEOUT_MS',
@@ -606,7 +613,56 @@ export const schema = {
     group: 'limits',
     parse: integer(1, 100_000),
     default: '5',
-    help: 'Inbound connections one IP may open per second; more are refused (libp2p default 5).'
+    help: 'Inbound connections one source (an IPv4 address, an IPv6 /64) may open per second, with a second\'s burst; more are refused (`rate-limit`; libp2p default 5).'
+  },
+  pendingUpgradesPerSource: {
+    env: 'PHAROS_PENDING_UPGRADES_PER_SOURCE',
+    group: 'limits',
+    parse: integer(1, 100_000),
+    default: '8',
+    help: 'Inbound connections mid-upgrade at once from one source (an IPv4 address, an IPv6 /64); past it a newcomer is refused (`source-cap`). At most PHAROS_PENDING_UPGRADES_PER_PREFIX (guess: an honest peer dials one at a time; a NAT with a few peers starting together fits).'
+  },
+  pendingUpgradesPerPrefix: {
+    env: 'PHAROS_PENDING_UPGRADES_PER_PREFIX',
+    group: 'limits',
+    parse: integer(1, 100_000),
+    default: '32',
+    help: 'Inbound connections mid-upgrade at once from one network (an IPv4 /24, an IPv6 /48). When it is full, a newcomer from a source holding fewer takes the oldest slot of the source holding most (`evicted`); otherwise it is refused (`source-cap`). At most PHAROS_MAX_INCOMING_PENDING_CONNECTIONS (guess: an eighth of the global cap, so eight networks are needed to fill it).'
+  },
+  upgradeFirstMessageTimeoutMs: {
+    env: 'PHAROS_UPGRADE_FIRST_MESSAGE_TIMEOUT_MS',
+    group: 'limits',
+    parse: integer(100, 600_000),
+    default: '2000',
+    help: 'An inbound connection whose first multistream-select message is not complete this long after the accept is closed (`slow-upgrade`), long before PHAROS_INBOUND_UPGRADE_TIMEOUT_MS (guess: an initiator sends it at once, so this is half a round trip plus margin for a very slow link).'
+  },
+  upgradeMinBytesPerSecond: {
+    env: 'PHAROS_UPGRADE_MIN_BYTES_PER_SECOND',
+    group: 'limits',
+    parse: integer(0, 1_000_000),
+    default: '16',
+    help: 'After PHAROS_UPGRADE_FIRST_MESSAGE_TIMEOUT_MS, an inbound connection mid-upgrade that has sent fewer bytes per second on average since its accept is closed (`slow-upgrade`); 0 turns the check off (guess: an honest initiator sends ~60 bytes before it waits on us, which stays above 16/s for ~4 s of our own delay).'
+  },
+  handshakeLoopDelayTargetMs: {
+    env: 'PHAROS_HANDSHAKE_LOOP_DELAY_TARGET_MS',
+    group: 'limits',
+    parse: integer(0, 60_000),
+    default: '50',
+    help: 'Event-loop delay above which new inbound handshakes are shed (`overload`): the admitted rate halves while the loop lags and grows back while it keeps up; 0 turns shedding off, leaving PHAROS_MAX_HANDSHAKES_PER_SECOND (guess: the load target for a connection burst, loop delay p99 ≤ 50 ms).'
+  },
+  maxHandshakesPerSecond: {
+    env: 'PHAROS_MAX_HANDSHAKES_PER_SECOND',
+    group: 'limits',
+    parse: integer(1, 1_000_000),
+    default: '300',
+    help: 'Most new inbound handshakes admitted per second while the event loop keeps up (measurement: an accept costs ~3.5 ms of CPU, so one core absorbs ~280/s; the 200 conn/s burst target fits).'
+  },
+  minHandshakesPerSecond: {
+    env: 'PHAROS_MIN_HANDSHAKES_PER_SECOND',
+    group: 'limits',
+    parse: integer(1, 1_000_000),
+    default: '10',
+    help: 'Fewest new inbound handshakes admitted per second however far the event loop lags, so some peers still get in; at most PHAROS_MAX_HANDSHAKES_PER_SECOND (guess).'
   },
   wsMaxPayloadBytes: {
     env: 'PHAROS_WS_MAX_PAYLOAD_BYTES',

@@ -1,5 +1,3 @@
-import { isIPv6 } from 'node:net'
-
 /** A CAR stream refused because a concurrency cap is full: the config key of the cap, and its value. */
 export interface SlotRefusal {
   key: 'gatewayCarMaxStreams' | 'gatewayCarMaxStreamsPerIp'
@@ -9,27 +7,8 @@ export interface SlotRefusal {
 export interface CarStreamSlotLimits {
   /** CAR streams open at once on this worker. */
   maxStreams: number
-  /** CAR streams open at once for one client (see `clientKey`). */
+  /** CAR streams open at once for one client (see `sourceKey`, net/source-address.ts). */
   maxStreamsPerClient: number
-}
-
-/**
- * Who a request counts against for the per-client cap: its IPv4 address (an IPv4-mapped
- * IPv6 address is the IPv4 one), or the /64 prefix of its IPv6 address, since one host
- * commonly holds a whole /64 and could otherwise open a stream from every address in it.
- */
-export function clientKey (ip: string): string {
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip)
-  if (mapped?.[1] !== undefined) return mapped[1]
-  const address = ip.split('%')[0] ?? ip
-  if (!isIPv6(address)) return ip
-  const [head = '', tail] = address.split('::')
-  // A dotted IPv4 tail is two 16-bit groups; it is in the low 64 bits either way.
-  const groups = (part: string): string[] => part === '' ? [] : part.split(':').flatMap((group) => group.includes('.') ? ['0', '0'] : [group])
-  const high = groups(head)
-  const low = tail === undefined ? [] : groups(tail)
-  const all = [...high, ...Array<string>(Math.max(8 - high.length - low.length, 0)).fill('0'), ...low]
-  return `${all.slice(0, 4).map((group) => Number.parseInt(group, 16).toString(16)).join(':')}::/64`
 }
 
 /**

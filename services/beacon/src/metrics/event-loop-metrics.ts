@@ -14,8 +14,9 @@ export const EVENT_LOOP_DELAY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05,
  * workers cannot be combined. Bucket counters can: `histogram_quantile` over any range and
  * any set of workers, and the load generator's percentiles over a whole phase. A loop
  * stalled for 100 ms records one late sample, not ten, as the perf_hooks monitor does.
+ * `onSample` gets each sample too, in ms (inbound admission sheds new handshakes on it).
  */
-export function startEventLoopDelayMetrics (registry: Registry): { stop: () => void } {
+export function startEventLoopDelayMetrics (registry: Registry, onSample?: (delayMs: number) => void): { stop: () => void } {
   const delay = new Histogram({
     name: 'pharos_event_loop_delay_seconds',
     help: `How late a timer due every ${EVENT_LOOP_SAMPLE_INTERVAL_MS} ms fired: the event loop's delay`,
@@ -25,7 +26,9 @@ export function startEventLoopDelayMetrics (registry: Registry): { stop: () => v
   let due = performance.now() + EVENT_LOOP_SAMPLE_INTERVAL_MS
   const timer = setInterval(() => {
     const now = performance.now()
-    delay.observe(Math.max(0, now - due) / 1000)
+    const late = Math.max(0, now - due)
+    delay.observe(late / 1000)
+    onSample?.(late)
     due = now + EVENT_LOOP_SAMPLE_INTERVAL_MS
   }, EVENT_LOOP_SAMPLE_INTERVAL_MS)
   timer.unref()

@@ -15,6 +15,8 @@ import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import type { NetworkMetrics } from '../metrics/network-metrics.ts'
 import { listenerErrorReporter, withListenerErrors } from './accept-errors.ts'
 import { beaconConnectionGater } from './connection-gater.ts'
+import { withInboundAdmission } from './inbound-admission.ts'
+import type { InboundAdmission, InboundAdmissionLimits } from './inbound-admission.ts'
 import type { DialPolicy } from './dial-policy.ts'
 import { transportOf } from './multiaddr-parts.ts'
 import type { RelayReservationPolicy } from './relay-reservation-policy.ts'
@@ -63,6 +65,36 @@ export interface BeaconNodeDeps {
   dialPolicy?: Pick<DialPolicy, 'denyDialMultiaddr'>
   /** Counts relayed circuits cut by `PHAROS_RELAY_CIRCUIT_*` (`pharos_limit_blocked_total`). @default not counted */
   limits?: Pick<LimitMetrics, 'blocked'>
+  /** Admits inbound connections on every listener (`inboundAdmission`); while it sheds load, non-members are refused. */
+  admission: InboundAdmission
+}
+
+/** The limits of inbound admission, from config. */
+export function inboundAdmissionLimits (config: Config): InboundAdmissionLimits {
+  return {
+    maxPending: config.maxIncomingPendingConnections,
+    maxPendingPerSource: config.pendingUpgradesPerSource,
+    maxPendingPerPrefix: config.pendingUpgradesPerPrefix,
+    connectionsPerSourcePerSecond: config.inboundConnectionsPerIpPerSecond,
+    firstMessageTimeoutMs: config.upgradeFirstMessageTimeoutMs,
+    minBytesPerSecond: config.upgradeMinBytesPerSecond,
+    loopDelayTargetMs: config.handshakeLoopDelayTargetMs,
+    maxHandshakesPerSecond: config.maxHandshakesPerSecond,
+    minHandshakesPerSecond: config.minHandshakesPerSecond
+  }
+}
+
+/** The config key of each admission limit, for `pharos_limit_blocked_total`. */
+export const ADMISSION_LIMIT_KEYS: Readonly<Record<keyof InboundAdmissionLimits, ConfigKey>> = {
+  maxPending: 'maxIncomingPendingConnections',
+  maxPendingPerSource: 'pendingUpgradesPerSource',
+  maxPendingPerPrefix: 'pendingUpgradesPerPrefix',
+  connectionsPerSourcePerSecond: 'inboundConnectionsPerIpPerSecond',
+  firstMessageTimeoutMs: 'upgradeFirstMessageTimeoutMs',
+  minBytesPerSecond: 'upgradeMinBytesPerSecond',
+  loopDelayTargetMs: 'handshakeLoopDelayTargetMs',
+  maxHandshakesPerSecond: 'maxHandshakesPerSecond',
+  minHandshakesPerSecond: 'minHandshakesPerSecond'
 }
 
 /** The relay's stop protocol: the worker's end of a relayed circuit, toward its destination. */
@@ -105,14 +137,19 @@ function ipProtocol (host: string): 'ip4' | 'ip6' {
  * The worker's libp2p node, sized for a beacon rather than a laptop (STYLE.md, "Known
  * traps"): every limit below comes from config, and each default is documented there.
  */
-export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned, bootstrap, drainTrust, reservationPolicy, dialPolicy, isMember, limits }: BeaconNodeDeps): Promise<BeaconNode> {
+export async function createBeaconNode ({ config, privateKey, log, registry, metrics, admit, networkSize, isBanned, bootstrap, drainTrust, reservationPolicy, dialPolicy, isMember, limits, admission }: BeaconNodeDeps): Promise<BeaconNode> {
+  // Inbound connections of non-members held now (by connection ID: a peer registered while
+  // connected still frees the place it took). Kept from open/close events, O(1) each.
+  const nonMemberConnections = new Set<string>()
   const gater = beaconConnectionGater({
     policy: reservationPolicy,
     events: {
       onNonEd25519: () => metrics.connectionsRefused.inc({ reason: 'not-ed25519' }),
       onReservation: (decision) => metrics.relayReservationRequests.inc({ outcome: decision.allowed ? (decision.renewal ? 'renewed' : 'granted') : decision.reason }),
-      onBanned: () => metrics.connectionsRefused.inc({ reason: 'banned' })
+      onBanned: () => metrics.connectionsRefused.inc({ reason: 'banned' }),
+      onNotRegistered: () => metrics.connectionsRefused.inc({ reason: 'not-registered' })
     },
+    refuseNonMembers: () => nonMemberConnections.size >= config.maxNonMemberConnections,
     ...(isBanned === undefined ? {} : { isBanned }),
     ...(dialPolicy === undefined ? {} : { denyDial: async (addr) => await dialPolicy.denyDialMultiaddr(addr) }),
     ...(isMember === undefined ? {} : { keepAddressesOf: isMember })
@@ -134,8 +171,8 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
       announce: config.announce
     },
     transports: [
-      withListenerErrors('tcp', tcp(), listenerError),
-      withListenerErrors('ws', webSockets({ maxPayload: config.wsMaxPayloadBytes }), listenerError)
+      withListenerErrors('tcp', withInboundAdmission(tcp(), admission), listenerError),
+      withListenerErrors('ws', withInboundAdmission(webSockets({ maxPayload: config.wsMaxPayloadBytes }), admission), listenerError)
     ],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux({
@@ -154,9 +191,13 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
     connectionGater: gater,
     connectionManager: {
       maxConnections: config.maxConnections,
-      maxIncomingPendingConnections: config.maxIncomingPendingConnections,
+      // Admission (inbound-admission.ts) enforces the pending caps and the per-source rate,
+      // fairly and counted, before libp2p sees a connection. libp2p's own checks stay as a
+      // backstop with headroom: an evicted connection frees its libp2p slot a tick after
+      // its newcomer takes one.
+      maxIncomingPendingConnections: 2 * config.maxIncomingPendingConnections,
       inboundUpgradeTimeout: config.inboundUpgradeTimeoutMs,
-      inboundConnectionThreshold: config.inboundConnectionsPerIpPerSecond
+      inboundConnectionThreshold: 2 * config.inboundConnectionsPerIpPerSecond
     },
     connectionMonitor: {
       enabled: config.connectionMonitorIntervalMs > 0,
@@ -211,11 +252,13 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
   // Connection gauges are kept from open/close events, O(1) each, never by listing every
   // connection on scrape.
   node.addEventListener('connection:open', ({ detail: connection }) => {
+    if (connection.direction === 'inbound' && isMember !== undefined && !isMember(connection.remotePeer)) nonMemberConnections.add(connection.id)
     const labels = { transport: transportOf(connection.remoteAddr), direction: connection.direction }
     metrics.connections.inc(labels)
     metrics.connectionsOpened.inc(labels)
   })
   node.addEventListener('connection:close', ({ detail: connection }) => {
+    nonMemberConnections.delete(connection.id)
     metrics.connections.dec({ transport: transportOf(connection.remoteAddr), direction: connection.direction })
   })
   metrics.countReservationsWith(() => node.services.relay.reservations.size)

@@ -8,6 +8,8 @@ export interface GaterEvents {
   onReservation?: (decision: ReservationDecision) => void
   /** A connection or dial refused because the peer is banned. */
   onBanned?: (direction: 'inbound' | 'outbound' | 'dial') => void
+  /** An inbound connection of a non-member refused: non-members held all the connections they may (`refuseNonMembers`). */
+  onNotRegistered?: () => void
 }
 
 /** Whether a peer is banned; synchronous, from memory (BanList.isBanned). */
@@ -32,17 +34,23 @@ export interface BeaconGaterOptions {
    * lookups can never hand its claimed addresses to a member. @default everyone's
    */
   keepAddressesOf?: (peer: PeerId) => boolean
+  /**
+   * Whether inbound connections of non-members (not `keepAddressesOf`) are refused now, once
+   * Noise names them: non-members may hold only a share of the worker's connections, so a
+   * flood of fresh identities cannot take the places of the network's members. @default never
+   */
+  refuseNonMembers?: () => boolean
 }
 
 /**
  * Pharos accepts only ed25519 identities: accounts, entry authors and workers are all
  * ed25519 keys, so an RSA or secp256k1 peer can never be a member and is refused as soon as
  * Noise reveals its key, before any stream is opened. Banned peers are refused at the same
- * point, and never dialled. Every address is checked before it is dialled (`denyDial`,
+ * point, and never dialled; so are non-members once they hold their share (`refuseNonMembers`). Every address is checked before it is dialled (`denyDial`,
  * dial-policy.ts): no socket is opened to one the policy refuses. Only members' addresses
  * enter the peer store (`keepAddressesOf`, libp2p's `filterMultiaddrForPeer`).
  */
-export function beaconConnectionGater ({ policy, events = {}, isBanned = () => false, denyDial, keepAddressesOf }: BeaconGaterOptions): ConnectionGater {
+export function beaconConnectionGater ({ policy, events = {}, isBanned = () => false, denyDial, keepAddressesOf, refuseNonMembers }: BeaconGaterOptions): ConnectionGater {
   const notEd25519 = (peer: PeerId, direction: 'inbound' | 'outbound'): boolean => {
     if (peer.type === 'Ed25519') return false
     events.onNonEd25519?.(direction)
@@ -53,11 +61,16 @@ export function beaconConnectionGater ({ policy, events = {}, isBanned = () => f
     events.onBanned?.(direction)
     return true
   }
+  const shedNonMember = (peer: PeerId): boolean => {
+    if (keepAddressesOf === undefined || refuseNonMembers === undefined || keepAddressesOf(peer) || !refuseNonMembers()) return false
+    events.onNotRegistered?.()
+    return true
+  }
   return {
     denyDialPeer: (peer) => banned(peer, 'dial'),
     ...(denyDial === undefined ? {} : { denyDialMultiaddr: denyDial }),
     ...(keepAddressesOf === undefined ? {} : { filterMultiaddrForPeer: (peer: PeerId) => keepAddressesOf(peer) }),
-    denyInboundEncryptedConnection: (peer) => notEd25519(peer, 'inbound') || banned(peer, 'inbound'),
+    denyInboundEncryptedConnection: (peer) => notEd25519(peer, 'inbound') || banned(peer, 'inbound') || shedNonMember(peer),
     denyOutboundEncryptedConnection: (peer) => notEd25519(peer, 'outbound') || banned(peer, 'outbound'),
     denyInboundRelayReservation: async (peer) => {
       const decision = await policy.decide(peer)

@@ -34,7 +34,6 @@ export async function startFleetProcesses (init: FleetProcessesInit): Promise<Fl
     PHAROS_ADMIN_TOKENS: init.adminToken,
     PHAROS_ACCOUNTS_REFRESH_MS: '1000',
     PHAROS_FLEET_HEARTBEAT_MS: '1000',
-    PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1000',
     ...init.env
   }))
   // The first worker applies the migrations; the accounts go in before the others start.

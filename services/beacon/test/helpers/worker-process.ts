@@ -4,6 +4,7 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { LOOPBACK_ADMISSION_ENV } from './loopback-admission.ts'
 
 export const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url))
 
@@ -34,6 +35,7 @@ export async function workerEnv (extra: Record<string, string> = {}): Promise<Re
     PHAROS_HTTP_PORT: '0',
     PHAROS_LOG_LEVEL: 'info',
     PHAROS_SHUTDOWN_READINESS_DELAY_MS: '300',
+    ...LOOPBACK_ADMISSION_ENV,
     ...extra
   }
 }
@@ -113,8 +115,8 @@ export async function inProcessEnv (extra: Record<string, string> = {}): Promise
     PHAROS_P2P_TCP_PORT: '0',
     PHAROS_P2P_WS_PORT: '0',
     PHAROS_HTTP_PORT: '0',
-    PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1000',
     PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0',
+    ...LOOPBACK_ADMISSION_ENV,
     ...extra
   }
 }

@@ -11,7 +11,8 @@ import { MalformedBlockError, UnsupportedCodecError } from '../../storage/dag-li
 import { BlockHashMismatchError } from '../../storage/pg-blockstore.ts'
 import type { PgBlockstore } from '../../storage/pg-blockstore.ts'
 import { CarResponse } from '../car-response.ts'
-import { CarStreamSlots, clientKey } from '../car-stream-slots.ts'
+import { CarStreamSlots } from '../car-stream-slots.ts'
+import { sourceKey } from '../../net/source-address.ts'
 import type { CarStreamSlotLimits } from '../car-stream-slots.ts'
 import { FailureRef, HttpError } from '../errors.ts'
 
@@ -116,7 +117,7 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<GatewayRoutesOptions> = as
       // closes (sent, cut off, refused, or the client went away).
       let car: CarResponse | undefined
       if (format === 'car' && request.method === 'GET') {
-        const slot = slots.acquire(clientKey(request.ip))
+        const slot = slots.acquire(sourceKey(request.ip))
         if ('key' in slot) {
           limitMetrics.blocked(slot.key)
           metrics.carResponses.inc({ outcome: 'busy' })
