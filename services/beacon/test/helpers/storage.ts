@@ -43,6 +43,10 @@ export async function testConfig (env: Record<string, string> = {}): Promise<Con
     PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0',
     PHAROS_GC_INTERVAL_MS: '0',
     PHAROS_PIN_POLL_INTERVAL_MS: '100',
+    // The worker shares this process's event loop with the test's own load (peers, hashing,
+    // generators): its delay measures the test, so HTTP does not shed on it unless a test
+    // asks (http-load-shedding.test.ts).
+    PHAROS_HTTP_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
     ...env
   })
 }

@@ -34,6 +34,9 @@ export async function workerEnv (extra: Record<string, string> = {}): Promise<Re
     PHAROS_HTTP_PORT: '0',
     PHAROS_LOG_LEVEL: 'info',
     PHAROS_SHUTDOWN_READINESS_DELAY_MS: '300',
+    // Several test processes share two cores here: a worker descheduled for a moment would
+    // shed HTTP and leave the fleet's ready set (http-load-shedding.test.ts tests shedding).
+    PHAROS_HTTP_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
     ...extra
   }
 }

@@ -42,6 +42,8 @@ export async function startWorker (extra: Record<string, string> = {}, timeoutMs
     PHAROS_ADMIN_TOKENS: adminToken,
     PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1000',
     PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0',
+    // Test processes share the cores: a worker descheduled for a moment would shed HTTP.
+    PHAROS_HTTP_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
     PHAROS_LOG_LEVEL: 'info',
     ...extra
   }
