@@ -3,8 +3,8 @@
  * heap or RSS over their PHAROS_HTTP_PRESSURE_* keys) every route answers 503 with
  * Retry-After and the reason, but for /healthz (a kubelet restarting an overloaded worker
  * only moves its load), /readyz (which says not ready, naming the limit, so a load balancer
- * sends new traffic elsewhere) and /metrics. Each shed request is counted, and the worker is
- * ready again once the pressure ends.
+ * sends new traffic elsewhere), /metrics and the admin API (an operator needs them most
+ * then). Each shed request is counted, and the worker is ready again once the pressure ends.
  *
  * A real worker in this process: the test holds this process's event loop with a busy-wait
  * longer than the limit, as a handshake flood did, right before each request it makes, so the
@@ -100,10 +100,12 @@ describe('HTTP with the event loop held (PHAROS_HTTP_PRESSURE_MAX_EVENT_LOOP_DEL
 })
 
 describe('HTTP with the resident memory over PHAROS_HTTP_PRESSURE_MAX_RSS_BYTES', () => {
+  const ADMIN_TOKEN = 'load-shedding-test-admin-token'
   let worker: Worker
 
   before(async () => {
     worker = await startWorker(await testConfig({
+      PHAROS_ADMIN_TOKENS: ADMIN_TOKEN,
       PHAROS_HTTP_PRESSURE_MAX_RSS_BYTES: '1',
       // Only RSS is watched, so the reason cannot be a stall of this busy process.
       PHAROS_HTTP_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
@@ -112,13 +114,16 @@ describe('HTTP with the resident memory over PHAROS_HTTP_PRESSURE_MAX_RSS_BYTES'
   })
   after(async () => { await worker?.stop() })
 
-  it('sheds normal routes and reports it on /readyz for as long as it is over; /healthz and /metrics answer', async () => {
+  it('sheds normal routes and reports it on /readyz for as long as it is over; /healthz, /metrics and the admin API answer', async () => {
     const shed = await fetch(new URL('/docs/json', worker.httpUrl))
     assert.equal(shed.status, 503)
     assert.equal(shed.headers.get('retry-after'), '10')
     assert.match((await shed.json() as Failure).error.details, /resident memory over PHAROS_HTTP_PRESSURE_MAX_RSS_BYTES/)
-    // Routes behind auth are shed before their auth runs: a 503, not a 401.
-    assert.equal((await fetch(new URL('/v1/node', worker.httpUrl))).status, 503)
+    // The admin API is not shed (an operator banning an attack's peers needs it then); it still asks for its token.
+    assert.equal((await fetch(new URL('/v1/node', worker.httpUrl))).status, 401)
+    assert.equal((await fetch(new URL('/v1/node', worker.httpUrl), { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).status, 200)
+    // Public routes under /v1 are shed like the rest.
+    assert.equal((await fetch(new URL('/v1/audits', worker.httpUrl))).status, 503)
     const ready = await fetch(new URL('/readyz', worker.httpUrl))
     assert.equal(ready.status, 503)
     assert.match((await ready.json() as Readiness).checks.overload ?? '', /^resident memory over PHAROS_HTTP_PRESSURE_MAX_RSS_BYTES \(1 B\)$/)
@@ -126,7 +131,7 @@ describe('HTTP with the resident memory over PHAROS_HTTP_PRESSURE_MAX_RSS_BYTES'
     const metrics = await fetch(new URL('/metrics', worker.httpUrl))
     assert.equal(metrics.status, 200)
     const text = await metrics.text()
-    assert.equal(metricValue(text, 'pharos_http_requests_shed_total{reason="rss"}'), 2)
+    assert.equal(metricValue(text, 'pharos_http_requests_shed_total{reason="rss"}'), 2, '/docs/json and /v1/audits')
     assert.equal(metricValue(text, 'pharos_limit_blocked_total{limit="PHAROS_HTTP_PRESSURE_MAX_RSS_BYTES"}'), 2)
     assert.equal(metricValue(text, 'pharos_http_requests_shed_total{reason="event-loop-delay"}'), 0)
   })

@@ -230,7 +230,7 @@ export const schema = {
     group: 'http',
     parse: integer(0, 600_000),
     default: '250',
-    help: 'While the event loop has been held longer than this at a time within the last 1–2 s, HTTP answers 503 with Retry-After (all but /healthz, /readyz, /metrics) and /readyz reports overload; 0 turns it off (guess: PharosEventLoopLag\'s 250 ms, over ten times the 20 ms p99 of a worker holding its connection target, under the 2.4 s stalls a handshake flood caused in issue 19).'
+    help: 'While the event loop has been held longer than this at a time within the last 1–2 s, HTTP answers 503 with Retry-After (all but /healthz, /readyz, /metrics and the admin API) and /readyz reports overload; 0 turns it off (guess: PharosEventLoopLag\'s 250 ms, over ten times the 20 ms p99 of a worker holding its connection target, under the 2.4 s stalls a handshake flood caused in issue 19).'
   },
   httpPressureMaxHeapUsedBytes: {
     env: 'PHAROS_HTTP_PRESSURE_MAX_HEAP_USED_BYTES',

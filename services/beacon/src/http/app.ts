@@ -44,7 +44,7 @@ export interface AppDeps {
   /** The shared "blocked by a limit" counter (pharos_limit_blocked_total). */
   limitMetrics: Pick<LimitMetrics, 'blocked'>
   readiness: Readiness
-  /** Whether the worker is overloaded: every route but /healthz, /readyz and /metrics then answers 503. */
+  /** Whether the worker is overloaded: every route but /healthz, /readyz, /metrics and the admin API then answers 503. */
   pressure: Pick<PressureMonitor, 'overload'>
   node: NodeView
   accounts: AccountRegistry
@@ -110,6 +110,9 @@ export async function buildApp (deps: AppDeps) {
   await app.register(healthRoutes, { readiness: deps.readiness })
   await app.register(metricsRoutes, { registry: deps.registry })
   await app.register(async (admin) => {
+    // Not shed under load: an operator banning the peers of an attack needs /v1 most then.
+    // A request without a valid token still costs only the token check (401).
+    admin.addHook('onRoute', (route) => { route.config = { ...route.config, shedUnderPressure: false } })
     admin.addHook('onRequest', bearerAuth(deps.adminTokens))
     await admin.register(adminNodeRoutes, { config: deps.config, node: deps.node })
     await admin.register(adminFleetRoutes, { fleet: deps.fleet, node: deps.node })

@@ -9,8 +9,9 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /**
      * false: the route answers even while the worker is overloaded. For the operator's
-     * routes only (`/healthz`, `/readyz`, `/metrics`): they cost next to nothing, and are
-     * what a kubelet, a load balancer and Prometheus need most under load. @default true
+     * routes only: `/healthz`, `/readyz`, `/metrics` cost next to nothing and are what a
+     * kubelet, a load balancer and Prometheus need most under load; the admin API (`/v1`
+     * behind its token) is how an operator bans an attack's peers. @default true
      */
     shedUnderPressure?: boolean
   }
@@ -33,6 +34,7 @@ export interface LoadSheddingDeps {
 /**
  * An `onRequest` hook for the whole app: while the worker is overloaded (event-loop delay,
  * heap or RSS over their PHAROS_HTTP_PRESSURE_* keys), every route but those that opt out
+ * (`shedUnderPressure: false`)
  * answers 503 with Retry-After and the reason, before its body is read or any other hook
  * runs. Shedding HTTP first leaves the loop to the peers already connected.
  */

@@ -168,7 +168,7 @@ export class PressureMonitor {
     this.loggedSignal = signal
     const figures = { delayMs: Math.round(delayMs), heapUsed: this.heapUsed, rss: this.rss }
     if (signal === undefined) this.log?.info(figures, 'no longer overloaded: HTTP serves every route, /readyz may answer ready')
-    else this.log?.warn({ ...figures, signal, limit: envOf(signal) }, 'overloaded: HTTP answers 503 but for /healthz, /readyz and /metrics; /readyz answers not ready')
+    else this.log?.warn({ ...figures, signal, limit: envOf(signal) }, 'overloaded: HTTP answers 503 but for /healthz, /readyz, /metrics and the admin API; /readyz answers not ready')
   }
 }
 
