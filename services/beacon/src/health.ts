@@ -7,7 +7,9 @@ import type { Logger } from './logging/logger.ts'
  * `/readyz` is anonymous, so a failing check is reported by a fixed reason its owner chose
  * (`failure`), never by the error's text: a driver's message names hosts, users, databases
  * (`password authentication failed for user "…"`, `getaddrinfo ENOTFOUND db.internal`). The
- * error itself goes to the log, once per change of what failed.
+ * error itself goes to the log, once per change of what failed. A check that has a reason
+ * safe to show, and more telling than one fixed text, throws a {@link ReadinessFailure}
+ * with it (the overload check names the limit the worker is over).
  *
  * Some checks only degrade the worker (Redis in a fleet: the worker keeps serving from
  * local state). A failing degrading check leaves `ready` true, so load balancers keep
@@ -87,7 +89,7 @@ export class Readiness {
         checks[name] = 'ok'
         if (this.logged.delete(name)) this.log?.info({ check: name }, 'readiness check passes again')
       } catch (err) {
-        checks[name] = err === timedOut ? TIMED_OUT : failure
+        checks[name] = err === timedOut ? TIMED_OUT : err instanceof ReadinessFailure ? err.reason : failure
         this.logFailure(name, err)
         if (severity === 'required') ready = false
         else degraded = true
@@ -105,6 +107,20 @@ export class Readiness {
     if (this.logged.get(name) === detail) return
     this.logged.set(name, detail)
     this.log?.warn({ check: name, err }, 'readiness check failing')
+  }
+}
+
+/**
+ * A failing check's reason as `/readyz` shows it: thrown by a check whose owner wrote the
+ * text for anonymous readers (a fixed phrase, a config key; never a driver's message).
+ */
+export class ReadinessFailure extends Error {
+  override readonly name = 'ReadinessFailure'
+  readonly reason: string
+
+  constructor (reason: string) {
+    super(reason)
+    this.reason = reason
   }
 }
 

@@ -10,6 +10,7 @@ import type { Config } from './config/schema.ts'
 import { Readiness } from './health.ts'
 import { buildApp } from './http/app.ts'
 import type { BeaconApp } from './http/app.ts'
+import { overloadReadinessCheck, PressureMonitor, pressureLimits } from './http/pressure-monitor.ts'
 import type { NodeView, PeerSummary } from './http/node-view.ts'
 import type { Logger } from './logging/logger.ts'
 import { allowListEntitlement } from './keys/entitlement.ts'
@@ -472,12 +473,16 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
         failure: 'unreachable: seen IDs, views and bans are local until it returns'
       })
     }
+    // Overloaded (PHAROS_HTTP_PRESSURE_*): not ready, so new traffic goes elsewhere; HTTP sheds.
+    const pressure = new PressureMonitor(pressureLimits(config), { log })
+    cleanups.push(async () => { pressure.stop() })
+    readiness.addCheck('overload', overloadReadinessCheck(pressure))
     readiness.onReport((report) => {
       health.observe(report)
       record.ready = report.ready
     })
 
-    const app = await buildApp({ config, log, registry, limitMetrics, readiness, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet, sync: logService.sync, receipts, audits: audits.store })
+    const app = await buildApp({ config, log, registry, limitMetrics, readiness, pressure, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet, sync: logService.sync, receipts, audits: audits.store })
     cleanups.push(async () => { await app.close() })
     // Registered after HTTP so it runs first: libp2p stops accepting and closes its
     // connections while /metrics and /readyz still answer.
@@ -520,6 +525,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     }, config.fleetHeartbeatMs)
     siblingsTimer.unref()
     cleanups.push(async () => { clearInterval(siblingsTimer) })
+    // From here on a held event loop is load, not the worker's own start.
+    pressure.start()
     log.info({
       peerId: node.peerId.toString(),
       workerName,

@@ -127,7 +127,7 @@ describe('worker process', () => {
     const worker = await spawnWorker(await workerEnv({ DATABASE_URL: databaseUrl, PHAROS_ADMIN_TOKENS: token }))
     try {
       const ready = await getJson(`${worker.httpUrl}/readyz`)
-      assert.deepEqual(ready, { status: 200, body: { ready: true, status: 'ready', checks: { p2p: 'ok', storage: 'ok' } } })
+      assert.deepEqual(ready, { status: 200, body: { ready: true, status: 'ready', checks: { p2p: 'ok', storage: 'ok', overload: 'ok' } } })
       assert.equal((await getJson(`${worker.httpUrl}/v1/node`, token)).body.peerId, worker.peerId)
       const started = worker.lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((record) => record.msg === 'storage ready')
       assert.equal(started?.engine, 'postgres')

@@ -225,6 +225,27 @@ export const schema = {
     default: '4',
     help: 'Gateway CAR responses one client (IPv4 address or IPv6 /64, as the TCP connection shows it) streams at once; one more gets 429 with Retry-After (guess: a browser or CLI fetches a few DAGs in parallel).'
   },
+  httpPressureMaxEventLoopDelayMs: {
+    env: 'PHAROS_HTTP_PRESSURE_MAX_EVENT_LOOP_DELAY_MS',
+    group: 'http',
+    parse: integer(0, 600_000),
+    default: '250',
+    help: 'While the event loop has been held longer than this at a time within the last 1–2 s, HTTP answers 503 with Retry-After (all but /healthz, /readyz, /metrics and the admin API) and /readyz reports overload; 0 turns it off (guess: PharosEventLoopLag\'s 250 ms, over ten times the 20 ms p99 of a worker holding its connection target, under the 2.4 s stalls a handshake flood caused in issue 19).'
+  },
+  httpPressureMaxHeapUsedBytes: {
+    env: 'PHAROS_HTTP_PRESSURE_MAX_HEAP_USED_BYTES',
+    group: 'http',
+    parse: integer(0, Number.MAX_SAFE_INTEGER),
+    default: undefined,
+    help: 'While the V8 heap in use is over this, HTTP sheds and /readyz reports overload, as above; 0 turns it off. Unset: 90% of V8\'s heap limit (--max-old-space-size), near which V8 spends its time in GC and then aborts (guess).'
+  },
+  httpPressureMaxRssBytes: {
+    env: 'PHAROS_HTTP_PRESSURE_MAX_RSS_BYTES',
+    group: 'http',
+    parse: integer(0, Number.MAX_SAFE_INTEGER),
+    default: undefined,
+    help: 'While the resident memory is over this, HTTP sheds and /readyz reports overload, as above; 0 turns it off. Unset: 90% of the memory limit the OS sets the process (a container\'s cgroup limit), so new work goes elsewhere before the OOM killer acts; off where there is none (guess).'
+  },
   databaseUrl: {
     env: 'DATABASE_URL',
     group: 'storage',

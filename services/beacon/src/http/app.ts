@@ -7,9 +7,12 @@ import type { Config } from '../config/schema.ts'
 import type { Readiness } from '../health.ts'
 import type { Logger } from '../logging/logger.ts'
 import { createGatewayMetrics } from '../metrics/gateway-metrics.ts'
+import { createHttpMetrics } from '../metrics/http-metrics.ts'
 import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import { bearerAuth } from './admin-auth.ts'
 import { errorHandler, FailureSchema, sendFailure } from './errors.ts'
+import { shedUnderPressure } from './load-shedding.ts'
+import type { PressureMonitor } from './pressure-monitor.ts'
 import type { NodeView } from './node-view.ts'
 import type { AccountRegistry } from '../accounts/account-registry.ts'
 import { adminAccountRoutes } from './routes/admin-accounts.ts'
@@ -41,6 +44,8 @@ export interface AppDeps {
   /** The shared "blocked by a limit" counter (pharos_limit_blocked_total). */
   limitMetrics: Pick<LimitMetrics, 'blocked'>
   readiness: Readiness
+  /** Whether the worker is overloaded: every route but /healthz, /readyz, /metrics and the admin API then answers 503. */
+  pressure: Pick<PressureMonitor, 'overload'>
   node: NodeView
   accounts: AccountRegistry
   overlay: OverlayDriver
@@ -93,6 +98,8 @@ export async function buildApp (deps: AppDeps) {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
     registers: [deps.registry]
   })
+  // First of the onRequest hooks (admin auth, pin tokens come later): a shed request costs no more.
+  app.addHook('onRequest', shedUnderPressure({ pressure: deps.pressure, metrics: createHttpMetrics(deps.registry), limitMetrics: deps.limitMetrics }))
   app.addHook('onResponse', async (request, reply) => {
     // The route pattern, never the raw URL: labels stay a closed set.
     const route = request.routeOptions.url ?? 'unmatched'
@@ -103,6 +110,9 @@ export async function buildApp (deps: AppDeps) {
   await app.register(healthRoutes, { readiness: deps.readiness })
   await app.register(metricsRoutes, { registry: deps.registry })
   await app.register(async (admin) => {
+    // Not shed under load: an operator banning the peers of an attack needs /v1 most then.
+    // A request without a valid token still costs only the token check (401).
+    admin.addHook('onRoute', (route) => { route.config = { ...route.config, shedUnderPressure: false } })
     admin.addHook('onRequest', bearerAuth(deps.adminTokens))
     await admin.register(adminNodeRoutes, { config: deps.config, node: deps.node })
     await admin.register(adminFleetRoutes, { fleet: deps.fleet, node: deps.node })

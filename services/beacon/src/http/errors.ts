@@ -27,7 +27,9 @@ export const httpErrors = {
   internal: { status: 500, reason: 'INTERNAL_SERVER_ERROR' },
   /** A stored block failed hash verification; it is never served. */
   blockCorrupt: { status: 500, reason: 'BLOCK_HASH_MISMATCH' },
-  unavailable: { status: 503, reason: 'SERVICE_UNAVAILABLE' }
+  unavailable: { status: 503, reason: 'SERVICE_UNAVAILABLE' },
+  /** The worker is overloaded (a PHAROS_HTTP_PRESSURE_* limit, named in the details); sent with Retry-After. */
+  overloaded: { status: 503, reason: 'OVERLOADED' }
 } as const
 
 export type HttpErrorName = keyof typeof httpErrors

@@ -23,7 +23,7 @@ import type { ClientPeer } from './client-peer.ts'
 import { tempDir } from './worker-process.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Blockstore } from 'interface-blockstore'
-import { LOOPBACK_ADMISSION_ENV } from './loopback-admission.ts'
+import { LOOPBACK_TEST_ENV } from './loopback-env.ts'
 
 // ajv-formats is CommonJS with a default export; under ESM the function is `.default`.
 const addFormats = addFormatsModule as unknown as { default: (ajv: Ajv) => Ajv }
@@ -44,7 +44,7 @@ export async function testConfig (env: Record<string, string> = {}): Promise<Con
     PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0',
     PHAROS_GC_INTERVAL_MS: '0',
     PHAROS_PIN_POLL_INTERVAL_MS: '100',
-    ...LOOPBACK_ADMISSION_ENV,
+    ...LOOPBACK_TEST_ENV,
     ...env
   })
 }

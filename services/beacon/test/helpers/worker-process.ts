@@ -4,7 +4,7 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { LOOPBACK_ADMISSION_ENV } from './loopback-admission.ts'
+import { LOOPBACK_TEST_ENV } from './loopback-env.ts'
 
 export const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url))
 
@@ -35,7 +35,7 @@ export async function workerEnv (extra: Record<string, string> = {}): Promise<Re
     PHAROS_HTTP_PORT: '0',
     PHAROS_LOG_LEVEL: 'info',
     PHAROS_SHUTDOWN_READINESS_DELAY_MS: '300',
-    ...LOOPBACK_ADMISSION_ENV,
+    ...LOOPBACK_TEST_ENV,
     ...extra
   }
 }
@@ -116,7 +116,7 @@ export async function inProcessEnv (extra: Record<string, string> = {}): Promise
     PHAROS_P2P_WS_PORT: '0',
     PHAROS_HTTP_PORT: '0',
     PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0',
-    ...LOOPBACK_ADMISSION_ENV,
+    ...LOOPBACK_TEST_ENV,
     ...extra
   }
 }

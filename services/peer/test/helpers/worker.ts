@@ -42,12 +42,13 @@ export async function startWorker (extra: Record<string, string> = {}, timeoutMs
     PHAROS_ADMIN_TOKENS: adminToken,
     PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0',
     // Every test peer dials from 127.0.0.1, and the machine's cores are shared with the test:
-    // the admission limits of a public worker would refuse the test's own peers (as the
-    // beacon's test helpers, test/helpers/loopback-admission.ts).
+    // the admission and load-shedding limits of a public worker would refuse the test's own
+    // peers and requests (as the beacon's test helpers, test/helpers/loopback-env.ts).
     PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1000',
     PHAROS_PENDING_UPGRADES_PER_SOURCE: '256',
     PHAROS_PENDING_UPGRADES_PER_PREFIX: '256',
     PHAROS_HANDSHAKE_LOOP_DELAY_TARGET_MS: '0',
+    PHAROS_HTTP_PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
     PHAROS_LOG_LEVEL: 'info',
     ...extra
   }

@@ -9,7 +9,9 @@ const ReadinessSchema = Type.Object({
 })
 
 export const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness }> = async (app, { readiness }) => {
+  // Liveness never sheds: a kubelet that restarts an overloaded worker only moves its load.
   app.get('/healthz', {
+    config: { shedUnderPressure: false },
     schema: {
       tags: ['operations'],
       summary: 'Liveness: the process answers HTTP',
@@ -17,10 +19,12 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ readiness: Readiness }> =
     }
   }, async () => ({ status: 'ok' as const }))
 
+  // Readiness answers under load too: it is how a load balancer learns of the overload.
   app.get('/readyz', {
+    config: { shedUnderPressure: false },
     schema: {
       tags: ['operations'],
-      summary: 'Readiness: libp2p listens, storage answers, not draining (200 with status degraded while Redis is down)',
+      summary: 'Readiness: libp2p listens, storage answers, not overloaded, not draining (200 with status degraded while Redis is down)',
       response: { 200: ReadinessSchema, 503: ReadinessSchema }
     }
   }, async (_request, reply) => {
