@@ -195,6 +195,31 @@ describe('inbound admission', () => {
     assert.equal(await metric(worker, 'pharos_limit_blocked_total', 'limit="PHAROS_MAX_INCOMING_PENDING_CONNECTIONS"'), 3, 'two evictions and a refusal at the global cap')
   })
 
+  it('sheds new handshakes while the event loop lags, and admits them again once it keeps up', async () => {
+    const { worker, addr, port } = await startTestWorker(workers, {
+      PHAROS_HANDSHAKE_LOOP_DELAY_TARGET_MS: '20',
+      PHAROS_MAX_HANDSHAKES_PER_SECOND: '300',
+      PHAROS_MIN_HANDSHAKES_PER_SECOND: '1'
+    })
+    const rate = async (): Promise<number> => await metric(worker, 'pharos_inbound_handshake_rate')
+    assert.equal(await rate(), 300)
+    // The worker runs in this process: hold its loop for 60 ms of every 100, as a flood would.
+    const busy = setInterval(() => { const until = performance.now() + 60; while (performance.now() < until); }, 100)
+    try {
+      await waitFor('the admitted rate at its floor', async () => await rate() <= 2, WAIT_MS)
+      const connections = await Promise.all(Array.from({ length: 10 }, async (_, i) => await raw(port, `127.0.41.${i + 1}`, HEADER)))
+      await waitFor('most of ten at once shed', async () => await refused(worker, 'overload') >= 8, WAIT_MS)
+      for (const connection of connections) connection.socket.destroy()
+    } finally {
+      clearInterval(busy)
+    }
+    await waitFor('the rate back at its ceiling', async () => await rate() === 300, WAIT_MS)
+    const peer = await createClientPeer()
+    peers.push(peer)
+    await peer.start()
+    await peer.dial(addr, { signal: AbortSignal.timeout(WAIT_MS) })
+  })
+
   it('refuses a source past its connection rate (rate-limit), sheds handshakes past the admitted rate (overload), and refuses non-members past their share of connections (not-registered)', async () => {
     const { worker, addr, port } = await startTestWorker(workers, {
       PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND: '1',

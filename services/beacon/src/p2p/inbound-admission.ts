@@ -252,6 +252,8 @@ export class HandshakeGovernor {
   #tokens: number
   #refilledAt: number | undefined
   #adjustedAt = Number.NEGATIVE_INFINITY
+  /** The longest delay sampled since the rate was last adjusted. */
+  #worstDelayMs = 0
 
   constructor (limits: Pick<InboundAdmissionLimits, 'loopDelayTargetMs' | 'maxHandshakesPerSecond' | 'minHandshakesPerSecond'>) {
     this.#limits = limits
@@ -262,12 +264,20 @@ export class HandshakeGovernor {
   /** Handshakes admitted per second now. */
   get rate (): number { return this.#rate }
 
-  /** One event-loop delay sample (how late a periodic timer fired). */
+  /**
+   * One event-loop delay sample (how late a periodic timer fired). The rate moves at most
+   * once per `BACKOFF_INTERVAL_MS`, on the worst sample since it last moved: one long stall
+   * is one late sample, and must not be missed for falling between two steps.
+   */
   onLoopDelay (delayMs: number, now: number): void {
-    if (this.#limits.loopDelayTargetMs === 0 || now - this.#adjustedAt < HandshakeGovernor.BACKOFF_INTERVAL_MS) return
+    if (this.#limits.loopDelayTargetMs === 0) return
+    this.#worstDelayMs = Math.max(this.#worstDelayMs, delayMs)
+    if (now - this.#adjustedAt < HandshakeGovernor.BACKOFF_INTERVAL_MS) return
     this.#adjustedAt = now
+    const worst = this.#worstDelayMs
+    this.#worstDelayMs = 0
     const { loopDelayTargetMs, maxHandshakesPerSecond, minHandshakesPerSecond } = this.#limits
-    if (delayMs > loopDelayTargetMs) {
+    if (worst > loopDelayTargetMs) {
       this.#rate = Math.max(minHandshakesPerSecond, this.#rate / 2)
       this.#tokens = Math.min(this.#tokens, this.#burst())
     } else {
