@@ -3,8 +3,8 @@
  * Yamux, identify and ping, every other setting stock except the limits that would refuse
  * the benchmark's connections). Prints nothing; tells its parent its addresses over IPC.
  */
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'

@@ -1,12 +1,12 @@
 /**
- * Micro-benchmark behind docs/upstream.md, "@chainsafe/libp2p-noise 17.0.0": what importing an
- * X25519 key costs from DER (as stock libp2p-noise does on every Diffie-Hellman) and from JWK,
+ * Micro-benchmark behind docs/upstream.md, "@libp2p/noise 17.0.3": what importing an
+ * X25519 key costs from DER (as stock @libp2p/noise does on every Diffie-Hellman) and from JWK,
  * and an ephemeral key's life in a handshake the stock way and the patched way.
  * `node bench/connections/x25519-import.ts` (under Node 20: the same code as .mjs).
  */
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto'
 
-// The DER prefixes libp2p-noise puts before raw X25519 keys (dist/src/crypto/index.js).
+// The DER prefixes @libp2p/noise puts before raw X25519 keys (dist/src/crypto/index.js).
 const PKCS8_PREFIX = Buffer.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20])
 const SPKI_PREFIX = Buffer.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x03, 0x21, 0x00])
 const ROUNDS = 5000

@@ -7,8 +7,8 @@
  * (what most of a beacon's connections do). See loadtest/README.md for what one costs here.
  */
 import { createRequire } from 'node:module'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { tcp } from '@libp2p/tcp'
 import type { TCPOptions } from '@libp2p/tcp'

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test'
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
-/** Noise's framing: a 2-byte big-endian length, as @chainsafe/libp2p-noise's uint16BEDecode reads it. */
+/** Noise's framing: a 2-byte big-endian length, as @libp2p/noise's uint16BEDecode reads it. */
 function uint16Frame (payload: Uint8Array): Uint8Array {
   const frame = new Uint8Array(2 + payload.byteLength)
   frame[0] = payload.byteLength >> 8

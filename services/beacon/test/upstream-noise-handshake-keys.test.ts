@@ -1,5 +1,5 @@
 /**
- * The patch to @chainsafe/libp2p-noise (patches/@chainsafe+libp2p-noise+17.0.0.patch,
+ * The patch to @libp2p/noise (patches/@libp2p+noise+17.0.3.patch,
  * docs/upstream.md): a Noise instance signs its static key with the identity key once, not
  * in every handshake, and its Diffie-Hellmans use the X25519 private keys it generated as
  * they are, not imported again from DER each time. Real nodes on loopback; each handshake
@@ -9,8 +9,8 @@
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import { afterEach, describe, it } from 'node:test'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { tcp } from '@libp2p/tcp'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'

@@ -1,6 +1,6 @@
 /**
  * The patches that carry a connection's error to its streams (patches/@libp2p+utils+7.4.1.patch,
- * patches/@chainsafe+libp2p-yamux+8.0.1.patch, docs/upstream.md): two real peers relay
+ * patches/@libp2p+yamux+8.0.3.patch, docs/upstream.md): two real peers relay
  * through a worker, and a circuit over the worker's data or time limit must end at both
  * ends as an error. The relay resets the circuit's streams; stock, the peers' muxers closed
  * every stream on the reset connection as if it had ended cleanly, so a transfer cut off

@@ -3,14 +3,16 @@
  * connection sends in one tick leaves in one socket write. Stock, each chunk of each frame
  * was its own write(2) (Noise sends a frame as its length prefix and its ciphertext), and on
  * WebSocket its own message. Real nodes on loopback; the worker's side sends, as the
- * listener does in production.
+ * listener does in production. Joined WebSocket messages stay within one Noise frame, so a
+ * listener's maxPayload that takes a stock peer's messages takes a patched peer's too.
  */
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import net from 'node:net'
 import { setImmediate as nextLoop } from 'node:timers/promises'
 import { afterEach, describe, it } from 'node:test'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
 import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import type { Libp2p, Stream } from '@libp2p/interface'
@@ -19,6 +21,8 @@ import { waitFor } from './helpers/wait.ts'
 
 const PROTOCOL = '/pharos-test/sink/1.0.0'
 const FRAMES = 10
+/** The largest message a stock peer sends over WebSocket: one Noise frame's ciphertext (65535 bytes), plus, joined, its 2-byte length prefix. */
+const NOISE_FRAME_BYTES = 2 + 65535
 
 async function node (listen: string[]): Promise<Libp2p> {
   return await createLibp2p({
@@ -75,4 +79,39 @@ describe('transport patches: one socket write per connection per tick', () => {
       await waitFor('the peer to receive every byte', () => received === FRAMES * 100)
     })
   }
+
+  it('sends what queued up behind backpressure in messages of at most one Noise frame', async () => {
+    // A listener that takes exactly a stock peer's largest message, and a sender that pauses
+    // for backpressure after every 64 KiB it hands its WebSocket: all that queues meanwhile
+    // (a yamux window, 256 KiB) reaches sendData at once when the socket drains.
+    const listener = await createLibp2p({
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0/ws'] },
+      transports: [webSockets({ maxPayload: NOISE_FRAME_BYTES })],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux({ enableKeepAlive: false })],
+      connectionMonitor: { enabled: false }
+    })
+    const sender = await createLibp2p({
+      transports: [webSockets({ maxBufferedAmount: 64 * 1024 })],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux({ enableKeepAlive: false })],
+      connectionMonitor: { enabled: false }
+    })
+    nodes.push(listener, sender)
+    let received = 0
+    await listener.handle(PROTOCOL, (stream) => {
+      stream.addEventListener('message', (event) => { received += event.data.byteLength })
+    })
+    const connection = await sender.dial(listener.getMultiaddrs()[0] ?? assert.fail('listener has no address'))
+    const stream = await connection.newStream(PROTOCOL)
+    const total = 2 * 1024 * 1024
+    for (let sent = 0; sent < total && stream.status === 'open'; sent += 64 * 1024) {
+      if (!stream.send(new Uint8Array(64 * 1024))) await Promise.race([once(stream, 'drain'), once(stream, 'close')])
+    }
+    // with every queued chunk joined into one message, the listener closed the connection
+    // with 1009 (message too big) once the first backlog went out
+    await waitFor('the listener to receive every byte', () => received === total || connection.status !== 'open', 20_000)
+    assert.equal(connection.status, 'open', 'the listener closed the connection')
+    assert.equal(received, total)
+  })
 })

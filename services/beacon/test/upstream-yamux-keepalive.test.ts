@@ -1,5 +1,5 @@
 /**
- * The patch to @chainsafe/libp2p-yamux (patches/@chainsafe+libp2p-yamux+8.0.1.patch,
+ * The patch to @libp2p/yamux (patches/@libp2p+yamux+8.0.3.patch,
  * docs/upstream.md): with `keepAliveOnlyWhenIdle`, a node pings only the connections that
  * brought it no frame since its last keep-alive. A worker's peers ping it every 30 s on their
  * own, so it need not ping them back. Real nodes on loopback.
@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, it } from 'node:test'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
 import { tcp } from '@libp2p/tcp'
 import type { Connection, Libp2p } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'

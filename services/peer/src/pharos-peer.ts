@@ -13,8 +13,8 @@
  *   const post = await peer.fetchPost(log[0])           // body and files over Bitswap
  */
 import { setTimeout as delay } from 'node:timers/promises'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
 import { withBitswap } from '@helia/bitswap'
 import { unixfs } from '@helia/unixfs'
 import type { UnixFS } from '@helia/unixfs'
