@@ -21,7 +21,7 @@ describe('configuration at start', () => {
   const badValues: Array<[string, string, RegExp]> = [
     ['PHAROS_HTTP_PORT', 'eighty', /an integer from 0 to 65535/],
     ['PHAROS_MAX_CONNECTIONS', '0', /an integer from 1 to 1000000/],
-    ['PHAROS_WS_MAX_PAYLOAD_BYTES', String(2 * 1024 * 1024), /an integer from 1024 to 1048576/],
+    ['PHAROS_WS_MAX_PAYLOAD_BYTES', String(2 * 1024 * 1024), /an integer from 65537 to 1048576/],
     ['PHAROS_LOG_LEVEL', 'loud', /one of fatal, error, warn, info, debug, trace, silent/],
     ['PHAROS_NETWORK', 'Has Spaces', /lowercase letters/],
     ['DATABASE_URL', 'mysql://x', /a URL with scheme postgres or postgresql/],

@@ -103,6 +103,8 @@ export const cidr: Parse<string> = (raw) => parseCidr(raw) === undefined
 export const multiaddrText: Parse<string> = pattern(/^(\/[A-Za-z0-9._~%:+-]+)+$/, 'a multiaddr such as /dns4/beacon.example.com/tcp/4001')
 
 const MiB = 1024 * 1024
+/** One Noise transport frame on the wire: a 2-byte length and up to 65,535 bytes. */
+const NOISE_FRAME_BYTES = 2 + 65_535
 
 export const schema = {
   network: {
@@ -688,9 +690,9 @@ export const schema = {
   wsMaxPayloadBytes: {
     env: 'PHAROS_WS_MAX_PAYLOAD_BYTES',
     group: 'limits',
-    parse: integer(1024, MiB),
+    parse: integer(NOISE_FRAME_BYTES, MiB),
     default: String(MiB),
-    help: 'Largest WebSocket message accepted; capped at 1 MiB (the ws default of 100 MiB lets one peer pin 100 MiB of RAM).'
+    help: 'Largest WebSocket message accepted; capped at 1 MiB (the ws default of 100 MiB lets one peer pin 100 MiB of RAM), and at least one whole Noise frame (65,537 bytes): a peer that sends a frame per message, stock or patched, must not be cut off.'
   },
   yamuxMaxWriteBufferBytes: {
     env: 'PHAROS_YAMUX_MAX_WRITE_BUFFER_BYTES',
