@@ -294,9 +294,12 @@ export class HandshakeGovernor {
     return true
   }
 
-  /** A tenth of a second's worth, and at least one. */
+  /**
+   * A second's worth, and at least one: a fleet worker that dies sends its peers to the
+   * others all at once, and that burst is honest.
+   */
   #burst (): number {
-    return Math.max(1, this.#rate / 10)
+    return Math.max(1, this.#rate)
   }
 }
 
