@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { sourceKey, sourcePrefix } from '../src/net/source-address.ts'
-import { HandshakeGovernor, PendingUpgrade, PendingUpgrades } from '../src/p2p/inbound-admission.ts'
+import { HandshakeGovernor, PendingUpgrade, PendingUpgrades, StallClock } from '../src/p2p/inbound-admission.ts'
 import type { AdmissionRefusal } from '../src/p2p/inbound-admission.ts'
 
 describe('source addresses', () => {
@@ -125,6 +125,18 @@ describe('progress of an upgrade', () => {
     const upgrade = new PendingUpgrade('s', 'p', 0, () => {})
     upgrade.received(new Uint8Array(64).fill(0xff))
     assert.equal(upgrade.firstMessage, false)
+  })
+})
+
+describe('stall clock', () => {
+  it('sums how late a periodic timer fired, past a small tolerance, and says when a tick was late', () => {
+    const clock = new StallClock(250)
+    assert.equal(clock.tick(0), false)
+    assert.equal(clock.tick(260), false, '10 ms late is on time')
+    assert.equal(clock.tick(2510), true, 'the loop was held for two seconds')
+    assert.equal(clock.stalledMs, 2000)
+    assert.equal(clock.tick(2760), false)
+    assert.equal(clock.stalledMs, 2000)
   })
 })
 

@@ -80,6 +80,8 @@ export interface InboundAdmissionEvents {
 
 /** How often pending upgrades are checked for progress. */
 const SWEEP_INTERVAL_MS = 250
+/** A sweep this much later than due means the worker's own loop was held. */
+const SWEEP_LATE_MS = 50
 /** Sources whose connection rate is remembered (the oldest are forgotten, as if idle). */
 const RATE_SOURCES_MAX = 65_536
 /** The first multistream-select message is short ("/multistream/1.0.0\n"); a longer length prefix is no honest one. */
@@ -90,6 +92,8 @@ export class PendingUpgrade {
   readonly source: string
   readonly prefix: string
   readonly startedAt: number
+  /** The worker's own stalled time (`StallClock.stalledMs`) when it started: not charged to the peer. */
+  stalledAtStart = 0
   /** Bytes the peer has sent so far. */
   bytes = 0
   /** Its first multistream-select message is complete. */
@@ -239,6 +243,32 @@ function oldestStart (upgrades: Set<PendingUpgrade>): number {
 }
 
 /**
+ * How long the worker's own event loop was held, as seen by a periodic timer: while it was,
+ * a peer's bytes waited in the kernel, unread, and its upgrade made no progress through no
+ * fault of its own. After a stall, the timers phase runs before the poll phase that reads
+ * the sockets, so a check right then would see bytes missing that have arrived.
+ */
+export class StallClock {
+  readonly #intervalMs: number
+  #lastTick: number | undefined
+  /** Every late tick's lateness, summed. */
+  stalledMs = 0
+
+  constructor (intervalMs: number) {
+    this.#intervalMs = intervalMs
+  }
+
+  /** The periodic timer fired at `now`; returns whether it was late (the loop was held). */
+  tick (now: number): boolean {
+    const late = this.#lastTick === undefined ? 0 : Math.max(0, now - this.#lastTick - this.#intervalMs)
+    this.#lastTick = now
+    if (late <= SWEEP_LATE_MS) return false
+    this.stalledMs += late
+    return true
+  }
+}
+
+/**
  * Admits new handshakes at a rate the event loop absorbs: a token bucket whose rate halves
  * whenever the loop's delay passes its target (at most once per `BACKOFF_INTERVAL_MS`) and
  * grows back by a twentieth of the ceiling each interval it stays under (AIMD, as TCP
@@ -343,6 +373,7 @@ export class InboundAdmission {
   readonly #governor: HandshakeGovernor
   readonly #rate: SourceRate
   #sweep: ReturnType<typeof setInterval> | undefined
+  readonly #stalls = new StallClock(SWEEP_INTERVAL_MS)
 
   constructor ({ limits, events = {}, now = () => performance.now() }: InboundAdmissionInit) {
     this.#limits = limits
@@ -375,13 +406,18 @@ export class InboundAdmission {
     this.#sweep = undefined
   }
 
-  /** Closes the upgrades that make no progress (`slow-upgrade`). Run by the timer; public for tests. */
+  /**
+   * Closes the upgrades that make no progress (`slow-upgrade`), timed without the worker's
+   * own stalls (`StallClock`): right after one, it judges nothing, so the sockets are read
+   * first. Run by the timer.
+   */
   sweep (): void {
     const now = this.#now()
+    if (this.#stalls.tick(now)) return
     const { firstMessageTimeoutMs, minBytesPerSecond } = this.#limits
     for (const upgrade of [...this.#slots.entries()]) {
-      const elapsed = now - upgrade.startedAt
-      if (elapsed < firstMessageTimeoutMs) break // oldest first: the rest are younger
+      const elapsed = now - upgrade.startedAt - (this.#stalls.stalledMs - upgrade.stalledAtStart)
+      if (elapsed < firstMessageTimeoutMs) continue
       if (!upgrade.firstMessage) upgrade.close('slow-upgrade', 'firstMessageTimeoutMs')
       else if (upgrade.bytes * 1000 < minBytesPerSecond * elapsed) upgrade.close('slow-upgrade', 'minBytesPerSecond')
     }
@@ -429,6 +465,7 @@ export class InboundAdmission {
       this.#events.onRefused?.(reason, limit)
       maConn.abort(new InboundAdmissionError(reason))
     })
+    upgrade.stalledAtStart = this.#stalls.stalledMs
     this.#slots.add(upgrade)
     // Count the peer's bytes as they arrive: the transports' connections (AbstractMessageStream)
     // hand every chunk to their own `onData`, looked up on the instance each time.
