@@ -337,6 +337,9 @@ async function run (options: Options): Promise<SwarmReport> {
   const heldByWorkers = held.reduce((sum, sample) => sum + sample.connections, 0)
   const rssBaselineBytes = baseline.reduce((sum, sample) => sum + sample.rssBytes, 0)
   const rssHeldBytes = held.reduce((sum, sample) => sum + sample.rssBytes, 0)
+  const growthKiB = (part: 'rssBytes' | 'heapUsedBytes' | 'heapTotalBytes' | 'externalBytes'): number => heldByWorkers === 0
+    ? Number.NaN
+    : (held.reduce((sum, sample) => sum + sample[part], 0) - baseline.reduce((sum, sample) => sum + sample[part], 0)) / heldByWorkers / 1024
   const lagByPhase = (which: Phase): { windows: number, max: number, p90: number, median: number } => {
     const windows = samples.filter((entry) => entry.phase === which).flatMap((entry) => entry.sample.map((sample) => sample.lagP99Ms))
     const spread = distribution(windows)
@@ -394,7 +397,14 @@ async function run (options: Options): Promise<SwarmReport> {
     workers: {
       rssBaselineBytes,
       rssHeldBytes,
-      rssPerConnectionKiB: heldByWorkers === 0 ? Number.NaN : round((rssHeldBytes - rssBaselineBytes) / heldByWorkers / 1024),
+      rssPerConnectionKiB: round(growthKiB('rssBytes')),
+      rssTotalPerConnectionKiB: heldByWorkers === 0 ? Number.NaN : round(rssHeldBytes / heldByWorkers / 1024),
+      memoryPerConnectionKiB: {
+        heapUsed: round(growthKiB('heapUsedBytes')),
+        heapTotal: round(growthKiB('heapTotalBytes')),
+        external: round(growthKiB('externalBytes')),
+        rest: round(growthKiB('rssBytes') - growthKiB('heapTotalBytes') - growthKiB('externalBytes'))
+      },
       lagP99Ms: { baseline: lagByPhase('baseline'), ramp: lagByPhase('ramp'), probe: lagByPhase('probe'), hold: lagByPhase('hold') },
       cpuPercent: { baseline: cpuByPhase('baseline'), ramp: cpuByPhase('ramp'), probe: cpuByPhase('probe'), hold: cpuByPhase('hold') },
       eventLoopDelay: { baseline: delayByPhase('baseline'), ramp: delayByPhase('ramp'), probe: delayByPhase('probe'), hold: delayByPhase('hold') }

@@ -103,6 +103,15 @@ export interface SwarmReport {
     rssHeldBytes: number
     /** (RSS at the end of the hold − RSS before the first connection) ÷ connections the workers held. */
     rssPerConnectionKiB: number
+    /** RSS at the end of the hold ÷ connections the workers held (the worker's whole footprint, its idle start included). */
+    rssTotalPerConnectionKiB: number
+    /**
+     * Where the RSS growth per connection is, in KiB (the same difference ÷ connections as
+     * `rssPerConnectionKiB`): V8 heap in use and reserved, memory outside the heap that V8
+     * knows of (`external`: Buffers, ArrayBuffers), and the rest of RSS (malloc'd native
+     * memory: OpenSSL, libuv, V8's own, fragmentation).
+     */
+    memoryPerConnectionKiB: { heapUsed: number, heapTotal: number, external: number, rest: number }
     /** Event-loop delay p99 of each scrape window (ms; prom-client's p99 less its 10 ms sampling interval), by phase: the largest, the 90th-percentile and the median window. */
     lagP99Ms: Record<Phase, { windows: number, max: number, p90: number, median: number }>
     /** Worker CPU time ÷ wall time over each phase's scrape windows, in percent of one core (averaged over workers); null for a phase not run. */
@@ -129,7 +138,7 @@ export function formatReport (report: SwarmReport): string {
     `connections: ${c.held}/${c.target} held (workers say ${c.heldByWorkers}), ${c.established} established, open p50 ${c.openMs.p50} ms p99 ${c.openMs.p99} ms`,
     `failures: ${Object.keys(c.failures).length === 0 ? 'none' : Object.entries(c.failures).map(([reason, count]) => `${reason} ${count}`).join(', ')}`,
     `accept rate: ${report.acceptRate.map((probe) => `${probe.perSecond}/s at ${probe.held} held`).join(', ') || 'not probed'}${report.acceptRateRatio === null ? '' : ` (ratio ${report.acceptRateRatio})`}`,
-    `worker RSS: ${round(report.workers.rssBaselineBytes / 2 ** 20)} MiB → ${round(report.workers.rssHeldBytes / 2 ** 20)} MiB, ${report.workers.rssPerConnectionKiB} KiB per connection`,
+    `worker RSS: ${round(report.workers.rssBaselineBytes / 2 ** 20)} MiB → ${round(report.workers.rssHeldBytes / 2 ** 20)} MiB, ${report.workers.rssPerConnectionKiB} KiB per connection (${report.workers.rssTotalPerConnectionKiB} KiB of the whole RSS per connection); per connection: heap used ${report.workers.memoryPerConnectionKiB.heapUsed} KiB (heap reserved ${report.workers.memoryPerConnectionKiB.heapTotal}), external ${report.workers.memoryPerConnectionKiB.external} KiB, rest of RSS ${report.workers.memoryPerConnectionKiB.rest} KiB`,
     `event-loop lag p99 (max / p90 / median window, ms): ${(Object.keys(lag) as Phase[]).filter((phase) => lag[phase].windows > 0).map((phase) => `${phase} ${lag[phase].max} / ${lag[phase].p90} / ${lag[phase].median}`).join(', ')}`,
     `event-loop delay over each phase (p99 ms, share within 20 ms): ${(Object.keys(report.workers.eventLoopDelay) as Phase[]).flatMap((phase) => {
       const delay = report.workers.eventLoopDelay[phase]

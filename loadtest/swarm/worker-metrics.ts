@@ -5,6 +5,10 @@ import type { Buckets } from './report.ts'
 export interface WorkerSample {
   at: number
   rssBytes: number
+  /** Where the RSS is (prom-client's `nodejs_heap_size_used_bytes`, `nodejs_heap_size_total_bytes`, `nodejs_external_memory_bytes`; 0 when absent). */
+  heapUsedBytes: number
+  heapTotalBytes: number
+  externalBytes: number
   /**
    * Event-loop delay p99 since the previous scrape (prom-client resets its histogram on each):
    * `nodejs_eventloop_lag_p99_seconds` less the monitor's sampling interval, which every sample
@@ -53,6 +57,9 @@ export async function scrapeWorker (httpUrl: string): Promise<WorkerSample> {
 export function parseWorkerMetrics (text: string): Omit<WorkerSample, 'at'> {
   return {
     rssBytes: sumOf(text, 'process_resident_memory_bytes'),
+    heapUsedBytes: sumOf(text, 'nodejs_heap_size_used_bytes', false),
+    heapTotalBytes: sumOf(text, 'nodejs_heap_size_total_bytes', false),
+    externalBytes: sumOf(text, 'nodejs_external_memory_bytes', false),
     lagP99Ms: Math.max(0, sumOf(text, 'nodejs_eventloop_lag_p99_seconds') * 1000 - EVENT_LOOP_MONITORING_PRECISION_MS),
     // A labelled gauge has no sample before its first connection.
     connections: sumOf(text, 'pharos_connections', false),
