@@ -117,6 +117,13 @@ export interface SwarmReport {
     /** Worker CPU time ÷ wall time over each phase's scrape windows, in percent of one core (averaged over workers); null for a phase not run. */
     cpuPercent: Record<Phase, number | null>
     /**
+     * The share of each phase the workers' main threads waited, runnable, for a CPU, in
+     * percent (/proc/<pid>/task/<pid>/schedstat; null unless the workers are local and their
+     * pids given): how much of the lag was the core being busy with something else (the
+     * worker's own helper threads, or other processes), not the event loop's own work.
+     */
+    cpuWaitPercent: Record<Phase, number | null>
+    /**
      * Event-loop delay over each whole phase, from the workers' `pharos_event_loop_delay_seconds`
      * histogram (one sample every 10 ms): how many samples, their p99 (ms, interpolated within
      * its bucket), and the share of samples within 20 ms and within 50 ms; null for a phase not run.
@@ -145,6 +152,7 @@ export function formatReport (report: SwarmReport): string {
       return delay === null ? [] : [`${phase} ${delay.p99Ms} ms, ${round(100 * delay.within20Ms, 2)} %`]
     }).join(', ')}`,
     `worker CPU (% of one core): ${(Object.keys(report.workers.cpuPercent) as Phase[]).filter((phase) => report.workers.cpuPercent[phase] !== null).map((phase) => `${phase} ${report.workers.cpuPercent[phase]}`).join(', ')}`,
+    `worker main thread waiting for a CPU (% of the phase): ${(Object.keys(report.workers.cpuWaitPercent) as Phase[]).filter((phase) => report.workers.cpuWaitPercent[phase] !== null).map((phase) => `${phase} ${report.workers.cpuWaitPercent[phase]}`).join(', ') || 'not measured (SWARM_WORKER_PIDS unset)'}`,
     `join: p50 ${report.join.ms.p50} ms, p99 ${report.join.ms.p99} ms (${report.join.ms.count} peers)`,
     `publish → pinned: ${report.publish.pinned}/${report.publish.published} pinned, p50 ${report.publish.pinnedMs.p50} ms, p99 ${report.publish.pinnedMs.p99} ms`,
     `fetch: ${report.fetch.fetched} posts, ${round(report.fetch.bytes / 1e6, 2)} MB, p50 ${report.fetch.ms.p50} ms, ${round(report.fetch.bytesPerSecond / 1e6, 2)} MB/s`,

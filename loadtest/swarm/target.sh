@@ -58,5 +58,5 @@ done
 bootstrap=$(printf '%s' "$started" | "$node" -e 'const r=JSON.parse(require("fs").readFileSync(0,"utf8")); process.stdout.write(r.multiaddrs.join(","))')
 http=$(printf '%s' "$started" | "$node" -e 'const r=JSON.parse(require("fs").readFileSync(0,"utf8")); process.stdout.write(r.adminUrl.replace(/\/v1\/node$/, ""))')
 
-PHAROS_ADMIN_TOKEN=$token ${SWARM_GENERATOR_CPUS:+taskset -c "$SWARM_GENERATOR_CPUS"} "$node" --disable-warning=ExperimentalWarning loadtest/swarm/cli.ts \
+PHAROS_ADMIN_TOKEN=$token SWARM_WORKER_PIDS=$worker ${SWARM_GENERATOR_CPUS:+taskset -c "$SWARM_GENERATOR_CPUS"} "$node" --disable-warning=ExperimentalWarning loadtest/swarm/cli.ts \
   --bootstrap "$bootstrap" --http "$http" "$@"

@@ -1,4 +1,5 @@
-/** What the generator reads from a worker's Prometheus `/metrics`. */
+/** What the generator reads from a worker's Prometheus `/metrics` (and, for a local worker, /proc). */
+import { readFile } from 'node:fs/promises'
 import { EVENT_LOOP_MONITORING_PRECISION_MS } from '../../services/beacon/src/metrics/registry.ts'
 import type { Buckets } from './report.ts'
 
@@ -21,6 +22,12 @@ export interface WorkerSample {
   cpuSeconds: number
   /** `pharos_event_loop_delay_seconds` bucket counters since the worker started, `le` in seconds. */
   delayBuckets: Buckets
+  /**
+   * How long the worker's main thread has waited, runnable, for a CPU (seconds; the second
+   * field of /proc/<pid>/task/<pid>/schedstat), when the worker runs on this machine and its
+   * pid is known (SWARM_WORKER_PIDS); else undefined.
+   */
+  runQueueWaitSeconds?: number
 }
 
 function sumOf (text: string, name: string, required = true): number {
@@ -48,10 +55,16 @@ function bucketsOf (text: string, name: string): Buckets {
   return buckets.sort((a, b) => a.le - b.le)
 }
 
-export async function scrapeWorker (httpUrl: string): Promise<WorkerSample> {
+export async function scrapeWorker (httpUrl: string, pid?: number): Promise<WorkerSample> {
   const response = await fetch(new URL('/metrics', httpUrl), { signal: AbortSignal.timeout(10_000) })
   if (!response.ok) throw new Error(`GET ${httpUrl}/metrics answered ${response.status}`)
-  return { at: Date.now(), ...parseWorkerMetrics(await response.text()) }
+  const sample: WorkerSample = { at: Date.now(), ...parseWorkerMetrics(await response.text()) }
+  if (pid !== undefined) {
+    const fields = (await readFile(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').catch(() => '')).trim().split(' ')
+    const waitNs = Number(fields[1])
+    if (Number.isFinite(waitNs)) sample.runQueueWaitSeconds = waitNs / 1e9
+  }
+  return sample
 }
 
 export function parseWorkerMetrics (text: string): Omit<WorkerSample, 'at'> {
