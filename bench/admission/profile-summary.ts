@@ -22,15 +22,17 @@ interface ProfileNode {
 interface CpuProfile { nodes: ProfileNode[], startTime: number, endTime: number, samples: number[], timeDeltas: number[] }
 interface Window { label: string, pid: number, fromMicros: number, toMicros: number }
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '30' }, callers: { type: 'string' } } })
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '30' }, callers: { type: 'string' }, part: { type: 'string' } } })
 const dir = positionals[0]
 if (dir === undefined) {
-  process.stderr.write('usage: node bench/admission/profile-summary.ts <dir> [--top 30] [--callers <function name>]\n')
+  process.stderr.write('usage: node bench/admission/profile-summary.ts <dir> [--top 30] [--callers <function name>] [--part <part name prefix>]\n')
   process.exit(2)
 }
 const TOP = Number(values.top)
 /** With --callers: the call paths (five frames up) that led to this function, by time under it. */
 const CALLERS_OF = values.callers
+/** With --part: the functions whose own time that part of the accept path is made of. */
+const PART = values.part
 
 /** A short place for a script URL: the package under node_modules, or the path under the repository. */
 function placeOf (url: string): string {
@@ -101,6 +103,7 @@ function summarise (profile: CpuProfile, window: Window): string {
   const total = new Map<string, number>()
   const byPart = new Map<string, number>()
   const callers = new Map<string, number>()
+  const inPart = new Map<string, number>()
   let busy = 0
   let idle = 0
   let at = profile.startTime
@@ -124,6 +127,7 @@ function summarise (profile: CpuProfile, window: Window): string {
     }
     const part = partOf(stack)
     byPart.set(part, (byPart.get(part) ?? 0) + next)
+    if (PART !== undefined && part.startsWith(PART)) inPart.set(key, (inPart.get(key) ?? 0) + next)
     const seen = new Set<string>()
     for (const frame of stack) {
       const frameName = frameKey(frame)
@@ -149,7 +153,8 @@ function summarise (profile: CpuProfile, window: Window): string {
     table('Self time by package', selfByPackage, TOP) +
     table('Self time by function', self, TOP) +
     table('Total (inclusive) time by function', total, TOP) +
-    (CALLERS_OF === undefined ? '' : table(`Call paths into ${CALLERS_OF}`, callers, TOP))
+    (CALLERS_OF === undefined ? '' : table(`Call paths into ${CALLERS_OF}`, callers, TOP)) +
+    (PART === undefined ? '' : table(`Self time by function within "${PART}…"`, inPart, TOP))
 }
 
 const windows = JSON.parse(await readFile(join(dir, 'windows.json'), 'utf8')) as Window[]
