@@ -1,12 +1,10 @@
 /**
  * Real libp2p connections at a set rate, each from a node of its own (its own Ed25519 key,
- * TCP bound to one of the given source addresses, Noise, Yamux): what a peer runs. In
- * `flood` mode each node hangs up as soon as its connection is upgraded (the handshake
- * flood: a full Noise handshake for the worker, nothing after); in `hold` mode the nodes
- * keep their connections until told to release them (the paced stream whose worker CPU is
- * divided by the accepts). Dials start on a fixed schedule, not one after another, so a slow
- * worker does not slow the offered rate; a dial due while `concurrency` are in flight is
- * skipped and counted.
+ * TCP bound to one of the given source addresses, Noise, Yamux): what a peer runs. The
+ * nodes keep their connections until told to release them (the paced stream whose worker
+ * CPU is divided by the accepts). Dials start on a fixed schedule, not one after another, so
+ * a slow worker does not slow the offered rate; a dial due while `concurrency` are in flight
+ * is skipped and counted.
  */
 import { privateKeyFromProtobuf } from '@libp2p/crypto/keys'
 import type { Libp2p } from '@libp2p/interface'
@@ -27,8 +25,7 @@ async function dialOne (run: DialRun, index: number): Promise<number | undefined
     node = await dialOnlyNode(source, key === undefined ? undefined : privateKeyFromProtobuf(Buffer.from(key, 'hex')))
     await node.dial(multiaddr(run.target), { signal: AbortSignal.timeout(CLIENT_DIAL_TIMEOUT_MS) })
     reply({ type: 'dialled', at, ms: performance.now() - started, ok: true })
-    if (run.mode === 'hold') held.push(node)
-    else await node.stop()
+    held.push(node)
     return Date.now()
   } catch (err) {
     reply({ type: 'dialled', at, ms: performance.now() - started, ok: false, reason: reasonOf(err) })

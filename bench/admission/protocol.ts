@@ -27,11 +27,10 @@ export type ProbeEvent =
   | ({ type: 'canary-closed' } & At)
   | { type: 'stopped' }
 
-// dial-child.ts: libp2p connections with fresh identities at a set rate, either hung up as
-// soon as they are upgraded (the handshake flood) or held (the CPU-per-accept stream).
+// dial-child.ts: libp2p connections with their own identities at a set rate, held (the
+// CPU-per-accept stream).
 export interface DialRun {
   type: 'run'
-  mode: 'flood' | 'hold'
   target: string
   ratePerSecond: number
   /** Source addresses, used in turn. */
@@ -82,3 +81,20 @@ export type SlotAttackEvent =
   | { type: 'ready' }
   | { type: 'status', open: number }
   | ({ type: 'stopped' } & SlotAttackStats)
+
+// flood-child.ts: raw connections that complete Noise with a fresh identity, then hang up.
+export interface FloodRun {
+  type: 'run'
+  host: string
+  port: number
+  ratePerSecond: number
+  /** Source addresses, used in turn. */
+  sources: string[]
+  durationMs: number
+  /** Handshakes in flight at most; one due while this many are in flight is skipped and counted. */
+  concurrency: number
+}
+export type FloodCommand = FloodRun | { type: 'stop' }
+export type FloodEvent =
+  | { type: 'ready' }
+  | { type: 'run-done', startedAt: number, endedAt: number, completed: number, failures: string[], skipped: number }
