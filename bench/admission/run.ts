@@ -26,8 +26,9 @@
  * the notes say how long the worker waited for its core, and how much of its core its own
  * helper threads took, per phase. Event-loop delay is
  * read from the worker's /metrics, scraped only at phase boundaries. `--cpu-prof-dir`
- * profiles the worker and the bare node (node --cpu-prof) and writes each accept stream's
- * window (monotonic clock, µs) to `<dir>/windows.json` for profile-summary.ts;
+ * profiles the worker and the bare node (node --cpu-prof) and writes the window (monotonic
+ * clock, µs) of each phase, accept stream and settling period to `<dir>/windows.json` for
+ * profile-summary.ts;
  * `--perf-dir` records each accept stream with Linux `perf` (kernel, native code and other
  * threads too, which --cpu-prof does not see); `--accepts-only` runs step 4 alone. docs/benchmarks.md, "Admission", has the figures.
  */
@@ -119,6 +120,9 @@ const log = (message: string): void => { process.stderr.write(`[admission] ${mes
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 const monotonicMicros = (): number => Number(process.hrtime.bigint() / 1000n)
 const notes: string[] = []
+/** With --cpu-prof-dir: the windows profile-summary.ts cuts the profiles into (monotonic µs). */
+interface ProfileWindow { label: string, pid: number, fromMicros: number, toMicros: number }
+const profileWindows: ProfileWindow[] = []
 
 /** Pins `pid` and all its threads to `cpuList` (taskset); false where that is not possible. */
 function pin (pid: number, cpuList: string): boolean {
@@ -250,10 +254,12 @@ async function idleRate (pid: number): Promise<CpuSplit> {
  * connections: its CPU from the stream's start until ACCEPT_SETTLE_MS after the last was
  * upgraded, less the idle rate over that time, ÷ the connections accepted.
  */
-async function acceptCost (label: string, pid: number, target: string, dialer: ChildProcess, keys: { warmup: readonly string[], measured: readonly string[] }, windows: unknown[]): Promise<AcceptCost> {
+async function acceptCost (label: string, pid: number, target: string, dialer: ChildProcess, keys: { warmup: readonly string[], measured: readonly string[] }): Promise<AcceptCost> {
+  const settleFrom = monotonicMicros()
   await holdStream(dialer, target, keys.warmup, keys.measured.length, ACCEPT_STREAM.warmupPerSecond)
   await release(dialer)
   const idle = await idleRate(pid)
+  profileWindows.push({ label: `${label}: warm-up and settling before the accept stream`, pid, fromMicros: settleFrom, toMicros: monotonicMicros() })
   const streamFrom = performance.now()
   const cpuFrom = await cpuSplitOf(pid)
   const waitFrom = await runQueueWaitSecondsOf(pid)
@@ -265,7 +271,7 @@ async function acceptCost (label: string, pid: number, target: string, dialer: C
   const stream = cpuSplitBetween(cpuFrom, await cpuSplitOf(pid))
   const waited = await runQueueWaitSecondsOf(pid) - waitFrom
   if (perf !== undefined) await stopProcess(perf, 'SIGINT', 30_000)
-  windows.push({ label, pid, fromMicros: windowFrom, toMicros: monotonicMicros() })
+  profileWindows.push({ label: `${label}: accept stream`, pid, fromMicros: windowFrom, toMicros: monotonicMicros() })
   await release(dialer)
   const accepted = outcomes.filter((outcome) => outcome.ok).length
   const seconds = (streamTo - streamFrom) / 1000
@@ -402,24 +408,23 @@ async function main (): Promise<void> {
 
   const dialer = forkChild('./dial-child.ts', { nice: GENERATOR_NICE })
   const children: ChildProcess[] = [dialer]
-  const windows: unknown[] = []
   const figures: BenchFigure[] = []
   try {
     await readyOf(dialer)
     if (!values['accepts-only']) await attacks(worker, target, port, { canary: hex(canaryKey), honest: hex(honestKey) }, children, figures)
     // After the attacks (which warm the worker's code up further), once what they left is done.
-    const workerCost = await acceptCost('worker', workerPid, target, dialer, streamKeys, windows)
+    const workerCost = await acceptCost('worker', workerPid, target, dialer, streamKeys)
     await stopProcess(worker.child, profileDir === undefined ? 'SIGKILL' : 'SIGTERM', 30_000)
     const bare = await bareNode(profileArgs)
     children.push(bare.child)
     if (pinned && bare.child.pid !== undefined) pin(bare.child.pid, WORKER_CPU)
-    const bareCost = await acceptCost('bare js-libp2p', bare.child.pid ?? 0, bare.target, dialer, streamKeys, windows)
+    const bareCost = await acceptCost('bare js-libp2p', bare.child.pid ?? 0, bare.target, dialer, streamKeys)
     figures.push(figure(`worker CPU per accepted connection (${workerCost.accepted} accepts at ${ACCEPT_STREAM.perSecond}/s)`, workerCost.msPerAccept, 'ms',
       { label: `bare js-libp2p node, TCP + Noise + Yamux (${bareCost.accepted} accepts)`, value: bareCost.msPerAccept }, 'lower'))
     notes.push(`CPU per accept: after ${SIZE.warmupAccepts} unmeasured accepts (warm-up), ${SIZE.accepts} registered peers, each a fresh node with its own key and 127.30.x.y address, dialled at ${ACCEPT_STREAM.perSecond}/s and held; the target's CPU (/proc/<pid>/stat, all threads) from the stream's start to ${ACCEPT_SETTLE_MS / 1000} s after the last accept, less its idle rate (the median of ${IDLE_WINDOWS} one-second windows just before, once settled: worker ${round(workerCost.idleCpuPercent, 1)} %, bare ${round(bareCost.idleCpuPercent, 1)} % of a core); failed dials: worker ${workerCost.failed}, bare ${bareCost.failed}. Per accept, ms: worker ${describeSplit(workerCost)}; bare ${describeSplit(bareCost)} (system time includes the kernel's loopback TCP work for the packets the process sends). Main thread waiting for its CPU during the stream: worker ${percent(workerCost.waitedShare)}, bare ${percent(bareCost.waitedShare)}.`)
     if (profileDir !== undefined) {
       await stopProcess(bare.child, 'SIGTERM', 30_000)
-      await writeFile(join(profileDir, 'windows.json'), JSON.stringify(windows, null, 2))
+      await writeFile(join(profileDir, 'windows.json'), JSON.stringify(profileWindows, null, 2))
       log(`profiles and windows.json in ${profileDir}: node bench/admission/profile-summary.ts ${profileDir}`)
     }
   } finally {
@@ -466,7 +471,9 @@ async function attacks (worker: WorkerProcess, target: string, port: number, key
     const waitFrom = await runQueueWaitSecondsOf(workerPid)
     const cpuFrom = await cpuSplitOf(workerPid)
     const from = performance.now()
+    const fromMicros = monotonicMicros()
     await phase(name, seconds)
+    profileWindows.push({ label: `worker: ${name} phase`, pid: workerPid, fromMicros, toMicros: monotonicMicros() })
     const wall = (performance.now() - from) / 1000
     waits[name] = (await runQueueWaitSecondsOf(workerPid) - waitFrom) / wall
     const used = cpuSplitBetween(cpuFrom, await cpuSplitOf(workerPid))
