@@ -98,7 +98,8 @@ function parseOptions (): Options {
     probeSize: integerOption('probe-size', values['probe-size'], 500, 0, 10_000),
     scrapeIntervalMs: integerOption('scrape-interval', values['scrape-interval'], 5, 1, 60) * 1000,
     network: values.network ?? 'pharos',
-    json: values.json
+    json: values.json,
+    workerPids: (process.env.SWARM_WORKER_PIDS ?? '').split(',').filter((part) => part !== '').map((part) => Number.isInteger(Number(part)) ? Number(part) : undefined)
   }
 }
 
@@ -120,6 +121,8 @@ interface Options {
   scrapeIntervalMs: number
   network: string
   json: boolean
+  /** Local workers' pids, in --http's order (env SWARM_WORKER_PIDS, comma-separated; target.sh sets it): their CPU wait is read from /proc. */
+  workerPids: Array<number | undefined>
 }
 
 const log = (message: string): void => { process.stderr.write(`[swarm] ${message}\n`) }
@@ -149,13 +152,13 @@ async function run (options: Options): Promise<SwarmReport> {
   let phase: Phase = 'baseline'
   const samples: Array<{ phase: Phase, sample: WorkerSample[] }> = []
   const scrape = async (): Promise<WorkerSample[]> => {
-    const sample = await Promise.all(options.http.map(scrapeWorker))
+    const sample = await Promise.all(options.http.map(async (http, k) => await scrapeWorker(http, options.workerPids[k])))
     samples.push({ phase, sample })
     return sample
   }
   const setPhase = async (next: Phase): Promise<void> => { await scrape(); phase = next }
   // Resets the lag histograms, and is where the first window's CPU time starts.
-  const start = await Promise.all(options.http.map(scrapeWorker))
+  const start = await Promise.all(options.http.map(async (http, k) => await scrapeWorker(http, options.workerPids[k])))
   await sleep(options.scrapeIntervalMs)
   const baseline = await scrape()
   let scraping = true
@@ -337,6 +340,9 @@ async function run (options: Options): Promise<SwarmReport> {
   const heldByWorkers = held.reduce((sum, sample) => sum + sample.connections, 0)
   const rssBaselineBytes = baseline.reduce((sum, sample) => sum + sample.rssBytes, 0)
   const rssHeldBytes = held.reduce((sum, sample) => sum + sample.rssBytes, 0)
+  const growthKiB = (part: 'rssBytes' | 'heapUsedBytes' | 'heapTotalBytes' | 'externalBytes'): number => heldByWorkers === 0
+    ? Number.NaN
+    : (held.reduce((sum, sample) => sum + sample[part], 0) - baseline.reduce((sum, sample) => sum + sample[part], 0)) / heldByWorkers / 1024
   const lagByPhase = (which: Phase): { windows: number, max: number, p90: number, median: number } => {
     const windows = samples.filter((entry) => entry.phase === which).flatMap((entry) => entry.sample.map((sample) => sample.lagP99Ms))
     const spread = distribution(windows)
@@ -356,6 +362,13 @@ async function run (options: Options): Promise<SwarmReport> {
     const cpuSeconds = windows.reduce((sum, { before, after }) => sum + after.cpuSeconds - before.cpuSeconds, 0)
     const wallSeconds = windows.reduce((sum, { before, after }) => sum + (after.at - before.at) / 1000, 0)
     return wallSeconds === 0 ? null : round(100 * cpuSeconds / wallSeconds)
+  }
+  /** The share of each phase the workers' main threads waited, runnable, for a CPU (percent; null without pids). */
+  const waitByPhase = (which: Phase): number | null => {
+    const windows = windowsOf(which).filter(({ before, after }) => before.runQueueWaitSeconds !== undefined && after.runQueueWaitSeconds !== undefined)
+    const waited = windows.reduce((sum, { before, after }) => sum + (after.runQueueWaitSeconds ?? 0) - (before.runQueueWaitSeconds ?? 0), 0)
+    const wallSeconds = windows.reduce((sum, { before, after }) => sum + (after.at - before.at) / 1000, 0)
+    return wallSeconds === 0 ? null : round(100 * waited / wallSeconds)
   }
   const delayByPhase = (which: Phase): SwarmReport['workers']['eventLoopDelay'][Phase] => {
     const buckets = addBuckets(windowsOf(which).map(({ before, after }) => bucketsBetween(before.delayBuckets, after.delayBuckets)))
@@ -394,9 +407,17 @@ async function run (options: Options): Promise<SwarmReport> {
     workers: {
       rssBaselineBytes,
       rssHeldBytes,
-      rssPerConnectionKiB: heldByWorkers === 0 ? Number.NaN : round((rssHeldBytes - rssBaselineBytes) / heldByWorkers / 1024),
+      rssPerConnectionKiB: round(growthKiB('rssBytes')),
+      rssTotalPerConnectionKiB: heldByWorkers === 0 ? Number.NaN : round(rssHeldBytes / heldByWorkers / 1024),
+      memoryPerConnectionKiB: {
+        heapUsed: round(growthKiB('heapUsedBytes')),
+        heapTotal: round(growthKiB('heapTotalBytes')),
+        external: round(growthKiB('externalBytes')),
+        rest: round(growthKiB('rssBytes') - growthKiB('heapTotalBytes') - growthKiB('externalBytes'))
+      },
       lagP99Ms: { baseline: lagByPhase('baseline'), ramp: lagByPhase('ramp'), probe: lagByPhase('probe'), hold: lagByPhase('hold') },
       cpuPercent: { baseline: cpuByPhase('baseline'), ramp: cpuByPhase('ramp'), probe: cpuByPhase('probe'), hold: cpuByPhase('hold') },
+      cpuWaitPercent: { baseline: waitByPhase('baseline'), ramp: waitByPhase('ramp'), probe: waitByPhase('probe'), hold: waitByPhase('hold') },
       eventLoopDelay: { baseline: delayByPhase('baseline'), ramp: delayByPhase('ramp'), probe: delayByPhase('probe'), hold: delayByPhase('hold') }
     },
     join: { ms: distribution(joinMs) },

@@ -103,10 +103,26 @@ export interface SwarmReport {
     rssHeldBytes: number
     /** (RSS at the end of the hold − RSS before the first connection) ÷ connections the workers held. */
     rssPerConnectionKiB: number
+    /** RSS at the end of the hold ÷ connections the workers held (the worker's whole footprint, its idle start included). */
+    rssTotalPerConnectionKiB: number
+    /**
+     * Where the RSS growth per connection is, in KiB (the same difference ÷ connections as
+     * `rssPerConnectionKiB`): V8 heap in use and reserved, memory outside the heap that V8
+     * knows of (`external`: Buffers, ArrayBuffers), and the rest of RSS (malloc'd native
+     * memory: OpenSSL, libuv, V8's own, fragmentation).
+     */
+    memoryPerConnectionKiB: { heapUsed: number, heapTotal: number, external: number, rest: number }
     /** Event-loop delay p99 of each scrape window (ms; prom-client's p99 less its 10 ms sampling interval), by phase: the largest, the 90th-percentile and the median window. */
     lagP99Ms: Record<Phase, { windows: number, max: number, p90: number, median: number }>
     /** Worker CPU time ÷ wall time over each phase's scrape windows, in percent of one core (averaged over workers); null for a phase not run. */
     cpuPercent: Record<Phase, number | null>
+    /**
+     * The share of each phase the workers' main threads waited, runnable, for a CPU, in
+     * percent (/proc/<pid>/task/<pid>/schedstat; null unless the workers are local and their
+     * pids given): how much of the lag was the core being busy with something else (the
+     * worker's own helper threads, or other processes), not the event loop's own work.
+     */
+    cpuWaitPercent: Record<Phase, number | null>
     /**
      * Event-loop delay over each whole phase, from the workers' `pharos_event_loop_delay_seconds`
      * histogram (one sample every 10 ms): how many samples, their p99 (ms, interpolated within
@@ -129,13 +145,14 @@ export function formatReport (report: SwarmReport): string {
     `connections: ${c.held}/${c.target} held (workers say ${c.heldByWorkers}), ${c.established} established, open p50 ${c.openMs.p50} ms p99 ${c.openMs.p99} ms`,
     `failures: ${Object.keys(c.failures).length === 0 ? 'none' : Object.entries(c.failures).map(([reason, count]) => `${reason} ${count}`).join(', ')}`,
     `accept rate: ${report.acceptRate.map((probe) => `${probe.perSecond}/s at ${probe.held} held`).join(', ') || 'not probed'}${report.acceptRateRatio === null ? '' : ` (ratio ${report.acceptRateRatio})`}`,
-    `worker RSS: ${round(report.workers.rssBaselineBytes / 2 ** 20)} MiB → ${round(report.workers.rssHeldBytes / 2 ** 20)} MiB, ${report.workers.rssPerConnectionKiB} KiB per connection`,
+    `worker RSS: ${round(report.workers.rssBaselineBytes / 2 ** 20)} MiB → ${round(report.workers.rssHeldBytes / 2 ** 20)} MiB, ${report.workers.rssPerConnectionKiB} KiB per connection (${report.workers.rssTotalPerConnectionKiB} KiB of the whole RSS per connection); per connection: heap used ${report.workers.memoryPerConnectionKiB.heapUsed} KiB (heap reserved ${report.workers.memoryPerConnectionKiB.heapTotal}), external ${report.workers.memoryPerConnectionKiB.external} KiB, rest of RSS ${report.workers.memoryPerConnectionKiB.rest} KiB`,
     `event-loop lag p99 (max / p90 / median window, ms): ${(Object.keys(lag) as Phase[]).filter((phase) => lag[phase].windows > 0).map((phase) => `${phase} ${lag[phase].max} / ${lag[phase].p90} / ${lag[phase].median}`).join(', ')}`,
     `event-loop delay over each phase (p99 ms, share within 20 ms): ${(Object.keys(report.workers.eventLoopDelay) as Phase[]).flatMap((phase) => {
       const delay = report.workers.eventLoopDelay[phase]
       return delay === null ? [] : [`${phase} ${delay.p99Ms} ms, ${round(100 * delay.within20Ms, 2)} %`]
     }).join(', ')}`,
     `worker CPU (% of one core): ${(Object.keys(report.workers.cpuPercent) as Phase[]).filter((phase) => report.workers.cpuPercent[phase] !== null).map((phase) => `${phase} ${report.workers.cpuPercent[phase]}`).join(', ')}`,
+    `worker main thread waiting for a CPU (% of the phase): ${(Object.keys(report.workers.cpuWaitPercent) as Phase[]).filter((phase) => report.workers.cpuWaitPercent[phase] !== null).map((phase) => `${phase} ${report.workers.cpuWaitPercent[phase]}`).join(', ') || 'not measured (SWARM_WORKER_PIDS unset)'}`,
     `join: p50 ${report.join.ms.p50} ms, p99 ${report.join.ms.p99} ms (${report.join.ms.count} peers)`,
     `publish → pinned: ${report.publish.pinned}/${report.publish.published} pinned, p50 ${report.publish.pinnedMs.p50} ms, p99 ${report.publish.pinnedMs.p99} ms`,
     `fetch: ${report.fetch.fetched} posts, ${round(report.fetch.bytes / 1e6, 2)} MB, p50 ${report.fetch.ms.p50} ms, ${round(report.fetch.bytesPerSecond / 1e6, 2)} MB/s`,

@@ -1,7 +1,8 @@
 /**
  * The bridge from libp2p's component loggers to pino: scoped loggers carry their scope when
  * libp2p's lines are emitted, and cost no pino child at the default level, where libp2p
- * makes one scope per stream and none of their lines is written.
+ * makes one scope per stream and none of their lines is written; a component's logger is
+ * made once, not once per connection.
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
@@ -36,5 +37,18 @@ describe('libp2p logs through pino', () => {
     scoped.error('reset %e', new Error('peer hung up'))
     assert.equal(scoped.enabled, false)
     assert.deepEqual(lines, [])
+  })
+
+  it('makes one logger per component, not one per connection that asks for it', () => {
+    for (const level of ['info', 'trace'] as const) {
+      const { lines, components } = capture(level)
+      // libp2p asks for this one on every inbound TCP connection.
+      const first = components.forComponent('libp2p:tcp:connection')
+      const second = components.forComponent('libp2p:tcp:connection')
+      assert.equal(second, first, `${level}: the same component gets the same logger`)
+      assert.notEqual(components.forComponent('libp2p:yamux'), first, `${level}: another component gets its own`)
+      second('closed %s', 'by remote')
+      assert.deepEqual(lines.map((line) => line.libp2p), level === 'trace' ? ['libp2p:tcp:connection'] : [])
+    }
   })
 })

@@ -3,15 +3,31 @@ import type { ComponentLogger, Logger as Libp2pLogger } from '@libp2p/interface'
 import type { Logger } from './logger.ts'
 
 /**
+ * Component loggers kept, one per name: libp2p's names are a closed set in its code, but a
+ * name with an ID in it (its test helpers make some) must not grow the map without end.
+ */
+const MAX_COMPONENT_LOGGERS = 1024
+
+/**
  * Bridges libp2p's `debug`-style component loggers into pino, so libp2p's own logs are JSON
  * lines like ours. libp2p calls `.error` for many routine events (a peer hung up mid-stream),
  * so its errors map to pino `debug` and everything else to `trace`; neither is emitted at
  * the default `info` level, and a disabled level costs one boolean check.
+ *
+ * One logger per component name, made once: libp2p asks for a component logger for every
+ * inbound connection (`libp2p:tcp:connection`, `libp2p:websockets:connection`), and a pino
+ * child each was about 0.8 KiB held for the connection's life and 2 µs of the accept, for
+ * the same bindings every time (docs/benchmarks.md, "Admission").
  */
 export function pinoComponentLogger (root: Logger): ComponentLogger {
+  const loggers = new Map<string, Libp2pLogger>()
   return {
     forComponent (name: string): Libp2pLogger {
-      return makeLogger(root.child({ component: 'libp2p', libp2p: name }))
+      const known = loggers.get(name)
+      if (known !== undefined) return known
+      const logger = makeLogger(root.child({ component: 'libp2p', libp2p: name }))
+      if (loggers.size < MAX_COMPONENT_LOGGERS) loggers.set(name, logger)
+      return logger
     }
   }
 }
