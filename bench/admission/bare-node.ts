@@ -4,8 +4,8 @@
  * bench's connections). It loads the same node_modules as the worker, so the patches of
  * patches/ apply to it too. Tells its parent its TCP multiaddr over IPC.
  */
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
 

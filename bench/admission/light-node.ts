@@ -4,8 +4,8 @@
  * as the swarm generator's light connections are (loadtest/swarm/light-child.ts), and the
  * wire bytes of multistream-select the pending-slot attack sends by hand.
  */
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { ping } from '@libp2p/ping'
 import type { Ping } from '@libp2p/ping'
