@@ -94,7 +94,9 @@ const OPENS_PER_SOURCE_PER_SECOND = 4
  */
 const FLOOD_RATE = Number(values['flood-rate'] ?? '1000')
 const FLOOD = { perSecond: FLOOD_RATE, sources: Number(values['flood-sources'] ?? Math.max(50, Math.ceil(FLOOD_RATE / OPENS_PER_SOURCE_PER_SECOND))), concurrency: 512 }
-/** The measured stream's rate (a fifth of a core at ~4 ms each), and the unmeasured warm-up's (what one generator core opens). */
+/** Before each target's accept stream, unmeasured: a handshake flood this long at this rate (guess: enough for V8 to optimise the handshake)… */
+const WARMUP_FLOOD = { seconds: QUICK ? 3 : 10, perSecond: 500 }
+/** …then a stream of full accepts: the measured stream's rate (a fifth of a core at ~4 ms each), and the warm-up's (what one generator core opens). */
 const ACCEPT_STREAM = { perSecond: 50, warmupPerSecond: 150, concurrency: 64 }
 const PROBES = { pingIntervalMs: 100, dialIntervalMs: 1000, healthzIntervalMs: 250 }
 /** Before each accept stream, the target's idle CPU rate: the median of this many one-second windows… */
@@ -254,8 +256,21 @@ async function idleRate (pid: number): Promise<CpuSplit> {
  * connections: its CPU from the stream's start until ACCEPT_SETTLE_MS after the last was
  * upgraded, less the idle rate over that time, ÷ the connections accepted.
  */
-async function acceptCost (label: string, pid: number, target: string, dialer: ChildProcess, keys: { warmup: readonly string[], measured: readonly string[] }): Promise<AcceptCost> {
+async function acceptCost (label: string, pid: number, target: string, { dialer, flooder }: { dialer: ChildProcess, flooder: ChildProcess }, keys: { warmup: readonly string[], measured: readonly string[] }): Promise<AcceptCost> {
   const settleFrom = monotonicMicros()
+  // Warm-up: the same for every target (the worker has had the attacks too). Handshakes
+  // first, as many as a flood brings, then full accepts, which run the rest of the path.
+  const port = Number(/\/tcp\/(\d+)/.exec(target)?.[1])
+  flooder.send({
+    type: 'run',
+    host: '127.0.0.1',
+    port,
+    ratePerSecond: WARMUP_FLOOD.perSecond,
+    sources: Array.from({ length: Math.ceil(WARMUP_FLOOD.perSecond / OPENS_PER_SOURCE_PER_SECOND) }, (_, k) => `127.21.${1 + (k % 250)}.${1 + Math.floor(k / 250)}`),
+    durationMs: WARMUP_FLOOD.seconds * 1000,
+    concurrency: FLOOD.concurrency
+  } satisfies FloodRun)
+  await nextMessage(flooder, (message: FloodEvent) => message.type === 'run-done' ? message : undefined, WARMUP_FLOOD.seconds * 1000 + 60_000)
   await holdStream(dialer, target, keys.warmup, keys.measured.length, ACCEPT_STREAM.warmupPerSecond)
   await release(dialer)
   const idle = await idleRate(pid)
@@ -407,21 +422,22 @@ async function main (): Promise<void> {
   await registerAll(worker.httpUrl, token, [canaryKey, honestKey, ...acceptKeys].map((key) => peerIdFromPrivateKey(key).toString()))
 
   const dialer = forkChild('./dial-child.ts', { nice: GENERATOR_NICE })
-  const children: ChildProcess[] = [dialer]
+  const flooder = forkChild('./flood-child.ts', { nice: GENERATOR_NICE })
+  const children: ChildProcess[] = [dialer, flooder]
   const figures: BenchFigure[] = []
   try {
-    await readyOf(dialer)
-    if (!values['accepts-only']) await attacks(worker, target, port, { canary: hex(canaryKey), honest: hex(honestKey) }, children, figures)
-    // After the attacks (which warm the worker's code up further), once what they left is done.
-    const workerCost = await acceptCost('worker', workerPid, target, dialer, streamKeys)
+    await Promise.all([readyOf(dialer), readyOf(flooder)])
+    if (!values['accepts-only']) await attacks(worker, target, port, { canary: hex(canaryKey), honest: hex(honestKey) }, flooder, children, figures)
+    // After the attacks, once what they left is done.
+    const workerCost = await acceptCost('worker', workerPid, target, { dialer, flooder }, streamKeys)
     await stopProcess(worker.child, profileDir === undefined ? 'SIGKILL' : 'SIGTERM', 30_000)
     const bare = await bareNode(profileArgs)
     children.push(bare.child)
     if (pinned && bare.child.pid !== undefined) pin(bare.child.pid, WORKER_CPU)
-    const bareCost = await acceptCost('bare js-libp2p', bare.child.pid ?? 0, bare.target, dialer, streamKeys)
+    const bareCost = await acceptCost('bare js-libp2p', bare.child.pid ?? 0, bare.target, { dialer, flooder }, streamKeys)
     figures.push(figure(`worker CPU per accepted connection (${workerCost.accepted} accepts at ${ACCEPT_STREAM.perSecond}/s)`, workerCost.msPerAccept, 'ms',
       { label: `bare js-libp2p node, TCP + Noise + Yamux (${bareCost.accepted} accepts)`, value: bareCost.msPerAccept }, 'lower'))
-    notes.push(`CPU per accept: after ${SIZE.warmupAccepts} unmeasured accepts (warm-up), ${SIZE.accepts} registered peers, each a fresh node with its own key and 127.30.x.y address, dialled at ${ACCEPT_STREAM.perSecond}/s and held; the target's CPU (/proc/<pid>/stat, all threads) from the stream's start to ${ACCEPT_SETTLE_MS / 1000} s after the last accept, less its idle rate (the median of ${IDLE_WINDOWS} one-second windows just before, once settled: worker ${round(workerCost.idleCpuPercent, 1)} %, bare ${round(bareCost.idleCpuPercent, 1)} % of a core); failed dials: worker ${workerCost.failed}, bare ${bareCost.failed}. Per accept, ms: worker ${describeSplit(workerCost)}; bare ${describeSplit(bareCost)} (system time includes the kernel's loopback TCP work for the packets the process sends). Main thread waiting for its CPU during the stream: worker ${percent(workerCost.waitedShare)}, bare ${percent(bareCost.waitedShare)}.`)
+    notes.push(`CPU per accept: after an unmeasured warm-up (a ${WARMUP_FLOOD.seconds} s handshake flood at ${WARMUP_FLOOD.perSecond}/s, then ${SIZE.warmupAccepts} accepts; the worker has also had the attacks), ${SIZE.accepts} registered peers, each a fresh node with its own key and 127.30.x.y address, dialled at ${ACCEPT_STREAM.perSecond}/s and held; the target's CPU (/proc/<pid>/stat, all threads) from the stream's start to ${ACCEPT_SETTLE_MS / 1000} s after the last accept, less its idle rate (the median of ${IDLE_WINDOWS} one-second windows just before, once settled: worker ${round(workerCost.idleCpuPercent, 1)} %, bare ${round(bareCost.idleCpuPercent, 1)} % of a core); failed dials: worker ${workerCost.failed}, bare ${bareCost.failed}. Per accept, ms: worker ${describeSplit(workerCost)}; bare ${describeSplit(bareCost)} (system time includes the kernel's loopback TCP work for the packets the process sends). Main thread waiting for its CPU during the stream: worker ${percent(workerCost.waitedShare)}, bare ${percent(bareCost.waitedShare)}.`)
     if (profileDir !== undefined) {
       await stopProcess(bare.child, 'SIGTERM', 30_000)
       await writeFile(join(profileDir, 'windows.json'), JSON.stringify(profileWindows, null, 2))
@@ -443,12 +459,11 @@ async function main (): Promise<void> {
 }
 
 /** Phases 1–3: idle, pending-slot attack, handshake flood, with the probes running throughout. */
-async function attacks (worker: WorkerProcess, target: string, port: number, keys: { canary: string, honest: string }, children: ChildProcess[], figures: BenchFigure[]): Promise<void> {
+async function attacks (worker: WorkerProcess, target: string, port: number, keys: { canary: string, honest: string }, flooder: ChildProcess, children: ChildProcess[], figures: BenchFigure[]): Promise<void> {
   const probe = forkChild('./probe-child.ts', { nice: PROBE_NICE })
   const slots = forkChild('./slot-attack-child.ts', { nice: GENERATOR_NICE })
-  const flooder = forkChild('./flood-child.ts', { nice: GENERATOR_NICE })
-  children.push(probe, slots, flooder)
-  await Promise.all([readyOf(probe), readyOf(slots), readyOf(flooder)])
+  children.push(probe, slots)
+  await Promise.all([readyOf(probe), readyOf(slots)])
   const events: ProbeEvent[] = []
   probe.on('message', (message: ProbeEvent) => { events.push(message) })
   probe.send({
