@@ -236,6 +236,7 @@ describe('inbound admission', () => {
     assert.ok(fromOne.some((connection) => connection.isClosed()) && fromThree.some((connection) => connection.isClosed()))
     for (const connection of [...fromOne, ...fromThree]) connection.socket.destroy()
     assert.equal(await metric(worker, 'pharos_limit_blocked_total', 'limit="PHAROS_INBOUND_CONNECTIONS_PER_IP_PER_SECOND"'), await refused(worker, 'rate-limit'))
+    assert.equal(await metric(worker, 'pharos_limit_blocked_total', 'limit="PHAROS_MAX_HANDSHAKES_PER_SECOND"'), await refused(worker, 'overload'), 'shed at the ceiling, with no lag to blame (loop shedding is off here)')
 
     // Two peers that are not accounts: the first takes the one place non-members have, the
     // second is refused once Noise names it; a member still gets in.

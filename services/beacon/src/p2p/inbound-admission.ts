@@ -454,7 +454,8 @@ export class InboundAdmission {
     const decision = this.#slots.admit(source, prefix)
     if (!decision.admitted) return refuse(decision.reason, decision.limit)
     // Shed after the fairness checks: a refused source spends no token of the honest ones.
-    if (!this.#governor.tryAdmit(now)) refuse('overload', 'loopDelayTargetMs')
+    // Counted against the loop-delay target while the rate is lowered for lag, else the ceiling.
+    if (!this.#governor.tryAdmit(now)) refuse('overload', this.#governor.rate < this.#limits.maxHandshakesPerSecond ? 'loopDelayTargetMs' : 'maxHandshakesPerSecond')
     decision.evict?.close('evicted', decision.limit)
 
     let closed = false
