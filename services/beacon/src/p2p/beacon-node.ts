@@ -65,7 +65,7 @@ export interface BeaconNodeDeps {
   dialPolicy?: Pick<DialPolicy, 'denyDialMultiaddr'>
   /** Counts relayed circuits cut by `PHAROS_RELAY_CIRCUIT_*` (`pharos_limit_blocked_total`). @default not counted */
   limits?: Pick<LimitMetrics, 'blocked'>
-  /** Admits inbound connections on every listener (`inboundAdmission`); while it sheds load, non-members are refused. */
+  /** Admits inbound connections on every listener (inbound-admission.ts): fair pending slots, progress rules, handshake shedding. */
   admission: InboundAdmission
 }
 
