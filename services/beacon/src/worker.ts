@@ -36,7 +36,7 @@ import { RelayReservationPolicy } from './p2p/relay-reservation-policy.ts'
 import { ReceiptIssuer } from './receipts/receipt-issuer.ts'
 import { createStorageService } from './pinning/storage-service.ts'
 import type { StorageService } from './pinning/storage-service.ts'
-import { transportOf } from './p2p/multiaddr-parts.ts'
+import { hostOf, transportOf } from './p2p/multiaddr-parts.ts'
 import { migrate } from './storage/migrate.ts'
 import { openPglite } from './storage/pglite-client.ts'
 import { openPostgres } from './storage/pg-client.ts'
@@ -71,6 +71,8 @@ export interface Worker {
   readonly fleet: FleetState
   /** Storage audits: the audit loop, signed reports, storage-proof challenges. */
   readonly audits: AuditService
+  /** Inbound admission: fair pending slots, the handshake governor, members' source addresses. */
+  readonly admission: InboundAdmission
   /** This worker's name in the fleet (PHAROS_WORKER_NAME, or the host name). */
   readonly workerName: string
   /** Where the HTTP server listens, e.g. http://127.0.0.1:8080 */
@@ -345,6 +347,12 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       admission
     })
     accounts.onCountChange((count) => { node.services.overlay.setNetworkSize(Math.max(count, 1)) })
+    // A member's source address keeps a lane through a strangers' handshake flood (inbound-admission.ts).
+    node.addEventListener('connection:open', ({ detail: connection }) => {
+      if (connection.direction !== 'inbound' || transportOf(connection.remoteAddr) === 'circuit') return
+      const ip = hostOf(connection.remoteAddr)
+      if (ip !== undefined && isMember(connection.remotePeer.toString())) admission.rememberMember(ip)
+    })
     createOverlayMetrics(registry, node.services.overlay, limitMetrics)
 
     const logMetrics = createLogMetrics(registry)
@@ -552,6 +560,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       logService,
       fleet,
       audits,
+      admission,
       workerName,
       httpUrl,
       mode,

@@ -2,8 +2,8 @@
  * Inbound admission on a real worker, with real sockets from distinct 127.x source
  * addresses (all of 127/8 is loopback) and real js-libp2p peers: half-open connections
  * that trickle or go silent are closed early, many sources holding pending slots do not
- * keep an honest peer out, the heaviest source loses a slot first, and every refusal is
- * counted by its reason. The bookkeeping itself: inbound-admission.test.ts.
+ * keep an honest peer out, the heaviest source loses a slot first, a returning member gets
+ * in through a strangers' handshake flood, and every refusal is counted by its reason. The bookkeeping itself: inbound-admission.test.ts.
  */
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
@@ -262,5 +262,50 @@ describe('inbound admission', () => {
     await waitFor('the second outsider holds nothing', async () => !await held(second)(), WAIT_MS)
     assert.equal(await held(first)(), true, 'the first keeps its place')
     await dialUntil(member, held(member))
+  })
+
+  it('lets a member back in from the address it connected from while strangers\' handshakes take every common token', async () => {
+    const { worker, addr, port } = await startTestWorker(workers, {
+      PHAROS_MAX_HANDSHAKES_PER_SECOND: '1',
+      PHAROS_MIN_HANDSHAKES_PER_SECOND: '1'
+    })
+    const member = await createClientPeer()
+    peers.push(member)
+    await worker.accounts.add(member.peerId.toString(), 'member')
+    await member.start()
+    const held = async (): Promise<boolean> => worker.node.getConnections(member.peerId).some((connection) => connection.status === 'open')
+    // Its first connection (from 127.0.0.1) may have to wait for a token like anyone's.
+    for (let attempt = 1; !await held(); attempt++) {
+      if (attempt > 10) assert.fail('the member never got its first connection')
+      await member.dial(addr, { signal: AbortSignal.timeout(WAIT_MS) }).catch(async () => { await new Promise((resolve) => setTimeout(resolve, 1100)) })
+      await waitFor('the worker\'s end up, or the dial lost', async () => await held() || member.getConnections(worker.node.peerId).length === 0, WAIT_MS)
+    }
+    await waitFor('the member\'s source remembered', async () => worker.admission.isMemberSource('127.0.0.1'), WAIT_MS)
+    await member.hangUp(worker.node.peerId)
+    await waitFor('the member gone', async () => !await held(), WAIT_MS)
+
+    // Strangers from 200 other addresses open a connection every 20 ms: at one handshake a
+    // second, every common token is gone the moment it refills.
+    let flooded = 0
+    const flood = setInterval(() => {
+      flooded++
+      raw(port, `127.0.51.${(flooded % 200) + 1}`, HEADER).then((connection) => { setTimeout(() => { connection.socket.destroy() }, 500) }, () => {})
+    }, 20)
+    try {
+      await waitFor('strangers shed', async () => await refused(worker, 'overload') >= 20, WAIT_MS)
+      // Three returns in a row, each after its lane's token refilled (1 s at 1/s): stock, each
+      // would win a token against 50 strangers a second about one time in fifty.
+      for (let turn = 1; turn <= 3; turn++) {
+        await new Promise((resolve) => setTimeout(resolve, 1100))
+        const shedBefore = await refused(worker, 'overload')
+        await member.dial(addr, { signal: AbortSignal.timeout(WAIT_MS) })
+        await waitFor(`return ${turn}: the worker's end up`, held, WAIT_MS)
+        assert.ok(await refused(worker, 'overload') > shedBefore, 'strangers were being shed meanwhile')
+        await member.hangUp(worker.node.peerId)
+        await waitFor('the member gone', async () => !await held(), WAIT_MS)
+      }
+    } finally {
+      clearInterval(flood)
+    }
   })
 })

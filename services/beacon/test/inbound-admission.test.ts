@@ -152,6 +152,19 @@ describe('handshake governor', () => {
     assert.equal(governor.tryAdmit(10), true, 'two tokens after 10 ms at 200/s')
   })
 
+  it('keeps a bucket of its own for members\' sources, at the same rate, that strangers cannot empty', () => {
+    const governor = new HandshakeGovernor(limits)
+    for (let i = 0; i < 500; i++) governor.tryAdmit(0)
+    assert.equal(governor.tryAdmit(0), false, 'the common bucket is empty')
+    let members = 0
+    for (let i = 0; i < 500; i++) if (governor.tryAdmit(0, 'member')) members++
+    assert.equal(members, 200, 'a second\'s worth for members too')
+    governor.onLoopDelay(80, 0)
+    assert.equal(governor.tryAdmit(5, 'member'), false, 'half a token in 5 ms at the halved rate (100/s)')
+    assert.equal(governor.tryAdmit(10, 'member'), true, 'one in 10 ms')
+    assert.equal(governor.tryAdmit(10, 'any'), true, 'the common bucket refilled meanwhile, on its own')
+  })
+
   it('halves the rate while the loop lags (once per interval) down to the floor, and grows it back while it keeps up', () => {
     const governor = new HandshakeGovernor(limits)
     governor.onLoopDelay(80, 0)

@@ -24,6 +24,13 @@
  *   event-loop delay (`HandshakeGovernor`): while the loop lags past its target, new
  *   handshakes are shed first (`overload`), before established peers, HTTP or ingest
  *   suffer. A refused connection costs an accept and a close, not a Noise handshake.
+ * - **Members keep a lane.** A handshake's cost comes before the peer's identity is known,
+ *   so a flood of strangers' handshakes would take the tokens of registered peers too.
+ *   The addresses that members (registered peers, fleet workers) last connected from are
+ *   remembered (`rememberMember`), and a new connection from one of them that finds the
+ *   common tokens gone takes one from a second bucket of its own, at the same rate: a
+ *   returning member gets in through a strangers' flood. TCP source addresses cannot be
+ *   forged, so only a member's own network holds such an address.
  * - **Per-source rate.** libp2p's per-host connection rate, enforced here so that its
  *   refusals are counted with the others (`rate-limit`).
  *
@@ -84,6 +91,8 @@ const SWEEP_INTERVAL_MS = 250
 const SWEEP_LATE_MS = 50
 /** Sources whose connection rate is remembered (the oldest are forgotten, as if idle). */
 const RATE_SOURCES_MAX = 65_536
+/** Sources a member last connected from that are remembered (the least recent are forgotten; guess: a worker's connections several times over). */
+const MEMBER_SOURCES_MAX = 65_536
 /** The first multistream-select message is short ("/multistream/1.0.0\n"); a longer length prefix is no honest one. */
 const FIRST_MESSAGE_MAX_PREFIX_BYTES = 2
 
@@ -268,6 +277,9 @@ export class StallClock {
   }
 }
 
+/** The governor's token buckets: everyone's, and the one kept for the sources members connect from. */
+export type HandshakeLane = 'any' | 'member'
+
 /**
  * Admits new handshakes at a rate the event loop absorbs: a token bucket whose rate halves
  * whenever the loop's delay passes its target (at most once per `BACKOFF_INTERVAL_MS`) and
@@ -279,8 +291,7 @@ export class HandshakeGovernor {
   static readonly BACKOFF_INTERVAL_MS = 100
   readonly #limits: Pick<InboundAdmissionLimits, 'loopDelayTargetMs' | 'maxHandshakesPerSecond' | 'minHandshakesPerSecond'>
   #rate: number
-  #tokens: number
-  #refilledAt: number | undefined
+  readonly #lanes: Record<HandshakeLane, { tokens: number, refilledAt: number | undefined }>
   #adjustedAt = Number.NEGATIVE_INFINITY
   /** The longest delay sampled since the rate was last adjusted. */
   #worstDelayMs = 0
@@ -288,7 +299,10 @@ export class HandshakeGovernor {
   constructor (limits: Pick<InboundAdmissionLimits, 'loopDelayTargetMs' | 'maxHandshakesPerSecond' | 'minHandshakesPerSecond'>) {
     this.#limits = limits
     this.#rate = limits.maxHandshakesPerSecond
-    this.#tokens = this.#burst()
+    this.#lanes = {
+      any: { tokens: this.#burst(), refilledAt: undefined },
+      member: { tokens: this.#burst(), refilledAt: undefined }
+    }
   }
 
   /** Handshakes admitted per second now. */
@@ -309,18 +323,22 @@ export class HandshakeGovernor {
     const { loopDelayTargetMs, maxHandshakesPerSecond, minHandshakesPerSecond } = this.#limits
     if (worst > loopDelayTargetMs) {
       this.#rate = Math.max(minHandshakesPerSecond, this.#rate / 2)
-      this.#tokens = Math.min(this.#tokens, this.#burst())
+      for (const lane of Object.values(this.#lanes)) lane.tokens = Math.min(lane.tokens, this.#burst())
     } else {
       this.#rate = Math.min(maxHandshakesPerSecond, this.#rate + maxHandshakesPerSecond / 20)
     }
   }
 
-  /** Takes a token for one new handshake, if there is one. */
-  tryAdmit (now: number): boolean {
-    if (this.#refilledAt !== undefined) this.#tokens = Math.min(this.#burst(), this.#tokens + this.#rate * Math.max(0, now - this.#refilledAt) / 1000)
-    this.#refilledAt = now
-    if (this.#tokens < 1) return false
-    this.#tokens--
+  /**
+   * Takes a token for one new handshake from `lane`'s bucket, if there is one. Both buckets
+   * fill at the governor's rate, so members and strangers together get at most twice it.
+   */
+  tryAdmit (now: number, lane: HandshakeLane = 'any'): boolean {
+    const bucket = this.#lanes[lane]
+    if (bucket.refilledAt !== undefined) bucket.tokens = Math.min(this.#burst(), bucket.tokens + this.#rate * Math.max(0, now - bucket.refilledAt) / 1000)
+    bucket.refilledAt = now
+    if (bucket.tokens < 1) return false
+    bucket.tokens--
     return true
   }
 
@@ -372,6 +390,8 @@ export class InboundAdmission {
   readonly #slots: PendingUpgrades
   readonly #governor: HandshakeGovernor
   readonly #rate: SourceRate
+  /** Sources (sourceKey) members last connected from, least recent first. */
+  readonly #memberSources = new Map<string, true>()
   #sweep: ReturnType<typeof setInterval> | undefined
   readonly #stalls = new StallClock(SWEEP_INTERVAL_MS)
 
@@ -392,6 +412,20 @@ export class InboundAdmission {
 
   onLoopDelay (delayMs: number): void {
     this.#governor.onLoopDelay(delayMs, this.#now())
+  }
+
+  /**
+   * A member (a registered peer, a fleet worker) connected from `ip`: new connections from
+   * that source may use the members' lane of the governor while strangers' handshakes take
+   * all the common tokens.
+   */
+  rememberMember (ip: string): void {
+    setNewest(this.#memberSources, sourceKey(ip), true, MEMBER_SOURCES_MAX)
+  }
+
+  /** Whether a member connected from this source lately (for tests and metrics). */
+  isMemberSource (ip: string): boolean {
+    return this.#memberSources.has(sourceKey(ip))
   }
 
   /** Checks pending upgrades for progress every `SWEEP_INTERVAL_MS`. */
@@ -455,7 +489,9 @@ export class InboundAdmission {
     if (!decision.admitted) return refuse(decision.reason, decision.limit)
     // Shed after the fairness checks: a refused source spends no token of the honest ones.
     // Counted against the loop-delay target while the rate is lowered for lag, else the ceiling.
-    if (!this.#governor.tryAdmit(now)) refuse('overload', this.#governor.rate < this.#limits.maxHandshakesPerSecond ? 'loopDelayTargetMs' : 'maxHandshakesPerSecond')
+    if (!this.#governor.tryAdmit(now) && !(this.#memberSources.has(source) && this.#governor.tryAdmit(now, 'member'))) {
+      refuse('overload', this.#governor.rate < this.#limits.maxHandshakesPerSecond ? 'loopDelayTargetMs' : 'maxHandshakesPerSecond')
+    }
     decision.evict?.close('evicted', decision.limit)
 
     let closed = false
