@@ -11,6 +11,8 @@ export const httpErrors = {
   unauthorized: { status: 401, reason: 'UNAUTHORIZED' },
   forbidden: { status: 403, reason: 'FORBIDDEN' },
   notFound: { status: 404, reason: 'NOT_FOUND' },
+  /** A gateway content path (`/ipfs/{cid}/a/b`) names nothing under a block this service holds. */
+  pathNotFound: { status: 404, reason: 'PATH_NOT_FOUND' },
   notAcceptable: { status: 406, reason: 'NOT_ACCEPTABLE' },
   conflict: { status: 409, reason: 'CONFLICT' },
   gcRunning: { status: 409, reason: 'GC_ALREADY_RUNNING' },
