@@ -8,7 +8,8 @@ export const TABLE_END = '<!-- config-table:end -->'
 export function configMarkdownTable (): string {
   const rows = (Object.values(schema) as Array<KeySpec<unknown>>).map((spec) => {
     const fallback = spec.default === undefined ? '*(unset)*' : spec.default === '' ? '*(empty)*' : `\`${spec.default}\``
-    return `| \`${spec.env}\` | \`${flagFor(spec.env)}\` | ${fallback} | ${spec.help.replaceAll('|', '\\|')} |`
+    const fromFile = spec.secret === true ? ` Secret: or read from the file \`${spec.env}_FILE\` names.` : ''
+    return `| \`${spec.env}\` | \`${flagFor(spec.env)}\` | ${fallback} | ${spec.help.replaceAll('|', '\\|')}${fromFile} |`
   })
   return ['| env | flag | default | meaning |', '|---|---|---|---|', ...rows].join('\n')
 }
