@@ -21,8 +21,8 @@ import { schema } from '../src/config/schema.ts'
 import { deriveWorkerKey } from '../src/p2p/identity.ts'
 import { createTestDatabase, testFleet } from './helpers/databases.ts'
 import {
-  ROOT, chartValues, dashboardQueries, definedTemplateNames, execForm, interpolate, interpolateAll, isExported, parseCopy,
-  parseDockerfile, parseEnvArgs, parseExposition, parsePort, promqlMetricNames, readRepoFile, readYaml, renderChart,
+  ROOT, chartValues, composeVariables, dashboardQueries, definedTemplateNames, execForm, interpolate, interpolateAll, isExported, parseCopy,
+  parseDockerfile, parseDotEnv, parseEnvArgs, parseExposition, parsePort, promqlMetricNames, readRepoFile, readYaml, renderChart,
   serviceEnvironment, setValue, substituteGrafanaVariables
 } from './helpers/deploy-files.ts'
 import type { ChartRender, DockerStage, GrafanaDashboard, Manifest, RuleFile } from './helpers/deploy-files.ts'
@@ -322,6 +322,36 @@ describe('docker-compose.yml', () => {
       const { [variable]: _missing, ...rest } = quickStartEnv
       assert.throws(() => interpolateAll(composeRaw, rest), new RegExp(`compose: ${variable} is required`))
     }
+  })
+
+  it('ships a .env.example naming every variable it reads; copied as is, up stops naming each secret, filled in, the workers load', () => {
+    const text = readRepoFile('.env.example')
+    const example = parseDotEnv(text)
+    const variables = composeVariables(readRepoFile('docker-compose.yml'))
+    const required = [...variables].filter(([, uses]) => uses.has(':?')).map(([name]) => name).sort()
+    assert.ok(required.includes('PHAROS_FLEET_SECRET') && required.includes('PHAROS_ADMIN_TOKENS'), 'the fleet secret and admin tokens are required')
+    // Each required variable is there to be filled in, empty: no value to leak, and up refuses it as it is.
+    assert.deepEqual(Object.keys(example).sort(), required, '.env.example assigns exactly the required variables')
+    for (const name of required) assert.equal(example[name], '', `${name} is empty in .env.example`)
+    // The optional ones are there too, commented out with their default.
+    for (const [name, uses] of variables) {
+      if (uses.has(':?')) continue
+      const shown = new RegExp(`^# ${name}=(.*)$`, 'm').exec(text)
+      assert.ok(shown !== null, `.env.example shows ${name} (as "# ${name}=<default>")`)
+      const fallback = new RegExp(`\\$\\{${name}:-([^}]*)\\}`).exec(readRepoFile('docker-compose.yml'))?.[1]
+      assert.equal(shown[1], fallback, `${name}: the default .env.example shows is compose's`)
+    }
+    // Copied as is, compose stops at the first secret still empty; each one is named once the others are filled.
+    assert.throws(() => interpolateAll(composeRaw, example), /compose: [A-Z_]+ is required/)
+    for (const name of required) {
+      const filled = { ...example, ...Object.fromEntries(required.filter((other) => other !== name).map((other) => [other, quickStartEnv[other] ?? ''])) }
+      assert.throws(() => interpolateAll(composeRaw, filled), new RegExp(`compose: ${name} is required`))
+    }
+    // Filled in as the README's command does, the workers load.
+    const ready = interpolateAll(composeRaw, { ...example, ...quickStartEnv })
+    for (const [name, service] of Object.entries(ready.services).filter(([, s]) => s.build?.dockerfile === 'deploy/Dockerfile')) loads({ ...imageEnv, ...serviceEnvironment(service) }, name)
+    assert.match(readRepoFile('README.md'), /`cp \.env\.example \.env`/, 'the README quick start names it')
+    assert.match(readRepoFile('.gitignore'), /^\.env$/m, '.env is ignored by git')
   })
 
   it('holds no secret this repository ever published as a default, nor do the chart and the docs', () => {

@@ -119,6 +119,37 @@ export function interpolate (text: string, env: Readonly<Record<string, string |
     })
 }
 
+/**
+ * A `.env` file as compose reads it: `KEY=value` lines, `#` comment lines and blank lines;
+ * a value may be single- or double-quoted. Anything else throws.
+ */
+export function parseDotEnv (text: string): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const line of text.split('\n')) {
+    if (line.trim() === '' || /^\s*#/.test(line)) continue
+    const match = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line)
+    if (match === null) throw new Error(`.env line not understood: ${line}`)
+    const raw = match[2] ?? ''
+    const quoted = /^(["'])(.*)\1$/.exec(raw)
+    if (quoted === null && /\s#|^["']/.test(raw)) throw new Error(`.env value not understood: ${line}`)
+    env[match[1] ?? ''] = quoted?.[2] ?? raw
+  }
+  return env
+}
+
+/** Names of the variables a compose file's text interpolates, and how: `:?`, `:-`, … or '' for plain. */
+export function composeVariables (text: string): Map<string, Set<string>> {
+  const variables = new Map<string, Set<string>>()
+  for (const match of text.matchAll(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+])?|\$([A-Za-z_][A-Za-z0-9_]*)/g)) {
+    const name = match[1] ?? match[3]
+    if (name === undefined) continue
+    const uses = variables.get(name) ?? new Set<string>()
+    uses.add(match[2] ?? '')
+    variables.set(name, uses)
+  }
+  return variables
+}
+
 /** Every string in a parsed compose file, interpolated. */
 export function interpolateAll<T> (value: T, env: Readonly<Record<string, string | undefined>>): T {
   if (typeof value === 'string') return interpolate(value, env) as T
