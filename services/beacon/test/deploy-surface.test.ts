@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { tmpdir, totalmem } from 'node:os'
 import { dirname, join, normalize, relative } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
@@ -40,7 +40,25 @@ const FLEET_KEYS = ['DATABASE_URL', 'REDIS_URL', 'PHAROS_FLEET_SECRET'] as const
 const CHART = join(ROOT, 'helm/pharos')
 const ALERTS_FILE = 'deploy/prometheus/rules/pharos-alerts.yml'
 const RULE_FILES = readdirSync(join(ROOT, 'deploy/prometheus/rules')).filter((file) => file.endsWith('.yml')).map((file) => `deploy/prometheus/rules/${file}`)
+const ALERTMANAGER_FILE = 'deploy/alertmanager/alertmanager.yml'
+const RULE_TEST_FILES = readdirSync(join(ROOT, 'deploy/prometheus/tests')).filter((file) => file.endsWith('.test.yml')).map((file) => `deploy/prometheus/tests/${file}`)
 const DASHBOARD_FILES = readdirSync(join(ROOT, 'deploy/grafana/dashboards')).filter((file) => file.endsWith('.json')).map((file) => `deploy/grafana/dashboards/${file}`)
+
+async function amtool (...args: string[]): Promise<string> {
+  try {
+    const { stdout, stderr } = await run('amtool', args, { cwd: ROOT })
+    return stdout + stderr
+  } catch (err) {
+    const failure = err as NodeJS.ErrnoException & { stdout?: string, stderr?: string }
+    if (failure.code === 'ENOENT') throw new Error('amtool is not installed: it is in the Debian package `prometheus-alertmanager` (apt-get install prometheus-alertmanager)', { cause: err })
+    throw new Error(`amtool ${args.join(' ')} failed:\n${failure.stdout ?? ''}${failure.stderr ?? ''}`, { cause: err })
+  }
+}
+
+/** An Alertmanager config with its commented examples taken in: each `#|` at a line's start removed. */
+function withExamples (config: string): string {
+  return config.replace(/^#\|/gm, '')
+}
 
 async function promtool (...args: string[]): Promise<string> {
   try {
@@ -420,6 +438,23 @@ describe('docker-compose.yml', () => {
     assert.deepEqual(prometheusConfig.rule_files, ['rules/*.yml'])
   })
 
+  it('runs Alertmanager on its config, and Prometheus sends it the alerts', () => {
+    const alertmanager = compose.services.alertmanager
+    assert.ok(alertmanager !== undefined, 'an alertmanager service')
+    assert.match(alertmanager.image ?? '', /^prom\/alertmanager:v0\.\d+\.\d+$/)
+    const mount = bindMounts(alertmanager).find((m) => m.source === dirname(ALERTMANAGER_FILE))
+    assert.ok(mount !== undefined, `${dirname(ALERTMANAGER_FILE)} is mounted`)
+    assert.ok(alertmanager.command?.includes(`--config.file=${mount.target}/alertmanager.yml`), 'it reads the mounted config')
+    const storage = alertmanager.command?.find((arg) => arg.startsWith('--storage.path='))?.slice('--storage.path='.length)
+    assert.ok(storage !== undefined && alertmanager.volumes?.some((volume) => volume.endsWith(`:${storage}`) && compose.volumes?.[volume.split(':')[0] ?? ''] !== undefined), 'silences and notification state on a named volume')
+    assert.deepEqual((alertmanager.ports ?? []).map(parsePort), [{ hostIp: '127.0.0.1', host: 9093, container: 9093 }], 'published on loopback only')
+    const alerting = (readYaml<{ alerting?: { alertmanagers: Array<{ static_configs: Array<{ targets: string[] }> }> } }>('deploy/prometheus/prometheus.yml')).alerting
+    assert.deepEqual(alerting?.alertmanagers.flatMap((am) => am.static_configs.flatMap((config) => config.targets)), ['alertmanager:9093'], 'Prometheus sends alerts to the compose Alertmanager')
+    const prometheusDepends = compose.services.prometheus?.depends_on
+    assert.ok(Array.isArray(prometheusDepends) && prometheusDepends.includes('alertmanager'))
+    assert.match(readRepoFile('.gitignore'), /^deploy\/alertmanager\/secrets\/$/m, 'the receivers\' credential files are git-ignored')
+  })
+
   it('has Grafana read Prometheus and load the dashboards it is given', () => {
     const datasources = readYaml<{ datasources: Array<{ uid: string, url: string, type: string }> }>('deploy/grafana/provisioning/datasources/prometheus.yml').datasources
     const url = new URL(datasources[0]?.url ?? '')
@@ -450,21 +485,50 @@ describe('Prometheus config and alert rules', () => {
   })
 
   it('fire on synthetic series as their unit tests expect (promtool test rules)', async () => {
-    assert.match(await promtool('test', 'rules', 'deploy/prometheus/tests/pharos-alerts.test.yml'), /SUCCESS/)
+    assert.ok(RULE_TEST_FILES.length >= 2)
+    const output = await promtool('test', 'rules', ...RULE_TEST_FILES)
+    assert.equal(output.match(/SUCCESS/g)?.length, RULE_TEST_FILES.length, output)
   })
 
-  it('cover what issue 7 asks for, each with a severity, summary, description and a runbook section', () => {
+  it('each fire in some promtool test, with the labels and annotations the test expects', () => {
+    const tests = RULE_TEST_FILES.flatMap((file) => readYaml<{ rule_files: string[], tests: Array<{ alert_rule_test?: Array<{ alertname: string, exp_alerts: unknown[] }> }> }>(file).tests.map((test) => ({ file, test })))
+    const fired = new Set(tests.flatMap(({ test }) => (test.alert_rule_test ?? []).filter((check) => check.exp_alerts.length > 0).map((check) => check.alertname)))
+    const untested = rules.flatMap((rule) => rule.alert === undefined || fired.has(rule.alert) ? [] : [rule.alert])
+    assert.deepEqual(untested, [], 'alerts no test in deploy/prometheus/tests expects to fire')
+    for (const file of RULE_TEST_FILES) {
+      const loaded = readYaml<{ rule_files: string[] }>(file).rule_files.map((rule) => normalize(join(dirname(file), rule))).sort()
+      assert.deepEqual(loaded, [...RULE_FILES].sort(), `${file} loads every rule file`)
+    }
+  })
+
+  it('cover what issues 7 and 20 ask for, each with a severity, summary, description and a runbook_url section', () => {
     const alerts = new Map(rules.flatMap((rule) => rule.alert === undefined ? [] : [[rule.alert, rule] as const]))
     for (const name of ['PharosWorkerDown', 'PharosWorkerNotReady', 'PharosPinQueueGrowing', 'PharosPinFailures', 'PharosRedisErrors', 'PharosPostgresErrors', 'PharosConnectionsNearLimit', 'PharosEventLoopLag', 'PharosStorageNearQuota']) {
       assert.ok(alerts.has(name), `alert ${name}`)
     }
+    // Issue 20: 5xx and latency on /pins and /ipfs, audit failures, failed repairs, relay
+    // reservations near the limit, GC failures, memory near the container limit.
+    const wanted: Record<string, RegExp> = {
+      PharosPinningApiErrors: /pharos_http_request_duration_seconds_count\{[^}]*route=~"\/pins[^}]*status="5xx"/,
+      PharosGatewayErrors: /pharos_http_request_duration_seconds_count\{[^}]*route=~"\/ipfs[^}]*status="5xx"/,
+      PharosPinningApiSlow: /histogram_quantile\(0\.99, [^\n]*pharos_http_request_duration_seconds_bucket\{[^}]*route=~"\/pins/,
+      PharosGatewaySlow: /histogram_quantile\(0\.99, [^\n]*pharos_http_response_start_seconds_bucket\{[^}]*route=~"\/ipfs/,
+      PharosAuditFoundBadBlocks: /pharos_audit_failures_total/,
+      PharosAuditRoundsFailing: /pharos_audit_rounds_total\{[^}]*outcome="failed"/,
+      PharosAuditRepairsFailing: /pharos_audit_repairs_total\{[^}]*outcome="failed"/,
+      PharosRelayReservationsNearLimit: /pharos_relay_reservations\{[^}]*\} \/ \(pharos_relay_reservations_limit/,
+      PharosGcFailing: /pharos_gc_runs_total\{[^}]*outcome="failed"/,
+      PharosMemoryNearLimit: /process_resident_memory_bytes\{[^}]*\} \/ \(pharos_memory_limit_bytes/
+    }
+    for (const [name, pattern] of Object.entries(wanted)) assert.match(alerts.get(name)?.expr ?? `no alert ${name}`, pattern, name)
     const operations = readRepoFile('docs/operations.md')
     const anchors = new Set([...operations.matchAll(/^#+\s+(.+)$/gm)].map((m) => (m[1] ?? '').trim().toLowerCase().replace(/[^\w\s-]/g, '').replace(/\s+/g, '-')))
     for (const [name, rule] of alerts) {
       assert.match(rule.labels?.severity ?? '', /^(critical|warning|info)$/, `${name} severity`)
       assert.ok((rule.annotations?.summary ?? '') !== '' && (rule.annotations?.description ?? '') !== '', `${name} summary and description`)
-      const anchor = /^docs\/operations\.md#(.+)$/.exec(rule.annotations?.runbook ?? '')?.[1]
-      assert.ok(anchor !== undefined && anchors.has(anchor), `${name}: runbook points at a section of docs/operations.md`)
+      const anchor = /^docs\/operations\.md#(.+)$/.exec(rule.annotations?.runbook_url ?? '')?.[1]
+      assert.ok(anchor !== undefined && anchors.has(anchor), `${name}: runbook_url points at a section of docs/operations.md`)
+      assert.equal(anchor, name.toLowerCase(), `${name}: its runbook_url is its own section`)
     }
   })
 
@@ -473,6 +537,54 @@ describe('Prometheus config and alert rules', () => {
     const jobs = new Set(exprs.flatMap((expr) => [...expr.matchAll(/\bjob\s*=\s*"([^"$]*)"/g)].map((m) => m[1] ?? '')))
     assert.deepEqual([...jobs], ['pharos'])
     assert.ok(pharosJob !== undefined)
+  })
+})
+
+describe('Alertmanager config', () => {
+  const text = readRepoFile(ALERTMANAGER_FILE)
+  interface AlertmanagerConfig {
+    route: { receiver: string, routes?: Array<{ receiver: string, matchers?: string[] }> }
+    inhibit_rules: Array<{ source_matchers: string[], target_matchers: string[], equal: string[] }>
+    receivers: Array<{ name: string, [integration: string]: unknown }>
+  }
+  const config = yaml.load(text) as AlertmanagerConfig
+  const examples = yaml.load(withExamples(text)) as AlertmanagerConfig
+  const alertNames = rules.flatMap((rule) => rule.alert === undefined ? [] : [rule.alert])
+
+  it('passes amtool check-config as it is and with every example receiver taken in', async () => {
+    assert.match(await amtool('check-config', ALERTMANAGER_FILE), /SUCCESS/)
+    const dir = mkdtempSync(join(tmpdir(), 'pharos-alertmanager-'))
+    writeFileSync(join(dir, 'alertmanager.yml'), withExamples(text))
+    assert.match(await amtool('check-config', join(dir, 'alertmanager.yml')), /SUCCESS/)
+    const integrations = examples.receivers.flatMap((receiver) => Object.keys(receiver).filter((key) => key.endsWith('_configs')))
+    assert.ok(integrations.length >= 3, `example integrations: ${integrations.join(', ')}`)
+    assert.deepEqual(config.receivers.flatMap((receiver) => Object.keys(receiver).filter((key) => key !== 'name')), [], 'as shipped, the receivers send nowhere')
+  })
+
+  it('routes every severity the rules use to a receiver of its own', () => {
+    const severities = new Set(rules.flatMap((rule) => rule.alert === undefined ? [] : [rule.labels?.severity ?? '']))
+    for (const severity of severities) {
+      const route = config.route.routes?.find((r) => r.matchers?.includes(`severity="${severity}"`))
+      assert.ok(route !== undefined && route.receiver !== config.route.receiver, `severity ${severity} has its own route`)
+    }
+  })
+
+  it('inhibits only with and for alerts that exist, on labels both carry', () => {
+    assert.ok(config.inhibit_rules.length >= 5)
+    for (const rule of config.inhibit_rules) {
+      for (const matcher of [...rule.source_matchers, ...rule.target_matchers]) {
+        const match = /^alertname(=|=~|!=)"([^"]+)"$/.exec(matcher)
+        if (match === null) { assert.match(matcher, /^(severity|check)="[a-z]+"$/, `matcher understood: ${matcher}`); continue }
+        const names = match[1] === '=~' ? match[2]?.split('|') ?? [] : [match[2] ?? '']
+        for (const name of names) {
+          if (name === 'Pharos.+') continue
+          assert.ok(alertNames.includes(name), `${matcher}: no alert ${name} in deploy/prometheus/rules`)
+        }
+      }
+      for (const label of rule.equal) assert.ok(['alertname', 'job', 'instance'].includes(label), `equal on ${label}: a label every alert has or lacks alike`)
+    }
+    const workerDown = config.inhibit_rules.find((rule) => rule.source_matchers.includes('alertname="PharosWorkerDown"'))
+    assert.deepEqual(workerDown?.equal, ['job', 'instance'], 'a worker down holds back that worker\'s alerts only')
   })
 })
 
@@ -522,6 +634,16 @@ describe('Grafana dashboards', () => {
       'event-loop lag': /nodejs_eventloop_lag_p99_seconds/
     }
     for (const [view, pattern] of Object.entries(wanted)) assert.ok(exprs.some((expr) => pattern.test(expr)), `fleet overview: ${view}`)
+  })
+
+  it('show every pharos_audit_* metric, and what the issue-20 alerts read, on both dashboards (issue 20)', () => {
+    const auditMetrics = [...readRepoFile('services/beacon/src/metrics/audit-metrics.ts').matchAll(/name: '(pharos_audit_\w+)'/g)].map((m) => m[1] ?? '')
+    assert.ok(auditMetrics.length >= 7, `audit metrics: ${auditMetrics.join(', ')}`)
+    const alertReads = ['pharos_http_response_start_seconds', 'pharos_relay_reservations_limit', 'pharos_memory_limit_bytes']
+    for (const { file, dashboard } of dashboards) {
+      const names = new Set(dashboardQueries(dashboard).flatMap((query) => promqlMetricNames(query.expr)).map((name) => name.replace(/_(bucket|sum|count)$/, '')))
+      for (const metric of [...auditMetrics, ...alertReads]) assert.ok(names.has(metric), `${file}: no panel reads ${metric}`)
+    }
   })
 
   it('make the worker dashboard a drill-down: every series it selects is of $instance', () => {
@@ -822,6 +944,27 @@ describe('a fleet worker started from the compose config', () => {
       const response = await fetch(`${worker.httpUrl}${path}`)
       assert.equal(response.status, 200, `GET ${path}: ${await response.text()}`)
     }
+  })
+
+  it('exports from the start every label the alerts take increase() of, and the limits they divide by (issue 20)', async () => {
+    await fetch(`${worker.httpUrl}/healthz`)
+    const text = await (await fetch(`${worker.httpUrl}/metrics`)).text()
+    const sample = (series: string): number | undefined => {
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+      return line === undefined ? undefined : Number(line.slice(series.length + 1))
+    }
+    // A counter series that first appears at 1 reads 0 to increase(): the first failure would not fire.
+    for (const series of [
+      'pharos_gc_runs_total{outcome="failed"}', 'pharos_gc_runs_total{outcome="completed"}',
+      'pharos_audit_rounds_total{outcome="failed"}', 'pharos_audit_rounds_total{outcome="completed"}',
+      'pharos_audit_failures_total{reason="missing"}', 'pharos_audit_failures_total{reason="corrupt"}',
+      'pharos_audit_repairs_total{outcome="failed"}', 'pharos_audit_repairs_total{outcome="repaired"}'
+    ]) assert.equal(sample(series), 0, `${series} is exported at 0 before anything happened`)
+    const config = loads(workerEnvs[0]?.env ?? {}, 'beacon-1')
+    assert.equal(sample('pharos_relay_reservations_limit'), config.relayMaxReservations, 'PHAROS_RELAY_MAX_RESERVATIONS')
+    const limit = sample('pharos_memory_limit_bytes')
+    assert.ok(limit !== undefined && limit >= 0 && limit < totalmem(), 'the cgroup memory limit, 0 without one')
+    assert.match(text, /^pharos_http_response_start_seconds_count\{method="GET",route="\/healthz",status="2xx"\} [1-9]/m, 'a response start is measured')
   })
 
   it('exports every metric the alert rules and dashboards use', async () => {
