@@ -14,6 +14,25 @@ export function configMarkdownTable (): string {
   return ['| env | flag | default | meaning |', '|---|---|---|---|', ...rows].join('\n')
 }
 
+interface ChartValuesSchema {
+  properties: Record<'config' | 'secretConfig' | 'secretKeyRefs', { properties: Record<string, unknown> }>
+}
+
+/**
+ * The Helm chart's values.schema.json with the keys of `config`, `secretConfig` and
+ * `secretKeyRefs` set from the schema, so a misspelt key there stops `helm install`
+ * (helm/pharos/values.schema.json; the rest of that file is written by hand).
+ */
+export function withChartConfigKeys (valuesSchema: string): string {
+  const doc = JSON.parse(valuesSchema) as ChartValuesSchema
+  const specs = Object.values(schema) as Array<KeySpec<unknown>>
+  const described = (spec: KeySpec<unknown>, rest: Record<string, unknown>): Record<string, unknown> => ({ ...rest, description: spec.help })
+  doc.properties.config.properties = Object.fromEntries(specs.filter((spec) => spec.secret !== true).map((spec) => [spec.env, described(spec, { $ref: '#/definitions/configValue' })]))
+  doc.properties.secretConfig.properties = Object.fromEntries(specs.filter((spec) => spec.secret === true).map((spec) => [spec.env, described(spec, { type: 'string' })]))
+  doc.properties.secretKeyRefs.properties = Object.fromEntries(specs.map((spec) => [spec.env, { $ref: '#/definitions/secretKeyRef' }]))
+  return JSON.stringify(doc, null, 2) + '\n'
+}
+
 /** Replaces the table between the markers in `readme`. */
 export function withConfigTable (readme: string): string {
   const start = readme.indexOf(TABLE_START)
