@@ -15,6 +15,7 @@ import { promisify } from 'node:util'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import yaml from 'js-yaml'
 import { loadConfig } from '../src/config/load.ts'
+import { withChartConfigKeys } from '../src/config/docs.ts'
 import { PUBLIC_ADMIN_TOKENS, PUBLIC_FLEET_SECRETS } from '../src/config/public-secrets.ts'
 import type { Config, KeySpec } from '../src/config/schema.ts'
 import { schema } from '../src/config/schema.ts'
@@ -23,7 +24,7 @@ import { createTestDatabase, testFleet } from './helpers/databases.ts'
 import {
   ROOT, chartValues, composeVariables, dashboardQueries, definedTemplateNames, execForm, interpolate, interpolateAll, isExported, parseCopy,
   parseDockerfile, parseDotEnv, parseEnvArgs, parseExposition, parsePort, promqlMetricNames, readRepoFile, readYaml, renderChart,
-  serviceEnvironment, setValue, substituteGrafanaVariables
+  serviceEnvironment, setValue, substituteGrafanaVariables, validateChartValues, ChartValuesError
 } from './helpers/deploy-files.ts'
 import type { ChartRender, DockerStage, GrafanaDashboard, Manifest, RuleFile } from './helpers/deploy-files.ts'
 import { spawnWorker, stopWorker, workerEnv } from './helpers/worker-process.ts'
@@ -707,6 +708,17 @@ interface Container {
 }
 interface PodSpec { containers: Container[], terminationGracePeriodSeconds: number, securityContext?: { runAsNonRoot?: boolean }, affinity?: Record<string, unknown> }
 
+/** Most workers a render can run: the HPA's maxReplicas, or the StatefulSet's replicas without one. */
+function maxWorkers (r: ChartRender): number {
+  const hpa = r.manifests.find((m) => m.kind === 'HorizontalPodAutoscaler')?.spec as { maxReplicas: number } | undefined
+  if (hpa !== undefined) return hpa.maxReplicas
+  const replicas = (find(r, 'StatefulSet').spec as { replicas?: number }).replicas
+  assert.ok(typeof replicas === 'number' && replicas > 0, 'without an HPA the StatefulSet sets replicas')
+  return replicas
+}
+
+const AUTOSCALING_ON: Array<[string, string]> = [['autoscaling.enabled', 'true']]
+
 function statefulSet (r: ChartRender): { manifest: Manifest, pod: PodSpec, labels: Record<string, string> } {
   const manifest = find(r, 'StatefulSet')
   const template = (manifest.spec as { template: { metadata: { labels: Record<string, string> }, spec: PodSpec } }).template
@@ -779,24 +791,26 @@ describe('helm/pharos', () => {
   })
 
   it('renders the README install command into a fleet whose every pod loads its config, with a peer ID of its own', async () => {
-    const r = render()
-    const kinds = new Set(r.manifests.map((m) => m.kind))
-    for (const kind of ['StatefulSet', 'Service', 'ConfigMap', 'Secret', 'PodDisruptionBudget', 'HorizontalPodAutoscaler', 'NetworkPolicy']) assert.ok(kinds.has(kind), `renders a ${kind}`)
-    assertConfigKeys(Object.keys(find(r, 'ConfigMap').data ?? {}), 'ConfigMap data')
-    assertConfigKeys(Object.keys(find(r, 'Secret').stringData ?? {}), 'Secret stringData')
-    assertConfigKeys(containerEnvNames(r), 'container env')
-    const { manifest } = statefulSet(r)
-    const hpa = find(r, 'HorizontalPodAutoscaler').spec as { maxReplicas: number, minReplicas: number }
-    const peerIds = new Set<string>()
-    for (let ordinal = 0; ordinal < hpa.maxReplicas; ordinal++) {
-      const podName = `${manifest.metadata.name}-${ordinal}`
-      const env = podEnv(r, podName)
-      for (const key of FLEET_KEYS) assert.ok((env[key] ?? '') !== '', `${podName}: ${key}`)
-      const config = loads(env, podName)
-      assert.equal(config.workerName, podName, 'PHAROS_WORKER_NAME is the pod name')
-      peerIds.add(await peerIdOf(config))
+    for (const extra of [[], AUTOSCALING_ON]) {
+      const r = render(extra)
+      const kinds = new Set(r.manifests.map((m) => m.kind))
+      for (const kind of ['StatefulSet', 'Service', 'ConfigMap', 'Secret', 'PodDisruptionBudget', 'NetworkPolicy']) assert.ok(kinds.has(kind), `renders a ${kind}`)
+      assertConfigKeys(Object.keys(find(r, 'ConfigMap').data ?? {}), 'ConfigMap data')
+      assertConfigKeys(Object.keys(find(r, 'Secret').stringData ?? {}), 'Secret stringData')
+      assertConfigKeys(containerEnvNames(r), 'container env')
+      const { manifest } = statefulSet(r)
+      const workers = maxWorkers(r)
+      const peerIds = new Set<string>()
+      for (let ordinal = 0; ordinal < workers; ordinal++) {
+        const podName = `${manifest.metadata.name}-${ordinal}`
+        const env = podEnv(r, podName)
+        for (const key of FLEET_KEYS) assert.ok((env[key] ?? '') !== '', `${podName}: ${key}`)
+        const config = loads(env, podName)
+        assert.equal(config.workerName, podName, 'PHAROS_WORKER_NAME is the pod name')
+        peerIds.add(await peerIdOf(config))
+      }
+      assert.equal(peerIds.size, workers, 'a distinct peer ID per worker')
     }
-    assert.equal(peerIds.size, hpa.maxReplicas, 'a distinct peer ID per worker')
   })
 
   it('probes /healthz and /readyz on the HTTP port, and drains within the grace period', () => {
@@ -817,12 +831,14 @@ describe('helm/pharos', () => {
   })
 
   it('LoadBalancer mode: a Service per worker, and each worker announces the name of its own Service', () => {
-    const r = render()
+    for (const extra of [[], AUTOSCALING_ON]) lbMode(render(extra))
+  })
+
+  function lbMode (r: ChartRender): void {
     const { manifest, labels } = statefulSet(r)
-    const hpa = find(r, 'HorizontalPodAutoscaler').spec as { maxReplicas: number }
     const p2p = r.manifests.filter((m) => m.kind === 'Service' && m.metadata.labels?.['app.kubernetes.io/component'] === 'p2p')
-    assert.equal(p2p.length, hpa.maxReplicas, 'one p2p Service per possible worker')
-    for (let ordinal = 0; ordinal < hpa.maxReplicas; ordinal++) {
+    assert.equal(p2p.length, maxWorkers(r), 'one p2p Service per possible worker')
+    for (let ordinal = 0; ordinal < maxWorkers(r); ordinal++) {
       const podName = `${manifest.metadata.name}-${ordinal}`
       const config = loads(podEnv(r, podName), podName)
       const service = p2p.find((m) => (m.spec as { selector: Record<string, string> }).selector['statefulset.kubernetes.io/pod-name'] === podName)
@@ -840,7 +856,7 @@ describe('helm/pharos', () => {
         assert.equal(port?.targetPort, addr.ws ? 'p2p-ws' : 'p2p-tcp', `${podName}: announced port ${addr.port} reaches the right listener`)
       }
     }
-  })
+  }
 
   it('NodePort mode: one Service, one worker per node, each announcing its node\'s address and the node ports', () => {
     const r = render([['p2p.service.type', 'NodePort']])
@@ -873,8 +889,12 @@ describe('helm/pharos', () => {
   it('scales, disrupts and admits traffic for the workers it runs', () => {
     const r = render()
     const { manifest, labels } = statefulSet(r)
-    assert.equal((manifest.spec as { replicas?: number }).replicas, undefined, 'the HPA owns replicas')
-    const hpa = find(r, 'HorizontalPodAutoscaler').spec as { scaleTargetRef: { kind: string, name: string } }
+    // Autoscaling is off by default (issue 20): replicaCount workers, no HPA.
+    assert.equal((manifest.spec as { replicas?: number }).replicas, (chartValues(CHART) as { replicaCount: number }).replicaCount)
+    assert.ok(!r.manifests.some((m) => m.kind === 'HorizontalPodAutoscaler'), 'no HPA by default')
+    const scaled = render(AUTOSCALING_ON)
+    assert.equal((statefulSet(scaled).manifest.spec as { replicas?: number }).replicas, undefined, 'the HPA owns replicas')
+    const hpa = find(scaled, 'HorizontalPodAutoscaler').spec as { scaleTargetRef: { kind: string, name: string } }
     assert.deepEqual(hpa.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'StatefulSet', name: manifest.metadata.name })
     const selects = (selector: Record<string, string>): boolean => Object.entries(selector).every(([key, value]) => labels[key] === value)
     assert.ok(selects((find(r, 'PodDisruptionBudget').spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels))
@@ -904,6 +924,111 @@ describe('helm/pharos', () => {
     const quota = groups.at(-1)?.rules[0]
     assert.ok(quota?.record !== undefined && recorded.has(quota.record), 'the quota rule records the name the alert reads')
     assert.equal(quota.expr, 'vector(107374182400)')
+  })
+  it('values.schema.json accepts values.yaml and the README install, and rejects a typo at any depth (issue 20)', () => {
+    assert.doesNotThrow(() => { validateChartValues(CHART, chartValues(CHART)) })
+    assert.doesNotThrow(() => render())
+    const rejected: Array<[string, string, RegExp]> = [
+      ['autoscalling.enabled', 'true', /\(root\): additional property autoscalling is not allowed/],
+      ['autoscaling.maxReplica', '20', /autoscaling: additional property maxReplica is not allowed/],
+      ['p2p.service.typ', 'NodePort', /p2p\.service: additional property typ is not allowed/],
+      ['probes.liveness.periodSecond', '5', /probes\.liveness: additional property periodSecond is not allowed/],
+      ['config.PHAROS_MAX_CONECTIONS', '20000', /config: additional property PHAROS_MAX_CONECTIONS is not allowed/],
+      ['config.DATABASE_URL', 'postgres://pharos@db/pharos', /config: additional property DATABASE_URL is not allowed/],
+      ['secretConfig.PHAROS_FLEET_SECRETS', 'x'.repeat(40), /secretConfig: additional property PHAROS_FLEET_SECRETS is not allowed/],
+      ['secretKeyRefs.DATABASE_URL.nmae', 'pg-app', /secretKeyRefs\.DATABASE_URL: additional property nmae is not allowed/],
+      ['alertmanager.enabeld', 'true', /alertmanager: additional property enabeld is not allowed/],
+      ['grafanaDashboards.lable', 'x', /grafanaDashboards: additional property lable is not allowed/],
+      ['replicaCount', 'three', /replicaCount: must be integer/],
+      ['p2p.service.type', 'ClusterIP', /p2p\.service\.type: must be equal to one of the allowed values/]
+    ]
+    for (const [path, value, message] of rejected) {
+      assert.throws(() => render([[path, value]]), (err: unknown) => err instanceof ChartValuesError && message.test(err.message), `--set ${path}=${value} is refused`)
+    }
+  })
+
+  it('values.schema.json closes every object it describes, and lists the worker config keys of the schema', () => {
+    const valuesSchema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')) as Record<string, unknown>
+    // Open on purpose: label and annotation maps, Kubernetes' own types below their first
+    // level (the API server checks those), and alertmanager.yml (Alertmanager checks it).
+    const open = new Set(['#/definitions/stringMap', '#/definitions/k8sObject', '#/properties/alertmanager/properties/config'])
+    const visit = (node: unknown, at: string): void => {
+      if (node === null || typeof node !== 'object') return
+      const schemaNode = node as Record<string, unknown>
+      if (schemaNode.type === 'object' && !open.has(at)) assert.equal(schemaNode.additionalProperties, false, `${at}: additionalProperties false`)
+      for (const [key, child] of Object.entries(schemaNode)) {
+        if (['properties', 'definitions'].includes(key)) for (const [name, sub] of Object.entries(child as Record<string, unknown>)) visit(sub, `${at}/${key}/${name}`)
+        else if (key === 'items') visit(child, `${at}/items`)
+      }
+    }
+    visit(valuesSchema, '#')
+    const text = readFileSync(join(CHART, 'values.schema.json'), 'utf8')
+    assert.equal(text, withChartConfigKeys(text), 'the config keys are the schema\'s: run `node scripts/write-config-table.ts`')
+  })
+
+  it('autoscaling is off by default; on, it brings a LoadBalancer per worker it may run, as values.yaml, NOTES and the README say (issue 20)', () => {
+    const values = chartValues(CHART) as { replicaCount: number, autoscaling: { enabled: boolean, maxReplicas: number } }
+    assert.equal(values.autoscaling.enabled, false)
+    const loadBalancers = (r: ChartRender): number => r.manifests.filter((m) => m.kind === 'Service' && (m.spec as { type?: string }).type === 'LoadBalancer').length
+    assert.equal(loadBalancers(render()), values.replicaCount)
+    const scaled = render(AUTOSCALING_ON)
+    assert.equal(loadBalancers(scaled), values.autoscaling.maxReplicas, 'one per worker the HPA may run, however few run')
+    assert.match(scaled.files.get('templates/NOTES.txt') ?? '', new RegExp(`That is ${values.autoscaling.maxReplicas} LoadBalancer Services, one cloud load balancer each: one per worker autoscaling\\.maxReplicas allows`))
+    assert.match(render().files.get('templates/NOTES.txt') ?? '', new RegExp(`That is ${values.replicaCount} LoadBalancer Services, one cloud load balancer each\\.`))
+    const valuesText = readFileSync(join(CHART, 'values.yaml'), 'utf8')
+    assert.match(valuesText, /one LoadBalancer Service[\s\S]*per worker that \*can\* exist: maxReplicas of\n# them when this is on/, 'values.yaml says what autoscaling costs in load balancers')
+    assert.match(readFileSync(join(CHART, 'README.md'), 'utf8'), /`autoscaling\.\*` \| off\b.*one LoadBalancer per `maxReplicas`/, 'the chart README says so too')
+  })
+
+  it('Alertmanager: off by default; on, one pod with the repository\'s config, which amtool accepts, behind a Service no worker selector takes (issue 20)', async () => {
+    assert.ok(!render().manifests.some((m) => m.metadata.labels?.['app.kubernetes.io/component'] === 'alertmanager'), 'off by default')
+    assert.equal(readFileSync(join(CHART, 'files/alertmanager.yml'), 'utf8'), readRepoFile(ALERTMANAGER_FILE), 'helm/pharos/files/alertmanager.yml is a copy of ' + ALERTMANAGER_FILE)
+    const r = render([['alertmanager.enabled', 'true'], ['alertmanager.secrets', '{pagerduty}']])
+    const deployment = find(r, 'Deployment')
+    const pod = (deployment.spec as { template: { metadata: { labels: Record<string, string> }, spec: { containers: Array<{ args: string[], ports: Array<{ name: string, containerPort: number }>, volumeMounts: Array<{ name: string, mountPath: string }> }>, volumes: Array<{ name: string, secret?: { secretName: string }, projected?: unknown }> } } }).template
+    const container = pod.spec.containers[0] ?? assert.fail()
+    const configPath = container.args.find((arg) => arg.startsWith('--config.file='))?.slice('--config.file='.length) ?? ''
+    const mount = container.volumeMounts.find((m) => configPath.startsWith(`${m.mountPath}/`))
+    const volume = pod.spec.volumes.find((v) => v.name === mount?.name)
+    const secret = find(r, 'Secret', volume?.secret?.secretName)
+    const config = secret.stringData?.[configPath.slice((mount?.mountPath.length ?? 0) + 1)]
+    assert.equal(config, readRepoFile(ALERTMANAGER_FILE).replace(/\n$/, ''), 'the config file the pod reads is the repository\'s')
+    const dir = mkdtempSync(join(tmpdir(), 'pharos-chart-alertmanager-'))
+    writeFileSync(join(dir, 'alertmanager.yml'), config ?? '')
+    assert.match(await amtool('check-config', join(dir, 'alertmanager.yml')), /SUCCESS/)
+    assert.ok(container.volumeMounts.some((m) => m.mountPath === '/etc/alertmanager/secrets'), 'receivers\' credential files where the examples read them')
+    const service = find(r, 'Service', `${statefulSet(r).manifest.metadata.name}-alertmanager`).spec as { selector: Record<string, string>, ports: Array<{ port: number, targetPort: string }> }
+    const selects = (selector: Record<string, string>, labels: Record<string, string>): boolean => Object.entries(selector).every(([key, value]) => labels[key] === value)
+    assert.ok(selects(service.selector, pod.metadata.labels), 'the Service selects the Alertmanager pod')
+    assert.equal(container.ports.find((p) => p.name === service.ports[0]?.targetPort)?.containerPort, 9093)
+    // The workers' selectors must not take the Alertmanager pod in, nor its the workers.
+    const workerLabels = statefulSet(r).labels
+    for (const m of r.manifests.filter((m) => m.kind === 'Service' && m.metadata.labels?.['app.kubernetes.io/component'] !== 'alertmanager')) {
+      assert.ok(!selects((m.spec as { selector: Record<string, string> }).selector, pod.metadata.labels), `Service ${m.metadata.name} does not select the Alertmanager`)
+    }
+    assert.ok(!selects((find(r, 'PodDisruptionBudget').spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels, pod.metadata.labels))
+    assert.ok(!selects(service.selector, workerLabels))
+    // Config from values instead, and a Secret of one's own instead of the chart's.
+    const custom = render([['alertmanager.enabled', 'true'], ['alertmanager.config.route.receiver', 'ops'], ['alertmanager.config.receivers', 'null']])
+    assert.match(find(custom, 'Secret', volume?.secret?.secretName).stringData?.['alertmanager.yml'] ?? '', /receiver: ops/)
+    const own = render([['alertmanager.enabled', 'true'], ['alertmanager.existingConfigSecret', 'my-alertmanager']])
+    assert.ok(!own.manifests.some((m) => m.kind === 'Secret' && m.metadata.name === volume?.secret?.secretName))
+    assert.ok(JSON.stringify(find(own, 'Deployment').spec).includes('"secretName":"my-alertmanager"'))
+  })
+
+  it('Grafana dashboards: off by default; on, a ConfigMap for the sidecar with every dashboard of deploy/grafana (issue 20)', () => {
+    assert.ok(!render().manifests.some((m) => m.metadata.labels?.['app.kubernetes.io/component'] === 'dashboards'), 'off by default')
+    const r = render([['grafanaDashboards.enabled', 'true']])
+    const configMap = r.manifests.find((m) => m.kind === 'ConfigMap' && m.metadata.labels?.['app.kubernetes.io/component'] === 'dashboards')
+    assert.ok(configMap !== undefined)
+    assert.equal(configMap.metadata.labels?.grafana_dashboard, '1', 'the label kube-prometheus-stack\'s Grafana sidecar watches')
+    assert.equal(configMap.metadata.annotations?.grafana_folder, 'Pharos')
+    assert.deepEqual(Object.keys(configMap.data ?? {}).sort(), DASHBOARD_FILES.map((file) => file.split('/').at(-1) ?? '').sort(), 'every dashboard')
+    for (const file of DASHBOARD_FILES) {
+      const name = file.split('/').at(-1) ?? ''
+      assert.equal(readFileSync(join(CHART, 'files/dashboards', name), 'utf8'), readRepoFile(file), `helm/pharos/files/dashboards/${name} is a copy of ${file}`)
+      assert.deepEqual(JSON.parse(configMap.data?.[name] ?? 'null'), JSON.parse(readRepoFile(file)), `${name} in the ConfigMap is the dashboard`)
+    }
   })
 })
 
