@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs a command with throwaway, real Postgres and Redis servers on loopback.
 #
-# Installs the Debian packages `postgresql`, `redis-server` and `prometheus` (for promtool) when missing, starts each in
+# Installs the Debian packages `postgresql`, `redis-server`, `prometheus` (for promtool) and
+# `prometheus-alertmanager` (for amtool) when missing, starts each in
 # a fresh temp dir on a free port, exports DATABASE_URL / REDIS_URL (and the TEST_* copies
 # tests use to start their own workers), runs "$@", and tears everything down on any exit.
 # Postgres refuses to run as root, so when we are root it runs as the `postgres` user.
@@ -15,6 +16,8 @@ pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || tr
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 # promtool checks the Prometheus config and alert rules in deploy/ (deploy-surface test).
 command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
+# amtool checks the Alertmanager config in deploy/ and the chart's (deploy-surface test).
+command -v amtool >/dev/null 2>&1 || need_pkgs+=(prometheus-alertmanager)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi

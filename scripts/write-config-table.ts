@@ -1,7 +1,11 @@
-// Regenerates the configuration table in README.md from the config schema.
+// Regenerates what is generated from the config schema: the configuration table in
+// README.md, and the worker config keys the Helm chart's values.schema.json accepts.
 import { readFile, writeFile } from 'node:fs/promises'
-import { withConfigTable } from '../services/beacon/src/config/docs.ts'
+import { withChartConfigKeys, withConfigTable } from '../services/beacon/src/config/docs.ts'
 
-const path = new URL('../README.md', import.meta.url)
-await writeFile(path, withConfigTable(await readFile(path, 'utf8')))
+const readme = new URL('../README.md', import.meta.url)
+await writeFile(readme, withConfigTable(await readFile(readme, 'utf8')))
 console.log('README.md configuration table updated')
+const valuesSchema = new URL('../helm/pharos/values.schema.json', import.meta.url)
+await writeFile(valuesSchema, withChartConfigKeys(await readFile(valuesSchema, 'utf8')))
+console.log('helm/pharos/values.schema.json config keys updated')

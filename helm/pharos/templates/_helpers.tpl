@@ -84,3 +84,12 @@ from the env entries defined before it in the container.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The optional Alertmanager's pods: labels of their own, so no selector of the workers'
+(Services, PodDisruptionBudget, NetworkPolicy) takes them in.
+*/}}
+{{- define "pharos.alertmanagerSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}-alertmanager
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}

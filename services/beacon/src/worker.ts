@@ -247,6 +247,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     const registry = createRegistry()
     const limitMetrics = createLimitMetrics(registry)
     const metrics = createNetworkMetrics(registry)
+    metrics.relayReservationsLimit.set(config.relayMaxReservations)
     // Inbound connections are admitted fairly and shed while the event loop lags
     // (p2p/inbound-admission.ts): it takes every sample of the loop's delay.
     const admission = new InboundAdmission({

@@ -8,22 +8,23 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { tmpdir, totalmem } from 'node:os'
 import { dirname, join, normalize, relative } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import yaml from 'js-yaml'
 import { loadConfig } from '../src/config/load.ts'
+import { withChartConfigKeys } from '../src/config/docs.ts'
 import { PUBLIC_ADMIN_TOKENS, PUBLIC_FLEET_SECRETS } from '../src/config/public-secrets.ts'
 import type { Config, KeySpec } from '../src/config/schema.ts'
 import { schema } from '../src/config/schema.ts'
 import { deriveWorkerKey } from '../src/p2p/identity.ts'
 import { createTestDatabase, testFleet } from './helpers/databases.ts'
 import {
-  ROOT, chartValues, dashboardQueries, definedTemplateNames, execForm, interpolate, interpolateAll, isExported, parseCopy,
-  parseDockerfile, parseEnvArgs, parseExposition, parsePort, promqlMetricNames, readRepoFile, readYaml, renderChart,
-  serviceEnvironment, setValue, substituteGrafanaVariables
+  ROOT, chartValues, composeVariables, dashboardQueries, definedTemplateNames, execForm, interpolate, interpolateAll, isExported, parseCopy,
+  parseDockerfile, parseDotEnv, parseEnvArgs, parseExposition, parsePort, promqlMetricNames, readRepoFile, readYaml, renderChart,
+  serviceEnvironment, setValue, substituteGrafanaVariables, validateChartValues, ChartValuesError
 } from './helpers/deploy-files.ts'
 import type { ChartRender, DockerStage, GrafanaDashboard, Manifest, RuleFile } from './helpers/deploy-files.ts'
 import { spawnWorker, stopWorker, workerEnv } from './helpers/worker-process.ts'
@@ -40,7 +41,25 @@ const FLEET_KEYS = ['DATABASE_URL', 'REDIS_URL', 'PHAROS_FLEET_SECRET'] as const
 const CHART = join(ROOT, 'helm/pharos')
 const ALERTS_FILE = 'deploy/prometheus/rules/pharos-alerts.yml'
 const RULE_FILES = readdirSync(join(ROOT, 'deploy/prometheus/rules')).filter((file) => file.endsWith('.yml')).map((file) => `deploy/prometheus/rules/${file}`)
+const ALERTMANAGER_FILE = 'deploy/alertmanager/alertmanager.yml'
+const RULE_TEST_FILES = readdirSync(join(ROOT, 'deploy/prometheus/tests')).filter((file) => file.endsWith('.test.yml')).map((file) => `deploy/prometheus/tests/${file}`)
 const DASHBOARD_FILES = readdirSync(join(ROOT, 'deploy/grafana/dashboards')).filter((file) => file.endsWith('.json')).map((file) => `deploy/grafana/dashboards/${file}`)
+
+async function amtool (...args: string[]): Promise<string> {
+  try {
+    const { stdout, stderr } = await run('amtool', args, { cwd: ROOT })
+    return stdout + stderr
+  } catch (err) {
+    const failure = err as NodeJS.ErrnoException & { stdout?: string, stderr?: string }
+    if (failure.code === 'ENOENT') throw new Error('amtool is not installed: it is in the Debian package `prometheus-alertmanager` (apt-get install prometheus-alertmanager)', { cause: err })
+    throw new Error(`amtool ${args.join(' ')} failed:\n${failure.stdout ?? ''}${failure.stderr ?? ''}`, { cause: err })
+  }
+}
+
+/** An Alertmanager config with its commented examples taken in: each `#|` at a line's start removed. */
+function withExamples (config: string): string {
+  return config.replace(/^#\|/gm, '')
+}
 
 async function promtool (...args: string[]): Promise<string> {
   try {
@@ -324,6 +343,36 @@ describe('docker-compose.yml', () => {
     }
   })
 
+  it('ships a .env.example naming every variable it reads; copied as is, up stops naming each secret, filled in, the workers load', () => {
+    const text = readRepoFile('.env.example')
+    const example = parseDotEnv(text)
+    const variables = composeVariables(readRepoFile('docker-compose.yml'))
+    const required = [...variables].filter(([, uses]) => uses.has(':?')).map(([name]) => name).sort()
+    assert.ok(required.includes('PHAROS_FLEET_SECRET') && required.includes('PHAROS_ADMIN_TOKENS'), 'the fleet secret and admin tokens are required')
+    // Each required variable is there to be filled in, empty: no value to leak, and up refuses it as it is.
+    assert.deepEqual(Object.keys(example).sort(), required, '.env.example assigns exactly the required variables')
+    for (const name of required) assert.equal(example[name], '', `${name} is empty in .env.example`)
+    // The optional ones are there too, commented out with their default.
+    for (const [name, uses] of variables) {
+      if (uses.has(':?')) continue
+      const shown = new RegExp(`^# ${name}=(.*)$`, 'm').exec(text)
+      assert.ok(shown !== null, `.env.example shows ${name} (as "# ${name}=<default>")`)
+      const fallback = new RegExp(`\\$\\{${name}:-([^}]*)\\}`).exec(readRepoFile('docker-compose.yml'))?.[1]
+      assert.equal(shown[1], fallback, `${name}: the default .env.example shows is compose's`)
+    }
+    // Copied as is, compose stops at the first secret still empty; each one is named once the others are filled.
+    assert.throws(() => interpolateAll(composeRaw, example), /compose: [A-Z_]+ is required/)
+    for (const name of required) {
+      const filled = { ...example, ...Object.fromEntries(required.filter((other) => other !== name).map((other) => [other, quickStartEnv[other] ?? ''])) }
+      assert.throws(() => interpolateAll(composeRaw, filled), new RegExp(`compose: ${name} is required`))
+    }
+    // Filled in as the README's command does, the workers load.
+    const ready = interpolateAll(composeRaw, { ...example, ...quickStartEnv })
+    for (const [name, service] of Object.entries(ready.services).filter(([, s]) => s.build?.dockerfile === 'deploy/Dockerfile')) loads({ ...imageEnv, ...serviceEnvironment(service) }, name)
+    assert.match(readRepoFile('README.md'), /`cp \.env\.example \.env`/, 'the README quick start names it')
+    assert.match(readRepoFile('.gitignore'), /^\.env$/m, '.env is ignored by git')
+  })
+
   it('holds no secret this repository ever published as a default, nor do the chart and the docs', () => {
     const published = [...PUBLIC_FLEET_SECRETS, ...PUBLIC_ADMIN_TOKENS]
     const files = ['docker-compose.yml', 'README.md', 'helm/pharos/values.yaml', 'helm/pharos/README.md', ...readdirSync(join(ROOT, 'docs')).filter((file) => file.endsWith('.md')).map((file) => `docs/${file}`)]
@@ -390,6 +439,23 @@ describe('docker-compose.yml', () => {
     assert.deepEqual(prometheusConfig.rule_files, ['rules/*.yml'])
   })
 
+  it('runs Alertmanager on its config, and Prometheus sends it the alerts', () => {
+    const alertmanager = compose.services.alertmanager
+    assert.ok(alertmanager !== undefined, 'an alertmanager service')
+    assert.match(alertmanager.image ?? '', /^prom\/alertmanager:v0\.\d+\.\d+$/)
+    const mount = bindMounts(alertmanager).find((m) => m.source === dirname(ALERTMANAGER_FILE))
+    assert.ok(mount !== undefined, `${dirname(ALERTMANAGER_FILE)} is mounted`)
+    assert.ok(alertmanager.command?.includes(`--config.file=${mount.target}/alertmanager.yml`), 'it reads the mounted config')
+    const storage = alertmanager.command?.find((arg) => arg.startsWith('--storage.path='))?.slice('--storage.path='.length)
+    assert.ok(storage !== undefined && alertmanager.volumes?.some((volume) => volume.endsWith(`:${storage}`) && compose.volumes?.[volume.split(':')[0] ?? ''] !== undefined), 'silences and notification state on a named volume')
+    assert.deepEqual((alertmanager.ports ?? []).map(parsePort), [{ hostIp: '127.0.0.1', host: 9093, container: 9093 }], 'published on loopback only')
+    const alerting = (readYaml<{ alerting?: { alertmanagers: Array<{ static_configs: Array<{ targets: string[] }> }> } }>('deploy/prometheus/prometheus.yml')).alerting
+    assert.deepEqual(alerting?.alertmanagers.flatMap((am) => am.static_configs.flatMap((config) => config.targets)), ['alertmanager:9093'], 'Prometheus sends alerts to the compose Alertmanager')
+    const prometheusDepends = compose.services.prometheus?.depends_on
+    assert.ok(Array.isArray(prometheusDepends) && prometheusDepends.includes('alertmanager'))
+    assert.match(readRepoFile('.gitignore'), /^deploy\/alertmanager\/secrets\/$/m, 'the receivers\' credential files are git-ignored')
+  })
+
   it('has Grafana read Prometheus and load the dashboards it is given', () => {
     const datasources = readYaml<{ datasources: Array<{ uid: string, url: string, type: string }> }>('deploy/grafana/provisioning/datasources/prometheus.yml').datasources
     const url = new URL(datasources[0]?.url ?? '')
@@ -420,21 +486,50 @@ describe('Prometheus config and alert rules', () => {
   })
 
   it('fire on synthetic series as their unit tests expect (promtool test rules)', async () => {
-    assert.match(await promtool('test', 'rules', 'deploy/prometheus/tests/pharos-alerts.test.yml'), /SUCCESS/)
+    assert.ok(RULE_TEST_FILES.length >= 2)
+    const output = await promtool('test', 'rules', ...RULE_TEST_FILES)
+    assert.equal(output.match(/SUCCESS/g)?.length, RULE_TEST_FILES.length, output)
   })
 
-  it('cover what issue 7 asks for, each with a severity, summary, description and a runbook section', () => {
+  it('each fire in some promtool test, with the labels and annotations the test expects', () => {
+    const tests = RULE_TEST_FILES.flatMap((file) => readYaml<{ rule_files: string[], tests: Array<{ alert_rule_test?: Array<{ alertname: string, exp_alerts: unknown[] }> }> }>(file).tests.map((test) => ({ file, test })))
+    const fired = new Set(tests.flatMap(({ test }) => (test.alert_rule_test ?? []).filter((check) => check.exp_alerts.length > 0).map((check) => check.alertname)))
+    const untested = rules.flatMap((rule) => rule.alert === undefined || fired.has(rule.alert) ? [] : [rule.alert])
+    assert.deepEqual(untested, [], 'alerts no test in deploy/prometheus/tests expects to fire')
+    for (const file of RULE_TEST_FILES) {
+      const loaded = readYaml<{ rule_files: string[] }>(file).rule_files.map((rule) => normalize(join(dirname(file), rule))).sort()
+      assert.deepEqual(loaded, [...RULE_FILES].sort(), `${file} loads every rule file`)
+    }
+  })
+
+  it('cover what issues 7 and 20 ask for, each with a severity, summary, description and a runbook_url section', () => {
     const alerts = new Map(rules.flatMap((rule) => rule.alert === undefined ? [] : [[rule.alert, rule] as const]))
     for (const name of ['PharosWorkerDown', 'PharosWorkerNotReady', 'PharosPinQueueGrowing', 'PharosPinFailures', 'PharosRedisErrors', 'PharosPostgresErrors', 'PharosConnectionsNearLimit', 'PharosEventLoopLag', 'PharosStorageNearQuota']) {
       assert.ok(alerts.has(name), `alert ${name}`)
     }
+    // Issue 20: 5xx and latency on /pins and /ipfs, audit failures, failed repairs, relay
+    // reservations near the limit, GC failures, memory near the container limit.
+    const wanted: Record<string, RegExp> = {
+      PharosPinningApiErrors: /pharos_http_request_duration_seconds_count\{[^}]*route=~"\/pins[^}]*status="5xx"/,
+      PharosGatewayErrors: /pharos_http_request_duration_seconds_count\{[^}]*route=~"\/ipfs[^}]*status="5xx"/,
+      PharosPinningApiSlow: /histogram_quantile\(0\.99, [^\n]*pharos_http_request_duration_seconds_bucket\{[^}]*route=~"\/pins/,
+      PharosGatewaySlow: /histogram_quantile\(0\.99, [^\n]*pharos_http_response_start_seconds_bucket\{[^}]*route=~"\/ipfs/,
+      PharosAuditFoundBadBlocks: /pharos_audit_failures_total/,
+      PharosAuditRoundsFailing: /pharos_audit_rounds_total\{[^}]*outcome="failed"/,
+      PharosAuditRepairsFailing: /pharos_audit_repairs_total\{[^}]*outcome="failed"/,
+      PharosRelayReservationsNearLimit: /pharos_relay_reservations\{[^}]*\} \/ \(pharos_relay_reservations_limit/,
+      PharosGcFailing: /pharos_gc_runs_total\{[^}]*outcome="failed"/,
+      PharosMemoryNearLimit: /process_resident_memory_bytes\{[^}]*\} \/ \(pharos_memory_limit_bytes/
+    }
+    for (const [name, pattern] of Object.entries(wanted)) assert.match(alerts.get(name)?.expr ?? `no alert ${name}`, pattern, name)
     const operations = readRepoFile('docs/operations.md')
     const anchors = new Set([...operations.matchAll(/^#+\s+(.+)$/gm)].map((m) => (m[1] ?? '').trim().toLowerCase().replace(/[^\w\s-]/g, '').replace(/\s+/g, '-')))
     for (const [name, rule] of alerts) {
       assert.match(rule.labels?.severity ?? '', /^(critical|warning|info)$/, `${name} severity`)
       assert.ok((rule.annotations?.summary ?? '') !== '' && (rule.annotations?.description ?? '') !== '', `${name} summary and description`)
-      const anchor = /^docs\/operations\.md#(.+)$/.exec(rule.annotations?.runbook ?? '')?.[1]
-      assert.ok(anchor !== undefined && anchors.has(anchor), `${name}: runbook points at a section of docs/operations.md`)
+      const anchor = /^docs\/operations\.md#(.+)$/.exec(rule.annotations?.runbook_url ?? '')?.[1]
+      assert.ok(anchor !== undefined && anchors.has(anchor), `${name}: runbook_url points at a section of docs/operations.md`)
+      assert.equal(anchor, name.toLowerCase(), `${name}: its runbook_url is its own section`)
     }
   })
 
@@ -443,6 +538,54 @@ describe('Prometheus config and alert rules', () => {
     const jobs = new Set(exprs.flatMap((expr) => [...expr.matchAll(/\bjob\s*=\s*"([^"$]*)"/g)].map((m) => m[1] ?? '')))
     assert.deepEqual([...jobs], ['pharos'])
     assert.ok(pharosJob !== undefined)
+  })
+})
+
+describe('Alertmanager config', () => {
+  const text = readRepoFile(ALERTMANAGER_FILE)
+  interface AlertmanagerConfig {
+    route: { receiver: string, routes?: Array<{ receiver: string, matchers?: string[] }> }
+    inhibit_rules: Array<{ source_matchers: string[], target_matchers: string[], equal: string[] }>
+    receivers: Array<{ name: string, [integration: string]: unknown }>
+  }
+  const config = yaml.load(text) as AlertmanagerConfig
+  const examples = yaml.load(withExamples(text)) as AlertmanagerConfig
+  const alertNames = rules.flatMap((rule) => rule.alert === undefined ? [] : [rule.alert])
+
+  it('passes amtool check-config as it is and with every example receiver taken in', async () => {
+    assert.match(await amtool('check-config', ALERTMANAGER_FILE), /SUCCESS/)
+    const dir = mkdtempSync(join(tmpdir(), 'pharos-alertmanager-'))
+    writeFileSync(join(dir, 'alertmanager.yml'), withExamples(text))
+    assert.match(await amtool('check-config', join(dir, 'alertmanager.yml')), /SUCCESS/)
+    const integrations = examples.receivers.flatMap((receiver) => Object.keys(receiver).filter((key) => key.endsWith('_configs')))
+    assert.ok(integrations.length >= 3, `example integrations: ${integrations.join(', ')}`)
+    assert.deepEqual(config.receivers.flatMap((receiver) => Object.keys(receiver).filter((key) => key !== 'name')), [], 'as shipped, the receivers send nowhere')
+  })
+
+  it('routes every severity the rules use to a receiver of its own', () => {
+    const severities = new Set(rules.flatMap((rule) => rule.alert === undefined ? [] : [rule.labels?.severity ?? '']))
+    for (const severity of severities) {
+      const route = config.route.routes?.find((r) => r.matchers?.includes(`severity="${severity}"`))
+      assert.ok(route !== undefined && route.receiver !== config.route.receiver, `severity ${severity} has its own route`)
+    }
+  })
+
+  it('inhibits only with and for alerts that exist, on labels both carry', () => {
+    assert.ok(config.inhibit_rules.length >= 5)
+    for (const rule of config.inhibit_rules) {
+      for (const matcher of [...rule.source_matchers, ...rule.target_matchers]) {
+        const match = /^alertname(=|=~|!=)"([^"]+)"$/.exec(matcher)
+        if (match === null) { assert.match(matcher, /^(severity|check)="[a-z]+"$/, `matcher understood: ${matcher}`); continue }
+        const names = match[1] === '=~' ? match[2]?.split('|') ?? [] : [match[2] ?? '']
+        for (const name of names) {
+          if (name === 'Pharos.+') continue
+          assert.ok(alertNames.includes(name), `${matcher}: no alert ${name} in deploy/prometheus/rules`)
+        }
+      }
+      for (const label of rule.equal) assert.ok(['alertname', 'job', 'instance'].includes(label), `equal on ${label}: a label every alert has or lacks alike`)
+    }
+    const workerDown = config.inhibit_rules.find((rule) => rule.source_matchers.includes('alertname="PharosWorkerDown"'))
+    assert.deepEqual(workerDown?.equal, ['job', 'instance'], 'a worker down holds back that worker\'s alerts only')
   })
 })
 
@@ -492,6 +635,16 @@ describe('Grafana dashboards', () => {
       'event-loop lag': /nodejs_eventloop_lag_p99_seconds/
     }
     for (const [view, pattern] of Object.entries(wanted)) assert.ok(exprs.some((expr) => pattern.test(expr)), `fleet overview: ${view}`)
+  })
+
+  it('show every pharos_audit_* metric, and what the issue-20 alerts read, on both dashboards (issue 20)', () => {
+    const auditMetrics = [...readRepoFile('services/beacon/src/metrics/audit-metrics.ts').matchAll(/name: '(pharos_audit_\w+)'/g)].map((m) => m[1] ?? '')
+    assert.ok(auditMetrics.length >= 7, `audit metrics: ${auditMetrics.join(', ')}`)
+    const alertReads = ['pharos_http_response_start_seconds', 'pharos_relay_reservations_limit', 'pharos_memory_limit_bytes']
+    for (const { file, dashboard } of dashboards) {
+      const names = new Set(dashboardQueries(dashboard).flatMap((query) => promqlMetricNames(query.expr)).map((name) => name.replace(/_(bucket|sum|count)$/, '')))
+      for (const metric of [...auditMetrics, ...alertReads]) assert.ok(names.has(metric), `${file}: no panel reads ${metric}`)
+    }
   })
 
   it('make the worker dashboard a drill-down: every series it selects is of $instance', () => {
@@ -554,6 +707,17 @@ interface Container {
   resources?: { requests?: Record<string, string>, limits?: Record<string, string> }
 }
 interface PodSpec { containers: Container[], terminationGracePeriodSeconds: number, securityContext?: { runAsNonRoot?: boolean }, affinity?: Record<string, unknown> }
+
+/** Most workers a render can run: the HPA's maxReplicas, or the StatefulSet's replicas without one. */
+function maxWorkers (r: ChartRender): number {
+  const hpa = r.manifests.find((m) => m.kind === 'HorizontalPodAutoscaler')?.spec as { maxReplicas: number } | undefined
+  if (hpa !== undefined) return hpa.maxReplicas
+  const replicas = (find(r, 'StatefulSet').spec as { replicas?: number }).replicas
+  assert.ok(typeof replicas === 'number' && replicas > 0, 'without an HPA the StatefulSet sets replicas')
+  return replicas
+}
+
+const AUTOSCALING_ON: Array<[string, string]> = [['autoscaling.enabled', 'true']]
 
 function statefulSet (r: ChartRender): { manifest: Manifest, pod: PodSpec, labels: Record<string, string> } {
   const manifest = find(r, 'StatefulSet')
@@ -627,24 +791,26 @@ describe('helm/pharos', () => {
   })
 
   it('renders the README install command into a fleet whose every pod loads its config, with a peer ID of its own', async () => {
-    const r = render()
-    const kinds = new Set(r.manifests.map((m) => m.kind))
-    for (const kind of ['StatefulSet', 'Service', 'ConfigMap', 'Secret', 'PodDisruptionBudget', 'HorizontalPodAutoscaler', 'NetworkPolicy']) assert.ok(kinds.has(kind), `renders a ${kind}`)
-    assertConfigKeys(Object.keys(find(r, 'ConfigMap').data ?? {}), 'ConfigMap data')
-    assertConfigKeys(Object.keys(find(r, 'Secret').stringData ?? {}), 'Secret stringData')
-    assertConfigKeys(containerEnvNames(r), 'container env')
-    const { manifest } = statefulSet(r)
-    const hpa = find(r, 'HorizontalPodAutoscaler').spec as { maxReplicas: number, minReplicas: number }
-    const peerIds = new Set<string>()
-    for (let ordinal = 0; ordinal < hpa.maxReplicas; ordinal++) {
-      const podName = `${manifest.metadata.name}-${ordinal}`
-      const env = podEnv(r, podName)
-      for (const key of FLEET_KEYS) assert.ok((env[key] ?? '') !== '', `${podName}: ${key}`)
-      const config = loads(env, podName)
-      assert.equal(config.workerName, podName, 'PHAROS_WORKER_NAME is the pod name')
-      peerIds.add(await peerIdOf(config))
+    for (const extra of [[], AUTOSCALING_ON]) {
+      const r = render(extra)
+      const kinds = new Set(r.manifests.map((m) => m.kind))
+      for (const kind of ['StatefulSet', 'Service', 'ConfigMap', 'Secret', 'PodDisruptionBudget', 'NetworkPolicy']) assert.ok(kinds.has(kind), `renders a ${kind}`)
+      assertConfigKeys(Object.keys(find(r, 'ConfigMap').data ?? {}), 'ConfigMap data')
+      assertConfigKeys(Object.keys(find(r, 'Secret').stringData ?? {}), 'Secret stringData')
+      assertConfigKeys(containerEnvNames(r), 'container env')
+      const { manifest } = statefulSet(r)
+      const workers = maxWorkers(r)
+      const peerIds = new Set<string>()
+      for (let ordinal = 0; ordinal < workers; ordinal++) {
+        const podName = `${manifest.metadata.name}-${ordinal}`
+        const env = podEnv(r, podName)
+        for (const key of FLEET_KEYS) assert.ok((env[key] ?? '') !== '', `${podName}: ${key}`)
+        const config = loads(env, podName)
+        assert.equal(config.workerName, podName, 'PHAROS_WORKER_NAME is the pod name')
+        peerIds.add(await peerIdOf(config))
+      }
+      assert.equal(peerIds.size, workers, 'a distinct peer ID per worker')
     }
-    assert.equal(peerIds.size, hpa.maxReplicas, 'a distinct peer ID per worker')
   })
 
   it('probes /healthz and /readyz on the HTTP port, and drains within the grace period', () => {
@@ -665,12 +831,14 @@ describe('helm/pharos', () => {
   })
 
   it('LoadBalancer mode: a Service per worker, and each worker announces the name of its own Service', () => {
-    const r = render()
+    for (const extra of [[], AUTOSCALING_ON]) lbMode(render(extra))
+  })
+
+  function lbMode (r: ChartRender): void {
     const { manifest, labels } = statefulSet(r)
-    const hpa = find(r, 'HorizontalPodAutoscaler').spec as { maxReplicas: number }
     const p2p = r.manifests.filter((m) => m.kind === 'Service' && m.metadata.labels?.['app.kubernetes.io/component'] === 'p2p')
-    assert.equal(p2p.length, hpa.maxReplicas, 'one p2p Service per possible worker')
-    for (let ordinal = 0; ordinal < hpa.maxReplicas; ordinal++) {
+    assert.equal(p2p.length, maxWorkers(r), 'one p2p Service per possible worker')
+    for (let ordinal = 0; ordinal < maxWorkers(r); ordinal++) {
       const podName = `${manifest.metadata.name}-${ordinal}`
       const config = loads(podEnv(r, podName), podName)
       const service = p2p.find((m) => (m.spec as { selector: Record<string, string> }).selector['statefulset.kubernetes.io/pod-name'] === podName)
@@ -688,7 +856,7 @@ describe('helm/pharos', () => {
         assert.equal(port?.targetPort, addr.ws ? 'p2p-ws' : 'p2p-tcp', `${podName}: announced port ${addr.port} reaches the right listener`)
       }
     }
-  })
+  }
 
   it('NodePort mode: one Service, one worker per node, each announcing its node\'s address and the node ports', () => {
     const r = render([['p2p.service.type', 'NodePort']])
@@ -721,8 +889,12 @@ describe('helm/pharos', () => {
   it('scales, disrupts and admits traffic for the workers it runs', () => {
     const r = render()
     const { manifest, labels } = statefulSet(r)
-    assert.equal((manifest.spec as { replicas?: number }).replicas, undefined, 'the HPA owns replicas')
-    const hpa = find(r, 'HorizontalPodAutoscaler').spec as { scaleTargetRef: { kind: string, name: string } }
+    // Autoscaling is off by default (issue 20): replicaCount workers, no HPA.
+    assert.equal((manifest.spec as { replicas?: number }).replicas, (chartValues(CHART) as { replicaCount: number }).replicaCount)
+    assert.ok(!r.manifests.some((m) => m.kind === 'HorizontalPodAutoscaler'), 'no HPA by default')
+    const scaled = render(AUTOSCALING_ON)
+    assert.equal((statefulSet(scaled).manifest.spec as { replicas?: number }).replicas, undefined, 'the HPA owns replicas')
+    const hpa = find(scaled, 'HorizontalPodAutoscaler').spec as { scaleTargetRef: { kind: string, name: string } }
     assert.deepEqual(hpa.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'StatefulSet', name: manifest.metadata.name })
     const selects = (selector: Record<string, string>): boolean => Object.entries(selector).every(([key, value]) => labels[key] === value)
     assert.ok(selects((find(r, 'PodDisruptionBudget').spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels))
@@ -752,6 +924,111 @@ describe('helm/pharos', () => {
     const quota = groups.at(-1)?.rules[0]
     assert.ok(quota?.record !== undefined && recorded.has(quota.record), 'the quota rule records the name the alert reads')
     assert.equal(quota.expr, 'vector(107374182400)')
+  })
+  it('values.schema.json accepts values.yaml and the README install, and rejects a typo at any depth (issue 20)', () => {
+    assert.doesNotThrow(() => { validateChartValues(CHART, chartValues(CHART)) })
+    assert.doesNotThrow(() => render())
+    const rejected: Array<[string, string, RegExp]> = [
+      ['autoscalling.enabled', 'true', /\(root\): additional property autoscalling is not allowed/],
+      ['autoscaling.maxReplica', '20', /autoscaling: additional property maxReplica is not allowed/],
+      ['p2p.service.typ', 'NodePort', /p2p\.service: additional property typ is not allowed/],
+      ['probes.liveness.periodSecond', '5', /probes\.liveness: additional property periodSecond is not allowed/],
+      ['config.PHAROS_MAX_CONECTIONS', '20000', /config: additional property PHAROS_MAX_CONECTIONS is not allowed/],
+      ['config.DATABASE_URL', 'postgres://pharos@db/pharos', /config: additional property DATABASE_URL is not allowed/],
+      ['secretConfig.PHAROS_FLEET_SECRETS', 'x'.repeat(40), /secretConfig: additional property PHAROS_FLEET_SECRETS is not allowed/],
+      ['secretKeyRefs.DATABASE_URL.nmae', 'pg-app', /secretKeyRefs\.DATABASE_URL: additional property nmae is not allowed/],
+      ['alertmanager.enabeld', 'true', /alertmanager: additional property enabeld is not allowed/],
+      ['grafanaDashboards.lable', 'x', /grafanaDashboards: additional property lable is not allowed/],
+      ['replicaCount', 'three', /replicaCount: must be integer/],
+      ['p2p.service.type', 'ClusterIP', /p2p\.service\.type: must be equal to one of the allowed values/]
+    ]
+    for (const [path, value, message] of rejected) {
+      assert.throws(() => render([[path, value]]), (err: unknown) => err instanceof ChartValuesError && message.test(err.message), `--set ${path}=${value} is refused`)
+    }
+  })
+
+  it('values.schema.json closes every object it describes, and lists the worker config keys of the schema', () => {
+    const valuesSchema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')) as Record<string, unknown>
+    // Open on purpose: label and annotation maps, Kubernetes' own types below their first
+    // level (the API server checks those), and alertmanager.yml (Alertmanager checks it).
+    const open = new Set(['#/definitions/stringMap', '#/definitions/k8sObject', '#/properties/alertmanager/properties/config'])
+    const visit = (node: unknown, at: string): void => {
+      if (node === null || typeof node !== 'object') return
+      const schemaNode = node as Record<string, unknown>
+      if (schemaNode.type === 'object' && !open.has(at)) assert.equal(schemaNode.additionalProperties, false, `${at}: additionalProperties false`)
+      for (const [key, child] of Object.entries(schemaNode)) {
+        if (['properties', 'definitions'].includes(key)) for (const [name, sub] of Object.entries(child as Record<string, unknown>)) visit(sub, `${at}/${key}/${name}`)
+        else if (key === 'items') visit(child, `${at}/items`)
+      }
+    }
+    visit(valuesSchema, '#')
+    const text = readFileSync(join(CHART, 'values.schema.json'), 'utf8')
+    assert.equal(text, withChartConfigKeys(text), 'the config keys are the schema\'s: run `node scripts/write-config-table.ts`')
+  })
+
+  it('autoscaling is off by default; on, it brings a LoadBalancer per worker it may run, as values.yaml, NOTES and the README say (issue 20)', () => {
+    const values = chartValues(CHART) as { replicaCount: number, autoscaling: { enabled: boolean, maxReplicas: number } }
+    assert.equal(values.autoscaling.enabled, false)
+    const loadBalancers = (r: ChartRender): number => r.manifests.filter((m) => m.kind === 'Service' && (m.spec as { type?: string }).type === 'LoadBalancer').length
+    assert.equal(loadBalancers(render()), values.replicaCount)
+    const scaled = render(AUTOSCALING_ON)
+    assert.equal(loadBalancers(scaled), values.autoscaling.maxReplicas, 'one per worker the HPA may run, however few run')
+    assert.match(scaled.files.get('templates/NOTES.txt') ?? '', new RegExp(`That is ${values.autoscaling.maxReplicas} LoadBalancer Services, one cloud load balancer each: one per worker autoscaling\\.maxReplicas allows`))
+    assert.match(render().files.get('templates/NOTES.txt') ?? '', new RegExp(`That is ${values.replicaCount} LoadBalancer Services, one cloud load balancer each\\.`))
+    const valuesText = readFileSync(join(CHART, 'values.yaml'), 'utf8')
+    assert.match(valuesText, /one LoadBalancer Service[\s\S]*per worker that \*can\* exist: maxReplicas of\n# them when this is on/, 'values.yaml says what autoscaling costs in load balancers')
+    assert.match(readFileSync(join(CHART, 'README.md'), 'utf8'), /`autoscaling\.\*` \| off\b.*one LoadBalancer per `maxReplicas`/, 'the chart README says so too')
+  })
+
+  it('Alertmanager: off by default; on, one pod with the repository\'s config, which amtool accepts, behind a Service no worker selector takes (issue 20)', async () => {
+    assert.ok(!render().manifests.some((m) => m.metadata.labels?.['app.kubernetes.io/component'] === 'alertmanager'), 'off by default')
+    assert.equal(readFileSync(join(CHART, 'files/alertmanager.yml'), 'utf8'), readRepoFile(ALERTMANAGER_FILE), 'helm/pharos/files/alertmanager.yml is a copy of ' + ALERTMANAGER_FILE)
+    const r = render([['alertmanager.enabled', 'true'], ['alertmanager.secrets', '{pagerduty}']])
+    const deployment = find(r, 'Deployment')
+    const pod = (deployment.spec as { template: { metadata: { labels: Record<string, string> }, spec: { containers: Array<{ args: string[], ports: Array<{ name: string, containerPort: number }>, volumeMounts: Array<{ name: string, mountPath: string }> }>, volumes: Array<{ name: string, secret?: { secretName: string }, projected?: unknown }> } } }).template
+    const container = pod.spec.containers[0] ?? assert.fail()
+    const configPath = container.args.find((arg) => arg.startsWith('--config.file='))?.slice('--config.file='.length) ?? ''
+    const mount = container.volumeMounts.find((m) => configPath.startsWith(`${m.mountPath}/`))
+    const volume = pod.spec.volumes.find((v) => v.name === mount?.name)
+    const secret = find(r, 'Secret', volume?.secret?.secretName)
+    const config = secret.stringData?.[configPath.slice((mount?.mountPath.length ?? 0) + 1)]
+    assert.equal(config, readRepoFile(ALERTMANAGER_FILE).replace(/\n$/, ''), 'the config file the pod reads is the repository\'s')
+    const dir = mkdtempSync(join(tmpdir(), 'pharos-chart-alertmanager-'))
+    writeFileSync(join(dir, 'alertmanager.yml'), config ?? '')
+    assert.match(await amtool('check-config', join(dir, 'alertmanager.yml')), /SUCCESS/)
+    assert.ok(container.volumeMounts.some((m) => m.mountPath === '/etc/alertmanager/secrets'), 'receivers\' credential files where the examples read them')
+    const service = find(r, 'Service', `${statefulSet(r).manifest.metadata.name}-alertmanager`).spec as { selector: Record<string, string>, ports: Array<{ port: number, targetPort: string }> }
+    const selects = (selector: Record<string, string>, labels: Record<string, string>): boolean => Object.entries(selector).every(([key, value]) => labels[key] === value)
+    assert.ok(selects(service.selector, pod.metadata.labels), 'the Service selects the Alertmanager pod')
+    assert.equal(container.ports.find((p) => p.name === service.ports[0]?.targetPort)?.containerPort, 9093)
+    // The workers' selectors must not take the Alertmanager pod in, nor its the workers.
+    const workerLabels = statefulSet(r).labels
+    for (const m of r.manifests.filter((m) => m.kind === 'Service' && m.metadata.labels?.['app.kubernetes.io/component'] !== 'alertmanager')) {
+      assert.ok(!selects((m.spec as { selector: Record<string, string> }).selector, pod.metadata.labels), `Service ${m.metadata.name} does not select the Alertmanager`)
+    }
+    assert.ok(!selects((find(r, 'PodDisruptionBudget').spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels, pod.metadata.labels))
+    assert.ok(!selects(service.selector, workerLabels))
+    // Config from values instead, and a Secret of one's own instead of the chart's.
+    const custom = render([['alertmanager.enabled', 'true'], ['alertmanager.config.route.receiver', 'ops'], ['alertmanager.config.receivers', 'null']])
+    assert.match(find(custom, 'Secret', volume?.secret?.secretName).stringData?.['alertmanager.yml'] ?? '', /receiver: ops/)
+    const own = render([['alertmanager.enabled', 'true'], ['alertmanager.existingConfigSecret', 'my-alertmanager']])
+    assert.ok(!own.manifests.some((m) => m.kind === 'Secret' && m.metadata.name === volume?.secret?.secretName))
+    assert.ok(JSON.stringify(find(own, 'Deployment').spec).includes('"secretName":"my-alertmanager"'))
+  })
+
+  it('Grafana dashboards: off by default; on, a ConfigMap for the sidecar with every dashboard of deploy/grafana (issue 20)', () => {
+    assert.ok(!render().manifests.some((m) => m.metadata.labels?.['app.kubernetes.io/component'] === 'dashboards'), 'off by default')
+    const r = render([['grafanaDashboards.enabled', 'true']])
+    const configMap = r.manifests.find((m) => m.kind === 'ConfigMap' && m.metadata.labels?.['app.kubernetes.io/component'] === 'dashboards')
+    assert.ok(configMap !== undefined)
+    assert.equal(configMap.metadata.labels?.grafana_dashboard, '1', 'the label kube-prometheus-stack\'s Grafana sidecar watches')
+    assert.equal(configMap.metadata.annotations?.grafana_folder, 'Pharos')
+    assert.deepEqual(Object.keys(configMap.data ?? {}).sort(), DASHBOARD_FILES.map((file) => file.split('/').at(-1) ?? '').sort(), 'every dashboard')
+    for (const file of DASHBOARD_FILES) {
+      const name = file.split('/').at(-1) ?? ''
+      assert.equal(readFileSync(join(CHART, 'files/dashboards', name), 'utf8'), readRepoFile(file), `helm/pharos/files/dashboards/${name} is a copy of ${file}`)
+      assert.deepEqual(JSON.parse(configMap.data?.[name] ?? 'null'), JSON.parse(readRepoFile(file)), `${name} in the ConfigMap is the dashboard`)
+    }
   })
 })
 
@@ -792,6 +1069,27 @@ describe('a fleet worker started from the compose config', () => {
       const response = await fetch(`${worker.httpUrl}${path}`)
       assert.equal(response.status, 200, `GET ${path}: ${await response.text()}`)
     }
+  })
+
+  it('exports from the start every label the alerts take increase() of, and the limits they divide by (issue 20)', async () => {
+    await fetch(`${worker.httpUrl}/healthz`)
+    const text = await (await fetch(`${worker.httpUrl}/metrics`)).text()
+    const sample = (series: string): number | undefined => {
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+      return line === undefined ? undefined : Number(line.slice(series.length + 1))
+    }
+    // A counter series that first appears at 1 reads 0 to increase(): the first failure would not fire.
+    for (const series of [
+      'pharos_gc_runs_total{outcome="failed"}', 'pharos_gc_runs_total{outcome="completed"}',
+      'pharos_audit_rounds_total{outcome="failed"}', 'pharos_audit_rounds_total{outcome="completed"}',
+      'pharos_audit_failures_total{reason="missing"}', 'pharos_audit_failures_total{reason="corrupt"}',
+      'pharos_audit_repairs_total{outcome="failed"}', 'pharos_audit_repairs_total{outcome="repaired"}'
+    ]) assert.equal(sample(series), 0, `${series} is exported at 0 before anything happened`)
+    const config = loads(workerEnvs[0]?.env ?? {}, 'beacon-1')
+    assert.equal(sample('pharos_relay_reservations_limit'), config.relayMaxReservations, 'PHAROS_RELAY_MAX_RESERVATIONS')
+    const limit = sample('pharos_memory_limit_bytes')
+    assert.ok(limit !== undefined && limit >= 0 && limit < totalmem(), 'the cgroup memory limit, 0 without one')
+    assert.match(text, /^pharos_http_response_start_seconds_count\{method="GET",route="\/healthz",status="2xx"\} [1-9]/m, 'a response start is measured')
   })
 
   it('exports every metric the alert rules and dashboards use', async () => {

@@ -8,9 +8,29 @@ export const TABLE_END = '<!-- config-table:end -->'
 export function configMarkdownTable (): string {
   const rows = (Object.values(schema) as Array<KeySpec<unknown>>).map((spec) => {
     const fallback = spec.default === undefined ? '*(unset)*' : spec.default === '' ? '*(empty)*' : `\`${spec.default}\``
-    return `| \`${spec.env}\` | \`${flagFor(spec.env)}\` | ${fallback} | ${spec.help.replaceAll('|', '\\|')} |`
+    const fromFile = spec.secret === true ? ` Secret: or read from the file \`${spec.env}_FILE\` names.` : ''
+    return `| \`${spec.env}\` | \`${flagFor(spec.env)}\` | ${fallback} | ${spec.help.replaceAll('|', '\\|')}${fromFile} |`
   })
   return ['| env | flag | default | meaning |', '|---|---|---|---|', ...rows].join('\n')
+}
+
+interface ChartValuesSchema {
+  properties: Record<'config' | 'secretConfig' | 'secretKeyRefs', { properties: Record<string, unknown> }>
+}
+
+/**
+ * The Helm chart's values.schema.json with the keys of `config`, `secretConfig` and
+ * `secretKeyRefs` set from the schema, so a misspelt key there stops `helm install`
+ * (helm/pharos/values.schema.json; the rest of that file is written by hand).
+ */
+export function withChartConfigKeys (valuesSchema: string): string {
+  const doc = JSON.parse(valuesSchema) as ChartValuesSchema
+  const specs = Object.values(schema) as Array<KeySpec<unknown>>
+  const described = (spec: KeySpec<unknown>, rest: Record<string, unknown>): Record<string, unknown> => ({ ...rest, description: spec.help })
+  doc.properties.config.properties = Object.fromEntries(specs.filter((spec) => spec.secret !== true).map((spec) => [spec.env, described(spec, { $ref: '#/definitions/configValue' })]))
+  doc.properties.secretConfig.properties = Object.fromEntries(specs.filter((spec) => spec.secret === true).map((spec) => [spec.env, described(spec, { type: 'string' })]))
+  doc.properties.secretKeyRefs.properties = Object.fromEntries(specs.map((spec) => [spec.env, { $ref: '#/definitions/secretKeyRef' }]))
+  return JSON.stringify(doc, null, 2) + '\n'
 }
 
 /** Replaces the table between the markers in `readme`. */

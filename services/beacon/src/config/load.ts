@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { isLoopbackHost, isLoopbackMultiaddr, PUBLIC_ADMIN_TOKENS, PUBLIC_FLEET_SECRETS } from './public-secrets.ts'
 import { flagFor, schema } from './schema.ts'
 import type { Config, ConfigKey, KeySpec } from './schema.ts'
@@ -25,8 +26,22 @@ export interface CommandLine {
   generateKey: boolean
 }
 
+/**
+ * A secret key (`secret: true`) may instead name a file that holds its value, as `<KEY>_FILE`
+ * (env) or `--<flag>-file`: Docker and Kubernetes secrets are mounted as files, and a value
+ * in a file stays out of `docker inspect`, the process environment and shell history.
+ */
+export const FILE_SUFFIX = '_FILE'
+
 const specs = schema as Record<ConfigKey, KeySpec<unknown>>
-const byFlag = new Map(Object.values(specs).map((spec) => [flagFor(spec.env), spec]))
+
+/** A flag names a key (`env`) or, for a secret key, the file that holds it (`<env>_FILE`). */
+interface FlagTarget { env: string, secret: boolean }
+const byFlag = new Map<string, FlagTarget>(Object.values(specs).flatMap((spec): Array<[string, FlagTarget]> => {
+  const secret = spec.secret === true
+  const own: [string, FlagTarget] = [flagFor(spec.env), { env: spec.env, secret }]
+  return secret ? [own, [flagFor(spec.env + FILE_SUFFIX), { env: spec.env + FILE_SUFFIX, secret: false }]] : [own]
+}))
 
 /** Parses argv (without node and script). Unknown flags are a ConfigError naming the flag. */
 export function parseCommandLine (argv: readonly string[]): CommandLine {
@@ -39,8 +54,8 @@ export function parseCommandLine (argv: readonly string[]): CommandLine {
     if (arg === '--generate-key') { generateKey = true; continue }
     const eq = arg.indexOf('=')
     const flag = eq === -1 ? arg : arg.slice(0, eq)
-    const spec = byFlag.get(flag)
-    if (spec === undefined) throw new ConfigError(flag, undefined, 'a flag listed by --help')
+    const target = byFlag.get(flag)
+    if (target === undefined) throw new ConfigError(flag, undefined, 'a flag listed by --help')
     let value: string | undefined
     if (eq !== -1) {
       value = arg.slice(eq + 1)
@@ -48,8 +63,8 @@ export function parseCommandLine (argv: readonly string[]): CommandLine {
       value = argv[i + 1]
       i++
     }
-    if (value === undefined) throw new ConfigError(flag, undefined, 'a value after the flag', spec.secret)
-    values.set(spec.env, value)
+    if (value === undefined) throw new ConfigError(flag, undefined, 'a value after the flag', target.secret)
+    values.set(target.env, value)
   }
   return { values, help, generateKey }
 }
@@ -61,10 +76,14 @@ export function parseCommandLine (argv: readonly string[]): CommandLine {
 export function loadConfig (env: Readonly<Record<string, string | undefined>>, flags: ReadonlyMap<string, string> = new Map()): Config {
   const config: Record<string, unknown> = {}
   for (const [key, spec] of Object.entries(specs)) {
-    const raw = flags.get(spec.env) ?? env[spec.env] ?? spec.default
+    const fromFile = spec.secret === true ? readSecretFile(spec.env, env, flags) : undefined
+    const raw = fromFile?.value ?? flags.get(spec.env) ?? env[spec.env] ?? spec.default
     if (raw === undefined) continue
     const result = spec.parse(raw)
-    if (!result.ok) throw new ConfigError(spec.env, raw, result.allowed, spec.secret)
+    if (!result.ok) {
+      const allowed = fromFile === undefined ? result.allowed : `${result.allowed} (read from ${fromFile.key}=${fromFile.path})`
+      throw new ConfigError(spec.env, raw, allowed, spec.secret)
+    }
     config[key] = result.value
   }
   const typed = config as Config
@@ -97,6 +116,31 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, f
 }
 
 /**
+ * The value of secret key `envName` from the file its `<KEY>_FILE` names (flag over env), or
+ * undefined when that is unset or empty (as the official Postgres image treats its `_FILE`
+ * variables). The file is read whole, less one trailing newline (`echo … > file` and most
+ * editors add one; a secret never ends in one). Setting both the key and its file is refused,
+ * naming both: which should win is a guess either way.
+ */
+function readSecretFile (envName: string, env: Readonly<Record<string, string | undefined>>, flags: ReadonlyMap<string, string>): { key: string, path: string, value: string } | undefined {
+  const key = envName + FILE_SUFFIX
+  const path = flags.get(key) ?? env[key]
+  if (path === undefined || path === '') return undefined
+  const direct = flags.get(envName) ?? env[envName]
+  if (direct !== undefined && direct !== '') {
+    throw new ConfigError(key, path, `${envName} or ${key}, not both: ${envName} is set too`)
+  }
+  let text
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable'
+    throw new ConfigError(key, path, `the path of a readable file holding ${envName} (reading it failed: ${code})`)
+  }
+  return { key, path, value: text.replace(/\r?\n$/, '') }
+}
+
+/**
  * Refuses a secret this repository published as a default (config/public-secrets.ts) where
  * it would be reachable: the fleet secret, from which anyone can compute this worker's key,
  * when libp2p listens or announces beyond loopback; an admin token when HTTP listens beyond
@@ -126,6 +170,9 @@ export function helpText (): string {
     'Other flags:',
     '  --help             print this text',
     '  --generate-key     print a new base64 ed25519 key for PHAROS_PEER_KEY and its peer ID, then exit',
+    '',
+    `Secret keys (marked "secret") also read their value from a file: <KEY>${FILE_SUFFIX}=/run/secrets/x`,
+    'or --<flag>-file /run/secrets/x (one trailing newline is dropped; setting both is refused).',
     ''
   ]
   let group = ''
@@ -134,7 +181,7 @@ export function helpText (): string {
       group = spec.group
       lines.push(`${group}:`)
     }
-    lines.push(`  ${spec.env}  (${flagFor(spec.env)})`)
+    lines.push(`  ${spec.env}  (${flagFor(spec.env)})${spec.secret === true ? `  secret; or ${spec.env}${FILE_SUFFIX}` : ''}`)
     lines.push(`      ${spec.help}`)
     lines.push(`      default: ${spec.default === undefined ? '(unset)' : spec.default === '' ? '(empty)' : spec.default}`)
   }

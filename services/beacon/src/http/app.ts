@@ -98,8 +98,14 @@ export async function buildApp (deps: AppDeps) {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
     registers: [deps.registry]
   })
+  const httpMetrics = createHttpMetrics(deps.registry)
   // First of the onRequest hooks (admin auth, pin tokens come later): a shed request costs no more.
-  app.addHook('onRequest', shedUnderPressure({ pressure: deps.pressure, metrics: createHttpMetrics(deps.registry), limitMetrics: deps.limitMetrics }))
+  app.addHook('onRequest', shedUnderPressure({ pressure: deps.pressure, metrics: httpMetrics, limitMetrics: deps.limitMetrics }))
+  app.addHook('onSend', async (request, reply, payload) => {
+    const route = request.routeOptions.url ?? 'unmatched'
+    httpMetrics.responseStart.observe({ method: request.method, route, status: `${Math.floor(reply.statusCode / 100)}xx` }, reply.elapsedTime / 1000)
+    return payload
+  })
   app.addHook('onResponse', async (request, reply) => {
     // The route pattern, never the raw URL: labels stay a closed set.
     const route = request.routeOptions.url ?? 'unmatched'

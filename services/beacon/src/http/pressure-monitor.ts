@@ -71,13 +71,22 @@ export interface Overload {
  * libuv reports no limit or one above the machine's memory, and RSS is not watched).
  */
 export function pressureLimits (config: Pick<Config, 'httpPressureMaxEventLoopDelayMs' | 'httpPressureMaxHeapUsedBytes' | 'httpPressureMaxRssBytes'>): PressureLimits {
-  const constrained = process.constrainedMemory()
-  const osLimit = constrained > 0 && constrained < totalmem() ? constrained : 0
+  const osLimit = memoryLimitBytes()
   return {
     maxEventLoopDelayMs: config.httpPressureMaxEventLoopDelayMs,
     maxHeapUsedBytes: config.httpPressureMaxHeapUsedBytes ?? Math.floor(getHeapStatistics().heap_size_limit * DEFAULT_MEMORY_SHARE),
     maxRssBytes: config.httpPressureMaxRssBytes ?? Math.floor(osLimit * DEFAULT_MEMORY_SHARE)
   }
+}
+
+/**
+ * The memory limit the OS sets this process, in bytes (`process.constrainedMemory()`: a
+ * container's cgroup limit), or 0 when there is none: libuv then reports no limit, or one at
+ * or above the machine's memory.
+ */
+export function memoryLimitBytes (): number {
+  const constrained = process.constrainedMemory()
+  return constrained > 0 && constrained < totalmem() ? constrained : 0
 }
 
 export interface PressureMonitorOptions {

@@ -2,7 +2,12 @@ import { Counter, Histogram } from 'prom-client'
 import type { Registry } from 'prom-client'
 
 /** How an audit round ended: `storage-unavailable` rounds stop early and sign nothing. */
-export type AuditRoundOutcome = 'completed' | 'storage-unavailable' | 'failed'
+export const AUDIT_ROUND_OUTCOMES = ['completed', 'storage-unavailable', 'failed'] as const
+export type AuditRoundOutcome = typeof AUDIT_ROUND_OUTCOMES[number]
+/** Why an audit found a block bad. */
+export const AUDIT_FAILURE_REASONS = ['missing', 'corrupt'] as const
+/** What became of the repair of a bad block. */
+export const AUDIT_REPAIR_OUTCOMES = ['repaired', 'failed'] as const
 /**
  * What became of a challenge this worker answered: `answered` (proofs sent, whatever they
  * say), `rate-limited` and `busy` (refused), `rejected` (a malformed, oversized or too-slow
@@ -15,13 +20,31 @@ export type ChallengeSentOutcome = 'passed' | 'failed' | 'unverifiable' | 'refus
 
 /** Metrics of storage audits and challenges. Labels are closed sets; never CIDs or peers. */
 export function createAuditMetrics (registry: Registry) {
+  const rounds = new Counter({
+    name: 'pharos_audit_rounds_total',
+    help: 'Audit rounds run by this worker, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [registry]
+  })
+  const failures = new Counter({
+    name: 'pharos_audit_failures_total',
+    help: 'Blocks an audit round found missing or corrupt, by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry]
+  })
+  const repairs = new Counter({
+    name: 'pharos_audit_repairs_total',
+    help: 'Repairs of blocks an audit found bad (fetched from peers, verified, stored again), by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [registry]
+  })
+  // Every label from the start: `increase()` over a series that appears at 1 reads 0, so
+  // the first bad block or failed repair would not fire its alert.
+  for (const outcome of AUDIT_ROUND_OUTCOMES) rounds.inc({ outcome }, 0)
+  for (const reason of AUDIT_FAILURE_REASONS) failures.inc({ reason }, 0)
+  for (const outcome of AUDIT_REPAIR_OUTCOMES) repairs.inc({ outcome }, 0)
   return {
-    rounds: new Counter({
-      name: 'pharos_audit_rounds_total',
-      help: 'Audit rounds run by this worker, by outcome',
-      labelNames: ['outcome'] as const,
-      registers: [registry]
-    }) as { inc: (labels: { outcome: AuditRoundOutcome }) => void },
+    rounds: rounds as { inc: (labels: { outcome: AuditRoundOutcome }) => void },
     roundDuration: new Histogram({
       name: 'pharos_audit_round_duration_seconds',
       help: 'Duration of completed audit rounds (checks, repairs and the signed report), throttling included',
@@ -38,18 +61,8 @@ export function createAuditMetrics (registry: Registry) {
       help: 'Bytes of pinned blocks this worker re-read and re-hashed in audit rounds',
       registers: [registry]
     }),
-    failures: new Counter({
-      name: 'pharos_audit_failures_total',
-      help: 'Blocks an audit round found missing or corrupt, by reason',
-      labelNames: ['reason'] as const,
-      registers: [registry]
-    }) as { inc: (labels: { reason: 'missing' | 'corrupt' }) => void },
-    repairs: new Counter({
-      name: 'pharos_audit_repairs_total',
-      help: 'Repairs of blocks an audit found bad (fetched from peers, verified, stored again), by outcome',
-      labelNames: ['outcome'] as const,
-      registers: [registry]
-    }) as { inc: (labels: { outcome: 'repaired' | 'failed' }) => void },
+    failures: failures as { inc: (labels: { reason: typeof AUDIT_FAILURE_REASONS[number] }) => void },
+    repairs: repairs as { inc: (labels: { outcome: typeof AUDIT_REPAIR_OUTCOMES[number] }) => void },
     challengesAnswered: new Counter({
       name: 'pharos_audit_challenges_answered_total',
       help: 'Storage-proof challenges other peers sent this worker, by outcome (rejected: malformed, oversized, too slow or unanswerable; the stream was aborted)',

@@ -1,6 +1,7 @@
 import { Counter, Gauge } from 'prom-client'
 import type { Registry } from 'prom-client'
 import type { ReadinessReport } from '../health.ts'
+import { memoryLimitBytes } from '../http/pressure-monitor.ts'
 
 /**
  * Readiness and dependency health as gauges, so alerts do not have to probe /readyz:
@@ -34,6 +35,14 @@ export function createHealthMetrics (registry: Registry, maxConnections: number)
       name: 'pharos_connections_limit',
       help: 'PHAROS_MAX_CONNECTIONS: connections held before the connection manager prunes',
       registers: [registry]
+    }),
+    // Beside process_resident_memory_bytes, so an alert sees the OOM killer coming (the
+    // HTTP pressure monitor sheds at 90% of it) without cAdvisor or kube-state-metrics.
+    memoryLimit: new Gauge({
+      name: 'pharos_memory_limit_bytes',
+      help: 'The memory limit the OS sets this process (a container\'s cgroup limit), in bytes; 0 when there is none',
+      registers: [registry],
+      collect () { this.set(memoryLimitBytes()) }
     }),
     observe (report: ReadinessReport): void {
       metrics.ready.set(report.ready ? 1 : 0)

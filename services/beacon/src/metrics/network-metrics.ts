@@ -70,6 +70,11 @@ export function createNetworkMetrics (registry: Registry) {
       registers: [registry],
       collect () { this.set(countReservations()) }
     }),
+    relayReservationsLimit: new Gauge({
+      name: 'pharos_relay_reservations_limit',
+      help: 'PHAROS_RELAY_MAX_RESERVATIONS: relay reservations this worker holds at once before it refuses new ones (outcome "global")',
+      registers: [registry]
+    }),
     relayReservationRequests: new Counter({
       name: 'pharos_relay_reservation_requests_total',
       help: 'Relay reservation requests by outcome: granted (a new slot), renewed (the peer\'s own slot reused), or the reason it was refused (not-registered, account-slots, global, per-ip, per-peer, no-direct-connection, draining, not-ready)',

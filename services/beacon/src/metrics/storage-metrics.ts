@@ -7,7 +7,8 @@ export const PIN_STATUSES: readonly PinStatusName[] = ['queued', 'pinning', 'pin
 
 /** How one pin attempt ended. `retry` and `released` put the job back in the queue. */
 export type PinAttemptOutcome = 'pinned' | 'failed' | 'retry' | 'released' | 'lease-lost'
-export type GcOutcome = 'completed' | 'skipped-locked' | 'failed'
+export const GC_OUTCOMES = ['completed', 'skipped-locked', 'failed'] as const
+export type GcOutcome = typeof GC_OUTCOMES[number]
 
 /** What the Bitswap send budget holds (read on scrape). */
 export interface BitswapSendBudgetFigures {
@@ -46,6 +47,15 @@ export function createStorageMetrics (registry: Registry) {
   })
   // Both sources on the first scrape, so dashboards see the series before the first pin.
   for (const from of ['origin', 'any'] as const) pinBlocksFetched.inc({ from }, 0)
+  const gcRuns = new Counter({
+    name: 'pharos_gc_runs_total',
+    help: 'GC runs started by this worker, by outcome (skipped-locked: another worker was collecting)',
+    labelNames: ['outcome'] as const,
+    registers: [registry]
+  })
+  // Every outcome from the start: `increase()` over a series that appears at 1 reads 0, so
+  // the first failed run would not fire PharosGcFailing.
+  for (const outcome of GC_OUTCOMES) gcRuns.inc({ outcome }, 0)
 
   return {
     /** Where the fleet-wide gauges come from (the pin store and blockstore, in worker.ts). */
@@ -128,12 +138,7 @@ export function createStorageMetrics (registry: Registry) {
       help: 'Bytes pin jobs of this worker fetched from peers',
       registers: [registry]
     }),
-    gcRuns: new Counter({
-      name: 'pharos_gc_runs_total',
-      help: 'GC runs started by this worker, by outcome (skipped-locked: another worker was collecting)',
-      labelNames: ['outcome'] as const,
-      registers: [registry]
-    }),
+    gcRuns,
     gcFreedBlocks: new Counter({
       name: 'pharos_gc_freed_blocks_total',
       help: 'Blocks removed by GC runs of this worker',

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Ajv } from 'ajv'
 import yaml from 'js-yaml'
 
 /** The repository root. */
@@ -117,6 +118,37 @@ export function interpolate (text: string, env: Readonly<Record<string, string |
         default: throw new Error(`compose: interpolation ${whole} not understood`)
       }
     })
+}
+
+/**
+ * A `.env` file as compose reads it: `KEY=value` lines, `#` comment lines and blank lines;
+ * a value may be single- or double-quoted. Anything else throws.
+ */
+export function parseDotEnv (text: string): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const line of text.split('\n')) {
+    if (line.trim() === '' || /^\s*#/.test(line)) continue
+    const match = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line)
+    if (match === null) throw new Error(`.env line not understood: ${line}`)
+    const raw = match[2] ?? ''
+    const quoted = /^(["'])(.*)\1$/.exec(raw)
+    if (quoted === null && /\s#|^["']/.test(raw)) throw new Error(`.env value not understood: ${line}`)
+    env[match[1] ?? ''] = quoted?.[2] ?? raw
+  }
+  return env
+}
+
+/** Names of the variables a compose file's text interpolates, and how: `:?`, `:-`, … or '' for plain. */
+export function composeVariables (text: string): Map<string, Set<string>> {
+  const variables = new Map<string, Set<string>>()
+  for (const match of text.matchAll(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+])?|\$([A-Za-z_][A-Za-z0-9_]*)/g)) {
+    const name = match[1] ?? match[3]
+    if (name === undefined) continue
+    const uses = variables.get(name) ?? new Set<string>()
+    uses.add(match[2] ?? '')
+    variables.set(name, uses)
+  }
+  return variables
 }
 
 /** Every string in a parsed compose file, interpolated. */
@@ -579,7 +611,7 @@ export function chartValues (chartDir: string): Record<string, unknown> {
   return yaml.load(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as Record<string, unknown>
 }
 
-/** Helm's `--set a.b=value`: true/false/null and integers (int64) are typed, the rest are strings. */
+/** Helm's `--set a.b=value`: true/false/null and integers (int64) are typed, `{a,b}` is a list, the rest are strings. */
 export function setValue (values: Record<string, unknown>, path: string, raw: string): void {
   const keys = path.split('.')
   let node = values
@@ -589,6 +621,8 @@ export function setValue (values: Record<string, unknown>, path: string, raw: st
     node = node[key] as Record<string, unknown>
   }
   const last = keys.at(-1) ?? ''
+  const list = /^\{(.*)\}$/.exec(raw)
+  if (list !== null) { node[last] = (list[1] ?? '').split(',').filter((item) => item !== ''); return }
   node[last] = raw === 'true' ? true : raw === 'false' ? false : raw === 'null' ? null : /^-?\d+$/.test(raw) ? BigInt(raw) : raw
 }
 
@@ -597,7 +631,36 @@ export interface RenderOptions {
   namespace: string
 }
 
+/** An error of a chart's values.schema.json, as `helm install` reports it. */
+export class ChartValuesError extends Error {
+  override readonly name = 'ChartValuesError'
+  readonly problems: string[]
+
+  constructor (problems: string[]) {
+    super(`values don't meet the specifications of the schema(s) in the following chart(s):\n${problems.map((problem) => `- ${problem}`).join('\n')}`)
+    this.problems = problems
+  }
+}
+
+/**
+ * Checks values against the chart's values.schema.json (JSON Schema draft-07), as Helm does
+ * before it renders anything; throws a ChartValuesError naming each bad path. `--set`
+ * integers (BigInt here) are checked as numbers.
+ */
+export function validateChartValues (chartDir: string, values: Record<string, unknown>): void {
+  const file = join(chartDir, 'values.schema.json')
+  if (!existsSync(file)) return
+  const validate = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(JSON.parse(readFileSync(file, 'utf8')) as object)
+  if (validate(toPlain(values)) === true) return
+  throw new ChartValuesError((validate.errors ?? []).map((error) => {
+    const at = error.instancePath === '' ? '(root)' : error.instancePath.slice(1).replaceAll('/', '.')
+    const extra = (error.params as { additionalProperty?: string }).additionalProperty
+    return extra === undefined ? `${at}: ${error.message ?? 'invalid'}` : `${at}: additional property ${extra} is not allowed`
+  }))
+}
+
 export function renderChart (chartDir: string, values: Record<string, unknown>, options: RenderOptions): ChartRender {
+  validateChartValues(chartDir, values)
   const chart = yaml.load(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')) as Record<string, string>
   const templateDir = join(chartDir, 'templates')
   const chartName = chart.name ?? ''
