@@ -324,7 +324,7 @@ export class PinRunner {
       return await this.retryOrFail(job, `${err instanceof Error ? err.name : 'Error'}: ${err instanceof Error ? err.message : String(err)}`, log)
     } finally {
       recorder?.close()
-      await reporter.close()
+      reporter.close()
     }
   }
 
@@ -413,10 +413,13 @@ class ProgressReporter {
     }).finally(() => { this.writing = undefined })
   }
 
-  /** Stops writing; waits for a write in flight, so none lands after the job settles. */
-  async close (): Promise<void> {
+  /**
+   * Stops writing. A write still in flight is not awaited: settling must not wait on it
+   * (storage may be the reason the attempt ended), and once the job settles or is handed
+   * back its lease token no longer matches, so a late write changes nothing.
+   */
+  close (): void {
     clearInterval(this.timer)
-    await this.writing
   }
 }
 
