@@ -64,6 +64,21 @@ export const url = (schemes: string[]): Parse<string> => (raw) => {
   return { ok: false, allowed: `a URL with scheme ${schemes.join(' or ')}` }
 }
 
+/**
+ * A web origin exactly as browsers send it in `Origin`: scheme, host and a port only if not
+ * the default, no path and no trailing slash (`https://app.example.com`). Anything else
+ * would never match a request, so it is refused at start rather than ignored.
+ */
+export const webOrigin: Parse<string> = (raw) => {
+  try {
+    const parsed = new URL(raw)
+    if ((parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.origin === raw) return ok(raw)
+  } catch {
+    // not a URL: same answer as one with a path
+  }
+  return { ok: false, allowed: 'an origin such as https://app.example.com (scheme, lowercase host, port only if not the default; no path or trailing slash)' }
+}
+
 export const list = (item: Parse<string>, itemDescription: string): Parse<string[]> => (raw) => {
   const items = raw.split(',').map((part) => part.trim()).filter((part) => part.length > 0)
   for (const entry of items) {
@@ -184,6 +199,13 @@ export const schema = {
     default: '',
     secret: true,
     help: 'Comma-separated bearer tokens for /v1. Empty: embedded mode generates one into the data dir; fleet mode answers 401 to every /v1 call.'
+  },
+  pinsCorsOrigins: {
+    env: 'PHAROS_PINS_CORS_ORIGINS',
+    group: 'http',
+    parse: list(webOrigin, 'origins such as https://app.example.com (no path or trailing slash)'),
+    default: '',
+    help: 'Comma-separated origins (scheme://host[:port]) whose browser pages may call the Pinning Service API (/pins) with a token: CORS with Authorization allowed. Empty: no CORS on /pins (the gateway, /ipfs, allows any origin).'
   },
   gatewayCarMaxBlocks: {
     env: 'PHAROS_GATEWAY_CAR_MAX_BLOCKS',

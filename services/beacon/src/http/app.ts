@@ -1,4 +1,6 @@
+import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { fastify, LogController } from 'fastify'
 import { Histogram } from 'prom-client'
@@ -10,7 +12,9 @@ import { createGatewayMetrics } from '../metrics/gateway-metrics.ts'
 import { createHttpMetrics } from '../metrics/http-metrics.ts'
 import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import { bearerAuth } from './admin-auth.ts'
-import { errorHandler, FailureSchema, sendFailure } from './errors.ts'
+import { swaggerOptions, swaggerUiOptions } from './api-docs.ts'
+import { corsDelegator } from './cors.ts'
+import { clientErrorHandler, errorHandler, FailureSchema, frameworkErrorHandler, sendFailure } from './errors.ts'
 import { shedUnderPressure } from './load-shedding.ts'
 import type { PressureMonitor } from './pressure-monitor.ts'
 import type { NodeView } from './node-view.ts'
@@ -78,15 +82,18 @@ export async function buildApp (deps: AppDeps) {
     logController: new LogController({ disableRequestLogging: true }),
     // Pinning API bodies are small JSON; CARs are served, never accepted.
     bodyLimit: 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } }
+    // A CID is one path segment: a sha2-512 CIDv1 in base32 is ~113 characters and an identity
+    // CID longer, past Fastify's default of 100. The gateway takes CIDs up to 512 characters.
+    maxParamLength: 512,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+    // Every error in the Failure shape, including those raised before any route or hook runs:
+    // the router's (400 bad URL, 414 path segment too long) and Node's parser's (431, 400, 408).
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'Pharos beacon worker', version: '0.1.0', description: 'Admin API, IPFS Pinning Service API and trustless gateway of one Pharos worker.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } }
-    }
-  })
+  await app.register(swagger, swaggerOptions())
+  await app.register(swaggerUi, swaggerUiOptions)
   app.addSchema(FailureSchema)
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler((request, reply) => sendFailure(reply, 'notFound', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`))
@@ -99,7 +106,10 @@ export async function buildApp (deps: AppDeps) {
     registers: [deps.registry]
   })
   const httpMetrics = createHttpMetrics(deps.registry)
-  // First of the onRequest hooks (admin auth, pin tokens come later): a shed request costs no more.
+  // Before shedding, so a browser app can read the 503 (and its Retry-After) it is shed with;
+  // before the pin token check, so a preflight (which carries no token) is answered.
+  await app.register(cors, { delegator: corsDelegator(deps.config.pinsCorsOrigins) })
+  // First of the other onRequest hooks (admin auth, pin tokens come later): a shed request costs no more.
   app.addHook('onRequest', shedUnderPressure({ pressure: deps.pressure, metrics: httpMetrics, limitMetrics: deps.limitMetrics }))
   app.addHook('onSend', async (request, reply, payload) => {
     const route = request.routeOptions.url ?? 'unmatched'
@@ -167,7 +177,6 @@ export async function buildApp (deps: AppDeps) {
 
   if (deps.sync !== undefined) await app.register(headRoutes, { sync: deps.sync })
 
-  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger())
   return app
 }
 

@@ -1,3 +1,5 @@
+import type { Socket } from 'node:net'
+import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { isStorageUnavailable } from '../storage/sql.ts'
@@ -16,7 +18,14 @@ export const httpErrors = {
   notAcceptable: { status: 406, reason: 'NOT_ACCEPTABLE' },
   conflict: { status: 409, reason: 'CONFLICT' },
   gcRunning: { status: 409, reason: 'GC_ALREADY_RUNNING' },
+  /** Node's HTTP parser read a request it could not parse (answered before Fastify sees it). */
+  requestTimeout: { status: 408, reason: 'REQUEST_TIMEOUT' },
   payloadTooLarge: { status: 413, reason: 'PAYLOAD_TOO_LARGE' },
+  /** A path segment longer than Fastify's maxParamLength. */
+  uriTooLong: { status: 414, reason: 'URI_TOO_LONG' },
+  unsupportedMediaType: { status: 415, reason: 'UNSUPPORTED_MEDIA_TYPE' },
+  /** The request line and headers together crossed Node's maxHeaderSize (16 KiB). */
+  headersTooLarge: { status: 431, reason: 'REQUEST_HEADER_FIELDS_TOO_LARGE' },
   tooManyRequests: { status: 429, reason: 'TOO_MANY_REQUESTS' },
   /** A gateway CAR stream cap is full (PHAROS_GATEWAY_CAR_MAX_STREAMS[_PER_IP]); sent with Retry-After. */
   carStreamsBusy: { status: 429, reason: 'TOO_MANY_CAR_STREAMS' },
@@ -88,4 +97,50 @@ export function errorHandler (err: FastifyError | HttpError, request: FastifyReq
   }
   request.log.error({ err }, 'request failed')
   void sendFailure(reply, 'internal', 'internal error; see the worker log')
+}
+
+/**
+ * Fastify's `frameworkErrors`: the errors its router raises before any hook or route runs
+ * (a malformed URL: 400, a path segment over maxParamLength: 414), in the Failure shape
+ * rather than Fastify's own `{ statusCode, error, message }`.
+ */
+export function frameworkErrorHandler (err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const status = err.statusCode ?? 400
+  const kind = (Object.keys(httpErrors) as HttpErrorName[]).find((name) => httpErrors[name].status === status)
+  if (kind === undefined || status >= 500) {
+    void sendFailure(reply, 'internal', 'internal error; see the worker log')
+    return
+  }
+  void sendFailure(reply, kind, err.message)
+}
+
+/** What Node's HTTP parser reports for a request it refused, as HTTP errors of the table. */
+function clientErrorKind (code: string | undefined): HttpErrorName {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW': return 'headersTooLarge'
+    case 'ERR_HTTP_REQUEST_TIMEOUT': return 'requestTimeout'
+    default: return 'badRequest'
+  }
+}
+
+/**
+ * The HTTP server's `clientError` hook (Fastify's `clientErrorHandler`). Some requests never
+ * reach Fastify: Node's parser refuses them first, a request line plus headers over
+ * `maxHeaderSize` (16 KiB by default) with 431, a malformed request with 400, one too slow
+ * with 408. Node would answer with an empty body, and Fastify's default with its own JSON;
+ * this answers in the Failure shape, then closes the connection (the parser cannot go on),
+ * as Node's and Fastify's own handlers do.
+ */
+export function clientErrorHandler (err: Error & { code?: string }, socket: Socket): void {
+  // A reset connection has no one to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  if (socket.writable) {
+    const { status, reason } = httpErrors[clientErrorKind(err.code)]
+    const details = status === 431
+      ? 'the request line and headers exceed the server\'s limit (Node\'s maxHeaderSize, 16 KiB)'
+      : status === 408 ? 'the request did not arrive in time' : 'the request could not be parsed as HTTP/1.1'
+    const body = JSON.stringify({ error: { reason, details } })
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy(err)
 }

@@ -7,7 +7,7 @@ import type { Logger } from '../logging/logger.ts'
 import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import type { PinAttemptOutcome, StorageMetrics } from '../metrics/storage-metrics.ts'
 import { linksOf, MalformedBlockError, TooManyLinksError, UnsupportedCodecError } from '../storage/dag-links.ts'
-import { UnsupportedHashError } from '../storage/hashers.ts'
+import { isSupportedHash, UnsupportedHashError } from '../storage/hashers.ts'
 import { BlockHashMismatchError } from '../storage/pg-blockstore.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
 import { isStorageUnavailable } from '../storage/sql.ts'
@@ -119,6 +119,12 @@ const RECORD_BATCH = 64
 const RECORD_INTERVAL_MS = 1000
 /** How often a long pin logs its progress (guess). */
 const PROGRESS_INTERVAL_MS = 10_000
+/**
+ * How often a running job writes its progress (blocks, bytes) to its pin row, where
+ * `GET /pins/{requestid}` on any worker reads it (guess: "every few seconds", as the issue
+ * asks, at one small UPDATE per running job per interval whatever the block rate).
+ */
+export const PROGRESS_WRITE_INTERVAL_MS = 2000
 /** An origin that does not answer a dial within this is left to Bitswap's other peers (guess). */
 const DIAL_TIMEOUT_MS = 10_000
 
@@ -234,6 +240,7 @@ export class PinRunner {
     const origins = originPeerIds(job.origins)
     const started = performance.now()
     let recorder: BlockRecorder | undefined
+    const reporter = new ProgressReporter(job, deps.store, progress, log)
     try {
       const root = CID.parse(job.cid)
       log.info({ cid: job.cid, origins: job.origins.length }, 'pinning')
@@ -317,12 +324,17 @@ export class PinRunner {
       return await this.retryOrFail(job, `${err instanceof Error ? err.name : 'Error'}: ${err instanceof Error ? err.message : String(err)}`, log)
     } finally {
       recorder?.close()
+      reporter.close()
     }
   }
 
   /** A block from storage (refreshing it against GC), or from peers (`origins` first) when missing or corrupt. */
   private async load (job: PinJob, cid: CID, origins: readonly PeerId[], signal: AbortSignal): Promise<LoadedBlock> {
     const { deps } = this
+    // Checked before any fetch: no peer can send a block we could verify, so the pin fails
+    // at once naming the function, and no attempt is spent waiting on it (Helia's own
+    // refusal, UnknownHashAlgorithmError, is not one the runner knows to be final).
+    if (!isSupportedHash(cid.multihash.code)) throw new UnsupportedHashError(cid.multihash.code)
     let stored: Uint8Array | undefined
     try {
       stored = await deps.blockstore.getAndTouch(cid, { signal })
@@ -365,6 +377,49 @@ export class PinRunner {
   private async settleFailed (job: PinJob, reason: string, log: Logger): Promise<PinAttemptOutcome> {
     log.info({ reason }, 'pin failed')
     return await this.deps.store.fail(job, reason) ? 'failed' : 'lease-lost'
+  }
+}
+
+/**
+ * Writes a running job's progress (blocks and bytes walked so far in this attempt) to its
+ * pin row every PROGRESS_WRITE_INTERVAL_MS while it changes, one write at a time, so any
+ * worker serving `GET /pins/{requestid}` shows it. The write is fenced by the lease like
+ * every other; a failed one is only logged (progress is advice, not state).
+ */
+class ProgressReporter {
+  private readonly job: PinJob
+  private readonly store: Pick<PinStore, 'reportProgress'>
+  private readonly progress: Readonly<{ blocks: number, bytes: number }>
+  private readonly log: Logger
+  private readonly timer: NodeJS.Timeout
+  private written = { blocks: 0, bytes: 0 }
+  private writing: Promise<void> | undefined
+
+  constructor (job: PinJob, store: Pick<PinStore, 'reportProgress'>, progress: Readonly<{ blocks: number, bytes: number }>, log: Logger) {
+    this.job = job
+    this.store = store
+    this.progress = progress
+    this.log = log
+    this.timer = setInterval(() => { this.write() }, PROGRESS_WRITE_INTERVAL_MS)
+  }
+
+  private write (): void {
+    const { blocks, bytes } = this.progress
+    if (this.writing !== undefined || (blocks === this.written.blocks && bytes === this.written.bytes)) return
+    this.writing = this.store.reportProgress(this.job, { blocks, bytes }).then(() => {
+      this.written = { blocks, bytes }
+    }, (err: unknown) => {
+      this.log.debug({ err }, 'could not write the pin\'s progress; the next interval tries again')
+    }).finally(() => { this.writing = undefined })
+  }
+
+  /**
+   * Stops writing. A write still in flight is not awaited: settling must not wait on it
+   * (storage may be the reason the attempt ended), and once the job settles or is handed
+   * back its lease token no longer matches, so a late write changes nothing.
+   */
+  close (): void {
+    clearInterval(this.timer)
   }
 }
 

@@ -50,6 +50,16 @@ export interface PinRecord {
   attempts: number
   dagBlocks: number | null
   dagBytes: number | null
+  /** What the latest attempt has walked so far (PinStore.reportProgress); zero before the first. */
+  progress: PinProgress
+}
+
+/** How far a pin's latest attempt got: blocks and bytes walked, and when it started (null before the first). */
+export interface PinProgress {
+  blocks: number
+  bytes: number
+  /** RFC 3339; null while the pin waits for its first attempt. */
+  startedAt: string | null
 }
 
 export interface NewPin {
@@ -102,7 +112,9 @@ export interface StorageUsage {
 
 const PIN_COLUMNS = `id::text AS id, owner, cid, name, meta, origins, status, failure_reason AS "failureReason",
   to_char(created AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS created,
-  attempts, dag_blocks AS "dagBlocks", dag_bytes AS "dagBytes"`
+  attempts, dag_blocks AS "dagBlocks", dag_bytes AS "dagBytes",
+  json_build_object('blocks', progress_blocks, 'bytes', progress_bytes,
+    'startedAt', to_char(progress_started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) AS progress`
 
 /** The root as one canonical string, so `?cid=` matches whichever way a client wrote it. */
 export function canonicalCid (cid: CID): string {
@@ -334,7 +346,8 @@ export class PinStore {
   async claim (worker: string, leaseMs: number): Promise<PinJob | undefined> {
     const { rows } = await this.db.query<PinJob>(
       `UPDATE pins SET status = 'pinning', attempts = attempts + 1, lease_owner = $1, lease_token = $2,
-         lease_expires_at = now() + $3::float8 * interval '1 millisecond', updated_at = now()
+         lease_expires_at = now() + $3::float8 * interval '1 millisecond', updated_at = now(),
+         progress_blocks = 0, progress_bytes = 0, progress_started_at = now()
        WHERE id = (${CLAIM_NEXT_SQL})
        RETURNING id::text AS id, owner, cid, origins, attempts AS attempt, lease_token::text AS "leaseToken", failure_reason AS "lastFailure", kind`,
       [worker, randomUUID(), leaseMs]
@@ -350,6 +363,18 @@ export class PinStore {
       [job.id, job.leaseToken, leaseMs]
     )
     return rowCount > 0
+  }
+
+  /**
+   * Writes how far the job's attempt has got, for `GET /pins/{requestid}` on any worker.
+   * Fenced by the lease: a holder that lost its job writes nothing.
+   */
+  async reportProgress (job: PinJob, progress: { blocks: number, bytes: number }): Promise<void> {
+    await this.db.query(
+      `UPDATE pins SET progress_blocks = $3, progress_bytes = $4
+       WHERE id = $1 AND lease_token = $2 AND status = 'pinning'`,
+      [job.id, job.leaseToken, progress.blocks, progress.bytes]
+    )
   }
 
   /**

@@ -12,13 +12,45 @@ export const blockHashers: readonly MultihashHasher[] = [sha256, sha512, identit
 
 const byCode = new Map<number, MultihashHasher>(blockHashers.map((hasher) => [hasher.code, hasher]))
 
+/** Whether blocks under multihash function `code` can be verified (and so stored or fetched). */
+export function isSupportedHash (code: number): boolean {
+  return byCode.has(code)
+}
+
+/**
+ * Names of multihash functions Pharos does not verify, from the multicodec table, so a
+ * refusal names the function a person knows (`blake2b-256`) rather than only its code.
+ */
+const OTHER_HASH_NAMES: ReadonlyMap<number, string> = new Map([
+  [0x11, 'sha1'], [0x14, 'sha3-512'], [0x15, 'sha3-384'], [0x16, 'sha3-256'], [0x17, 'sha3-224'],
+  [0x18, 'shake-128'], [0x19, 'shake-256'], [0x1a, 'keccak-224'], [0x1b, 'keccak-256'],
+  [0x1c, 'keccak-384'], [0x1d, 'keccak-512'], [0x1e, 'blake3'], [0x20, 'sha2-384'],
+  [0x22, 'murmur3-x64-64'], [0x23, 'murmur3-32'], [0x56, 'dbl-sha2-256'], [0xd5, 'md5'],
+  [0x1012, 'sha2-256-trunc254-padded'], [0x1013, 'sha2-224'], [0x1014, 'sha2-512-224'],
+  [0x1015, 'sha2-512-256'], [0x1100, 'x11'], [0x534d, 'sm3-256']
+])
+
+/** The multicodec name of multihash function `code` (`blake2b-256` for 0xb220), or its hex code if unknown. */
+export function hashName (code: number): string {
+  const hasher = byCode.get(code)
+  if (hasher !== undefined) return hasher.name
+  const named = OTHER_HASH_NAMES.get(code)
+  if (named !== undefined) return named
+  // The BLAKE2 families take one code per output length, in bytes: blake2b-8 is 0xb201.
+  if (code > 0xb200 && code <= 0xb240) return `blake2b-${(code - 0xb200) * 8}`
+  if (code > 0xb240 && code <= 0xb260) return `blake2s-${(code - 0xb240) * 8}`
+  return `0x${code.toString(16)}`
+}
+
 /** A block's multihash uses a function this worker cannot verify, so it is not accepted. */
 export class UnsupportedHashError extends Error {
   override readonly name = 'UnsupportedHashError'
   readonly code: number
 
   constructor (code: number) {
-    super(`multihash function 0x${code.toString(16)} is not supported (supported: ${blockHashers.map((h) => h.name).join(', ')})`)
+    const name = hashName(code)
+    const hex = `0x${code.toString(16)}`
+    super(`multihash function ${name === hex ? hex : `${name} (${hex})`} is not supported (supported: ${blockHashers.map((h) => h.name).join(', ')})`)
     this.code = code
   }
 }

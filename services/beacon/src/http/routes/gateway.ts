@@ -77,8 +77,8 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<GatewayRoutesOptions> = as
 
   const schema = {
     tags: ['gateway'],
-    summary: 'A block (application/vnd.ipld.raw) or a DAG as a CAR (application/vnd.ipld.car) this service holds, by CID and optional content path',
-    params: Type.Object({ cid: Type.String({ maxLength: 512 }), '*': Type.Optional(Type.String()) }),
+    summary: 'A block (application/vnd.ipld.raw) or a DAG as a CAR (application/vnd.ipld.car) this service holds, by CID and optional content path (/ipfs/{cid}/{path…})',
+    params: Type.Object({ cid: Type.String({ maxLength: 512 }) }),
     querystring: Type.Object({
       format: Type.Optional(Type.String({ description: 'raw or car; takes precedence over Accept' })),
       'dag-scope': Type.Optional(Type.String({ description: 'CAR: block, entity or all (default all; entity when entity-bytes is given)' })),
@@ -203,9 +203,11 @@ export const gatewayRoutes: FastifyPluginAsyncTypebox<GatewayRoutesOptions> = as
     return await reply.send(car.body(walk))
   }
 
-  for (const url of ['/ipfs/:cid', '/ipfs/:cid/*']) {
-    app.route<GatewayRoute>({ method: ['GET', 'HEAD'], url, exposeHeadRoute: false, schema: { ...schema, hide: url !== '/ipfs/:cid' }, handler })
-  }
+  app.route<GatewayRoute>({ method: ['GET', 'HEAD'], url: '/ipfs/:cid', exposeHeadRoute: false, schema, handler })
+  // /ipfs/{cid}/{path…}: the same operation with a content path. OpenAPI has no path template
+  // that spans slashes, so the document shows /ipfs/{cid} and says a path may follow.
+  const withPath = { ...schema, hide: true, params: Type.Object({ cid: Type.String({ maxLength: 512 }), '*': Type.String() }) }
+  app.route<GatewayRoute>({ method: ['GET', 'HEAD'], url: '/ipfs/:cid/*', exposeHeadRoute: false, schema: withPath, handler })
 
   /**
    * The root and the blocks along `segments`. A root or path block not held is 404

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyRequest, preValidationAsyncHookHandler } from 'fastify'
 import { CID } from 'multiformats/cid'
 import { Type } from 'typebox'
 import { RESERVED_META_PREFIX, reservedMetaKeys } from '../../pinning/pin-store.ts'
@@ -82,6 +82,49 @@ function checkMeta (meta: Readonly<Record<string, string>> | undefined): void {
   }
 }
 
+/** The query parameters of `GET /pins` (the spec's); no other /pins route takes any. */
+const LIST_PARAMETERS = ['cid', 'name', 'match', 'status', 'before', 'after', 'limit', 'meta'] as const
+/** `meta[key]=value`: one pair of `meta` in the deepObject form. */
+const DEEP_META = /^meta\[(.*)\]$/
+
+/**
+ * Checks a request's query against the parameters its route takes, and folds `meta` in the
+ * deepObject form into one object, which `found` receives. The spec sends `meta` as a JSON
+ * string; the generated clients (`@ipfs-shipyard/pinning-service-client`) send
+ * `meta[key]=value` pairs, and a server that ignored them would list the owner's whole set
+ * to an app that asked for its own pins only. An unknown parameter is refused, not dropped,
+ * for the same reason: a misspelt filter must not widen a list (or what a client deletes from it).
+ */
+function checkQuery (parameters: readonly string[], found: (request: FastifyRequest, meta: Record<string, string>) => void): preValidationAsyncHookHandler {
+  const takes = parameters.length === 0
+    ? 'takes no query parameters'
+    : `takes ${parameters.join(', ')}${parameters.includes('meta') ? ' (meta as JSON, or as meta[key]=value pairs)' : ''}`
+  return async (request) => {
+    const query = request.query as Record<string, unknown> | undefined
+    if (query === undefined) return
+    const meta: Record<string, string> = {}
+    let deep = false
+    for (const [key, value] of Object.entries(query)) {
+      const pair = parameters.includes('meta') ? DEEP_META.exec(key) : null
+      if (pair !== null) {
+        const metaKey = pair[1] ?? ''
+        if (metaKey.length === 0 || /[[\]]/.test(metaKey)) throw new HttpError('badRequest', `${JSON.stringify(key)}: meta[key]=value takes one key, with no brackets in it`)
+        if (typeof value !== 'string') throw new HttpError('badRequest', `${JSON.stringify(key)} is given more than once`)
+        meta[metaKey] = value
+        deep = true
+        delete query[key]
+        continue
+      }
+      if (!parameters.includes(key)) {
+        throw new HttpError('badRequest', `unknown query parameter ${JSON.stringify(key)}: ${request.method} ${request.routeOptions.url ?? ''} ${takes}`)
+      }
+    }
+    if (!deep) return
+    if (query.meta !== undefined) throw new HttpError('badRequest', 'send meta as JSON or as meta[key]=value pairs, not both')
+    found(request, meta)
+  }
+}
+
 function parseMeta (text: string): Record<string, string> {
   let value: unknown
   try {
@@ -95,13 +138,19 @@ function parseMeta (text: string): Record<string, string> {
   return value as Record<string, string>
 }
 
-/** What `PinStatus.info` says: the reason a pin failed (or is being retried), or what it holds. */
+/**
+ * What `PinStatus.info` says: the reason a pin failed (or is being retried), or what it
+ * holds; while it is queued or pinning, `progress`: the latest attempt's blocks and bytes
+ * walked so far and its start, as a JSON object in a string (the spec's `StatusInfo` values
+ * are strings), e.g. `{"blocks":12,"bytes":3145728,"startedAt":"2026-01-02T03:04:05.678Z"}`.
+ */
 function infoOf (record: PinRecord): Record<string, string> | undefined {
+  const progress = JSON.stringify({ blocks: record.progress.blocks, bytes: record.progress.bytes, startedAt: record.progress.startedAt })
   switch (record.status) {
     case 'failed': return { status_details: record.failureReason ?? 'failed' }
     case 'pinned': return { status_details: `pinned: ${record.dagBlocks ?? 0} blocks`, dag_size: String(record.dagBytes ?? 0) }
-    case 'queued': return record.failureReason === null ? undefined : { status_details: `retrying after: ${record.failureReason}` }
-    case 'pinning': return record.attempts > 1 ? { status_details: `attempt ${record.attempts}` } : undefined
+    case 'queued': return { ...(record.failureReason === null ? {} : { status_details: `retrying after: ${record.failureReason}` }), progress }
+    case 'pinning': return { ...(record.attempts > 1 ? { status_details: `attempt ${record.attempts}` } : {}), progress }
   }
 }
 
@@ -119,6 +168,9 @@ export const pinRoutes: FastifyPluginAsyncTypebox<PinRoutesOptions> = async (app
     return owner
   }
   app.addHook('onRequest', bearerOwnerAuth(options.tokens, (request, owner) => { owners.set(request, owner) }))
+  const deepMeta = new WeakMap<FastifyRequest, Record<string, string>>()
+  const listQuery = checkQuery(LIST_PARAMETERS, (request, meta) => { deepMeta.set(request, meta) })
+  const noQuery = checkQuery([], () => {})
   // `?cid=a&cid=b` is the exploded form of `?cid=a,b`; accept both.
   app.addHook('preValidation', async (request) => {
     const query = request.query as Record<string, unknown> | undefined
@@ -160,7 +212,9 @@ export const pinRoutes: FastifyPluginAsyncTypebox<PinRoutesOptions> = async (app
   }
 
   app.get('/pins', {
+    preValidation: listQuery,
     schema: {
+      operationId: 'getPins',
       tags: ['pins'],
       summary: 'List pin objects (newest first; only pinned ones unless `status` says otherwise)',
       security: [{ bearer: [] }],
@@ -171,30 +225,34 @@ export const pinRoutes: FastifyPluginAsyncTypebox<PinRoutesOptions> = async (app
         status: Type.Optional(Type.String({ pattern: STATUS_LIST, description: 'Comma-separated statuses' })),
         before: Type.Optional(Type.String({ format: 'date-time' })),
         after: Type.Optional(Type.String({ format: 'date-time' })),
-        limit: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
-        meta: Type.Optional(Type.String({ maxLength: 8192, description: 'JSON object; pins whose meta has every pair' }))
-      }),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 10 })),
+        meta: Type.Optional(Type.String({ maxLength: 8192, description: 'JSON object; pins whose meta has every pair. The deepObject form, meta[key]=value (what generated clients send), is accepted too.' }))
+      }, { additionalProperties: false }),
       response: { 200: PinResultsSchema, ...errors }
     }
   }, async (request) => {
     const query = request.query
+    const metaPairs = deepMeta.get(request)
     const cids = query.cid?.split(',').filter((text) => text.length > 0).map(parseCid)
     if (cids !== undefined && (cids.length === 0 || cids.length > MAX_CID_FILTER)) throw new HttpError('badRequest', `cid takes 1 to ${MAX_CID_FILTER} CIDs`)
     const filter: PinFilter = {
       statuses: query.status === undefined ? ['pinned'] : [...new Set(query.status.split(','))] as PinStatus[],
-      limit: query.limit,
+      limit: query.limit ?? 10,
       ...(cids === undefined ? {} : { cids }),
       ...(query.name === undefined ? {} : { name: query.name, match: query.match ?? 'exact' }),
       ...(query.before === undefined ? {} : { before: query.before }),
       ...(query.after === undefined ? {} : { after: query.after }),
-      ...(query.meta === undefined ? {} : { meta: parseMeta(query.meta) })
+      ...(query.meta === undefined ? {} : { meta: parseMeta(query.meta) }),
+      ...(metaPairs === undefined ? {} : { meta: metaPairs })
     }
     const { count, results } = await store.list(ownerOf(request), filter)
     return { count, results: results.map(statusOf) }
   })
 
   app.post('/pins', {
+    preValidation: noQuery,
     schema: {
+      operationId: 'addPin',
       tags: ['pins'],
       summary: 'Add a pin object: the DAG under `cid` is fetched (from `origins` and connected peers) and kept',
       security: [{ bearer: [] }],
@@ -213,7 +271,9 @@ export const pinRoutes: FastifyPluginAsyncTypebox<PinRoutesOptions> = async (app
   })
 
   app.get('/pins/:requestid', {
+    preValidation: noQuery,
     schema: {
+      operationId: 'getPinByRequestId',
       tags: ['pins'],
       summary: 'Get a pin object and its status; once pinned, info.receipt is the worker\'s signed pin receipt (base64)',
       security: [{ bearer: [] }],
@@ -232,7 +292,9 @@ export const pinRoutes: FastifyPluginAsyncTypebox<PinRoutesOptions> = async (app
   })
 
   app.post('/pins/:requestid', {
+    preValidation: noQuery,
     schema: {
+      operationId: 'replacePinByRequestId',
       tags: ['pins'],
       summary: 'Replace a pin object: blocks common to the old and new DAG are kept throughout',
       security: [{ bearer: [] }],
@@ -254,7 +316,9 @@ export const pinRoutes: FastifyPluginAsyncTypebox<PinRoutesOptions> = async (app
   })
 
   app.delete('/pins/:requestid', {
+    preValidation: noQuery,
     schema: {
+      operationId: 'deletePinByRequestId',
       tags: ['pins'],
       summary: 'Remove a pin object; blocks no other pin holds become collectable',
       security: [{ bearer: [] }],
