@@ -129,7 +129,7 @@ const SEED_PEERS = 32
  * addresses it claims) and out of the peer store once it hangs up (the store expires
  * entries only when they are read, so strangers' identify records would pile up).
  */
-function wireFleet ({ fleet, node, bans, isMember, log }: { fleet: FleetState, node: BeaconNode, bans: BanList, isMember: (peer: string) => boolean, log: Logger }): void {
+function wireFleet ({ fleet, node, bans, accounts, isMember, log }: { fleet: FleetState, node: BeaconNode, bans: BanList, accounts: AccountRegistry, isMember: (peer: string) => boolean, log: Logger }): void {
   node.addEventListener('connection:open', ({ detail: connection }) => {
     if (node.getConnections(connection.remotePeer).length > 1 || !isMember(connection.remotePeer.toString())) return
     // Only an outbound connection's remote address can be dialled: an inbound one ends in
@@ -157,6 +157,13 @@ function wireFleet ({ fleet, node, bans, isMember, log }: { fleet: FleetState, n
   fleet.bans.onRemoteUnban((peer) => {
     bans.forget(peer)
     log.info({ peer }, 'a ban lifted on another worker was lifted here')
+  })
+  // Accounts registered or removed through any worker are admitted or refused here at once;
+  // the periodic reload (PHAROS_ACCOUNTS_REFRESH_MS) remains for changes made outside the API.
+  accounts.onChange((change) => { void fleet.accounts.announce(change) })
+  fleet.accounts.onRemoteChange((changed) => {
+    const reloaded = changed === 'all' ? accounts.refresh() : accounts.reload(changed)
+    reloaded.catch((err: unknown) => { log.warn({ err }, 'reloading accounts changed on another worker failed; the periodic reload will catch up') })
   })
 }
 
@@ -282,7 +289,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       onInvalidIds: (ids) => { log.warn({ ids: ids.slice(0, 20), count: ids.length }, 'accounts rows that are not ed25519 peer IDs are ignored; fix or delete them') }
     })
     await accounts.refresh()
-    // Other workers (or an external feeder) change the table too; reload on a timer.
+    // An external feeder changes the table too, and fleet events can be lost while Redis is
+    // away: reload on a timer (changes made through other workers arrive at once, wireFleet).
     const accountsTimer = setInterval(() => {
       accounts.refresh().catch((err: unknown) => { log.warn({ err }, 'account registry refresh failed') })
     }, config.accountsRefreshMs)
@@ -381,7 +389,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
         log
       })
     cleanups.push(async () => { await fleet.stop() })
-    wireFleet({ fleet, node, bans, isMember, log })
+    wireFleet({ fleet, node, bans, accounts, isMember, log })
     reservationPolicy.useSlots(fleet.relaySlots)
 
     const storage = createStorageService({

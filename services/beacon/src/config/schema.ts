@@ -119,7 +119,7 @@ export const schema = {
     group: 'network',
     parse: integer(1000, 3_600_000),
     default: '30000',
-    help: 'How often the registered-accounts table is reloaded, so accounts added on another worker or by an external feeder take effect (guess).'
+    help: 'How often the registered-accounts table is reloaded, so accounts an external feeder writes take effect (guess); changes made through any worker\'s API reach the fleet at once through Redis, and this reload is their fallback.'
   },
   p2pHost: {
     env: 'PHAROS_P2P_HOST',
