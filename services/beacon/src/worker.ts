@@ -48,6 +48,8 @@ import { createFleetMetrics } from './metrics/fleet-metrics.ts'
 import { createHealthMetrics } from './metrics/health-metrics.ts'
 import { auditValidator } from './overlay/gossip-validators.ts'
 import { holdSingleWorkerLock } from './storage/single-worker-lock.ts'
+import { lockDataDir } from './storage/data-dir-lock.ts'
+import { portInUse } from './net/port-in-use.ts'
 import type { SqlClient } from './storage/sql.ts'
 
 export interface Worker {
@@ -244,6 +246,14 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
 
   try {
     const mode = config.databaseUrl === undefined ? 'embedded' : config.redisUrl === undefined ? 'postgres' : 'fleet'
+    // First of all, before PGlite opens or a port is bound: a second worker on this data dir
+    // stops here, naming the lock. A fleet worker keeps nothing there (its key and tokens come
+    // from config), so fleet workers may share one.
+    if (mode !== 'fleet') {
+      const dataDirLock = await lockDataDir(config.dataDir)
+      cleanups.push(dataDirLock.release)
+      if (dataDirLock.tookOver !== undefined) log.warn({ lock: dataDirLock.file, why: dataDirLock.tookOver }, 'took over the data dir lock of a worker that did not release it')
+    }
     if (mode === 'postgres' && config.databaseUrl !== undefined) {
       const lock = await holdSingleWorkerLock(config.databaseUrl)
       cleanups.push(lock.release)
@@ -501,13 +511,21 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     cleanups.push(async () => { await audits.stop() })
     // Runs first: no new entries are taken, the ones in hand are stored, fetches stop.
     cleanups.push(async () => { await logService.stop() })
-    await app.listen({ host: config.httpHost, port: config.httpPort })
+    try {
+      await app.listen({ host: config.httpHost, port: config.httpPort })
+    } catch (err) {
+      throw portInUse(err, config.httpHost, { PHAROS_HTTP_PORT: config.httpPort }) ?? err
+    }
     const address = app.server.address()
     const httpPort = typeof address === 'object' && address !== null ? address.port : config.httpPort
     const httpHost = config.httpHost === '0.0.0.0' || config.httpHost === '::' ? '127.0.0.1' : config.httpHost
     const httpUrl = `http://${httpHost.includes(':') ? `[${httpHost}]` : httpHost}:${httpPort}`
 
-    await node.start()
+    try {
+      await node.start()
+    } catch (err) {
+      throw portInUse(err, config.p2pHost, { PHAROS_P2P_TCP_PORT: config.p2pTcpPort, PHAROS_P2P_WS_PORT: config.p2pWsPort }) ?? err
+    }
     await storage.start()
     await logService.start()
     await audits.start()
