@@ -6,9 +6,10 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { ConfigError, helpText, loadConfig, parseCommandLine } from './config/load.ts'
-import { createLogger } from './logging/logger.ts'
+import { chooseLogFormat, createLogger } from './logging/logger.ts'
 import { PortInUseError } from './net/port-in-use.ts'
 import { DataDirLockedError } from './storage/data-dir-lock.ts'
+import { packageVersion } from './version.ts'
 import { encodePeerKey } from './p2p/identity.ts'
 import { startWorker } from './worker.ts'
 
@@ -26,6 +27,10 @@ async function main (): Promise<void> {
       process.stdout.write(helpText())
       return
     }
+    if (commandLine.version) {
+      process.stdout.write(`pharos-beacon ${packageVersion()}\n`)
+      return
+    }
     if (commandLine.generateKey) {
       const key = await generateKeyPair('Ed25519')
       process.stdout.write(`PHAROS_PEER_KEY=${encodePeerKey(key)}\n# peer ID ${peerIdFromPrivateKey(key).toString()}\n`)
@@ -40,7 +45,7 @@ async function main (): Promise<void> {
     throw err
   }
 
-  const log = createLogger(config.logLevel)
+  const log = createLogger(config.logLevel, undefined, chooseLogFormat(config.logFormat, process.stdout.isTTY === true))
   process.on('unhandledRejection', (err) => { log.error({ err }, 'unhandled rejection (kept running)') })
 
   let worker

@@ -911,6 +911,13 @@ export const schema = {
     default: 'info',
     help: 'pino log level. libp2p\'s own logs appear at debug (its errors) and trace (the rest).'
   },
+  logFormat: {
+    env: 'PHAROS_LOG_FORMAT',
+    group: 'operations',
+    parse: oneOf('auto', 'json', 'pretty'),
+    default: 'auto',
+    help: 'Log lines as pino JSON, one object a line (json), or human-readable records through pino-pretty, coloured on a terminal (pretty); auto: pretty when stdout is a terminal, JSON otherwise (containers, pipes, files).'
+  },
   shutdownTimeoutMs: {
     env: 'PHAROS_SHUTDOWN_TIMEOUT_MS',
     group: 'operations',
