@@ -14,6 +14,7 @@ import * as dagJson from '@ipld/dag-json'
 import { CID } from 'multiformats/cid'
 import { FEED_POST_ACTION, verifyEntry } from '../../protocol/src/log/index.ts'
 import type { Entry } from '../../protocol/src/log/index.ts'
+import { runCli } from '../src/cli.ts'
 import { registerAccount, runScript, startWorker, tempDir } from './helpers/worker.ts'
 import type { WorkerProcess } from './helpers/worker.ts'
 
@@ -83,6 +84,27 @@ describe('pharos-peer against a worker', () => {
     assert.deepEqual(await readdir(join(out, 'attachments')), ['0'])
     const post = JSON.parse(await readFile(join(out, 'posts', `0-${firstCid.toString()}.json`), 'utf8'))
     assert.equal(post.text, 'first post')
+  })
+
+  it('publish draws its progress on a terminal\'s stderr: blocks and bytes written, the entry sent, then pinned', async () => {
+    const key = join(work, 'progress.json')
+    const made = await cli('keygen', '--out', key)
+    assert.equal(made.code, 0, made.stderr)
+    await registerAccount(worker, made.stdout.trim(), 'progress')
+    const file = join(work, 'two-mib.bin')
+    await writeFile(file, new Uint8Array(2 * 1024 * 1024 + 5).map((_, i) => (i * 7) % 251))
+    let stdout = ''
+    let stderr = ''
+    const code = await runCli(['publish', '--key', key, '--bootstrap', worker.tcpAddr, '--text', 'with progress', '--file', file, '--timeout', '90'], {
+      stdout: (text) => { stdout += text },
+      stderr: (text) => { stderr += text },
+      stderrIsTerminal: true
+    })
+    assert.equal(code, 0, stderr)
+    CID.parse(stdout.trim())
+    const frames = stderr.split('\r\u001b[2K').filter((frame) => frame !== '')
+    assert.ok(frames.some((frame) => frame.startsWith('publish: entry 0 signed and sent (4 blocks, 2.0 MiB, 1/1 attachments)')), JSON.stringify(frames))
+    assert.equal(frames.at(-1), 'publish: entry 0 sent and pinned\n')
   })
 
   it('says clearly that an unregistered key was refused, and exits 1', async () => {
