@@ -6,6 +6,7 @@
  * so everything fetched came from the worker.
  */
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -19,7 +20,7 @@ import { registerAccount, runScript, startWorker, tempDir } from './helpers/work
 import type { WorkerProcess } from './helpers/worker.ts'
 
 const BIN = fileURLToPath(new URL('../bin/pharos-peer.js', import.meta.url))
-const EXAMPLE = fileURLToPath(new URL('../examples/publish-and-fetch.ts', import.meta.url))
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
 describe('pharos-peer against a worker', () => {
   let worker: WorkerProcess
@@ -115,8 +116,19 @@ describe('pharos-peer against a worker', () => {
     assert.match(refused.stderr, /^pharos-peer publish: OverlayRefusedError: overlay refused by 12D3KooW\w+: not-registered\n$/)
   })
 
-  it('runs the publish-and-fetch example against the worker', async () => {
-    const result = await runScript(EXAMPLE, [worker.tcpAddr, worker.httpUrl, worker.adminToken])
+  it('runs the publish-and-fetch example against the worker, as the README says: npm run example:publish-and-fetch', async () => {
+    // The PATH a shell has: `node` is whatever the machine has; npm puts node@22 first for the script.
+    const shellPath = (process.env.PATH ?? '').split(':').filter((dir) => !dir.endsWith('node_modules/.bin')).join(':')
+    const child = spawn('npm', ['run', '--silent', 'example:publish-and-fetch', '--', worker.tcpAddr, worker.httpUrl, worker.adminToken], {
+      cwd: ROOT,
+      env: { PATH: shellPath, HOME: process.env.HOME ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+    const result = { code: await new Promise<number | null>((resolve) => child.once('exit', resolve)), stdout, stderr }
     assert.equal(result.code, 0, result.stderr)
     const lines = result.stdout.trim().split('\n').map((line) => JSON.parse(line))
     assert.equal(lines[0].pinned, true)
