@@ -6,12 +6,17 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { ConfigError, helpText, loadConfig, parseCommandLine } from './config/load.ts'
-import { createLogger } from './logging/logger.ts'
+import { chooseLogFormat, createLogger } from './logging/logger.ts'
+import { PortInUseError } from './net/port-in-use.ts'
+import { DataDirLockedError } from './storage/data-dir-lock.ts'
+import { packageVersion } from './version.ts'
 import { encodePeerKey } from './p2p/identity.ts'
 import { startWorker } from './worker.ts'
 
 /** Exit code for a configuration the worker cannot start with (sysexits EX_CONFIG). */
 const EXIT_CONFIG = 78
+/** Exit code when the data dir or a port is held by another process (sysexits EX_TEMPFAIL: retry once it is gone). */
+const EXIT_TEMPFAIL = 75
 
 async function main (): Promise<void> {
   let commandLine
@@ -20,6 +25,10 @@ async function main (): Promise<void> {
     commandLine = parseCommandLine(process.argv.slice(2))
     if (commandLine.help) {
       process.stdout.write(helpText())
+      return
+    }
+    if (commandLine.version) {
+      process.stdout.write(`pharos-beacon ${packageVersion()}\n`)
       return
     }
     if (commandLine.generateKey) {
@@ -36,7 +45,7 @@ async function main (): Promise<void> {
     throw err
   }
 
-  const log = createLogger(config.logLevel)
+  const log = createLogger(config.logLevel, undefined, chooseLogFormat(config.logFormat, process.stdout.isTTY === true))
   process.on('unhandledRejection', (err) => { log.error({ err }, 'unhandled rejection (kept running)') })
 
   let worker
@@ -46,6 +55,11 @@ async function main (): Promise<void> {
     if (err instanceof ConfigError) {
       process.stderr.write(`pharos-beacon: ${err.message}\n`)
       process.exit(EXIT_CONFIG)
+    }
+    // Another worker has the data dir or a port: one line, no stack; it may be gone later.
+    if (err instanceof DataDirLockedError || err instanceof PortInUseError) {
+      process.stderr.write(`pharos-beacon: ${err.message}\n`)
+      process.exit(EXIT_TEMPFAIL)
     }
     log.fatal({ err }, 'could not start')
     process.exit(1)

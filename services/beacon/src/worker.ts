@@ -48,6 +48,8 @@ import { createFleetMetrics } from './metrics/fleet-metrics.ts'
 import { createHealthMetrics } from './metrics/health-metrics.ts'
 import { auditValidator } from './overlay/gossip-validators.ts'
 import { holdSingleWorkerLock } from './storage/single-worker-lock.ts'
+import { lockDataDir } from './storage/data-dir-lock.ts'
+import { portInUse } from './net/port-in-use.ts'
 import type { SqlClient } from './storage/sql.ts'
 
 export interface Worker {
@@ -131,7 +133,7 @@ const SEED_PEERS = 32
  * addresses it claims) and out of the peer store once it hangs up (the store expires
  * entries only when they are read, so strangers' identify records would pile up).
  */
-function wireFleet ({ fleet, node, bans, isMember, log }: { fleet: FleetState, node: BeaconNode, bans: BanList, isMember: (peer: string) => boolean, log: Logger }): void {
+function wireFleet ({ fleet, node, bans, accounts, isMember, log }: { fleet: FleetState, node: BeaconNode, bans: BanList, accounts: AccountRegistry, isMember: (peer: string) => boolean, log: Logger }): void {
   node.addEventListener('connection:open', ({ detail: connection }) => {
     if (node.getConnections(connection.remotePeer).length > 1 || !isMember(connection.remotePeer.toString())) return
     // Only an outbound connection's remote address can be dialled: an inbound one ends in
@@ -159,6 +161,13 @@ function wireFleet ({ fleet, node, bans, isMember, log }: { fleet: FleetState, n
   fleet.bans.onRemoteUnban((peer) => {
     bans.forget(peer)
     log.info({ peer }, 'a ban lifted on another worker was lifted here')
+  })
+  // Accounts registered or removed through any worker are admitted or refused here at once;
+  // the periodic reload (PHAROS_ACCOUNTS_REFRESH_MS) remains for changes made outside the API.
+  accounts.onChange((change) => { void fleet.accounts.announce(change) })
+  fleet.accounts.onRemoteChange((changed) => {
+    const reloaded = changed === 'all' ? accounts.refresh() : accounts.reload(changed)
+    reloaded.catch((err: unknown) => { log.warn({ err }, 'reloading accounts changed on another worker failed; the periodic reload will catch up') })
   })
 }
 
@@ -239,6 +248,14 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
 
   try {
     const mode = config.databaseUrl === undefined ? 'embedded' : config.redisUrl === undefined ? 'postgres' : 'fleet'
+    // First of all, before PGlite opens or a port is bound: a second worker on this data dir
+    // stops here, naming the lock. A fleet worker keeps nothing there (its key and tokens come
+    // from config), so fleet workers may share one.
+    if (mode !== 'fleet') {
+      const dataDirLock = await lockDataDir(config.dataDir)
+      cleanups.push(dataDirLock.release)
+      if (dataDirLock.tookOver !== undefined) log.warn({ lock: dataDirLock.file, why: dataDirLock.tookOver }, 'took over the data dir lock of a worker that did not release it')
+    }
     if (mode === 'postgres' && config.databaseUrl !== undefined) {
       const lock = await holdSingleWorkerLock(config.databaseUrl)
       cleanups.push(lock.release)
@@ -285,7 +302,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       onInvalidIds: (ids) => { log.warn({ ids: ids.slice(0, 20), count: ids.length }, 'accounts rows that are not ed25519 peer IDs are ignored; fix or delete them') }
     })
     await accounts.refresh()
-    // Other workers (or an external feeder) change the table too; reload on a timer.
+    // An external feeder changes the table too, and fleet events can be lost while Redis is
+    // away: reload on a timer (changes made through other workers arrive at once, wireFleet).
     const accountsTimer = setInterval(() => {
       accounts.refresh().catch((err: unknown) => { log.warn({ err }, 'account registry refresh failed') })
     }, config.accountsRefreshMs)
@@ -390,7 +408,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
         log
       })
     cleanups.push(async () => { await fleet.stop() })
-    wireFleet({ fleet, node, bans, isMember, log })
+    wireFleet({ fleet, node, bans, accounts, isMember, log })
     reservationPolicy.useSlots(fleet.relaySlots)
 
     const storage = createStorageService({
@@ -502,13 +520,21 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     cleanups.push(async () => { await audits.stop() })
     // Runs first: no new entries are taken, the ones in hand are stored, fetches stop.
     cleanups.push(async () => { await logService.stop() })
-    await app.listen({ host: config.httpHost, port: config.httpPort })
+    try {
+      await app.listen({ host: config.httpHost, port: config.httpPort })
+    } catch (err) {
+      throw portInUse(err, config.httpHost, { PHAROS_HTTP_PORT: config.httpPort }) ?? err
+    }
     const address = app.server.address()
     const httpPort = typeof address === 'object' && address !== null ? address.port : config.httpPort
     const httpHost = config.httpHost === '0.0.0.0' || config.httpHost === '::' ? '127.0.0.1' : config.httpHost
     const httpUrl = `http://${httpHost.includes(':') ? `[${httpHost}]` : httpHost}:${httpPort}`
 
-    await node.start()
+    try {
+      await node.start()
+    } catch (err) {
+      throw portInUse(err, config.p2pHost, { PHAROS_P2P_TCP_PORT: config.p2pTcpPort, PHAROS_P2P_WS_PORT: config.p2pWsPort }) ?? err
+    }
     await storage.start()
     await logService.start()
     await audits.start()

@@ -4,6 +4,7 @@
  * (/readyz 503 first) and exits 0; a restart keeps the peer ID.
  */
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -187,4 +188,41 @@ describe('README peer example', () => {
       await stopWorker(worker)
     }
   })
+
+  it('runs as the README says, `npm run example:bootstrap-and-relay -- <multiaddr> <admin url> <token>`, registering its own key, on the Node npm finds', async () => {
+    const admin = 'example-admin-token-0123456789'
+    const worker = await spawnWorker(await workerEnv({ PHAROS_ADMIN_TOKENS: admin }))
+    try {
+      const tcpAddr = worker.multiaddrs.find((addr) => addr.startsWith('/ip4/127.0.0.1/') && !addr.includes('/ws/')) ?? assert.fail('no TCP address')
+      // The PATH a shell has: no node_modules/.bin, so `node` is whatever the machine has; npm
+      // puts the node@22 devDependency first for the script.
+      const shellPath = (process.env.PATH ?? '').split(':').filter((dir) => !dir.endsWith('node_modules/.bin')).join(':')
+      const result = await runCommand('npm', ['run', '--silent', 'example:bootstrap-and-relay', '--', tcpAddr, worker.httpUrl, admin], { PATH: shellPath, HOME: process.env.HOME ?? '' })
+      assert.equal(result.code, 0, result.stderr)
+      const printed = JSON.parse(result.stdout) as { peerId: string, relayed: string }
+      assert.equal(printed.relayed, `${tcpAddr}/p2p-circuit/p2p/${printed.peerId}`)
+      const accounts = await getJson(`${worker.httpUrl}/v1/accounts`, admin)
+      assert.ok((accounts.body.accounts as Array<{ peerId: string }>).some((account) => account.peerId === printed.peerId), 'the example registered its key')
+    } finally {
+      await stopWorker(worker)
+    }
+  })
+
+  it('says, without a key or an admin token, that reservations need a registered account', async () => {
+    const example = fileURLToPath(new URL('../../peer/examples/bootstrap-and-relay.ts', import.meta.url))
+    const result = await runScript(example, ['/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN'])
+    assert.equal(result.code, 2)
+    assert.match(result.stderr, /registered accounts only/)
+  })
 })
+
+/** Runs a command from the repository root to completion. */
+async function runCommand (command: string, args: string[], env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const child = spawn(command, args, { env, cwd: fileURLToPath(new URL('../../../', import.meta.url)), stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  return { code, stdout, stderr }
+}

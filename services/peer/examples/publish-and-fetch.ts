@@ -4,7 +4,7 @@
  * fetches the author's log (verified entry by entry) and the posts (over Bitswap, from the
  * beacon) and prints them.
  *
- *   node services/peer/examples/publish-and-fetch.ts <beacon multiaddr> <admin url> <admin token>
+ *   npm run example:publish-and-fetch -- <beacon multiaddr> <admin url> <admin token>
  *   e.g. … /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW… http://127.0.0.1:8080 "$(cat data/admin-token)"
  *
  * Only registered accounts may join a beacon's overlay, so the example registers its two

@@ -6,6 +6,7 @@
  *   pharos-peer fetch   --key key.json --bootstrap <multiaddr> --author <peer id> --out dir
  *
  * Exit codes: 0 done, 1 failed (one line on stderr says why), 2 bad usage (with the usage).
+ * On a terminal, `fetch` and `publish` keep a progress line on stderr (entries, blocks, bytes).
  * `runCli` takes its output streams as arguments, so tests run it in-process.
  */
 import { readFile } from 'node:fs/promises'
@@ -17,9 +18,11 @@ import { FEED_POST_ACTION, publicKeyFromPeerId } from '../../protocol/src/log/in
 import { DEFAULT_NETWORK } from './constants.ts'
 import { InvalidBootstrapAddressError } from './errors.ts'
 import { generateKey, loadKeyFile, saveKeyFile } from './keys.ts'
+import { formatBytes, ProgressLine } from './cli-progress.ts'
 import { createPharosPeer } from './pharos-peer.ts'
 import type { PharosPeer } from './pharos-peer.ts'
 import { mkdirNoFollow, writeFileNoFollow } from './safe-write.ts'
+import { packageVersion } from './version.ts'
 
 export const USAGE = `usage: pharos-peer <command> [options]
 
@@ -41,6 +44,9 @@ options:
   --network <id>           network id (default ${DEFAULT_NETWORK})
   --timeout <seconds>      give up after this long (default 120)
   --help                   print this text
+  --version                print the version (pharos-peer <version>)
+
+On a terminal, fetch and publish show their progress on stderr (entries, blocks, bytes).
 
 exit codes: 0 done, 1 failed, 2 bad usage
 `
@@ -51,11 +57,14 @@ const DEFAULT_TIMEOUT_S = 120
 export interface CliIo {
   stdout: (text: string) => void
   stderr: (text: string) => void
+  /** Whether stderr is a terminal: then fetch and publish draw a progress line on it. @default false */
+  stderrIsTerminal?: boolean
 }
 
 const processIo: CliIo = {
   stdout: (text) => { process.stdout.write(text) },
-  stderr: (text) => { process.stderr.write(text) }
+  stderr: (text) => { process.stderr.write(text) },
+  stderrIsTerminal: process.stderr.isTTY === true
 }
 
 /** Bad arguments: exit 2 with the usage. */
@@ -73,7 +82,8 @@ const OPTIONS = {
   author: { type: 'string' },
   network: { type: 'string' },
   timeout: { type: 'string' },
-  help: { type: 'boolean' }
+  help: { type: 'boolean' },
+  version: { type: 'boolean' }
 } as const
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS, allowPositionals: true }>>['values']
@@ -93,6 +103,7 @@ function parse (argv: readonly string[]): { command: string, values: Values } {
   }
   const { values, positionals } = parsed
   if (values.help === true) return { command: 'help', values }
+  if (values.version === true) return { command: 'version', values }
   const [command, ...extra] = positionals
   if (command === undefined) throw new UsageError('no command given')
   const spec = COMMAND_OPTIONS[command]
@@ -161,12 +172,33 @@ async function keygen (values: Values, io: CliIo): Promise<void> {
 
 async function publish (values: Values, io: CliIo, signal: AbortSignal, timeoutMs: number): Promise<void> {
   const attachments = await Promise.all((values.file ?? []).map(async (path) => ({ name: basename(path), bytes: new Uint8Array(await readFile(path)) })))
-  const cid = await withPeer(values, signal, async (peer) => {
-    const published = await peer.publishPost({ text: values.text ?? '', attachments }, { signal })
-    await peer.waitUntilHeld([published.cid], { signal, state: 'pinned', timeoutMs })
-    return published.cid
-  })
-  io.stdout(`${cid.toString()}\n`)
+  const line = new ProgressLine(io.stderr, io.stderrIsTerminal === true)
+  try {
+    const cid = await withPeer(values, signal, async (peer) => {
+      line.update('publish: connected')
+      const published = await peer.publishPost({ text: values.text ?? '', attachments }, {
+        signal,
+        onProgress: (event) => {
+          const { blocks, bytes, attachments: done, totalAttachments } = event.detail
+          const counts = `${blocks} blocks, ${formatBytes(bytes)}, ${done}/${totalAttachments} attachments`
+          if (event.type === 'pharos:publish-post:entry') line.update(`publish: entry ${event.detail.seq} signed and sent (${counts})`, true)
+          else line.update(`publish: ${counts}`)
+        }
+      })
+      const sent = `entry ${published.seq} sent`
+      await peer.waitUntilHeld([published.cid], {
+        signal,
+        state: 'pinned',
+        timeoutMs,
+        onProgress: ({ detail }) => { line.update(`publish: ${sent}; a beacon holds it ${detail.statuses[0]?.status ?? 'unknown'}, waiting for pinned`) }
+      })
+      line.update(`publish: ${sent} and pinned`, true)
+      return published.cid
+    })
+    io.stdout(`${cid.toString()}\n`)
+  } finally {
+    line.done()
+  }
 }
 
 async function fetchLogCommand (values: Values, io: CliIo, signal: AbortSignal): Promise<void> {
@@ -178,17 +210,36 @@ async function fetchLogCommand (values: Values, io: CliIo, signal: AbortSignal):
     await mkdirNoFollow(out, folder)
     await writeFileNoFollow(inside(out, join(folder, file)), data)
   }
+  const line = new ProgressLine(io.stderr, io.stderrIsTerminal === true)
   const summary = await withPeer(values, signal, async (peer) => {
-    const log = await peer.fetchLog(author, { signal })
+    line.update('fetch: connected; asking for the head')
+    const log = await peer.fetchLog(author, {
+      signal,
+      onProgress: ({ detail }) => { line.update(`fetch: ${detail.entries}/${detail.total} entries, ${formatBytes(detail.bytes)}`) }
+    })
     await mkdirNoFollow(out, 'entries')
     let attachments = 0
     let bytes = 0
+    let blocks = 0
+    let blockBytes = 0
+    let posts = 0
+    const postCount = log.filter((block) => block.entry.action === FEED_POST_ACTION).length
     for (const block of log) {
       const { entry, cid } = block
       const stem = `${entry.seq}-${cid.toString()}`
       await write('entries', `${stem}.json`, dagJson.encode(entry))
       if (entry.action !== FEED_POST_ACTION) continue
-      const post = await peer.fetchPost(block, { signal })
+      posts++
+      const blocksBefore = blocks
+      const bytesBefore = blockBytes
+      const post = await peer.fetchPost(block, {
+        signal,
+        onProgress: ({ detail }) => {
+          blocks = blocksBefore + detail.blocks
+          blockBytes = bytesBefore + detail.bytes
+          line.update(`fetch: ${log.length}/${log.length} entries; post ${posts}/${postCount}: ${blocks} blocks, ${formatBytes(blockBytes)}`)
+        }
+      })
       const folder = join('attachments', String(entry.seq))
       const taken = new Set<string>()
       const files = []
@@ -201,8 +252,9 @@ async function fetchLogCommand (values: Values, io: CliIo, signal: AbortSignal):
       }
       await write('posts', `${stem}.json`, JSON.stringify({ text: post.text, attachments: files }, null, 2) + '\n')
     }
+    line.update(`fetch: ${log.length} entries, ${postCount} posts, ${blocks} blocks, ${formatBytes(blockBytes)}: done`, true)
     return { author, head: log[0]?.cid.toString() ?? null, entries: log.length, attachments, bytes, verified: true }
-  })
+  }).finally(() => { line.done() })
   io.stdout(`${JSON.stringify(summary)}\n`)
 }
 
@@ -218,6 +270,10 @@ export async function runCli (argv: readonly string[], io: CliIo = processIo): P
   }
   if (command === 'help') {
     io.stdout(USAGE)
+    return 0
+  }
+  if (command === 'version') {
+    io.stdout(`pharos-peer ${packageVersion()}\n`)
     return 0
   }
   let timeoutMs = DEFAULT_TIMEOUT_S * 1000

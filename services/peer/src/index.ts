@@ -17,6 +17,18 @@ export type {
   WaitUntilHeldOptions
 } from './pharos-peer.ts'
 export type { AttachmentInput, AttachmentLink, PostBody } from './post.ts'
+export type {
+  FetchLogOptions,
+  FetchLogProgress,
+  FetchLogProgressEvents,
+  FetchPostOptions,
+  FetchPostProgress,
+  FetchPostProgressEvents,
+  PublishPostOptions,
+  PublishPostProgress,
+  PublishPostProgressEvents,
+  WaitUntilHeldProgressEvents
+} from './progress.ts'
 export { decodePostBody, encodePostBody } from './post.ts'
 export { decodeKeyFile, encodeKeyFile, generateKey, loadKeyFile, saveKeyFile, signerFor } from './keys.ts'
 export type { KeyFile } from './keys.ts'

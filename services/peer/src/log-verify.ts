@@ -56,11 +56,13 @@ export interface WalkOptions extends AbortOptions {
   until: 'genesis' | 'held'
   /** Called with each entry fetched from a remote once it passed verification, before the walk goes on. */
   onVerified?: (block: EntryBlock) => Promise<void>
+  /** Called with every entry walked once it passed verification, held or fetched (for progress). */
+  onEntry?: (block: EntryBlock) => void
 }
 
 /** Walks an author's log down from `head`; returns the entries walked, head first. */
 export async function walkLog (options: WalkOptions): Promise<EntryBlock[]> {
-  const { author, source, until, onVerified, signal } = options
+  const { author, source, until, onVerified, onEntry, signal } = options
   const chain: EntryBlock[] = []
   let pending: Uint8Array[] = []
   let expected: ExpectedEntry | undefined = options.head
@@ -79,6 +81,7 @@ export async function walkLog (options: WalkOptions): Promise<EntryBlock[]> {
     }
     const block = await checkLogEntry(author, expected, bytes)
     if (held === undefined) await onVerified?.(block)
+    onEntry?.(block)
     chain.push(block)
     expected = block.entry.prev === null ? undefined : { cid: block.entry.prev, seq: block.entry.seq - 1 }
   }

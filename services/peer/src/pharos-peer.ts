@@ -108,6 +108,8 @@ import { KeyExchangeClient } from './key-exchange-client.ts'
 import { signerFor } from './keys.ts'
 import { LocalLog } from './local-log.ts'
 import { checkLogEntry, walkLog } from './log-verify.ts'
+import { report } from './progress.ts'
+import type { FetchLogOptions, FetchPostOptions, FetchPostProgress, PublishPostOptions, PublishPostProgress, WaitUntilHeldProgressEvents } from './progress.ts'
 import type { LogSource } from './log-verify.ts'
 import { attachmentNameProblem, decodePostBody, encodePostBody } from './post.ts'
 import { verifyLogReceipt, verifyPinReceipt } from './receipts.ts'
@@ -119,6 +121,7 @@ import { answerSyncFrame, MAX_SYNC_REQUEST_BYTES } from './sync-responder.ts'
 import { SyncClient } from './sync-client.ts'
 import type { AbortOptions, ComponentLogger, Ed25519PrivateKey, Libp2p, Logger, PeerId } from '@libp2p/interface'
 import type { Blockstore } from 'interface-blockstore'
+import type { ProgressOptions } from 'progress-events'
 
 export type { AttachmentInput, AttachmentLink } from './post.ts'
 
@@ -200,7 +203,7 @@ export interface Post {
   attachments: Array<{ name: string, bytes: Uint8Array, cid: CID }>
 }
 
-export interface WaitUntilHeldOptions extends AbortOptions {
+export interface WaitUntilHeldOptions extends AbortOptions, ProgressOptions<WaitUntilHeldProgressEvents> {
   /** `pinned`: held with everything it links to; `stored`: the block itself is held. @default 'pinned' */
   state?: 'stored' | 'pinned'
   /** Give up after this long. @default 300000 (guess: a beacon pin job with retries) */
@@ -686,7 +689,7 @@ export class PharosPeer {
    * content topic under its CID. Throws OwnHeadUnknownError if no beacon could say where the
    * log stands (publishing then could fork it).
    */
-  async publishPost (post: PostInput, options: AbortOptions = {}): Promise<PublishedEntry> {
+  async publishPost (post: PostInput, options: PublishPostOptions = {}): Promise<PublishedEntry> {
     this.requireStarted('publishPost')
     const attachments = post.attachments ?? []
     for (const attachment of attachments) {
@@ -695,12 +698,29 @@ export class PharosPeer {
     }
     const run = this.publishing.then(async () => {
       if (!this.ownHeadSettled) await this.refreshOwnHead(options)
+      const progress: PublishPostProgress = { blocks: 0, bytes: 0, attachments: 0, totalAttachments: attachments.length }
       const links: AttachmentLink[] = []
       for (const { name, bytes } of attachments) {
-        links.push({ name, size: bytes.length, cid: await this.fs.addBytes(bytes, { signal: options.signal }) })
+        const before = progress.bytes
+        const cid = await this.fs.addBytes(bytes, {
+          signal: options.signal,
+          // Each leaf the importer writes (its bytesWritten counts this file's bytes so far).
+          onProgress: (event) => {
+            if (event.type !== 'unixfs:importer:progress:file:write') return
+            progress.blocks++
+            progress.bytes = before + Number(event.detail.bytesWritten)
+            report(options, 'pharos:publish-post:block', { ...progress, cid: event.detail.cid })
+          }
+        })
+        links.push({ name, size: bytes.length, cid })
+        progress.attachments++
+        progress.bytes = before + bytes.length
+        report(options, 'pharos:publish-post:attachment', { ...progress, name })
       }
       const body = await encodePostBody({ text: post.text, attachments: links })
-      await this.helia.blockstore.put(body.cid, body.bytes, options)
+      await this.helia.blockstore.put(body.cid, body.bytes, { signal: options.signal })
+      progress.blocks++
+      report(options, 'pharos:publish-post:block', { ...progress, cid: body.cid })
       const head = this.store.head(this.self)
       const block = await signEntry({
         seq: head === undefined ? 0 : head.entry.seq + 1,
@@ -709,9 +729,10 @@ export class PharosPeer {
         timestamp: Date.now(),
         params: { content: body.cid }
       }, this.signer)
-      await this.store.add(block, options)
+      await this.store.add(block, { signal: options.signal })
       this.overlay.broadcast('content', block.cid.toString(), await sealEnvelope(block.bytes, this.signer))
       this.log('published entry %s (seq %d)', block.cid, block.entry.seq)
+      report(options, 'pharos:publish-post:entry', { ...progress, cid: block.cid, seq: block.entry.seq })
       return { cid: block.cid, seq: block.entry.seq, content: body.cid, block }
     })
     this.publishing = run.catch(() => {})
@@ -749,8 +770,14 @@ export class PharosPeer {
     try {
       while (remaining.length > 0) {
         try {
-          last = await this.withBeacon('status', { signal }, async (beacon) => await this.syncClient.status(beacon, remaining, { signal }))
-          remaining = remaining.filter((_, i) => !satisfied(last[i] ?? 'unknown'))
+          const asked = remaining
+          last = await this.withBeacon('status', { signal }, async (beacon) => await this.syncClient.status(beacon, asked, { signal }))
+          remaining = asked.filter((_, i) => !satisfied(last[i] ?? 'unknown'))
+          report(options, 'pharos:wait-until-held:status', {
+            statuses: asked.map((cid, i) => ({ cid, status: last[i] ?? 'unknown' })),
+            held: cids.length - remaining.length,
+            total: cids.length
+          })
           if (remaining.length === 0) return
         } catch (err) {
           if (signal.aborted || isDefinitive(err)) throw err
@@ -907,7 +934,7 @@ export class PharosPeer {
    * the reason, MissingEntryError if the chain cannot be completed, UnknownAuthorError if
    * nobody has a head for the author.
    */
-  async fetchLog (author: string, options: AbortOptions = {}): Promise<EntryBlock[]> {
+  async fetchLog (author: string, options: FetchLogOptions = {}): Promise<EntryBlock[]> {
     this.requireStarted('fetchLog')
     let remote: { head: HeadInfo, from: PeerId } | undefined
     let headError: unknown
@@ -929,15 +956,22 @@ export class PharosPeer {
     // Kept only once the whole chain verified (see fetchMissing: a kept part above a gap would
     // pass for the author's head).
     const fetched: EntryBlock[] = []
+    const progress = { author, entries: 0, total: head.seq + 1, bytes: 0 }
+    report(options, 'pharos:fetch-log:head', { ...progress, head: head.cid })
     const log = await walkLog({
       author,
       head,
       until: 'genesis',
       source: this.logSource(remote?.from),
       onVerified: async (block) => { fetched.push(block) },
+      onEntry: (block) => {
+        progress.entries++
+        progress.bytes += block.bytes.length
+        report(options, 'pharos:fetch-log:entry', { ...progress, cid: block.cid, seq: block.entry.seq })
+      },
       signal: options.signal
     })
-    for (const block of fetched.toReversed()) await this.store.add(block, options)
+    for (const block of fetched.toReversed()) await this.store.add(block, { signal: options.signal })
     return log
   }
 
@@ -946,17 +980,30 @@ export class PharosPeer {
    * pinned content). Helia checks every block against its CID; this checks the body's shape
    * and that each attachment has the size the body says. Bounded by `timeouts.fetchPostMs`.
    */
-  async fetchPost (entry: Entry | EntryBlock, options: AbortOptions = {}): Promise<Post> {
+  async fetchPost (entry: Entry | EntryBlock, options: FetchPostOptions = {}): Promise<Post> {
     this.requireStarted('fetchPost')
     const fields = 'entry' in entry ? entry.entry : entry
     const content = CID.asCID(fields.params.content)
     if (fields.action !== FEED_POST_ACTION || content === null) throw new PostFormatError('(entry)', `not an ${FEED_POST_ACTION} entry with params.content`)
     const timeout = AbortSignal.timeout(this.timeouts.fetchPostMs)
     const signal = AbortSignal.any([timeout, this.lifetime.signal, ...(options.signal === undefined ? [] : [options.signal])])
+    const progress: FetchPostProgress = { post: content, blocks: 0, bytes: 0, attachments: 0, totalAttachments: 0 }
+    const onBlock = (cid: CID, bytes: Uint8Array): void => {
+      progress.blocks++
+      progress.bytes += bytes.length
+      report(options, 'pharos:fetch-post:block', { ...progress, cid })
+    }
     try {
-      const body = decodePostBody(await this.fetchBlock(content, signal), content)
+      const bodyBytes = await this.fetchBlock(content, signal)
+      const body = decodePostBody(bodyBytes, content)
+      progress.totalAttachments = body.attachments.length
+      onBlock(content, bodyBytes)
       const attachments: Post['attachments'] = []
-      for (const link of body.attachments) attachments.push({ name: link.name, cid: link.cid, bytes: await this.fetchFile(content, link, signal) })
+      for (const link of body.attachments) {
+        attachments.push({ name: link.name, cid: link.cid, bytes: await this.fetchFile(content, link, signal, onBlock) })
+        progress.attachments++
+        report(options, 'pharos:fetch-post:attachment', { ...progress, name: link.name })
+      }
       return { text: body.text, attachments }
     } catch (err) {
       if (timeout.aborted && options.signal?.aborted !== true) throw new RequestTimeoutError(`fetching post ${content.toString()}`, this.timeouts.fetchPostMs)
@@ -980,7 +1027,7 @@ export class PharosPeer {
    * An attachment's bytes: every block of its UnixFS DAG is fetched (verified by Helia),
    * bounded by the declared size plus DAG overhead, then read back offline.
    */
-  private async fetchFile (post: CID, link: AttachmentLink, signal: AbortSignal): Promise<Uint8Array> {
+  private async fetchFile (post: CID, link: AttachmentLink, signal: AbortSignal, onBlock: (cid: CID, bytes: Uint8Array) => void): Promise<Uint8Array> {
     const name = post.toString()
     if (link.size > this.maxAttachmentBytes) throw new PostFormatError(name, `attachment ${link.name} is ${link.size} bytes, more than the ${this.maxAttachmentBytes} this peer fetches`)
     // Interior dag-pb nodes cost ~50 bytes per 1 MiB leaf; this is generous (guess).
@@ -993,6 +1040,7 @@ export class PharosPeer {
         const blocks = await Promise.all(frontier.slice(i, i + FETCH_CONCURRENCY).map(async (cid) => ({ cid, bytes: await this.fetchBlock(cid, signal) })))
         for (const { cid, bytes } of blocks) {
           fetched += bytes.length
+          onBlock(cid, bytes)
           if (fetched > budget) throw new PostFormatError(name, `attachment ${link.name}'s DAG is larger than its declared ${link.size} bytes`)
           if (cid.code === dagPb.code) next.push(...dagPb.decode(bytes).Links.map((child) => child.Hash))
           else if (cid.code !== raw.code) throw new PostFormatError(name, `attachment ${link.name} is not a UnixFS file (codec 0x${cid.code.toString(16)})`)

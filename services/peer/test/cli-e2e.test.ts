@@ -6,6 +6,7 @@
  * so everything fetched came from the worker.
  */
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -14,11 +15,12 @@ import * as dagJson from '@ipld/dag-json'
 import { CID } from 'multiformats/cid'
 import { FEED_POST_ACTION, verifyEntry } from '../../protocol/src/log/index.ts'
 import type { Entry } from '../../protocol/src/log/index.ts'
+import { runCli } from '../src/cli.ts'
 import { registerAccount, runScript, startWorker, tempDir } from './helpers/worker.ts'
 import type { WorkerProcess } from './helpers/worker.ts'
 
 const BIN = fileURLToPath(new URL('../bin/pharos-peer.js', import.meta.url))
-const EXAMPLE = fileURLToPath(new URL('../examples/publish-and-fetch.ts', import.meta.url))
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
 describe('pharos-peer against a worker', () => {
   let worker: WorkerProcess
@@ -85,6 +87,27 @@ describe('pharos-peer against a worker', () => {
     assert.equal(post.text, 'first post')
   })
 
+  it('publish draws its progress on a terminal\'s stderr: blocks and bytes written, the entry sent, then pinned', async () => {
+    const key = join(work, 'progress.json')
+    const made = await cli('keygen', '--out', key)
+    assert.equal(made.code, 0, made.stderr)
+    await registerAccount(worker, made.stdout.trim(), 'progress')
+    const file = join(work, 'two-mib.bin')
+    await writeFile(file, new Uint8Array(2 * 1024 * 1024 + 5).map((_, i) => (i * 7) % 251))
+    let stdout = ''
+    let stderr = ''
+    const code = await runCli(['publish', '--key', key, '--bootstrap', worker.tcpAddr, '--text', 'with progress', '--file', file, '--timeout', '90'], {
+      stdout: (text) => { stdout += text },
+      stderr: (text) => { stderr += text },
+      stderrIsTerminal: true
+    })
+    assert.equal(code, 0, stderr)
+    CID.parse(stdout.trim())
+    const frames = stderr.split('\r\u001b[2K').filter((frame) => frame !== '')
+    assert.ok(frames.some((frame) => frame.startsWith('publish: entry 0 signed and sent (4 blocks, 2.0 MiB, 1/1 attachments)')), JSON.stringify(frames))
+    assert.equal(frames.at(-1), 'publish: entry 0 sent and pinned\n')
+  })
+
   it('says clearly that an unregistered key was refused, and exits 1', async () => {
     const key = join(work, 'stranger.json')
     assert.equal((await cli('keygen', '--out', key)).code, 0)
@@ -93,8 +116,19 @@ describe('pharos-peer against a worker', () => {
     assert.match(refused.stderr, /^pharos-peer publish: OverlayRefusedError: overlay refused by 12D3KooW\w+: not-registered\n$/)
   })
 
-  it('runs the publish-and-fetch example against the worker', async () => {
-    const result = await runScript(EXAMPLE, [worker.tcpAddr, worker.httpUrl, worker.adminToken])
+  it('runs the publish-and-fetch example against the worker, as the README says: npm run example:publish-and-fetch', async () => {
+    // The PATH a shell has: `node` is whatever the machine has; npm puts node@22 first for the script.
+    const shellPath = (process.env.PATH ?? '').split(':').filter((dir) => !dir.endsWith('node_modules/.bin')).join(':')
+    const child = spawn('npm', ['run', '--silent', 'example:publish-and-fetch', '--', worker.tcpAddr, worker.httpUrl, worker.adminToken], {
+      cwd: ROOT,
+      env: { PATH: shellPath, HOME: process.env.HOME ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+    const result = { code: await new Promise<number | null>((resolve) => child.once('exit', resolve)), stdout, stderr }
     assert.equal(result.code, 0, result.stderr)
     const lines = result.stdout.trim().split('\n').map((line) => JSON.parse(line))
     assert.equal(lines[0].pinned, true)

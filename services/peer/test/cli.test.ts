@@ -59,6 +59,13 @@ describe('pharos-peer usage', () => {
     }
   })
 
+  it('prints its version for --version and exits 0 (through the binary)', async () => {
+    const { version } = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
+    const { code, stdout, stderr } = await bin('--version')
+    assert.equal(code, 0, stderr)
+    assert.equal(stdout, `pharos-peer ${version}\n`)
+  })
+
   it('prints the usage for --help and exits 0', async () => {
     const { code, stdout } = await cli('--help')
     assert.equal(code, 0)

@@ -52,8 +52,9 @@ export interface AccountRegistryOptions {
 /**
  * The registry of accounts whose public key may join the overlay (DESIGN.md §3). Postgres
  * is the source of truth; membership checks read an in-process set that every change made
- * through this registry updates, and `refresh()` reloads (other workers' changes, and an
- * external feeder's, arrive through it). N, the overlay's size estimate, is the account
+ * through this registry updates, and `refresh()` reloads (an external feeder's changes
+ * arrive through it; other workers' arrive at once through `reload`, the fleet telling which
+ * accounts changed, and through `refresh` too). N, the overlay's size estimate, is the account
  * count. Every ID is canonical (`canonicalAccountId`) wherever it enters: the API, and rows
  * a feeder wrote in another encoding, which count once with their canonical twin.
  */
@@ -65,6 +66,14 @@ export class AccountRegistry {
   private aliases = new Map<string, string[]>()
   private reportedInvalid = ''
   private readonly listeners = new Set<(count: number) => void>()
+  private readonly changeListeners = new Set<(change: { op: 'add' | 'remove', peer: string }) => void>()
+  /**
+   * Reloads run one at a time, in order: a full reload that read the table before another
+   * reload's change, and stored its snapshot after, would undo that change until the next.
+   */
+  private reloads: Promise<void> = Promise.resolve()
+  /** Accounts other workers changed, to re-read at the next `reload`. */
+  private readonly stale = new Set<string>()
 
   constructor (db: SqlQueryable, options: AccountRegistryOptions = {}) {
     this.db = db
@@ -73,6 +82,47 @@ export class AccountRegistry {
 
   /** Loads the registry; call once at start and whenever other writers may have changed it. */
   async refresh (): Promise<void> {
+    await this.exclusively(async () => { await this.loadAll() })
+  }
+
+  /**
+   * Re-reads the accounts of `peerIds` (canonical IDs, as other workers announce them) from
+   * Postgres and takes what it finds: an account another worker registered is admitted, one
+   * it removed is refused. The table decides, not the order announcements arrive in. Calls
+   * made while one runs are served together by the next.
+   */
+  async reload (peerIds: readonly string[]): Promise<void> {
+    for (const peerId of peerIds) {
+      const canonical = canonicalOrUndefined(peerId)
+      if (canonical !== undefined) this.stale.add(canonical)
+    }
+    await this.exclusively(async () => {
+      const peers = [...this.stale]
+      this.stale.clear()
+      if (peers.length === 0) return
+      const forms = peers.flatMap((peer) => this.storedForms(peer))
+      const { rows } = await this.db.query<{ peer_id: string }>('SELECT peer_id FROM accounts WHERE peer_id = ANY($1::text[])', [forms])
+      const found = new Set(rows.map((row) => canonicalOrUndefined(row.peer_id)))
+      const before = this.members.size
+      for (const peer of peers) {
+        if (found.has(peer)) {
+          this.members.add(peer)
+        } else {
+          this.members.delete(peer)
+          this.aliases.delete(peer)
+        }
+      }
+      if (this.members.size !== before) this.notify()
+    })
+  }
+
+  private async exclusively (work: () => Promise<void>): Promise<void> {
+    const run = this.reloads.then(work)
+    this.reloads = run.catch(() => {})
+    await run
+  }
+
+  private async loadAll (): Promise<void> {
     const { rows } = await this.db.query<{ peer_id: string }>('SELECT peer_id FROM accounts')
     const before = this.members.size
     const members = new Set<string>()
@@ -108,6 +158,15 @@ export class AccountRegistry {
     return this.members.size
   }
 
+  /**
+   * Told of every account this registry added or removed in Postgres (`add`, `remove`: the
+   * admin API), so the fleet can be told; not of what `refresh` or `reload` learnt.
+   */
+  onChange (listener: (change: { op: 'add' | 'remove', peer: string }) => void): () => void {
+    this.changeListeners.add(listener)
+    return () => { this.changeListeners.delete(listener) }
+  }
+
   /** Called with the new count whenever it changes. */
   onCountChange (listener: (count: number) => void): () => void {
     this.listeners.add(listener)
@@ -140,9 +199,15 @@ export class AccountRegistry {
     const canonical = canonicalAccountId(peerId)
     const { rowCount } = await this.db.query(
       'INSERT INTO accounts (peer_id, label) VALUES ($1, $2) ON CONFLICT (peer_id) DO NOTHING', [canonical, label ?? null])
-    const known = this.members.has(canonical)
-    this.members.add(canonical)
+    // After any reload under way: one that read the table before this insert must not
+    // overwrite it when it stores what it read.
+    let known = false
+    await this.exclusively(async () => {
+      known = this.members.has(canonical)
+      this.members.add(canonical)
+    })
     if (!known) this.notify()
+    if (rowCount > 0) this.changed({ op: 'add', peer: canonical })
     return rowCount > 0 && !known
   }
 
@@ -154,8 +219,13 @@ export class AccountRegistry {
   async remove (peerId: string): Promise<boolean> {
     const canonical = canonicalAccountId(peerId)
     const { rowCount } = await this.db.query('DELETE FROM accounts WHERE peer_id = ANY($1::text[])', [this.storedForms(canonical)])
-    this.aliases.delete(canonical)
-    if (this.members.delete(canonical)) this.notify()
+    let removed = false
+    await this.exclusively(async () => {
+      this.aliases.delete(canonical)
+      removed = this.members.delete(canonical)
+    })
+    if (removed) this.notify()
+    if (rowCount > 0) this.changed({ op: 'remove', peer: canonical })
     return rowCount > 0
   }
 
@@ -166,6 +236,10 @@ export class AccountRegistry {
   private storedForms (canonical: string): string[] {
     const cid = peerIdFromString(canonical).toCID()
     return [...new Set([canonical, cid.toString(), cid.toString(base36), ...this.aliases.get(canonical) ?? []])]
+  }
+
+  private changed (change: { op: 'add' | 'remove', peer: string }): void {
+    for (const listener of this.changeListeners) listener(change)
   }
 
   private notify (): void {

@@ -23,6 +23,8 @@ export interface CommandLine {
   /** Raw values by env name, from `--flag value` or `--flag=value`. */
   values: Map<string, string>
   help: boolean
+  /** `--version`: print the package version and exit. */
+  version: boolean
   generateKey: boolean
 }
 
@@ -47,10 +49,12 @@ const byFlag = new Map<string, FlagTarget>(Object.values(specs).flatMap((spec): 
 export function parseCommandLine (argv: readonly string[]): CommandLine {
   const values = new Map<string, string>()
   let help = false
+  let version = false
   let generateKey = false
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? ''
     if (arg === '--help' || arg === '-h') { help = true; continue }
+    if (arg === '--version' || arg === '-v') { version = true; continue }
     if (arg === '--generate-key') { generateKey = true; continue }
     const eq = arg.indexOf('=')
     const flag = eq === -1 ? arg : arg.slice(0, eq)
@@ -66,7 +70,7 @@ export function parseCommandLine (argv: readonly string[]): CommandLine {
     if (value === undefined) throw new ConfigError(flag, undefined, 'a value after the flag', target.secret)
     values.set(target.env, value)
   }
-  return { values, help, generateKey }
+  return { values, help, version, generateKey }
 }
 
 /**
@@ -169,6 +173,7 @@ export function helpText (): string {
     '',
     'Other flags:',
     '  --help             print this text',
+    '  --version          print the version (pharos-beacon <version>), then exit',
     '  --generate-key     print a new base64 ed25519 key for PHAROS_PEER_KEY and its peer ID, then exit',
     '',
     `Secret keys (marked "secret") also read their value from a file: <KEY>${FILE_SUFFIX}=/run/secrets/x`,

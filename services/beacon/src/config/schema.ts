@@ -134,7 +134,7 @@ export const schema = {
     group: 'network',
     parse: integer(1000, 3_600_000),
     default: '30000',
-    help: 'How often the registered-accounts table is reloaded, so accounts added on another worker or by an external feeder take effect (guess).'
+    help: 'How often the registered-accounts table is reloaded, so accounts an external feeder writes take effect (guess); changes made through any worker\'s API reach the fleet at once through Redis, and this reload is their fallback.'
   },
   p2pHost: {
     env: 'PHAROS_P2P_HOST',
@@ -932,6 +932,13 @@ export const schema = {
     parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
     default: 'info',
     help: 'pino log level. libp2p\'s own logs appear at debug (its errors) and trace (the rest).'
+  },
+  logFormat: {
+    env: 'PHAROS_LOG_FORMAT',
+    group: 'operations',
+    parse: oneOf('auto', 'json', 'pretty'),
+    default: 'auto',
+    help: 'Log lines as pino JSON, one object a line (json), or human-readable records through pino-pretty, coloured on a terminal (pretty); auto: pretty when stdout is a terminal, JSON otherwise (containers, pipes, files).'
   },
   shutdownTimeoutMs: {
     env: 'PHAROS_SHUTDOWN_TIMEOUT_MS',

@@ -8,10 +8,10 @@
 /**
  * The Redis work that failed, the `operation` label of `pharos_redis_errors_total`:
  * - `connection`: the connection itself (lost, refused, reset, timed out), command or subscriber;
- * - `seen`, `membership`, `peer-views`, `bans`, `bridge`, `relay-slots`: a command of that area.
+ * - `seen`, `membership`, `peer-views`, `bans`, `accounts`, `bridge`, `relay-slots`: a command of that area.
  */
-export type RedisOperation = 'connection' | 'seen' | 'membership' | 'peer-views' | 'bans' | 'bridge' | 'relay-slots'
-export const REDIS_OPERATIONS = ['connection', 'seen', 'membership', 'peer-views', 'bans', 'bridge', 'relay-slots'] as const satisfies readonly RedisOperation[]
+export type RedisOperation = 'connection' | 'seen' | 'membership' | 'peer-views' | 'bans' | 'accounts' | 'bridge' | 'relay-slots'
+export const REDIS_OPERATIONS = ['connection', 'seen', 'membership', 'peer-views', 'bans', 'accounts', 'bridge', 'relay-slots'] as const satisfies readonly RedisOperation[]
 
 /**
  * How a seen-set claim was answered, the `result` label of `pharos_seen_claims_total`:
@@ -39,8 +39,8 @@ export type RelaySlotResult = 'granted' | 'renewed' | 'full' | 'local'
 export const RELAY_SLOT_RESULTS = ['granted', 'renewed', 'full', 'local'] as const satisfies readonly RelaySlotResult[]
 
 /** Where a malformed value read from Redis came from (it was dropped, not thrown). */
-export type MalformedSource = 'membership' | 'peer-views' | 'bans' | 'ban-events'
-export const MALFORMED_SOURCES = ['membership', 'peer-views', 'bans', 'ban-events'] as const satisfies readonly MalformedSource[]
+export type MalformedSource = 'membership' | 'peer-views' | 'bans' | 'ban-events' | 'account-events'
+export const MALFORMED_SOURCES = ['membership', 'peer-views', 'bans', 'ban-events', 'account-events'] as const satisfies readonly MalformedSource[]
 
 interface SetGauge { set: (value: number) => void }
 interface LabelledCounter<Labels> { inc: (labels: Labels, value?: number) => void }

@@ -1,4 +1,6 @@
 import type { Logger } from '../logging/logger.ts'
+import { RedisAccountSync } from './account-sync.ts'
+import type { AccountSync } from './account-sync.ts'
 import { RedisBanSync } from './ban-sync.ts'
 import type { BanSync } from './ban-sync.ts'
 import type { FleetMetricsHooks } from './fleet-metrics-hooks.ts'
@@ -28,6 +30,8 @@ export interface FleetState {
   readonly membership: FleetMembership
   readonly peerViews: PeerViews
   readonly bans: BanSync
+  /** Account changes made through any worker, told to every other at once. */
+  readonly accounts: AccountSync
   readonly bridge: GossipBridge
   /** Relay reservation slots per account, counted fleet-wide. */
   readonly relaySlots: RelaySlots
@@ -43,6 +47,7 @@ export interface RedisFleetState extends FleetState {
   readonly membership: RedisFleetMembership
   readonly peerViews: RedisPeerViews
   readonly bans: RedisBanSync
+  readonly accounts: RedisAccountSync
   readonly bridge: RedisGossipBridge
   readonly relaySlots: RedisRelaySlots
 }
@@ -105,11 +110,13 @@ export async function startFleetState (options: FleetStateOptions): Promise<Redi
     redis, keys, workerId, workerName, membership, heartbeatMs: options.heartbeatMs, retentionMs: options.peerViewRetentionMs, log, metrics
   })
   const bans = new RedisBanSync({ redis, keys, workerId, log, metrics, ...(options.bansStanding === undefined ? {} : { standing: options.bansStanding }) })
+  const accounts = new RedisAccountSync({ redis, keys, workerId, log, metrics })
   const bridge = new RedisGossipBridge({ redis, keys, workerId, log, metrics })
   const relaySlots = new RedisRelaySlots({ redis, keys, workerId, ...options.relaySlots, log, metrics })
 
   // Subscriptions and state listeners first, so nothing said after connecting is missed.
   bans.start()
+  accounts.start()
   bridge.start()
   membership.start()
   peerViews.start()
@@ -126,11 +133,13 @@ export async function startFleetState (options: FleetStateOptions): Promise<Redi
     membership,
     peerViews,
     bans,
+    accounts,
     bridge,
     relaySlots,
     async stop () {
       stopping ??= (async () => {
         bans.stop()
+        accounts.stop()
         bridge.stop()
         relaySlots.stop()
         seen.flush()

@@ -1,4 +1,5 @@
 import type { BanReason } from '../bans/ban-list.ts'
+import { LocalAccountSync } from './account-sync.ts'
 import type { BanSync } from './ban-sync.ts'
 import type { FleetState, InProcessFleetStateOptions } from './fleet-state.ts'
 import type { BridgeMessage, GossipBridge } from './gossip-bridge.ts'
@@ -142,6 +143,7 @@ export function startInProcessFleetState (options: InProcessFleetStateOptions): 
     membership: new LocalFleetMembership({ workerId, workerName, record: options.record, metrics }),
     peerViews: new LocalPeerViews({ workerId, workerName, retentionMs: options.peerViewRetentionMs, metrics }),
     bans: new LocalBanSync(),
+    accounts: new LocalAccountSync(),
     bridge: new LocalGossipBridge(),
     relaySlots: new LocalRelaySlots({ workerId, ...options.relaySlots, metrics }),
     async stop () {}

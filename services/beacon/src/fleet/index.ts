@@ -17,6 +17,8 @@ export type { FleetMembership, FleetWorker, RedisFleetMembershipInit, WorkerReco
 export { InvalidFleetCursorError, LocalPeerTable, RedisPeerViews } from './peer-views.ts'
 export type { FleetPeer, FleetViewPage, PeerConnection, PeerViewEntry, PeerViews, RedisPeerViewsInit, SeedCandidate } from './peer-views.ts'
 export { RedisBanSync } from './ban-sync.ts'
+export { LocalAccountSync, parseAccountEvent, RedisAccountSync } from './account-sync.ts'
+export type { AccountChange, AccountsChanged, AccountSync, RedisAccountSyncInit } from './account-sync.ts'
 export type { BanSync, RedisBanSyncInit } from './ban-sync.ts'
 export { decodeBridgeFrame, encodeBridgeFrame, MAX_BRIDGE_FRAME_BYTES, RedisGossipBridge } from './gossip-bridge.ts'
 export type { BridgeFrameError, BridgeMessage, GossipBridge, RedisGossipBridgeInit } from './gossip-bridge.ts'

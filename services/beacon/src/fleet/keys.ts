@@ -34,6 +34,8 @@ export interface FleetKeys {
   bans: () => string
   /** Channel: JSON ban and unban events. */
   banEvents: () => string
+  /** Channel: JSON account events (account-sync.ts): which account was added or removed, by which worker. */
+  accountEvents: () => string
   /** Channel: binary gossip bridge frames (gossip-bridge.ts). */
   bridge: () => string
   /** ZSET, one account's relay slots: worker peer ID → slot expiry (ms since epoch); PX reservation TTL. Tag `{relay:<account>}`. */
@@ -50,6 +52,7 @@ export function fleetKeys (prefix: string): FleetKeys {
     peerView: (workerPeerId) => `${prefix}{peers:${workerPeerId}}:view`,
     bans: () => `${prefix}{bans}:peers`,
     banEvents: () => `${prefix}bans`,
+    accountEvents: () => `${prefix}accounts`,
     bridge: () => `${prefix}bridge`,
     relaySlots: (account) => `${prefix}{relay:${account}}:slots`
   }

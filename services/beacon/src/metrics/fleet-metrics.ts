@@ -21,7 +21,7 @@ export function createFleetMetrics (registry: Registry): FleetMetricsHooks {
 
   const redisErrors = new Counter({
     name: 'pharos_redis_errors_total',
-    help: 'Redis failures seen by this worker, by operation (connection, seen, membership, peer-views, bans, bridge, relay-slots)',
+    help: 'Redis failures seen by this worker, by operation (connection, seen, membership, peer-views, bans, accounts, bridge, relay-slots)',
     labelNames: ['operation'] as const,
     registers
   })
@@ -46,7 +46,7 @@ export function createFleetMetrics (registry: Registry): FleetMetricsHooks {
 
   const malformed = new Counter({
     name: 'pharos_fleet_malformed_total',
-    help: 'Values read from Redis that failed validation and were dropped, by source (membership, peer-views, bans, ban-events)',
+    help: 'Values read from Redis that failed validation and were dropped, by source (membership, peer-views, bans, ban-events, account-events)',
     labelNames: ['source'] as const,
     registers
   })
