@@ -84,7 +84,7 @@ export async function buildApp (deps: AppDeps) {
     bodyLimit: 1024 * 1024,
     // A CID is one path segment: a sha2-512 CIDv1 in base32 is ~113 characters and an identity
     // CID longer, past Fastify's default of 100. The gateway takes CIDs up to 512 characters.
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
     // Every error in the Failure shape, including those raised before any route or hook runs:
     // the router's (400 bad URL, 414 path segment too long) and Node's parser's (431, 400, 408).
