@@ -196,16 +196,19 @@ describe('inbound admission', () => {
   })
 
   it('sheds new handshakes while the event loop lags, and admits them again once it keeps up', async () => {
+    // A target well above what a loaded test machine's own scheduling adds (a 2-core machine
+    // at load 15 delays a 10 ms timer by tens of ms), and holds well above the target: the
+    // lag that sheds is the one this test makes.
     const { worker, addr, port } = await startTestWorker(workers, {
-      PHAROS_HANDSHAKE_LOOP_DELAY_TARGET_MS: '20',
+      PHAROS_HANDSHAKE_LOOP_DELAY_TARGET_MS: '150',
       PHAROS_MAX_HANDSHAKES_PER_SECOND: '300',
       PHAROS_MIN_HANDSHAKES_PER_SECOND: '1'
     })
     const rate = async (): Promise<number> => await metric(worker, 'pharos_inbound_handshake_rate')
     // Starting the worker held this loop too: the rate may start lower, and grows back.
-    await waitFor('the rate at its ceiling', async () => await rate() === 300, WAIT_MS)
-    // The worker runs in this process: hold its loop for 60 ms of every 100, as a flood would.
-    const busy = setInterval(() => { const until = performance.now() + 60; while (performance.now() < until); }, 100)
+    await waitFor('the rate up while the loop keeps up', async () => await rate() >= 150, WAIT_MS)
+    // The worker runs in this process: hold its loop for 250 ms of every 300, as a flood would.
+    const busy = setInterval(() => { const until = performance.now() + 250; while (performance.now() < until); }, 300)
     try {
       await waitFor('the admitted rate at its floor', async () => await rate() <= 2, WAIT_MS)
       const connections = await Promise.all(Array.from({ length: 10 }, async (_, i) => await raw(port, `127.0.41.${i + 1}`, HEADER)))
@@ -214,7 +217,7 @@ describe('inbound admission', () => {
     } finally {
       clearInterval(busy)
     }
-    await waitFor('the rate back at its ceiling', async () => await rate() === 300, WAIT_MS)
+    await waitFor('the rate grown back once the loop keeps up', async () => await rate() >= 150, WAIT_MS)
     const peer = await createClientPeer()
     peers.push(peer)
     await peer.start()
