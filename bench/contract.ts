@@ -13,6 +13,7 @@
  * The runner validates each result with {@link parseBenchOutput}; a bench that breaks the
  * contract is reported as an error and nothing is written.
  */
+import { relative } from 'node:path'
 import { parseArgs } from 'node:util'
 
 export interface BenchFigure {
@@ -46,8 +47,20 @@ export function figure (label: string, value: number, unit: string, baseline: { 
   return { label, value, unit, baseline, ratio: value / baseline.value, better }
 }
 
-/** `--quick` and `--json`, the flags every bench takes (benches with more options parse their own). */
+/**
+ * With `--help` among the arguments: prints `usage` to stdout and exits 0, before any work.
+ * Every bench and load test answers it, so `npm run <script> -- --help` shows the flags
+ * reach the script through npm (services/beacon/test/bench-scripts.test.ts).
+ */
+export function exitWithUsageOnHelp (usage: string): void {
+  if (!process.argv.slice(2).includes('--help')) return
+  process.stdout.write(`usage: ${usage}\n`)
+  process.exit(0)
+}
+
+/** `--quick` and `--json`, the flags every bench takes (benches with more options parse their own), and `--help`. */
 export function benchFlags (): { quick: boolean, json: boolean } {
+  exitWithUsageOnHelp(`node ${relative(process.cwd(), process.argv[1] ?? 'bench/<name>/run.ts')} [--quick] [--json]`)
   const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } })
   return { quick: values.quick, json: values.json }
 }

@@ -17,6 +17,7 @@ import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { exitWithUsageOnHelp } from './contract.ts'
 import { assembleRun, figureTable, runJson, updateMarkdown } from './run-report.ts'
 import type { BenchOutcome, RunFacts } from './run-report.ts'
 
@@ -30,6 +31,7 @@ const BENCH_TIMEOUT_MS = { quick: 180_000, full: 900_000 }
 const QUICK_BUDGET_SECONDS = 300
 const STDERR_TAIL_LINES = 40
 
+exitWithUsageOnHelp('npm run bench [-- --quick] [-- --only a,b]')
 const args = process.argv.slice(2)
 const { values } = parseArgs({ args, options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } })
 

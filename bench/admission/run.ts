@@ -45,13 +45,14 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { distribution, quantile, round } from '../../loadtest/swarm/report.ts'
 import { spawnWorker, workerEnv } from '../../services/beacon/test/helpers/worker-process.ts'
 import type { WorkerProcess } from '../../services/beacon/test/helpers/worker-process.ts'
-import { figure, printResult } from '../contract.ts'
+import { exitWithUsageOnHelp, figure, printResult } from '../contract.ts'
 import type { BenchFigure } from '../contract.ts'
 import { cpuSplitBetween, cpuSplitOf, longestFailureRun, loopOverPhase, runQueueWaitSecondsOf, scrapeMetrics, tally } from './measures.ts'
 import type { CpuSplit, LoopOverPhase, MetricsSnapshot } from './measures.ts'
 import { PING_TIMEOUT_MS } from './protocol.ts'
 import type { DialEvent, DialRun, FloodEvent, FloodRun, ProbeEvent, SlotAttackEvent, SlotAttackStats } from './protocol.ts'
 
+exitWithUsageOnHelp('npm run bench:admission [-- --quick] [-- --json] [-- --cpu-prof-dir <dir>] [-- --perf-dir <dir>] [-- --accepts-only] [-- --flood-rate <per second>] [-- --flood-sources N] [-- --accepts N] [-- --warmup N]')
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },

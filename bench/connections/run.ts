@@ -15,11 +15,12 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { distribution, round } from '../../loadtest/swarm/report.ts'
-import { figure } from '../contract.ts'
+import { exitWithUsageOnHelp, figure } from '../contract.ts'
 import { LightPool } from '../../loadtest/swarm/light-pool.ts'
 import { createTestDatabase } from '../../services/beacon/test/helpers/databases.ts'
 import { spawnWorker, stopWorker, workerEnv } from '../../services/beacon/test/helpers/worker-process.ts'
 
+exitWithUsageOnHelp('npm run bench:connections [-- --quick] [-- --json]')
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } })
 const CONNECTIONS = values.quick ? 400 : 2000
 /** Wait after the last connection opens (identify exchanges, buffers settling) before reading RSS (guess). */

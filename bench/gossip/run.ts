@@ -10,7 +10,7 @@
 import { parseArgs } from 'node:util'
 import { runSystem } from './coordinator.ts'
 import type { SystemResult } from './coordinator.ts'
-import { printResult } from '../contract.ts'
+import { exitWithUsageOnHelp, printResult } from '../contract.ts'
 import { benchResult, formatReport, rateReports } from './report.ts'
 import type { Report } from './report.ts'
 import { DEFAULT_SCENARIO, QUICK_SCENARIO, SYSTEMS } from './scenario.ts'
@@ -28,6 +28,7 @@ function positiveInteger (flag: string, value: string): number {
 }
 
 async function main (): Promise<void> {
+  exitWithUsageOnHelp('npm run bench:gossip [-- --quick] [-- --json | --full-json] [-- --seed N] [-- --rate N | --rates 5,20,50,100] [-- --nodes N] [-- --plumtree-optimization-threshold N]')
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },

@@ -432,6 +432,10 @@ async function run (options: Options): Promise<SwarmReport> {
 }
 
 try {
+  if (process.argv.slice(2).includes('--help')) {
+    process.stdout.write('usage: npm run loadtest:swarm -- --bootstrap <multiaddr>[,…] --http <worker http url>[,…] --admin-token <token> [--connections N] [--duration S] [--json] (all options: loadtest/README.md)\n')
+    process.exit(0)
+  }
   const options = parseOptions()
   const report = await run(options)
   process.stdout.write(options.json ? `${JSON.stringify(report)}\n` : `${formatReport(report)}\n`)

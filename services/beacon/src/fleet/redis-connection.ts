@@ -98,13 +98,39 @@ const CONNECT_TIMEOUT_MS = 2000
 /** At most one warning per kind of failure in this window; the rest are counted into it (guess). */
 const WARN_INTERVAL_MS = 10_000
 
-/** Rejects with RedisCommandTimeoutError after `ms`; the promise's own rejection is always handled. */
+/**
+ * Rejects with RedisCommandTimeoutError after `ms`; the promise's own rejection is always handled.
+ *
+ * A reply that has already arrived wins over the timer. After this process was stalled
+ * (descheduled on a loaded machine, a long GC, synchronous work) for longer than `ms`,
+ * Node runs the expired timer before it reads the socket the reply is waiting in: the
+ * timer only gives up after one more pass of the event loop (`setImmediate` runs after
+ * the poll phase that reads sockets), so a stall is not mistaken for a slow Redis.
+ * (Mistaking it made two workers both claim a message: docs/fleet.md, "Claims under load".)
+ */
 export async function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
   return await new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new RedisCommandTimeoutError(ms)) }, ms)
+    let settled = false
+    const timer = setTimeout(() => {
+      setImmediate(() => {
+        if (settled) return
+        settled = true
+        reject(new RedisCommandTimeoutError(ms))
+      })
+    }, ms)
     promise.then(
-      (value) => { clearTimeout(timer); resolve(value) },
-      (err: unknown) => { clearTimeout(timer); reject(err) })
+      (value) => {
+        clearTimeout(timer)
+        if (settled) return
+        settled = true
+        resolve(value)
+      },
+      (err: unknown) => {
+        clearTimeout(timer)
+        if (settled) return
+        settled = true
+        reject(err)
+      })
   })
 }
 

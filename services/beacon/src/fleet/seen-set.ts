@@ -59,6 +59,15 @@ export interface RedisSeenSetInit {
    * @default 10000
    */
   ownCacheSize?: number
+  /**
+   * A claim sent to Redis whose reply was lost (command timeout, connection dropped) is
+   * asked again once Redis answers, for at most this long, before the worker handles the
+   * message locally. Guessing `claimed` at once is what made two workers both claim a
+   * message under load (docs/fleet.md, "Claims under load"). Guess: the reconnect backoff's
+   * cap, so a connection dropped as hung gets at least one reconnect attempt.
+   * @default 2000
+   */
+  lostClaimPatienceMs?: number
   metrics?: Pick<FleetMetricsHooks, 'seenClaims'>
 }
 
@@ -74,7 +83,8 @@ type Operation =
   | { kind: 'complete', messageId: string }
   | { kind: 'get', messageId: string }
 
-type Reply = { ok: true, value: unknown } | { ok: false }
+/** `sent`: the command went to Redis, so it may have been carried out though no reply came. */
+type Reply = { ok: true, value: unknown } | { ok: false, sent: boolean }
 
 interface Pending {
   operation: Operation
@@ -83,6 +93,7 @@ interface Pending {
 }
 
 const DONE = 'done'
+const DEFAULT_LOST_CLAIM_PATIENCE_MS = 2000
 
 /**
  * The seen set in Redis: one STRING per message ID with a TTL, `SET NX PX` to claim.
@@ -95,6 +106,7 @@ export class RedisSeenSet implements SeenSet {
   private readonly init: RedisSeenSetInit
   private readonly batchWindowMs: number
   private readonly maxBatch: number
+  private readonly lostClaimPatienceMs: number
   /** This worker's own IDs: `claimed` (held, or handled locally while Redis was down) or `done`. */
   private readonly own: TtlLru<'claimed' | 'done'>
   /** Claims on their way to Redis, so a second claim of the same ID waits for the first. */
@@ -106,6 +118,7 @@ export class RedisSeenSet implements SeenSet {
     this.init = init
     this.batchWindowMs = init.batchWindowMs ?? 2
     this.maxBatch = init.maxBatch ?? 256
+    this.lostClaimPatienceMs = init.lostClaimPatienceMs ?? DEFAULT_LOST_CLAIM_PATIENCE_MS
     this.own = new TtlLru(init.ownCacheSize ?? 10_000)
   }
 
@@ -149,7 +162,7 @@ export class RedisSeenSet implements SeenSet {
     this.queue = []
     if (batch.length === 0) return
     if (!this.init.redis.isUp()) {
-      for (const pending of batch) pending.settle({ ok: false })
+      for (const pending of batch) pending.settle({ ok: false, sent: false })
       return
     }
     const byShard = new Map<number, Pending[]>()
@@ -162,7 +175,16 @@ export class RedisSeenSet implements SeenSet {
   }
 
   private async claimInRedis (messageId: string): Promise<ClaimResult> {
-    const reply = this.init.redis.isUp() ? await this.send({ kind: 'claim', messageId }) : { ok: false as const }
+    const { redis, workerId } = this.init
+    let reply: Reply = redis.isUp() ? await this.send({ kind: 'claim', messageId }) : { ok: false, sent: false }
+    // Sent but unanswered: Redis may have set the key for us, or answered that another
+    // worker holds it. Either way it is not ours to guess: ask again while there is time
+    // (the claim is idempotent for this worker, so a first attempt that landed reads as ours).
+    const deadline = Date.now() + this.lostClaimPatienceMs
+    while (!reply.ok && reply.sent && Date.now() < deadline) {
+      if (!await redis.waitUntilUp(deadline - Date.now())) break
+      reply = await this.send({ kind: 'claim', messageId })
+    }
     if (!reply.ok) {
       // Redis down or failing: handle it here, and remember it, so a copy arriving from
       // another peer meanwhile is not handled twice by this worker.
@@ -170,7 +192,9 @@ export class RedisSeenSet implements SeenSet {
       this.init.metrics?.seenClaims.inc({ result: 'local' })
       return 'claimed'
     }
-    if (reply.value === null) return this.counted('seen')
+    // SET … NX GET answers the value it found: none (the key is now ours), ours (an earlier
+    // attempt whose reply was lost had set it), or another worker's claim or `done`.
+    if (reply.value !== null && reply.value !== workerId) return this.counted('seen')
     this.own.set(messageId, 'claimed', this.init.claimTtlMs)
     return this.counted('claimed')
   }
@@ -197,7 +221,9 @@ export class RedisSeenSet implements SeenSet {
       for (const { operation } of pendings) {
         const key = keys.seen(shard, operation.messageId)
         switch (operation.kind) {
-          case 'claim': pipeline.set(key, workerId, 'PX', claimTtlMs, 'NX'); break
+          // GET (Redis ≥ 7.0 with NX): the reply says whose the key was, so asking again
+          // after a lost reply cannot mistake this worker's own claim for another's.
+          case 'claim': pipeline.set(key, workerId, 'PX', claimTtlMs, 'NX', 'GET'); break
           case 'complete': pipeline.set(key, DONE, 'PX', seenTtlMs); break
           case 'get': pipeline.get(key); break
         }
@@ -205,14 +231,14 @@ export class RedisSeenSet implements SeenSet {
       return batchReplies(await pipeline.exec())
     })
     if (!result.ok) {
-      for (const pending of pendings) pending.settle({ ok: false })
+      for (const pending of pendings) pending.settle({ ok: false, sent: true })
       return
     }
     const failure = firstBatchError(result.value)
     if (failure !== undefined) redis.failed('seen', failure)
     pendings.forEach((pending, i) => {
       const [err, value] = result.value[i] ?? [new Error('no reply'), null]
-      pending.settle(err === null ? { ok: true, value } : { ok: false })
+      pending.settle(err === null ? { ok: true, value } : { ok: false, sent: true })
     })
   }
 }
