@@ -1,4 +1,5 @@
 import pg from 'pg'
+import { BinaryCopyOut } from './binary-copy.ts'
 import { isStorageUnavailable } from './sql.ts'
 import type { SqlClient, SqlQueryable, SqlResult } from './sql.ts'
 
@@ -80,6 +81,13 @@ export async function openPostgres (url: string, options: PgClientOptions = {}):
   return {
     engine: 'postgres',
     async query<Row> (text: string, params?: readonly unknown[]) { return await counted('query', async () => await wrap(pool).query<Row>(text, params)) },
+    async queryByteaRows (query) {
+      return await counted('query', async () => await withClient(async (client) => {
+        const copy = new BinaryCopyOut(query)
+        client.query(copy)
+        return await copy.rows
+      }))
+    },
     async exec (script) { await pool.query(script) },
     async transaction (fn) {
       return await counted('transaction', async () => await withClient(async (client) => {
