@@ -116,6 +116,14 @@ for (const engine of engines) {
             assert.equal(got.byteLength, size, `${path} read ${size} bytes`)
             assert.ok(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(bytes), `${path} read the ${size}-byte block byte-exactly`)
           }
+          // One flipped bit (or one byte more) and every read path refuses it: large blocks
+          // are hashed off the event loop (WebCrypto), small ones inline; both verify.
+          const tampered = size === 0 ? new Uint8Array([0]) : new Uint8Array(bytes)
+          if (size > 0) tampered[size - 1] = (tampered[size - 1] ?? 0) ^ 1
+          await db.query('UPDATE blocks SET data = $2 WHERE multihash = $1', [cid.multihash.bytes, tampered])
+          for (const [path, read] of Object.entries(readPaths(store))) {
+            await assert.rejects(read(cid), BlockHashMismatchError, `${path} refuses the tampered ${size}-byte block`)
+          }
           await store.delete(cid)
         }
       })
