@@ -187,7 +187,7 @@ function countingStatements (db: SqlClient): { db: SqlClient, statements: () => 
   return {
     db: {
       ...db,
-      query: async (text, params) => { statements++; return await db.query(text, params) },
+      query: async (text, params, options) => { statements++; return await db.query(text, params, options) },
       queryByteaRows: async (query) => { statements++; return await db.queryByteaRows(query) }
     },
     statements: () => statements

@@ -64,7 +64,7 @@ const WEBCRYPTO_DIGESTS: ReadonlyMap<number, { name: string, length: number }> =
  * Blocks from this size on are hashed with WebCrypto, on libuv's thread pool, so the event
  * loop reads the next block while this one is hashed; smaller ones synchronously, where the
  * hand-off would cost more than the hash (sha2-256 of 1 KiB takes ~4 µs). Measured with
- * bench/storage: 256 KiB gets rose from ~0.65× to ~0.9× of a raw binary COPY
+ * bench/storage: 256 KiB gets rose from ~0.7× to ~1× of the same binary COPY without verification
  * (docs/benchmarks.md).
  */
 const OFF_THREAD_HASH_BYTES = 64 * 1024

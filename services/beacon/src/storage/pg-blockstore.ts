@@ -107,7 +107,8 @@ export class PgBlockstore implements Blockstore {
     await this.db.query(
       `INSERT INTO blocks (multihash, size, data) VALUES ($1, $2, $3)
        ON CONFLICT (multihash) DO UPDATE SET data = EXCLUDED.data, size = EXCLUDED.size, touched_at = now()`,
-      [cid.multihash.bytes, bytes.byteLength, bytes]
+      [cid.multihash.bytes, bytes.byteLength, bytes],
+      { prepareAs: 'pharos_blockstore_put' }
     )
     this.knownCorrupt.delete(keyOf(cid))
     return cid
