@@ -2,9 +2,12 @@
  * Storage benchmark: `npm run bench:storage`.
  *
  * 1. put and get of 1 KiB and 256 KiB blocks on the Postgres blockstore (every read and
- *    write hash-verified, as in production) and on blockstore-fs (the js-stores baseline,
- *    which verifies nothing), in the same run, 16 operations in flight, each figure beside
- *    the baseline as a ratio;
+ *    write hash-verified, as in production), beside raw Postgres doing the same bytes in the
+ *    same run (a plain `INSERT` of bytea rows; `COPY … TO STDOUT (FORMAT binary)` of those
+ *    rows, one block per statement as the store reads them) and beside blockstore-fs (the
+ *    js-stores baseline, which verifies nothing), 16 operations in flight, each figure
+ *    beside its baseline as a ratio; with the round trips per operation and the CPU time of
+ *    hash verification, which say what limits each figure;
  * 2. pinning a 100 MiB UnixFS DAG from a peer on loopback through the Pinning Service API
  *    of an in-process worker on Postgres, in MB/s from POST to `pinned`.
  *
@@ -21,12 +24,14 @@ import { FsBlockstore } from 'blockstore-fs'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
+import { byteaLiteral } from '../../services/beacon/src/storage/binary-copy.ts'
 import { migrate } from '../../services/beacon/src/storage/migrate.ts'
 import { PgBlockstore } from '../../services/beacon/src/storage/pg-blockstore.ts'
 import { openPostgres } from '../../services/beacon/src/storage/pg-client.ts'
 import { startWorker } from '../../services/beacon/src/worker.ts'
 import { createTestDatabase } from '../../services/beacon/test/helpers/databases.ts'
 import { createContentPeer, httpClient, testConfig, testLogger, waitForPin } from '../../services/beacon/test/helpers/storage.ts'
+import type { SqlClient } from '../../services/beacon/src/storage/sql.ts'
 import type { Blockstore } from 'interface-blockstore'
 import { benchFlags, figure, printResult } from '../contract.ts'
 import type { BenchFigure } from '../contract.ts'
@@ -48,18 +53,62 @@ async function makeBlocks (count: number, size: number): Promise<Array<{ cid: CI
   return blocks
 }
 
-/** Runs `task` over every item with IN_FLIGHT at once; blocks/s and MB/s. */
-async function measure<T> (items: T[], bytesEach: number, task: (item: T) => Promise<void>): Promise<Figure> {
+/** CPU time (user + system) this process spent inside `timed`, by the label of the side measured. */
+const cpuMicros = new Map<string, number>()
+
+/** Runs `task` over every item with IN_FLIGHT at once; the seconds it took. */
+async function timed<T> (items: T[], task: (item: T) => Promise<void>, cpuLabel?: string): Promise<number> {
   let next = 0
   const started = performance.now()
+  const cpuBefore = process.cpuUsage()
   await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
     while (next < items.length) {
       const item = items[next++]
       if (item !== undefined) await task(item)
     }
   }))
-  const seconds = (performance.now() - started) / 1000
-  return { blocksPerSecond: items.length / seconds, megabytesPerSecond: items.length * bytesEach / MB / seconds }
+  if (cpuLabel !== undefined) {
+    const cpu = process.cpuUsage(cpuBefore)
+    cpuMicros.set(cpuLabel, (cpuMicros.get(cpuLabel) ?? 0) + cpu.user + cpu.system)
+  }
+  return (performance.now() - started) / 1000
+}
+
+function rate (count: number, bytesEach: number, seconds: number): Figure {
+  return { blocksPerSecond: count / seconds, megabytesPerSecond: count * bytesEach / MB / seconds }
+}
+
+/** Runs `task` over every item with IN_FLIGHT at once; blocks/s and MB/s. */
+async function measure<T> (items: T[], bytesEach: number, task: (item: T) => Promise<void>): Promise<Figure> {
+  return rate(items.length, bytesEach, await timed(items, task))
+}
+
+type Block = { cid: CID, bytes: Uint8Array }
+interface Side { name: string, put: (block: Block) => Promise<void>, get: (block: Block) => Promise<void> }
+/** Slices each side's work is cut into, taken in alternating order (A B, B A, …). */
+const SLICES = 8
+
+/**
+ * Puts then gets every block on two sides (the blockstore and its raw-Postgres baseline)
+ * in alternating slices, so a change in the machine's load mid-run (it is shared) falls on
+ * both sides alike rather than on whichever ran second.
+ */
+async function sideBySide (sides: [Side, Side], blocks: Block[], size: number): Promise<Array<{ put: Figure, get: Figure }>> {
+  const slice = Math.ceil(blocks.length / SLICES)
+  const slices = Array.from({ length: SLICES }, (_, i) => blocks.slice(i * slice, (i + 1) * slice)).filter((part) => part.length > 0)
+  const seconds = sides.map(() => ({ put: 0, get: 0 }))
+  for (const op of ['put', 'get'] as const) {
+    for (const [i, part] of slices.entries()) {
+      const items = op === 'get' ? [...part].sort(() => Math.random() - 0.5) : part
+      for (const side of i % 2 === 0 ? [0, 1] : [1, 0]) {
+        const spent = seconds[side]
+        const run = sides[side]
+        if (spent === undefined || run === undefined) continue
+        spent[op] += await timed(items, run[op], `${run.name} ${op} ${size}`)
+      }
+    }
+  }
+  return seconds.map((spent) => ({ put: rate(blocks.length, size, spent.put), get: rate(blocks.length, size, spent.get) }))
 }
 
 async function drain (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<number> {
@@ -77,14 +126,88 @@ async function putGet (store: Blockstore, blocks: Array<{ cid: CID, bytes: Uint8
   return { put, get }
 }
 
+const rawOperation = (op: 'put' | 'get'): string => op === 'put' ? 'INSERT' : 'COPY … TO STDOUT (FORMAT binary)'
+
+/** What limits each blockstore figure: its round trips and the share of its time spent hashing. */
+function limits (): string[] {
+  return blockstores.map((row) => {
+    const microsPerOp = 1e6 / row.pg.blocksPerSecond
+    const size = row.label === '1 KiB' ? 1024 : 256 * 1024
+    const cpuPerOp = (side: string): string => ((cpuMicros.get(`${side} ${row.op} ${size}`) ?? 0) / row.count).toFixed(0)
+    return `${row.label} ${row.op}: ${row.roundTrips.toFixed(2)} statements (round trips) per operation, puts and gets averaged; ${microsPerOp.toFixed(0)} µs of wall time per operation across ${IN_FLIGHT} in flight; this process's CPU per operation ${cpuPerOp('blockstore')} µs (raw Postgres: ${cpuPerOp('raw')} µs), of which sha2-256 verification ${row.hashMicros.toFixed(1)} µs.`
+  })
+}
+
 const fmt = (n: number, digits = 1): string => n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(digits)
 
-interface StoreRow { label: string, count: number, op: 'put' | 'get', pg: Figure, fs: Figure }
+interface StoreRow {
+  label: string
+  count: number
+  op: 'put' | 'get'
+  pg: Figure
+  /** Raw Postgres doing the same bytes: INSERT for put, binary COPY for get. */
+  raw: Figure
+  fs: Figure
+  /** Statements (each one round trip) the blockstore sent per operation. */
+  roundTrips: number
+  /** CPU time of one sha2-256 verification of a block of this size, in µs. */
+  hashMicros: number
+}
+
+/** Raw Postgres: bytea rows in a table of their own, keyed like `blocks`, stored the same way. */
+const RAW_TABLE = `CREATE TABLE IF NOT EXISTS bench_raw_blocks (multihash bytea PRIMARY KEY, data bytea NOT NULL);
+ALTER TABLE bench_raw_blocks ALTER COLUMN data SET STORAGE EXTERNAL`
+
+function rawPostgres (db: SqlClient, size: number): Side {
+  return {
+    name: 'raw',
+    put: async ({ cid, bytes }) => {
+      await db.query('INSERT INTO bench_raw_blocks (multihash, data) VALUES ($1, $2)', [cid.multihash.bytes, bytes])
+    },
+    get: async ({ cid }) => {
+      const rows = await db.queryByteaRows(`SELECT data FROM bench_raw_blocks WHERE multihash = ${byteaLiteral(cid.multihash.bytes)}`)
+      if (rows[0]?.[0]?.byteLength !== size) throw new Error(`short read of ${cid.toString()}`)
+    }
+  }
+}
+
+function blockstoreSide (store: Blockstore, size: number): Side {
+  return {
+    name: 'blockstore',
+    put: async ({ cid, bytes }) => { await store.put(cid, bytes) },
+    get: async ({ cid }) => {
+      if (await drain(store.get(cid)) !== size) throw new Error(`short read of ${cid.toString()}`)
+    }
+  }
+}
+
+/** `db` counting the statements sent through it (each is one round trip to the server). */
+function countingStatements (db: SqlClient): { db: SqlClient, statements: () => number } {
+  let statements = 0
+  return {
+    db: {
+      ...db,
+      query: async (text, params, options) => { statements++; return await db.query(text, params, options) },
+      queryByteaRows: async (query) => { statements++; return await db.queryByteaRows(query) }
+    },
+    statements: () => statements
+  }
+}
+
+/** Mean CPU time of verifying one block's sha2-256, one at a time, in µs. */
+async function hashMicros (blocks: Array<{ bytes: Uint8Array }>): Promise<number> {
+  const sample = blocks.slice(0, 500)
+  const started = performance.now()
+  for (const { bytes } of sample) await sha256.digest(bytes)
+  return (performance.now() - started) * 1000 / sample.length
+}
 
 async function blockstoreBench (): Promise<StoreRow[]> {
   const db = await openPostgres(await createTestDatabase('bench_storage'), { maxConnections: 20 })
   await migrate(db)
-  const pgStore = new PgBlockstore({ db })
+  await db.exec(RAW_TABLE)
+  const counted = countingStatements(db)
+  const pgStore = new PgBlockstore({ db: counted.db })
   const dir = await mkdtemp(join(tmpdir(), 'pharos-bench-fs-'))
   const fsStore = new FsBlockstore(dir)
   await fsStore.open()
@@ -97,11 +220,20 @@ async function blockstoreBench (): Promise<StoreRow[]> {
       const blocks = await makeBlocks(count, size)
       // Warm both stores (connections, directories, JIT) on blocks that are not measured.
       const warm = await makeBlocks(Math.min(200, count), size)
-      await putGet(pgStore, warm, size)
+      const sides: [Side, Side] = [blockstoreSide(pgStore, size), rawPostgres(db, size)]
+      await db.query('TRUNCATE bench_raw_blocks')
+      await sideBySide(sides, warm, size)
       await putGet(fsStore, warm, size)
-      const pg = await putGet(pgStore, blocks, size)
+      await db.query('TRUNCATE bench_raw_blocks')
+      const statementsBefore = counted.statements()
+      const [pg, raw] = await sideBySide(sides, blocks, size)
+      if (pg === undefined || raw === undefined) throw new Error('sideBySide measured no sides')
+      // The raw side sends its statements through `db`, not the counted one: these are the
+      // blockstore's, one put and one get of every block.
+      const roundTrips = (counted.statements() - statementsBefore) / (2 * count)
       const fs = await putGet(fsStore, blocks, size)
-      for (const op of ['put', 'get'] as const) rows.push({ label, count, op, pg: pg[op], fs: fs[op] })
+      const hash = await hashMicros(blocks)
+      for (const op of ['put', 'get'] as const) rows.push({ label, count, op, pg: pg[op], raw: raw[op], fs: fs[op], roundTrips, hashMicros: hash })
       console.error(`blockstores: ${label} done`)
     }
   } finally {
@@ -147,7 +279,10 @@ if (largePut === undefined) throw new Error('no 256 KiB put figure')
 if (flags.json) {
   const figures: BenchFigure[] = blockstores.map((row) => figure(
     `Postgres blockstore ${row.op}, ${row.label} blocks`, row.pg.blocksPerSecond, 'blocks/s',
-    { label: `blockstore-fs ${row.op}, ${row.label} blocks`, value: row.fs.blocksPerSecond }, 'higher'))
+    { label: `raw Postgres ${rawOperation(row.op)}, ${row.label} blocks`, value: row.raw.blocksPerSecond }, 'higher'))
+  figures.push(...blockstores.map((row) => figure(
+    `Postgres blockstore ${row.op}, ${row.label} blocks, against the filesystem`, row.pg.blocksPerSecond, 'blocks/s',
+    { label: `blockstore-fs ${row.op}, ${row.label} blocks`, value: row.fs.blocksPerSecond }, 'higher')))
   figures.push(figure(
     `pin a ${pin.mib.toFixed(0)} MiB UnixFS DAG from a loopback peer (POST /pins → pinned)`, pin.megabytesPerSecond, 'MB/s',
     { label: 'Postgres blockstore put, 256 KiB blocks', value: largePut.pg.megabytesPerSecond }, 'higher'))
@@ -155,18 +290,21 @@ if (flags.json) {
     name: 'storage',
     figures,
     notes: [
-      `BENCH_SCALE ${SCALE}: ${blockstores.map((row) => `${row.label} × ${row.count}`).filter((item, i, all) => all.indexOf(item) === i).join(' and ')} blocks, ${IN_FLIGHT} operations in flight; every Postgres read and write is sha2-256-verified, blockstore-fs verifies nothing.`,
+      `BENCH_SCALE ${SCALE}: ${blockstores.map((row) => `${row.label} × ${row.count}`).filter((item, i, all) => all.indexOf(item) === i).join(' and ')} blocks, ${IN_FLIGHT} operations in flight; every Postgres blockstore read and write is sha2-256-verified, raw Postgres and blockstore-fs verify nothing. Targets (issue 21): ≥ 0.9 of raw Postgres for 1 KiB blocks, ≥ 0.7 for 256 KiB.`,
+      ...limits(),
       `The pin's baseline is the raw Postgres put rate of 256 KiB blocks in MB/s: what pinning keeps of the store's own write speed after Bitswap, verification and the pin bookkeeping (${pin.blocks} blocks in ${pin.seconds.toFixed(2)} s).`
     ]
   })
 } else {
   const os = await import('node:os')
   console.log(`Node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? 'unknown'}), scale ${SCALE}, ${IN_FLIGHT} operations in flight\n`)
-  console.log('| block | op | Postgres blocks/s | Postgres MB/s | blockstore-fs blocks/s | blockstore-fs MB/s | Postgres ÷ fs |')
-  console.log('|---|---|---:|---:|---:|---:|---:|')
+  console.log('| block | op | Postgres blocks/s | Postgres MB/s | raw Postgres blocks/s | Postgres ÷ raw | blockstore-fs blocks/s | Postgres ÷ fs |')
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|')
   for (const row of blockstores) {
-    console.log(`| ${row.label} × ${row.count} | ${row.op} | ${fmt(row.pg.blocksPerSecond)} | ${fmt(row.pg.megabytesPerSecond)} | ${fmt(row.fs.blocksPerSecond)} | ${fmt(row.fs.megabytesPerSecond)} | ${(row.pg.blocksPerSecond / row.fs.blocksPerSecond).toFixed(2)} |`)
+    console.log(`| ${row.label} × ${row.count} | ${row.op} | ${fmt(row.pg.blocksPerSecond)} | ${fmt(row.pg.megabytesPerSecond)} | ${fmt(row.raw.blocksPerSecond)} | ${(row.pg.blocksPerSecond / row.raw.blocksPerSecond).toFixed(2)} | ${fmt(row.fs.blocksPerSecond)} | ${(row.pg.blocksPerSecond / row.fs.blocksPerSecond).toFixed(2)} |`)
   }
+  console.log()
+  for (const line of limits()) console.log(`- ${line}`)
   console.log()
   console.log('| DAG | blocks | seconds | MB/s |')
   console.log('|---|---:|---:|---:|')

@@ -50,6 +50,11 @@ function countingReads (db: SqlClient): { db: SqlClient, bytesRead: () => number
     db: {
       engine: db.engine,
       query: count(db).query,
+      async queryByteaRows (query) {
+        const rows = await db.queryByteaRows(query)
+        for (const row of rows) for (const value of row) if (value !== null) bytes += value.byteLength
+        return rows
+      },
       exec: async (script) => { await db.exec(script) },
       transaction: async (fn) => await db.transaction(async (tx) => await fn(count(tx))),
       withSession: async (fn) => await db.withSession(async (session) => await fn(count(session))),

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { createServer, connect } from 'node:net'
+import type { AddressInfo, Server, Socket } from 'node:net'
 import { after, afterEach, before, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
@@ -16,6 +19,59 @@ import { createTestDatabase } from './helpers/databases.ts'
 import { loadBlockstoreComplianceSuite } from './support/compliance-suite.ts'
 
 const { interfaceBlockstoreTests } = await loadBlockstoreComplianceSuite()
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+async function collect (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<Uint8Array[]> {
+  const chunks: Uint8Array[] = []
+  for await (const chunk of source) chunks.push(chunk)
+  return chunks
+}
+
+/** Every read path of the blockstore, each returning the bytes of one block. */
+function readPaths (store: PgBlockstore): Record<string, (cid: CID) => Promise<Uint8Array | undefined>> {
+  return {
+    get: async (cid) => Buffer.concat(await collect(store.get(cid))),
+    getMany: async (cid) => {
+      for await (const pair of store.getMany([cid])) return Buffer.concat(await collect(pair.bytes))
+    },
+    getAll: async (cid) => {
+      for await (const pair of store.getAll()) if (pair.cid.multihash.bytes.every((byte, i) => byte === cid.multihash.bytes[i])) return Buffer.concat(await collect(pair.bytes))
+    },
+    getAndTouch: async (cid) => await store.getAndTouch(cid)
+  }
+}
+
+/**
+ * A TCP relay in front of the test Postgres that counts the bytes the server sends, so a
+ * test can tell bytea read as bytes (about the block's size) from bytea read as hex (twice).
+ */
+async function countingRelay (databaseUrl: string): Promise<{ url: string, fromServer: () => number, close: () => Promise<void> }> {
+  const target = new URL(databaseUrl)
+  let fromServer = 0
+  const sockets = new Set<Socket>()
+  const server: Server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname)
+    sockets.add(client).add(upstream)
+    upstream.on('data', (chunk: Buffer) => { fromServer += chunk.byteLength })
+    client.pipe(upstream).pipe(client)
+    client.on('error', () => upstream.destroy())
+    upstream.on('error', () => client.destroy())
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const url = new URL(databaseUrl)
+  url.hostname = '127.0.0.1'
+  url.port = String((server.address() as AddressInfo).port)
+  return {
+    url: url.toString(),
+    fromServer: () => fromServer,
+    close: async () => {
+      for (const socket of sockets) socket.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+  }
+}
 
 const engines: Array<{ name: string, open: () => Promise<SqlClient> }> = [
   { name: 'Postgres', open: async () => await openPostgres(await createTestDatabase('blockstore')) },
@@ -45,6 +101,51 @@ for (const engine of engines) {
       })
     })
 
+    describe('reading block bytes', () => {
+      it('round-trips blocks of 0 B, 1 B, 256 KiB and 4 MiB byte-exactly on every read path', async () => {
+        const store = new PgBlockstore({ db })
+        for (const size of [0, 1, 256 * KiB, 4 * MiB]) {
+          const bytes = new Uint8Array(randomBytes(size))
+          // Bytes that look like the binary COPY framing (a -1 length, the trailer) inside a block.
+          if (size >= 16) bytes.set([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x50, 0x47, 0x43, 0x4f, 0x50, 0x59], 3)
+          const cid = CID.createV1(raw.code, await sha256.digest(bytes))
+          await store.put(cid, bytes)
+          for (const [path, read] of Object.entries(readPaths(store))) {
+            const got = await read(cid)
+            assert.ok(got !== undefined, `${path} found the ${size}-byte block`)
+            assert.equal(got.byteLength, size, `${path} read ${size} bytes`)
+            assert.ok(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(bytes), `${path} read the ${size}-byte block byte-exactly`)
+          }
+          // One flipped bit (or one byte more) and every read path refuses it: large blocks
+          // are hashed off the event loop (WebCrypto), small ones inline; both verify.
+          const tampered = size === 0 ? new Uint8Array([0]) : new Uint8Array(bytes)
+          if (size > 0) tampered[size - 1] = (tampered[size - 1] ?? 0) ^ 1
+          await db.query('UPDATE blocks SET data = $2 WHERE multihash = $1', [cid.multihash.bytes, tampered])
+          for (const [path, read] of Object.entries(readPaths(store))) {
+            await assert.rejects(read(cid), BlockHashMismatchError, `${path} refuses the tampered ${size}-byte block`)
+          }
+          await store.delete(cid)
+        }
+      })
+
+      it('stores block bytes uncompressed: the data column is EXTERNAL and a compressible block is not pglz-compressed', async () => {
+        const { rows } = await db.query<{ attstorage: string }>(
+          "SELECT attstorage FROM pg_attribute WHERE attrelid = 'blocks'::regclass AND attname = 'data'"
+        )
+        assert.deepEqual(rows, [{ attstorage: 'e' }])
+        const store = new PgBlockstore({ db })
+        const zeros = new Uint8Array(256 * KiB)
+        const cid = CID.createV1(raw.code, await sha256.digest(zeros))
+        await store.put(cid, zeros)
+        // pg_column_size is the stored size: compressed, 256 KiB of zeros would take a few KiB.
+        const stored = await db.query<{ stored: number, compression: string | null }>(
+          'SELECT pg_column_size(data) AS stored, pg_column_compression(data) AS compression FROM blocks WHERE multihash = $1',
+          [cid.multihash.bytes]
+        )
+        assert.deepEqual(stored.rows, [{ stored: 256 * KiB, compression: null }])
+      })
+    })
+
     describe('hash verification', () => {
       it('refuses a corrupt block on every read path, counts it and names it', async () => {
         const mismatches: string[] = []
@@ -57,14 +158,15 @@ for (const engine of engines) {
         await assert.rejects(async () => { for await (const pair of store.getMany([cid])) for await (const _ of pair.bytes) { /* drain */ } }, BlockHashMismatchError)
         await assert.rejects(async () => { for await (const _ of store.getAll()) { /* drain */ } }, BlockHashMismatchError)
         await assert.rejects(store.getAndTouch(cid), BlockHashMismatchError)
-        assert.deepEqual(mismatches, [cid.toString(), cid.toString(), cid.toString(), cid.toString()])
+        await assert.rejects(async () => { for await (const _ of store.get(cid)) { /* drain */ } }, BlockHashMismatchError)
+        assert.deepEqual(mismatches, [cid.toString(), cid.toString(), cid.toString(), cid.toString(), cid.toString()])
 
         // Bitswap's view: a corrupt block is simply not there, so Helia would fetch it again.
         assert.equal(store.isKnownCorrupt(cid), true)
         const view = new BitswapBlockstoreView(store)
         assert.equal(await view.has(cid), false)
         await assert.rejects(async () => { for await (const _ of view.get(cid)) { /* drain */ } }, { name: 'NotFoundError' })
-        assert.equal(mismatches.length, 5)
+        assert.equal(mismatches.length, 6)
 
         // Writing the verified bytes again repairs the row.
         await store.put(cid, bytes)
@@ -120,3 +222,31 @@ for (const engine of engines) {
     })
   })
 }
+
+describe('PgBlockstore on Postgres: bytea on the wire', () => {
+  let relay: Awaited<ReturnType<typeof countingRelay>>
+  let db: SqlClient
+  before(async () => {
+    relay = await countingRelay(await createTestDatabase('blockstore_wire'))
+    db = await openPostgres(relay.url, { maxConnections: 2 })
+    await migrate(db)
+  })
+  after(async () => {
+    await db.close()
+    await relay.close()
+  })
+
+  it('reads a 4 MiB block as bytes, not as hex text: about 4 MiB crosses the wire, not 8', async () => {
+    const store = new PgBlockstore({ db })
+    const bytes = new Uint8Array(randomBytes(4 * MiB))
+    const cid = CID.createV1(raw.code, await sha256.digest(bytes))
+    await store.put(cid, bytes)
+    for (const [path, read] of Object.entries(readPaths(store))) {
+      const before = relay.fromServer()
+      const got = await read(cid)
+      const sent = relay.fromServer() - before
+      assert.equal(got?.byteLength, bytes.byteLength, path)
+      assert.ok(sent >= 4 * MiB && sent < 4 * MiB + 64 * KiB, `${path}: the server sent ${sent} bytes for a ${4 * MiB}-byte block (hex would be twice that)`)
+    }
+  })
+})

@@ -55,6 +55,20 @@ export class UnsupportedHashError extends Error {
   }
 }
 
+/** WebCrypto's names of the multihash functions it computes (full-length digests). */
+const WEBCRYPTO_DIGESTS: ReadonlyMap<number, { name: string, length: number }> = new Map([
+  [sha256.code, { name: 'SHA-256', length: 32 }],
+  [sha512.code, { name: 'SHA-512', length: 64 }]
+])
+/**
+ * Blocks from this size on are hashed with WebCrypto, on libuv's thread pool, so the event
+ * loop reads the next block while this one is hashed; smaller ones synchronously, where the
+ * hand-off would cost more than the hash (sha2-256 of 1 KiB takes ~4 µs). Measured with
+ * bench/storage: 256 KiB gets rose from ~0.7× to ~1× of the same binary COPY without verification
+ * (docs/benchmarks.md).
+ */
+const OFF_THREAD_HASH_BYTES = 64 * 1024
+
 /**
  * Whether `bytes` hash to `digest` under multihash function `code`. A digest shorter than the
  * function's output (a truncated hash) is compared on its length, as Helia does.
@@ -62,6 +76,11 @@ export class UnsupportedHashError extends Error {
 export async function digestMatches (code: number, digest: Uint8Array, bytes: Uint8Array): Promise<boolean> {
   const hasher = byCode.get(code)
   if (hasher === undefined) throw new UnsupportedHashError(code)
+  const webCrypto = WEBCRYPTO_DIGESTS.get(code)
+  if (webCrypto !== undefined && webCrypto.length === digest.byteLength && bytes.byteLength >= OFF_THREAD_HASH_BYTES) {
+    const computed = new Uint8Array(await globalThis.crypto.subtle.digest(webCrypto.name, bytes))
+    return Buffer.compare(computed, digest) === 0
+  }
   let computed: Uint8Array
   try {
     computed = (await hasher.digest(bytes, { truncate: digest.byteLength })).digest

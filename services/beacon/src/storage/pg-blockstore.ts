@@ -2,9 +2,9 @@ import { NotFoundError } from 'interface-store'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import * as Digest from 'multiformats/hashes/digest'
+import { byteaLiteral } from './binary-copy.ts'
 import { digestMatches } from './hashers.ts'
-import { rowBytes } from './sql.ts'
-import type { SqlQueryable } from './sql.ts'
+import type { ByteaReader, SqlQueryable } from './sql.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Blockstore, InputPair, Pair } from 'interface-blockstore'
 
@@ -42,7 +42,8 @@ export class BlockHeldByPinError extends Error {
 }
 
 export interface PgBlockstoreInit {
-  db: SqlQueryable
+  /** Block bytes are read through `queryByteaRows`, as bytes (never hex); the rest through `query`. */
+  db: SqlQueryable & ByteaReader
   /** Called once for every read whose bytes fail verification (count it, log it). */
   onHashMismatch?: (cid: CID) => void
 }
@@ -86,7 +87,7 @@ function isSqlState (err: unknown, code: string): boolean {
  * on: a block read that way (or written) is safe from GC for the grace period.
  */
 export class PgBlockstore implements Blockstore {
-  private readonly db: SqlQueryable
+  private readonly db: SqlQueryable & ByteaReader
   private readonly onHashMismatch: (cid: CID) => void
   /** Multihashes (base64) whose stored bytes failed verification and were not rewritten since. */
   private readonly knownCorrupt = new Set<string>()
@@ -106,7 +107,8 @@ export class PgBlockstore implements Blockstore {
     await this.db.query(
       `INSERT INTO blocks (multihash, size, data) VALUES ($1, $2, $3)
        ON CONFLICT (multihash) DO UPDATE SET data = EXCLUDED.data, size = EXCLUDED.size, touched_at = now()`,
-      [cid.multihash.bytes, bytes.byteLength, bytes]
+      [cid.multihash.bytes, bytes.byteLength, bytes],
+      { prepareAs: 'pharos_blockstore_put' }
     )
     this.knownCorrupt.delete(keyOf(cid))
     return cid
@@ -119,8 +121,8 @@ export class PgBlockstore implements Blockstore {
 
   async * get (cid: CID, options?: AbortOptions): AsyncGenerator<Uint8Array> {
     options?.signal?.throwIfAborted()
-    const { rows } = await this.db.query<{ data: Uint8Array }>('SELECT data FROM blocks WHERE multihash = $1', [cid.multihash.bytes])
-    yield await this.verified(cid, rows[0]?.data)
+    const rows = await this.db.queryByteaRows(`SELECT data FROM blocks WHERE multihash = ${byteaLiteral(cid.multihash.bytes)}`)
+    yield await this.verified(cid, rows[0]?.[0] ?? undefined)
   }
 
   async * getMany (source: Iterable<CID> | AsyncIterable<CID>, options?: AbortOptions): AsyncGenerator<Pair> {
@@ -137,19 +139,19 @@ export class PgBlockstore implements Blockstore {
     options?.signal?.throwIfAborted()
     let after: Uint8Array = new Uint8Array(0)
     for (;;) {
-      const { rows } = await this.db.query<{ multihash: Uint8Array, data: Uint8Array }>(
-        'SELECT multihash, data FROM blocks WHERE multihash > $1 ORDER BY multihash LIMIT $2',
-        [after, GET_ALL_PAGE]
+      const rows = await this.db.queryByteaRows(
+        `SELECT multihash, data FROM blocks WHERE multihash > ${byteaLiteral(after)} ORDER BY multihash LIMIT ${GET_ALL_PAGE}`
       )
-      for (const row of rows) {
-        const cid = CID.createV1(raw.code, Digest.decode(row.multihash))
-        const bytes = await this.verified(cid, row.data)
+      for (const [multihash, data] of rows) {
+        if (multihash == null) throw new TypeError('blocks.multihash is NOT NULL, yet a row had none')
+        const cid = CID.createV1(raw.code, Digest.decode(multihash))
+        const bytes = await this.verified(cid, data ?? undefined)
         yield { cid, bytes: once(bytes) }
         options?.signal?.throwIfAborted()
       }
-      const last = rows.at(-1)
-      if (last === undefined || rows.length < GET_ALL_PAGE) return
-      after = last.multihash
+      const last = rows.at(-1)?.[0]
+      if (last == null || rows.length < GET_ALL_PAGE) return
+      after = last
     }
   }
 
@@ -201,12 +203,11 @@ export class PgBlockstore implements Blockstore {
    */
   async getAndTouch (cid: CID, options?: AbortOptions): Promise<Uint8Array | undefined> {
     options?.signal?.throwIfAborted()
-    const { rows } = await this.db.query<{ data: Uint8Array }>(
-      'UPDATE blocks SET touched_at = now() WHERE multihash = $1 RETURNING data',
-      [cid.multihash.bytes]
+    const rows = await this.db.queryByteaRows(
+      `UPDATE blocks SET touched_at = now() WHERE multihash = ${byteaLiteral(cid.multihash.bytes)} RETURNING data`
     )
     const row = rows[0]
-    return row === undefined ? undefined : await this.verified(cid, row.data)
+    return row === undefined ? undefined : await this.verified(cid, row[0] ?? undefined)
   }
 
   /**
@@ -228,7 +229,7 @@ export class PgBlockstore implements Blockstore {
 
   private async verified (cid: CID, data: Uint8Array | undefined): Promise<Uint8Array> {
     if (data === undefined) throw new NotFoundError(`block ${cid.toString()} is not stored`)
-    if (await digestMatches(cid.multihash.code, cid.multihash.digest, data)) return rowBytes(data)
+    if (await digestMatches(cid.multihash.code, cid.multihash.digest, data)) return data
     if (this.knownCorrupt.size >= MAX_KNOWN_CORRUPT) this.knownCorrupt.clear()
     this.knownCorrupt.add(keyOf(cid))
     this.onHashMismatch(cid)

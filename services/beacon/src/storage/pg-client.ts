@@ -1,6 +1,7 @@
 import pg from 'pg'
+import { BinaryCopyOut } from './binary-copy.ts'
 import { isStorageUnavailable } from './sql.ts'
-import type { SqlClient, SqlQueryable, SqlResult } from './sql.ts'
+import type { QueryOptions, SqlClient, SqlQueryable, SqlResult } from './sql.ts'
 
 export interface PgClientOptions {
   /** Pool size per worker. @default 20 (guess: pin jobs + HTTP + ingest in parallel) */
@@ -44,8 +45,11 @@ export async function openPostgres (url: string, options: PgClientOptions = {}):
   }
 
   const wrap = (q: pg.Pool | pg.PoolClient): SqlQueryable => ({
-    async query<Row> (text: string, params?: readonly unknown[]): Promise<SqlResult<Row>> {
-      const result = await q.query(text, params === undefined ? undefined : [...params])
+    async query<Row> (text: string, params?: readonly unknown[], options?: QueryOptions): Promise<SqlResult<Row>> {
+      const values = params === undefined ? undefined : [...params]
+      const result = options?.prepareAs === undefined
+        ? await q.query(text, values)
+        : await q.query({ name: options.prepareAs, text, values })
       return { rows: result.rows as Row[], rowCount: result.rowCount ?? result.rows.length }
     }
   })
@@ -79,7 +83,14 @@ export async function openPostgres (url: string, options: PgClientOptions = {}):
 
   return {
     engine: 'postgres',
-    async query<Row> (text: string, params?: readonly unknown[]) { return await counted('query', async () => await wrap(pool).query<Row>(text, params)) },
+    async query<Row> (text: string, params?: readonly unknown[], options?: QueryOptions) { return await counted('query', async () => await wrap(pool).query<Row>(text, params, options)) },
+    async queryByteaRows (query) {
+      return await counted('query', async () => await withClient(async (client) => {
+        const copy = new BinaryCopyOut(query)
+        client.query(copy)
+        return await copy.rows
+      }))
+    },
     async exec (script) { await pool.query(script) },
     async transaction (fn) {
       return await counted('transaction', async () => await withClient(async (client) => {

@@ -149,6 +149,12 @@ export async function openPglite (dataDir: string | undefined, options: PgliteOp
     thread,
     stats: () => ({ answered, byteaBytes }),
     query: self.query,
+    async queryByteaRows (query) {
+      // PGlite returns bytea as Uint8Arrays (moved from its thread, not copied); the columns
+      // come back in select-list order.
+      const { rows } = await self.query<Record<string, Uint8Array | null>>(query)
+      return rows.map((row) => Object.values(row))
+    },
     async exec (script) { await request({ op: 'exec', script, tx: undefined }) },
     async transaction (fn) {
       const tx = ++nextTransaction
