@@ -253,6 +253,36 @@ export class LogStore {
     }
   }
 
+  /**
+   * `admission` for a batch, in one round trip, one answer per entry in the same order. An
+   * entry whose prev is earlier in the batch is not counted an orphan here: the batch stores
+   * its prev first (`insertMany` checks the caps exactly, under the author's lock).
+   */
+  async admissionMany (entries: ReadonlyArray<{ cid: Uint8Array, prev: Uint8Array | null, author: string, pinOwner: string }>, pendingUpTo: number): Promise<Admission[]> {
+    if (entries.length === 0) return []
+    const { rows } = await this.db.query<{ known: boolean, prev_connected: boolean | null, entries: number | null, orphans: number | null, pending: number }>(
+      `SELECT EXISTS (SELECT 1 FROM log_entries WHERE cid = decode(i.cid, 'hex')) AS known,
+         (SELECT connected FROM log_entries WHERE cid = decode(i.prev, 'hex')) AS prev_connected,
+         a.entries, a.orphans,
+         (SELECT count(*) FROM (SELECT 1 FROM pins WHERE owner = i.owner AND status IN ('queued', 'pinning') LIMIT $5) AS pending)::int8 AS pending
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS i (cid, prev, author, owner, ord)
+       LEFT JOIN log_authors a ON a.author = i.author
+       ORDER BY i.ord`,
+      [entries.map((entry) => cidKey(entry.cid)), entries.map((entry) => entry.prev === null ? null : cidKey(entry.prev)),
+        entries.map((entry) => entry.author), entries.map((entry) => entry.pinOwner), pendingUpTo])
+    const inBatch = new Set(entries.map((entry) => cidKey(entry.cid)))
+    return entries.map((entry, i) => {
+      const row = rows[i]
+      return {
+        known: row?.known ?? false,
+        orphan: entry.prev !== null && row?.prev_connected !== true && !inBatch.has(cidKey(entry.prev)),
+        entries: row?.entries ?? 0,
+        orphans: row?.orphans ?? 0,
+        pendingPins: row?.pending ?? 0
+      }
+    })
+  }
+
   /** The best heads of `authors`; authors with no connected entry are left out. */
   async heads (authors: readonly string[]): Promise<Head[]> {
     if (authors.length === 0) return []
@@ -432,6 +462,39 @@ export class LogStore {
       const pinId = await create(tx)
       await tx.query('UPDATE log_entries SET pin_id = $2 WHERE cid = $1', [cid, pinId])
       return pinId
+    })
+  }
+
+  /**
+   * `pinOnce` for a batch, in one transaction: the entries' rows are locked in one statement
+   * (in CID order, so two batches cannot deadlock), `create` runs for each stored entry that
+   * has no pin yet, and the new pins are recorded in one statement. Answers per entry, in
+   * order: the new pin's ID, or undefined (it had one, or is unknown).
+   */
+  async pinOnceMany (cids: readonly Uint8Array[], create: (tx: SqlQueryable, index: number) => Promise<string>): Promise<Array<string | undefined>> {
+    if (cids.length === 0) return []
+    return await this.db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ cid: string }>(
+        `SELECT encode(cid, 'hex') AS cid FROM log_entries
+         WHERE cid IN (SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h) AND pin_id IS NULL
+         ORDER BY cid FOR UPDATE`,
+        [cids.map(cidKey)])
+      const unpinned = new Set(rows.map((row) => row.cid))
+      const created: Array<string | undefined> = []
+      for (const [index, cid] of cids.entries()) {
+        const key = cidKey(cid)
+        // The same CID twice in a batch gets one pin.
+        if (!unpinned.delete(key)) { created.push(undefined); continue }
+        created.push(await create(tx, index))
+      }
+      const pinned = cids.flatMap((cid, index) => created[index] === undefined ? [] : [[cidKey(cid), created[index]] as const])
+      if (pinned.length > 0) {
+        await tx.query(
+          `UPDATE log_entries e SET pin_id = p.pin::uuid FROM unnest($1::text[], $2::text[]) AS p (cid, pin)
+           WHERE e.cid = decode(p.cid, 'hex')`,
+          [pinned.map(([cid]) => cid), pinned.map(([, pin]) => pin)])
+      }
+      return created
     })
   }
 
