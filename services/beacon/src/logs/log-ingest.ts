@@ -230,8 +230,8 @@ export class LogIngest {
   /**
    * Stages 5–7 for a batch of checked entries, as `store` does them one at a time, in a
    * handful of round trips for the whole batch: one admission read, the blocks written
-   * concurrently, one `insertMany` transaction (the entries in the order given, so a prev
-   * before its child), one `pinOnceMany` transaction. Results in the same order; a refused
+   * concurrently, one `insertMany` transaction per author, side by side (each author's
+   * entries in the order given, so a prev before its child), one `pinOnceMany` transaction. Results in the same order; a refused
    * entry refuses only itself. If a transaction fails (Postgres went away), it throws and
    * nothing in the batch was acknowledged: the caller retries the batch, and entries stored
    * by then come back as duplicates and get their pins.
@@ -255,8 +255,24 @@ export class LogIngest {
       const { block } = items[index] as (typeof items)[number]
       await deps.blockstore.put(block.cid, block.bytes)
     }))
-    const outcomes = await deps.logs.insertMany(admitted.map((index) => newLogEntry((items[index] as (typeof items)[number]).block)),
-      { maxEntries: deps.limits.maxEntries, maxOrphans: deps.limits.maxOrphans })
+    // One insertMany per author, all at once: a transaction holds its authors' locks until it
+    // commits, so one transaction for the whole batch would make every batch wait for every
+    // other that shares an author; per author, batches of different authors run side by
+    // side on the pool. An entry's prev is its own author's, so the order that matters (an
+    // author's entries as given) is kept.
+    const byAuthor = new Map<string, number[]>()
+    for (const [i, index] of admitted.entries()) {
+      const author = (items[index] as (typeof items)[number]).block.entry.author
+      const group = byAuthor.get(author)
+      if (group === undefined) byAuthor.set(author, [i])
+      else group.push(i)
+    }
+    const caps = { maxEntries: deps.limits.maxEntries, maxOrphans: deps.limits.maxOrphans }
+    const outcomes: Array<Awaited<ReturnType<LogStore['insert']>> | undefined> = admitted.map(() => undefined)
+    await Promise.all([...byAuthor.values()].map(async (group) => {
+      const groupOutcomes = await deps.logs.insertMany(group.map((i) => newLogEntry((items[admitted[i] as number] as (typeof items)[number]).block)), caps)
+      group.forEach((i, j) => { outcomes[i] = groupOutcomes[j] })
+    }))
     const toPin: number[] = []
     for (const [i, index] of admitted.entries()) {
       const { block: { entry, cid }, source } = items[index] as (typeof items)[number]
@@ -277,7 +293,7 @@ export class LogIngest {
       }
       results[index] = { result: 'accepted', cid, outcome }
     }
-    const created = await deps.logs.pinOnceMany(toPin.map((index) => (items[index] as (typeof items)[number]).block.cid.bytes), async (tx, i) => {
+    const created = await deps.logs.pinOnceMany(toPin.map((index) => { const { block } = items[index] as (typeof items)[number]; return { cid: block.cid.bytes, author: block.entry.author } }), async (tx, i) => {
       const { block: { entry, cid }, source } = items[toPin[i] as number] as (typeof items)[number]
       return (await deps.pins.createIn(tx, this.entryPin(entry.author, entry.seq, cid, source))).id
     })

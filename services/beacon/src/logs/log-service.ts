@@ -133,6 +133,12 @@ const UNPINNED_SWEEP_MS = 30_000
 const UNPINNED_AFTER_MS = 60_000
 /** Longest wait between retries of an entry while Postgres is unreachable. */
 const STORAGE_RETRY_MAX_MS = 2000
+/** Tries of a task whose transaction Postgres rolled back for a deadlock or serialization failure (guess). */
+const CONFLICT_RETRIES = 5
+/** SQLSTATEs of a transaction rolled back to be tried again: serialization_failure, deadlock_detected. */
+const CONFLICT_SQLSTATES = new Set(['40001', '40P01'])
+const isTransactionConflict = (err: unknown): boolean => err instanceof Error && CONFLICT_SQLSTATES.has(String((err as { code?: unknown }).code))
+
 /** Sync and key-exchange requests must finish within this (guess). */
 const REQUEST_TIMEOUT_MS = 30_000
 /** Concurrent inbound sync streams per connection (guess: a peer syncing many authors at once). */
@@ -250,6 +256,12 @@ export function createLogService (deps: LogServiceDeps): LogService {
         }
         return result
       } catch (err) {
+        // A deadlock or serialization failure rolled the transaction back: nothing of it was
+        // stored or acknowledged, and trying again is what Postgres asks for (a few times).
+        if (accepting && isTransactionConflict(err) && attempt < CONFLICT_RETRIES) {
+          await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt))
+          continue
+        }
         if (!accepting || !isStorageUnavailable(err)) throw err
         if (storageDownSince === undefined) {
           storageDownSince = Date.now()
