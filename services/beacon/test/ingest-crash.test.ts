@@ -26,7 +26,9 @@ import type { WorkerProcess } from './helpers/worker-process.ts'
 const ADMIN = 'ingest-crash-admin-token-0123456789'
 const NETWORK = 'pharos-ingest-crash'
 const AUTHORS = 8
-const ENTRIES_PER_AUTHOR = 150
+const ENTRIES_PER_AUTHOR = 300
+/** Broadcasts ahead of what the worker has stored: under the overlay's per-peer send queue of 1,024 frames (overflow disconnects). */
+const WINDOW = 512
 
 const signerOf = (key: PrivateKey): Ed25519Signer => ({ peerId: peerIdFromPrivateKey(key).toString(), sign: async (message) => await key.sign(message) })
 
@@ -112,13 +114,26 @@ describe('a worker killed mid-batch', { timeout: 240_000 }, () => {
     await waitFor('the publisher to hold the worker in its active view', () => peer?.services.overlay.snapshot().content?.active.includes(first.peerId) ?? false, 30_000)
     await sleep(500) // and the worker the publisher
 
-    // A burst: everything at once. Kill the worker once part of it is acknowledged.
-    for (const { block, envelope } of envelopes) peer.services.overlay.broadcast('content', block.cid.toString(), envelope)
+    // A steady stream, WINDOW ahead of what is stored, so batches are being stored when the
+    // worker is killed. Kill it once part of the stream is acknowledged.
     const countStored = async (): Promise<number> => Number((await db?.query<{ n: string }>('SELECT count(*) AS n FROM log_entries'))?.rows[0]?.n ?? 0)
-    await waitFor('part of the burst stored', async () => await countStored() >= total / 8, 60_000)
-    const acknowledged = new Map<string, Set<string>>()
-    for (const author of authors) acknowledged.set(author.peerId, await storedEntries(first, author.peerId))
+    let killed = false
+    const stream = (async () => {
+      let sent = 0
+      while (!killed && sent < total) {
+        const stored = await countStored()
+        while (sent < total && sent - stored < WINDOW) {
+          const { block, envelope } = envelopes[sent++] as (typeof envelopes)[number]
+          peer?.services.overlay.broadcast('content', block.cid.toString(), envelope)
+        }
+        await sleep(10)
+      }
+    })()
+    await waitFor('part of the stream stored', async () => await countStored() >= total / 10, 60_000)
+    const acknowledged = new Map(await Promise.all(authors.map(async (author) => [author.peerId, await storedEntries(first, author.peerId)] as const)))
     first.child.kill('SIGKILL')
+    killed = true
+    await stream
     await first.exited
     const ackCount = [...acknowledged.values()].reduce((sum, cids) => sum + cids.size, 0)
     const atKill = await countStored()

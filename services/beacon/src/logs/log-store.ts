@@ -603,8 +603,10 @@ async function insertLocked (tx: SqlQueryable, entry: NewLogEntry, caps: AuthorC
 
   // Orphans waiting below this entry (their prev chain leads here, seqs counting up by
   // one) are connected now. The prev links form a tree, so each is reached once.
+  // The author's orphan count (read above, under the lock) says whether there are any to
+  // look for: a linear log, the common case, skips the walk.
   let descendants: Array<{ cid: Uint8Array, prev: Uint8Array }> = []
-  if (connected) {
+  if (connected && (situation.orphans ?? 0) > 0) {
     const { rows } = await tx.query<{ cid: Uint8Array, prev: Uint8Array }>(
       `WITH RECURSIVE reach (cid, seq) AS (
          SELECT cid, seq FROM log_entries WHERE prev = $1 AND author = $2 AND seq = $3 + 1 AND NOT connected
