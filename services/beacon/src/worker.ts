@@ -454,6 +454,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       syncHeadAnswersMax: config.syncHeadAnswersMax,
       fleet: {
         claim: async (messageId) => await fleet.seen.claim(messageId),
+        claimMany: async (messageIds) => await fleet.seen.claimMany(messageIds),
         complete: (messageId) => { void fleet.seen.complete(messageId) },
         states: async (messageIds) => await fleet.seen.states(messageIds),
         relay: (topic, messageId, payload) => { void fleet.bridge.publish(topic, messageId, payload) }

@@ -209,6 +209,29 @@ for (const topology of topologies) {
       assert.equal(await f.commandErrors(a) + await f.commandErrors(b), 0, 'no Redis command failed (no CROSSSLOT)')
     })
 
+    it('seen set: claimMany claims a batch at once, one pipeline per shard, each ID once across workers', async () => {
+      const f = fleet()
+      const [a, b] = [await f.start({ heartbeatMs: 60_000 }), await f.start({ heartbeatMs: 60_000 })]
+      await Promise.all([a.state.peerViews.flush(), a.state.membership.beat()])
+      const ids = Array.from({ length: 100 }, (_, i) => `${f.prefix}batch-${i}`)
+      const spy = spyPipelines(a.state.redis.client)
+      const statsBefore = { ...a.state.seen.stats }
+      const first = await a.state.seen.claimMany([...ids, ids[0] as string])
+      spy.restore()
+      assert.deepEqual(first, [...ids.map(() => 'claimed'), 'seen'], 'every ID claimed, the repeated one once')
+      // 100 IDs over 16 shards: one pipeline per shard touched, sent at once, none after.
+      assert.ok(spy.calls() <= 16, `100 claims went out in ${spy.calls()} pipelines`)
+      assert.equal(a.state.seen.stats.commands - statsBefore.commands, 100)
+      const [second, third] = await Promise.all([b.state.seen.claimMany(ids), a.state.seen.claimMany(ids)])
+      assert.deepEqual(second, ids.map(() => 'seen'), 'another worker finds them claimed')
+      assert.deepEqual(third, ids.map(() => 'seen'), 'the claimer finds them its own')
+      // Two workers claiming the same fresh batch at once: each ID goes to exactly one.
+      const fresh = ids.map((id) => `${id}-fresh`)
+      const [byA, byB] = await Promise.all([a.state.seen.claimMany(fresh), b.state.seen.claimMany(fresh)])
+      fresh.forEach((id, i) => { assert.equal([byA[i], byB[i]].filter((result) => result === 'claimed').length, 1, `${id} claimed exactly once`) })
+      assert.equal(await f.commandErrors(a) + await f.commandErrors(b), 0, 'no Redis command failed (no CROSSSLOT)')
+    })
+
     it('seen set: an expired claim or seen mark makes the ID claimable again', async () => {
       const f = fleet()
       const a = await f.start()
@@ -670,6 +693,7 @@ describe('in-process fleet state (no Redis)', () => {
     assert.equal(await state.seen.claim('m1'), 'claimed')
     assert.equal(await state.seen.claim('m1'), 'seen')
     assert.equal(await state.seen.claim('m2'), 'claimed')
+    assert.deepEqual(await state.seen.claimMany(['m2', 'm3', 'm3']), ['seen', 'claimed', 'seen'])
     await state.seen.complete('m1')
     await sleep(150)
     assert.deepEqual(await state.seen.states(['m1', 'm2', 'm3']), new Map([['m1', 'done'], ['m2', 'absent'], ['m3', 'absent']]))

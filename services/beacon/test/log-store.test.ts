@@ -376,6 +376,70 @@ describe('LogStore across workers (Postgres)', () => {
     }
   })
 
+  it('batches of the same entries in two orders, on Postgres and PGlite, give the heads and counts one-at-a-time inserts give', async () => {
+    // Three authors with forks and an equivocation, batched 7 at a time (batches hold several
+    // authors, and an entry's prev may come later in the batch, in a later batch, or before).
+    const authors = [newAuthor(), newAuthor(), newAuthor()]
+    const log: NewLogEntry[] = []
+    for (const author of authors) log.push(...await forkedLog(author, 20))
+    const batches = (entries: NewLogEntry[]): NewLogEntry[][] => Array.from({ length: Math.ceil(entries.length / 7) }, (_, i) => entries.slice(i * 7, i * 7 + 7))
+    const embedded = await openPglite(undefined)
+    try {
+      await migrate(embedded)
+      const one = new LogStore(await open())
+      for (const e of log) stored(await one.insert(e))
+      const ordered = await Promise.all([1, 2].map(async () => {
+        const client = await openPostgres(await createTestDatabase('logs_batch'), { maxConnections: 4 })
+        clients.push(client)
+        await migrate(client)
+        return new LogStore(client)
+      }))
+      const stores = [...ordered, new LogStore(embedded)]
+      for (const [i, store] of stores.entries()) {
+        for (const batch of batches(shuffled(log, 10 + i))) {
+          const outcomes = await store.insertMany(batch)
+          assert.equal(outcomes.length, batch.length)
+          for (const outcome of outcomes) stored(outcome)
+        }
+      }
+      const expected = await one.heads(authors)
+      assert.equal(expected.length, 3)
+      for (const store of stores) {
+        assert.deepEqual((await store.heads(authors)).map((head) => ({ ...head, change: '' })), expected.map((head) => ({ ...head, change: '' })))
+        for (const author of authors) {
+          assert.deepEqual({ ...await store.author(author), change: '' }, { ...await one.author(author), change: '' })
+          await assertCountsHold(store, author)
+        }
+      }
+    } finally {
+      await embedded.close()
+    }
+  })
+
+  it('a batch refuses only its bad entries: duplicate, bad seq, bad prev and an entry over the cap', async () => {
+    const store = new LogStore(await open())
+    const [author, other] = [newAuthor(), newAuthor()]
+    const [e0, e1, e2, e3] = await chain(author, 4) as [NewLogEntry, NewLogEntry, NewLogEntry, NewLogEntry]
+    const [o0] = await chain(other, 1) as [NewLogEntry]
+    stored(await store.insert(o0))
+    stored(await store.insert(e0))
+    const outcomes = await store.insertMany([
+      e0,
+      e1,
+      await entry(author, 5, e1.cid),
+      await entry(author, 1, o0.cid),
+      e2,
+      e2,
+      e3
+    ], { maxEntries: 3, maxOrphans: 10 })
+    assert.deepEqual(outcomes.map((outcome) => outcome.status === 'rejected' ? outcome.reason : outcome.status),
+      ['duplicate', 'stored', 'bad-seq', 'bad-prev', 'stored', 'duplicate', 'too-many-entries'])
+    assert.deepEqual((await store.heads([author]))[0]?.cid, e2.cid)
+    assert.equal((await store.author(author))?.entries, 3)
+    await assertCountsHold(store, author)
+    assert.deepEqual(await store.insertMany([]), [])
+  })
+
   it('inserts to one author from two pools at once serialise: nothing is left orphaned and the counts hold', async () => {
     const author = newAuthor()
     const log = await forkedLog(author, 60)

@@ -281,6 +281,50 @@ describe('signed profile logs', () => {
     })
   })
 
+  describe('batched ingest (Postgres)', () => {
+    it('a batch with one forged and one unregistered entry stores and pins the others, and bans the forger', async () => {
+      const { worker } = await startTestWorker({ DATABASE_URL: await createTestDatabase('logs_batch') })
+      workers.push(worker)
+      const [alice, bob, victim, outsider, publisher, forger] = await Promise.all(Array.from({ length: 6 }, async () => signerOf(await generateKeyPair('Ed25519'))))
+      if (alice === undefined || bob === undefined || victim === undefined || outsider === undefined || publisher === undefined || forger === undefined) assert.fail()
+      for (const [i, signer] of [alice, bob, victim, publisher].entries()) await worker.accounts.add(signer.peerId, `batch-${i}`)
+      const [a0, a1, a2] = await buildLog(alice, 3) as [EntryBlock, EntryBlock, EntryBlock]
+      const [b0, b1] = await buildLog(bob, 2) as [EntryBlock, EntryBlock]
+      const forged = await signEntry({ seq: 0, prev: null, action: 'set-profile', timestamp: 1, params: { name: 'not me' } }, { peerId: victim.peerId, sign: forger.sign })
+      const [unregistered] = await buildLog(outsider, 1) as [EntryBlock]
+      // a2 comes before its prev a1: an orphan for a moment, connected when a1 is stored.
+      const batch = [a0, forged, b0, a2, unregistered, a1, b1]
+      const items = await Promise.all(batch.map(async (block) => ({
+        payload: await sealEnvelope(block.bytes, block === forged ? forger : publisher),
+        from: publisher.peerId
+      })))
+      const results = await worker.logService.ingest.ingestEnvelopes(items)
+      assert.deepEqual(results.map((result) => result.result === 'rejected' ? result.reason : result.result),
+        ['accepted', 'bad-signature', 'accepted', 'accepted', 'unregistered-author', 'accepted', 'accepted'])
+      assert.deepEqual(results.map((result) => result.cid?.toString()), batch.map((block) => block.cid.toString()))
+
+      assert.deepEqual((await worker.logs.heads([alice.peerId, bob.peerId, victim.peerId, outsider.peerId])).map((head) => [head.author, head.seq, head.entries, head.forks]),
+        [[alice.peerId, 2, 3, 0], [bob.peerId, 1, 2, 0]].sort((x, y) => String(x[0]).localeCompare(String(y[0]))))
+      for (const block of [a0, a1, a2, b0, b1]) {
+        assert.equal(await worker.storage.blockstore.has(block.cid), true, `block ${block.entry.author} #${block.entry.seq} stored`)
+        assert.notEqual((await worker.logs.get(block.cid.bytes))?.pinId ?? null, null, `entry ${block.entry.author} #${block.entry.seq} has its pin`)
+      }
+      for (const block of [forged, unregistered]) {
+        assert.equal(await worker.storage.blockstore.has(block.cid), false, 'a refused entry\'s block is not stored')
+        assert.equal(await worker.logs.get(block.cid.bytes), undefined, 'a refused entry is not indexed')
+      }
+      const bans = (await admin<{ bans: Array<{ peer: string }> }>(worker, 'GET', '/v1/bans')).json.bans
+      assert.deepEqual(bans.map((ban) => ban.peer), [forger.peerId], 'the forged entry\'s publisher is banned, and only it')
+
+      // The same batch again: every stored entry is a duplicate (and keeps its one pin).
+      const again = await worker.logService.ingest.ingestEnvelopes(items.filter((_, i) => i !== 1))
+      assert.deepEqual(again.map((result) => result.result === 'rejected' ? result.reason : result.result),
+        ['duplicate', 'duplicate', 'duplicate', 'unregistered-author', 'duplicate', 'duplicate'])
+      const counts = await worker.storage.pins.countsByStatus()
+      assert.equal(Object.values(counts).reduce((sum, n) => sum + n, 0), 5, `one pin per stored entry: ${JSON.stringify(counts)}`)
+    })
+  })
+
   it('keeps a fork, and two workers on separate databases choose the same head whatever the order', async () => {
     const database = await createTestDatabase('logs')
     const one = await startTestWorker({ DATABASE_URL: database })

@@ -37,6 +37,10 @@ export class LocalSeenSet implements SeenSet {
     return result
   }
 
+  async claimMany (messageIds: readonly string[]): Promise<ClaimResult[]> {
+    return await Promise.all(messageIds.map(async (messageId) => await this.claim(messageId)))
+  }
+
   async complete (messageId: string): Promise<void> {
     this.entries.set(messageId, 'done', this.seenTtlMs)
   }

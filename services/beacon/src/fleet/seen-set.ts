@@ -24,6 +24,12 @@ export interface SeenSet {
    * the answer is `claimed`: the worker handles it locally.
    */
   claim: (messageId: string) => Promise<ClaimResult>
+  /**
+   * `claim` for many IDs at once, answered in the same order: the same per-ID rules, sent
+   * to Redis together (one pipeline per seen shard, sent at once) rather than one by one.
+   * An ID listed twice is claimed once (the second answers `seen`).
+   */
+  claimMany: (messageIds: readonly string[]) => Promise<ClaimResult[]>
   /** Marks a message handled, for the seen TTL (other workers' claims then answer `seen`). */
   complete: (messageId: string) => Promise<void>
   /**
@@ -132,6 +138,14 @@ export class RedisSeenSet implements SeenSet {
     const claiming = this.claimInRedis(messageId).finally(() => { this.claiming.delete(messageId) })
     this.claiming.set(messageId, claiming)
     return await claiming
+  }
+
+  async claimMany (messageIds: readonly string[]): Promise<ClaimResult[]> {
+    // Each claim queues its command before its first await, so they are all in the queue
+    // here: send them now, together, rather than after the batch window.
+    const claims = messageIds.map(async (messageId) => await this.claim(messageId))
+    this.flush()
+    return await Promise.all(claims)
   }
 
   async complete (messageId: string): Promise<void> {

@@ -40,7 +40,7 @@ import type { LogEntryRejection, LogMetrics } from '../metrics/log-metrics.ts'
 import { authorOwner, LOG_ENTRY_KIND, PIN_KIND_KEY } from '../pinning/log-entry-pins.ts'
 import type { PinStore } from '../pinning/pin-store.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
-import type { Admission, LogStore, StoredOutcome } from './log-store.ts'
+import type { Admission, LogStore, NewLogEntry, StoredOutcome } from './log-store.ts'
 import { TokenBuckets } from './token-buckets.ts'
 
 /** What `checkEnvelope` decided about a gossiped envelope (stages 1–4). */
@@ -80,7 +80,7 @@ export interface AuthorLimits {
 }
 
 export interface LogIngestDeps {
-  logs: Pick<LogStore, 'admission' | 'insert' | 'pinOnce'>
+  logs: Pick<LogStore, 'admission' | 'insert' | 'pinOnce' | 'admissionMany' | 'insertMany' | 'pinOnceMany'>
   bans: Pick<BanList, 'ban'>
   isRegistered: (peerId: string) => boolean
   blockstore: Pick<PgBlockstore, 'put'>
@@ -152,6 +152,24 @@ export class LogIngest {
     return await this.store(checked.block, source)
   }
 
+  /**
+   * A batch of content-topic payloads, each with the neighbour that delivered it and, if the
+   * overlay's validator checked it already, that check. Results come back in the same order,
+   * only after the batch's entries are committed. The envelopes not yet checked are checked
+   * at once (their signature verifies run in parallel); the accepted entries are then stored
+   * together by `storeMany`. A bad entry refuses only itself.
+   */
+  async ingestEnvelopes (items: ReadonlyArray<{ payload: Uint8Array, from: string, checked?: Extract<EnvelopeCheck, { verdict: 'accept' }> }>): Promise<IngestResult[]> {
+    const checks = await Promise.all(items.map(async (item) => item.checked ?? await this.checkEnvelope(item.payload, item.from)))
+    const accepted: Array<{ block: EntryBlock, source: EntrySource }> = []
+    for (const [index, check] of checks.entries()) {
+      const item = items[index] as (typeof items)[number]
+      if (check.verdict === 'accept') accepted.push({ block: check.block, source: { from: item.from, publisher: check.publisher, envelope: item.payload } })
+    }
+    const stored = (await this.storeMany(accepted)).values()
+    return checks.map((check) => check.verdict === 'accept' ? stored.next().value as IngestResult : rejected(check.reason, check.cid))
+  }
+
   /** Stages 2–4: decode, the author's signature (a forgery bans the envelope's signer), registration. */
   private async checkEntry (bytes: Uint8Array, source: EntrySource): Promise<{ verdict: 'accept', block: EntryBlock } | { verdict: 'reject', reason: LogEntryRejection, cid?: CID }> {
     const decoded = await decodeEntry(bytes)
@@ -210,6 +228,83 @@ export class LogIngest {
   }
 
   /**
+   * Stages 5–7 for a batch of checked entries, as `store` does them one at a time, in a
+   * handful of round trips for the whole batch: one admission read, the blocks written
+   * concurrently, one `insertMany` transaction per author, side by side (each author's
+   * entries in the order given, so a prev before its child), one `pinOnceMany` transaction. Results in the same order; a refused
+   * entry refuses only itself. If a transaction fails (Postgres went away), it throws and
+   * nothing in the batch was acknowledged: the caller retries the batch, and entries stored
+   * by then come back as duplicates and get their pins.
+   */
+  async storeMany (items: ReadonlyArray<{ block: EntryBlock, source: EntrySource }>): Promise<IngestResult[]> {
+    const { deps } = this
+    if (items.length === 0) return []
+    const admissions = await deps.logs.admissionMany(items.map(({ block: { cid, entry } }) => ({
+      cid: cid.bytes, prev: entry.prev?.bytes ?? null, author: entry.author, pinOwner: authorOwner(entry.author)
+    })), deps.limits.maxPendingPins)
+    const results: Array<IngestResult | undefined> = items.map(() => undefined)
+    const admitted: number[] = []
+    for (const [index, { block, source }] of items.entries()) {
+      const admission = admissions[index] as Admission
+      const refusal = admission.known ? undefined : this.overLimit(block.entry.author, admission, source)
+      if (refusal !== undefined) results[index] = this.reject(refusal, block.cid)
+      else admitted.push(index)
+    }
+    // Blocks first, as in `store`: an indexed entry always has its bytes.
+    await Promise.all(admitted.map(async (index) => {
+      const { block } = items[index] as (typeof items)[number]
+      await deps.blockstore.put(block.cid, block.bytes)
+    }))
+    // One insertMany per author, all at once: a transaction holds its authors' locks until it
+    // commits, so one transaction for the whole batch would make every batch wait for every
+    // other that shares an author; per author, batches of different authors run side by
+    // side on the pool. An entry's prev is its own author's, so the order that matters (an
+    // author's entries as given) is kept.
+    const byAuthor = new Map<string, number[]>()
+    for (const [i, index] of admitted.entries()) {
+      const author = (items[index] as (typeof items)[number]).block.entry.author
+      const group = byAuthor.get(author)
+      if (group === undefined) byAuthor.set(author, [i])
+      else group.push(i)
+    }
+    const caps = { maxEntries: deps.limits.maxEntries, maxOrphans: deps.limits.maxOrphans }
+    const outcomes: Array<Awaited<ReturnType<LogStore['insert']>> | undefined> = admitted.map(() => undefined)
+    await Promise.all([...byAuthor.values()].map(async (group) => {
+      const groupOutcomes = await deps.logs.insertMany(group.map((i) => newLogEntry((items[admitted[i] as number] as (typeof items)[number]).block)), caps)
+      group.forEach((i, j) => { outcomes[i] = groupOutcomes[j] })
+    }))
+    const toPin: number[] = []
+    for (const [i, index] of admitted.entries()) {
+      const { block: { entry, cid }, source } = items[index] as (typeof items)[number]
+      const outcome = outcomes[i]
+      if (outcome === undefined) throw new Error(`insertMany answered ${outcomes.length} outcomes for ${admitted.length} entries`)
+      if (outcome.status === 'rejected') { results[index] = this.reject(outcome.reason, cid); continue }
+      toPin.push(index)
+      if (outcome.status === 'duplicate') {
+        deps.metrics.entries.inc({ result: 'rejected', reason: 'duplicate' })
+        results[index] = { result: 'duplicate', cid }
+        continue
+      }
+      deps.metrics.entries.inc({ result: 'accepted', reason: 'ok' })
+      if (outcome.equivocation) this.log.info({ author: entry.author, seq: entry.seq, cid: cid.toString() }, 'equivocation: the author signed two entries at one seq; both are kept')
+      if (outcome.missingPrev !== undefined && source.fetched !== true) {
+        const peers = [source.from, source.publisher, entry.author].filter((peer): peer is string => peer !== undefined)
+        deps.fetchAncestors(CID.decode(outcome.missingPrev), entry.author, [...new Set(peers)])
+      }
+      results[index] = { result: 'accepted', cid, outcome }
+    }
+    const created = await deps.logs.pinOnceMany(toPin.map((index) => { const { block } = items[index] as (typeof items)[number]; return { cid: block.cid.bytes, author: block.entry.author } }), async (tx, i) => {
+      const { block: { entry, cid }, source } = items[toPin[i] as number] as (typeof items)[number]
+      return (await deps.pins.createIn(tx, this.entryPin(entry.author, entry.seq, cid, source))).id
+    })
+    if (created.some((id) => id !== undefined)) deps.onPinQueued()
+    return results.map((result, index) => {
+      if (result === undefined) throw new Error(`entry ${index} of the batch got no result`)
+      return result
+    })
+  }
+
+  /**
    * Which per-author limit a new entry is over, if any. The caps only read; the rate bucket
    * is charged last, so an entry refused for a cap costs the author no token.
    */
@@ -225,8 +320,14 @@ export class LogIngest {
   /** The entry's one pin (see LogStore.pinOnce): created by whichever call gets there first. */
   async pin (author: string, seq: number, cid: CID, source: EntrySource): Promise<void> {
     const { deps } = this
+    const created = await deps.logs.pinOnce(cid.bytes, async (tx) => (await deps.pins.createIn(tx, this.entryPin(author, seq, cid, source))).id)
+    if (created !== undefined) deps.onPinQueued()
+  }
+
+  /** The pin job of one entry: owned by its author, fetching from whoever handed it to us. */
+  private entryPin (author: string, seq: number, cid: CID, source: EntrySource): Parameters<PinStore['createIn']>[1] {
     const origins = [...new Set([source.publisher, source.from, author])].filter((peer): peer is string => peer !== undefined).map((peer) => `/p2p/${peer}`)
-    const created = await deps.logs.pinOnce(cid.bytes, async (tx) => (await deps.pins.createIn(tx, {
+    return {
       owner: authorOwner(author),
       cid,
       cidText: cid.toString(),
@@ -236,8 +337,7 @@ export class LogIngest {
       kind: LOG_ENTRY_KIND,
       meta: { [PIN_KIND_KEY]: LOG_ENTRY_KIND },
       origins
-    })).id)
-    if (created !== undefined) deps.onPinQueued()
+    }
   }
 
   private async punishForgery (block: EntryBlock, source: EntrySource, code: string): Promise<void> {
@@ -275,6 +375,10 @@ export class LogIngest {
     const limit = LIMIT_KEYS[reason]
     if (limit !== undefined) this.deps.limitMetrics.blocked(limit)
   }
+}
+
+function newLogEntry ({ entry, bytes, cid }: EntryBlock): NewLogEntry {
+  return { cid: cid.bytes, author: entry.author, seq: entry.seq, prev: entry.prev?.bytes ?? null, action: entry.action, timestamp: entry.timestamp, size: bytes.length }
 }
 
 function rejected (reason: LogEntryRejection, cid?: CID): IngestResult {

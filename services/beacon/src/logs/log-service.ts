@@ -76,6 +76,8 @@ export interface LogServiceDeps {
  */
 export interface FleetGossip {
   claim: (messageId: string) => Promise<'claimed' | 'seen'>
+  /** `claim` for a batch, answered in order, in one round trip to Redis. */
+  claimMany: (messageIds: readonly string[]) => Promise<Array<'claimed' | 'seen'>>
   complete: (messageId: string) => void
   states: (messageIds: readonly string[]) => Promise<Map<string, 'done' | 'claimed' | 'absent'>>
   relay: (topic: string, messageId: string, payload: Uint8Array) => void
@@ -106,6 +108,17 @@ export interface LogService {
 const INGEST_CONCURRENCY = 32
 /** Entries waiting beyond that; more are dropped (Plumtree's IHAVE/GRAFT or sync brings them back). */
 const INGEST_QUEUE_MAX = 10_000
+/**
+ * Content messages stored together: one claim round trip, one admission read, one insert
+ * and one pin transaction per batch (guess: large enough that the per-batch round trips
+ * vanish, small enough that one author lock set is held briefly).
+ */
+const CONTENT_BATCH_MAX = 64
+/**
+ * How long the first message of a batch waits for others (guess: a burst fills a batch
+ * within this; a lone entry is delayed by no more than this).
+ */
+const CONTENT_BATCH_WAIT_MS = 5
 /** Messages claimed by other workers kept for a takeover; the oldest go first beyond this (guess). */
 const DEFERRED_MAX = 20_000
 /**
@@ -120,6 +133,12 @@ const UNPINNED_SWEEP_MS = 30_000
 const UNPINNED_AFTER_MS = 60_000
 /** Longest wait between retries of an entry while Postgres is unreachable. */
 const STORAGE_RETRY_MAX_MS = 2000
+/** Tries of a task whose transaction Postgres rolled back for a deadlock or serialization failure (guess). */
+const CONFLICT_RETRIES = 5
+/** SQLSTATEs of a transaction rolled back to be tried again: serialization_failure, deadlock_detected. */
+const CONFLICT_SQLSTATES = new Set(['40001', '40P01'])
+const isTransactionConflict = (err: unknown): boolean => err instanceof Error && CONFLICT_SQLSTATES.has(String((err as { code?: unknown }).code))
+
 /** Sync and key-exchange requests must finish within this (guess). */
 const REQUEST_TIMEOUT_MS = 30_000
 /** Concurrent inbound sync streams per connection (guess: a peer syncing many authors at once). */
@@ -209,14 +228,22 @@ export function createLogService (deps: LogServiceDeps): LogService {
       running.add(run)
     }
   }
-  const enqueue = (task: () => Promise<unknown>): void => {
-    if (!accepting) return
-    if (waiting.length >= INGEST_QUEUE_MAX) {
-      deps.metrics.entries.inc({ result: 'rejected', reason: 'overloaded' })
-      return
+  /** Entries in `waiting` (a batch task holds several). */
+  let waitingEntries = 0
+  /** Queues a task of `entries` entries; false (each counted as overloaded) when the queue is full. */
+  const enqueueRaw = (task: () => Promise<unknown>, entries = 1): boolean => {
+    if (!accepting) return false
+    if (waitingEntries + entries > INGEST_QUEUE_MAX) {
+      deps.metrics.entries.inc({ result: 'rejected', reason: 'overloaded' }, entries)
+      return false
     }
-    waiting.push(async () => await untilStorageAnswers(task))
+    waitingEntries += entries
+    waiting.push(async () => { waitingEntries -= entries; return await task() })
     pump()
+    return true
+  }
+  const enqueue = (task: () => Promise<unknown>): void => {
+    enqueueRaw(async () => await untilStorageAnswers(task))
   }
   let storageDownSince: number | undefined
   const untilStorageAnswers = async <T>(task: () => Promise<T>): Promise<T> => {
@@ -229,6 +256,12 @@ export function createLogService (deps: LogServiceDeps): LogService {
         }
         return result
       } catch (err) {
+        // A deadlock or serialization failure rolled the transaction back: nothing of it was
+        // stored or acknowledged, and trying again is what Postgres asks for (a few times).
+        if (accepting && isTransactionConflict(err) && attempt < CONFLICT_RETRIES) {
+          await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt))
+          continue
+        }
         if (!accepting || !isStorageUnavailable(err)) throw err
         if (storageDownSince === undefined) {
           storageDownSince = Date.now()
@@ -268,14 +301,8 @@ export function createLogService (deps: LogServiceDeps): LogService {
    * later.
    */
   type Handler = (messageId: string, payload: Uint8Array, from: string) => Promise<boolean>
+  // `content` is not here: its messages go through the batch below.
   const handlers = new Map<string, Handler>([
-    ['content', async (messageId, payload, from) => {
-      const pre = checked.take(messageId, payload)
-      const result = pre === undefined ? await ingest.ingestEnvelope(payload, from) : await ingest.ingestChecked(pre, payload, from)
-      if (result.cid?.toString() !== messageId) return false
-      if (result.result !== 'rejected') deps.fleet.relay('content', messageId, payload)
-      return true
-    }],
     ['keyexchange', async (_messageId, payload) => {
       await keyExchange.onTopicRequest(payload)
       return true
@@ -290,8 +317,54 @@ export function createLogService (deps: LogServiceDeps): LogService {
       deferred.delete(oldest)
     }
   }
+  /**
+   * Content messages wait here (at most CONTENT_BATCH_MAX, at most CONTENT_BATCH_WAIT_MS) and
+   * go to the queue as one task: claimed with one `claimMany`, stored with one
+   * `ingestEnvelopes`. The claim is made once; only the storing is retried while Postgres is
+   * away, so a retry never finds its own claims `seen`. Each message is settled (completed
+   * fleet-wide, relayed) only after the batch's commits, exactly as a single one is.
+   */
+  let contentBatch: Array<{ messageId: string, payload: Uint8Array, from: string }> = []
+  let contentTimer: NodeJS.Timeout | undefined
+  const sendContentBatch = (): void => {
+    clearTimeout(contentTimer)
+    contentTimer = undefined
+    const batch = contentBatch
+    contentBatch = []
+    if (batch.length === 0) return
+    enqueueRaw(async () => {
+      const claims = await deps.fleet.claimMany(batch.map((message) => message.messageId))
+      const mine = batch.filter((message, i) => {
+        if (claims[i] === 'claimed') return true
+        checked.forget(message.messageId)
+        defer(message.messageId, 'content', message.payload, message.from)
+        return false
+      })
+      if (mine.length === 0) return
+      const items = mine.map((message) => {
+        const pre = checked.take(message.messageId, message.payload)
+        return pre === undefined ? { payload: message.payload, from: message.from } : { payload: message.payload, from: message.from, checked: pre }
+      })
+      const results = await untilStorageAnswers(async () => await ingest.ingestEnvelopes(items))
+      for (const [i, { messageId, payload }] of mine.entries()) {
+        const result = results[i]
+        // As the single handler: only an entry whose CID is the message ID settles it.
+        if (result === undefined || result.cid?.toString() !== messageId) continue
+        if (result.result !== 'rejected') deps.fleet.relay('content', messageId, payload)
+        deps.fleet.complete(messageId)
+      }
+    }, batch.length)
+  }
+
   /** One worker per message: the claim's winner handles it, the others keep it for a takeover. */
   const dispatch = (topic: string, messageId: string, payload: Uint8Array, from: string): void => {
+    if (topic === 'content') {
+      if (!accepting) return
+      contentBatch.push({ messageId, payload, from })
+      if (contentBatch.length >= CONTENT_BATCH_MAX) sendContentBatch()
+      else contentTimer ??= setTimeout(sendContentBatch, CONTENT_BATCH_WAIT_MS)
+      return
+    }
     const handle = handlers.get(topic)
     if (handle === undefined) return
     enqueue(async () => {
@@ -406,12 +479,16 @@ export function createLogService (deps: LogServiceDeps): LogService {
     },
     async stop () {
       accepting = false
+      clearTimeout(contentTimer)
+      contentTimer = undefined
+      contentBatch = []
       lifetime.abort()
       for (const timer of timers.splice(0)) clearInterval(timer)
       deferred.clear()
       checked.clear()
       for (const unsubscribe of unsubscribers.splice(0)) unsubscribe()
       waiting.length = 0
+      waitingEntries = 0
       await Promise.allSettled([...running])
       await fetcher.stop()
       await deps.node.unhandle([syncProtocolId(deps.network), keyExchangeProtocolId(deps.network)]).catch(() => {})

@@ -202,109 +202,26 @@ export class LogStore {
   async insert (entry: NewLogEntry, caps?: AuthorCaps): Promise<InsertOutcome> {
     return await this.db.transaction(async (tx) => {
       await tx.query('SELECT pg_advisory_xact_lock($1::int4, hashtext($2))', [AUTHOR_LOCK_CLASS, entry.author])
-      const known = await tx.query('SELECT 1 FROM log_entries WHERE cid = $1', [entry.cid])
-      if (known.rows.length > 0) return { status: 'duplicate' }
-      if ((entry.prev === null) !== (entry.seq === 0)) return { status: 'rejected', reason: 'bad-seq' }
+      return await insertLocked(tx, entry, caps)
+    })
+  }
 
-      let parent: { author: string, seq: number, connected: boolean } | undefined
-      if (entry.prev !== null) {
-        const { rows } = await tx.query<{ author: string, seq: number, connected: boolean }>(
-          'SELECT author, seq, connected FROM log_entries WHERE cid = $1', [entry.prev])
-        parent = rows[0]
-        if (parent !== undefined && parent.author !== entry.author) return { status: 'rejected', reason: 'bad-prev' }
-        if (parent !== undefined && parent.seq + 1 !== entry.seq) return { status: 'rejected', reason: 'bad-seq' }
-      }
-      const connected = entry.prev === null || parent?.connected === true
-
-      if (caps !== undefined) {
-        // Under the author's lock, so two workers (or two tasks) cannot both take the last place.
-        const { rows: counts } = await tx.query<{ entries: number, orphans: number }>('SELECT entries, orphans FROM log_authors WHERE author = $1', [entry.author])
-        const stored = counts[0] ?? { entries: 0, orphans: 0 }
-        if (stored.entries >= caps.maxEntries) return { status: 'rejected', reason: 'too-many-entries' }
-        if (!connected && stored.orphans >= caps.maxOrphans) return { status: 'rejected', reason: 'too-many-orphans' }
-      }
-
-      // The parent stops being a tip if this is its first connected child.
-      let parentWasTip = false
-      if (connected && entry.prev !== null) {
-        const { rows } = await tx.query('SELECT 1 FROM log_entries WHERE prev = $1 AND connected LIMIT 1', [entry.prev])
-        parentWasTip = rows.length === 0
-      }
-
-      await tx.query(
-        `INSERT INTO log_entries (cid, author, seq, prev, action, entry_timestamp, size, connected)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        [entry.cid, entry.author, entry.seq, entry.prev, entry.action, entry.timestamp, entry.size, connected])
-
-      // Orphans waiting below this entry (their prev chain leads here, seqs counting up by
-      // one) are connected now. The prev links form a tree, so each is reached once.
-      let descendants: Array<{ cid: Uint8Array, prev: Uint8Array }> = []
-      if (connected) {
-        const { rows } = await tx.query<{ cid: Uint8Array, prev: Uint8Array }>(
-          `WITH RECURSIVE reach (cid, seq) AS (
-             SELECT cid, seq FROM log_entries WHERE prev = $1 AND author = $2 AND seq = $3 + 1 AND NOT connected
-             UNION ALL
-             SELECT e.cid, e.seq FROM log_entries e JOIN reach r ON e.prev = r.cid
-             WHERE e.author = $2 AND e.seq = r.seq + 1 AND NOT e.connected)
-           UPDATE log_entries SET connected = true WHERE cid IN (SELECT cid FROM reach)
-           RETURNING cid, prev`,
-          [entry.cid, entry.author, entry.seq])
-        descendants = rows
-      }
-      // Of the entries connected now (this one and its descendants), the tips are those that
-      // are no other one's prev: their children, if any, are still orphans.
-      const newlyConnected = connected ? 1 + descendants.length : 0
-      const parents = new Set(descendants.map((row) => cidKey(row.prev)))
-      const tipsDelta = newlyConnected - parents.size - (parentWasTip ? 1 : 0)
-
-      const { rows: rivals } = await tx.query<{ cid: Uint8Array }>(
-        'SELECT cid FROM log_entries WHERE author = $1 AND seq = $2 AND cid <> $3', [entry.author, entry.seq, entry.cid])
-      if (rivals.length > 0) {
-        await tx.query(
-          `INSERT INTO log_equivocations (author, seq, cid)
-           SELECT author, seq, cid FROM log_entries WHERE author = $1 AND seq = $2
-           ON CONFLICT DO NOTHING`,
-          [entry.author, entry.seq])
-      }
-      // A height counts once, when its second entry arrives.
-      const newEquivocation = rivals.length === 1 ? 1 : 0
-
-      const { rows } = await tx.query<AuthorRow & { old_head: Uint8Array | null }>(
-        `WITH old AS (SELECT head_cid FROM log_authors WHERE author = $1),
-         best AS (
-           -- Fork choice: highest seq, then lowest CID. bytea compares byte by byte
-           -- (memcmp, then length), which is the protocol's CID order (services/protocol
-           -- log/fork-choice.ts), so every worker and every peer picks the same head.
-           SELECT cid, seq FROM log_entries WHERE author = $1 AND connected ORDER BY seq DESC, cid ASC LIMIT 1)
-         INSERT INTO log_authors AS a (author, head_cid, head_seq, entries, connected_entries, tips, orphans, equivocations)
-         VALUES ($1, (SELECT cid FROM best), (SELECT seq FROM best), 1, $2::int4, $3::int4, 1 - $2::int4, $4::int4)
-         ON CONFLICT (author) DO UPDATE SET
-           head_cid = EXCLUDED.head_cid,
-           head_seq = EXCLUDED.head_seq,
-           entries = a.entries + 1,
-           connected_entries = a.connected_entries + $2,
-           tips = a.tips + $3,
-           orphans = a.orphans + 1 - $2,
-           equivocations = a.equivocations + $4,
-           change = nextval('log_changes'),
-           change_xid = pg_current_xact_id(),
-           updated_at = now()
-         RETURNING ${AUTHOR_COLUMNS}, (SELECT head_cid FROM old) AS old_head`,
-        [entry.author, newlyConnected, tipsDelta, newEquivocation])
-      const row = rows[0]
-      if (row === undefined) throw new Error(`log_authors upsert for ${entry.author} returned no row`)
-      const head = headOf(row)
-      const oldHead = row.old_head === null ? '' : cidKey(row.old_head)
-      const outcome: StoredOutcome = {
-        status: 'stored',
-        orphan: !connected,
-        connectedOrphans: descendants.length,
-        head,
-        headChanged: (head === null ? '' : cidKey(head.cid)) !== oldHead,
-        equivocation: rivals.length > 0
-      }
-      if (entry.prev !== null && parent === undefined) outcome.missingPrev = rowBytes(entry.prev)
-      return outcome
+  /**
+   * Stores a batch of entries in one transaction, each exactly as `insert` would in the
+   * order given (an entry may be the prev of a later one), and answers one outcome per
+   * entry, in the same order. A refused entry (duplicate, bad seq or prev, over a cap)
+   * refuses only itself; nothing is stored unless the whole transaction commits, so an
+   * outcome is never seen before its entry is durable. The authors' locks are taken at
+   * the start in one statement, in lock-key order, so two batches sharing authors cannot
+   * deadlock (a single `insert` holds one lock and cannot close a cycle).
+   */
+  async insertMany (entries: readonly NewLogEntry[], caps?: AuthorCaps): Promise<InsertOutcome[]> {
+    if (entries.length === 0) return []
+    return await this.db.transaction(async (tx) => {
+      await lockAuthors(tx, entries)
+      const outcomes: InsertOutcome[] = []
+      for (const entry of entries) outcomes.push(await insertLocked(tx, entry, caps))
+      return outcomes
     })
   }
 
@@ -331,6 +248,36 @@ export class LogStore {
       orphans: row?.orphans ?? 0,
       pendingPins: row?.pending ?? 0
     }
+  }
+
+  /**
+   * `admission` for a batch, in one round trip, one answer per entry in the same order. An
+   * entry whose prev is earlier in the batch is not counted an orphan here: the batch stores
+   * its prev first (`insertMany` checks the caps exactly, under the author's lock).
+   */
+  async admissionMany (entries: ReadonlyArray<{ cid: Uint8Array, prev: Uint8Array | null, author: string, pinOwner: string }>, pendingUpTo: number): Promise<Admission[]> {
+    if (entries.length === 0) return []
+    const { rows } = await this.db.query<{ known: boolean, prev_connected: boolean | null, entries: number | null, orphans: number | null, pending: number }>(
+      `SELECT EXISTS (SELECT 1 FROM log_entries WHERE cid = decode(i.cid, 'hex')) AS known,
+         (SELECT connected FROM log_entries WHERE cid = decode(i.prev, 'hex')) AS prev_connected,
+         a.entries, a.orphans,
+         (SELECT count(*) FROM (SELECT 1 FROM pins WHERE owner = i.owner AND status IN ('queued', 'pinning') LIMIT $5) AS pending)::int8 AS pending
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS i (cid, prev, author, owner, ord)
+       LEFT JOIN log_authors a ON a.author = i.author
+       ORDER BY i.ord`,
+      [entries.map((entry) => cidKey(entry.cid)), entries.map((entry) => entry.prev === null ? null : cidKey(entry.prev)),
+        entries.map((entry) => entry.author), entries.map((entry) => entry.pinOwner), pendingUpTo])
+    const inBatch = new Set(entries.map((entry) => cidKey(entry.cid)))
+    return entries.map((entry, i) => {
+      const row = rows[i]
+      return {
+        known: row?.known ?? false,
+        orphan: entry.prev !== null && row?.prev_connected !== true && !inBatch.has(cidKey(entry.prev)),
+        entries: row?.entries ?? 0,
+        orphans: row?.orphans ?? 0,
+        pendingPins: row?.pending ?? 0
+      }
+    })
   }
 
   /** The best heads of `authors`; authors with no connected entry are left out. */
@@ -516,6 +463,44 @@ export class LogStore {
   }
 
   /**
+   * `pinOnce` for a batch, in one transaction: the authors' locks are taken first (as
+   * `insertMany` takes them, in lock-key order), then the entries' rows in one statement,
+   * `create` runs for each stored entry that has no pin yet, and the new pins are recorded
+   * in one statement. Holding several rows, it must not wait on an `insertMany` that holds
+   * others (it connects orphans, updating their rows): the authors' locks order the two
+   * (measured: without them, batches deadlocked under load). Answers per entry, in order:
+   * the new pin's ID, or undefined (it had one, or is unknown).
+   */
+  async pinOnceMany (entries: ReadonlyArray<{ cid: Uint8Array, author: string }>, create: (tx: SqlQueryable, index: number) => Promise<string>): Promise<Array<string | undefined>> {
+    if (entries.length === 0) return []
+    const cids = entries.map((entry) => entry.cid)
+    return await this.db.transaction(async (tx) => {
+      await lockAuthors(tx, entries)
+      const { rows } = await tx.query<{ cid: string }>(
+        `SELECT encode(cid, 'hex') AS cid FROM log_entries
+         WHERE cid IN (SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h) AND pin_id IS NULL
+         ORDER BY cid FOR UPDATE`,
+        [cids.map(cidKey)])
+      const unpinned = new Set(rows.map((row) => row.cid))
+      const created: Array<string | undefined> = []
+      for (const [index, cid] of cids.entries()) {
+        const key = cidKey(cid)
+        // The same CID twice in a batch gets one pin.
+        if (!unpinned.delete(key)) { created.push(undefined); continue }
+        created.push(await create(tx, index))
+      }
+      const pinned = cids.flatMap((cid, index) => created[index] === undefined ? [] : [[cidKey(cid), created[index]] as const])
+      if (pinned.length > 0) {
+        await tx.query(
+          `UPDATE log_entries e SET pin_id = p.pin::uuid FROM unnest($1::text[], $2::text[]) AS p (cid, pin)
+           WHERE e.cid = decode(p.cid, 'hex')`,
+          [pinned.map(([cid]) => cid), pinned.map(([, pin]) => pin)])
+      }
+      return created
+    })
+  }
+
+  /**
    * Stored entries without a pin that arrived more than `olderThanMs` ago: a worker died
    * (or Postgres went away) between storing an entry and pinning it. Oldest first.
    */
@@ -563,6 +548,129 @@ export class LogStore {
     })
     return await this.author(author)
   }
+}
+
+/** Takes the advisory locks of the entries' authors in one statement, in lock-key order. */
+async function lockAuthors (tx: SqlQueryable, entries: ReadonlyArray<{ author: string }>): Promise<void> {
+  await tx.query(
+    `SELECT pg_advisory_xact_lock($1::int4, k) FROM
+       (SELECT DISTINCT hashtext(a) AS k FROM unnest($2::text[]) AS a ORDER BY k) AS keys`,
+    [AUTHOR_LOCK_CLASS, [...new Set(entries.map((entry) => entry.author))]])
+}
+
+/**
+ * One entry of `insert` or `insertMany`, inside their transaction and under the author's
+ * advisory lock: where it fits, the orphans it connects, equivocation, the author's row.
+ */
+async function insertLocked (tx: SqlQueryable, entry: NewLogEntry, caps: AuthorCaps | undefined): Promise<InsertOutcome> {
+  // Everything the decisions below read, in one round trip (all of it under the author's
+  // lock, so it cannot change before the insert): is the entry stored, its parent, the
+  // author's counts for the caps, whether the parent has a connected child (it stops being
+  // a tip when this is its first), and how many entries already hold this seq (rivals).
+  const { rows: [situation] } = await tx.query<{ known: boolean, parent_author: string | null, parent_seq: number | null, parent_connected: boolean | null, entries: number | null, orphans: number | null, parent_has_child: boolean, rivals: number }>(
+    `SELECT EXISTS (SELECT 1 FROM log_entries WHERE cid = $1) AS known,
+       p.author AS parent_author, p.seq AS parent_seq, p.connected AS parent_connected,
+       (SELECT entries FROM log_authors WHERE author = $3) AS entries,
+       (SELECT orphans FROM log_authors WHERE author = $3) AS orphans,
+       EXISTS (SELECT 1 FROM log_entries WHERE prev = $2 AND connected) AS parent_has_child,
+       (SELECT count(*) FROM log_entries WHERE author = $3 AND seq = $4)::int4 AS rivals
+     FROM (SELECT 1) AS one LEFT JOIN log_entries p ON p.cid = $2`,
+    [entry.cid, entry.prev, entry.author, entry.seq])
+  if (situation === undefined) throw new Error(`the situation of ${entry.author} #${entry.seq} returned no row`)
+  if (situation.known) return { status: 'duplicate' }
+  if ((entry.prev === null) !== (entry.seq === 0)) return { status: 'rejected', reason: 'bad-seq' }
+
+  let parent: { author: string, seq: number, connected: boolean } | undefined
+  if (entry.prev !== null && situation.parent_author !== null && situation.parent_seq !== null) {
+    parent = { author: situation.parent_author, seq: situation.parent_seq, connected: situation.parent_connected === true }
+    if (parent.author !== entry.author) return { status: 'rejected', reason: 'bad-prev' }
+    if (parent.seq + 1 !== entry.seq) return { status: 'rejected', reason: 'bad-seq' }
+  }
+  const connected = entry.prev === null || parent?.connected === true
+
+  if (caps !== undefined) {
+    // Under the author's lock, so two workers (or two tasks) cannot both take the last place.
+    if ((situation.entries ?? 0) >= caps.maxEntries) return { status: 'rejected', reason: 'too-many-entries' }
+    if (!connected && (situation.orphans ?? 0) >= caps.maxOrphans) return { status: 'rejected', reason: 'too-many-orphans' }
+  }
+
+  const parentWasTip = connected && entry.prev !== null && !situation.parent_has_child
+
+  await tx.query(
+    `INSERT INTO log_entries (cid, author, seq, prev, action, entry_timestamp, size, connected)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+    [entry.cid, entry.author, entry.seq, entry.prev, entry.action, entry.timestamp, entry.size, connected])
+
+  // Orphans waiting below this entry (their prev chain leads here, seqs counting up by
+  // one) are connected now. The prev links form a tree, so each is reached once.
+  // The author's orphan count (read above, under the lock) says whether there are any to
+  // look for: a linear log, the common case, skips the walk.
+  let descendants: Array<{ cid: Uint8Array, prev: Uint8Array }> = []
+  if (connected && (situation.orphans ?? 0) > 0) {
+    const { rows } = await tx.query<{ cid: Uint8Array, prev: Uint8Array }>(
+      `WITH RECURSIVE reach (cid, seq) AS (
+         SELECT cid, seq FROM log_entries WHERE prev = $1 AND author = $2 AND seq = $3 + 1 AND NOT connected
+         UNION ALL
+         SELECT e.cid, e.seq FROM log_entries e JOIN reach r ON e.prev = r.cid
+         WHERE e.author = $2 AND e.seq = r.seq + 1 AND NOT e.connected)
+       UPDATE log_entries SET connected = true WHERE cid IN (SELECT cid FROM reach)
+       RETURNING cid, prev`,
+      [entry.cid, entry.author, entry.seq])
+    descendants = rows
+  }
+  // Of the entries connected now (this one and its descendants), the tips are those that
+  // are no other one's prev: their children, if any, are still orphans.
+  const newlyConnected = connected ? 1 + descendants.length : 0
+  const parents = new Set(descendants.map((row) => cidKey(row.prev)))
+  const tipsDelta = newlyConnected - parents.size - (parentWasTip ? 1 : 0)
+
+  const rivals = situation.rivals
+  if (rivals > 0) {
+    await tx.query(
+      `INSERT INTO log_equivocations (author, seq, cid)
+       SELECT author, seq, cid FROM log_entries WHERE author = $1 AND seq = $2
+       ON CONFLICT DO NOTHING`,
+      [entry.author, entry.seq])
+  }
+  // A height counts once, when its second entry arrives.
+  const newEquivocation = rivals === 1 ? 1 : 0
+
+  const { rows } = await tx.query<AuthorRow & { old_head: Uint8Array | null }>(
+    `WITH old AS (SELECT head_cid FROM log_authors WHERE author = $1),
+     best AS (
+       -- Fork choice: highest seq, then lowest CID. bytea compares byte by byte
+       -- (memcmp, then length), which is the protocol's CID order (services/protocol
+       -- log/fork-choice.ts), so every worker and every peer picks the same head.
+       SELECT cid, seq FROM log_entries WHERE author = $1 AND connected ORDER BY seq DESC, cid ASC LIMIT 1)
+     INSERT INTO log_authors AS a (author, head_cid, head_seq, entries, connected_entries, tips, orphans, equivocations)
+     VALUES ($1, (SELECT cid FROM best), (SELECT seq FROM best), 1, $2::int4, $3::int4, 1 - $2::int4, $4::int4)
+     ON CONFLICT (author) DO UPDATE SET
+       head_cid = EXCLUDED.head_cid,
+       head_seq = EXCLUDED.head_seq,
+       entries = a.entries + 1,
+       connected_entries = a.connected_entries + $2,
+       tips = a.tips + $3,
+       orphans = a.orphans + 1 - $2,
+       equivocations = a.equivocations + $4,
+       change = nextval('log_changes'),
+       change_xid = pg_current_xact_id(),
+       updated_at = now()
+     RETURNING ${AUTHOR_COLUMNS}, (SELECT head_cid FROM old) AS old_head`,
+    [entry.author, newlyConnected, tipsDelta, newEquivocation])
+  const row = rows[0]
+  if (row === undefined) throw new Error(`log_authors upsert for ${entry.author} returned no row`)
+  const head = headOf(row)
+  const oldHead = row.old_head === null ? '' : cidKey(row.old_head)
+  const outcome: StoredOutcome = {
+    status: 'stored',
+    orphan: !connected,
+    connectedOrphans: descendants.length,
+    head,
+    headChanged: (head === null ? '' : cidKey(head.cid)) !== oldHead,
+    equivocation: rivals > 0
+  }
+  if (entry.prev !== null && parent === undefined) outcome.missingPrev = rowBytes(entry.prev)
+  return outcome
 }
 
 async function recountAuthor (tx: SqlQueryable, author: string): Promise<void> {
