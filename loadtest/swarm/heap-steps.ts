@@ -28,6 +28,7 @@ const { values } = parseArgs({
     'light-processes': { type: 'string', default: '4' },
     'snapshot-dir': { type: 'string', default: process.env.SWARM_HEAP_DIR ?? '/tmp/heap' },
     'no-snapshot': { type: 'boolean', default: false },
+    'top-up': { type: 'string', default: '0' },
     connections: { type: 'string' }
   }
 })
@@ -37,6 +38,7 @@ const steps = values.steps.split(',').map(Number)
 const ratePerSecond = Number(values.rate)
 const settleMs = Number(values.settle) * 1000
 const snapshotDir = values['snapshot-dir']
+const topUpRounds = Number(values['top-up'])
 const workerPid = Number((process.env.SWARM_WORKER_PIDS ?? '').split(',')[0])
 if (bootstrap.length === 0 || http === '' || steps.some((step) => !Number.isInteger(step) || step <= 0)) {
   process.stderr.write('heap-steps: --bootstrap, --http and --steps N[,N…] are required\n')
@@ -91,8 +93,21 @@ for (const step of steps) {
     opened += count
     await sleep(100)
   }
-  // Wait until every open has finished, then for timers and GC to settle.
+  // Wait until every open has finished; reopen the ones that failed (--top-up rounds).
   while (settled < opened) await sleep(500)
+  for (let round = 1; round <= topUpRounds && pool.open.size < step; round++) {
+    const shortfall = step - pool.open.size
+    log(`step ${step}, top-up round ${round}: ${pool.open.size} held, opening ${shortfall} more`)
+    for (let count = 0; count < shortfall;) {
+      const slice = Math.min(Math.max(1, Math.round(ratePerSecond / 10)), shortfall - count)
+      void pool.openAll(pool.specs(slice, bootstrap), 256)
+      count += slice
+      opened += slice
+      await sleep(100)
+    }
+    while (settled < opened) await sleep(500)
+  }
+  // Then for timers and GC to settle.
   await sleep(settleMs)
   const sample = await scrapeWorker(http)
   const file = values['no-snapshot'] || Number.isNaN(workerPid) ? null : await snapshot()
