@@ -70,6 +70,7 @@ function parseOptions (): Options {
       'attachment-bytes': { type: 'string' },
       'probe-at': { type: 'string' },
       'probe-size': { type: 'string' },
+      'top-up': { type: 'string' },
       'scrape-interval': { type: 'string' },
       network: { type: 'string' },
       json: { type: 'boolean', default: false }
@@ -96,6 +97,7 @@ function parseOptions (): Options {
     attachmentBytes: integerOption('attachment-bytes', values['attachment-bytes'], 64 * 1024, 1, 16 * 1024 * 1024),
     probeAt: integerOption('probe-at', values['probe-at'], 1000, 1, MAX_CONNECTIONS),
     probeSize: integerOption('probe-size', values['probe-size'], 500, 0, 10_000),
+    topUpRounds: integerOption('top-up', values['top-up'], 0, 0, 100),
     scrapeIntervalMs: integerOption('scrape-interval', values['scrape-interval'], 5, 1, 60) * 1000,
     network: values.network ?? 'pharos',
     json: values.json,
@@ -118,6 +120,11 @@ interface Options {
   attachmentBytes: number
   probeAt: number
   probeSize: number
+  /**
+   * After the ramp, rounds that open again, at the ramp's rate, as many light connections as
+   * failed (refused, shed or timed out), until the target is held: peers retry. 0: none.
+   */
+  topUpRounds: number
   scrapeIntervalMs: number
   network: string
   json: boolean
@@ -271,6 +278,19 @@ async function run (options: Options): Promise<SwarmReport> {
     await sleep(100 * count / slice)
   }
   await Promise.all(inFlight)
+  // Top-up rounds: the light connections that failed are opened again (fresh keys and sources).
+  for (let round = 1; round <= options.topUpRounds && lightOpen.size < lightTarget; round++) {
+    const shortfall = lightTarget - lightOpen.size
+    log(`top-up round ${round}: ${lightOpen.size} light held, opening ${shortfall} more`)
+    const roundInFlight: Array<Promise<void>> = []
+    for (let opened = 0; opened < shortfall;) {
+      const count = Math.min(slice, shortfall - opened)
+      roundInFlight.push(pool.openAll(pool.specs(count, options.bootstrap), 256))
+      opened += count
+      await sleep(100 * count / slice)
+    }
+    await Promise.all(roundInFlight)
+  }
   const fullsDeadline = Date.now() + 120_000 + options.fullPeers * 1000
   while (fullsStarted < fullChildren.length && Date.now() < fullsDeadline) await sleep(200)
   log(`ramp done in ${round((Date.now() - rampStarted) / 1000)} s: ${lightOpen.size} light + ${joined.size} full`)
@@ -390,6 +410,7 @@ async function run (options: Options): Promise<SwarmReport> {
       fullPeers: options.fullPeers,
       lightProcesses: options.lightProcesses,
       rampPerSecond: options.rampPerSecond,
+      topUpRounds: options.topUpRounds,
       holdSeconds: options.durationS,
       publishPerSecond: options.publishPerSecond,
       attachmentBytes: options.attachmentBytes

@@ -77,6 +77,8 @@ export interface SwarmReport {
     fullPeers: number
     lightProcesses: number
     rampPerSecond: number
+    /** Rounds that reopened failed light connections after the ramp (`--top-up`). */
+    topUpRounds: number
     holdSeconds: number
     publishPerSecond: number
     attachmentBytes: number

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
+import { setFlagsFromString } from 'node:v8'
 import type { Socket } from 'node:net'
 import { after, describe, it } from 'node:test'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -37,6 +38,18 @@ async function metric (worker: Worker, name: string, labels = ''): Promise<numbe
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels === '' ? ' ' : `{${labels}} `}`))
   return line === undefined ? 0 : Number(line.split(' ').at(-1))
 }
+
+/**
+ * V8's own answer to whether `object` keeps fast (shape-based) properties or has become a
+ * dictionary: `%HasFastProperties`, compiled once with natives syntax switched on for it.
+ */
+const hasFastProperties = ((): (object: object) => boolean => {
+  setFlagsFromString('--allow-natives-syntax')
+  // Natives syntax exists only in code compiled after the flag is set: hence a Function.
+  const check = new Function('object', 'return %HasFastProperties(object)') as (object: object) => boolean
+  setFlagsFromString('--no-allow-natives-syntax')
+  return check
+})()
 
 const refused = async (worker: Worker, reason: string): Promise<number> => await metric(worker, 'pharos_connections_refused_total', `reason="${reason}"`)
 const pending = async (worker: Worker): Promise<number> => await metric(worker, 'pharos_inbound_upgrades_pending')
@@ -222,6 +235,21 @@ describe('inbound admission', () => {
     peers.push(peer)
     await peer.start()
     await peer.dial(addr, { signal: AbortSignal.timeout(WAIT_MS) })
+  })
+
+  it('leaves nothing of itself on an admitted connection: the transport connection keeps fast properties (memory per connection held)', async () => {
+    const { worker, addr } = await startTestWorker(workers, {})
+    const peer = await createClientPeer()
+    peers.push(peer)
+    await peer.start()
+    await peer.dial(addr, { signal: AbortSignal.timeout(WAIT_MS) })
+    await waitFor('the worker holds the connection', async () => worker.node.getConnections(peer.peerId).some((connection) => connection.status === 'open'), WAIT_MS)
+    const [connection] = worker.node.getConnections(peer.peerId)
+    // libp2p's Connection keeps its transport connection (the object admission counted the
+    // bytes of) as `maConn`; a dictionary-mode one costs about 1.6 KiB more, per connection.
+    const maConn = (connection as unknown as { maConn?: { onData?: unknown } }).maConn ?? assert.fail('no maConn on the worker\'s connection')
+    assert.equal(maConn.onData, Object.getPrototypeOf(maConn).onData, 'the transport\'s own onData again, not the admission\'s counter')
+    assert.equal(hasFastProperties(maConn), true, 'the transport connection became a dictionary')
   })
 
   it('refuses a source past its connection rate (rate-limit), sheds handshakes past the admitted rate (overload), and refuses non-members past their share of connections (not-registered)', async () => {

@@ -18,7 +18,7 @@ import { beaconConnectionGater } from './connection-gater.ts'
 import { withInboundAdmission } from './inbound-admission.ts'
 import type { InboundAdmission, InboundAdmissionLimits } from './inbound-admission.ts'
 import type { DialPolicy } from './dial-policy.ts'
-import { transportOf } from './multiaddr-parts.ts'
+import { flattenComponentValues, transportOf } from './multiaddr-parts.ts'
 import type { RelayReservationPolicy } from './relay-reservation-policy.ts'
 import { overlay } from '../overlay/overlay-driver.ts'
 import type { AdmitDecision, DrainTrust, OverlayDriver } from '../overlay/overlay-driver.ts'
@@ -252,6 +252,7 @@ export async function createBeaconNode ({ config, privateKey, log, registry, met
   // Connection gauges are kept from open/close events, O(1) each, never by listing every
   // connection on scrape.
   node.addEventListener('connection:open', ({ detail: connection }) => {
+    flattenComponentValues(connection.remoteAddr)
     if (connection.direction === 'inbound' && isMember !== undefined && !isMember(connection.remotePeer)) nonMemberConnections.add(connection.id)
     const labels = { transport: transportOf(connection.remoteAddr), direction: connection.direction }
     metrics.connections.inc(labels)

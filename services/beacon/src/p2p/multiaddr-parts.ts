@@ -18,3 +18,16 @@ export function transportOf (addr: Multiaddr): TransportName {
   if (names.includes('tcp')) return 'tcp'
   return 'other'
 }
+
+/**
+ * Flattens the strings of `addr`'s components in place, for an address held as long as its
+ * connection. js-multiformats' base58 encoder builds a peer ID one character at a time, so the
+ * `/p2p/` component libp2p appends to every connection's remote address is a chain of about
+ * forty V8 cons strings, 1.2 KiB per connection held (heap snapshot diff, docs/benchmarks.md);
+ * V8 flattens a cons string in place the first time one of its characters is read.
+ */
+export function flattenComponentValues (addr: Multiaddr): void {
+  for (const { value } of addr.getComponents()) {
+    if (value !== undefined && value.length > 0) value.charCodeAt(0)
+  }
+}
