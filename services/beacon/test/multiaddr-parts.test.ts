@@ -35,15 +35,19 @@ function heapPerAddress (make: () => Multiaddr[], then: (addr: Multiaddr) => voi
 }
 
 describe('multiaddr parts', () => {
-  it('flattens the peer ID string of a connection\'s remote address: under 1 KiB kept per address instead of ~1.9', async () => {
+  it('flattens the peer ID string of a connection\'s remote address: well under the ~1.9 KiB kept per address stock', async () => {
     const ids = await Promise.all(Array.from({ length: ADDRESSES }, async () => peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()))
     const make = (): Multiaddr[] => ids.map((id) => multiaddr('/ip4/127.1.2.3/tcp/40000').encapsulate(`/p2p/${id}`))
+    // Warm both paths first, so neither measurement carries code compiled on its first use.
+    for (const addr of make().slice(0, 100)) flattenComponentValues(addr)
     const stock = heapPerAddress(make, () => {})
     const flattened = heapPerAddress(make, flattenComponentValues)
     // Measured on Node 22: ~1,900 bytes stock, ~700 flattened (a 52-character peer ID is
     // ~40 cons strings of 32 bytes, or one flat string of ~70).
     assert.ok(stock > 1400, `stock keeps ${stock} bytes per address: the cons strings this is for are gone`)
-    assert.ok(flattened < 1024, `${flattened} bytes kept per address`)
+    // Against the same run's stock figure, not an absolute one: what else the process
+    // allocates meanwhile moves both by some hundred bytes.
+    assert.ok(flattened < stock * 0.7, `${flattened} bytes kept per address flattened, against ${stock} stock`)
     const sample = make()[0] ?? assert.fail('no address')
     flattenComponentValues(sample)
     assert.equal(sample.toString(), `/ip4/127.1.2.3/tcp/40000/p2p/${ids[0]}`, 'the address is unchanged')
