@@ -29,23 +29,33 @@ interface Snapshot {
 
 interface Group { count: number, bytes: number }
 
-/** Live bytes and counts per group in one snapshot; with `detail`, the groups whose key starts with it are split by their retainer path. */
-function groups (path: string, detail?: string): Map<string, Group> {
+/** A snapshot's flat arrays and where each field sits in a node's or an edge's record. */
+function readSnapshot (path: string) {
   const data = JSON.parse(readFileSync(path, 'utf8')) as Snapshot
   const meta = data.snapshot.meta
   const nodeFieldCount = meta.node_fields.length
-  const edgeFieldCount = meta.edge_fields.length
-  const typeOffset = meta.node_fields.indexOf('type')
-  const nameOffset = meta.node_fields.indexOf('name')
-  const sizeOffset = meta.node_fields.indexOf('self_size')
-  const edgeCountOffset = meta.node_fields.indexOf('edge_count')
-  const edgeTypeOffset = meta.edge_fields.indexOf('type')
-  const edgeNameOffset = meta.edge_fields.indexOf('name_or_index')
-  const edgeToOffset = meta.edge_fields.indexOf('to_node')
-  const nodeTypes = meta.node_types[0]
-  const edgeTypes = meta.edge_types[0]
-  const { nodes, edges, strings } = data
-  const nodeCount = nodes.length / nodeFieldCount
+  return {
+    nodes: data.nodes,
+    edges: data.edges,
+    strings: data.strings,
+    nodeFieldCount,
+    edgeFieldCount: meta.edge_fields.length,
+    nodeCount: data.nodes.length / nodeFieldCount,
+    typeOffset: meta.node_fields.indexOf('type'),
+    nameOffset: meta.node_fields.indexOf('name'),
+    sizeOffset: meta.node_fields.indexOf('self_size'),
+    edgeCountOffset: meta.node_fields.indexOf('edge_count'),
+    edgeTypeOffset: meta.edge_fields.indexOf('type'),
+    edgeNameOffset: meta.edge_fields.indexOf('name_or_index'),
+    edgeToOffset: meta.edge_fields.indexOf('to_node'),
+    nodeTypes: meta.node_types[0],
+    edgeTypes: meta.edge_types[0]
+  }
+}
+
+/** Live bytes and counts per group in one snapshot; with `detail`, the groups whose key starts with it are split by their retainer path. */
+function groups (path: string, detail?: string): Map<string, Group> {
+  const { nodes, edges, strings, nodeFieldCount, edgeFieldCount, nodeCount, typeOffset, nameOffset, sizeOffset, edgeCountOffset, edgeTypeOffset, edgeNameOffset, edgeToOffset, nodeTypes, edgeTypes } = readSnapshot(path)
   const typeOf = (node: number): string => nodeTypes[nodes[node * nodeFieldCount + typeOffset] ?? 0] ?? '?'
   const nameOf = (node: number): string => strings[nodes[node * nodeFieldCount + nameOffset] ?? 0] ?? '?'
 
@@ -120,21 +130,8 @@ function groups (path: string, detail?: string): Map<string, Group> {
  * summed by constructor. Instances nested in one of their own class count twice.
  */
 function retainedByClass (path: string): Map<string, Group> {
-  const data = JSON.parse(readFileSync(path, 'utf8')) as Snapshot
-  const meta = data.snapshot.meta
-  const nodeFieldCount = meta.node_fields.length
-  const edgeFieldCount = meta.edge_fields.length
-  const typeOffset = meta.node_fields.indexOf('type')
-  const nameOffset = meta.node_fields.indexOf('name')
-  const sizeOffset = meta.node_fields.indexOf('self_size')
-  const edgeCountOffset = meta.node_fields.indexOf('edge_count')
-  const edgeTypeOffset = meta.edge_fields.indexOf('type')
-  const edgeToOffset = meta.edge_fields.indexOf('to_node')
-  const nodeTypes = meta.node_types[0]
-  const edgeTypes = meta.edge_types[0]
+  const { nodes, edges, strings, nodeFieldCount, edgeFieldCount, nodeCount, typeOffset, nameOffset, sizeOffset, edgeCountOffset, edgeTypeOffset, edgeToOffset, nodeTypes, edgeTypes } = readSnapshot(path)
   const weak = edgeTypes.indexOf('weak')
-  const { nodes, edges, strings } = data
-  const nodeCount = nodes.length / nodeFieldCount
   const firstEdge = new Int32Array(nodeCount + 1)
   for (let node = 0, edge = 0; node < nodeCount; node++) {
     firstEdge[node] = edge
