@@ -5,28 +5,19 @@
  * processes; the lock's stale rules are checked on the lock itself.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { readFile, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { DATA_DIR_LOCK_FILE, DataDirLockedError, LOCK_STALE_MS, lockDataDir } from '../src/storage/data-dir-lock.ts'
-import { MAIN, spawnWorker, stopWorker, tempDir, workerEnv } from './helpers/worker-process.ts'
-import type { WorkerProcess } from './helpers/worker-process.ts'
+import { MAIN, runProcess, spawnWorker, stopWorker, tempDir, workerEnv } from './helpers/worker-process.ts'
+import type { ProcessResult, WorkerProcess } from './helpers/worker-process.ts'
 
 /** sysexits EX_TEMPFAIL: the data dir or a port is held by another process. */
 const EXIT_TEMPFAIL = 75
 
 /** Runs main.ts to its exit; a worker that starts instead is killed after `timeoutMs` (and the test fails on its exit code). */
-async function runToExit (env: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, [MAIN], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-  const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-  clearTimeout(timer)
-  return { code, stdout, stderr }
+async function runToExit (env: Record<string, string>, timeoutMs = 60_000): Promise<ProcessResult> {
+  return await runProcess(process.execPath, [MAIN], { env, timeoutMs })
 }
 
 function portOf (addr: string, transport: 'tcp' | 'ws'): string {

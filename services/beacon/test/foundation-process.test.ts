@@ -4,7 +4,6 @@
  * (/readyz 503 first) and exits 0; a restart keeps the peer ID.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -14,7 +13,8 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { PUBLIC_FLEET_SECRETS } from '../src/config/public-secrets.ts'
 import { schema, flagFor } from '../src/config/schema.ts'
 import { createTestDatabase } from './helpers/databases.ts'
-import { runMain, runScript, spawnWorker, stopWorker, workerEnv } from './helpers/worker-process.ts'
+import { runMain, runProcess, runScript, spawnWorker, stopWorker, workerEnv } from './helpers/worker-process.ts'
+import type { ProcessResult } from './helpers/worker-process.ts'
 
 const EXIT_CONFIG = 78
 
@@ -217,12 +217,6 @@ describe('README peer example', () => {
 })
 
 /** Runs a command from the repository root to completion. */
-async function runCommand (command: string, args: string[], env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(command, args, { env, cwd: fileURLToPath(new URL('../../../', import.meta.url)), stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
-  return { code, stdout, stderr }
+async function runCommand (command: string, args: string[], env: Record<string, string>): Promise<ProcessResult> {
+  return await runProcess(command, args, { env, cwd: fileURLToPath(new URL('../../../', import.meta.url)) })
 }

@@ -82,19 +82,32 @@ export async function spawnWorker (env: Record<string, string>, args: string[] =
 }
 
 /** Runs main.ts to completion (for config errors and --help). */
-export async function runMain (env: Record<string, string>, args: string[] = []): Promise<{ code: number | null, stdout: string, stderr: string }> {
+export async function runMain (env: Record<string, string>, args: string[] = []): Promise<ProcessResult> {
   return await runScript(MAIN, args, env)
 }
 
-/** Runs a TypeScript entry point with this Node to completion. */
-export async function runScript (script: string, args: string[] = [], env: Record<string, string> = { PATH: process.env.PATH ?? '' }): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+/** What a process that ran to its exit printed, and its exit code. */
+export interface ProcessResult { code: number | null, stdout: string, stderr: string }
+
+/**
+ * Runs `command` to its exit and collects its output; with `timeoutMs`, one still running
+ * then is killed (SIGKILL) and the caller sees that exit.
+ */
+export async function runProcess (command: string, args: string[], { env, cwd, timeoutMs }: { env: Record<string, string>, cwd?: string, timeoutMs?: number }): Promise<ProcessResult> {
+  const child = spawn(command, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  clearTimeout(timer)
   return { code, stdout, stderr }
+}
+
+/** Runs a TypeScript entry point with this Node to completion. */
+export async function runScript (script: string, args: string[] = [], env: Record<string, string> = { PATH: process.env.PATH ?? '' }): Promise<ProcessResult> {
+  return await runProcess(process.execPath, [script, ...args], { env })
 }
 
 export async function stopWorker (worker: WorkerProcess): Promise<void> {
