@@ -1,5 +1,5 @@
 // ESLint flat config. The protocol core is IO-free by rule (STYLE.md rule 1) and the
-// dependency direction beacon → protocol, peer → protocol is enforced here, not by review.
+// dependency direction beacon → net → protocol, peer → net → protocol is enforced here, not by review.
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
@@ -37,7 +37,7 @@ export default tseslint.config(
       'no-restricted-imports': ['error', {
         patterns: [
           { group: ioModules, message: 'services/protocol does no I/O (STYLE.md rule 1).' },
-          { group: ['**/beacon/**', '**/peer/**'], message: 'protocol must not depend on beacon or peer.' }
+          { group: ['**/beacon/**', '**/peer/**', '**/net/**'], message: 'protocol must not depend on net, beacon or peer.' }
         ]
       }],
       'no-restricted-properties': ['error',
@@ -50,11 +50,22 @@ export default tseslint.config(
     }
   },
   {
+    // The libp2p side that beacon and peer share: protocol and the libp2p stack, nothing else.
+    files: ['services/net/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['**/beacon/**', '**/peer/**'], message: 'net is shared by beacon and peer: it depends on protocol and libp2p only.' },
+          { regex: '^(?!\\.|@libp2p/|@multiformats/|multiformats|node:)', message: 'net imports protocol, @libp2p/* and multiformats only (no databases, no HTTP, no Redis).' }
+        ]
+      }]
+    }
+  },
+  {
     files: ['services/peer/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
-        // The one exception: the overlay driver lives in beacon and the peer SDK reuses it.
-        patterns: [{ regex: '(^|/)beacon/(?!src/overlay/)', message: 'peer depends on protocol (and the shared overlay driver), never on the rest of beacon.' }]
+        patterns: [{ regex: '(^|/)beacon/', message: 'peer depends on protocol and net, never on beacon.' }]
       }]
     }
   },

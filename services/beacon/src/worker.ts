@@ -46,7 +46,7 @@ import type { FleetState, WorkerRecord, WorkerRecordFields } from './fleet/index
 import { startEventLoopDelayMetrics } from './metrics/event-loop-metrics.ts'
 import { createFleetMetrics } from './metrics/fleet-metrics.ts'
 import { createHealthMetrics } from './metrics/health-metrics.ts'
-import { auditValidator } from './overlay/gossip-validators.ts'
+import { auditValidator } from '../../net/src/overlay/gossip-validators.ts'
 import { holdSingleWorkerLock } from './storage/single-worker-lock.ts'
 import { lockDataDir } from './storage/data-dir-lock.ts'
 import { portInUse } from './net/port-in-use.ts'

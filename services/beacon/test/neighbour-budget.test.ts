@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { Message } from '../../protocol/src/overlay/index.ts'
-import { DEFAULT_NEIGHBOUR_SCORING, NeighbourLedger } from '../src/overlay/neighbour-budget.ts'
+import { DEFAULT_NEIGHBOUR_SCORING, NeighbourLedger } from '../../net/src/overlay/neighbour-budget.ts'
 
 const TOPIC = '/net/content'
 const ledgerWith = (budget: ConstructorParameters<typeof NeighbourLedger>[0]['budget'] = {}): NeighbourLedger => new NeighbourLedger({

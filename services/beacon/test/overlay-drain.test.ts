@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import type { DrainNotice } from '../src/overlay/overlay-driver.ts'
+import type { DrainNotice } from '../../net/src/overlay/overlay-driver.ts'
 import { createOverlayPeer } from './helpers/overlay-peer.ts'
 import type { OverlayPeer } from './helpers/overlay-peer.ts'
 import { sleep, waitFor } from './helpers/wait.ts'

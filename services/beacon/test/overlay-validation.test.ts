@@ -21,7 +21,7 @@ import { encodeCbor, messageIdOf, sealEnvelope, signEntry } from '../../protocol
 import type { Ed25519Signer, EntryBlock } from '../../protocol/src/log/index.ts'
 import { loadConfig } from '../src/config/load.ts'
 import { createLogger } from '../src/logging/logger.ts'
-import type { Delivery } from '../src/overlay/overlay-driver.ts'
+import type { Delivery } from '../../net/src/overlay/overlay-driver.ts'
 import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
 import { createOverlayPeer } from './helpers/overlay-peer.ts'

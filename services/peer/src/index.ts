@@ -42,5 +42,5 @@ export * from './errors.ts'
 export type { AuditReport, ChallengeOutcome, ChallengeResult } from '../../protocol/src/audit/index.ts'
 export { openAuditReport } from '../../protocol/src/audit/index.ts'
 // Refusals by a beacon's overlay (e.g. "not-registered") come from the shared driver.
-export { DEFAULT_NEIGHBOUR_BUDGET, DEFAULT_NEIGHBOUR_SCORING, OverlayRefusedError } from '../../beacon/src/overlay/overlay-driver.ts'
-export type { NeighbourBudget, NeighbourOffence, NeighbourScoring } from '../../beacon/src/overlay/overlay-driver.ts'
+export { DEFAULT_NEIGHBOUR_BUDGET, DEFAULT_NEIGHBOUR_SCORING, OverlayRefusedError } from '../../net/src/overlay/overlay-driver.ts'
+export type { NeighbourBudget, NeighbourOffence, NeighbourScoring } from '../../net/src/overlay/overlay-driver.ts'

@@ -38,10 +38,10 @@ import type { Helia } from '@helia/interface'
 import { createLibp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
-import { overlay } from '../../beacon/src/overlay/overlay-driver.ts'
-import type { Delivery, DrainNotice, NeighbourBudget, NeighbourScoring, OverlayDriver, OverlayRefusedError, PeerAddrs } from '../../beacon/src/overlay/overlay-driver.ts'
-import { AcceptedPayloads, auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '../../beacon/src/overlay/gossip-validators.ts'
-import { OVERLAY_TOPICS } from '../../beacon/src/overlay/topics.ts'
+import { overlay } from '../../net/src/overlay/overlay-driver.ts'
+import type { Delivery, DrainNotice, NeighbourBudget, NeighbourScoring, OverlayDriver, OverlayRefusedError, PeerAddrs } from '../../net/src/overlay/overlay-driver.ts'
+import { AcceptedPayloads, auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '../../net/src/overlay/gossip-validators.ts'
+import { OVERLAY_TOPICS } from '../../net/src/overlay/topics.ts'
 import {
   auditProtocolId,
   CHALLENGE_NONCE_BYTES,

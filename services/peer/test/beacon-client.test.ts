@@ -8,7 +8,7 @@ import { after, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
 import { encodeCbor, FEED_POST_ACTION, keyHashOf, openAllowList, signEntry } from '../../protocol/src/log/index.ts'
 import type { EntryBlock, EntryStatus, KnownHead } from '../../protocol/src/log/index.ts'
-import { OverlayRefusedError } from '../../beacon/src/overlay/overlay-driver.ts'
+import { OverlayRefusedError } from '../../net/src/overlay/overlay-driver.ts'
 import {
   JoinTimeoutError,
   KeyDeniedError,

@@ -1,8 +1,8 @@
 import { Counter, Gauge, Histogram } from 'prom-client'
 import type { Registry } from 'prom-client'
 import { MESSAGE_TYPES } from '../../../protocol/src/overlay/index.ts'
-import { NEIGHBOUR_OFFENCES } from '../overlay/overlay-driver.ts'
-import type { OverlayDriver } from '../overlay/overlay-driver.ts'
+import { NEIGHBOUR_OFFENCES } from '../../../net/src/overlay/overlay-driver.ts'
+import type { OverlayDriver } from '../../../net/src/overlay/overlay-driver.ts'
 import type { LimitMetrics } from './limit-metrics.ts'
 
 /**

@@ -5,10 +5,10 @@ import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
-import { overlay } from '../../../beacon/src/overlay/overlay-driver.ts'
-import type { AdmitDecision, OverlayDriver } from '../../../beacon/src/overlay/overlay-driver.ts'
-import { auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '../../../beacon/src/overlay/gossip-validators.ts'
-import { OVERLAY_TOPICS } from '../../../beacon/src/overlay/topics.ts'
+import { overlay } from '../../../net/src/overlay/overlay-driver.ts'
+import type { AdmitDecision, OverlayDriver } from '../../../net/src/overlay/overlay-driver.ts'
+import { auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '../../../net/src/overlay/gossip-validators.ts'
+import { OVERLAY_TOPICS } from '../../../net/src/overlay/topics.ts'
 import {
   decodeKeyExchange,
   decodeSyncRequest,

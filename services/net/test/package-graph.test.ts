@@ -1,0 +1,53 @@
+/**
+ * The package graph is enforced by lint, not by review (eslint.config.js): each case lints
+ * one import as if it were written in a file of a package, and the rule must refuse the
+ * imports that break the graph and let the ones that follow it through.
+ */
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { ESLint } from 'eslint'
+
+const root = fileURLToPath(new URL('../../../', import.meta.url))
+const eslint = new ESLint({ cwd: root })
+
+/** The messages of no-restricted-imports for `source` written in the existing file `file`. */
+async function restrictedImports (file: string, source: string): Promise<string[]> {
+  const [result] = await eslint.lintText(`${source}\nexport {}\n`, { filePath: `${root}${file}` })
+  assert.ok(result !== undefined)
+  const fatal = result.messages.filter((message) => message.fatal === true)
+  assert.deepEqual(fatal, [], `${file} could not be linted`)
+  return result.messages.filter((message) => message.ruleId === 'no-restricted-imports').map((message) => message.message)
+}
+
+describe('the package graph (lint)', () => {
+  const refused: Array<[string, string, string]> = [
+    ['peer → beacon', 'services/peer/src/keys.ts', "import '../../beacon/src/worker.ts'"],
+    ['net → beacon', 'services/net/src/overlay/topics.ts', "import '../../../beacon/src/worker.ts'"],
+    ['net → peer', 'services/net/src/overlay/topics.ts', "import '../../../peer/src/keys.ts'"],
+    ['net → a database client', 'services/net/src/overlay/topics.ts', "import 'pg'"],
+    ['net → the HTTP server', 'services/net/src/overlay/topics.ts', "import 'fastify'"],
+    ['protocol → I/O', 'services/protocol/src/bounded-map.ts', "import 'node:fs'"],
+    ['protocol → libp2p', 'services/protocol/src/bounded-map.ts', "import '@libp2p/tcp'"],
+    ['protocol → net', 'services/protocol/src/bounded-map.ts', "import '../../net/src/overlay/topics.ts'"],
+    ['beacon → peer', 'services/beacon/src/health.ts', "import '../../peer/src/keys.ts'"]
+  ]
+  for (const [edge, file, source] of refused) {
+    it(`refuses ${edge}`, async () => {
+      assert.notDeepEqual(await restrictedImports(file, source), [], `${source} in ${file} was let through`)
+    })
+  }
+
+  const allowed: Array<[string, string, string]> = [
+    ['peer → net', 'services/peer/src/keys.ts', "import '../../net/src/overlay/topics.ts'"],
+    ['peer → protocol', 'services/peer/src/keys.ts', "import '../../protocol/src/bounded-map.ts'"],
+    ['net → protocol', 'services/net/src/overlay/topics.ts', "import '../../../protocol/src/bounded-map.ts'"],
+    ['net → libp2p', 'services/net/src/overlay/topics.ts', "import '@libp2p/utils'"],
+    ['beacon → net', 'services/beacon/src/health.ts', "import '../../net/src/overlay/topics.ts'"]
+  ]
+  for (const [edge, file, source] of allowed) {
+    it(`allows ${edge}`, async () => {
+      assert.deepEqual(await restrictedImports(file, source), [])
+    })
+  }
+})
