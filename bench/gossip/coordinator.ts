@@ -176,7 +176,9 @@ export async function runSystem (system: SystemName, scenario: Scenario, progres
     const stopping = performance.now()
     await Promise.all(workers.map(async (worker) => {
       await within(10_000, worker.request({ type: 'stop' }).catch(() => {}))
-      if (worker.child.exitCode === null) worker.child.kill('SIGKILL')
+      // It leaves by itself just after its reply; waiting for that lets `--cpu-prof` write its profile.
+      if (worker.child.exitCode === null) await within(2_000, new Promise((resolve) => worker.child.once('exit', resolve)))
+      if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL')
     }))
     progress(`${system}: stopped in ${((performance.now() - stopping) / 1000).toFixed(1)} s`)
   }
