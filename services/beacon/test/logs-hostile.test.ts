@@ -32,7 +32,7 @@ import type { Ed25519Signer, EntryBlock, SyncRequest, SyncResponse } from '../..
 import { loadConfig } from '../src/config/load.ts'
 import { createLogger } from '../src/logging/logger.ts'
 import { authorOwner } from '../src/pinning/log-entry-pins.ts'
-import { request } from '../src/p2p/request-response.ts'
+import { request } from '../../net/src/request-response.ts'
 import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
 import { createClientPeer } from './helpers/client-peer.ts'

@@ -31,7 +31,7 @@ import {
 import type { Ed25519Signer, EntryBlock } from '../../protocol/src/log/index.ts'
 import { loadConfig } from '../src/config/load.ts'
 import { createLogger } from '../src/logging/logger.ts'
-import { request } from '../src/p2p/request-response.ts'
+import { request } from '../../net/src/request-response.ts'
 import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
 import { createTestDatabase } from './helpers/databases.ts'

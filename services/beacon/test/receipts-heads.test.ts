@@ -28,8 +28,8 @@ import { signerFor } from '../../peer/src/keys.ts'
 import { createPharosPeer } from '../../peer/src/pharos-peer.ts'
 import type { PharosPeer, PublishedEntry } from '../../peer/src/pharos-peer.ts'
 import { verifyLogReceipt, verifyPinReceipt } from '../../peer/src/receipts.ts'
-import { requestFrame } from '../../peer/src/request-response.ts'
-import { SyncClient } from '../../peer/src/sync-client.ts'
+import { request } from '../../net/src/request-response.ts'
+import { SyncClient } from '../../net/src/clients/sync-client.ts'
 import { loadConfig } from '../src/config/load.ts'
 import { createLogger } from '../src/logging/logger.ts'
 import { startWorker } from '../src/worker.ts'
@@ -72,8 +72,8 @@ describe('receipts and GET /v1/heads', () => {
     return { status: response.statusCode, json: response.json<T>() }
   }
   /** One raw sync request to the worker, answered as the wire carries it. */
-  const syncRequest = async (request: SyncRequest): Promise<SyncResponse> => {
-    const bytes = await requestFrame(peer.libp2p, peerIdFromString(workerId), syncProtocolId(NETWORK), encodeSyncRequest(request), MAX_SYNC_FRAME_BYTES, `sync ${request.t}`, { timeoutMs: 10_000 })
+  const syncRequest = async (message: SyncRequest): Promise<SyncResponse> => {
+    const bytes = await request(peer.libp2p, peerIdFromString(workerId), syncProtocolId(NETWORK), encodeSyncRequest(message), { timeoutMs: 10_000, maxResponseBytes: MAX_SYNC_FRAME_BYTES, what: `sync ${message.t}` })
     const decoded = decodeSyncResponse(bytes)
     assert.ok(decoded.ok, 'the worker answers with a well-formed frame')
     return decoded.value

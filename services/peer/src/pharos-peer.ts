@@ -42,14 +42,6 @@ import { overlay } from '../../net/src/overlay/overlay-driver.ts'
 import type { Delivery, DrainNotice, NeighbourBudget, NeighbourScoring, OverlayDriver, OverlayRefusedError, PeerAddrs } from '../../net/src/overlay/overlay-driver.ts'
 import { AcceptedPayloads, auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '../../net/src/overlay/gossip-validators.ts'
 import { OVERLAY_TOPICS } from '../../net/src/overlay/topics.ts'
-import {
-  auditProtocolId,
-  CHALLENGE_NONCE_BYTES,
-  encodeChallengeRequest,
-  judgeChallengeAnswer,
-  MAX_CHALLENGE_CIDS,
-  MAX_CHALLENGE_FRAME_BYTES
-} from '../../protocol/src/audit/index.ts'
 import type { ChallengeResult } from '../../protocol/src/audit/index.ts'
 import {
   compareBytes,
@@ -93,7 +85,6 @@ import {
   InvalidBootstrapAddressError,
   JoinTimeoutError,
   KeyDeniedError,
-  MalformedResponseError,
   NoBeaconError,
   NotHeldError,
   OwnHeadUnknownError,
@@ -104,7 +95,7 @@ import {
   RequestTimeoutError,
   UnknownAuthorError
 } from './errors.ts'
-import { KeyExchangeClient } from './key-exchange-client.ts'
+import { KeyExchangeClient } from '../../net/src/clients/key-exchange-client.ts'
 import { signerFor } from './keys.ts'
 import { LocalLog } from './local-log.ts'
 import { checkLogEntry, walkLog } from './log-verify.ts'
@@ -116,9 +107,10 @@ import { verifyLogReceipt, verifyPinReceipt } from './receipts.ts'
 import type { LogReceipt, PinReceipt, PinReceiptScope } from './receipts.ts'
 import type { AttachmentInput, AttachmentLink } from './post.ts'
 import { collectBytes } from './bytes.ts'
-import { requestFrame, serveFrame } from './request-response.ts'
+import { serveRequests } from '../../net/src/request-response.ts'
 import { answerSyncFrame, MAX_SYNC_REQUEST_BYTES } from './sync-responder.ts'
-import { SyncClient } from './sync-client.ts'
+import { SyncClient } from '../../net/src/clients/sync-client.ts'
+import { challengeWorker } from '../../net/src/clients/audit-challenge.ts'
 import type { AbortOptions, ComponentLogger, Ed25519PrivateKey, Libp2p, Logger, PeerId } from '@libp2p/interface'
 import type { Blockstore } from 'interface-blockstore'
 import type { ProgressOptions } from 'progress-events'
@@ -382,11 +374,12 @@ export class PharosPeer {
     try {
       await this.libp2p.start()
       await this.helia.start()
-      await this.libp2p.handle(syncProtocolId(this.network), (stream, connection) => {
-        void serveFrame(stream, MAX_SYNC_REQUEST_BYTES, this.timeouts.requestMs,
-          async (request) => await answerSyncFrame(request, this.store, (known) => { this.onKnownHeads(connection.remotePeer, known) }),
-          (err) => { this.log('sync request from %p failed - %e', connection.remotePeer, err) })
-      }, { maxInboundStreams: SYNC_MAX_INBOUND_STREAMS })
+      await serveRequests(this.libp2p, syncProtocolId(this.network), async (frame, connection) => await answerSyncFrame(frame, this.store, (known) => { this.onKnownHeads(connection.remotePeer, known) }), {
+        maxRequestBytes: MAX_SYNC_REQUEST_BYTES,
+        timeoutMs: this.timeouts.requestMs,
+        maxInboundStreams: SYNC_MAX_INBOUND_STREAMS,
+        onRejected: (connection, err) => { this.log('sync request from %p failed - %e', connection.remotePeer, err) }
+      })
       this.cleanups.push(this.overlay.onDeliver((delivery) => { this.onDelivery(delivery) }))
       this.status = 'started'
       if (this.beacons.length === 0) {
@@ -1252,12 +1245,8 @@ export class PharosPeer {
    */
   async challenge (worker: PeerId | string, cids: readonly CID[], options: AbortOptions = {}): Promise<ChallengeResult> {
     this.requireStarted('challenge')
-    if (cids.length === 0 || cids.length > MAX_CHALLENGE_CIDS) throw new RangeError(`a challenge names 1..${MAX_CHALLENGE_CIDS} CIDs, not ${cids.length}`)
     const peer = typeof worker === 'string' ? peerIdFromString(worker) : worker
-    const protocol = auditProtocolId(this.network)
-    const challenge = { nonce: globalThis.crypto.getRandomValues(new Uint8Array(CHALLENGE_NONCE_BYTES)), cids: [...cids] }
-    const answer = await requestFrame(this.libp2p, peer, protocol, encodeChallengeRequest({ t: 'challenge', ...challenge }), MAX_CHALLENGE_FRAME_BYTES, 'audit challenge', { ...options, timeoutMs: this.timeouts.requestMs })
-    const judged = await judgeChallengeAnswer(challenge, answer, async (cid) => {
+    return await challengeWorker(this.libp2p, peer, cids, async (cid) => {
       try {
         return await collectBytes(this.helia.blockstore.get(cid, { offline: true }))
       } catch (err) {
@@ -1265,9 +1254,7 @@ export class PharosPeer {
         if (name === 'NotFoundError' || name === 'BlockNotFoundWhileOfflineError') return undefined
         throw err
       }
-    })
-    if (!judged.ok) throw new MalformedResponseError(peer.toString(), protocol, judged.detail)
-    return judged.value
+    }, { ...options, network: this.network, timeoutMs: this.timeouts.requestMs })
   }
 }
 

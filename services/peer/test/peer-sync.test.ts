@@ -12,8 +12,8 @@ import { decodeSyncResponse, encodeCbor, MAX_SYNC_FRAME_BYTES, syncProtocolId } 
 import type { EntryBlock } from '../../protocol/src/log/index.ts'
 import { RemoteError } from '../src/errors.ts'
 import type { PharosPeer, PublishedEntry } from '../src/pharos-peer.ts'
-import { requestFrame } from '../src/request-response.ts'
-import { SyncClient } from '../src/sync-client.ts'
+import { request } from '../../net/src/request-response.ts'
+import { SyncClient } from '../../net/src/clients/sync-client.ts'
 import { addressOf, startPeer, utf8, waitFor } from './helpers/peers.ts'
 
 const NETWORK = 'pharos'
@@ -98,7 +98,7 @@ describe('peer to peer sync', () => {
 
   it('answers changes and malformed requests with an error frame, and stays up', async () => {
     const ask = async (frame: Uint8Array): Promise<unknown> => {
-      const bytes = await requestFrame(bob.libp2p, alice.peerId, syncProtocolId(NETWORK), frame, MAX_SYNC_FRAME_BYTES, 'test', { timeoutMs: 5000 })
+      const bytes = await request(bob.libp2p, alice.peerId, syncProtocolId(NETWORK), frame, { timeoutMs: 5000, maxResponseBytes: MAX_SYNC_FRAME_BYTES, what: 'test' })
       const decoded = decodeSyncResponse(bytes)
       assert.ok(decoded.ok)
       return decoded.value

@@ -38,7 +38,7 @@ import {
 import type { Logger } from '../logging/logger.ts'
 import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import type { LogMetrics } from '../metrics/log-metrics.ts'
-import { request } from '../p2p/request-response.ts'
+import { request } from '../../../net/src/request-response.ts'
 import { AuthorLanes } from './author-lanes.ts'
 import type { AuthorLanesOptions } from './author-lanes.ts'
 import { cidKey } from './log-store.ts'

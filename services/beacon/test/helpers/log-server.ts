@@ -2,7 +2,7 @@ import type { Libp2p } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
 import { decodeSyncRequest, encodeSyncResponse, syncProtocolId } from '../../../protocol/src/log/index.ts'
 import type { EntryBlock } from '../../../protocol/src/log/index.ts'
-import { serveRequests } from '../../src/p2p/request-response.ts'
+import { serveRequests } from '../../../net/src/request-response.ts'
 
 /** What a peer serving its log was asked: the `from` of each `entries` request, and the blocks sent. */
 export interface ServedLog {

@@ -10,10 +10,10 @@ import {
   MAX_SYNC_FRAME_BYTES,
   SYNC_LIMITS,
   syncProtocolId
-} from '../../protocol/src/log/index.ts'
-import type { EntryStatus, HeadInfo, KnownHead, NotHeldReason, ReceiptSubject, SyncRequest, SyncResponse } from '../../protocol/src/log/index.ts'
-import { MalformedResponseError, RemoteError } from './errors.ts'
-import { requestFrame } from './request-response.ts'
+} from '../../../protocol/src/log/index.ts'
+import type { EntryStatus, HeadInfo, KnownHead, NotHeldReason, ReceiptSubject, SyncRequest, SyncResponse } from '../../../protocol/src/log/index.ts'
+import { MalformedResponseError, RemoteError } from '../errors.ts'
+import { request } from '../request-response.ts'
 import type { AbortOptions, Libp2p, PeerId } from '@libp2p/interface'
 
 type ResponseOf<T extends SyncResponse['t']> = Extract<SyncResponse, { t: T }>
@@ -35,13 +35,13 @@ export class SyncClient {
     this.timeoutMs = timeoutMs
   }
 
-  private async request<T extends SyncResponse['t']> (peer: PeerId, request: SyncRequest, expected: T | readonly T[], options: AbortOptions): Promise<ResponseOf<T>> {
-    const bytes = await requestFrame(this.node, peer, this.protocol, encodeSyncRequest(request), MAX_SYNC_FRAME_BYTES, `sync ${request.t}`, { ...options, timeoutMs: this.timeoutMs })
+  private async request<T extends SyncResponse['t']> (peer: PeerId, message: SyncRequest, expected: T | readonly T[], options: AbortOptions): Promise<ResponseOf<T>> {
+    const bytes = await request(this.node, peer, this.protocol, encodeSyncRequest(message), { ...options, timeoutMs: this.timeoutMs, maxResponseBytes: MAX_SYNC_FRAME_BYTES, what: `sync ${message.t}` })
     const decoded = decodeSyncResponse(bytes)
     if (!decoded.ok) throw new MalformedResponseError(peer.toString(), this.protocol, decoded.detail)
     const response = decoded.value
     if (response.t === 'error') throw new RemoteError(peer.toString(), this.protocol, response.code, response.message)
-    if (!(typeof expected === 'string' ? [expected] : expected).some((type) => type === response.t)) throw new MalformedResponseError(peer.toString(), this.protocol, `a ${response.t} frame answered a ${request.t} request`)
+    if (!(typeof expected === 'string' ? [expected] : expected).some((type) => type === response.t)) throw new MalformedResponseError(peer.toString(), this.protocol, `a ${response.t} frame answered a ${message.t} request`)
     return response as ResponseOf<T>
   }
 

@@ -10,10 +10,10 @@ import {
   keyExchangeProtocolId,
   keyHashOf,
   MAX_KEY_EXCHANGE_FRAME_BYTES
-} from '../../protocol/src/log/index.ts'
-import type { KeyExchangeMessage } from '../../protocol/src/log/index.ts'
-import { KeyDeniedError, MalformedResponseError, RemoteError } from './errors.ts'
-import { requestFrame } from './request-response.ts'
+} from '../../../protocol/src/log/index.ts'
+import type { KeyExchangeMessage } from '../../../protocol/src/log/index.ts'
+import { KeyDeniedError, MalformedResponseError, RemoteError } from '../errors.ts'
+import { request } from '../request-response.ts'
 import type { AbortOptions, Libp2p, PeerId } from '@libp2p/interface'
 
 const equals = (a: Uint8Array, b: Uint8Array): boolean => compareBytes(a, b) === 0
@@ -30,7 +30,7 @@ export class KeyExchangeClient {
   }
 
   private async request (peer: PeerId, message: KeyExchangeMessage, options: AbortOptions): Promise<KeyExchangeMessage> {
-    const bytes = await requestFrame(this.node, peer, this.protocol, encodeKeyExchange(message), MAX_KEY_EXCHANGE_FRAME_BYTES, `key exchange ${message.t}`, { ...options, timeoutMs: this.timeoutMs })
+    const bytes = await request(this.node, peer, this.protocol, encodeKeyExchange(message), { ...options, timeoutMs: this.timeoutMs, maxResponseBytes: MAX_KEY_EXCHANGE_FRAME_BYTES, what: `key exchange ${message.t}` })
     const decoded = decodeKeyExchange(bytes)
     if (!decoded.ok) throw new MalformedResponseError(peer.toString(), this.protocol, decoded.detail)
     if (decoded.value.t === 'error') throw new RemoteError(peer.toString(), this.protocol, decoded.value.code, decoded.value.message)
