@@ -62,6 +62,16 @@ export default tseslint.config(
     }
   },
   {
+    // Test helpers every package's tests share: they start workers and servers as processes
+    // and never import a service's code, so any package's tests may use them.
+    files: ['services/testing/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: ['**/beacon/**', '**/peer/**', '**/net/**'], message: 'services/testing starts services as processes; it imports none of their code.' }]
+      }]
+    }
+  },
+  {
     files: ['services/peer/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {

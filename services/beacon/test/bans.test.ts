@@ -21,10 +21,10 @@ import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
 import { createClientPeer } from './helpers/client-peer.ts'
 import type { ClientPeer } from './helpers/client-peer.ts'
-import { createTestDatabase } from './helpers/databases.ts'
+import { createTestDatabase } from '../../testing/src/databases.ts'
 import { metricValue } from './helpers/storage.ts'
-import { inProcessEnv } from './helpers/worker-process.ts'
-import { waitFor } from './helpers/wait.ts'
+import { inProcessEnv } from '../../testing/src/worker-process.ts'
+import { waitFor } from '../../testing/src/wait.ts'
 
 const ADMIN_TOKEN = 'test-admin-token-0123456789'
 const auth = { authorization: `Bearer ${ADMIN_TOKEN}` }

@@ -20,15 +20,15 @@ import { PUBLIC_ADMIN_TOKENS, PUBLIC_FLEET_SECRETS } from '../src/config/public-
 import type { Config, KeySpec } from '../src/config/schema.ts'
 import { schema } from '../src/config/schema.ts'
 import { deriveWorkerKey } from '../src/p2p/identity.ts'
-import { createTestDatabase, testFleet } from './helpers/databases.ts'
+import { createTestDatabase, testFleet } from '../../testing/src/databases.ts'
 import {
   ROOT, chartValues, composeVariables, dashboardQueries, definedTemplateNames, execForm, interpolate, interpolateAll, isExported, parseCopy,
   parseDockerfile, parseDotEnv, parseEnvArgs, parseExposition, parsePort, promqlMetricNames, readRepoFile, readYaml, renderChart,
   serviceEnvironment, setValue, substituteGrafanaVariables, validateChartValues, ChartValuesError
 } from './helpers/deploy-files.ts'
 import type { ChartRender, DockerStage, GrafanaDashboard, Manifest, RuleFile } from './helpers/deploy-files.ts'
-import { spawnWorker, stopWorker, workerEnv } from './helpers/worker-process.ts'
-import type { WorkerProcess } from './helpers/worker-process.ts'
+import { spawnWorker, stopWorker, workerEnv } from '../../testing/src/worker-process.ts'
+import type { WorkerProcess } from '../../testing/src/worker-process.ts'
 
 const run = promisify(execFile)
 

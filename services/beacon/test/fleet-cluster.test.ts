@@ -11,11 +11,11 @@ import { createPharosPeer } from '../../peer/src/pharos-peer.ts'
 import type { PharosPeer } from '../../peer/src/pharos-peer.ts'
 import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
-import { createTestDatabase, testFleet } from './helpers/databases.ts'
-import { startRedisCluster } from './helpers/redis-servers.ts'
-import type { RedisClusterServers } from './helpers/redis-servers.ts'
+import { createTestDatabase, testFleet } from '../../testing/src/databases.ts'
+import { startRedisCluster } from '../../testing/src/redis-servers.ts'
+import type { RedisClusterServers } from '../../testing/src/redis-servers.ts'
 import { testConfig, testLogger } from './helpers/storage.ts'
-import { waitFor } from './helpers/wait.ts'
+import { waitFor } from '../../testing/src/wait.ts'
 
 async function counter (worker: Worker, name: string, labels: Record<string, string> = {}): Promise<number> {
   const metric = (await worker.app.inject({ method: 'GET', url: '/metrics' })).body.split('\n')

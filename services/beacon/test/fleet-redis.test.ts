@@ -23,10 +23,10 @@ import { RedisSeenSet } from '../src/fleet/seen-set.ts'
 import type { BanReason } from '../src/bans/ban-list.ts'
 import { createLogger } from '../src/logging/logger.ts'
 import { createFleetMetrics } from '../src/metrics/fleet-metrics.ts'
-import { testRedisUrl } from './helpers/databases.ts'
-import { startRedisCluster, startRedisServer } from './helpers/redis-servers.ts'
-import type { RedisClusterServers, RedisServer } from './helpers/redis-servers.ts'
-import { sleep, waitFor } from './helpers/wait.ts'
+import { testRedisUrl } from '../../testing/src/databases.ts'
+import { startRedisCluster, startRedisServer } from '../../testing/src/redis-servers.ts'
+import type { RedisClusterServers, RedisServer } from '../../testing/src/redis-servers.ts'
+import { sleep, waitFor } from '../../testing/src/wait.ts'
 
 const HEARTBEAT_MS = 200
 

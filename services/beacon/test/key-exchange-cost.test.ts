@@ -20,7 +20,7 @@ import { KeyExchangeService } from '../src/keys/key-exchange-service.ts'
 import { migrate } from '../src/storage/migrate.ts'
 import { openPostgres } from '../src/storage/pg-client.ts'
 import type { SqlClient, SqlQueryable } from '../src/storage/sql.ts'
-import { createTestDatabase } from './helpers/databases.ts'
+import { createTestDatabase } from '../../testing/src/databases.ts'
 import { testLogger } from './helpers/storage.ts'
 
 const READERS = 10_000

@@ -12,7 +12,7 @@ import { schema } from '../src/config/schema.ts'
 import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
 import { randomContent, testConfig, testLogger } from './helpers/storage.ts'
-import { waitForValue } from './helpers/wait.ts'
+import { waitForValue } from '../../testing/src/wait.ts'
 
 const K6_DIR = fileURLToPath(new URL('../../../loadtest/k6/', import.meta.url))
 const README = fileURLToPath(new URL('../../../loadtest/README.md', import.meta.url))

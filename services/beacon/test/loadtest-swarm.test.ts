@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { createTestDatabase } from './helpers/databases.ts'
-import { runScript, spawnWorker, stopWorker, workerEnv } from './helpers/worker-process.ts'
-import type { WorkerProcess } from './helpers/worker-process.ts'
+import { createTestDatabase } from '../../testing/src/databases.ts'
+import { runScript, spawnWorker, stopWorker, workerEnv } from '../../testing/src/worker-process.ts'
+import type { WorkerProcess } from '../../testing/src/worker-process.ts'
 import type { SwarmReport } from '../../../loadtest/swarm/report.ts'
 
 const CLI = fileURLToPath(new URL('../../../loadtest/swarm/cli.ts', import.meta.url))

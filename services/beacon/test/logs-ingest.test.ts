@@ -34,12 +34,12 @@ import { createLogger } from '../src/logging/logger.ts'
 import { request } from '../../net/src/request-response.ts'
 import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
-import { createTestDatabase } from './helpers/databases.ts'
+import { createTestDatabase } from '../../testing/src/databases.ts'
 import { createOverlayPeer } from './helpers/overlay-peer.ts'
 import type { OverlayPeer } from './helpers/overlay-peer.ts'
 import { serveLog } from './helpers/log-server.ts'
-import { inProcessEnv } from './helpers/worker-process.ts'
-import { waitFor } from './helpers/wait.ts'
+import { inProcessEnv } from '../../testing/src/worker-process.ts'
+import { waitFor } from '../../testing/src/wait.ts'
 
 /** How long a wait in this file may take (gossip, bans and pins across loaded test peers). */
 const WAIT_MS = 20_000

@@ -26,8 +26,8 @@ import { createClientPeer } from './helpers/client-peer.ts'
 import type { ClientPeer } from './helpers/client-peer.ts'
 import { createOverlayPeer } from './helpers/overlay-peer.ts'
 import type { OverlayPeer } from './helpers/overlay-peer.ts'
-import { sleep, waitFor } from './helpers/wait.ts'
-import { inProcessEnv } from './helpers/worker-process.ts'
+import { sleep, waitFor } from '../../testing/src/wait.ts'
+import { inProcessEnv } from '../../testing/src/worker-process.ts'
 
 const NETWORK = 'pharos-budgets'
 const TOPIC = `/${NETWORK}/sync`

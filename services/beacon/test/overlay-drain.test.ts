@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test'
 import type { DrainNotice } from '../../net/src/overlay/overlay-driver.ts'
 import { createOverlayPeer } from './helpers/overlay-peer.ts'
 import type { OverlayPeer } from './helpers/overlay-peer.ts'
-import { sleep, waitFor } from './helpers/wait.ts'
+import { sleep, waitFor } from '../../testing/src/wait.ts'
 
 const NETWORK = 'pharos-drain-test'
 const TOPICS = ['content', 'sync', 'keyexchange']

@@ -23,8 +23,8 @@ import type { ClientPeer } from './helpers/client-peer.ts'
 import { createOverlayPeer } from './helpers/overlay-peer.ts'
 import type { OverlayPeer } from './helpers/overlay-peer.ts'
 import { retainedBytes } from './helpers/memory.ts'
-import { waitFor } from './helpers/wait.ts'
-import { inProcessEnv } from './helpers/worker-process.ts'
+import { waitFor } from '../../testing/src/wait.ts'
+import { inProcessEnv } from '../../testing/src/worker-process.ts'
 
 const MiB = 1024 * 1024
 

@@ -21,8 +21,8 @@ import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
 import { createOverlayPeer } from './helpers/overlay-peer.ts'
 import type { OverlayPeer } from './helpers/overlay-peer.ts'
-import { inProcessEnv } from './helpers/worker-process.ts'
-import { waitFor } from './helpers/wait.ts'
+import { inProcessEnv } from '../../testing/src/worker-process.ts'
+import { waitFor } from '../../testing/src/wait.ts'
 
 /** How long a wait in this file may take (overlay joins and deliveries between 20 loaded peers). */
 const WAIT_MS = 20_000

@@ -26,8 +26,8 @@ import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
 import { createOverlayPeer } from './helpers/overlay-peer.ts'
 import type { OverlayPeer } from './helpers/overlay-peer.ts'
-import { waitFor } from './helpers/wait.ts'
-import { inProcessEnv } from './helpers/worker-process.ts'
+import { waitFor } from '../../testing/src/wait.ts'
+import { inProcessEnv } from '../../testing/src/worker-process.ts'
 
 const NETWORK = 'pharos-validate'
 const TOPICS = ['content', 'keyexchange'] as const

@@ -21,7 +21,7 @@ import { neverRead, sendWants } from './helpers/bitswap-wire.ts'
 import { createClientPeer } from './helpers/client-peer.ts'
 import type { ClientPeer } from './helpers/client-peer.ts'
 import { randomContent, testLogger } from './helpers/storage.ts'
-import { sleep, waitFor } from './helpers/wait.ts'
+import { sleep, waitFor } from '../../testing/src/wait.ts'
 
 /**
  * Each message goes out on a stream of its own, and a stream takes 256 KiB (yamux's initial

@@ -17,8 +17,8 @@ import { startWorker } from '../src/worker.ts'
 import type { Worker } from '../src/worker.ts'
 import { createClientPeer } from './helpers/client-peer.ts'
 import type { ClientPeer } from './helpers/client-peer.ts'
-import { waitFor } from './helpers/wait.ts'
-import { inProcessEnv } from './helpers/worker-process.ts'
+import { waitFor } from '../../testing/src/wait.ts'
+import { inProcessEnv } from '../../testing/src/worker-process.ts'
 
 const SINK = '/pharos-test/sink/1.0.0'
 const KiB = 1024

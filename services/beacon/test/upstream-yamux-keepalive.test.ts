@@ -12,7 +12,7 @@ import { yamux } from '@libp2p/yamux'
 import { tcp } from '@libp2p/tcp'
 import type { Connection, Libp2p } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
-import { waitFor } from './helpers/wait.ts'
+import { waitFor } from '../../testing/src/wait.ts'
 
 /** The keep-alive interval of the node under test; its peer pings three times as often. */
 const INTERVAL_MS = 150

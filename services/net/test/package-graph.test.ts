@@ -30,7 +30,8 @@ describe('the package graph (lint)', () => {
     ['protocol → I/O', 'services/protocol/src/bounded-map.ts', "import 'node:fs'"],
     ['protocol → libp2p', 'services/protocol/src/bounded-map.ts', "import '@libp2p/tcp'"],
     ['protocol → net', 'services/protocol/src/bounded-map.ts', "import '../../net/src/overlay/topics.ts'"],
-    ['beacon → peer', 'services/beacon/src/health.ts', "import '../../peer/src/keys.ts'"]
+    ['beacon → peer', 'services/beacon/src/health.ts', "import '../../peer/src/keys.ts'"],
+    ['testing → beacon', 'services/testing/src/wait.ts', "import '../../beacon/src/worker.ts'"]
   ]
   for (const [edge, file, source] of refused) {
     it(`refuses ${edge}`, async () => {
@@ -43,7 +44,8 @@ describe('the package graph (lint)', () => {
     ['peer → protocol', 'services/peer/src/keys.ts', "import '../../protocol/src/bounded-map.ts'"],
     ['net → protocol', 'services/net/src/overlay/topics.ts', "import '../../../protocol/src/bounded-map.ts'"],
     ['net → libp2p', 'services/net/src/overlay/topics.ts', "import '@libp2p/utils'"],
-    ['beacon → net', 'services/beacon/src/health.ts', "import '../../net/src/overlay/topics.ts'"]
+    ['beacon → net', 'services/beacon/src/health.ts', "import '../../net/src/overlay/topics.ts'"],
+    ['peer tests → testing', 'services/peer/test/helpers/peers.ts', "import '../../../testing/src/wait.ts'"]
   ]
   for (const [edge, file, source] of allowed) {
     it(`allows ${edge}`, async () => {

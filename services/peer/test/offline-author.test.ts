@@ -11,7 +11,7 @@ import pg from 'pg'
 import { generateKey } from '../src/keys.ts'
 import { createPharosPeer } from '../src/pharos-peer.ts'
 import type { PharosPeer, PublishedEntry } from '../src/pharos-peer.ts'
-import { waitFor } from './helpers/peers.ts'
+import { waitFor } from '../../testing/src/wait.ts'
 import { registerAccount, startWorker } from './helpers/worker.ts'
 import type { WorkerProcess } from './helpers/worker.ts'
 

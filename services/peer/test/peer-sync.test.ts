@@ -14,7 +14,8 @@ import { RemoteError } from '../src/errors.ts'
 import type { PharosPeer, PublishedEntry } from '../src/pharos-peer.ts'
 import { request } from '../../net/src/request-response.ts'
 import { SyncClient } from '../../net/src/clients/sync-client.ts'
-import { addressOf, startPeer, utf8, waitFor } from './helpers/peers.ts'
+import { addressOf, startPeer, utf8 } from './helpers/peers.ts'
+import { waitFor } from '../../testing/src/wait.ts'
 
 const NETWORK = 'pharos'
 const UNKNOWN = CID.parse('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')

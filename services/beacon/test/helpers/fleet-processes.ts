@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict'
 import pg from 'pg'
-import { testFleet } from './databases.ts'
-import { sleep } from './wait.ts'
-import { spawnWorker, workerEnv } from './worker-process.ts'
-import type { WorkerProcess } from './worker-process.ts'
+import { testFleet } from '../../../testing/src/databases.ts'
+import { sleep } from '../../../testing/src/wait.ts'
+import { spawnWorker, workerEnv } from '../../../testing/src/worker-process.ts'
+import type { WorkerProcess } from '../../../testing/src/worker-process.ts'
 
 export interface FleetProcessesInit {
   workers: number

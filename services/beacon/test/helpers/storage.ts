@@ -20,10 +20,10 @@ import type { BeaconHelia } from '../../src/storage/beacon-helia.ts'
 import { digestMatches } from '../../src/storage/hashers.ts'
 import { createClientPeer } from './client-peer.ts'
 import type { ClientPeer } from './client-peer.ts'
-import { tempDir } from './worker-process.ts'
+import { tempDir } from '../../../testing/src/worker-process.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Blockstore } from 'interface-blockstore'
-import { LOOPBACK_TEST_ENV } from './loopback-env.ts'
+import { LOOPBACK_TEST_ENV } from '../../../testing/src/loopback-env.ts'
 
 // ajv-formats is CommonJS with a default export; under ESM the function is `.default`.
 const addFormats = addFormatsModule as unknown as { default: (ajv: Ajv) => Ajv }

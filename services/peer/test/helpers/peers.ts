@@ -22,12 +22,4 @@ export function addressOf (peer: PharosPeer): string {
 }
 
 /** Polls `condition` every 25 ms; fails naming `what` after `timeoutMs`. */
-export async function waitFor (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!await condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
-
 export const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text)

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { LOOPBACK_TEST_ENV } from './loopback-env.ts'
 
-export const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url))
+export const MAIN = fileURLToPath(new URL('../../beacon/src/main.ts', import.meta.url))
 
 /** A worker started as its own process, as operators run it. */
 export interface WorkerProcess {
@@ -40,8 +40,13 @@ export async function workerEnv (extra: Record<string, string> = {}): Promise<Re
   }
 }
 
-/** Runs main.ts with `env` and waits for its "started" log line. */
-export async function spawnWorker (env: Record<string, string>, args: string[] = [], timeoutMs = 30_000): Promise<WorkerProcess> {
+/**
+ * Runs main.ts with `env` and waits for its "started" log line. The bound only catches a
+ * worker that hangs: a start costs a few CPU-seconds (PGlite's WASM, migrations, libp2p), and
+ * with the suite's other processes on two shared cores (load average 15+) it took over 30 s
+ * of wall time, so the bound is the 60 s the peer's end-to-end tests already used.
+ */
+export async function spawnWorker (env: Record<string, string>, args: string[] = [], timeoutMs = 60_000): Promise<WorkerProcess> {
   const child = spawn(process.execPath, [MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   const lines: string[] = []
   let stderr = ''
