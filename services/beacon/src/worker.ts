@@ -37,6 +37,7 @@ import { ReceiptIssuer } from './receipts/receipt-issuer.ts'
 import { createStorageService } from './pinning/storage-service.ts'
 import type { StorageService } from './pinning/storage-service.ts'
 import { hostOf, transportOf } from './p2p/multiaddr-parts.ts'
+import { Lifecycle } from './lifecycle.ts'
 import { migrate } from './storage/migrate.ts'
 import { openPglite } from './storage/pglite-client.ts'
 import { openPostgres } from './storage/pg-client.ts'
@@ -80,6 +81,8 @@ export interface Worker {
   /** Where the HTTP server listens, e.g. http://127.0.0.1:8080 */
   readonly httpUrl: string
   readonly mode: 'embedded' | 'postgres' | 'fleet'
+  /** The worker's parts in the order they came up (lifecycle.ts); `stop` stops them in reverse. */
+  readonly parts: readonly string[]
   /**
    * Drains and stops: /readyz turns 503 and peers are told which sibling workers to move
    * to; once they left (or PHAROS_SHUTDOWN_DRAIN_MS passed) and the readiness delay is
@@ -241,10 +244,8 @@ export interface WorkerExtensions {
 }
 
 export async function startWorker (config: Config, log: Logger, extensions: WorkerExtensions = {}): Promise<Worker> {
-  const cleanups: Array<() => Promise<void>> = []
-  const cleanup = async (): Promise<void> => {
-    for (const step of cleanups.reverse()) await step().catch((err: unknown) => log.warn({ err }, 'cleanup step failed'))
-  }
+  // Every part, in the order it comes up; the worker stops them in the reverse order.
+  const lifecycle = new Lifecycle((part, err) => { log.warn({ err, part }, 'a part of the worker failed to stop') })
 
   try {
     const mode = config.databaseUrl === undefined ? 'embedded' : config.redisUrl === undefined ? 'postgres' : 'fleet'
@@ -253,12 +254,12 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     // from config), so fleet workers may share one.
     if (mode !== 'fleet') {
       const dataDirLock = await lockDataDir(config.dataDir)
-      cleanups.push(dataDirLock.release)
+      lifecycle.held('data-dir lock', dataDirLock.release)
       if (dataDirLock.tookOver !== undefined) log.warn({ lock: dataDirLock.file, why: dataDirLock.tookOver }, 'took over the data dir lock of a worker that did not release it')
     }
     if (mode === 'postgres' && config.databaseUrl !== undefined) {
       const lock = await holdSingleWorkerLock(config.databaseUrl)
-      cleanups.push(lock.release)
+      lifecycle.held('single-worker lock', lock.release)
     }
 
     const registry = createRegistry()
@@ -277,13 +278,13 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       }
     })
     admission.start()
-    cleanups.push(async () => { admission.stop() })
+    lifecycle.held('inbound admission', () => { admission.stop() })
     metrics.watchAdmission(admission)
     const eventLoopDelay = startEventLoopDelayMetrics(registry, (delayMs) => { admission.onLoopDelay(delayMs) })
-    cleanups.push(async () => { eventLoopDelay.stop() })
+    lifecycle.held('event-loop sampler', () => { eventLoopDelay.stop() })
     // libuv hides most failed accepts for want of a descriptor: warn before they start.
     const stopFdWatch = watchFileDescriptors({ log: log.child({ component: 'file-descriptors' }) })
-    cleanups.push(async () => { stopFdWatch() })
+    lifecycle.held('descriptor watch', stopFdWatch)
     const health = createHealthMetrics(registry, config.maxConnections)
     const db = config.databaseUrl === undefined
       ? await openPglite(join(config.dataDir, 'pglite'), {
@@ -294,7 +295,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
         onError: (err) => log.warn({ err }, 'postgres connection error'),
         onUnavailable: (operation) => { health.postgresErrors.inc({ operation }) }
       })
-    cleanups.push(async () => { await db.close() })
+    lifecycle.held('database', async () => { await db.close() })
     const applied = await migrate(db)
     log.info({ engine: db.engine, applied }, 'storage ready')
 
@@ -308,7 +309,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       accounts.refresh().catch((err: unknown) => { log.warn({ err }, 'account registry refresh failed') })
     }, config.accountsRefreshMs)
     accountsTimer.unref()
-    cleanups.push(async () => { clearInterval(accountsTimer) })
+    lifecycle.held('accounts refresh', () => { clearInterval(accountsTimer) })
 
     const logs = new LogStore(db)
     // Bans made on other workers reach this one on refresh, on the accounts' schedule.
@@ -317,7 +318,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       onRefreshError: (err) => { log.warn({ err }, 'ban list refresh failed') }
     })
     await bans.start()
-    cleanups.push(async () => { bans.stop() })
+    lifecycle.held('ban list', () => { bans.stop() })
 
     const workerName = workerNameOf(config.workerName)
     const { key, source } = await loadPeerKey({ ...config, workerName })
@@ -407,7 +408,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
         heartbeatMs: config.fleetHeartbeatMs,
         log
       })
-    cleanups.push(async () => { await fleet.stop() })
+    lifecycle.held('fleet state', async () => { await fleet.stop() })
     wireFleet({ fleet, node, bans, accounts, isMember, log })
     reservationPolicy.useSlots(fleet.relaySlots)
 
@@ -503,7 +504,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     }
     // Overloaded (PHAROS_HTTP_PRESSURE_*): not ready, so new traffic goes elsewhere; HTTP sheds.
     const pressure = new PressureMonitor(pressureLimits(config), { log })
-    cleanups.push(async () => { pressure.stop() })
+    lifecycle.held('pressure monitor', () => { pressure.stop() })
     readiness.addCheck('overload', overloadReadinessCheck(pressure))
     readiness.onReport((report) => {
       health.observe(report)
@@ -511,40 +512,45 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     })
 
     const app = await buildApp({ config, log, registry, limitMetrics, readiness, pressure, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet, sync: logService.sync, receipts, audits: audits.store })
-    cleanups.push(async () => { await app.close() })
-    // Registered after HTTP so it runs first: libp2p stops accepting and closes its
-    // connections while /metrics and /readyz still answer.
-    cleanups.push(async () => { await node.stop() })
-    // Runs before libp2p stops: running pin jobs go back to the queue, Bitswap unregisters.
-    cleanups.push(async () => { await storage.stop() })
-    // Runs before storage stops: a round under way is aborted, challenges are no longer answered.
-    cleanups.push(async () => { await audits.stop() })
-    // Runs first: no new entries are taken, the ones in hand are stored, fetches stop.
-    cleanups.push(async () => { await logService.stop() })
-    try {
-      await app.listen({ host: config.httpHost, port: config.httpPort })
-    } catch (err) {
-      throw portInUse(err, config.httpHost, { PHAROS_HTTP_PORT: config.httpPort }) ?? err
-    }
-    const address = app.server.address()
-    const httpPort = typeof address === 'object' && address !== null ? address.port : config.httpPort
-    const httpHost = config.httpHost === '0.0.0.0' || config.httpHost === '::' ? '127.0.0.1' : config.httpHost
-    const httpUrl = `http://${httpHost.includes(':') ? `[${httpHost}]` : httpHost}:${httpPort}`
-
-    try {
-      await node.start()
-    } catch (err) {
-      throw portInUse(err, config.p2pHost, { PHAROS_P2P_TCP_PORT: config.p2pTcpPort, PHAROS_P2P_WS_PORT: config.p2pWsPort }) ?? err
-    }
-    await storage.start()
-    await logService.start()
-    await audits.start()
+    let httpUrl = ''
+    // Start order: HTTP first, so /metrics and /readyz answer through the whole start and the
+    // whole stop; then libp2p; then what runs on it. Stopping goes the other way: the log
+    // service takes no new entries and stores the ones in hand; a round of audits under way is
+    // aborted and challenges are no longer answered; running pin jobs go back to the queue
+    // and Bitswap unregisters; libp2p stops accepting and closes its connections; HTTP last.
+    lifecycle.add({
+      name: 'http',
+      start: async () => {
+        try {
+          await app.listen({ host: config.httpHost, port: config.httpPort })
+        } catch (err) {
+          throw portInUse(err, config.httpHost, { PHAROS_HTTP_PORT: config.httpPort }) ?? err
+        }
+        httpUrl = listeningUrl(app, config)
+      },
+      stop: async () => { await app.close() }
+    })
+    lifecycle.add({
+      name: 'libp2p',
+      start: async () => {
+        try {
+          await node.start()
+        } catch (err) {
+          throw portInUse(err, config.p2pHost, { PHAROS_P2P_TCP_PORT: config.p2pTcpPort, PHAROS_P2P_WS_PORT: config.p2pWsPort }) ?? err
+        }
+      },
+      stop: async () => { await node.stop() }
+    })
+    lifecycle.add({ name: 'storage', start: async () => { await storage.start() }, stop: async () => { await storage.stop() } })
+    lifecycle.add({ name: 'audits', start: async () => { await audits.start() }, stop: async () => { await audits.stop() } })
+    lifecycle.add({ name: 'log service', start: async () => { await logService.start() }, stop: async () => { await logService.stop() } })
+    await lifecycle.startAll()
     record.httpUrl = httpUrl
     record.multiaddrs = node.getMultiaddrs().map((addr) => addr.toString())
     // Readiness gauges (and the ready flag siblings see) stay current without a prober.
     const readinessTimer = setInterval(() => { void readiness.report() }, READINESS_SAMPLE_MS)
     readinessTimer.unref()
-    cleanups.push(async () => { clearInterval(readinessTimer) })
+    lifecycle.held('readiness sampler', () => { clearInterval(readinessTimer) })
     void readiness.report()
     const joinFleet = async (): Promise<void> => {
       siblings = await seedFromFleet(fleet, node, (peer) => accounts.isRegistered(peer), (workers) => {
@@ -560,7 +566,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       reservationPolicy.reconcile().catch((err: unknown) => { log.debug({ err }, 'relay slot reconcile failed') })
     }, config.fleetHeartbeatMs)
     siblingsTimer.unref()
-    cleanups.push(async () => { clearInterval(siblingsTimer) })
+    lifecycle.held('fleet membership refresh', () => { clearInterval(siblingsTimer) })
     // From here on a held event loop is load, not the worker's own start.
     pressure.start()
     log.info({
@@ -592,6 +598,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       workerName,
       httpUrl,
       mode,
+      parts: lifecycle.order(),
       async stop () {
         stopping ??= (async () => {
           readiness.startDraining()
@@ -601,14 +608,22 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
             new Promise((resolve) => setTimeout(resolve, config.shutdownReadinessDelayMs)),
             movePeers({ node, fleet, drainMs: config.shutdownDrainMs, log }).catch((err: unknown) => { log.warn({ err }, 'moving peers to sibling workers failed; closing anyway') })
           ])
-          await cleanup()
+          await lifecycle.stopAll()
           log.info('stopped')
         })()
         await stopping
       }
     }
   } catch (err) {
-    await cleanup()
+    await lifecycle.stopAll()
     throw err
   }
+}
+
+/** The URL HTTP answers on, for the log and the fleet (a wildcard host is reached on loopback). */
+function listeningUrl (app: Pick<BeaconApp, 'server'>, config: Config): string {
+  const address = app.server.address()
+  const httpPort = typeof address === 'object' && address !== null ? address.port : config.httpPort
+  const httpHost = config.httpHost === '0.0.0.0' || config.httpHost === '::' ? '127.0.0.1' : config.httpHost
+  return `http://${httpHost.includes(':') ? `[${httpHost}]` : httpHost}:${httpPort}`
 }
