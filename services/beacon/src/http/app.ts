@@ -18,12 +18,12 @@ import { clientErrorHandler, errorHandler, FailureSchema, frameworkErrorHandler,
 import { shedUnderPressure } from './load-shedding.ts'
 import type { PressureMonitor } from './pressure-monitor.ts'
 import type { NodeView } from './node-view.ts'
-import type { AccountRegistry } from '../accounts/account-registry.ts'
 import { adminAccountRoutes } from './routes/admin-accounts.ts'
-import type { BanList } from '../bans/ban-list.ts'
+import type { AccountAdmin } from './routes/admin-accounts.ts'
 import type { LogStore } from '../logs/log-store.ts'
 import { adminAuthorRoutes } from './routes/admin-authors.ts'
 import { adminBanRoutes } from './routes/admin-bans.ts'
+import type { BanAdmin } from './routes/admin-bans.ts'
 import { adminNodeRoutes } from './routes/admin-node.ts'
 import { adminFleetRoutes } from './routes/admin-fleet.ts'
 import type { FleetView } from './routes/admin-fleet.ts'
@@ -51,16 +51,16 @@ export interface AppDeps {
   /** Whether the worker is overloaded: every route but /healthz, /readyz, /metrics and the admin API then answers 503. */
   pressure: Pick<PressureMonitor, 'overload'>
   node: NodeView
-  accounts: AccountRegistry
+  accounts: AccountAdmin
   overlay: OverlayDriver
   /** Bearer tokens accepted on /v1 (config tokens, or the embedded generated one). */
   adminTokens: readonly string[]
   /** The pinning API (/pins), the trustless gateway (/ipfs) and /v1 storage routes. */
   storage?: StorageHttp
   /** Signed logs: /v1/authors routes. */
-  logs?: LogStore
+  logs?: Pick<LogStore, 'author' | 'entries'>
   /** Banned peers: /v1/bans routes. */
-  bans?: BanList
+  bans?: BanAdmin
   /** Workers and the fleet's peer views: /v1/workers and /v1/peers. */
   fleet: FleetView
   /** The sync protocol's responder: public GET /v1/heads. */

@@ -26,7 +26,10 @@ function canonical (peerId: string): string {
 }
 
 /** The account registry: who may join the overlay. N (the overlay size estimate) is the count. */
-export const adminAccountRoutes: FastifyPluginAsyncTypebox<{ accounts: AccountRegistry }> = async (app, { accounts }) => {
+/** What the account routes use of the registry. */
+export type AccountAdmin = Pick<AccountRegistry, 'add' | 'count' | 'get' | 'list' | 'remove'>
+
+export const adminAccountRoutes: FastifyPluginAsyncTypebox<{ accounts: AccountAdmin }> = async (app, { accounts }) => {
   app.get('/v1/accounts', {
     schema: {
       tags: ['admin'],

@@ -49,7 +49,10 @@ function canonical (peer: string): string {
 }
 
 /** Banned peers (fleet-wide): listed, added by an operator, lifted. */
-export const adminBanRoutes: FastifyPluginAsyncTypebox<{ bans: BanList }> = async (app, { bans }) => {
+/** What the ban routes use of the ban list. */
+export type BanAdmin = Pick<BanList, 'ban' | 'count' | 'get' | 'list' | 'unban'>
+
+export const adminBanRoutes: FastifyPluginAsyncTypebox<{ bans: BanAdmin }> = async (app, { bans }) => {
   app.get('/v1/bans', {
     schema: {
       tags: ['admin'],

@@ -9,7 +9,7 @@ import { bearerOwnerAuth } from '../admin-auth.ts'
 import { FailureRef, HttpError } from '../errors.ts'
 
 export interface PinRoutesOptions {
-  store: PinStore
+  store: Pick<PinStore, 'create' | 'get' | 'list' | 'remove' | 'replace' | 'usage'>
   /** Bearer tokens of the Pinning Service API and the owner each belongs to. */
   tokens: ReadonlyArray<{ token: string, owner: string }>
   /** Bytes of distinct blocks an owner may hold (PHAROS_PIN_OWNER_QUOTA_BYTES). */
