@@ -65,21 +65,32 @@ export async function writeBlocks (db: SqlQueryable, blocks: BlockWrite[]): Prom
 
 /**
  * The stored bytes of each multihash (`undefined` for one not stored), read in one binary
- * COPY (never as hex). If the read fails for any reason but an unreachable server, each
- * block is read alone, so each caller gets its own outcome.
+ * COPY (never as hex). Rows come back in the order asked, one per multihash (NULL for a
+ * missing block), so only block bytes cross the wire, not their keys. If the read fails for
+ * any reason but an unreachable server, each block is read alone, so each caller gets its
+ * own outcome.
  */
 export async function readBlocks (db: ByteaReader, multihashes: Uint8Array[]): Promise<Array<PromiseSettledResult<Uint8Array | undefined>>> {
   const unique = new Map<string, Uint8Array>()
   for (const multihash of multihashes) unique.set(keyOf(multihash), multihash)
   const select = async (wanted: Uint8Array[]): Promise<Map<string, Uint8Array>> => {
-    const rows = await db.queryByteaRows(wanted.length === 1 && wanted[0] !== undefined
-      ? `SELECT multihash, data FROM blocks WHERE multihash = ${byteaLiteral(wanted[0])}`
-      : `SELECT multihash, data FROM blocks WHERE multihash IN (${wanted.map(byteaLiteral).join(', ')})`)
+    const only = wanted.length === 1 ? wanted[0] : undefined
+    const rows = await db.queryByteaRows(only !== undefined
+      ? `SELECT data FROM blocks WHERE multihash = ${byteaLiteral(only)}`
+      : `SELECT (SELECT data FROM blocks WHERE multihash = wanted.multihash)
+         FROM unnest(ARRAY[${wanted.map(byteaLiteral).join(', ')}]) WITH ORDINALITY AS wanted (multihash, position)
+         ORDER BY wanted.position`)
     const found = new Map<string, Uint8Array>()
-    for (const [multihash, data] of rows) {
-      if (multihash == null || data == null) throw new TypeError('blocks.multihash and blocks.data are NOT NULL, yet a row had a NULL')
-      found.set(keyOf(multihash), data)
+    if (only !== undefined) {
+      const data = rows[0]?.[0]
+      if (data != null) found.set(keyOf(only), data)
+      return found
     }
+    if (rows.length !== wanted.length) throw new Error(`asked for ${wanted.length} blocks, read ${rows.length} rows`)
+    wanted.forEach((multihash, i) => {
+      const data = rows[i]?.[0]
+      if (data != null) found.set(keyOf(multihash), data)
+    })
     return found
   }
   try {
