@@ -91,7 +91,7 @@ function watchedDb (db: SqlClient): { db: SqlClient, statements: { put: number, 
     db: {
       ...db,
       query: async (text, params, options) => { statements.put++; await pass(); return await db.query(text, params, options) },
-      queryByteaRows: async (query) => { statements.get++; await pass(); return await db.queryByteaRows(query) }
+      queryByteaRows: async (query, onRow) => { statements.get++; await pass(); return await db.queryByteaRows(query, onRow) }
     },
     statements,
     close: () => { gate = new Promise((resolve) => { openGate = resolve }) },
@@ -274,6 +274,45 @@ for (const engine of engines) {
         watched.open()
         const served = await Promise.all([gets[0], gets[2]])
         assert.ok(sameBytes(served[0] ?? new Uint8Array(), first.bytes) && sameBytes(served[1] ?? new Uint8Array(), last.bytes), 'its batch-mates are served byte-exactly')
+      })
+
+      it('answers each get of a batch as its row arrives, before the rest of the batch is read', async () => {
+        const store = new PgBlockstore({ db })
+        const blocks = await Promise.all([KiB, 256 * KiB, KiB].map(randomBlock))
+        for (const { cid, bytes } of blocks) await store.put(cid, bytes)
+        // Rows after the first are held back, as if they were still on the wire.
+        let release = (): void => {}
+        const rest = new Promise<void>((resolve) => { release = resolve })
+        const slowWire: SqlClient = {
+          ...db,
+          queryByteaRows: async (query, onRow) => {
+            const held: Array<() => void> = []
+            const rows = await db.queryByteaRows(query, (row, index) => {
+              if (index === 0) onRow?.(row, index)
+              else held.push(() => onRow?.(row, index))
+            })
+            await rest
+            for (const deliver of held) deliver()
+            return rows
+          }
+        }
+        const batched = new PgBlockstore({ db: slowWire })
+        const gets = blocks.map(async ({ cid }) => await batched.getBytes(cid))
+        const first = await Promise.race([gets[0], new Promise((resolve) => setTimeout(resolve, 5_000, 'still waiting'))])
+        assert.ok(first instanceof Uint8Array && blocks[0] !== undefined && sameBytes(first, blocks[0].bytes), 'the first block is served while the others are held back')
+        release()
+        const all = await Promise.all(gets)
+        all.forEach((bytes, i) => { assert.ok(blocks[i] !== undefined && sameBytes(bytes, blocks[i].bytes), `block ${i} is served byte-exactly`) })
+      })
+
+      it('sends every block alone with maxBatchBlocks 1', async () => {
+        const watched = watchedDb(db)
+        const store = new PgBlockstore({ db: watched.db, maxBatchBlocks: 1 })
+        const blocks = await Promise.all([KiB, KiB, 1, 0].map(randomBlock))
+        await Promise.all(blocks.map(async ({ cid, bytes }) => await store.put(cid, bytes)))
+        const got = await Promise.all(blocks.map(async ({ cid }) => await store.getBytes(cid)))
+        assert.deepEqual(watched.statements, { put: blocks.length, get: blocks.length })
+        got.forEach((bytes, i) => { assert.ok(blocks[i] !== undefined && sameBytes(bytes, blocks[i].bytes)) })
       })
 
       it('gives a statement failure of one block to that block\'s caller only', async () => {

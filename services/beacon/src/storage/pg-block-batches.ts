@@ -66,20 +66,32 @@ export async function writeBlocks (db: SqlQueryable, blocks: BlockWrite[]): Prom
 /**
  * The stored bytes of each multihash (`undefined` for one not stored), read in one binary
  * COPY (never as hex). Rows come back in the order asked, one per multihash (NULL for a
- * missing block), so only block bytes cross the wire, not their keys. If the read fails for
- * any reason but an unreachable server, each block is read alone, so each caller gets its
- * own outcome.
+ * missing block), so only block bytes cross the wire, not their keys; `onRead` is told of
+ * each block as its row arrives, so its caller can verify it while the rest are read. If the
+ * read fails for any reason but an unreachable server, each block is read alone, so each
+ * caller gets its own outcome.
  */
-export async function readBlocks (db: ByteaReader, multihashes: Uint8Array[]): Promise<Array<PromiseSettledResult<Uint8Array | undefined>>> {
+export async function readBlocks (db: ByteaReader, multihashes: Uint8Array[], onRead: (index: number, bytes: Uint8Array | undefined) => void = () => {}): Promise<Array<PromiseSettledResult<Uint8Array | undefined>>> {
   const unique = new Map<string, Uint8Array>()
-  for (const multihash of multihashes) unique.set(keyOf(multihash), multihash)
+  /** Where each distinct multihash was asked for. */
+  const askedAt = new Map<string, number[]>()
+  multihashes.forEach((multihash, i) => {
+    const key = keyOf(multihash)
+    unique.set(key, multihash)
+    askedAt.set(key, [...(askedAt.get(key) ?? []), i])
+  })
+  const uniqueList = [...unique.values()]
   const select = async (wanted: Uint8Array[]): Promise<Map<string, Uint8Array>> => {
     const only = wanted.length === 1 ? wanted[0] : undefined
     const rows = await db.queryByteaRows(only !== undefined
       ? `SELECT data FROM blocks WHERE multihash = ${byteaLiteral(only)}`
       : `SELECT (SELECT data FROM blocks WHERE multihash = wanted.multihash)
          FROM unnest(ARRAY[${wanted.map(byteaLiteral).join(', ')}]) WITH ORDINALITY AS wanted (multihash, position)
-         ORDER BY wanted.position`)
+         ORDER BY wanted.position`, only !== undefined ? undefined : (row, i) => {
+      const multihash = wanted[i]
+      if (multihash === undefined) return
+      for (const at of askedAt.get(keyOf(multihash)) ?? []) onRead(at, row[0] ?? undefined)
+    })
     const found = new Map<string, Uint8Array>()
     if (only !== undefined) {
       const data = rows[0]?.[0]
@@ -94,7 +106,7 @@ export async function readBlocks (db: ByteaReader, multihashes: Uint8Array[]): P
     return found
   }
   try {
-    const found = await select([...unique.values()])
+    const found = await select(uniqueList)
     return multihashes.map((multihash) => ({ status: 'fulfilled', value: found.get(keyOf(multihash)) }))
   } catch (err) {
     if (unique.size === 1 || isStorageUnavailable(err)) return multihashes.map(() => ({ status: 'rejected', reason: err }))

@@ -49,6 +49,12 @@ export interface PgBlockstoreInit {
   db: SqlQueryable & ByteaReader
   /** Called once for every read whose bytes fail verification (count it, log it). */
   onHashMismatch?: (cid: CID) => void
+  /**
+   * Blocks per shared statement: puts (of blocks under 64 KiB) and gets started in the same
+   * turn of the event loop are sent together, up to this many; 1 sends every block alone.
+   * @default 8
+   */
+  maxBatchBlocks?: number
 }
 
 const FOREIGN_KEY_VIOLATION = '23503'
@@ -57,12 +63,15 @@ const GET_ALL_PAGE = 64
 /** Corrupt blocks remembered per process (guess: corruption is rare; this bounds memory). */
 const MAX_KNOWN_CORRUPT = 10_000
 /**
- * Blocks per batched put or get (tick-batcher.ts). Guess, sized to what is in flight: the
- * bench runs 16 operations at once and Bitswap serves 32 blocks at once.
+ * Blocks per batched put or get (tick-batcher.ts). Measured at 16 gets in flight against
+ * raw Postgres's one COPY per block, the sides taken in turn (docs/benchmarks.md): 1 KiB
+ * gets ran at 0.67× unbatched, 1.65× in batches of 4, 1.98× of 8 and 2.3× of 16; 256 KiB
+ * gets at 0.74–0.88× unbatched and 0.89–1.05× in batches of 8, 0.89× of 16. 8 keeps two
+ * statements in flight at that load, and half a batch of Bitswap's 32.
  */
 const MAX_BATCH_BLOCKS = 8
 /**
- * Bytes per batched put; a block this size or larger is written alone. Measured with
+ * Bytes per batched put; a block this size or larger is written alone, at once. Measured with
  * bench/storage: 1 KiB puts in batches of 16 ran at ~4× raw Postgres, while 256 KiB puts in
  * batches of four (1 MiB) fell from ~1.2× to ~0.4×, so large blocks keep one statement each.
  */
@@ -115,13 +124,13 @@ export class PgBlockstore implements Blockstore {
     this.onHashMismatch = init.onHashMismatch ?? (() => {})
     this.writes = new TickBatcher({
       run: async (blocks) => await writeBlocks(this.db, blocks),
-      maxItems: MAX_BATCH_BLOCKS,
+      maxItems: init.maxBatchBlocks ?? MAX_BATCH_BLOCKS,
       maxBytes: MAX_PUT_BATCH_BYTES,
       sizeOf: (block) => block.bytes.byteLength
     })
     this.reads = new TickBatcher({
-      run: async (multihashes) => await readBlocks(this.db, multihashes),
-      maxItems: MAX_BATCH_BLOCKS
+      run: async (multihashes, answer) => await readBlocks(this.db, multihashes, (index, bytes) => { answer(index, { status: 'fulfilled', value: bytes }) }),
+      maxItems: init.maxBatchBlocks ?? MAX_BATCH_BLOCKS
     })
   }
 

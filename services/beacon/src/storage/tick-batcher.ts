@@ -10,12 +10,17 @@
 export interface TickBatcherInit<Item, Result> {
   /**
    * Runs one batch; answers one settled result per item, in the order given. If it throws,
-   * every caller in the batch gets that error.
+   * every caller in the batch gets that error. It may answer an item early through
+   * `answer(index, outcome)` (a read whose row arrived before the rest); a later outcome
+   * for that item is ignored.
    */
-  run: (items: Item[]) => Promise<Array<PromiseSettledResult<Result>>>
+  run: (items: Item[], answer: (index: number, outcome: PromiseSettledResult<Result>) => void) => Promise<Array<PromiseSettledResult<Result>>>
   /** Items per batch; a batch that is full is sent at once. */
   maxItems: number
-  /** Bytes per batch by `sizeOf`; an item that would overflow it starts the next batch. @default Infinity */
+  /**
+   * Bytes per batch by `sizeOf`; an item that would overflow it starts the next batch, and an
+   * item this size or larger is sent at once, alone. @default Infinity
+   */
   maxBytes?: number
   /** The size an item adds to its batch. @default () => 0 */
   sizeOf?: (item: Item) => number
@@ -45,7 +50,7 @@ export class TickBatcher<Item, Result> {
     signal?.throwIfAborted()
     return await new Promise<Result>((resolve, reject) => {
       const size = this.init.sizeOf(item)
-      if (this.waiting.length > 0 && (this.waiting.length >= this.init.maxItems || this.waitingBytes + size > this.init.maxBytes)) this.flush()
+      if (this.waiting.length > 0 && this.waitingBytes + size > this.init.maxBytes) this.flush()
       const entry: Waiting<Item, Result> = { item, settled: false, resolve, reject, release: () => {} }
       if (signal !== undefined) {
         // An aborted caller is answered now; a batch already sent still runs for the others,
@@ -60,6 +65,12 @@ export class TickBatcher<Item, Result> {
       }
       this.waiting.push(entry)
       this.waitingBytes += size
+      if (this.waiting.length >= this.init.maxItems || size >= this.init.maxBytes) {
+        // The batch is full (or this item fills one alone): waiting for the end of the turn
+        // would only delay it.
+        this.flush()
+        return
+      }
       // setImmediate, not a microtask: callers that were waiting on I/O (a hash on the thread
       // pool, the previous batch's reply) and resume in the same poll phase join one batch.
       this.scheduled ??= setImmediate(() => {
@@ -82,7 +93,11 @@ export class TickBatcher<Item, Result> {
       else if (outcome.status === 'fulfilled') entry.resolve(outcome.value)
       else entry.reject(outcome.reason)
     }
-    this.init.run(batch.map((entry) => entry.item)).then(
+    const answer = (index: number, outcome: PromiseSettledResult<Result>): void => {
+      const entry = batch[index]
+      if (entry !== undefined) settle(entry, outcome)
+    }
+    this.init.run(batch.map((entry) => entry.item), answer).then(
       (outcomes) => { batch.forEach((entry, i) => { settle(entry, outcomes[i]) }) },
       (err: unknown) => { for (const entry of batch) settle(entry, { status: 'rejected', reason: err }) }
     )
