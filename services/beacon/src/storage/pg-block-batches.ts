@@ -1,5 +1,6 @@
 import { byteaLiteral } from './binary-copy.ts'
 import { isStorageUnavailable } from './sql.ts'
+import { BatchResultMissingError } from './tick-batcher.ts'
 import type { ByteaReader, SqlQueryable } from './sql.ts'
 
 /**
@@ -7,6 +8,11 @@ import type { ByteaReader, SqlQueryable } from './sql.ts'
  * in one statement, each caller's outcome kept apart. The bytes are verified by the
  * blockstore, per caller, before a write and after a read; these functions only move them.
  */
+
+/** A batched read returned another number of rows than it asked for blocks. */
+export class BlockBatchRowsError extends Error {
+  override readonly name = 'BlockBatchRowsError'
+}
 
 /** A verified block to store. */
 export interface BlockWrite { multihash: Uint8Array, bytes: Uint8Array }
@@ -60,7 +66,7 @@ export async function writeBlocks (db: SqlQueryable, blocks: BlockWrite[]): Prom
   await Promise.all(rows.map(async (row) => {
     alone.set(keyOf(row.multihash), await insert([row]).then(() => ({ status: 'fulfilled', value: undefined }), (reason: unknown) => ({ status: 'rejected', reason })))
   }))
-  return blocks.map((block) => alone.get(keyOf(block.multihash)) ?? { status: 'rejected', reason: new Error('a block of the batch was not written') })
+  return blocks.map((block) => alone.get(keyOf(block.multihash)) ?? { status: 'rejected', reason: new BatchResultMissingError('a block of the batch was not written') })
 }
 
 /**
@@ -98,7 +104,7 @@ export async function readBlocks (db: ByteaReader, multihashes: Uint8Array[], on
       if (data != null) found.set(keyOf(only), data)
       return found
     }
-    if (rows.length !== wanted.length) throw new Error(`asked for ${wanted.length} blocks, read ${rows.length} rows`)
+    if (rows.length !== wanted.length) throw new BlockBatchRowsError(`asked for ${wanted.length} blocks, read ${rows.length} rows`)
     wanted.forEach((multihash, i) => {
       const data = rows[i]?.[0]
       if (data != null) found.set(keyOf(multihash), data)
@@ -115,5 +121,5 @@ export async function readBlocks (db: ByteaReader, multihashes: Uint8Array[], on
   await Promise.all([...unique].map(async ([key, multihash]) => {
     alone.set(key, await select([multihash]).then((found) => ({ status: 'fulfilled', value: found.get(key) }), (reason: unknown) => ({ status: 'rejected', reason })))
   }))
-  return multihashes.map((multihash) => alone.get(keyOf(multihash)) ?? { status: 'rejected', reason: new Error('a block of the batch was not read') })
+  return multihashes.map((multihash) => alone.get(keyOf(multihash)) ?? { status: 'rejected', reason: new BatchResultMissingError('a block of the batch was not read') })
 }

@@ -72,8 +72,9 @@ const MAX_KNOWN_CORRUPT = 10_000
 const MAX_BATCH_BLOCKS = 8
 /**
  * Bytes per batched put; a block this size or larger is written alone, at once. Measured with
- * bench/storage: 1 KiB puts in batches of 16 ran at ~4× raw Postgres, while 256 KiB puts in
- * batches of four (1 MiB) fell from ~1.2× to ~0.4×, so large blocks keep one statement each.
+ * bench/storage on the loaded 2-core VM: 1 KiB puts in batches of 8 ran at 2.2–2.3× raw
+ * Postgres, while 256 KiB puts in batches of four (1 MiB) fell to ~0.4× in a quick run, where
+ * alone they run at ~1× (docs/benchmarks.md), so large blocks keep one statement each.
  */
 const MAX_PUT_BATCH_BYTES = 64 * 1024
 

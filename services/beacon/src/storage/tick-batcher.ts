@@ -7,6 +7,11 @@
  * per item, and a caller whose signal aborts is answered at once without touching the others.
  */
 
+/** A batch's `run` answered fewer results than it was given items (a bug in `run`). */
+export class BatchResultMissingError extends Error {
+  override readonly name = 'BatchResultMissingError'
+}
+
 export interface TickBatcherInit<Item, Result> {
   /**
    * Runs one batch; answers one settled result per item, in the order given. If it throws,
@@ -89,7 +94,7 @@ export class TickBatcher<Item, Result> {
       entry.release()
       if (entry.settled) return
       entry.settled = true
-      if (outcome === undefined) entry.reject(new Error('a batch answered fewer results than it was given items'))
+      if (outcome === undefined) entry.reject(new BatchResultMissingError('a batch answered fewer results than it was given items'))
       else if (outcome.status === 'fulfilled') entry.resolve(outcome.value)
       else entry.reject(outcome.reason)
     }
