@@ -54,6 +54,22 @@ describe('binary COPY parser', () => {
     assert.deepEqual(parser.finish(), [[new Uint8Array([1, 2, 3, 4])]])
   })
 
+  it('hands over each row as soon as its last field is read, before the trailer', () => {
+    const stream = encode(rows)
+    const seen: Array<[ByteaRow, number]> = []
+    const parser = new BinaryCopyParser((row, index) => { seen.push([row, index]) })
+    // Everything up to the last byte of the first row's second (empty) field's length.
+    const firstRowEnd = 19 + 2 + 4 + 3 + 4
+    parser.push(stream.subarray(0, firstRowEnd - 1))
+    assert.deepEqual(seen, [], 'the first row is not complete yet')
+    parser.push(stream.subarray(firstRowEnd - 1, firstRowEnd))
+    assert.deepEqual(seen, [[rows[0], 0]], 'the first row, before the rest of the stream')
+    parser.push(stream.subarray(firstRowEnd, stream.byteLength - 2))
+    assert.deepEqual(seen, rows.map((row, i) => [row, i]), 'every row, before the trailer')
+    parser.push(stream.subarray(stream.byteLength - 2))
+    assert.deepEqual(parser.finish(), rows)
+  })
+
   it('refuses a stream that is not binary COPY, or that ends before its trailer', () => {
     assert.throws(() => new BinaryCopyParser().push(Buffer.from('multihash\tdata\n\\x1220\t\\x00\n')), BinaryCopyFormatError)
     const stream = encode(rows)

@@ -73,6 +73,40 @@ async function countingRelay (databaseUrl: string): Promise<{ url: string, fromS
   }
 }
 
+/**
+ * `db` counting the statements the blockstore sends (puts through `query`, gets through
+ * `queryByteaRows`), with a gate each statement waits at while it is closed, so a test can
+ * act while a batch is in flight.
+ */
+function watchedDb (db: SqlClient): { db: SqlClient, statements: { put: number, get: number }, close: () => void, open: () => void, sent: () => Promise<void> } {
+  const statements = { put: 0, get: 0 }
+  let gate: Promise<void> = Promise.resolve()
+  let openGate = (): void => {}
+  let onSent = (): void => {}
+  const pass = async (): Promise<void> => {
+    onSent()
+    await gate
+  }
+  return {
+    db: {
+      ...db,
+      query: async (text, params, options) => { statements.put++; await pass(); return await db.query(text, params, options) },
+      queryByteaRows: async (query, onRow) => { statements.get++; await pass(); return await db.queryByteaRows(query, onRow) }
+    },
+    statements,
+    close: () => { gate = new Promise((resolve) => { openGate = resolve }) },
+    open: () => { openGate() },
+    sent: async () => { await new Promise<void>((resolve) => { onSent = resolve }) }
+  }
+}
+
+async function randomBlock (size: number): Promise<{ cid: CID, bytes: Uint8Array }> {
+  const bytes = new Uint8Array(randomBytes(size))
+  return { cid: CID.createV1(raw.code, await sha256.digest(bytes)), bytes }
+}
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+
 const engines: Array<{ name: string, open: () => Promise<SqlClient> }> = [
   { name: 'Postgres', open: async () => await openPostgres(await createTestDatabase('blockstore')) },
   { name: 'PGlite', open: async () => await openPglite(undefined) }
@@ -143,6 +177,159 @@ for (const engine of engines) {
           [cid.multihash.bytes]
         )
         assert.deepEqual(stored.rows, [{ stored: 256 * KiB, compression: null }])
+      })
+    })
+
+    describe('concurrent operations share statements', () => {
+      it('round-trips concurrent puts and gets of 0 B, 1 B, 1 KiB, 256 KiB and 4 MiB blocks byte-exactly, in fewer statements than blocks', async () => {
+        const watched = watchedDb(db)
+        const store = new PgBlockstore({ db: watched.db })
+        const sizes = [0, 1, KiB, KiB, KiB, KiB, 256 * KiB, 4 * MiB, 1, KiB, KiB, KiB]
+        const blocks = await Promise.all(sizes.map(randomBlock))
+        // The same block twice in one batch becomes one row (an upsert may not touch a row twice).
+        const puts = [...blocks, blocks[2], blocks[2]].filter((block) => block !== undefined)
+        await Promise.all(puts.map(async ({ cid, bytes }) => await store.put(cid, bytes)))
+        assert.ok(watched.statements.put < puts.length, `${puts.length} puts were sent in ${watched.statements.put} statements`)
+        const got = await Promise.all([...blocks, ...blocks].map(async ({ cid }) => await store.getBytes(cid)))
+        assert.ok(watched.statements.get < got.length, `${got.length} gets were sent in ${watched.statements.get} statements`)
+        got.forEach((bytes, i) => {
+          const block = blocks[i % blocks.length]
+          assert.ok(block !== undefined && sameBytes(bytes, block.bytes), `get ${i} read its ${block?.bytes.byteLength}-byte block byte-exactly`)
+        })
+        // Two random 1-byte blocks are the same block one time in 256.
+        const distinct = new Set(blocks.map(({ cid }) => cid.toString())).size
+        const { rows } = await db.query<{ blocks: number }>('SELECT count(*)::int8 AS blocks FROM blocks')
+        assert.deepEqual(rows, [{ blocks: distinct }])
+      })
+
+      it('refuses a corrupt stored block to its caller while its batch-mates are served', async () => {
+        const mismatches: string[] = []
+        const watched = watchedDb(db)
+        const store = new PgBlockstore({ db: watched.db, onHashMismatch: (cid) => mismatches.push(cid.toString()) })
+        const blocks = await Promise.all([KiB, KiB, 256 * KiB, 1, KiB].map(randomBlock))
+        for (const { cid, bytes } of blocks) await store.put(cid, bytes)
+        const corrupt = blocks[1]
+        assert.ok(corrupt !== undefined)
+        await db.query('UPDATE blocks SET data = $2 WHERE multihash = $1', [corrupt.cid.multihash.bytes, new Uint8Array(KiB)])
+        const before = watched.statements.get
+        const outcomes = await Promise.allSettled(blocks.map(async ({ cid }) => await store.getBytes(cid)))
+        assert.equal(watched.statements.get - before, 1, 'the five gets were batch-mates: one statement')
+        outcomes.forEach((outcome, i) => {
+          const block = blocks[i]
+          assert.ok(block !== undefined)
+          if (block === corrupt) {
+            assert.ok(outcome.status === 'rejected' && outcome.reason instanceof BlockHashMismatchError, 'the corrupt block is refused')
+          } else {
+            assert.ok(outcome.status === 'fulfilled' && sameBytes(outcome.value, block.bytes), `batch-mate ${i} is served byte-exactly`)
+          }
+        })
+        assert.deepEqual(mismatches, [corrupt.cid.toString()])
+        assert.equal(store.isKnownCorrupt(corrupt.cid), true)
+      })
+
+      it('answers NotFound to the caller of a missing block only', async () => {
+        const watched = watchedDb(db)
+        const store = new PgBlockstore({ db: watched.db })
+        const stored = await Promise.all([KiB, 4 * MiB, 0].map(randomBlock))
+        for (const { cid, bytes } of stored) await store.put(cid, bytes)
+        const missing = await randomBlock(KiB)
+        const asked = [stored[0], missing, stored[1], stored[2]].filter((block) => block !== undefined)
+        const before = watched.statements.get
+        const outcomes = await Promise.allSettled(asked.map(async ({ cid }) => await store.getBytes(cid)))
+        assert.equal(watched.statements.get - before, 1, 'the four gets were batch-mates: one statement')
+        outcomes.forEach((outcome, i) => {
+          const block = asked[i]
+          assert.ok(block !== undefined)
+          if (block === missing) assert.ok(outcome.status === 'rejected' && (outcome.reason as Error).name === 'NotFoundError', 'the missing block is NotFound')
+          else assert.ok(outcome.status === 'fulfilled' && sameBytes(outcome.value, block.bytes), `batch-mate ${i} is served byte-exactly`)
+        })
+      })
+
+      it('answers an aborted caller at once and leaves its batch-mates intact, whether the batch was sent or not', async () => {
+        const watched = watchedDb(db)
+        const store = new PgBlockstore({ db: watched.db })
+        const blocks = await Promise.all([KiB, KiB, 256 * KiB].map(randomBlock))
+        const [first, aborted, last] = blocks
+        assert.ok(first !== undefined && aborted !== undefined && last !== undefined)
+
+        // Aborted while waiting for its batch: it is not written, the others are.
+        const beforeSend = new AbortController()
+        const puts = blocks.map(async ({ cid, bytes }) => await store.put(cid, bytes, cid === aborted.cid ? { signal: beforeSend.signal } : undefined))
+        setImmediate(() => { beforeSend.abort() })
+        const putOutcomes = await Promise.allSettled(puts)
+        assert.equal(putOutcomes[1]?.status, 'rejected')
+        assert.equal((putOutcomes[1] as PromiseRejectedResult).reason.name, 'AbortError')
+        assert.deepEqual([putOutcomes[0]?.status, putOutcomes[2]?.status], ['fulfilled', 'fulfilled'])
+        assert.equal(await store.has(aborted.cid), false, 'the aborted put wrote nothing')
+        await store.put(aborted.cid, aborted.bytes)
+
+        // Aborted while its batch is in flight: it is answered before the statement returns,
+        // and the batch still serves the others.
+        watched.close()
+        const sent = watched.sent()
+        const inFlight = new AbortController()
+        const gets = blocks.map(async ({ cid }) => await store.getBytes(cid, cid === aborted.cid ? { signal: inFlight.signal } : undefined))
+        await sent
+        inFlight.abort()
+        const abortedGet = await Promise.race([gets[1]?.then(() => 'served', (err: Error) => err.name), new Promise((resolve) => setTimeout(resolve, 5_000, 'still waiting'))])
+        assert.equal(abortedGet, 'AbortError', 'the aborted get is answered while its batch is still in flight')
+        watched.open()
+        const served = await Promise.all([gets[0], gets[2]])
+        assert.ok(sameBytes(served[0] ?? new Uint8Array(), first.bytes) && sameBytes(served[1] ?? new Uint8Array(), last.bytes), 'its batch-mates are served byte-exactly')
+      })
+
+      it('answers each get of a batch as its row arrives, before the rest of the batch is read', async () => {
+        const store = new PgBlockstore({ db })
+        const blocks = await Promise.all([KiB, 256 * KiB, KiB].map(randomBlock))
+        for (const { cid, bytes } of blocks) await store.put(cid, bytes)
+        // Rows after the first are held back, as if they were still on the wire.
+        let release = (): void => {}
+        const rest = new Promise<void>((resolve) => { release = resolve })
+        const slowWire: SqlClient = {
+          ...db,
+          queryByteaRows: async (query, onRow) => {
+            const held: Array<() => void> = []
+            const rows = await db.queryByteaRows(query, (row, index) => {
+              if (index === 0) onRow?.(row, index)
+              else held.push(() => onRow?.(row, index))
+            })
+            await rest
+            for (const deliver of held) deliver()
+            return rows
+          }
+        }
+        const batched = new PgBlockstore({ db: slowWire })
+        const gets = blocks.map(async ({ cid }) => await batched.getBytes(cid))
+        const first = await Promise.race([gets[0], new Promise((resolve) => setTimeout(resolve, 5_000, 'still waiting'))])
+        assert.ok(first instanceof Uint8Array && blocks[0] !== undefined && sameBytes(first, blocks[0].bytes), 'the first block is served while the others are held back')
+        release()
+        const all = await Promise.all(gets)
+        all.forEach((bytes, i) => { assert.ok(blocks[i] !== undefined && sameBytes(bytes, blocks[i].bytes), `block ${i} is served byte-exactly`) })
+      })
+
+      it('sends every block alone with maxBatchBlocks 1', async () => {
+        const watched = watchedDb(db)
+        const store = new PgBlockstore({ db: watched.db, maxBatchBlocks: 1 })
+        const blocks = await Promise.all([KiB, KiB, 1, 0].map(randomBlock))
+        await Promise.all(blocks.map(async ({ cid, bytes }) => await store.put(cid, bytes)))
+        const got = await Promise.all(blocks.map(async ({ cid }) => await store.getBytes(cid)))
+        assert.deepEqual(watched.statements, { put: blocks.length, get: blocks.length })
+        got.forEach((bytes, i) => { assert.ok(blocks[i] !== undefined && sameBytes(bytes, blocks[i].bytes)) })
+      })
+
+      it('gives a statement failure of one block to that block\'s caller only', async () => {
+        const store = new PgBlockstore({ db })
+        const blocks = await Promise.all([KiB, 7, KiB, 1].map(randomBlock))
+        // A constraint no block of this test but one can meet stands in for a row the server refuses.
+        await db.query('ALTER TABLE blocks ADD CONSTRAINT test_refuses_seven_bytes CHECK (size <> 7)')
+        try {
+          const outcomes = await Promise.allSettled(blocks.map(async ({ cid, bytes }) => await store.put(cid, bytes)))
+          assert.deepEqual(outcomes.map((outcome) => outcome.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled'])
+          assert.equal((outcomes[1] as PromiseRejectedResult).reason.code, '23514', 'the refused block gets its own check_violation')
+          for (const [i, { cid }] of blocks.entries()) assert.equal(await store.has(cid), i !== 1)
+        } finally {
+          await db.query('ALTER TABLE blocks DROP CONSTRAINT test_refuses_seven_bytes')
+        }
       })
     })
 

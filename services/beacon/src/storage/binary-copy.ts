@@ -43,6 +43,13 @@ type Stage =
  */
 export class BinaryCopyParser {
   readonly rows: ByteaRow[] = []
+  /** Called with each row once its last field is read. */
+  private readonly onRow: (row: ByteaRow, index: number) => void
+
+  constructor (onRow: (row: ByteaRow, index: number) => void = () => {}) {
+    this.onRow = onRow
+  }
+
   private stage: Stage = { kind: 'header' }
   private row: ByteaRow = []
   /** Bytes of a small structure (header, count, length) split across chunks. */
@@ -105,7 +112,7 @@ export class BinaryCopyParser {
         if (count === -1) {
           this.stage = { kind: 'done' }
         } else if (count === 0) {
-          this.rows.push([])
+          this.endRow([])
         } else {
           this.row = []
           this.stage = { kind: 'field-length', fieldsLeft: count }
@@ -126,10 +133,16 @@ export class BinaryCopyParser {
     if (fieldsLeft > 1) {
       this.stage = { kind: 'field-length', fieldsLeft: fieldsLeft - 1 }
     } else {
-      this.rows.push(this.row)
+      const row = this.row
       this.row = []
       this.stage = { kind: 'field-count' }
+      this.endRow(row)
     }
+  }
+
+  private endRow (row: ByteaRow): void {
+    this.rows.push(row)
+    this.onRow(row, this.rows.length - 1)
   }
 }
 
@@ -149,14 +162,18 @@ interface PgConnection { query: (text: string) => void }
 export class BinaryCopyOut {
   readonly rows: Promise<ByteaRow[]>
   private readonly text: string
-  private readonly parser = new BinaryCopyParser()
+  private readonly parser: BinaryCopyParser
   private failure: Error | undefined
   private resolve!: (rows: ByteaRow[]) => void
   private reject!: (err: Error) => void
 
-  /** `query` is a SELECT, or INSERT/UPDATE/DELETE … RETURNING, with no parameters. */
-  constructor (query: string) {
+  /**
+   * `query` is a SELECT, or INSERT/UPDATE/DELETE … RETURNING, with no parameters; `onRow`
+   * sees each row as soon as it is read (before `rows` settles).
+   */
+  constructor (query: string, onRow?: (row: ByteaRow, index: number) => void) {
     this.text = `COPY (${query}) TO STDOUT (FORMAT binary)`
+    this.parser = new BinaryCopyParser(onRow)
     this.rows = new Promise((resolve, reject) => {
       this.resolve = resolve
       this.reject = reject

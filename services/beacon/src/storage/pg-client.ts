@@ -84,9 +84,9 @@ export async function openPostgres (url: string, options: PgClientOptions = {}):
   return {
     engine: 'postgres',
     async query<Row> (text: string, params?: readonly unknown[], options?: QueryOptions) { return await counted('query', async () => await wrap(pool).query<Row>(text, params, options)) },
-    async queryByteaRows (query) {
+    async queryByteaRows (query, onRow) {
       return await counted('query', async () => await withClient(async (client) => {
-        const copy = new BinaryCopyOut(query)
+        const copy = new BinaryCopyOut(query, onRow)
         client.query(copy)
         return await copy.rows
       }))

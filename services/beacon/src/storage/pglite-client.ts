@@ -149,11 +149,13 @@ export async function openPglite (dataDir: string | undefined, options: PgliteOp
     thread,
     stats: () => ({ answered, byteaBytes }),
     query: self.query,
-    async queryByteaRows (query) {
+    async queryByteaRows (query, onRow) {
       // PGlite returns bytea as Uint8Arrays (moved from its thread, not copied); the columns
       // come back in select-list order.
       const { rows } = await self.query<Record<string, Uint8Array | null>>(query)
-      return rows.map((row) => Object.values(row))
+      const byteaRows = rows.map((row) => Object.values(row))
+      if (onRow !== undefined) byteaRows.forEach(onRow)
+      return byteaRows
     },
     async exec (script) { await request({ op: 'exec', script, tx: undefined }) },
     async transaction (fn) {

@@ -39,9 +39,11 @@ export interface ByteaReader {
   /**
    * The rows of `query` (a SELECT, or INSERT/UPDATE/DELETE … RETURNING, every output column
    * bytea), each as its columns' bytes in order. `query` takes no parameters: inline bytea
-   * values with `byteaLiteral` (binary-copy.ts).
+   * values with `byteaLiteral` (binary-copy.ts). `onRow` sees each row as soon as it is
+   * read, before the statement completes (a Postgres server streams them; PGlite hands them
+   * over together), so a caller can act on the first rows while the rest arrive.
    */
-  queryByteaRows(query: string): Promise<Array<Array<Uint8Array | null>>>
+  queryByteaRows(query: string, onRow?: (row: Array<Uint8Array | null>, index: number) => void): Promise<Array<Array<Uint8Array | null>>>
 }
 
 export interface SqlClient extends SqlQueryable, ByteaReader {
