@@ -1,0 +1,250 @@
+/**
+ * `npm run bench:pinning [-- --quick] [-- --json] [-- --cpu-prof-dir DIR]`: pinning and
+ * serving a UnixFS DAG, the worker against Helia (issue 21 item 3).
+ *
+ * One worker, in its own process on Postgres, and Helia nodes (helia's createHeliaLight with
+ * @helia/bitswap, blockstore-fs, js-libp2p TCP + Noise + Yamux), all on loopback. The origin
+ * and the Helia node compared with the worker run in processes of their own (helia-node.ts),
+ * as the worker does; the clients of step 2 run in this one, the same for both servers.
+ *
+ * 1. Pin: an origin Helia node holds a fresh random UnixFS file (100 MiB; 16 MiB with
+ *    --quick). A second Helia node fetches the whole DAG from it, walking it with the pin
+ *    walk's own concurrency model (pinning/dag-walk.ts, PHAROS_PIN_FETCH_CONCURRENCY blocks
+ *    in flight), from dialling the origin to the last block stored. Then the worker pins the
+ *    same DAG from the same origin through the Pinning Service API, from POST /pins to the
+ *    status `pinned`.
+ * 2. Serve over Bitswap: a fresh Helia client fetches the whole DAG from the worker (its
+ *    only connection), the same walk; another fresh client from the Helia node of step 1.
+ * 3. Serve as CAR: 4 clients at once GET /ipfs/<cid>?format=car from the worker; the
+ *    worker's RSS (/proc/<pid>/status) is sampled every 20 ms during the transfer.
+ *
+ * With --cpu-prof-dir the worker runs under `node --cpu-prof`; its profile and the window of
+ * each phase (windows.json) are written there when it stops, for
+ * `node bench/admission/profile-summary.ts DIR`.
+ */
+import { fork } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { CID } from 'multiformats/cid'
+import { createTestDatabase } from '../../services/beacon/test/helpers/databases.ts'
+import { httpClient } from '../../services/beacon/test/helpers/storage.ts'
+import { spawnWorker, workerEnv } from '../../services/beacon/test/helpers/worker-process.ts'
+import type { WorkerProcess } from '../../services/beacon/test/helpers/worker-process.ts'
+import { exitWithUsageOnHelp, figure, printResult } from '../contract.ts'
+import { fetchDag, heliaNode, WALK_CONCURRENCY } from './helia.ts'
+import type { Fetched, HeliaNode } from './helia.ts'
+
+exitWithUsageOnHelp('node bench/pinning/run.ts [--quick] [--json] [--cpu-prof-dir DIR]')
+const { values: flags } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, 'cpu-prof-dir': { type: 'string' } }
+})
+
+const MiB = 1024 * 1024
+const MB = 1_000_000
+const DAG_BYTES = (flags.quick ? 16 : 100) * MiB
+const CAR_CLIENTS = 4
+const RSS_SAMPLE_MS = 20
+const TOKEN = 'bench-pinning-token-0123456789'
+const log = (line: string): void => { process.stderr.write(`pinning: ${line}\n`) }
+/** The clock V8's profiler stamps samples with, in µs. */
+const monotonicMicros = (): number => Number(process.hrtime.bigint() / 1000n)
+/** With --cpu-prof-dir: each phase's window in the worker's profile (bench/admission/profile-summary.ts). */
+const profileWindows: Array<{ label: string, pid: number, fromMicros: number, toMicros: number }> = []
+
+/** Runs `work` as a phase named `label`, its window recorded for the worker's profile. */
+async function phase<T> (label: string, pid: number, work: () => Promise<T>): Promise<T> {
+  const fromMicros = monotonicMicros()
+  try {
+    return await work()
+  } finally {
+    profileWindows.push({ label, pid, fromMicros, toMicros: monotonicMicros() })
+  }
+}
+
+/** A Helia node in its own process (helia-node.ts), as the worker is in its own. */
+interface HeliaProcess {
+  multiaddrs: string[]
+  add: (bytes: number) => Promise<CID>
+  fetch: (from: string[], cid: CID) => Promise<Fetched>
+  stop: () => Promise<void>
+}
+
+async function heliaProcess (): Promise<HeliaProcess> {
+  const child: ChildProcess = fork(fileURLToPath(new URL('./helia-node.ts', import.meta.url)), {
+    execArgv: ['--disable-warning=ExperimentalWarning'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc']
+  })
+  const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
+  const next = async <T>(type: string): Promise<T> => await new Promise<T>((resolve, reject) => {
+    const onMessage = (message: { type: string, message?: string }): void => {
+      if (message.type !== type && message.type !== 'error') return
+      child.off('message', onMessage)
+      child.off('exit', onExit)
+      if (message.type === 'error') reject(new Error(`the Helia process failed: ${message.message ?? ''}`))
+      else resolve(message as T)
+    }
+    const onExit = (code: number | null): void => { child.off('message', onMessage); reject(new Error(`the Helia process exited with ${code}`)) }
+    child.on('message', onMessage)
+    child.once('exit', onExit)
+  })
+  const { multiaddrs } = await next<{ multiaddrs: string[] }>('ready')
+  return {
+    multiaddrs,
+    add: async (bytes) => {
+      const added = next<{ cid: string }>('added')
+      child.send({ type: 'add', bytes })
+      return CID.parse((await added).cid)
+    },
+    fetch: async (from, cid) => {
+      const fetched = next<Fetched>('fetched')
+      child.send({ type: 'fetch', from, cid: cid.toString() })
+      return await fetched
+    },
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.send({ type: 'stop' })
+      const killer = setTimeout(() => { child.kill('SIGKILL') }, 10_000)
+      await exited
+      clearTimeout(killer)
+    }
+  }
+}
+
+async function rssBytes (pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const kib = /VmRSS:\s+(\d+) kB/.exec(status)?.[1]
+  if (kib === undefined) throw new Error(`no VmRSS for process ${pid}`)
+  return Number(kib) * 1024
+}
+
+/** Samples `pid`'s RSS every RSS_SAMPLE_MS while `work` runs; the largest sample. */
+async function peakRssDuring<T> (pid: number, work: () => Promise<T>): Promise<{ result: T, peak: number, samples: number }> {
+  let peak = await rssBytes(pid)
+  let samples = 1
+  let running = true
+  const sampler = (async () => {
+    while (running) {
+      peak = Math.max(peak, await rssBytes(pid))
+      samples++
+      await new Promise((resolve) => setTimeout(resolve, RSS_SAMPLE_MS))
+    }
+  })()
+  try {
+    return { result: await work(), peak, samples }
+  } finally {
+    running = false
+    await sampler
+  }
+}
+
+async function stopProcess (worker: WorkerProcess): Promise<void> {
+  if (worker.child.exitCode !== null || worker.child.signalCode !== null) return
+  worker.child.kill('SIGTERM')
+  const killer = setTimeout(() => { worker.child.kill('SIGKILL') }, 30_000)
+  await worker.exited
+  clearTimeout(killer)
+}
+
+const profileDir = flags['cpu-prof-dir'] === undefined ? undefined : resolve(flags['cpu-prof-dir'])
+if (profileDir !== undefined) await mkdir(profileDir, { recursive: true })
+
+const worker = await spawnWorker(await workerEnv({
+  DATABASE_URL: await createTestDatabase('bench_pinning'),
+  PHAROS_PIN_TOKENS: `bench:${TOKEN}`,
+  PHAROS_PIN_POLL_INTERVAL_MS: '100',
+  PHAROS_GC_INTERVAL_MS: '0',
+  ...(profileDir === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` })
+}))
+const workerPid = worker.child.pid
+if (workerPid === undefined) throw new Error('the worker has no pid')
+const origin = await heliaProcess()
+const heliaReceiver = await heliaProcess()
+const clients: HeliaNode[] = []
+
+try {
+  const cid = await origin.add(DAG_BYTES)
+  log(`the origin holds ${DAG_BYTES / MiB} MiB as ${cid.toString()}`)
+
+  // 1. Pin: Helia to Helia, then the worker through the Pinning Service API.
+  const heliaPin = await heliaReceiver.fetch(origin.multiaddrs, cid)
+  log(`Helia fetched ${heliaPin.blocks} blocks in ${heliaPin.seconds.toFixed(2)} s`)
+  const call = httpClient(worker.httpUrl, TOKEN)
+  const pinStarted = performance.now()
+  await phase('worker: pin', workerPid, async () => {
+    const added = await call('POST', '/pins', { cid: cid.toString(), origins: origin.multiaddrs })
+    if (added.status !== 202) throw new Error(`POST /pins answered ${added.status}: ${JSON.stringify(added.body)}`)
+    let status = added.body.status as string
+    while (status !== 'pinned' && status !== 'failed') {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      status = (await call('GET', `/pins/${added.body.requestid as string}`)).body.status
+    }
+    if (status !== 'pinned') throw new Error('the worker failed the pin')
+  })
+  const workerPinSeconds = (performance.now() - pinStarted) / 1000
+  const jobMs = worker.lines.map((line) => /"ms":(\d+),"msg":"pinned"/.exec(line)?.[1]).find((ms) => ms !== undefined)
+  log(`the worker pinned it in ${workerPinSeconds.toFixed(2)} s (the job itself: ${jobMs ?? '?'} ms)`)
+
+  // 2. Serve over Bitswap: a fresh client from each.
+  const fromWorkerClient = await heliaNode()
+  clients.push(fromWorkerClient)
+  const servedByWorker = await phase('worker: Bitswap serving', workerPid, async () => await fetchDag(fromWorkerClient, worker.multiaddrs, cid))
+  log(`a client fetched the DAG from the worker in ${servedByWorker.seconds.toFixed(2)} s`)
+  const fromHeliaClient = await heliaNode()
+  clients.push(fromHeliaClient)
+  const servedByHelia = await fetchDag(fromHeliaClient, heliaReceiver.multiaddrs, cid)
+  log(`a client fetched the DAG from Helia in ${servedByHelia.seconds.toFixed(2)} s`)
+  if (servedByWorker.bytes !== heliaPin.bytes || servedByHelia.bytes !== heliaPin.bytes) throw new Error('the fetches saw different DAGs')
+
+  // 3. Serve as CAR to 4 clients at once, sampling the worker's RSS.
+  const restingRss = await rssBytes(workerPid)
+  const carStarted = performance.now()
+  const car = await phase('worker: 4 CARs', workerPid, async () => await peakRssDuring(workerPid, async () => await Promise.all(Array.from({ length: CAR_CLIENTS }, async () => {
+    const response = await fetch(new URL(`/ipfs/${cid.toString()}?format=car`, worker.httpUrl))
+    if (response.status !== 200 || response.body === null) throw new Error(`GET /ipfs/…?format=car answered ${response.status}: ${await response.text()}`)
+    let length = 0
+    for await (const chunk of response.body) length += chunk.byteLength
+    return length
+  }))))
+  const carSeconds = (performance.now() - carStarted) / 1000
+  const carBytes = car.result.reduce((sum, length) => sum + length, 0)
+  if (car.result.some((length) => length < heliaPin.bytes)) throw new Error(`a CAR was short: ${car.result.join(', ')} bytes, the DAG holds ${heliaPin.bytes}`)
+  const growth = car.peak - restingRss
+  log(`4 CARs (${(carBytes / MiB).toFixed(0)} MiB) in ${carSeconds.toFixed(2)} s; RSS ${(restingRss / MiB).toFixed(0)} → peak ${(car.peak / MiB).toFixed(0)} MiB over ${car.samples} samples`)
+
+  const dagMiB = `${DAG_BYTES / MiB} MiB`
+  const mbps = (bytes: number, seconds: number): number => bytes / MB / seconds
+  const result = {
+    name: 'pinning',
+    figures: [
+      figure(`pin a ${dagMiB} UnixFS DAG from a loopback Helia peer (worker on Postgres, POST /pins → pinned)`, mbps(heliaPin.bytes, workerPinSeconds), 'MB/s',
+        { label: `Helia (blockstore-fs) fetching the same DAG from the same peer, ${WALK_CONCURRENCY} blocks in flight`, value: mbps(heliaPin.bytes, heliaPin.seconds) }, 'higher'),
+      figure(`serve the pinned ${dagMiB} DAG over Bitswap to a fresh Helia client (worker on Postgres)`, mbps(servedByWorker.bytes, servedByWorker.seconds), 'MB/s',
+        { label: 'Helia serving the same DAG from blockstore-fs to a fresh Helia client', value: mbps(servedByHelia.bytes, servedByHelia.seconds) }, 'higher'),
+      figure(`worker RSS growth while streaming the ${dagMiB} DAG as CAR to ${CAR_CLIENTS} clients at once`, growth / MiB, 'MiB',
+        { label: `bytes the ${CAR_CLIENTS} clients received`, value: carBytes / MiB }, 'lower')
+    ],
+    notes: [
+      `A ${dagMiB} random file in a UnixFS DAG (@helia/unixfs defaults: 1 MiB raw leaves), ${heliaPin.blocks} blocks, ${heliaPin.bytes} bytes. Every Helia node: createHeliaLight + @helia/bitswap, blockstore-fs, js-libp2p TCP + Noise + Yamux on loopback. The worker runs in its own process (main.ts) on Postgres, with its default config.`,
+      `Pin: Helia ${heliaPin.seconds.toFixed(2)} s (dial to last block, timed in its process), worker ${workerPinSeconds.toFixed(2)} s (POST /pins to the status pinned, polled every 20 ms; the job itself, claim to settled, ${jobMs ?? '?'} ms by its log). Target (issue 21): ≥ 0.5 of Helia.`,
+      `Bitswap serving: a fresh Helia client, connected to the server alone, walks the DAG with ${WALK_CONCURRENCY} blocks in flight: from the worker ${servedByWorker.seconds.toFixed(2)} s, from Helia ${servedByHelia.seconds.toFixed(2)} s. Target: ≥ 0.5 of Helia.`,
+      `CAR: ${CAR_CLIENTS} GET /ipfs/<cid>?format=car at once, ${(carBytes / MiB).toFixed(0)} MiB in ${carSeconds.toFixed(2)} s (${mbps(carBytes, carSeconds).toFixed(0)} MB/s in all); the worker's RSS at rest ${(restingRss / MiB).toFixed(0)} MiB, peak ${(car.peak / MiB).toFixed(0)} MiB (${car.samples} samples, every ${RSS_SAMPLE_MS} ms). Target: growth < 64 MiB; the ratio is the share of the bytes served that the growth amounts to.`
+    ]
+  }
+  if (flags.json) printResult(result)
+  else {
+    for (const item of result.figures) console.log(`- ${item.label}: ${item.value.toFixed(1)} ${item.unit} (${item.baseline.label}: ${item.baseline.value.toFixed(1)}; ratio ${item.ratio.toFixed(3)})`)
+    for (const note of result.notes) console.log(`- ${note}`)
+  }
+} finally {
+  for (const client of clients) await client.stop()
+  await heliaReceiver.stop()
+  await origin.stop()
+  await stopProcess(worker)
+  if (profileDir !== undefined) {
+    await writeFile(join(profileDir, 'windows.json'), JSON.stringify(profileWindows, null, 2))
+    log(`worker profile and windows.json in ${profileDir}: node bench/admission/profile-summary.ts ${profileDir}`)
+  }
+}
