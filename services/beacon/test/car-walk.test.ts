@@ -160,7 +160,7 @@ describe('CAR walk', () => {
     const smallCid = CID.createV1(raw.code, await sha256.digest(small))
     const rootBytes = dagCbor.encode([largeCid, smallCid])
     const root = CID.createV1(dagCbor.code, await sha256.digest(rootBytes))
-    const stored = new Map([[root.toString(), rootBytes], [largeCid.toString(), large], [smallCid.toString(), small]])
+    const stored = new Map<string, Uint8Array>([[root.toString(), rootBytes], [largeCid.toString(), large], [smallCid.toString(), small]])
     const blockstore = {
       async getBytes (cid: CID): Promise<Uint8Array> {
         const bytes = stored.get(cid.toString())
