@@ -35,7 +35,7 @@ import { spawnWorker, workerEnv } from '../../services/beacon/test/helpers/worke
 import type { WorkerProcess } from '../../services/beacon/test/helpers/worker-process.ts'
 import { exitWithUsageOnHelp, figure, printResult } from '../contract.ts'
 import { fetchDag, heliaNode, WALK_CONCURRENCY } from './helia.ts'
-import type { Fetched, HeliaNode } from './helia.ts'
+import type { Fetched } from './helia.ts'
 
 exitWithUsageOnHelp('node bench/pinning/run.ts [--quick] [--json] [--cpu-prof-dir DIR]')
 const { values: flags } = parseArgs({
@@ -46,6 +46,8 @@ const MiB = 1024 * 1024
 const MB = 1_000_000
 const DAG_BYTES = (flags.quick ? 16 : 100) * MiB
 const CAR_CLIENTS = 4
+/** Rounds of each comparison, each on a DAG of its own, the sides' order alternating. */
+const ROUNDS = 2
 const RSS_SAMPLE_MS = 20
 const TOKEN = 'bench-pinning-token-0123456789'
 const log = (line: string): void => { process.stderr.write(`pinning: ${line}\n`) }
@@ -177,42 +179,87 @@ const workerPid = worker.child.pid
 if (workerPid === undefined) throw new Error('the worker has no pid')
 const origin = await heliaProcess()
 const heliaReceiver = await heliaProcess()
-const clients: HeliaNode[] = []
 
-try {
-  const cid = await origin.add(DAG_BYTES)
-  log(`the origin holds ${DAG_BYTES / MiB} MiB as ${cid.toString()}`)
-
-  // 1. Pin: Helia to Helia, then the worker through the Pinning Service API.
-  const heliaPin = await heliaReceiver.fetch(origin.multiaddrs, cid)
-  log(`Helia fetched ${heliaPin.blocks} blocks in ${heliaPin.seconds.toFixed(2)} s`)
-  const call = httpClient(worker.httpUrl, TOKEN)
-  const pinStarted = performance.now()
-  let jobMs: number | undefined
-  await phase('worker: pin', workerPid, async () => {
-    const added = await call('POST', '/pins', { cid: cid.toString(), origins: origin.multiaddrs })
+/** Pins `cid` through the worker's Pinning Service API; seconds from POST to settled, and the job's own ms. */
+async function workerPin (call: ReturnType<typeof httpClient>, pid: number, cid: CID, origins: string[]): Promise<{ seconds: number, jobMs: number }> {
+  const started = performance.now()
+  const jobMs = await phase('worker: pin', pid, async () => {
+    const added = await call('POST', '/pins', { cid: cid.toString(), origins })
     if (added.status !== 202) throw new Error(`POST /pins answered ${added.status}: ${JSON.stringify(added.body)}`)
     const id = added.body.requestid as string
     // The runner's log line says when the job settled (after its status was written): watched
     // on the worker's stdout rather than by polling GET /pins, whose requests would take the
     // worker's CPU from the pin being measured.
-    jobMs = await settledJobMs(worker, id, 600_000)
+    const ms = await settledJobMs(worker, id, 600_000)
     const { body } = await call('GET', `/pins/${id}`)
     if (body.status !== 'pinned') throw new Error(`the worker did not pin it: ${JSON.stringify(body)}`)
+    return ms
   })
-  const workerPinSeconds = (performance.now() - pinStarted) / 1000
-  log(`the worker pinned it in ${workerPinSeconds.toFixed(2)} s (the job itself: ${jobMs ?? '?'} ms)`)
+  return { seconds: (performance.now() - started) / 1000, jobMs }
+}
 
-  // 2. Serve over Bitswap: a fresh client from each.
-  const fromWorkerClient = await heliaNode()
-  clients.push(fromWorkerClient)
-  const servedByWorker = await phase('worker: Bitswap serving', workerPid, async () => await fetchDag(fromWorkerClient, worker.multiaddrs, cid))
-  log(`a client fetched the DAG from the worker in ${servedByWorker.seconds.toFixed(2)} s`)
-  const fromHeliaClient = await heliaNode()
-  clients.push(fromHeliaClient)
-  const servedByHelia = await fetchDag(fromHeliaClient, heliaReceiver.multiaddrs, cid)
-  log(`a client fetched the DAG from Helia in ${servedByHelia.seconds.toFixed(2)} s`)
-  if (servedByWorker.bytes !== heliaPin.bytes || servedByHelia.bytes !== heliaPin.bytes) throw new Error('the fetches saw different DAGs')
+/** A fresh Helia client in this process fetches `cid` from `server` alone, then stops. */
+async function freshClientFetch (server: string[], cid: CID): Promise<Fetched> {
+  const client = await heliaNode()
+  try {
+    return await fetchDag(client, server, cid)
+  } finally {
+    await client.stop()
+  }
+}
+
+try {
+  // One DAG per round; the rounds take the two sides in turn (Helia first, then the worker
+  // first), so a change in the shared machine's load falls on both alike.
+  const dags: CID[] = []
+  for (let round = 0; round < ROUNDS; round++) dags.push(await origin.add(DAG_BYTES))
+  log(`the origin holds ${ROUNDS} × ${DAG_BYTES / MiB} MiB`)
+  const call = httpClient(worker.httpUrl, TOKEN)
+  const pins = { helia: 0, worker: 0, jobMs: [] as number[] }
+  const serving = { helia: 0, worker: 0 }
+  let dagBytes = 0
+  let dagBlocks = 0
+
+  // 1. Pin: Helia to Helia, and the worker through the Pinning Service API.
+  for (const [round, cid] of dags.entries()) {
+    const sides = [
+      async () => {
+        const fetched = await heliaReceiver.fetch(origin.multiaddrs, cid)
+        pins.helia += fetched.seconds
+        dagBytes = fetched.bytes
+        dagBlocks = fetched.blocks
+        log(`round ${round + 1}: Helia fetched ${fetched.blocks} blocks in ${fetched.seconds.toFixed(2)} s`)
+      },
+      async () => {
+        const pinned = await workerPin(call, workerPid, cid, origin.multiaddrs)
+        pins.worker += pinned.seconds
+        pins.jobMs.push(pinned.jobMs)
+        log(`round ${round + 1}: the worker pinned it in ${pinned.seconds.toFixed(2)} s (the job itself: ${pinned.jobMs} ms)`)
+      }
+    ]
+    for (const side of round % 2 === 0 ? sides : sides.reverse()) await side()
+  }
+
+  // 2. Serve over Bitswap: a fresh client from each, the same DAG.
+  for (const [round, cid] of dags.entries()) {
+    const sides = [
+      async () => {
+        const fetched = await phase('worker: Bitswap serving', workerPid, async () => await freshClientFetch(worker.multiaddrs, cid))
+        if (fetched.bytes !== dagBytes) throw new Error('the worker served a different DAG')
+        serving.worker += fetched.seconds
+        log(`round ${round + 1}: a client fetched the DAG from the worker in ${fetched.seconds.toFixed(2)} s`)
+      },
+      async () => {
+        const fetched = await freshClientFetch(heliaReceiver.multiaddrs, cid)
+        if (fetched.bytes !== dagBytes) throw new Error('Helia served a different DAG')
+        serving.helia += fetched.seconds
+        log(`round ${round + 1}: a client fetched the DAG from Helia in ${fetched.seconds.toFixed(2)} s`)
+      }
+    ]
+    for (const side of round % 2 === 0 ? sides : sides.reverse()) await side()
+  }
+  const cid = dags[0]
+  if (cid === undefined) throw new Error('no DAG')
 
   // 3. Serve as CAR to 4 clients at once, sampling the worker's RSS.
   const restingRss = await rssBytes(workerPid)
@@ -226,7 +273,7 @@ try {
   }))))
   const carSeconds = (performance.now() - carStarted) / 1000
   const carBytes = car.result.reduce((sum, length) => sum + length, 0)
-  if (car.result.some((length) => length < heliaPin.bytes)) throw new Error(`a CAR was short: ${car.result.join(', ')} bytes, the DAG holds ${heliaPin.bytes}`)
+  if (car.result.some((length) => length < dagBytes)) throw new Error(`a CAR was short: ${car.result.join(', ')} bytes, the DAG holds ${dagBytes}`)
   const growth = car.peak - restingRss
   log(`4 CARs (${(carBytes / MiB).toFixed(0)} MiB) in ${carSeconds.toFixed(2)} s; RSS ${(restingRss / MiB).toFixed(0)} → peak ${(car.peak / MiB).toFixed(0)} MiB over ${car.samples} samples`)
 
@@ -235,17 +282,17 @@ try {
   const result = {
     name: 'pinning',
     figures: [
-      figure(`pin a ${dagMiB} UnixFS DAG from a loopback Helia peer (worker on Postgres, POST /pins → pinned)`, mbps(heliaPin.bytes, workerPinSeconds), 'MB/s',
-        { label: `Helia (blockstore-fs) fetching the same DAG from the same peer, ${WALK_CONCURRENCY} blocks in flight`, value: mbps(heliaPin.bytes, heliaPin.seconds) }, 'higher'),
-      figure(`serve the pinned ${dagMiB} DAG over Bitswap to a fresh Helia client (worker on Postgres)`, mbps(servedByWorker.bytes, servedByWorker.seconds), 'MB/s',
-        { label: 'Helia serving the same DAG from blockstore-fs to a fresh Helia client', value: mbps(servedByHelia.bytes, servedByHelia.seconds) }, 'higher'),
+      figure(`pin a ${dagMiB} UnixFS DAG from a loopback Helia peer (worker on Postgres, POST /pins → pinned)`, mbps(ROUNDS * dagBytes, pins.worker), 'MB/s',
+        { label: `Helia (blockstore-fs) fetching the same DAG from the same peer, ${WALK_CONCURRENCY} blocks in flight`, value: mbps(ROUNDS * dagBytes, pins.helia) }, 'higher'),
+      figure(`serve the pinned ${dagMiB} DAG over Bitswap to a fresh Helia client (worker on Postgres)`, mbps(ROUNDS * dagBytes, serving.worker), 'MB/s',
+        { label: 'Helia serving the same DAG from blockstore-fs to a fresh Helia client', value: mbps(ROUNDS * dagBytes, serving.helia) }, 'higher'),
       figure(`worker RSS growth while streaming the ${dagMiB} DAG as CAR to ${CAR_CLIENTS} clients at once`, growth / MiB, 'MiB',
         { label: `bytes the ${CAR_CLIENTS} clients received`, value: carBytes / MiB }, 'lower')
     ],
     notes: [
-      `A ${dagMiB} random file in a UnixFS DAG (@helia/unixfs defaults: 1 MiB raw leaves), ${heliaPin.blocks} blocks, ${heliaPin.bytes} bytes. Every Helia node: createHeliaLight + @helia/bitswap, blockstore-fs, js-libp2p TCP + Noise + Yamux on loopback. The worker runs in its own process (main.ts) on Postgres, with its default config.`,
-      `Pin: Helia ${heliaPin.seconds.toFixed(2)} s (dial to last block, timed in its process), worker ${workerPinSeconds.toFixed(2)} s (POST /pins to the runner's log line that the pin settled as pinned, watched on its stdout; the job itself, claim to settled, ${jobMs ?? '?'} ms). Target (issue 21): ≥ 0.5 of Helia.`,
-      `Bitswap serving: a fresh Helia client, connected to the server alone, walks the DAG with ${WALK_CONCURRENCY} blocks in flight: from the worker ${servedByWorker.seconds.toFixed(2)} s, from Helia ${servedByHelia.seconds.toFixed(2)} s. Target: ≥ 0.5 of Helia.`,
+      `A ${dagMiB} random file in a UnixFS DAG (@helia/unixfs defaults: 1 MiB raw leaves), ${dagBlocks} blocks, ${dagBytes} bytes. Every Helia node: createHeliaLight + @helia/bitswap, blockstore-fs, js-libp2p TCP + Noise + Yamux on loopback. The worker runs in its own process (main.ts) on Postgres, with its default config.`,
+      `${ROUNDS} rounds, each on a DAG of its own, the order of the sides alternating. Pin: Helia ${pins.helia.toFixed(2)} s in all (dial to last block, timed in its process), worker ${pins.worker.toFixed(2)} s (POST /pins to the runner's log line that the pin settled as pinned, watched on its stdout; the jobs themselves, claim to settled, ${pins.jobMs.join(' and ')} ms). Target (issue 21): ≥ 0.5 of Helia.`,
+      `Bitswap serving: a fresh Helia client, connected to the server alone, walks the DAG with ${WALK_CONCURRENCY} blocks in flight: from the worker ${serving.worker.toFixed(2)} s in all, from Helia ${serving.helia.toFixed(2)} s. Target: ≥ 0.5 of Helia.`,
       `CAR: ${CAR_CLIENTS} GET /ipfs/<cid>?format=car at once, ${(carBytes / MiB).toFixed(0)} MiB in ${carSeconds.toFixed(2)} s (${mbps(carBytes, carSeconds).toFixed(0)} MB/s in all); the worker's RSS at rest ${(restingRss / MiB).toFixed(0)} MiB, peak ${(car.peak / MiB).toFixed(0)} MiB (${car.samples} samples, every ${RSS_SAMPLE_MS} ms). Target: growth < 64 MiB; the ratio is the share of the bytes served that the growth amounts to.`
     ]
   }
@@ -255,7 +302,6 @@ try {
     for (const note of result.notes) console.log(`- ${note}`)
   }
 } finally {
-  for (const client of clients) await client.stop()
   await heliaReceiver.stop()
   await origin.stop()
   await stopProcess(worker)
