@@ -15,8 +15,9 @@
  *    status `pinned`.
  * 2. Serve over Bitswap: a fresh Helia client fetches the whole DAG from the worker (its
  *    only connection), the same walk; another fresh client from the Helia node of step 1.
- * 3. Serve as CAR: 4 clients at once GET /ipfs/<cid>?format=car from the worker; the
- *    worker's RSS (/proc/<pid>/status) is sampled every 20 ms during the transfer.
+ * 3. Serve as CAR: the worker is restarted on the same database (so the memory the Bitswap
+ *    phases left in the process does not hide the CAR streams' own), then 4 clients at once
+ *    GET /ipfs/<cid>?format=car; its RSS (/proc/<pid>/status) is sampled every 20 ms.
  *
  * With --cpu-prof-dir the worker runs under `node --cpu-prof`; its profile and the window of
  * each phase (windows.json) are written there when it stops, for
@@ -49,6 +50,8 @@ const CAR_CLIENTS = 4
 /** Rounds of each comparison, each on a DAG of its own, the sides' order alternating. */
 const ROUNDS = 2
 const RSS_SAMPLE_MS = 20
+/** How long the fresh worker of the CAR phase idles before its RSS at rest is read (guess: past its start-up work). */
+const CAR_SETTLE_MS = 2000
 const TOKEN = 'bench-pinning-token-0123456789'
 const log = (line: string): void => { process.stderr.write(`pinning: ${line}\n`) }
 /** The clock V8's profiler stamps samples with, in µs. */
@@ -157,6 +160,12 @@ async function settledJobMs (worker: WorkerProcess, id: string, timeoutMs: numbe
   throw new Error(`pin ${id} did not settle within ${timeoutMs} ms`)
 }
 
+function pidOf (process: WorkerProcess): number {
+  const pid = process.child.pid
+  if (pid === undefined) throw new Error('the worker has no pid')
+  return pid
+}
+
 async function stopProcess (worker: WorkerProcess): Promise<void> {
   if (worker.child.exitCode !== null || worker.child.signalCode !== null) return
   worker.child.kill('SIGTERM')
@@ -168,15 +177,15 @@ async function stopProcess (worker: WorkerProcess): Promise<void> {
 const profileDir = flags['cpu-prof-dir'] === undefined ? undefined : resolve(flags['cpu-prof-dir'])
 if (profileDir !== undefined) await mkdir(profileDir, { recursive: true })
 
-const worker = await spawnWorker(await workerEnv({
+const env = await workerEnv({
   DATABASE_URL: await createTestDatabase('bench_pinning'),
   PHAROS_PIN_TOKENS: `bench:${TOKEN}`,
   PHAROS_PIN_POLL_INTERVAL_MS: '100',
   PHAROS_GC_INTERVAL_MS: '0',
   ...(profileDir === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profileDir}` })
-}))
-const workerPid = worker.child.pid
-if (workerPid === undefined) throw new Error('the worker has no pid')
+})
+let worker = await spawnWorker(env)
+const workerPid = pidOf(worker)
 const origin = await heliaProcess()
 const heliaReceiver = await heliaProcess()
 
@@ -261,10 +270,16 @@ try {
   const cid = dags[0]
   if (cid === undefined) throw new Error('no DAG')
 
-  // 3. Serve as CAR to 4 clients at once, sampling the worker's RSS.
-  const restingRss = await rssBytes(workerPid)
+  // 3. Serve as CAR to 4 clients at once, sampling the worker's RSS. A fresh worker on the
+  // same database: the memory the Bitswap phases left in the process (freed, not given back)
+  // would otherwise be reused by the CAR streams and hide their own growth.
+  await stopProcess(worker)
+  worker = await spawnWorker(env)
+  const carPid = pidOf(worker)
+  await new Promise((resolve) => setTimeout(resolve, CAR_SETTLE_MS))
+  const restingRss = await rssBytes(carPid)
   const carStarted = performance.now()
-  const car = await phase('worker: 4 CARs', workerPid, async () => await peakRssDuring(workerPid, async () => await Promise.all(Array.from({ length: CAR_CLIENTS }, async () => {
+  const car = await phase('worker: 4 CARs', carPid, async () => await peakRssDuring(carPid, async () => await Promise.all(Array.from({ length: CAR_CLIENTS }, async () => {
     const response = await fetch(new URL(`/ipfs/${cid.toString()}?format=car`, worker.httpUrl))
     if (response.status !== 200 || response.body === null) throw new Error(`GET /ipfs/…?format=car answered ${response.status}: ${await response.text()}`)
     let length = 0
@@ -293,7 +308,7 @@ try {
       `A ${dagMiB} random file in a UnixFS DAG (@helia/unixfs defaults: 1 MiB raw leaves), ${dagBlocks} blocks, ${dagBytes} bytes. Every Helia node: createHeliaLight + @helia/bitswap, blockstore-fs, js-libp2p TCP + Noise + Yamux on loopback. The worker runs in its own process (main.ts) on Postgres, with its default config.`,
       `${ROUNDS} rounds, each on a DAG of its own, the order of the sides alternating. Pin: Helia ${pins.helia.toFixed(2)} s in all (dial to last block, timed in its process), worker ${pins.worker.toFixed(2)} s (POST /pins to the runner's log line that the pin settled as pinned, watched on its stdout; the jobs themselves, claim to settled, ${pins.jobMs.join(' and ')} ms). Target (issue 21): ≥ 0.5 of Helia.`,
       `Bitswap serving: a fresh Helia client, connected to the server alone, walks the DAG with ${WALK_CONCURRENCY} blocks in flight: from the worker ${serving.worker.toFixed(2)} s in all, from Helia ${serving.helia.toFixed(2)} s. Target: ≥ 0.5 of Helia.`,
-      `CAR: ${CAR_CLIENTS} GET /ipfs/<cid>?format=car at once, ${(carBytes / MiB).toFixed(0)} MiB in ${carSeconds.toFixed(2)} s (${mbps(carBytes, carSeconds).toFixed(0)} MB/s in all); the worker's RSS at rest ${(restingRss / MiB).toFixed(0)} MiB, peak ${(car.peak / MiB).toFixed(0)} MiB (${car.samples} samples, every ${RSS_SAMPLE_MS} ms). Target: growth < 64 MiB; the ratio is the share of the bytes served that the growth amounts to.`
+      `CAR: ${CAR_CLIENTS} GET /ipfs/<cid>?format=car at once, ${(carBytes / MiB).toFixed(0)} MiB in ${carSeconds.toFixed(2)} s (${mbps(carBytes, carSeconds).toFixed(0)} MB/s in all); a fresh worker on the same database (restarted after the Bitswap phases, idle ${CAR_SETTLE_MS / 1000} s first), its RSS at rest ${(restingRss / MiB).toFixed(0)} MiB, peak ${(car.peak / MiB).toFixed(0)} MiB (${car.samples} samples, every ${RSS_SAMPLE_MS} ms). Target: growth < 64 MiB; the ratio is the share of the bytes served that the growth amounts to.`
     ]
   }
   if (flags.json) printResult(result)
