@@ -17,7 +17,7 @@ import { byteaLiteral } from '../../services/beacon/src/storage/binary-copy.ts'
 import { migrate } from '../../services/beacon/src/storage/migrate.ts'
 import { PgBlockstore } from '../../services/beacon/src/storage/pg-blockstore.ts'
 import { openPostgres } from '../../services/beacon/src/storage/pg-client.ts'
-import { createTestDatabase } from '../../services/beacon/test/helpers/databases.ts'
+import { createTestDatabase } from '../../services/testing/src/databases.ts'
 
 const SIZE = Number(process.env.SIZE ?? 256 * 1024)
 const COUNT = Number(process.env.COUNT ?? 1200)

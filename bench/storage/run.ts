@@ -9,8 +9,7 @@
  *    beside its baseline as a ratio; with the round trips per operation and the CPU time of
  *    hash verification, which say what limits each figure. The blockstore coalesces
  *    concurrent operations into shared statements (tick-batcher.ts); the baseline does not;
- * 2. pinning a 100 MiB UnixFS DAG from a peer on loopback through the Pinning Service API
- *    of an in-process worker on Postgres, in MB/s from POST to `pinned`.
+ * 2. pinning and serving a UnixFS DAG: bench/pinning (against Helia).
  *
  * Needs TEST_PG_ADMIN_URL (the npm script starts a throwaway Postgres through
  * scripts/with-services.sh when it is unset). BENCH_SCALE=0.1 runs a tenth of the work;
@@ -29,15 +28,12 @@ import { byteaLiteral } from '../../services/beacon/src/storage/binary-copy.ts'
 import { migrate } from '../../services/beacon/src/storage/migrate.ts'
 import { PgBlockstore } from '../../services/beacon/src/storage/pg-blockstore.ts'
 import { openPostgres } from '../../services/beacon/src/storage/pg-client.ts'
-import { startWorker } from '../../services/beacon/src/worker.ts'
 import { createTestDatabase } from '../../services/testing/src/databases.ts'
-import { createContentPeer, httpClient, testConfig, testLogger, waitForPin } from '../../services/beacon/test/helpers/storage.ts'
 import type { SqlClient } from '../../services/beacon/src/storage/sql.ts'
 import type { Blockstore } from 'interface-blockstore'
 import { benchFlags, figure, printResult } from '../contract.ts'
 import type { BenchFigure } from '../contract.ts'
 
-const MiB = 1024 * 1024
 const MB = 1_000_000
 const flags = benchFlags()
 const SCALE = Number(process.env.BENCH_SCALE ?? (flags.quick ? '0.25' : '1'))
@@ -251,37 +247,7 @@ async function blockstoreBench (): Promise<StoreRow[]> {
   return rows
 }
 
-interface PinRun { mib: number, blocks: number, seconds: number, megabytesPerSecond: number }
-
-async function pinBench (): Promise<PinRun> {
-  const size = Math.round(100 * MiB * SCALE)
-  const token = 'bench-owner-token-0123456789'
-  const worker = await startWorker(await testConfig({
-    DATABASE_URL: await createTestDatabase('bench_pin'),
-    PHAROS_PIN_TOKENS: `bench:${token}`,
-    PHAROS_PIN_MAX_BYTES: String(2 * size + MiB)
-  }), testLogger())
-  const origin = await createContentPeer()
-  try {
-    const cid = await origin.addFile(new Uint8Array(randomBytes(size)))
-    const call = httpClient(worker.httpUrl, token)
-    const started = performance.now()
-    const added = await call('POST', '/pins', { cid: cid.toString(), origins: origin.multiaddrs() })
-    const pinned = await waitForPin(call, added.body.requestid, ['pinned', 'failed'], 600_000)
-    const seconds = (performance.now() - started) / 1000
-    if (pinned.status !== 'pinned') throw new Error(`the pin failed: ${JSON.stringify(pinned.info)}`)
-    console.error('pin: done')
-    return { mib: size / MiB, blocks: Number(pinned.info.status_details.replace(/\D+/g, '')), seconds, megabytesPerSecond: Number(pinned.info.dag_size) / MB / seconds }
-  } finally {
-    await origin.stop()
-    await worker.stop()
-  }
-}
-
 const blockstores = await blockstoreBench()
-const pin = await pinBench()
-const largePut = blockstores.find((row) => row.label === '256 KiB' && row.op === 'put')
-if (largePut === undefined) throw new Error('no 256 KiB put figure')
 
 if (flags.json) {
   const figures: BenchFigure[] = blockstores.map((row) => figure(
@@ -290,16 +256,12 @@ if (flags.json) {
   figures.push(...blockstores.map((row) => figure(
     `Postgres blockstore ${row.op}, ${row.label} blocks, against the filesystem`, row.pg.blocksPerSecond, 'blocks/s',
     { label: `blockstore-fs ${row.op}, ${row.label} blocks`, value: row.fs.blocksPerSecond }, 'higher')))
-  figures.push(figure(
-    `pin a ${pin.mib.toFixed(0)} MiB UnixFS DAG from a loopback peer (POST /pins → pinned)`, pin.megabytesPerSecond, 'MB/s',
-    { label: 'Postgres blockstore put, 256 KiB blocks', value: largePut.pg.megabytesPerSecond }, 'higher'))
   printResult({
     name: 'storage',
     figures,
     notes: [
       `BENCH_SCALE ${SCALE}: ${blockstores.map((row) => `${row.label} × ${row.count}`).filter((item, i, all) => all.indexOf(item) === i).join(' and ')} blocks, ${IN_FLIGHT} operations in flight; every Postgres blockstore read and write is sha2-256-verified, raw Postgres and blockstore-fs verify nothing. The blockstore coalesces the operations its callers start in one turn of the event loop into one statement (a multi-row INSERT for puts of blocks under 64 KiB, one binary COPY for gets, up to 8 blocks each); raw Postgres sends one statement per block, as the issue defines it. Targets (issue 21): ≥ 0.9 of raw Postgres for 1 KiB blocks, ≥ 0.7 for 256 KiB.`,
-      ...limits(),
-      `The pin's baseline is the raw Postgres put rate of 256 KiB blocks in MB/s: what pinning keeps of the store's own write speed after Bitswap, verification and the pin bookkeeping (${pin.blocks} blocks in ${pin.seconds.toFixed(2)} s).`
+      ...limits()
     ]
   })
 } else {
@@ -312,8 +274,4 @@ if (flags.json) {
   }
   console.log()
   for (const line of limits()) console.log(`- ${line}`)
-  console.log()
-  console.log('| DAG | blocks | seconds | MB/s |')
-  console.log('|---|---:|---:|---:|')
-  console.log(`| ${pin.mib.toFixed(0)} MiB UnixFS file (@helia/unixfs defaults: 1 MiB raw leaves) | ${pin.blocks} | ${pin.seconds.toFixed(2)} | ${fmt(pin.megabytesPerSecond)} |`)
 }

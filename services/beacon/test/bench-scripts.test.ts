@@ -35,7 +35,7 @@ const scripts = Object.keys(packageJson.scripts).filter((name) => /^(bench|loadt
 
 describe('bench and load-test npm scripts take their flags', () => {
   it('finds the scripts', () => {
-    for (const name of ['bench', 'bench:ingest', 'bench:storage', 'bench:connections', 'loadtest:swarm']) assert.ok(scripts.includes(name), `package.json has ${name}`)
+    for (const name of ['bench', 'bench:ingest', 'bench:storage', 'bench:pinning', 'bench:connections', 'loadtest:swarm']) assert.ok(scripts.includes(name), `package.json has ${name}`)
   })
 
   for (const script of scripts) {

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { randomBytes } from 'node:crypto'
 import * as dagCbor from '@ipld/dag-cbor'
+import { CarBlockIterator } from '@ipld/car'
 import { varint } from 'multiformats'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { CarLimitError, CarWalk } from '../src/storage/car-stream.ts'
+import { CarLimitError, CarWalk, UNCOPIED_BLOCK_BYTES } from '../src/storage/car-stream.ts'
 import type { CarLimits } from '../src/storage/car-stream.ts'
 
 /**
@@ -147,5 +149,35 @@ describe('CAR walk', () => {
     const dag: Dag = { root, blocks: new Map([[root.toString(), rootBytes], [leaf.toString(), leafBytes]]), links: new Map() }
     const { sent } = await walk(dag, LIMITS)
     assert.deepEqual(sent, [root.toString(), leaf.toString()], 'the leaf once, reached through the inline block; the inline block itself not sent')
+  })
+
+  it('sends a large block as the very bytes the blockstore read, after a header of its own, and the CAR still parses', async () => {
+    // A CAR of 1 MiB blocks to 4 clients at once copied each block into a new buffer with
+    // its header: garbage that pushed the worker's RSS up (bench/pinning, issue 21 item 3).
+    const large = new Uint8Array(randomBytes(UNCOPIED_BLOCK_BYTES * 4))
+    const small = new TextEncoder().encode('a small leaf')
+    const largeCid = CID.createV1(raw.code, await sha256.digest(large))
+    const smallCid = CID.createV1(raw.code, await sha256.digest(small))
+    const rootBytes = dagCbor.encode([largeCid, smallCid])
+    const root = CID.createV1(dagCbor.code, await sha256.digest(rootBytes))
+    const stored = new Map<string, Uint8Array>([[root.toString(), rootBytes], [largeCid.toString(), large], [smallCid.toString(), small]])
+    const blockstore = {
+      async getBytes (cid: CID): Promise<Uint8Array> {
+        const bytes = stored.get(cid.toString())
+        if (bytes === undefined) throw new Error(`no block ${cid.toString()}`)
+        return bytes
+      }
+    }
+    const carWalk = new CarWalk(root, 'all', LIMITS)
+    carWalk.begin(rootBytes)
+    const chunks: Uint8Array[] = []
+    for await (const chunk of carWalk.stream(blockstore, new AbortController().signal)) chunks.push(chunk)
+    assert.ok(chunks.includes(large), 'the large block went out as the buffer the blockstore returned, not a copy')
+    assert.ok(!chunks.includes(small), 'a small block is sent in one chunk with its header')
+    const parsed: Array<{ cid: string, bytes: Uint8Array }> = []
+    for await (const block of await CarBlockIterator.fromBytes(Buffer.concat(chunks))) parsed.push({ cid: block.cid.toString(), bytes: block.bytes })
+    assert.deepEqual(parsed.map((block) => block.cid), [root.toString(), largeCid.toString(), smallCid.toString()])
+    assert.ok(Buffer.from(large).equals(parsed[1]?.bytes ?? new Uint8Array(0)), 'the large block arrived whole')
+    assert.ok(Buffer.from(small).equals(parsed[2]?.bytes ?? new Uint8Array(0)), 'the small block arrived whole')
   })
 })

@@ -56,7 +56,11 @@ export async function spawnWorker (env: Record<string, string>, args: string[] =
   })
   let buffered = ''
   const started = new Promise<Record<string, unknown>>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`worker did not start within ${timeoutMs} ms; stderr: ${stderr}`)) }, timeoutMs)
+    const timer = setTimeout(() => {
+      // Nobody holds a handle to a worker that never said it started: stop it, or it runs on.
+      child.kill('SIGKILL')
+      reject(new Error(`worker did not start within ${timeoutMs} ms; stderr: ${stderr}`))
+    }, timeoutMs)
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       buffered += chunk
       let newline

@@ -102,6 +102,29 @@ function withLengthPrefix (...parts: Uint8Array[]): Uint8Array {
   return out
 }
 
+/**
+ * Blocks from this size on leave as a chunk of their own after their section's header (the
+ * length and the CID), not copied into one buffer with it: a CAR of 1 MiB blocks to a few
+ * clients at once otherwise allocates a second megabyte per block and stream, garbage that
+ * counts in the worker's RSS until a GC (bench/pinning). Smaller blocks are copied, where one
+ * chunk costs less than two (guess: the copy of 16 KiB is a few µs).
+ */
+export const UNCOPIED_BLOCK_BYTES = 16 * 1024
+
+/** One CARv1 section, a block under its CID: one chunk, or the header and the block's own bytes. */
+function * section (cid: CID, bytes: Uint8Array): Generator<Uint8Array> {
+  if (bytes.byteLength < UNCOPIED_BLOCK_BYTES) {
+    yield withLengthPrefix(cid.bytes, bytes)
+    return
+  }
+  const length = cid.bytes.byteLength + bytes.byteLength
+  const header = new Uint8Array(varint.encodingLength(length) + cid.bytes.byteLength)
+  varint.encodeTo(length, header)
+  header.set(cid.bytes, varint.encodingLength(length))
+  yield header
+  yield bytes
+}
+
 /** A CID's bytes as a one-byte string: a compact Set key (~36 characters for a sha2-256 CIDv1). */
 function keyOf (cid: CID): string {
   return Buffer.from(cid.bytes.buffer, cid.bytes.byteOffset, cid.bytes.byteLength).toString('latin1')
@@ -390,9 +413,9 @@ export class CarWalk {
       yield withLengthPrefix(dagCbor.encode({ version: 1, roots: [this.root] }))
       // Identity blocks carry their bytes in the CID; the client has them already.
       for (const block of this.init.path?.blocks ?? []) {
-        if (!isInline(block.cid) && !block.cid.equals(this.start)) yield withLengthPrefix(block.cid.bytes, block.bytes)
+        if (!isInline(block.cid) && !block.cid.equals(this.start)) yield * section(block.cid, block.bytes)
       }
-      if (!isInline(this.start)) yield withLengthPrefix(this.start.bytes, startBytes)
+      if (!isInline(this.start)) yield * section(this.start, startBytes)
       for (let next = this.waiting.pop(); next !== undefined; next = this.waiting.pop()) {
         const { cid, depth, scope, range } = next
         const key = keyOf(cid)
@@ -409,7 +432,7 @@ export class CarWalk {
         const bytes = await blockstore.getBytes(cid, { signal })
         signal.throwIfAborted()
         this.visit(cid, bytes, depth, scope, range, !again)
-        if (!again) yield withLengthPrefix(cid.bytes, bytes)
+        if (!again) yield * section(cid, bytes)
       }
     } finally {
       this.sent.clear()
