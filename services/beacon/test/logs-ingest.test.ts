@@ -13,6 +13,7 @@ import { lpStream } from '@libp2p/utils'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { CID } from 'multiformats/cid'
+import pg from 'pg'
 import {
   decodeKeyExchange,
   cborCid,
@@ -322,6 +323,48 @@ describe('signed profile logs', () => {
         ['duplicate', 'duplicate', 'duplicate', 'unregistered-author', 'duplicate', 'duplicate'])
       const counts = await worker.storage.pins.countsByStatus()
       assert.equal(Object.values(counts).reduce((sum, n) => sum + n, 0), 5, `one pin per stored entry: ${JSON.stringify(counts)}`)
+    })
+  })
+
+  describe('batched ingest, an unexpected failure (Postgres)', () => {
+    it('a batch whose statement fails on one entry stores the others one at a time, and refuses only that one', async () => {
+      const database = await createTestDatabase('logs_batch_fault')
+      const { worker } = await startTestWorker({ DATABASE_URL: database })
+      workers.push(worker)
+      const [alice, bob, carol, publisher] = await Promise.all(Array.from({ length: 4 }, async () => signerOf(await generateKeyPair('Ed25519'))))
+      if (alice === undefined || bob === undefined || carol === undefined || publisher === undefined) assert.fail()
+      for (const [i, signer] of [alice, bob, carol, publisher].entries()) await worker.accounts.add(signer.peerId, `fault-${i}`)
+      const [a0, a1] = await buildLog(alice, 2) as [EntryBlock, EntryBlock]
+      const [b0, b1] = await buildLog(bob, 2) as [EntryBlock, EntryBlock]
+      const [poison] = await buildLog(carol, 1) as [EntryBlock]
+      // A fault no check foresees, in the real database: an insert of this one entry raises
+      // (SQLSTATE P0001; not "Postgres is away", so retrying the batch would not help).
+      const direct = new pg.Pool({ connectionString: database, max: 1 })
+      try {
+        await direct.query(`CREATE FUNCTION test_refuse_one_entry () RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN
+            IF NEW.cid = decode('${Buffer.from(poison.cid.bytes).toString('hex')}', 'hex') THEN RAISE EXCEPTION 'this entry cannot be stored (test fault)'; END IF;
+            RETURN NEW;
+          END $$`)
+        await direct.query('CREATE TRIGGER test_refuse_one_entry BEFORE INSERT ON log_entries FOR EACH ROW EXECUTE FUNCTION test_refuse_one_entry()')
+      } finally {
+        await direct.end()
+      }
+      const batch = [a0, poison, b0, a1, b1]
+      const items = await Promise.all(batch.map(async (block) => ({ payload: await sealEnvelope(block.bytes, publisher), from: publisher.peerId })))
+      const results = await worker.logService.ingest.ingestEnvelopes(items)
+      assert.deepEqual(results.map((result) => result.result === 'rejected' ? result.reason : result.result),
+        ['accepted', 'storage-error', 'accepted', 'accepted', 'accepted'])
+      assert.deepEqual((await worker.logs.heads([alice.peerId, bob.peerId, carol.peerId])).map((head) => [head.author, head.seq, head.entries]),
+        [[alice.peerId, 1, 2], [bob.peerId, 1, 2]].sort((x, y) => String(x[0]).localeCompare(String(y[0]))))
+      for (const block of [a0, a1, b0, b1]) {
+        assert.equal(await worker.storage.blockstore.has(block.cid), true, `block ${block.entry.author} #${block.entry.seq} stored`)
+        assert.notEqual((await worker.logs.get(block.cid.bytes))?.pinId ?? null, null, `entry ${block.entry.author} #${block.entry.seq} has its pin`)
+      }
+      assert.equal(await worker.logs.get(poison.cid.bytes), undefined, 'the failing entry is not indexed')
+      assert.equal(await metric(worker, /pharos_log_entries_total\{result="rejected",reason="storage-error"\} (\d+)/), 1)
+      const counts = await worker.storage.pins.countsByStatus()
+      assert.equal(Object.values(counts).reduce((sum, n) => sum + n, 0), 4, `one pin per stored entry: ${JSON.stringify(counts)}`)
     })
   })
 
