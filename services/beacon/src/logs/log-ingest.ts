@@ -294,7 +294,7 @@ export class LogIngest {
     // One statement: the authors' locks are held for the server's work only.
     const inserted = await deps.logs.insertManyForPins(admitted.map(({ block }) => newLogEntry(block)), caps)
     const toPin = inserted.flatMap(({ unpinned }, i) => unpinned ? [i] : [])
-    const pinIds = await deps.logs.pinMany(toPin.map((i) => (admitted[i] as (typeof admitted)[number]).block.cid.bytes), async (tx, indexes) =>
+    const pinIds = await deps.logs.pinMany(toPin.map((i) => { const { block } = admitted[i] as (typeof admitted)[number]; return { cid: block.cid.bytes, author: block.entry.author } }), async (tx, indexes) =>
       await deps.pins.createManyIn(tx, indexes.map((j) => {
         const { block: { entry, cid }, source } = admitted[toPin[j] as number] as (typeof admitted)[number]
         return this.entryPin(entry.author, entry.seq, cid, source)
