@@ -300,12 +300,18 @@ export class LogStore {
   async admissionMany (entries: ReadonlyArray<{ cid: Uint8Array, prev: Uint8Array | null, author: string, pinOwner: string }>, pendingUpTo: number): Promise<Admission[]> {
     if (entries.length === 0) return []
     const { rows } = await this.db.query<{ known: boolean, prev_connected: boolean | null, entries: number | null, orphans: number | null, pending: number }>(
-      `SELECT EXISTS (SELECT 1 FROM log_entries WHERE cid = decode(i.cid, 'hex')) AS known,
+      `WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS i (cid, prev, author, owner, ord)),
+       -- Once per owner, not per entry: a batch holds many entries of one author, and each
+       -- count reads up to $5 rows.
+       owners AS (
+         SELECT o.owner, (SELECT count(*) FROM (SELECT 1 FROM pins WHERE owner = o.owner AND status IN ('queued', 'pinning') LIMIT $5) AS pending)::int8 AS pending
+         FROM (SELECT DISTINCT owner FROM i) AS o)
+       SELECT EXISTS (SELECT 1 FROM log_entries WHERE cid = decode(i.cid, 'hex')) AS known,
          (SELECT connected FROM log_entries WHERE cid = decode(i.prev, 'hex')) AS prev_connected,
-         a.entries, a.orphans,
-         (SELECT count(*) FROM (SELECT 1 FROM pins WHERE owner = i.owner AND status IN ('queued', 'pinning') LIMIT $5) AS pending)::int8 AS pending
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS i (cid, prev, author, owner, ord)
+         a.entries, a.orphans, w.pending
+       FROM i
        LEFT JOIN log_authors a ON a.author = i.author
+       LEFT JOIN owners w ON w.owner = i.owner
        ORDER BY i.ord`,
       [entries.map((entry) => cidKey(entry.cid)), entries.map((entry) => entry.prev === null ? null : cidKey(entry.prev)),
         entries.map((entry) => entry.author), entries.map((entry) => entry.pinOwner), pendingUpTo])
