@@ -294,11 +294,14 @@ export class LogIngest {
     // One statement: the authors' locks are held for the server's work only.
     const inserted = await deps.logs.insertManyForPins(admitted.map(({ block }) => newLogEntry(block)), caps)
     const toPin = inserted.flatMap(({ unpinned }, i) => unpinned ? [i] : [])
-    const pinIds = await deps.logs.pinMany(toPin.map((i) => { const { block } = admitted[i] as (typeof admitted)[number]; return { cid: block.cid.bytes, author: block.entry.author } }), async (tx, indexes) =>
+    // The entries are committed now: a conflict in the pin step is retried here, so their
+    // outcomes (an orphan's ancestor fetch among them) are not lost to a retry of the whole
+    // batch, which would find them duplicates.
+    const pinIds = await retryingConflicts(async () => await deps.logs.pinMany(toPin.map((i) => { const { block } = admitted[i] as (typeof admitted)[number]; return { cid: block.cid.bytes, author: block.entry.author } }), async (tx, indexes) =>
       await deps.pins.createManyIn(tx, indexes.map((j) => {
         const { block: { entry, cid }, source } = admitted[toPin[j] as number] as (typeof admitted)[number]
         return this.entryPin(entry.author, entry.seq, cid, source)
-      })))
+      }))))
     if (pinIds.some((id) => id !== undefined)) deps.onPinQueued()
     return inserted.map(({ outcome }, i): IngestResult => {
       const { block: { entry, cid }, source } = admitted[i] as (typeof admitted)[number]
@@ -394,6 +397,20 @@ export class LogIngest {
 const CONFLICT_SQLSTATES = new Set(['40001', '40P01'])
 /** Whether Postgres rolled the transaction back for a deadlock or serialization failure: nothing of it stands, and trying again is what it asks for. */
 export const isTransactionConflict = (err: unknown): boolean => err instanceof Error && CONFLICT_SQLSTATES.has(String((err as { code?: unknown }).code))
+
+/** Tries of a statement Postgres rolled back for a deadlock or serialization failure (as the ingest queue's CONFLICT_RETRIES). */
+const CONFLICT_TRIES = 5
+
+async function retryingConflicts<T> (run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run()
+    } catch (err) {
+      if (!isTransactionConflict(err) || attempt >= CONFLICT_TRIES) throw err
+      await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt))
+    }
+  }
+}
 
 function newLogEntry ({ entry, bytes, cid }: EntryBlock): NewLogEntry {
   return { cid: cid.bytes, author: entry.author, seq: entry.seq, prev: entry.prev?.bytes ?? null, action: entry.action, timestamp: entry.timestamp, size: bytes.length }
