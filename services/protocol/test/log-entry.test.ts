@@ -249,6 +249,17 @@ describe('contentLinks', () => {
 })
 
 describe('author keys in peer IDs', () => {
+  it('a key read again (from the cache) is the same, and writing into one answer changes no later one', async () => {
+    const privateKey = await generateKeyPairFromSeed('Ed25519', sha256(utf8('cached peer id')))
+    const peerId = peerIdFromPrivateKey(privateKey).toString()
+    const first = publicKeyFromPeerId(peerId) ?? assert.fail('a peer ID')
+    first.fill(0)
+    assert.deepEqual(publicKeyFromPeerId(peerId), privateKey.publicKey.raw)
+    const second = publicKeyFromPeerId(peerId) ?? assert.fail('a peer ID')
+    second.fill(0)
+    assert.deepEqual(publicKeyFromPeerId(peerId), privateKey.publicKey.raw)
+  })
+
   it('peerIdFromPublicKey and publicKeyFromPeerId agree with @libp2p/peer-id and @libp2p/crypto', async () => {
     for (let i = 0; i < 32; i++) {
       const seed = sha256(utf8(`peer id ${i}`))

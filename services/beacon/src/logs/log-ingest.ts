@@ -40,6 +40,7 @@ import type { LogEntryRejection, LogMetrics } from '../metrics/log-metrics.ts'
 import { authorOwner, LOG_ENTRY_KIND, PIN_KIND_KEY } from '../pinning/log-entry-pins.ts'
 import type { PinStore } from '../pinning/pin-store.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
+import { isStorageUnavailable } from '../storage/sql.ts'
 import type { Admission, LogStore, NewLogEntry, StoredOutcome } from './log-store.ts'
 import { TokenBuckets } from './token-buckets.ts'
 
@@ -80,11 +81,11 @@ export interface AuthorLimits {
 }
 
 export interface LogIngestDeps {
-  logs: Pick<LogStore, 'admission' | 'insert' | 'pinOnce' | 'admissionMany' | 'insertMany' | 'pinOnceMany'>
+  logs: Pick<LogStore, 'admission' | 'insert' | 'pinOnce' | 'admissionMany' | 'insertManyForPins' | 'pinMany'>
   bans: Pick<BanList, 'ban'>
   isRegistered: (peerId: string) => boolean
-  blockstore: Pick<PgBlockstore, 'put'>
-  pins: Pick<PinStore, 'createIn'>
+  blockstore: Pick<PgBlockstore, 'put' | 'putBatch'>
+  pins: Pick<PinStore, 'createIn' | 'createManyIn'>
   /** A pin was queued: look for work now. */
   onPinQueued: () => void
   /** A pushed orphan arrived: fetch `missing` (an entry of `author`) and what lies below it from `peers`, in that order. */
@@ -187,13 +188,14 @@ export class LogIngest {
     return { verdict: 'accept', block }
   }
 
-  private async store ({ entry, bytes, cid }: EntryBlock, source: EntrySource): Promise<IngestResult> {
+  /** Stages 5–7 of one entry; `rateTaken`: its author's rate token was taken already (by `storeMany`). */
+  private async store ({ entry, bytes, cid }: EntryBlock, source: EntrySource, options: { rateTaken?: boolean } = {}): Promise<IngestResult> {
     const { deps } = this
     const prev = entry.prev?.bytes ?? null
     const admission = await deps.logs.admission({ cid: cid.bytes, prev, author: entry.author }, authorOwner(entry.author), deps.limits.maxPendingPins)
     // A stored entry costs nothing new (the duplicate path below only makes sure it is pinned).
     if (!admission.known) {
-      const refusal = this.overLimit(entry.author, admission, source)
+      const refusal = this.overLimit(entry.author, admission, source, options.rateTaken)
       if (refusal !== undefined) return this.reject(refusal, cid)
     }
     // Block first: an indexed entry always has its bytes (GC's grace period covers the gap
@@ -229,12 +231,18 @@ export class LogIngest {
 
   /**
    * Stages 5–7 for a batch of checked entries, as `store` does them one at a time, in a
-   * handful of round trips for the whole batch: one admission read, the blocks written
-   * concurrently, one `insertMany` transaction per author, side by side (each author's
-   * entries in the order given, so a prev before its child), one `pinOnceMany` transaction. Results in the same order; a refused
-   * entry refuses only itself. If a transaction fails (Postgres went away), it throws and
-   * nothing in the batch was acknowledged: the caller retries the batch, and entries stored
-   * by then come back as duplicates and get their pins.
+   * constant number of round trips whatever the batch's size: one admission read, the
+   * blocks (one statement), the entries (one statement, `log_insert_batch`: the authors'
+   * locks are held for the server's work only), and the pins (one transaction: the pins in
+   * one statement, recorded on the entries in another). Results in the same order, only
+   * after those commits; a refused entry refuses only itself.
+   *
+   * If a statement fails because Postgres is away (or rolled it back for a conflict), it
+   * throws and nothing in the batch was acknowledged: the caller retries the batch, and
+   * entries stored by then come back as duplicates and get their pins. Any other failure
+   * (a bug, or a database error about one entry) would otherwise drop the whole batch, so
+   * the admitted entries are then stored one at a time: the good ones land, and only an
+   * entry that fails on its own is refused, as `storage-error`.
    */
   async storeMany (items: ReadonlyArray<{ block: EntryBlock, source: EntrySource }>): Promise<IngestResult[]> {
     const { deps } = this
@@ -243,47 +251,64 @@ export class LogIngest {
       cid: cid.bytes, prev: entry.prev?.bytes ?? null, author: entry.author, pinOwner: authorOwner(entry.author)
     })), deps.limits.maxPendingPins)
     const results: Array<IngestResult | undefined> = items.map(() => undefined)
-    const admitted: number[] = []
+    const admitted: Array<{ block: EntryBlock, source: EntrySource, index: number }> = []
     for (const [index, { block, source }] of items.entries()) {
       const admission = admissions[index] as Admission
       const refusal = admission.known ? undefined : this.overLimit(block.entry.author, admission, source)
       if (refusal !== undefined) results[index] = this.reject(refusal, block.cid)
-      else admitted.push(index)
+      else admitted.push({ block, source, index })
     }
-    // Blocks first, as in `store`: an indexed entry always has its bytes.
-    await Promise.all(admitted.map(async (index) => {
-      const { block } = items[index] as (typeof items)[number]
-      await deps.blockstore.put(block.cid, block.bytes)
-    }))
-    // One insertMany per author, all at once: a transaction holds its authors' locks until it
-    // commits, so one transaction for the whole batch would make every batch wait for every
-    // other that shares an author; per author, batches of different authors run side by
-    // side on the pool. An entry's prev is its own author's, so the order that matters (an
-    // author's entries as given) is kept.
-    const byAuthor = new Map<string, number[]>()
-    for (const [i, index] of admitted.entries()) {
-      const author = (items[index] as (typeof items)[number]).block.entry.author
-      const group = byAuthor.get(author)
-      if (group === undefined) byAuthor.set(author, [i])
-      else group.push(i)
+    let stored: IngestResult[]
+    try {
+      stored = await this.insertAdmitted(admitted)
+    } catch (err) {
+      if (isStorageUnavailable(err) || isTransactionConflict(err)) throw err
+      this.log.warn({ err, entries: admitted.length }, 'a batch failed to store; storing its entries one at a time')
+      stored = []
+      for (const { block, source } of admitted) {
+        try {
+          // Its admission (and rate token) was taken above.
+          stored.push(await this.store(block, source, { rateTaken: true }))
+        } catch (entryErr) {
+          if (isStorageUnavailable(entryErr) || isTransactionConflict(entryErr)) throw entryErr
+          this.log.warn({ err: entryErr, author: block.entry.author, seq: block.entry.seq, cid: block.cid.toString() }, 'an entry failed to store; it was not stored')
+          stored.push(this.reject('storage-error', block.cid))
+        }
+      }
     }
+    admitted.forEach(({ index }, i) => { results[index] = stored[i] })
+    return results.map((result, index) => {
+      if (result === undefined) throw new Error(`entry ${index} of the batch got no result`)
+      return result
+    })
+  }
+
+  /** The statements of `storeMany` after admission, and what follows them (metrics, fetches, the pin queue's wake-up). */
+  private async insertAdmitted (admitted: ReadonlyArray<{ block: EntryBlock, source: EntrySource }>): Promise<IngestResult[]> {
+    const { deps } = this
+    if (admitted.length === 0) return []
+    // Blocks first, as in `store`: an indexed entry always has its bytes. If the insert then
+    // refuses an entry, its block is unpinned and GC collects it.
+    await deps.blockstore.putBatch(admitted.map(({ block }) => block))
     const caps = { maxEntries: deps.limits.maxEntries, maxOrphans: deps.limits.maxOrphans }
-    const outcomes: Array<Awaited<ReturnType<LogStore['insert']>> | undefined> = admitted.map(() => undefined)
-    await Promise.all([...byAuthor.values()].map(async (group) => {
-      const groupOutcomes = await deps.logs.insertMany(group.map((i) => newLogEntry((items[admitted[i] as number] as (typeof items)[number]).block)), caps)
-      group.forEach((i, j) => { outcomes[i] = groupOutcomes[j] })
-    }))
-    const toPin: number[] = []
-    for (const [i, index] of admitted.entries()) {
-      const { block: { entry, cid }, source } = items[index] as (typeof items)[number]
-      const outcome = outcomes[i]
-      if (outcome === undefined) throw new Error(`insertMany answered ${outcomes.length} outcomes for ${admitted.length} entries`)
-      if (outcome.status === 'rejected') { results[index] = this.reject(outcome.reason, cid); continue }
-      toPin.push(index)
+    // One statement: the authors' locks are held for the server's work only.
+    const inserted = await deps.logs.insertManyForPins(admitted.map(({ block }) => newLogEntry(block)), caps)
+    const toPin = inserted.flatMap(({ unpinned }, i) => unpinned ? [i] : [])
+    // The entries are committed now: a conflict in the pin step is retried here, so their
+    // outcomes (an orphan's ancestor fetch among them) are not lost to a retry of the whole
+    // batch, which would find them duplicates.
+    const pinIds = await retryingConflicts(async () => await deps.logs.pinMany(toPin.map((i) => { const { block } = admitted[i] as (typeof admitted)[number]; return { cid: block.cid.bytes, author: block.entry.author } }), async (tx, indexes) =>
+      await deps.pins.createManyIn(tx, indexes.map((j) => {
+        const { block: { entry, cid }, source } = admitted[toPin[j] as number] as (typeof admitted)[number]
+        return this.entryPin(entry.author, entry.seq, cid, source)
+      }))))
+    if (pinIds.some((id) => id !== undefined)) deps.onPinQueued()
+    return inserted.map(({ outcome }, i): IngestResult => {
+      const { block: { entry, cid }, source } = admitted[i] as (typeof admitted)[number]
+      if (outcome.status === 'rejected') return this.reject(outcome.reason, cid)
       if (outcome.status === 'duplicate') {
         deps.metrics.entries.inc({ result: 'rejected', reason: 'duplicate' })
-        results[index] = { result: 'duplicate', cid }
-        continue
+        return { result: 'duplicate', cid }
       }
       deps.metrics.entries.inc({ result: 'accepted', reason: 'ok' })
       if (outcome.equivocation) this.log.info({ author: entry.author, seq: entry.seq, cid: cid.toString() }, 'equivocation: the author signed two entries at one seq; both are kept')
@@ -291,16 +316,7 @@ export class LogIngest {
         const peers = [source.from, source.publisher, entry.author].filter((peer): peer is string => peer !== undefined)
         deps.fetchAncestors(CID.decode(outcome.missingPrev), entry.author, [...new Set(peers)])
       }
-      results[index] = { result: 'accepted', cid, outcome }
-    }
-    const created = await deps.logs.pinOnceMany(toPin.map((index) => { const { block } = items[index] as (typeof items)[number]; return { cid: block.cid.bytes, author: block.entry.author } }), async (tx, i) => {
-      const { block: { entry, cid }, source } = items[toPin[i] as number] as (typeof items)[number]
-      return (await deps.pins.createIn(tx, this.entryPin(entry.author, entry.seq, cid, source))).id
-    })
-    if (created.some((id) => id !== undefined)) deps.onPinQueued()
-    return results.map((result, index) => {
-      if (result === undefined) throw new Error(`entry ${index} of the batch got no result`)
-      return result
+      return { result: 'accepted', cid, outcome }
     })
   }
 
@@ -308,12 +324,12 @@ export class LogIngest {
    * Which per-author limit a new entry is over, if any. The caps only read; the rate bucket
    * is charged last, so an entry refused for a cap costs the author no token.
    */
-  private overLimit (author: string, admission: Admission, source: EntrySource): LogEntryRejection | undefined {
+  private overLimit (author: string, admission: Admission, source: EntrySource, rateTaken = false): LogEntryRejection | undefined {
     const { limits } = this.deps
     if (admission.entries >= limits.maxEntries) return 'too-many-entries'
     if (admission.orphan && admission.orphans >= limits.maxOrphans) return 'too-many-orphans'
     if (admission.pendingPins >= limits.maxPendingPins) return 'too-many-pending-pins'
-    if (source.fetched !== true && !this.rate.take(author)) return 'rate-limited'
+    if (source.fetched !== true && !rateTaken && !this.rate.take(author)) return 'rate-limited'
     return undefined
   }
 
@@ -374,6 +390,25 @@ export class LogIngest {
     this.deps.metrics.entries.inc({ result: 'rejected', reason })
     const limit = LIMIT_KEYS[reason]
     if (limit !== undefined) this.deps.limitMetrics.blocked(limit)
+  }
+}
+
+/** SQLSTATEs of a transaction rolled back to be tried again: serialization_failure, deadlock_detected. */
+const CONFLICT_SQLSTATES = new Set(['40001', '40P01'])
+/** Whether Postgres rolled the transaction back for a deadlock or serialization failure: nothing of it stands, and trying again is what it asks for. */
+export const isTransactionConflict = (err: unknown): boolean => err instanceof Error && CONFLICT_SQLSTATES.has(String((err as { code?: unknown }).code))
+
+/** Tries of a statement Postgres rolled back for a deadlock or serialization failure (as the ingest queue's CONFLICT_RETRIES). */
+const CONFLICT_TRIES = 5
+
+async function retryingConflicts<T> (run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run()
+    } catch (err) {
+      if (!isTransactionConflict(err) || attempt >= CONFLICT_TRIES) throw err
+      await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** attempt))
+    }
   }
 }
 

@@ -24,7 +24,7 @@ import { isStorageUnavailable } from '../storage/sql.ts'
 import type { SqlClient } from '../storage/sql.ts'
 import { AncestorFetcher } from './ancestor-fetcher.ts'
 import { HeadRequests } from './head-requests.ts'
-import { LogIngest } from './log-ingest.ts'
+import { isTransactionConflict, LogIngest } from './log-ingest.ts'
 import type { AuthorLimits, EnvelopeCheck } from './log-ingest.ts'
 import type { LogStore } from './log-store.ts'
 import { SyncResponder } from './sync-responder.ts'
@@ -135,9 +135,6 @@ const UNPINNED_AFTER_MS = 60_000
 const STORAGE_RETRY_MAX_MS = 2000
 /** Tries of a task whose transaction Postgres rolled back for a deadlock or serialization failure (guess). */
 const CONFLICT_RETRIES = 5
-/** SQLSTATEs of a transaction rolled back to be tried again: serialization_failure, deadlock_detected. */
-const CONFLICT_SQLSTATES = new Set(['40001', '40P01'])
-const isTransactionConflict = (err: unknown): boolean => err instanceof Error && CONFLICT_SQLSTATES.has(String((err as { code?: unknown }).code))
 
 /** Sync and key-exchange requests must finish within this (guess). */
 const REQUEST_TIMEOUT_MS = 30_000
@@ -348,8 +345,11 @@ export function createLogService (deps: LogServiceDeps): LogService {
       const results = await untilStorageAnswers(async () => await ingest.ingestEnvelopes(items))
       for (const [i, { messageId, payload }] of mine.entries()) {
         const result = results[i]
-        // As the single handler: only an entry whose CID is the message ID settles it.
+        // As the single handler: only an entry whose CID is the message ID settles it. One
+        // that failed to store is left unsettled: once the claim lapses, a worker that
+        // deferred it (or a later delivery) tries again.
         if (result === undefined || result.cid?.toString() !== messageId) continue
+        if (result.result === 'rejected' && result.reason === 'storage-error') continue
         if (result.result !== 'rejected') deps.fleet.relay('content', messageId, payload)
         deps.fleet.complete(messageId)
       }

@@ -194,34 +194,76 @@ export class LogStore {
   }
 
   /**
-   * Stores one entry and updates its author's head and counters, in one transaction.
-   * Inserts for one author are serialised across the fleet by a transaction-scoped advisory
-   * lock, so the counters are maintained incrementally without races; different authors
-   * never wait for each other.
+   * Stores one entry and updates its author's head and counters, in one statement (and so
+   * one transaction): `insertMany` of one entry.
    */
   async insert (entry: NewLogEntry, caps?: AuthorCaps): Promise<InsertOutcome> {
-    return await this.db.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock($1::int4, hashtext($2))', [AUTHOR_LOCK_CLASS, entry.author])
-      return await insertLocked(tx, entry, caps)
-    })
+    const [outcome] = await this.insertMany([entry], caps)
+    if (outcome === undefined) throw new Error(`insert of ${entry.author} #${entry.seq} answered no outcome`)
+    return outcome
   }
 
   /**
-   * Stores a batch of entries in one transaction, each exactly as `insert` would in the
-   * order given (an entry may be the prev of a later one), and answers one outcome per
-   * entry, in the same order. A refused entry (duplicate, bad seq or prev, over a cap)
-   * refuses only itself; nothing is stored unless the whole transaction commits, so an
-   * outcome is never seen before its entry is durable. The authors' locks are taken at
-   * the start in one statement, in lock-key order, so two batches sharing authors cannot
-   * deadlock (a single `insert` holds one lock and cannot close a cycle).
+   * Stores a batch of entries in one statement (so one transaction), each exactly as
+   * `insert` would in the order given (an entry may be the prev of a later one), and answers
+   * one outcome per entry, in the same order. A refused entry (duplicate, bad seq or prev,
+   * over a cap) refuses only itself; nothing is stored unless the whole statement commits,
+   * so an outcome is never seen before its entry is durable. The work is the server-side
+   * function `log_insert_batch` (migration 011): it takes the authors' advisory locks first,
+   * in lock-key order, so inserts for one author are serialised across the fleet (and two
+   * batches sharing authors cannot deadlock), then decides each entry under them.
    */
   async insertMany (entries: readonly NewLogEntry[], caps?: AuthorCaps): Promise<InsertOutcome[]> {
     if (entries.length === 0) return []
+    return (await insertBatch(this.db, entries, caps)).map((row) => row.outcome)
+  }
+
+  /**
+   * `insertMany`, also saying of each entry whether it is without a pin: true for a stored
+   * entry, and for a duplicate whose worker died (or lost Postgres) between storing and
+   * pinning it. Read without a lock: `pinMany` decides under one.
+   */
+  async insertManyForPins (entries: readonly NewLogEntry[], caps?: AuthorCaps): Promise<Array<{ outcome: InsertOutcome, unpinned: boolean }>> {
+    if (entries.length === 0) return []
+    return await insertBatch(this.db, entries, caps)
+  }
+
+  /**
+   * `pinOnce` for a batch of stored entries, in one transaction of a few statements
+   * whatever its size: `create` makes one pin per distinct CID (one statement), then, under
+   * the entries' authors' locks, the pins are recorded on the entries that still have none
+   * (one statement), and a pin that lost to another worker's (or the sweep's) is deleted
+   * again, so an entry keeps exactly one. The authors' locks come first in that statement,
+   * before any entry row: an insert connecting orphans holds those locks while it updates
+   * the orphans' rows, and an entry of this batch may be such an orphan (its prev was in a
+   * batch still being stored); without them the two updated the same rows in opposite
+   * orders (measured: "deadlock detected" in the ingest bench). Answers per entry, in
+   * order: the new pin's ID, or undefined (it had one, or is unknown).
+   */
+  async pinMany (entries: ReadonlyArray<{ cid: Uint8Array, author: string }>, create: (tx: SqlQueryable, indexes: number[]) => Promise<string[]>): Promise<Array<string | undefined>> {
+    const first = new Map<string, number>()
+    for (const [index, { cid }] of entries.entries()) if (!first.has(cidKey(cid))) first.set(cidKey(cid), index)
+    const indexes = [...first.values()]
+    const answers: Array<string | undefined> = entries.map(() => undefined)
+    if (indexes.length === 0) return answers
     return await this.db.transaction(async (tx) => {
-      await lockAuthors(tx, entries)
-      const outcomes: InsertOutcome[] = []
-      for (const entry of entries) outcomes.push(await insertLocked(tx, entry, caps))
-      return outcomes
+      const created = await create(tx, indexes)
+      if (created.length !== indexes.length) throw new Error(`create made ${created.length} pins for ${indexes.length} entries`)
+      const keys = indexes.map((index) => cidKey((entries[index] as { cid: Uint8Array }).cid))
+      const { rows } = await tx.query<{ pin: string }>(
+        `WITH locked AS MATERIALIZED (
+           SELECT count(pg_advisory_xact_lock($3::int4, keys.k)) AS n
+           FROM (SELECT DISTINCT hashtext(a) AS k FROM unnest($4::text[]) AS a ORDER BY 1) AS keys)
+         UPDATE log_entries e SET pin_id = p.pin::uuid
+         FROM locked, unnest($1::text[], $2::text[]) AS p (cid, pin)
+         WHERE e.cid = decode(p.cid, 'hex') AND e.pin_id IS NULL AND locked.n >= 0
+         RETURNING p.pin`,
+        [keys, created, AUTHOR_LOCK_CLASS, [...new Set(entries.map((entry) => entry.author))]])
+      const attached = new Set(rows.map((row) => row.pin))
+      const lost = created.filter((pin) => !attached.has(pin))
+      if (lost.length > 0) await tx.query('DELETE FROM pins WHERE id = ANY($1::uuid[])', [lost])
+      indexes.forEach((index, i) => { if (attached.has(created[i] as string)) answers[index] = created[i] })
+      return answers
     })
   }
 
@@ -258,12 +300,18 @@ export class LogStore {
   async admissionMany (entries: ReadonlyArray<{ cid: Uint8Array, prev: Uint8Array | null, author: string, pinOwner: string }>, pendingUpTo: number): Promise<Admission[]> {
     if (entries.length === 0) return []
     const { rows } = await this.db.query<{ known: boolean, prev_connected: boolean | null, entries: number | null, orphans: number | null, pending: number }>(
-      `SELECT EXISTS (SELECT 1 FROM log_entries WHERE cid = decode(i.cid, 'hex')) AS known,
+      `WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS i (cid, prev, author, owner, ord)),
+       -- Once per owner, not per entry: a batch holds many entries of one author, and each
+       -- count reads up to $5 rows.
+       owners AS (
+         SELECT o.owner, (SELECT count(*) FROM (SELECT 1 FROM pins WHERE owner = o.owner AND status IN ('queued', 'pinning') LIMIT $5) AS pending)::int8 AS pending
+         FROM (SELECT DISTINCT owner FROM i) AS o)
+       SELECT EXISTS (SELECT 1 FROM log_entries WHERE cid = decode(i.cid, 'hex')) AS known,
          (SELECT connected FROM log_entries WHERE cid = decode(i.prev, 'hex')) AS prev_connected,
-         a.entries, a.orphans,
-         (SELECT count(*) FROM (SELECT 1 FROM pins WHERE owner = i.owner AND status IN ('queued', 'pinning') LIMIT $5) AS pending)::int8 AS pending
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS i (cid, prev, author, owner, ord)
+         a.entries, a.orphans, w.pending
+       FROM i
        LEFT JOIN log_authors a ON a.author = i.author
+       LEFT JOIN owners w ON w.owner = i.owner
        ORDER BY i.ord`,
       [entries.map((entry) => cidKey(entry.cid)), entries.map((entry) => entry.prev === null ? null : cidKey(entry.prev)),
         entries.map((entry) => entry.author), entries.map((entry) => entry.pinOwner), pendingUpTo])
@@ -463,44 +511,6 @@ export class LogStore {
   }
 
   /**
-   * `pinOnce` for a batch, in one transaction: the authors' locks are taken first (as
-   * `insertMany` takes them, in lock-key order), then the entries' rows in one statement,
-   * `create` runs for each stored entry that has no pin yet, and the new pins are recorded
-   * in one statement. Holding several rows, it must not wait on an `insertMany` that holds
-   * others (it connects orphans, updating their rows): the authors' locks order the two
-   * (measured: without them, batches deadlocked under load). Answers per entry, in order:
-   * the new pin's ID, or undefined (it had one, or is unknown).
-   */
-  async pinOnceMany (entries: ReadonlyArray<{ cid: Uint8Array, author: string }>, create: (tx: SqlQueryable, index: number) => Promise<string>): Promise<Array<string | undefined>> {
-    if (entries.length === 0) return []
-    const cids = entries.map((entry) => entry.cid)
-    return await this.db.transaction(async (tx) => {
-      await lockAuthors(tx, entries)
-      const { rows } = await tx.query<{ cid: string }>(
-        `SELECT encode(cid, 'hex') AS cid FROM log_entries
-         WHERE cid IN (SELECT decode(h, 'hex') FROM unnest($1::text[]) AS h) AND pin_id IS NULL
-         ORDER BY cid FOR UPDATE`,
-        [cids.map(cidKey)])
-      const unpinned = new Set(rows.map((row) => row.cid))
-      const created: Array<string | undefined> = []
-      for (const [index, cid] of cids.entries()) {
-        const key = cidKey(cid)
-        // The same CID twice in a batch gets one pin.
-        if (!unpinned.delete(key)) { created.push(undefined); continue }
-        created.push(await create(tx, index))
-      }
-      const pinned = cids.flatMap((cid, index) => created[index] === undefined ? [] : [[cidKey(cid), created[index]] as const])
-      if (pinned.length > 0) {
-        await tx.query(
-          `UPDATE log_entries e SET pin_id = p.pin::uuid FROM unnest($1::text[], $2::text[]) AS p (cid, pin)
-           WHERE e.cid = decode(p.cid, 'hex')`,
-          [pinned.map(([cid]) => cid), pinned.map(([, pin]) => pin)])
-      }
-      return created
-    })
-  }
-
-  /**
    * Stored entries without a pin that arrived more than `olderThanMs` ago: a worker died
    * (or Postgres went away) between storing an entry and pinning it. Oldest first.
    */
@@ -550,126 +560,64 @@ export class LogStore {
   }
 }
 
-/** Takes the advisory locks of the entries' authors in one statement, in lock-key order. */
-async function lockAuthors (tx: SqlQueryable, entries: ReadonlyArray<{ author: string }>): Promise<void> {
-  await tx.query(
-    `SELECT pg_advisory_xact_lock($1::int4, k) FROM
-       (SELECT DISTINCT hashtext(a) AS k FROM unnest($2::text[]) AS a ORDER BY k) AS keys`,
-    [AUTHOR_LOCK_CLASS, [...new Set(entries.map((entry) => entry.author))]])
+interface BatchRow {
+  o_status: 'stored' | 'duplicate' | 'rejected'
+  o_reason: InsertRejection | null
+  o_orphan: boolean | null
+  o_connected_orphans: number | null
+  o_missing_prev: boolean | null
+  o_equivocation: boolean | null
+  o_head_changed: boolean | null
+  o_unpinned: boolean | null
+  o_head_cid: Uint8Array | null
+  o_head_seq: number | null
+  o_tips: number | null
+  o_entries: number | null
+  o_change: string | null
 }
 
 /**
- * One entry of `insert` or `insertMany`, inside their transaction and under the author's
- * advisory lock: where it fits, the orphans it connects, equivocation, the author's row.
+ * `log_insert_batch` (migration 011) over `entries`: one round trip, one outcome per entry
+ * in order, and whether each stored entry is without a pin (its row is locked until the
+ * transaction ends).
  */
-async function insertLocked (tx: SqlQueryable, entry: NewLogEntry, caps: AuthorCaps | undefined): Promise<InsertOutcome> {
-  // Everything the decisions below read, in one round trip (all of it under the author's
-  // lock, so it cannot change before the insert): is the entry stored, its parent, the
-  // author's counts for the caps, whether the parent has a connected child (it stops being
-  // a tip when this is its first), and how many entries already hold this seq (rivals).
-  const { rows: [situation] } = await tx.query<{ known: boolean, parent_author: string | null, parent_seq: number | null, parent_connected: boolean | null, entries: number | null, orphans: number | null, parent_has_child: boolean, rivals: number }>(
-    `SELECT EXISTS (SELECT 1 FROM log_entries WHERE cid = $1) AS known,
-       p.author AS parent_author, p.seq AS parent_seq, p.connected AS parent_connected,
-       (SELECT entries FROM log_authors WHERE author = $3) AS entries,
-       (SELECT orphans FROM log_authors WHERE author = $3) AS orphans,
-       EXISTS (SELECT 1 FROM log_entries WHERE prev = $2 AND connected) AS parent_has_child,
-       (SELECT count(*) FROM log_entries WHERE author = $3 AND seq = $4)::int4 AS rivals
-     FROM (SELECT 1) AS one LEFT JOIN log_entries p ON p.cid = $2`,
-    [entry.cid, entry.prev, entry.author, entry.seq])
-  if (situation === undefined) throw new Error(`the situation of ${entry.author} #${entry.seq} returned no row`)
-  if (situation.known) return { status: 'duplicate' }
-  if ((entry.prev === null) !== (entry.seq === 0)) return { status: 'rejected', reason: 'bad-seq' }
+async function insertBatch (db: SqlQueryable, entries: readonly NewLogEntry[], caps: AuthorCaps | undefined): Promise<Array<{ outcome: InsertOutcome, unpinned: boolean }>> {
+  // bytea arrays travel as hex text: the one array encoding both engines' drivers share.
+  const { rows } = await db.query<BatchRow>(
+    `SELECT o_status, o_reason, o_orphan, o_connected_orphans, o_missing_prev, o_equivocation, o_head_changed, o_unpinned,
+       o_head_cid, o_head_seq, o_tips, o_entries, o_change
+     FROM log_insert_batch($1::int4,
+       ARRAY(SELECT decode(h, 'hex') FROM unnest($2::text[]) WITH ORDINALITY AS c (h, n) ORDER BY n),
+       $3::text[], $4::int8[],
+       ARRAY(SELECT decode(h, 'hex') FROM unnest($5::text[]) WITH ORDINALITY AS c (h, n) ORDER BY n),
+       $6::text[], $7::int8[], $8::int4[], $9::int4, $10::int4)
+     ORDER BY o_ord`,
+    [AUTHOR_LOCK_CLASS, entries.map((entry) => cidKey(entry.cid)), entries.map((entry) => entry.author), entries.map((entry) => entry.seq),
+      entries.map((entry) => entry.prev === null ? null : cidKey(entry.prev)), entries.map((entry) => entry.action),
+      entries.map((entry) => entry.timestamp), entries.map((entry) => entry.size), caps?.maxEntries ?? null, caps?.maxOrphans ?? null],
+    { prepareAs: 'pharos_log_insert_batch' })
+  if (rows.length !== entries.length) throw new Error(`log_insert_batch answered ${rows.length} rows for ${entries.length} entries`)
+  return rows.map((row, index) => ({ outcome: outcomeOf(row, entries[index] as NewLogEntry), unpinned: row.o_unpinned === true }))
+}
 
-  let parent: { author: string, seq: number, connected: boolean } | undefined
-  if (entry.prev !== null && situation.parent_author !== null && situation.parent_seq !== null) {
-    parent = { author: situation.parent_author, seq: situation.parent_seq, connected: situation.parent_connected === true }
-    if (parent.author !== entry.author) return { status: 'rejected', reason: 'bad-prev' }
-    if (parent.seq + 1 !== entry.seq) return { status: 'rejected', reason: 'bad-seq' }
+function outcomeOf (row: BatchRow, entry: NewLogEntry): InsertOutcome {
+  if (row.o_status === 'duplicate') return { status: 'duplicate' }
+  if (row.o_status === 'rejected') {
+    if (row.o_reason === null) throw new Error(`log_insert_batch rejected ${entry.author} #${entry.seq} without a reason`)
+    return { status: 'rejected', reason: row.o_reason }
   }
-  const connected = entry.prev === null || parent?.connected === true
-
-  if (caps !== undefined) {
-    // Under the author's lock, so two workers (or two tasks) cannot both take the last place.
-    if ((situation.entries ?? 0) >= caps.maxEntries) return { status: 'rejected', reason: 'too-many-entries' }
-    if (!connected && (situation.orphans ?? 0) >= caps.maxOrphans) return { status: 'rejected', reason: 'too-many-orphans' }
-  }
-
-  const parentWasTip = connected && entry.prev !== null && !situation.parent_has_child
-
-  await tx.query(
-    `INSERT INTO log_entries (cid, author, seq, prev, action, entry_timestamp, size, connected)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-    [entry.cid, entry.author, entry.seq, entry.prev, entry.action, entry.timestamp, entry.size, connected])
-
-  // Orphans waiting below this entry (their prev chain leads here, seqs counting up by
-  // one) are connected now. The prev links form a tree, so each is reached once.
-  // The author's orphan count (read above, under the lock) says whether there are any to
-  // look for: a linear log, the common case, skips the walk.
-  let descendants: Array<{ cid: Uint8Array, prev: Uint8Array }> = []
-  if (connected && (situation.orphans ?? 0) > 0) {
-    const { rows } = await tx.query<{ cid: Uint8Array, prev: Uint8Array }>(
-      `WITH RECURSIVE reach (cid, seq) AS (
-         SELECT cid, seq FROM log_entries WHERE prev = $1 AND author = $2 AND seq = $3 + 1 AND NOT connected
-         UNION ALL
-         SELECT e.cid, e.seq FROM log_entries e JOIN reach r ON e.prev = r.cid
-         WHERE e.author = $2 AND e.seq = r.seq + 1 AND NOT e.connected)
-       UPDATE log_entries SET connected = true WHERE cid IN (SELECT cid FROM reach)
-       RETURNING cid, prev`,
-      [entry.cid, entry.author, entry.seq])
-    descendants = rows
-  }
-  // Of the entries connected now (this one and its descendants), the tips are those that
-  // are no other one's prev: their children, if any, are still orphans.
-  const newlyConnected = connected ? 1 + descendants.length : 0
-  const parents = new Set(descendants.map((row) => cidKey(row.prev)))
-  const tipsDelta = newlyConnected - parents.size - (parentWasTip ? 1 : 0)
-
-  const rivals = situation.rivals
-  if (rivals > 0) {
-    await tx.query(
-      `INSERT INTO log_equivocations (author, seq, cid)
-       SELECT author, seq, cid FROM log_entries WHERE author = $1 AND seq = $2
-       ON CONFLICT DO NOTHING`,
-      [entry.author, entry.seq])
-  }
-  // A height counts once, when its second entry arrives.
-  const newEquivocation = rivals === 1 ? 1 : 0
-
-  const { rows } = await tx.query<AuthorRow & { old_head: Uint8Array | null }>(
-    `WITH old AS (SELECT head_cid FROM log_authors WHERE author = $1),
-     best AS (
-       -- Fork choice: highest seq, then lowest CID. bytea compares byte by byte
-       -- (memcmp, then length), which is the protocol's CID order (services/protocol
-       -- log/fork-choice.ts), so every worker and every peer picks the same head.
-       SELECT cid, seq FROM log_entries WHERE author = $1 AND connected ORDER BY seq DESC, cid ASC LIMIT 1)
-     INSERT INTO log_authors AS a (author, head_cid, head_seq, entries, connected_entries, tips, orphans, equivocations)
-     VALUES ($1, (SELECT cid FROM best), (SELECT seq FROM best), 1, $2::int4, $3::int4, 1 - $2::int4, $4::int4)
-     ON CONFLICT (author) DO UPDATE SET
-       head_cid = EXCLUDED.head_cid,
-       head_seq = EXCLUDED.head_seq,
-       entries = a.entries + 1,
-       connected_entries = a.connected_entries + $2,
-       tips = a.tips + $3,
-       orphans = a.orphans + 1 - $2,
-       equivocations = a.equivocations + $4,
-       change = nextval('log_changes'),
-       change_xid = pg_current_xact_id(),
-       updated_at = now()
-     RETURNING ${AUTHOR_COLUMNS}, (SELECT head_cid FROM old) AS old_head`,
-    [entry.author, newlyConnected, tipsDelta, newEquivocation])
-  const row = rows[0]
-  if (row === undefined) throw new Error(`log_authors upsert for ${entry.author} returned no row`)
-  const head = headOf(row)
-  const oldHead = row.old_head === null ? '' : cidKey(row.old_head)
+  const head = row.o_head_cid === null || row.o_head_seq === null || row.o_entries === null || row.o_tips === null || row.o_change === null
+    ? null
+    : { author: entry.author, cid: rowBytes(row.o_head_cid), seq: Number(row.o_head_seq), forks: forksOf(row.o_tips), entries: row.o_entries, change: row.o_change }
   const outcome: StoredOutcome = {
     status: 'stored',
-    orphan: !connected,
-    connectedOrphans: descendants.length,
+    orphan: row.o_orphan === true,
+    connectedOrphans: row.o_connected_orphans ?? 0,
     head,
-    headChanged: (head === null ? '' : cidKey(head.cid)) !== oldHead,
-    equivocation: rivals > 0
+    headChanged: row.o_head_changed === true,
+    equivocation: row.o_equivocation === true
   }
-  if (entry.prev !== null && parent === undefined) outcome.missingPrev = rowBytes(entry.prev)
+  if (row.o_missing_prev === true && entry.prev !== null) outcome.missingPrev = rowBytes(entry.prev)
   return outcome
 }
 

@@ -20,8 +20,11 @@ import type { BanReason } from '../bans/ban-list.ts'
  * - `too-many-entries`: the author has PHAROS_AUTHOR_MAX_ENTRIES entries stored;
  * - `too-many-orphans`: the entry is an orphan and the author has PHAROS_AUTHOR_MAX_ORPHANS;
  * - `too-many-pending-pins`: PHAROS_AUTHOR_MAX_PENDING_PINS of the author's entry pins are
- *   still queued or pinning.
- * The last four are per-author limits (docs/logs.md "Per-author limits"): nothing of the
+ *   still queued or pinning;
+ * - `storage-error`: storing it failed for a reason other than Postgres being away (a bug,
+ *   or a database error about this entry); logged, nothing acknowledged, and the message is
+ *   left unsettled so it can be tried again (its batch's other entries are stored one by one).
+ * The four before `storage-error` are per-author limits (docs/logs.md "Per-author limits"): nothing of the
  * entry is stored, and each is also counted on `pharos_limit_blocked_total`.
  */
 export type LogEntryRejection =
@@ -38,10 +41,11 @@ export type LogEntryRejection =
   | 'too-many-entries'
   | 'too-many-orphans'
   | 'too-many-pending-pins'
+  | 'storage-error'
 
 export const LOG_ENTRY_REJECTIONS: readonly LogEntryRejection[] = [
   'malformed', 'bad-envelope', 'bad-signature', 'unregistered-author', 'bad-seq', 'bad-prev', 'duplicate', 'too-large', 'overloaded',
-  'rate-limited', 'too-many-entries', 'too-many-orphans', 'too-many-pending-pins'
+  'rate-limited', 'too-many-entries', 'too-many-orphans', 'too-many-pending-pins', 'storage-error'
 ]
 
 /**

@@ -195,8 +195,36 @@ export class PinStore {
    * worker's own.
    */
   async createIn (tx: SqlQueryable, pin: NewInternalPin): Promise<PinRecord> {
-    const kind = pin.kind ?? (pin.meta?.[PIN_KIND_KEY] === LOG_ENTRY_KIND ? LOG_ENTRY_KIND : null)
-    return await this.insert(tx, pin, kind)
+    return await this.insert(tx, pin, kindOf(pin))
+  }
+
+  /**
+   * `createIn` for many pins in one statement (the log ingest pins a batch of entries
+   * this way): their IDs, in order. A row whose `created` clashed with another's (two in the
+   * same microsecond) is inserted again with a later clock, as `insert` does.
+   */
+  async createManyIn (tx: SqlQueryable, pins: readonly NewInternalPin[]): Promise<string[]> {
+    const ids = pins.map(() => randomUUID())
+    let pending = pins.map((_, index) => index)
+    while (pending.length > 0) {
+      const { rows } = await tx.query<{ id: string }>(
+        `INSERT INTO pins (id, owner, cid, root_cid, name, meta, origins, kind, created)
+         SELECT p.id::uuid, p.owner, p.cid, p.root_cid, p.name, p.meta::jsonb,
+           ARRAY(SELECT jsonb_array_elements_text(p.origins::jsonb)), p.kind, clock_timestamp()
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+           WITH ORDINALITY AS p (id, owner, cid, root_cid, name, meta, origins, kind, n)
+         ORDER BY p.n
+         ON CONFLICT (created) DO NOTHING
+         RETURNING id::text AS id`,
+        [pending.map((i) => ids[i]), pending.map((i) => pins[i]?.owner), pending.map((i) => pins[i]?.cidText),
+          pending.map((i) => { const pin = pins[i] as NewInternalPin; return canonicalCid(pin.cid) }),
+          pending.map((i) => pins[i]?.name ?? null), pending.map((i) => JSON.stringify(pins[i]?.meta ?? {})),
+          pending.map((i) => JSON.stringify(pins[i]?.origins ?? [])), pending.map((i) => { const pin = pins[i] as NewInternalPin; return kindOf(pin) })]
+      )
+      const inserted = new Set(rows.map((row) => row.id))
+      pending = pending.filter((i) => !inserted.has(ids[i] as string))
+    }
+    return ids
   }
 
   /**
@@ -501,6 +529,11 @@ export class PinStore {
       if (rows[0] !== undefined) return rows[0]
     }
   }
+}
+
+/** An internal pin's kind: as given, else a log entry's if its meta marks it so. */
+function kindOf (pin: NewInternalPin): PinKind | null {
+  return pin.kind ?? (pin.meta?.[PIN_KIND_KEY] === LOG_ENTRY_KIND ? LOG_ENTRY_KIND : null)
 }
 
 function refuseReservedMeta (pin: NewPin): void {

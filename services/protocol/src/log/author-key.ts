@@ -9,8 +9,30 @@ import { base58btc } from 'multiformats/bases/base58'
 /** identity multihash (0x00, length 36) + protobuf tag 1 = Ed25519 + tag 2, length 32. */
 const PREFIX = Uint8Array.of(0x00, 0x24, 0x08, 0x01, 0x12, 0x20)
 
+/**
+ * Keys read from peer IDs, by peer ID (bounded, oldest dropped): an entry's author and its
+ * envelope's publisher are each read several times per entry (decode, verify), and authors
+ * sign many entries; a base58 decode and re-encode is a few % of ingest's CPU (issue 21).
+ */
+const knownKeys = new Map<string, Uint8Array>()
+const KNOWN_KEYS_MAX = 4096
+
 /** The 32-byte ed25519 public key inside a peer ID string, or undefined if it is not one (canonically encoded). */
 export function publicKeyFromPeerId (peerId: string): Uint8Array | undefined {
+  const known = knownKeys.get(peerId)
+  // A copy: the caller may write into what it is given.
+  if (known !== undefined) return known.slice()
+  const key = readPublicKey(peerId)
+  if (key === undefined) return undefined
+  if (knownKeys.size >= KNOWN_KEYS_MAX) {
+    const oldest = knownKeys.keys().next().value
+    if (oldest !== undefined) knownKeys.delete(oldest)
+  }
+  knownKeys.set(peerId, key.slice())
+  return key
+}
+
+function readPublicKey (peerId: string): Uint8Array | undefined {
   if (!peerId.startsWith('12D3KooW') || peerId.length > 60) return undefined
   let bytes: Uint8Array
   try {
