@@ -83,7 +83,21 @@ export default tseslint.config(
     files: ['services/beacon/src/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
-        patterns: [{ group: ['**/peer/**'], message: 'beacon depends on protocol only, never on peer.' }]
+        patterns: [{ group: ['**/peer/**'], message: 'beacon depends on protocol and net, never on peer.' }]
+      }]
+    }
+  },
+  {
+    // The metrics registry and generic samplers. Each area keeps its own metrics and label
+    // sets beside its code (logs/log-metrics.ts, …), so metrics/ knows no domain. It comes
+    // after the beacon's block, whose rule it replaces for these files (flat config).
+    files: ['services/beacon/src/metrics/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['**/peer/**'], message: 'beacon depends on protocol and net, never on peer.' },
+          { regex: '^\\.\\./(?!config/)', message: 'metrics/ imports no domain code (only config): put a metric beside the area it measures.' }
+        ]
       }]
     }
   },

@@ -638,7 +638,7 @@ describe('Grafana dashboards', () => {
   })
 
   it('show every pharos_audit_* metric, and what the issue-20 alerts read, on both dashboards (issue 20)', () => {
-    const auditMetrics = [...readRepoFile('services/beacon/src/metrics/audit-metrics.ts').matchAll(/name: '(pharos_audit_\w+)'/g)].map((m) => m[1] ?? '')
+    const auditMetrics = [...readRepoFile('services/beacon/src/audit/audit-metrics.ts').matchAll(/name: '(pharos_audit_\w+)'/g)].map((m) => m[1] ?? '')
     assert.ok(auditMetrics.length >= 7, `audit metrics: ${auditMetrics.join(', ')}`)
     const alertReads = ['pharos_http_response_start_seconds', 'pharos_relay_reservations_limit', 'pharos_memory_limit_bytes']
     for (const { file, dashboard } of dashboards) {

@@ -31,7 +31,8 @@ describe('the package graph (lint)', () => {
     ['protocol → libp2p', 'services/protocol/src/bounded-map.ts', "import '@libp2p/tcp'"],
     ['protocol → net', 'services/protocol/src/bounded-map.ts', "import '../../net/src/overlay/topics.ts'"],
     ['beacon → peer', 'services/beacon/src/health.ts', "import '../../peer/src/keys.ts'"],
-    ['testing → beacon', 'services/testing/src/wait.ts', "import '../../beacon/src/worker.ts'"]
+    ['testing → beacon', 'services/testing/src/wait.ts', "import '../../beacon/src/worker.ts'"],
+    ['metrics → domain', 'services/beacon/src/metrics/registry.ts', "import '../logs/log-store.ts'"]
   ]
   for (const [edge, file, source] of refused) {
     it(`refuses ${edge}`, async () => {
@@ -45,7 +46,9 @@ describe('the package graph (lint)', () => {
     ['net → protocol', 'services/net/src/overlay/topics.ts', "import '../../../protocol/src/bounded-map.ts'"],
     ['net → libp2p', 'services/net/src/overlay/topics.ts', "import '@libp2p/utils'"],
     ['beacon → net', 'services/beacon/src/health.ts', "import '../../net/src/overlay/topics.ts'"],
-    ['peer tests → testing', 'services/peer/test/helpers/peers.ts', "import '../../../testing/src/wait.ts'"]
+    ['peer tests → testing', 'services/peer/test/helpers/peers.ts', "import '../../../testing/src/wait.ts'"],
+    ['metrics → config', 'services/beacon/src/metrics/registry.ts', "import '../config/schema.ts'"],
+    ['a domain → its metrics', 'services/beacon/src/logs/log-store.ts', "import './log-metrics.ts'"]
   ]
   for (const [edge, file, source] of allowed) {
     it(`allows ${edge}`, async () => {

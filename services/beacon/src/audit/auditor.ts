@@ -17,7 +17,7 @@ import type { AuditFailure, AuditRepair, AuditReport } from '../../../protocol/s
 import { cborCid } from '../../../protocol/src/log/index.ts'
 import type { Ed25519Signer } from '../../../protocol/src/log/index.ts'
 import type { Logger } from '../logging/logger.ts'
-import type { AuditMetrics } from '../metrics/audit-metrics.ts'
+import type { AuditMetrics } from './audit-metrics.ts'
 import { BlockHashMismatchError } from '../storage/pg-blockstore.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
 import { isStorageUnavailable } from '../storage/sql.ts'

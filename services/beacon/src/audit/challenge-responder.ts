@@ -11,7 +11,7 @@ import { NotFoundError } from 'interface-store'
 import { challengeProof, decodeChallengeRequest, encodeChallengeResponse } from '../../../protocol/src/audit/index.ts'
 import type { ChallengeRefusal } from '../../../protocol/src/audit/index.ts'
 import { TtlLru } from '../fleet/ttl-lru.ts'
-import type { AuditMetrics } from '../metrics/audit-metrics.ts'
+import type { AuditMetrics } from './audit-metrics.ts'
 import { BlockHashMismatchError } from '../storage/pg-blockstore.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
 

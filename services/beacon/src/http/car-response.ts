@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import { schema } from '../config/schema.ts'
-import type { CarOutcome, GatewayMetrics } from '../metrics/gateway-metrics.ts'
+import type { CarOutcome, GatewayMetrics } from './gateway-metrics.ts'
 import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import { CarLimitError } from '../storage/car-stream.ts'
 import type { CarWalk } from '../storage/car-stream.ts'

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { HttpMetrics } from '../metrics/http-metrics.ts'
+import type { HttpMetrics } from './http-metrics.ts'
 import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import { sendFailure } from './errors.ts'
 import { PRESSURE_LIMIT_KEYS } from './pressure-monitor.ts'

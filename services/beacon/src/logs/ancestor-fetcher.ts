@@ -37,7 +37,7 @@ import {
 } from '../../../protocol/src/log/index.ts'
 import type { Logger } from '../logging/logger.ts'
 import type { LimitMetrics } from '../metrics/limit-metrics.ts'
-import type { LogMetrics } from '../metrics/log-metrics.ts'
+import type { LogMetrics } from './log-metrics.ts'
 import { request } from '../../../net/src/request-response.ts'
 import { AuthorLanes } from './author-lanes.ts'
 import type { AuthorLanesOptions } from './author-lanes.ts'

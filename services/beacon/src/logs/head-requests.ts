@@ -24,7 +24,7 @@ import type { HeadRequest, KnownHead } from '../../../protocol/src/log/index.ts'
 import type { Connection, Libp2p } from '@libp2p/interface'
 import type { Logger } from '../logging/logger.ts'
 import type { LimitMetrics } from '../metrics/limit-metrics.ts'
-import type { LogMetrics } from '../metrics/log-metrics.ts'
+import type { LogMetrics } from './log-metrics.ts'
 import type { LogStore } from './log-store.ts'
 import { TokenBuckets } from './token-buckets.ts'
 

@@ -18,7 +18,7 @@ import type { EntryStatus, HeadInfo, SyncRequest, SyncResponse } from '../../../
 import { collectBytes } from '../storage/pg-blockstore.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
 import type { LimitMetrics } from '../metrics/limit-metrics.ts'
-import type { LogMetrics } from '../metrics/log-metrics.ts'
+import type { LogMetrics } from './log-metrics.ts'
 import type { ReceiptIssuer } from '../receipts/receipt-issuer.ts'
 import { cidKey, InvalidCursorError } from './log-store.ts'
 import type { Head, LogStore } from './log-store.ts'

@@ -1,5 +1,5 @@
 import type { Logger } from '../logging/logger.ts'
-import type { StorageMetrics } from '../metrics/storage-metrics.ts'
+import type { StorageMetrics } from './storage-metrics.ts'
 import type { SqlClient, SqlQueryable } from '../storage/sql.ts'
 
 /** Another GC holds the fleet-wide lock (or is running in this process). */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { CID } from 'multiformats/cid'
-import type { PinStatusName } from '../metrics/storage-metrics.ts'
+import type { PinStatusName } from './storage-metrics.ts'
 import type { SqlClient, SqlQueryable } from '../storage/sql.ts'
 import { LOG_ENTRY_KIND, PIN_KIND_KEY } from './log-entry-pins.ts'
 

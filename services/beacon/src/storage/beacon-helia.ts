@@ -5,7 +5,7 @@ import { MemoryDatastore } from 'datastore-core'
 import { createHeliaLight } from 'helia'
 import type { Logger } from '../logging/logger.ts'
 import { pinoComponentLogger } from '../logging/libp2p-logger.ts'
-import type { StorageMetrics } from '../metrics/storage-metrics.ts'
+import type { Counter as PromCounter } from 'prom-client'
 import { blockHashers } from './hashers.ts'
 import type { Helia } from '@helia/interface'
 import type { BlockSendBudget } from '@helia/bitswap'
@@ -21,7 +21,8 @@ export interface BeaconHeliaDeps {
   /** What Bitswap serves from and fetched blocks are written to (BitswapBlockstoreView). */
   blockstore: Blockstore
   log: Logger
-  metrics: Pick<StorageMetrics, 'bitswapBlocksServed' | 'bitswapBytesServed'>
+  /** The two counters of what Bitswap served (the pinning area's storage metrics). */
+  metrics: { bitswapBlocksServed: PromCounter, bitswapBytesServed: PromCounter }
   /**
    * Write buffer of the streams Bitswap opens to send to a peer (PHAROS_BITSWAP_MAX_WRITE_BUFFER_BYTES).
    * @default the muxer's setting

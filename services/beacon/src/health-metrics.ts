@@ -1,7 +1,7 @@
 import { Counter, Gauge } from 'prom-client'
 import type { Registry } from 'prom-client'
-import type { ReadinessReport } from '../health.ts'
-import { memoryLimitBytes } from '../http/pressure-monitor.ts'
+import type { ReadinessReport } from './health.ts'
+import { memoryLimitBytes } from './http/pressure-monitor.ts'
 
 /**
  * Readiness and dependency health as gauges, so alerts do not have to probe /readyz:

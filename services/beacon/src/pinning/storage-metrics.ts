@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram } from 'prom-client'
 import type { Registry } from 'prom-client'
-import { scrapeSnapshot } from './scrape-snapshot.ts'
+import { scrapeSnapshot } from '../metrics/scrape-snapshot.ts'
 
 export type PinStatusName = 'queued' | 'pinning' | 'pinned' | 'failed'
 export const PIN_STATUSES: readonly PinStatusName[] = ['queued', 'pinning', 'pinned', 'failed']

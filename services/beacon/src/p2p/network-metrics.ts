@@ -1,7 +1,7 @@
 import { Counter, Gauge } from 'prom-client'
 import type { Registry } from 'prom-client'
-import { ADMISSION_REFUSALS } from '../p2p/inbound-admission.ts'
-import type { InboundAdmission } from '../p2p/inbound-admission.ts'
+import { ADMISSION_REFUSALS } from './inbound-admission.ts'
+import type { InboundAdmission } from './inbound-admission.ts'
 
 /**
  * Why a connection was refused or closed before it was up: inbound admission's reasons

@@ -1,7 +1,7 @@
 import { Counter, Gauge } from 'prom-client'
 import type { Registry } from 'prom-client'
-import { BRIDGE_DIRECTIONS, MALFORMED_SOURCES, REDIS_OPERATIONS, RELAY_SLOT_RESULTS, SEEN_CLAIM_RESULTS } from '../fleet/fleet-metrics-hooks.ts'
-import type { FleetMetricsHooks } from '../fleet/fleet-metrics-hooks.ts'
+import { BRIDGE_DIRECTIONS, MALFORMED_SOURCES, REDIS_OPERATIONS, RELAY_SLOT_RESULTS, SEEN_CLAIM_RESULTS } from './fleet-metrics-hooks.ts'
+import type { FleetMetricsHooks } from './fleet-metrics-hooks.ts'
 
 /**
  * Metrics of the fleet state in Redis (DESIGN.md §6, docs/fleet.md). Dashboards and alerts

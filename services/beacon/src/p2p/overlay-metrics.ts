@@ -3,7 +3,7 @@ import type { Registry } from 'prom-client'
 import { MESSAGE_TYPES } from '../../../protocol/src/overlay/index.ts'
 import { NEIGHBOUR_OFFENCES } from '../../../net/src/overlay/overlay-driver.ts'
 import type { OverlayDriver } from '../../../net/src/overlay/overlay-driver.ts'
-import type { LimitMetrics } from './limit-metrics.ts'
+import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 
 /**
  * Feeds a prom-client Counter from a running total kept elsewhere: on each scrape it adds

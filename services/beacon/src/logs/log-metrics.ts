@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram } from 'prom-client'
 import type { Registry } from 'prom-client'
-import { scrapeSnapshot } from './scrape-snapshot.ts'
+import { scrapeSnapshot } from '../metrics/scrape-snapshot.ts'
 import { BAN_REASONS } from '../bans/ban-list.ts'
 import type { BanReason } from '../bans/ban-list.ts'
 

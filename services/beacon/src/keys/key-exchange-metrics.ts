@@ -1,6 +1,6 @@
 import { Counter } from 'prom-client'
 import type { Registry } from 'prom-client'
-import type { KeyExchangeOutcome } from '../keys/key-exchange-service.ts'
+import type { KeyExchangeOutcome } from './key-exchange-service.ts'
 
 /** Key exchange: what became of each request. `outcome` is a closed set. */
 export function createKeyExchangeMetrics (registry: Registry) {

@@ -1,6 +1,6 @@
 import { Counter, Histogram } from 'prom-client'
 import type { Registry } from 'prom-client'
-import { PRESSURE_SIGNALS } from '../http/pressure-monitor.ts'
+import { PRESSURE_SIGNALS } from './pressure-monitor.ts'
 
 /** The HTTP surface's own counters (labels are closed sets). */
 export function createHttpMetrics (registry: Registry) {
