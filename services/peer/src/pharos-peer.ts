@@ -77,8 +77,7 @@ import {
   HEAD_REQUEST_RETRY_MS,
   REANNOUNCE_INTERVAL_MS,
   REWANT_AFTER_MS,
-  STATUS_POLL_INTERVAL_MS,
-  SYNC_MAX_INBOUND_STREAMS
+  STATUS_POLL_INTERVAL_MS
 } from './constants.ts'
 import type { PeerTimeouts } from './constants.ts'
 import {
@@ -107,8 +106,7 @@ import { verifyLogReceipt, verifyPinReceipt } from './receipts.ts'
 import type { LogReceipt, PinReceipt, PinReceiptScope } from './receipts.ts'
 import type { AttachmentInput, AttachmentLink } from './post.ts'
 import { collectBytes } from './bytes.ts'
-import { serveRequests } from '../../net/src/request-response.ts'
-import { answerSyncFrame, MAX_SYNC_REQUEST_BYTES } from './sync-responder.ts'
+import { serveSync } from './sync-responder.ts'
 import { SyncClient } from '../../net/src/clients/sync-client.ts'
 import { challengeWorker } from '../../net/src/clients/audit-challenge.ts'
 import type { AbortOptions, ComponentLogger, Ed25519PrivateKey, Libp2p, Logger, PeerId } from '@libp2p/interface'
@@ -374,12 +372,7 @@ export class PharosPeer {
     try {
       await this.libp2p.start()
       await this.helia.start()
-      await serveRequests(this.libp2p, syncProtocolId(this.network), async (frame, connection) => await answerSyncFrame(frame, this.store, (known) => { this.onKnownHeads(connection.remotePeer, known) }), {
-        maxRequestBytes: MAX_SYNC_REQUEST_BYTES,
-        timeoutMs: this.timeouts.requestMs,
-        maxInboundStreams: SYNC_MAX_INBOUND_STREAMS,
-        onRejected: (connection, err) => { this.log('sync request from %p failed - %e', connection.remotePeer, err) }
-      })
+      await serveSync(this.libp2p, this.network, this.store, (from, known) => { this.onKnownHeads(from, known) }, { timeoutMs: this.timeouts.requestMs, logger: this.log })
       this.cleanups.push(this.overlay.onDeliver((delivery) => { this.onDelivery(delivery) }))
       this.status = 'started'
       if (this.beacons.length === 0) {
@@ -648,7 +641,7 @@ export class PharosPeer {
   private async refreshOwnHead (options: AbortOptions): Promise<void> {
     try {
       await this.withBeacon('own head', options, async (beacon) => {
-        const [head] = await this.syncClient.heads(beacon, [this.self], this.knownHeads([this.self]), options)
+        const [head] = await this.syncClient.heads(beacon, [this.self], this.store.knownHeads([this.self]), options)
         const local = this.store.head(this.self)
         if (head !== undefined && (local === undefined || compareHeads(head, { seq: local.entry.seq, cid: local.cid }) < 0)) {
           const [bytes] = await this.syncClient.entries(beacon, head.cid, 1, options)
@@ -666,13 +659,6 @@ export class PharosPeer {
   head (author: string = this.self): { cid: CID, seq: number } | undefined {
     const head = this.store.head(author)
     return head === undefined ? undefined : { cid: head.cid, seq: head.entry.seq }
-  }
-
-  private knownHeads (authors: readonly string[]): KnownHead[] {
-    return authors.flatMap((author) => {
-      const head = this.store.head(author)
-      return head === undefined ? [] : [{ author, cid: head.cid, seq: head.entry.seq }]
-    })
   }
 
   /**
@@ -778,7 +764,7 @@ export class PharosPeer {
         }
         if (Date.now() - lastAnnounce >= REANNOUNCE_INTERVAL_MS) {
           lastAnnounce = Date.now()
-          await this.withBeacon('re-announce', { signal }, async (beacon) => await this.syncClient.heads(beacon, [this.self], this.knownHeads([this.self]), { signal }))
+          await this.withBeacon('re-announce', { signal }, async (beacon) => await this.syncClient.heads(beacon, [this.self], this.store.knownHeads([this.self]), { signal }))
             .catch((err: unknown) => { if (!signal.aborted) this.log('re-announcing the head failed - %e', err) })
         }
         await delay(STATUS_POLL_INTERVAL_MS, undefined, { signal })
@@ -879,7 +865,7 @@ export class PharosPeer {
   private async beaconHeads (authors: readonly string[], options: AbortOptions): Promise<Map<string, { head: HeadInfo, from: PeerId }>> {
     const best = new Map<string, { head: HeadInfo, from: PeerId }>()
     await this.withBeacon('heads', options, async (beacon) => {
-      for (const head of await this.syncClient.heads(beacon, authors, this.knownHeads(authors), options)) {
+      for (const head of await this.syncClient.heads(beacon, authors, this.store.knownHeads(authors), options)) {
         const current = best.get(head.author)
         if (current === undefined || compareHeads(head, current.head) < 0) best.set(head.author, { head, from: beacon })
       }
