@@ -13,35 +13,16 @@
  *   const post = await peer.fetchPost(log[0])           // body and files over Bitswap
  */
 import { setTimeout as delay } from 'node:timers/promises'
-import { noise } from '@libp2p/noise'
-import { yamux } from '@libp2p/yamux'
-import { withBitswap } from '@helia/bitswap'
 import { unixfs } from '@helia/unixfs'
 import type { UnixFS } from '@helia/unixfs'
-import * as dagCbor from '@ipld/dag-cbor'
 import * as dagPb from '@ipld/dag-pb'
-import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { identify } from '@libp2p/identify'
-import type { Identify } from '@libp2p/identify'
 import { defaultLogger } from '@libp2p/logger'
-import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
-import { ping } from '@libp2p/ping'
-import type { Ping } from '@libp2p/ping'
-import { tcp } from '@libp2p/tcp'
-import { webSockets } from '@libp2p/websockets'
-import { multiaddr } from '@multiformats/multiaddr'
-import type { Multiaddr } from '@multiformats/multiaddr'
-import { MemoryBlockstore } from 'blockstore-core'
-import { MemoryDatastore } from 'datastore-core'
-import { createHeliaLight } from 'helia'
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { Helia } from '@helia/interface'
-import { createLibp2p } from 'libp2p'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
-import { overlay } from '../../net/src/overlay/overlay-driver.ts'
-import type { Delivery, DrainNotice, NeighbourBudget, NeighbourScoring, OverlayDriver, OverlayRefusedError, PeerAddrs } from '../../net/src/overlay/overlay-driver.ts'
-import { AcceptedPayloads, auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '../../net/src/overlay/gossip-validators.ts'
-import { OVERLAY_TOPICS } from '../../net/src/overlay/topics.ts'
+import type { Delivery, OverlayDriver } from '../../net/src/overlay/overlay-driver.ts'
+import { AcceptedPayloads } from '../../net/src/overlay/gossip-validators.ts'
 import type { ChallengeResult } from '../../protocol/src/audit/index.ts'
 import {
   compareBytes,
@@ -64,39 +45,18 @@ import {
   verifyEntry
 } from '../../protocol/src/log/index.ts'
 import type { Ed25519Signer, Entry, EntryBlock, EntryStatus, HeadInfo, HeadWant, KnownHead } from '../../protocol/src/log/index.ts'
-import {
-  ACCEPTED_ENTRIES_MAX,
-  DEFAULT_MAX_ATTACHMENT_BYTES,
-  DEFAULT_NETWORK,
-  DEFAULT_NETWORK_SIZE,
-  DEFAULT_TIMEOUTS,
-  FETCH_CONCURRENCY,
-  HEAD_ANSWER_ASKERS_MAX,
-  HEAD_ANSWER_INTERVAL_MS,
-  HEAD_REQUEST_INTERVAL_MS,
-  HEAD_REQUEST_RETRY_MS,
-  REANNOUNCE_INTERVAL_MS,
-  REWANT_AFTER_MS,
-  STATUS_POLL_INTERVAL_MS
-} from './constants.ts'
+import { ACCEPTED_ENTRIES_MAX, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_NETWORK, DEFAULT_TIMEOUTS, FETCH_CONCURRENCY, HEAD_ANSWER_ASKERS_MAX, HEAD_ANSWER_INTERVAL_MS, HEAD_REQUEST_INTERVAL_MS, HEAD_REQUEST_RETRY_MS, REANNOUNCE_INTERVAL_MS, REWANT_AFTER_MS, STATUS_POLL_INTERVAL_MS } from './constants.ts'
 import type { PeerTimeouts } from './constants.ts'
-import {
-  InvalidBootstrapAddressError,
-  JoinTimeoutError,
-  KeyDeniedError,
-  NoBeaconError,
-  NotHeldError,
-  OwnHeadUnknownError,
-  PeerNotStartedError,
-  PostFormatError,
-  ReceiptVerificationError,
-  RemoteError,
-  RequestTimeoutError,
-  UnknownAuthorError
-} from './errors.ts'
+import { NotHeldError, OwnHeadUnknownError, PostFormatError, RemoteError, RequestTimeoutError, UnknownAuthorError } from './errors.ts'
 import { KeyExchangeClient } from '../../net/src/clients/key-exchange-client.ts'
 import { signerFor } from './keys.ts'
 import { LocalLog } from './local-log.ts'
+import { beaconOf, BeaconSessions } from './beacon-sessions.ts'
+import type { BeaconContact } from './beacon-sessions.ts'
+import { asError, isDefinitive } from './failures.ts'
+import { PeerLifecycle } from './lifecycle.ts'
+import { createPeerNode } from './peer-node.ts'
+import type { PharosPeerInit, PharosPeerNode } from './peer-node.ts'
 import { checkLogEntry, walkLog } from './log-verify.ts'
 import { report } from './progress.ts'
 import type { FetchLogOptions, FetchPostOptions, FetchPostProgress, PublishPostOptions, PublishPostProgress, WaitUntilHeldProgressEvents } from './progress.ts'
@@ -109,67 +69,12 @@ import { collectBytes } from './bytes.ts'
 import { serveSync } from './sync-responder.ts'
 import { SyncClient } from '../../net/src/clients/sync-client.ts'
 import { challengeWorker } from '../../net/src/clients/audit-challenge.ts'
-import type { AbortOptions, ComponentLogger, Ed25519PrivateKey, Libp2p, Logger, PeerId } from '@libp2p/interface'
-import type { Blockstore } from 'interface-blockstore'
+import type { AbortOptions, Libp2p, Logger, PeerId } from '@libp2p/interface'
 import type { ProgressOptions } from 'progress-events'
 
 export type { AttachmentInput, AttachmentLink } from './post.ts'
 
-/** The services of a peer's libp2p node. */
-export type PharosPeerServices = { identify: Identify, ping: Ping, overlay: OverlayDriver }
-export type PharosPeerNode = Libp2p<PharosPeerServices>
-
-export interface PharosPeerInit {
-  /** The peer's ed25519 key: its identity, and the key its log entries are signed with. */
-  privateKey: Ed25519PrivateKey
-  /** Beacon multiaddrs, each ending in `/p2p/<peer id>`; empty runs a peer with no beacon. */
-  bootstrap: string[]
-  /** Network id, as the beacons' PHAROS_NETWORK. @default 'pharos' */
-  network?: string
-  /** Addresses to listen on (e.g. `/ip4/0.0.0.0/tcp/0`, `/p2p-circuit`). @default [] (dial out only: beacons answer over the connection the peer opened) */
-  listen?: string[]
-  /**
-   * Where entries, post bodies and attachments are kept, and Bitswap serves from. The peer
-   * indexes it lazily (by CID) and does not persist its own head: on start it learns that
-   * from a beacon, and it refuses to publish until one has answered.
-   * @default a MemoryBlockstore
-   */
-  blockstore?: Blockstore
-  /** libp2p-style component logger (bridge pino or another logger here). @default @libp2p/logger's debug logger */
-  logger?: ComponentLogger
-  /** N, the overlay size estimate (a peer cannot read the beacons' account count). @default 1000 (guess, constants.ts) */
-  networkSize?: number
-  /** The SDK's own bounds on dials, joins and requests. @default DEFAULT_TIMEOUTS (constants.ts) */
-  timeouts?: Partial<PeerTimeouts>
-  /** Largest attachment `fetchPost` will fetch. @default 256 MiB (guess) */
-  maxAttachmentBytes?: number
-  /**
-   * How many bootstrap beacons to stay connected to. They are tried in list order (put the
-   * nearest first, or shuffle the list to spread peers over a fleet); when a connected one
-   * goes away (a worker restarted or was killed) the next ones are dialled, with backoff,
-   * and the overlay is rejoined through them if the peer was left without neighbours.
-   * @default every beacon in `bootstrap`
-   */
-  beaconConnections?: number
-  /**
-   * Frames per second (and at once) each overlay neighbour may send this peer, for data
-   * (payloads) and control frames; frames past them are dropped and cost the neighbour score.
-   * @default DEFAULT_NEIGHBOUR_BUDGET (the beacon's defaults: 200/s and 400 data, 200/s and 2,000 control)
-   */
-  neighbourBudget?: Partial<NeighbourBudget>
-  /**
-   * What offences cost a neighbour, the threshold below which it is dropped, the score's
-   * half-life and the back-off. @default DEFAULT_NEIGHBOUR_SCORING (docs/overlay-driver.md)
-   */
-  neighbourScoring?: Partial<NeighbourScoring>
-  /**
-   * Whether a peer ID is a registered account of the network, if the app knows (a list it keeps
-   * from its beacons, say). The overlay then forwards no entry by an unregistered author, and
-   * no key request for an unregistered requester. Signatures and sizes are checked either way.
-   * @default unknown: registration is left to the beacons
-   */
-  isRegistered?: (peerId: string) => boolean
-}
+export type { PharosPeerInit, PharosPeerNode, PharosPeerServices } from './peer-node.ts'
 
 /** What `publishPost` publishes. */
 export interface PostInput {
@@ -240,53 +145,6 @@ export interface KeyDeposit {
 }
 
 const DEFAULT_HOLD_TIMEOUT_MS = 300_000
-/** First wait between attempts to reach another beacon after losing one; doubles up to the max (guess). */
-const RECONNECT_BASE_MS = 500
-const RECONNECT_MAX_MS = 15_000
-/**
- * Passes over the bootstrap list `start()` makes before NoBeaconError, backing off from
- * RECONNECT_BASE_MS with jitter (guess: when a whole app fleet restarts at once, every beacon
- * can be busy accepting for one dial timeout; three passes outlast that and still fail fast
- * against an address where nothing listens).
- */
-const START_DIAL_PASSES = 3
-
-/**
- * A beacon: its peer ID and the addresses to dial it on (a bootstrap address, or the
- * addresses a draining beacon gave for a sibling worker; dialled as given, never kept in
- * the peer store).
- */
-interface BeaconContact {
-  peer: PeerId
-  addrs: Multiaddr[]
-}
-
-/** The `/p2p/<peer id>` of a bootstrap address (the last one, for a relayed address). */
-function beaconOf (address: string): BeaconContact {
-  let addr: Multiaddr
-  try {
-    addr = multiaddr(address)
-  } catch (err) {
-    throw new InvalidBootstrapAddressError(address, `not a multiaddr (${(err as Error).message})`)
-  }
-  const value = addr.getComponents().filter((component) => component.name === 'p2p').at(-1)?.value
-  if (value === undefined) throw new InvalidBootstrapAddressError(address, 'it must end in /p2p/<peer id>')
-  try {
-    return { addrs: [addr], peer: peerIdFromString(value) }
-  } catch {
-    throw new InvalidBootstrapAddressError(address, `${value} is not a peer ID`)
-  }
-}
-
-function asError (err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err))
-}
-
-/** A failure after which asking another beacon would not help: our request itself is refused. */
-function isDefinitive (err: unknown): boolean {
-  return err instanceof KeyDeniedError || err instanceof ReceiptVerificationError || (err instanceof RemoteError && err.code === 'bad-request')
-}
-
 export class PharosPeer {
   /** The peer's ID; its log's author. */
   readonly peerId: PeerId
@@ -298,8 +156,6 @@ export class PharosPeer {
   private readonly self: string
   private readonly signer: Ed25519Signer
   private readonly network: string
-  /** The bootstrap beacons, then sibling workers a draining beacon named (the overlay's bootstrap reads the same array). */
-  private readonly beacons: BeaconContact[]
   private readonly timeouts: PeerTimeouts
   private readonly maxAttachmentBytes: number
   private readonly log: Logger
@@ -312,16 +168,12 @@ export class PharosPeer {
   private readonly followed = new Set<string>()
   private readonly entryListeners = new Set<(block: EntryBlock) => void>()
   private readonly cleanups: Array<() => void> = []
-  private status: 'stopped' | 'starting' | 'started' | 'stopping' = 'stopped'
-  /** Aborted on stop: background syncs and fetches end with the peer. */
-  private lifetime = new AbortController()
+  private readonly lifecycle = new PeerLifecycle()
+  private readonly sessions: BeaconSessions
   /** True once a beacon answered for our own head (or there is no beacon to ask). */
   private ownHeadSettled = false
   /** Publishes run one at a time: each continues the head the previous one made. */
   private publishing: Promise<unknown> = Promise.resolve()
-  private readonly beaconConnections: number
-  /** A reconnect to beacons under way (one at a time). */
-  private reconnecting: Promise<void> | undefined
   /** Authors to ask the `sync` topic about at the next HEAD request, and when that goes out. */
   private readonly headAsks = new Set<string>()
   private headAskTimer: NodeJS.Timeout | undefined
@@ -340,7 +192,6 @@ export class PharosPeer {
     this.self = this.peerId.toString()
     this.signer = signerFor(init.privateKey)
     this.network = init.network ?? DEFAULT_NETWORK
-    this.beacons = beacons
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...init.timeouts }
     this.maxAttachmentBytes = init.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES
     this.log = (init.logger ?? defaultLogger()).forComponent('pharos:peer')
@@ -348,7 +199,8 @@ export class PharosPeer {
     this.fs = unixfs(helia)
     this.syncClient = new SyncClient(libp2p, this.network, this.timeouts.requestMs)
     this.keyClient = new KeyExchangeClient(libp2p, this.network, this.timeouts.requestMs)
-    this.beaconConnections = Math.max(1, Math.min(init.beaconConnections ?? beacons.length, beacons.length))
+    const beaconConnections = Math.max(1, Math.min(init.beaconConnections ?? beacons.length, beacons.length))
+    this.sessions = new BeaconSessions({ libp2p, overlay: libp2p.services.overlay, beacons, beaconConnections, timeouts: this.timeouts, run: this.lifecycle, log: this.log })
   }
 
   private get overlay (): OverlayDriver {
@@ -366,38 +218,28 @@ export class PharosPeer {
    * JoinTimeoutError.
    */
   async start (options: AbortOptions = {}): Promise<void> {
-    if (this.status !== 'stopped') return
-    this.status = 'starting'
-    this.lifetime = new AbortController()
+    if (this.lifecycle.status !== 'stopped') return
+    this.lifecycle.status = 'starting'
+    this.lifecycle.renew()
     try {
       await this.libp2p.start()
       await this.helia.start()
       await serveSync(this.libp2p, this.network, this.store, (from, known) => { this.onKnownHeads(from, known) }, { timeoutMs: this.timeouts.requestMs, logger: this.log })
       this.cleanups.push(this.overlay.onDeliver((delivery) => { this.onDelivery(delivery) }))
-      this.status = 'started'
-      if (this.beacons.length === 0) {
+      this.lifecycle.status = 'started'
+      if (!this.sessions.hasBeacons()) {
         this.ownHeadSettled = true
         return
       }
-      const connected = await this.dialBeaconsAtStart(options)
-      await this.joinOverlay(connected, options)
+      const connected = await this.sessions.dialAtStart(options)
+      await this.sessions.joinOverlay(connected, options)
       await this.refreshOwnHead(options).catch((err: unknown) => { this.log('own head not learned at start (publish asks again) - %e', err) })
       await this.sync(options)
-      const onConnect = (event: CustomEvent<PeerId>): void => {
-        if (this.status === 'started' && this.isBeacon(event.detail)) {
-          void this.sync({ signal: this.lifetime.signal }).catch((err: unknown) => { this.log('sync on reconnect failed - %e', err) })
-        }
-      }
-      this.libp2p.addEventListener('peer:connect', onConnect)
-      this.cleanups.push(() => { this.libp2p.removeEventListener('peer:connect', onConnect) })
-      const onDisconnect = (event: CustomEvent<PeerId>): void => {
-        if (this.status === 'started' && this.isBeacon(event.detail)) this.reconnectBeacons()
-      }
-      this.libp2p.addEventListener('peer:disconnect', onDisconnect)
-      this.cleanups.push(() => { this.libp2p.removeEventListener('peer:disconnect', onDisconnect) })
-      this.cleanups.push(this.overlay.onDrain((notice) => { this.onBeaconDraining(notice) }))
+      this.cleanups.push(this.sessions.watch(() => {
+        void this.sync({ signal: this.lifecycle.signal }).catch((err: unknown) => { this.log('sync on reconnect failed - %e', err) })
+      }))
     } catch (err) {
-      this.status = 'started'
+      this.lifecycle.status = 'started'
       await this.stop()
       throw err
     }
@@ -405,9 +247,9 @@ export class PharosPeer {
 
   /** Stops background work, Helia and the node. */
   async stop (): Promise<void> {
-    if (this.status !== 'started') return
-    this.status = 'stopping'
-    this.lifetime.abort(new PeerNotStartedError('work of a stopped peer'))
+    if (this.lifecycle.status !== 'started') return
+    this.lifecycle.status = 'stopping'
+    this.lifecycle.end()
     clearTimeout(this.headAskTimer)
     this.headAskTimer = undefined
     this.headAsks.clear()
@@ -416,218 +258,7 @@ export class PharosPeer {
     await this.libp2p.unhandle(syncProtocolId(this.network)).catch(() => {})
     await this.helia.stop().catch((err: unknown) => { this.log('helia stop failed - %e', err) })
     await this.libp2p.stop()
-    this.status = 'stopped'
-  }
-
-  private requireStarted (what: string): void {
-    if (this.status !== 'started') throw new PeerNotStartedError(what)
-  }
-
-  private isBeacon (peer: PeerId): boolean {
-    return this.beacons.some((beacon) => beacon.peer.equals(peer))
-  }
-
-  /**
-   * Dials bootstrap beacons until `beaconConnections` are connected: all at once when every
-   * beacon is wanted, else one after another in list order. Resolves with the connected
-   * beacons, or throws NoBeaconError naming why each dial failed.
-   */
-  private async dialBeacons (options: AbortOptions): Promise<PeerId[]> {
-    const dial = async ({ addrs, peer }: BeaconContact): Promise<PeerId> => {
-      const timeout = AbortSignal.timeout(this.timeouts.dialMs)
-      await this.libp2p.dial(addrs, { signal: options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]) })
-      return peer
-    }
-    const connected = this.openBeacons()
-    const failures: string[] = []
-    const untried = this.beacons.filter(({ peer }) => !connected.some((open) => open.equals(peer)) && !this.isDraining(peer))
-    if (this.beaconConnections >= this.beacons.length) {
-      const results = await Promise.allSettled(untried.map(dial))
-      results.forEach((result, i) => {
-        if (result.status === 'fulfilled') connected.push(result.value)
-        else failures.push(`${untried[i]?.addrs.join(' or ') ?? '?'}: ${asError(result.reason).message}`)
-      })
-    } else {
-      for (const beacon of untried) {
-        if (connected.length >= this.beaconConnections) break
-        try {
-          connected.push(await dial(beacon))
-        } catch (err) {
-          options.signal?.throwIfAborted()
-          failures.push(`${beacon.addrs.join(' or ')}: ${asError(err).message}`)
-        }
-      }
-    }
-    options.signal?.throwIfAborted()
-    if (connected.length === 0) throw new NoBeaconError(`could not dial any bootstrap beacon (${failures.join('; ')})`)
-    return connected
-  }
-
-  /** `dialBeacons`, retried START_DIAL_PASSES times while no beacon at all answers. */
-  private async dialBeaconsAtStart (options: AbortOptions): Promise<PeerId[]> {
-    for (let pass = 1; ; pass++) {
-      try {
-        return await this.dialBeacons(options)
-      } catch (err) {
-        if (!(err instanceof NoBeaconError) || pass >= START_DIAL_PASSES) throw err
-        this.log('no bootstrap beacon answered (pass %d of %d) - %e', pass, START_DIAL_PASSES, err)
-        // Jitter spreads a herd of peers that all failed together over the next pass.
-        await delay(RECONNECT_BASE_MS * 2 ** (pass - 1) * (1 + Math.random()), undefined, options)
-      }
-    }
-  }
-
-  private openBeacons (): PeerId[] {
-    return this.beacons.filter(({ peer }) => this.libp2p.getConnections(peer).some((connection) => connection.status === 'open')).map(({ peer }) => peer)
-  }
-
-  /**
-   * A beacon went away: dial the next ones until `beaconConnections` are connected again
-   * (backing off while none answers), and rejoin the overlay through them if the peer has
-   * no neighbour left. Runs in the background until it succeeds or the peer stops.
-   */
-  private reconnectBeacons (): void {
-    this.reconnecting ??= (async () => {
-      const signal = this.lifetime.signal
-      for (let attempt = 0; this.status === 'started' && this.openBeacons().length < this.beaconConnections; attempt++) {
-        try {
-          const connected = await this.dialBeacons({ signal })
-          if ((this.overlay.snapshot().content?.active.length ?? 0) === 0) await this.joinOverlay(connected, { signal })
-          if (connected.length >= this.beaconConnections) break
-        } catch (err) {
-          if (signal.aborted) return
-          this.log('reconnecting to a beacon failed (attempt %d) - %e', attempt + 1, err)
-        }
-        await delay(Math.min(RECONNECT_BASE_MS * 2 ** attempt, RECONNECT_MAX_MS), undefined, { signal }).catch(() => {})
-      }
-    })().finally(() => { this.reconnecting = undefined })
-  }
-
-  /** Beacons with an open connection now; redials the bootstrap list if there are none. */
-  private async connectedBeacons (options: AbortOptions): Promise<PeerId[]> {
-    const open = this.openBeacons()
-    if (open.length > 0 || this.beacons.length === 0) return open
-    return await this.dialBeacons(options)
-  }
-
-  private async joinOverlay (beacons: PeerId[], options: AbortOptions): Promise<void> {
-    const contact = beacons[0]
-    if (contact === undefined) throw new NoBeaconError('no beacon to join through')
-    let refusal: OverlayRefusedError | undefined
-    const off = this.overlay.onRefused((error) => { if (this.isBeacon(peerIdFromString(error.peer))) refusal ??= error })
-    try {
-      for (const topic of OVERLAY_TOPICS) this.overlay.join(topic, contact)
-      const deadline = Date.now() + this.timeouts.joinMs
-      for (;;) {
-        if (refusal !== undefined) throw refusal
-        if ((this.overlay.snapshot().content?.active.length ?? 0) > 0) return
-        if (Date.now() >= deadline) throw new JoinTimeoutError(this.timeouts.joinMs)
-        await delay(50, undefined, options)
-      }
-    } finally {
-      off()
-    }
-  }
-
-  /**
-   * Runs `ask` against each connected beacon in turn until one answers. A definitive refusal
-   * (bad request, key denied) or the caller's abort ends the search; other failures (a
-   * beacon that is down, malformed or unavailable) move on to the next beacon.
-   */
-  private async withBeacon<T> (what: string, options: AbortOptions, ask: (beacon: PeerId) => Promise<T>): Promise<T> {
-    const beacons = await this.connectedBeacons(options)
-    if (beacons.length === 0) throw new NoBeaconError(`${what}: no bootstrap beacons configured`)
-    let last: unknown
-    for (const beacon of beacons) {
-      try {
-        return await ask(beacon)
-      } catch (err) {
-        if (options.signal?.aborted === true || isDefinitive(err)) throw err
-        this.log('%s with beacon %p failed - %e', what, beacon, err)
-        last = err
-      }
-    }
-    throw last
-  }
-
-  // ---- a beacon that drains -----------------------------------------------------------------
-
-  /** A beacon that said it is draining is not dialled for a minute (the overlay driver keeps that record). */
-  private isDraining (peer: PeerId): boolean {
-    return this.overlay.isDeparting(peer.toString())
-  }
-
-  /**
-   * One of our beacons is draining (its worker is stopping) and names sibling workers to
-   * move to (docs/fleet.md "Drain"): dial them, join the overlay through one, then hang up
-   * on the draining beacon, which is waiting for exactly that before it closes. So the
-   * overlay never has to notice a dead link. A node that is not one of our beacons (a
-   * worker the overlay linked us to) cannot send us elsewhere: we only hang up on it, as it
-   * waits for that too, and the overlay has already dropped it.
-   */
-  private onBeaconDraining ({ from, siblings }: DrainNotice): void {
-    if (this.status !== 'started') return
-    if (!this.isBeacon(from)) {
-      void this.libp2p.hangUp(from, { signal: this.lifetime.signal }).catch((err: unknown) => { this.log('hanging up on draining node %p failed - %e', from, err) })
-      return
-    }
-    void this.moveOffBeacon(from, siblings).catch((err: unknown) => { this.log('moving off draining beacon %p failed - %e', from, err) })
-  }
-
-  private async moveOffBeacon (draining: PeerId, siblings: readonly PeerAddrs[]): Promise<void> {
-    const signal = AbortSignal.any([this.lifetime.signal, AbortSignal.timeout(this.timeouts.dialMs + this.timeouts.joinMs)])
-    const others = (): PeerId[] => this.openBeacons().filter((peer) => !this.isDraining(peer))
-    const contacts: PeerId[] = []
-    for (const sibling of siblings) {
-      if (others().length >= this.beaconConnections) break
-      const beacon = this.adoptBeacon(sibling)
-      if (beacon === undefined || this.isDraining(beacon.peer)) continue
-      try {
-        await this.libp2p.dial(beacon.addrs, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.timeouts.dialMs)]) })
-        contacts.push(beacon.peer)
-      } catch (err) {
-        signal.throwIfAborted()
-        this.log('sibling %s named by draining beacon %p did not answer - %e', sibling.peerId, draining, err)
-      }
-    }
-    const contact = contacts[0] ?? others()[0]
-    if (contact !== undefined) {
-      // Join through the sibling even with neighbours left: the draining beacon is likely one.
-      for (const topic of OVERLAY_TOPICS) this.overlay.join(topic, contact)
-      const linked = (): boolean => this.overlay.snapshot().content?.active.some((peer) => peer !== draining.toString()) ?? false
-      while (!linked() && !signal.aborted) await delay(50, undefined, { signal }).catch(() => {})
-    }
-    await this.libp2p.hangUp(draining, { signal: this.lifetime.signal })
-  }
-
-  /**
-   * A sibling worker named by a draining beacon becomes one of ours (kept after the ones we
-   * were given), with every address the beacon gave for it (each must name the sibling, or
-   * name no peer). Undefined when none of them is usable.
-   */
-  private adoptBeacon (sibling: PeerAddrs): BeaconContact | undefined {
-    const known = this.beacons.find(({ peer }) => peer.toString() === sibling.peerId)
-    if (known !== undefined) return known
-    let peer: PeerId
-    try {
-      peer = peerIdFromString(sibling.peerId)
-    } catch {
-      return undefined
-    }
-    const addrs = sibling.multiaddrs.flatMap((text) => {
-      try {
-        const addr = multiaddr(text)
-        const named = addr.getComponents().filter((component) => component.name === 'p2p').at(-1)?.value
-        if (named === undefined) return [addr.encapsulate(`/p2p/${sibling.peerId}`)]
-        return named === sibling.peerId ? [addr] : []
-      } catch {
-        return []
-      }
-    })
-    if (addrs.length === 0) return undefined
-    const beacon = { peer, addrs }
-    this.beacons.push(beacon)
-    return beacon
+    this.lifecycle.status = 'stopped'
   }
 
   // ---- own log ------------------------------------------------------------------------------
@@ -640,7 +271,7 @@ export class PharosPeer {
    */
   private async refreshOwnHead (options: AbortOptions): Promise<void> {
     try {
-      await this.withBeacon('own head', options, async (beacon) => {
+      await this.sessions.withBeacon('own head', options, async (beacon) => {
         const [head] = await this.syncClient.heads(beacon, [this.self], this.store.knownHeads([this.self]), options)
         const local = this.store.head(this.self)
         if (head !== undefined && (local === undefined || compareHeads(head, { seq: local.entry.seq, cid: local.cid }) < 0)) {
@@ -669,7 +300,7 @@ export class PharosPeer {
    * log stands (publishing then could fork it).
    */
   async publishPost (post: PostInput, options: PublishPostOptions = {}): Promise<PublishedEntry> {
-    this.requireStarted('publishPost')
+    this.lifecycle.requireStarted('publishPost')
     const attachments = post.attachments ?? []
     for (const attachment of attachments) {
       const problem = attachmentNameProblem(attachment.name)
@@ -728,7 +359,7 @@ export class PharosPeer {
   async waitUntilHeld (cids: readonly CID[], options: WaitUntilHeldOptions & { receipts: true }): Promise<PinReceipt[]>
   async waitUntilHeld (cids: readonly CID[], options?: WaitUntilHeldOptions): Promise<void>
   async waitUntilHeld (cids: readonly CID[], options: WaitUntilHeldOptions = {}): Promise<PinReceipt[] | void> {
-    this.requireStarted('waitUntilHeld')
+    this.lifecycle.requireStarted('waitUntilHeld')
     if (options.receipts === true && (options.state ?? 'pinned') !== 'pinned') throw new RangeError('receipts are for pinned CIDs: drop state: \'stored\' or receipts')
     await this.waitForStatus(cids, options)
     if (options.receipts !== true) return undefined
@@ -750,7 +381,7 @@ export class PharosPeer {
       while (remaining.length > 0) {
         try {
           const asked = remaining
-          last = await this.withBeacon('status', { signal }, async (beacon) => await this.syncClient.status(beacon, asked, { signal }))
+          last = await this.sessions.withBeacon('status', { signal }, async (beacon) => await this.syncClient.status(beacon, asked, { signal }))
           remaining = asked.filter((_, i) => !satisfied(last[i] ?? 'unknown'))
           report(options, 'pharos:wait-until-held:status', {
             statuses: asked.map((cid, i) => ({ cid, status: last[i] ?? 'unknown' })),
@@ -764,7 +395,7 @@ export class PharosPeer {
         }
         if (Date.now() - lastAnnounce >= REANNOUNCE_INTERVAL_MS) {
           lastAnnounce = Date.now()
-          await this.withBeacon('re-announce', { signal }, async (beacon) => await this.syncClient.heads(beacon, [this.self], this.store.knownHeads([this.self]), { signal }))
+          await this.sessions.withBeacon('re-announce', { signal }, async (beacon) => await this.syncClient.heads(beacon, [this.self], this.store.knownHeads([this.self]), { signal }))
             .catch((err: unknown) => { if (!signal.aborted) this.log('re-announcing the head failed - %e', err) })
         }
         await delay(STATUS_POLL_INTERVAL_MS, undefined, { signal })
@@ -791,9 +422,9 @@ export class PharosPeer {
   async receipt (author: string, options?: LogReceiptOptions): Promise<LogReceipt>
   async receipt (cid: CID, options?: PinReceiptOptions): Promise<PinReceipt>
   async receipt (subject: string | CID, options: LogReceiptOptions & PinReceiptOptions = {}): Promise<LogReceipt | PinReceipt> {
-    this.requireStarted('receipt')
+    this.lifecycle.requireStarted('receipt')
     const name = subject.toString()
-    return await this.withBeacon('receipt', options, async (beacon) => {
+    return await this.sessions.withBeacon('receipt', options, async (beacon) => {
       const signer = beacon.toString()
       const answer = typeof subject === 'string'
         ? await this.syncClient.receipt(beacon, options.head === undefined ? { author: subject } : { author: subject, head: options.head }, options)
@@ -811,7 +442,7 @@ export class PharosPeer {
   follow (authors: readonly string[]): void {
     const added = authors.filter((author) => !this.followed.has(author))
     for (const author of authors) this.followed.add(author)
-    if (this.status === 'started' && added.length > 0) this.askHeads(added)
+    if (this.lifecycle.started && added.length > 0) this.askHeads(added)
   }
 
   unfollow (authors: readonly string[]): void {
@@ -841,7 +472,7 @@ export class PharosPeer {
     return {
       local: async (cid, options) => await this.store.get(cid, options),
       remote: async (from, options) => {
-        const beacons = await this.connectedBeacons(options)
+        const beacons = await this.sessions.connected(options)
         const askers = preferred === undefined ? beacons : [preferred, ...beacons.filter((beacon) => !beacon.equals(preferred))]
         let last: unknown
         let answered = false
@@ -864,7 +495,7 @@ export class PharosPeer {
   /** The best head each asked beacon reports per author (beacons that fail are skipped). */
   private async beaconHeads (authors: readonly string[], options: AbortOptions): Promise<Map<string, { head: HeadInfo, from: PeerId }>> {
     const best = new Map<string, { head: HeadInfo, from: PeerId }>()
-    await this.withBeacon('heads', options, async (beacon) => {
+    await this.sessions.withBeacon('heads', options, async (beacon) => {
       for (const head of await this.syncClient.heads(beacon, authors, this.store.knownHeads(authors), options)) {
         const current = best.get(head.author)
         if (current === undefined || compareHeads(head, current.head) < 0) best.set(head.author, { head, from: beacon })
@@ -880,14 +511,14 @@ export class PharosPeer {
    * genesis; each is verified before it is kept. One author's failure does not stop the rest.
    */
   async sync (options: AbortOptions = {}): Promise<SyncReport> {
-    this.requireStarted('sync')
+    this.lifecycle.requireStarted('sync')
     const report: SyncReport = { fetched: 0, updated: [], failed: [] }
     const authors = [...this.followed]
     if (authors.length === 0) return report
     // The overlay's seeders (peers that hold these logs; beacons too) answer the topic by
     // announcing better heads to us, which are then fetched like any announcement.
     this.askHeads(authors)
-    if (this.beacons.length === 0) return report
+    if (!this.sessions.hasBeacons()) return report
     const heads = await this.beaconHeads(authors, options)
     for (const [author, { head, from }] of heads) {
       const local = this.store.head(author)
@@ -914,10 +545,10 @@ export class PharosPeer {
    * nobody has a head for the author.
    */
   async fetchLog (author: string, options: FetchLogOptions = {}): Promise<EntryBlock[]> {
-    this.requireStarted('fetchLog')
+    this.lifecycle.requireStarted('fetchLog')
     let remote: { head: HeadInfo, from: PeerId } | undefined
     let headError: unknown
-    if (this.beacons.length > 0) {
+    if (this.sessions.hasBeacons()) {
       try {
         remote = (await this.beaconHeads([author], options)).get(author)
       } catch (err) {
@@ -960,12 +591,12 @@ export class PharosPeer {
    * and that each attachment has the size the body says. Bounded by `timeouts.fetchPostMs`.
    */
   async fetchPost (entry: Entry | EntryBlock, options: FetchPostOptions = {}): Promise<Post> {
-    this.requireStarted('fetchPost')
+    this.lifecycle.requireStarted('fetchPost')
     const fields = 'entry' in entry ? entry.entry : entry
     const content = CID.asCID(fields.params.content)
     if (fields.action !== FEED_POST_ACTION || content === null) throw new PostFormatError('(entry)', `not an ${FEED_POST_ACTION} entry with params.content`)
     const timeout = AbortSignal.timeout(this.timeouts.fetchPostMs)
-    const signal = AbortSignal.any([timeout, this.lifetime.signal, ...(options.signal === undefined ? [] : [options.signal])])
+    const signal = AbortSignal.any([timeout, this.lifecycle.signal, ...(options.signal === undefined ? [] : [options.signal])])
     const progress: FetchPostProgress = { post: content, blocks: 0, bytes: 0, attachments: 0, totalAttachments: 0 }
     const onBlock = (cid: CID, bytes: Uint8Array): void => {
       progress.blocks++
@@ -1074,7 +705,7 @@ export class PharosPeer {
   }
 
   private async sendHeadRequest (): Promise<void> {
-    if (this.status !== 'started') return
+    if (!this.lifecycle.started) return
     if ((this.overlay.snapshot().sync?.active.length ?? 0) === 0) {
       // A broadcast with no neighbour goes nowhere (just after start the sync topic may still
       // be joining): ask once it has one.
@@ -1097,7 +728,7 @@ export class PharosPeer {
       this.lastHeadAskAt = Date.now()
       const payload = await signHeadRequest(wants, this.lastHeadAskAt, this.signer)
       const messageId = await messageIdOf('sync', payload)
-      if (messageId !== undefined && this.status === 'started') this.overlay.broadcast('sync', messageId, payload)
+      if (messageId !== undefined && this.lifecycle.started) this.overlay.broadcast('sync', messageId, payload)
     }
     if (this.headAsks.size > 0) this.askHeads([])
   }
@@ -1130,7 +761,7 @@ export class PharosPeer {
       if (this.headAnswers.size <= HEAD_ANSWER_ASKERS_MAX) break
       this.headAnswers.delete(oldest)
     }
-    await this.syncClient.announce(peer, known, { signal: this.lifetime.signal })
+    await this.syncClient.announce(peer, known, { signal: this.lifecycle.signal })
   }
 
   /**
@@ -1141,7 +772,7 @@ export class PharosPeer {
     const block = checked ?? await this.openGossipedEntry(payload)
     if (block === undefined || !this.followed.has(block.entry.author)) return
     const { author, prev, seq } = block.entry
-    const signal = AbortSignal.any([this.lifetime.signal, AbortSignal.timeout(this.timeouts.requestMs * 4)])
+    const signal = AbortSignal.any([this.lifecycle.signal, AbortSignal.timeout(this.timeouts.requestMs * 4)])
     if (prev !== null && await this.store.get(prev, { signal }) === undefined) {
       await this.fetchMissing(author, { cid: prev, seq: seq - 1 }, this.logSource(), signal)
     }
@@ -1190,7 +821,7 @@ export class PharosPeer {
       const fetching = this.fetchingHeads.get(head.author)
       if (fetching !== undefined && compareHeads(head, fetching) >= 0) continue
       this.fetchingHeads.set(head.author, { cid: head.cid, seq: head.seq })
-      const signal = AbortSignal.any([this.lifetime.signal, AbortSignal.timeout(this.timeouts.requestMs * 4)])
+      const signal = AbortSignal.any([this.lifecycle.signal, AbortSignal.timeout(this.timeouts.requestMs * 4)])
       void this.fetchMissing(head.author, { cid: head.cid, seq: head.seq }, this.logSource(from), signal)
         .catch((err: unknown) => { this.log('fetching announced head of %s from %p failed - %e', head.author, from, err) })
         .finally(() => { if (this.fetchingHeads.get(head.author)?.cid.equals(head.cid) === true) this.fetchingHeads.delete(head.author) })
@@ -1204,19 +835,19 @@ export class PharosPeer {
    * may get it). Resolves with the key hash once the beacon confirmed it.
    */
   async depositKey (deposit: KeyDeposit, options: AbortOptions = {}): Promise<{ keyHash: Uint8Array }> {
-    this.requireStarted('depositKey')
+    this.lifecycle.requireStarted('depositKey')
     if (deposit.key.length < KEY_BYTES.min || deposit.key.length > KEY_BYTES.max) throw new RangeError(`a content key is ${KEY_BYTES.min}..${KEY_BYTES.max} bytes, not ${deposit.key.length}`)
     const keyHash = await keyHashOf(deposit.key)
     if (deposit.keyHash !== undefined && compareBytes(deposit.keyHash, keyHash) !== 0) throw new RangeError('keyHash is not the SHA-256 of key')
     const rule = await signAllowList({ keyHash, version: deposit.version, peers: deposit.allow }, this.signer)
-    await this.withBeacon('key deposit', options, async (beacon) => { await this.keyClient.deposit(beacon, deposit.key, rule, options) })
+    await this.sessions.withBeacon('key deposit', options, async (beacon) => { await this.keyClient.deposit(beacon, deposit.key, rule, options) })
     return { keyHash }
   }
 
   /** The key whose SHA-256 is `keyHash`, from a beacon; KeyDeniedError (with the beacon's reason) if this peer may not have it. */
   async getKey (keyHash: Uint8Array, options: AbortOptions = {}): Promise<Uint8Array> {
-    this.requireStarted('getKey')
-    return await this.withBeacon('getkey', options, async (beacon) => await this.keyClient.getKey(beacon, keyHash, options))
+    this.lifecycle.requireStarted('getKey')
+    return await this.sessions.withBeacon('getkey', options, async (beacon) => await this.keyClient.getKey(beacon, keyHash, options))
   }
 
   // ---- storage audits -----------------------------------------------------------------------
@@ -1230,7 +861,7 @@ export class PharosPeer {
    * MalformedResponseError for an answer that is not one.
    */
   async challenge (worker: PeerId | string, cids: readonly CID[], options: AbortOptions = {}): Promise<ChallengeResult> {
-    this.requireStarted('challenge')
+    this.lifecycle.requireStarted('challenge')
     const peer = typeof worker === 'string' ? peerIdFromString(worker) : worker
     return await challengeWorker(this.libp2p, peer, cids, async (cid) => {
       try {
@@ -1251,60 +882,6 @@ export class PharosPeer {
 export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPeer> {
   const beacons = init.bootstrap.map(beaconOf)
   const accepted = new AcceptedPayloads<EntryBlock>(ACCEPTED_ENTRIES_MAX)
-  const network = init.network ?? DEFAULT_NETWORK
-  const logger = init.logger ?? defaultLogger()
-  const self = peerIdFromPrivateKey(init.privateKey)
-  const libp2p = await createLibp2p({
-    privateKey: init.privateKey,
-    start: false,
-    logger,
-    addresses: { listen: init.listen ?? [] },
-    transports: [tcp(), webSockets(), circuitRelayTransport()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    // The connection monitor opens a ping stream on every connection every 10 s; yamux's own
-    // keep-alive (a ping frame every 30 s, no stream) already finds dead links. 50 idle
-    // peers spent a quarter to a half of their CPU on those streams (docs/fleet.md "Idle
-    // cost of a peer").
-    connectionMonitor: { enabled: false },
-    services: {
-      identify: identify(),
-      ping: ping(),
-      overlay: overlay({
-        network,
-        topics: OVERLAY_TOPICS,
-        networkSize: init.networkSize ?? DEFAULT_NETWORK_SIZE,
-        bootstrap: () => beacons.map(({ peer }) => peer).filter((peer) => !peer.equals(self)),
-        // Only a beacon we use may send us to its siblings; any other node (a worker the
-        // overlay linked us to, another app) can only say that it is leaving itself, which it
-        // could as well say by hanging up. The draining worker waits for us to hang up.
-        drainTrust: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)) ? 'siblings' : 'departure',
-        // No `admit`: a peer has no account registry, so every peer may be in its views (the
-        // beacons it links to refuse unregistered peers themselves). Its beacons spend no
-        // budget: a beacon is the contact of every join and passes on a FORWARDJOIN per join
-        // per topic to each of its neighbours, and a drain of its sibling moves hundreds at once.
-        unbudgeted: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)),
-        ...(init.neighbourBudget === undefined ? {} : { neighbourBudget: init.neighbourBudget }),
-        ...(init.neighbourScoring === undefined ? {} : { neighbourScoring: init.neighbourScoring }),
-        // Validate, then forward: nothing this peer relays is unchecked (gossip-validators.ts).
-        validators: {
-          content: contentValidator(init.isRegistered, accepted),
-          keyexchange: keyExchangeValidator(init.isRegistered),
-          audit: auditValidator,
-          sync: syncValidator(init.isRegistered)
-        }
-      })
-    }
-  })
-  const helia = createHeliaLight({
-    blockstore: init.blockstore ?? new MemoryBlockstore(),
-    datastore: new MemoryDatastore(),
-    codecs: [dagCbor],
-    logger
-  })
-  // Helia light has no libp2p of its own; Bitswap runs on the peer's node (as beacon-helia.ts does).
-  Object.defineProperty(helia, 'libp2p', { value: libp2p, enumerable: true })
-  const withNode = helia as Helia & { libp2p: Libp2p }
-  withBitswap(withNode)
-  return new PharosPeer(init, libp2p, withNode, beacons, accepted)
+  const { libp2p, helia } = await createPeerNode(init, init.network ?? DEFAULT_NETWORK, init.logger ?? defaultLogger(), beacons, accepted)
+  return new PharosPeer(init, libp2p, helia, beacons, accepted)
 }
