@@ -12,116 +12,52 @@
  *   const log = await peer.fetchLog(author)             // verified, head first
  *   const post = await peer.fetchPost(log[0])           // body and files over Bitswap
  */
-import { setTimeout as delay } from 'node:timers/promises'
 import { unixfs } from '@helia/unixfs'
 import type { UnixFS } from '@helia/unixfs'
-import * as dagPb from '@ipld/dag-pb'
 import { defaultLogger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Helia } from '@helia/interface'
-import { CID } from 'multiformats/cid'
-import * as raw from 'multiformats/codecs/raw'
+import type { CID } from 'multiformats/cid'
 import type { Delivery, OverlayDriver } from '../../net/src/overlay/overlay-driver.ts'
 import { AcceptedPayloads } from '../../net/src/overlay/gossip-validators.ts'
 import type { ChallengeResult } from '../../protocol/src/audit/index.ts'
-import {
-  compareBytes,
-  compareHeads,
-  decodeEntry,
-  FEED_POST_ACTION,
-  HEAD_REQUEST_LIMITS,
-  KEY_BYTES,
-  keyHashOf,
-  messageIdOf,
-  newerHeads,
-  openEnvelope,
-  openHeadRequest,
-  sealEnvelope,
-  signAllowList,
-  signEntry,
-  signHeadRequest,
-  SYNC_LIMITS,
-  syncProtocolId,
-  verifyEntry
-} from '../../protocol/src/log/index.ts'
-import type { Ed25519Signer, Entry, EntryBlock, EntryStatus, HeadInfo, HeadWant, KnownHead } from '../../protocol/src/log/index.ts'
-import { ACCEPTED_ENTRIES_MAX, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_NETWORK, DEFAULT_TIMEOUTS, FETCH_CONCURRENCY, HEAD_ANSWER_ASKERS_MAX, HEAD_ANSWER_INTERVAL_MS, HEAD_REQUEST_INTERVAL_MS, HEAD_REQUEST_RETRY_MS, REANNOUNCE_INTERVAL_MS, REWANT_AFTER_MS, STATUS_POLL_INTERVAL_MS } from './constants.ts'
+import { compareHeads, decodeEntry, HEAD_REQUEST_LIMITS, messageIdOf, newerHeads, openEnvelope, openHeadRequest, signHeadRequest, SYNC_LIMITS, syncProtocolId, verifyEntry } from '../../protocol/src/log/index.ts'
+import type { Ed25519Signer, Entry, EntryBlock, HeadInfo, HeadWant, KnownHead } from '../../protocol/src/log/index.ts'
+import { ACCEPTED_ENTRIES_MAX, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_NETWORK, DEFAULT_TIMEOUTS, HEAD_ANSWER_ASKERS_MAX, HEAD_ANSWER_INTERVAL_MS, HEAD_REQUEST_INTERVAL_MS, HEAD_REQUEST_RETRY_MS } from './constants.ts'
 import type { PeerTimeouts } from './constants.ts'
-import { NotHeldError, OwnHeadUnknownError, PostFormatError, RemoteError, RequestTimeoutError, UnknownAuthorError } from './errors.ts'
+import { UnknownAuthorError } from './errors.ts'
 import { KeyExchangeClient } from '../../net/src/clients/key-exchange-client.ts'
 import { signerFor } from './keys.ts'
 import { LocalLog } from './local-log.ts'
+import { ContentKeys } from './content-keys.ts'
+import { Fetcher } from './fetcher.ts'
+import { Publisher } from './publisher.ts'
+import type { LogReceiptOptions, PinReceiptOptions, PostInput, PublishedEntry, WaitUntilHeldOptions } from './publisher.ts'
+import type { KeyDeposit } from './content-keys.ts'
+import type { Post } from './fetcher.ts'
+import { challengeBeacon } from './storage-audit.ts'
 import { beaconOf, BeaconSessions } from './beacon-sessions.ts'
 import type { BeaconContact } from './beacon-sessions.ts'
-import { asError, isDefinitive } from './failures.ts'
+import { asError } from './failures.ts'
 import { PeerLifecycle } from './lifecycle.ts'
 import { createPeerNode } from './peer-node.ts'
 import type { PharosPeerInit, PharosPeerNode } from './peer-node.ts'
-import { checkLogEntry, walkLog } from './log-verify.ts'
+import { walkLog } from './log-verify.ts'
 import { report } from './progress.ts'
-import type { FetchLogOptions, FetchPostOptions, FetchPostProgress, PublishPostOptions, PublishPostProgress, WaitUntilHeldProgressEvents } from './progress.ts'
+import type { FetchLogOptions, FetchPostOptions, PublishPostOptions } from './progress.ts'
 import type { LogSource } from './log-verify.ts'
-import { attachmentNameProblem, decodePostBody, encodePostBody } from './post.ts'
-import { verifyLogReceipt, verifyPinReceipt } from './receipts.ts'
-import type { LogReceipt, PinReceipt, PinReceiptScope } from './receipts.ts'
-import type { AttachmentInput, AttachmentLink } from './post.ts'
-import { collectBytes } from './bytes.ts'
+import type { LogReceipt, PinReceipt } from './receipts.ts'
 import { serveSync } from './sync-responder.ts'
 import { SyncClient } from '../../net/src/clients/sync-client.ts'
-import { challengeWorker } from '../../net/src/clients/audit-challenge.ts'
 import type { AbortOptions, Libp2p, Logger, PeerId } from '@libp2p/interface'
-import type { ProgressOptions } from 'progress-events'
 
 export type { AttachmentInput, AttachmentLink } from './post.ts'
 
 export type { PharosPeerInit, PharosPeerNode, PharosPeerServices } from './peer-node.ts'
 
-/** What `publishPost` publishes. */
-export interface PostInput {
-  text: string
-  attachments?: AttachmentInput[]
-}
-
-/** A published entry of the peer's own log. */
-export interface PublishedEntry {
-  /** The entry's CID (dag-cbor); also the message ID it was broadcast under. */
-  cid: CID
-  seq: number
-  /** The post body's CID (`params.content`). */
-  content: CID
-  block: EntryBlock
-}
-
-/** A post as `fetchPost` returns it: every byte hash-verified, every size as the body says. */
-export interface Post {
-  text: string
-  attachments: Array<{ name: string, bytes: Uint8Array, cid: CID }>
-}
-
-export interface WaitUntilHeldOptions extends AbortOptions, ProgressOptions<WaitUntilHeldProgressEvents> {
-  /** `pinned`: held with everything it links to; `stored`: the block itself is held. @default 'pinned' */
-  state?: 'stored' | 'pinned'
-  /** Give up after this long. @default 300000 (guess: a beacon pin job with retries) */
-  timeoutMs?: number
-  /**
-   * Also get a verified pin receipt for each CID once all are pinned (`receipt(cid)`), and
-   * resolve with them in the order of `cids`. Needs `state: 'pinned'`. @default false
-   */
-  receipts?: boolean
-}
-
-export interface LogReceiptOptions extends AbortOptions {
-  /** The head the receipt must cover. @default the beacon's best head for the author */
-  head?: CID
-}
-
-export interface PinReceiptOptions extends AbortOptions {
-  /**
-   * The scope the receipt must have: `dag` (the whole DAG under the CID) or `entry` (a log
-   * entry's pin: the entry and its content, not `prev`). @default either, as the beacon holds it
-   */
-  scope?: PinReceiptScope
-}
+export type { LogReceiptOptions, PinReceiptOptions, PostInput, PublishedEntry, WaitUntilHeldOptions } from './publisher.ts'
+export type { Post } from './fetcher.ts'
+export type { KeyDeposit } from './content-keys.ts'
 
 /** What `sync` did. */
 export interface SyncReport {
@@ -133,18 +69,6 @@ export interface SyncReport {
   failed: Array<{ author: string, error: Error }>
 }
 
-/** A key deposit: the symmetric key of private content, who may get it, and the rule's version. */
-export interface KeyDeposit {
-  key: Uint8Array
-  /** SHA-256 of `key`; computed when absent, checked when given. */
-  keyHash?: Uint8Array
-  /** Peer IDs the beacon may hand the key to. */
-  allow: string[]
-  /** A higher version replaces a lower one (adding or removing readers). */
-  version: number
-}
-
-const DEFAULT_HOLD_TIMEOUT_MS = 300_000
 export class PharosPeer {
   /** The peer's ID; its log's author. */
   readonly peerId: PeerId
@@ -157,23 +81,20 @@ export class PharosPeer {
   private readonly signer: Ed25519Signer
   private readonly network: string
   private readonly timeouts: PeerTimeouts
-  private readonly maxAttachmentBytes: number
   private readonly log: Logger
   private readonly store: LocalLog
   /** Entries the overlay's content validator checked, for the delivery that follows (gossip-validators.ts). */
   private readonly accepted: AcceptedPayloads<EntryBlock>
   private readonly fs: UnixFS
   private readonly syncClient: SyncClient
-  private readonly keyClient: KeyExchangeClient
   private readonly followed = new Set<string>()
   private readonly entryListeners = new Set<(block: EntryBlock) => void>()
   private readonly cleanups: Array<() => void> = []
   private readonly lifecycle = new PeerLifecycle()
   private readonly sessions: BeaconSessions
-  /** True once a beacon answered for our own head (or there is no beacon to ask). */
-  private ownHeadSettled = false
-  /** Publishes run one at a time: each continues the head the previous one made. */
-  private publishing: Promise<unknown> = Promise.resolve()
+  private readonly publisher: Publisher
+  private readonly fetcher: Fetcher
+  private readonly keys: ContentKeys
   /** Authors to ask the `sync` topic about at the next HEAD request, and when that goes out. */
   private readonly headAsks = new Set<string>()
   private headAskTimer: NodeJS.Timeout | undefined
@@ -193,14 +114,16 @@ export class PharosPeer {
     this.signer = signerFor(init.privateKey)
     this.network = init.network ?? DEFAULT_NETWORK
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...init.timeouts }
-    this.maxAttachmentBytes = init.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES
     this.log = (init.logger ?? defaultLogger()).forComponent('pharos:peer')
     this.store = new LocalLog(helia.blockstore)
     this.fs = unixfs(helia)
     this.syncClient = new SyncClient(libp2p, this.network, this.timeouts.requestMs)
-    this.keyClient = new KeyExchangeClient(libp2p, this.network, this.timeouts.requestMs)
     const beaconConnections = Math.max(1, Math.min(init.beaconConnections ?? beacons.length, beacons.length))
-    this.sessions = new BeaconSessions({ libp2p, overlay: libp2p.services.overlay, beacons, beaconConnections, timeouts: this.timeouts, run: this.lifecycle, log: this.log })
+    const sessions = this.sessions = new BeaconSessions({ libp2p, overlay: libp2p.services.overlay, beacons, beaconConnections, timeouts: this.timeouts, run: this.lifecycle, log: this.log })
+    const { self, signer, network, store, fs, syncClient, log } = this
+    this.publisher = new Publisher({ self, signer, network, store, fs, blockstore: helia.blockstore, overlay: libp2p.services.overlay, sessions, syncClient, run: this.lifecycle, log })
+    this.fetcher = new Fetcher({ blockstore: helia.blockstore, fs, timeouts: this.timeouts, maxAttachmentBytes: init.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES, run: this.lifecycle })
+    this.keys = new ContentKeys({ signer, keyClient: new KeyExchangeClient(libp2p, network, this.timeouts.requestMs), sessions })
   }
 
   private get overlay (): OverlayDriver {
@@ -228,12 +151,12 @@ export class PharosPeer {
       this.cleanups.push(this.overlay.onDeliver((delivery) => { this.onDelivery(delivery) }))
       this.lifecycle.status = 'started'
       if (!this.sessions.hasBeacons()) {
-        this.ownHeadSettled = true
+        this.publisher.settleOwnHeadLocally()
         return
       }
       const connected = await this.sessions.dialAtStart(options)
       await this.sessions.joinOverlay(connected, options)
-      await this.refreshOwnHead(options).catch((err: unknown) => { this.log('own head not learned at start (publish asks again) - %e', err) })
+      await this.publisher.refreshOwnHead(options).catch((err: unknown) => { this.log('own head not learned at start (publish asks again) - %e', err) })
       await this.sync(options)
       this.cleanups.push(this.sessions.watch(() => {
         void this.sync({ signal: this.lifecycle.signal }).catch((err: unknown) => { this.log('sync on reconnect failed - %e', err) })
@@ -263,31 +186,8 @@ export class PharosPeer {
 
   // ---- own log ------------------------------------------------------------------------------
 
-  /**
-   * Asks a beacon for this peer's own head. If the beacon holds a better one than the peer
-   * (a previous run published it), the head entry is fetched, verified and adopted, so the
-   * next entry continues it. The request carries our own head as `known`, so a beacon that
-   * lacks it fetches it from us.
-   */
-  private async refreshOwnHead (options: AbortOptions): Promise<void> {
-    try {
-      await this.sessions.withBeacon('own head', options, async (beacon) => {
-        const [head] = await this.syncClient.heads(beacon, [this.self], this.store.knownHeads([this.self]), options)
-        const local = this.store.head(this.self)
-        if (head !== undefined && (local === undefined || compareHeads(head, { seq: local.entry.seq, cid: local.cid }) < 0)) {
-          const [bytes] = await this.syncClient.entries(beacon, head.cid, 1, options)
-          if (bytes === undefined) throw new RemoteError(beacon.toString(), syncProtocolId(this.network), 'unavailable', `announced head ${head.cid.toString()} but returned no entry`)
-          await this.store.add(await checkLogEntry(this.self, { cid: head.cid, seq: head.seq }, bytes), options)
-        }
-      })
-    } catch (err) {
-      throw new OwnHeadUnknownError({ cause: err })
-    }
-    this.ownHeadSettled = true
-  }
-
   /** This peer's current head, if it has published anything (or learned its head from a beacon). */
-  head (author: string = this.self): { cid: CID, seq: number } | undefined {
+  head (author: string = this.peerId.toString()): { cid: CID, seq: number } | undefined {
     const head = this.store.head(author)
     return head === undefined ? undefined : { cid: head.cid, seq: head.entry.seq }
   }
@@ -301,52 +201,7 @@ export class PharosPeer {
    */
   async publishPost (post: PostInput, options: PublishPostOptions = {}): Promise<PublishedEntry> {
     this.lifecycle.requireStarted('publishPost')
-    const attachments = post.attachments ?? []
-    for (const attachment of attachments) {
-      const problem = attachmentNameProblem(attachment.name)
-      if (problem !== undefined) throw new PostFormatError('(new)', problem)
-    }
-    const run = this.publishing.then(async () => {
-      if (!this.ownHeadSettled) await this.refreshOwnHead(options)
-      const progress: PublishPostProgress = { blocks: 0, bytes: 0, attachments: 0, totalAttachments: attachments.length }
-      const links: AttachmentLink[] = []
-      for (const { name, bytes } of attachments) {
-        const before = progress.bytes
-        const cid = await this.fs.addBytes(bytes, {
-          signal: options.signal,
-          // Each leaf the importer writes (its bytesWritten counts this file's bytes so far).
-          onProgress: (event) => {
-            if (event.type !== 'unixfs:importer:progress:file:write') return
-            progress.blocks++
-            progress.bytes = before + Number(event.detail.bytesWritten)
-            report(options, 'pharos:publish-post:block', { ...progress, cid: event.detail.cid })
-          }
-        })
-        links.push({ name, size: bytes.length, cid })
-        progress.attachments++
-        progress.bytes = before + bytes.length
-        report(options, 'pharos:publish-post:attachment', { ...progress, name })
-      }
-      const body = await encodePostBody({ text: post.text, attachments: links })
-      await this.helia.blockstore.put(body.cid, body.bytes, { signal: options.signal })
-      progress.blocks++
-      report(options, 'pharos:publish-post:block', { ...progress, cid: body.cid })
-      const head = this.store.head(this.self)
-      const block = await signEntry({
-        seq: head === undefined ? 0 : head.entry.seq + 1,
-        prev: head?.cid ?? null,
-        action: FEED_POST_ACTION,
-        timestamp: Date.now(),
-        params: { content: body.cid }
-      }, this.signer)
-      await this.store.add(block, { signal: options.signal })
-      this.overlay.broadcast('content', block.cid.toString(), await sealEnvelope(block.bytes, this.signer))
-      this.log('published entry %s (seq %d)', block.cid, block.entry.seq)
-      report(options, 'pharos:publish-post:entry', { ...progress, cid: block.cid, seq: block.entry.seq })
-      return { cid: block.cid, seq: block.entry.seq, content: body.cid, block }
-    })
-    this.publishing = run.catch(() => {})
-    return await run
+    return await this.publisher.publishPost(post, options)
   }
 
   /**
@@ -360,56 +215,8 @@ export class PharosPeer {
   async waitUntilHeld (cids: readonly CID[], options?: WaitUntilHeldOptions): Promise<void>
   async waitUntilHeld (cids: readonly CID[], options: WaitUntilHeldOptions = {}): Promise<PinReceipt[] | void> {
     this.lifecycle.requireStarted('waitUntilHeld')
-    if (options.receipts === true && (options.state ?? 'pinned') !== 'pinned') throw new RangeError('receipts are for pinned CIDs: drop state: \'stored\' or receipts')
-    await this.waitForStatus(cids, options)
-    if (options.receipts !== true) return undefined
-    const receipts: PinReceipt[] = []
-    for (const cid of cids) receipts.push(await this.receipt(cid, options.signal === undefined ? {} : { signal: options.signal }))
-    return receipts
+    return await this.publisher.waitUntilHeld(cids, options)
   }
-
-  private async waitForStatus (cids: readonly CID[], options: WaitUntilHeldOptions): Promise<void> {
-    const want = options.state ?? 'pinned'
-    const timeoutMs = options.timeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS
-    const timeout = AbortSignal.timeout(timeoutMs)
-    const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout])
-    const satisfied = (status: EntryStatus): boolean => status === 'pinned' || (want === 'stored' && status === 'stored')
-    let remaining = [...cids]
-    let last: EntryStatus[] = []
-    let lastAnnounce = Date.now()
-    try {
-      while (remaining.length > 0) {
-        try {
-          const asked = remaining
-          last = await this.sessions.withBeacon('status', { signal }, async (beacon) => await this.syncClient.status(beacon, asked, { signal }))
-          remaining = asked.filter((_, i) => !satisfied(last[i] ?? 'unknown'))
-          report(options, 'pharos:wait-until-held:status', {
-            statuses: asked.map((cid, i) => ({ cid, status: last[i] ?? 'unknown' })),
-            held: cids.length - remaining.length,
-            total: cids.length
-          })
-          if (remaining.length === 0) return
-        } catch (err) {
-          if (signal.aborted || isDefinitive(err)) throw err
-          this.log('status poll failed; retrying - %e', err)
-        }
-        if (Date.now() - lastAnnounce >= REANNOUNCE_INTERVAL_MS) {
-          lastAnnounce = Date.now()
-          await this.sessions.withBeacon('re-announce', { signal }, async (beacon) => await this.syncClient.heads(beacon, [this.self], this.store.knownHeads([this.self]), { signal }))
-            .catch((err: unknown) => { if (!signal.aborted) this.log('re-announcing the head failed - %e', err) })
-        }
-        await delay(STATUS_POLL_INTERVAL_MS, undefined, { signal })
-      }
-    } catch (err) {
-      if (timeout.aborted && options.signal?.aborted !== true) {
-        const statuses = remaining.map((cid) => `${cid.toString()}: ${last[cids.indexOf(cid)] ?? 'unknown'}`).join(', ')
-        throw new RequestTimeoutError(`waiting for a beacon to hold ${remaining.length} CID(s) ${want} (last status ${statuses})`, timeoutMs)
-      }
-      throw err
-    }
-  }
-
-  // ---- receipts -----------------------------------------------------------------------------
 
   /**
    * A signed receipt from a beacon (docs/logs.md "Receipts"), verified before it is returned:
@@ -423,17 +230,7 @@ export class PharosPeer {
   async receipt (cid: CID, options?: PinReceiptOptions): Promise<PinReceipt>
   async receipt (subject: string | CID, options: LogReceiptOptions & PinReceiptOptions = {}): Promise<LogReceipt | PinReceipt> {
     this.lifecycle.requireStarted('receipt')
-    const name = subject.toString()
-    return await this.sessions.withBeacon('receipt', options, async (beacon) => {
-      const signer = beacon.toString()
-      const answer = typeof subject === 'string'
-        ? await this.syncClient.receipt(beacon, options.head === undefined ? { author: subject } : { author: subject, head: options.head }, options)
-        : await this.syncClient.receipt(beacon, { cid: subject }, options)
-      if ('notHeld' in answer) throw new NotHeldError(name, answer.notHeld, `${signer}: ${answer.message}`)
-      return typeof subject === 'string'
-        ? await verifyLogReceipt(answer.statement, { signer, author: subject, ...(options.head === undefined ? {} : { head: options.head }) }, signer)
-        : await verifyPinReceipt(answer.statement, { signer, cid: subject, ...(options.scope === undefined ? {} : { scope: options.scope }) }, signer)
-    })
+    return await this.publisher.receipt(subject, options)
   }
 
   // ---- following and fetching ---------------------------------------------------------------
@@ -592,82 +389,9 @@ export class PharosPeer {
    */
   async fetchPost (entry: Entry | EntryBlock, options: FetchPostOptions = {}): Promise<Post> {
     this.lifecycle.requireStarted('fetchPost')
-    const fields = 'entry' in entry ? entry.entry : entry
-    const content = CID.asCID(fields.params.content)
-    if (fields.action !== FEED_POST_ACTION || content === null) throw new PostFormatError('(entry)', `not an ${FEED_POST_ACTION} entry with params.content`)
-    const timeout = AbortSignal.timeout(this.timeouts.fetchPostMs)
-    const signal = AbortSignal.any([timeout, this.lifecycle.signal, ...(options.signal === undefined ? [] : [options.signal])])
-    const progress: FetchPostProgress = { post: content, blocks: 0, bytes: 0, attachments: 0, totalAttachments: 0 }
-    const onBlock = (cid: CID, bytes: Uint8Array): void => {
-      progress.blocks++
-      progress.bytes += bytes.length
-      report(options, 'pharos:fetch-post:block', { ...progress, cid })
-    }
-    try {
-      const bodyBytes = await this.fetchBlock(content, signal)
-      const body = decodePostBody(bodyBytes, content)
-      progress.totalAttachments = body.attachments.length
-      onBlock(content, bodyBytes)
-      const attachments: Post['attachments'] = []
-      for (const link of body.attachments) {
-        attachments.push({ name: link.name, cid: link.cid, bytes: await this.fetchFile(content, link, signal, onBlock) })
-        progress.attachments++
-        report(options, 'pharos:fetch-post:attachment', { ...progress, name: link.name })
-      }
-      return { text: body.text, attachments }
-    } catch (err) {
-      if (timeout.aborted && options.signal?.aborted !== true) throw new RequestTimeoutError(`fetching post ${content.toString()}`, this.timeouts.fetchPostMs)
-      throw err
-    }
+    return await this.fetcher.fetchPost(entry, options)
   }
 
-  /** One block, local or over Bitswap, re-wanting it until `signal` ends (see REWANT_AFTER_MS). */
-  private async fetchBlock (cid: CID, signal: AbortSignal): Promise<Uint8Array> {
-    for (;;) {
-      const rewant = AbortSignal.timeout(REWANT_AFTER_MS)
-      try {
-        return await collectBytes(this.helia.blockstore.get(cid, { signal: AbortSignal.any([signal, rewant]) }))
-      } catch (err) {
-        if (signal.aborted || !rewant.aborted) throw err
-      }
-    }
-  }
-
-  /**
-   * An attachment's bytes: every block of its UnixFS DAG is fetched (verified by Helia),
-   * bounded by the declared size plus DAG overhead, then read back offline.
-   */
-  private async fetchFile (post: CID, link: AttachmentLink, signal: AbortSignal, onBlock: (cid: CID, bytes: Uint8Array) => void): Promise<Uint8Array> {
-    const name = post.toString()
-    if (link.size > this.maxAttachmentBytes) throw new PostFormatError(name, `attachment ${link.name} is ${link.size} bytes, more than the ${this.maxAttachmentBytes} this peer fetches`)
-    // Interior dag-pb nodes cost ~50 bytes per 1 MiB leaf; this is generous (guess).
-    const budget = link.size + Math.ceil(link.size / 16) + 1024 * 1024
-    let fetched = 0
-    let frontier = [link.cid]
-    while (frontier.length > 0) {
-      const next: CID[] = []
-      for (let i = 0; i < frontier.length; i += FETCH_CONCURRENCY) {
-        const blocks = await Promise.all(frontier.slice(i, i + FETCH_CONCURRENCY).map(async (cid) => ({ cid, bytes: await this.fetchBlock(cid, signal) })))
-        for (const { cid, bytes } of blocks) {
-          fetched += bytes.length
-          onBlock(cid, bytes)
-          if (fetched > budget) throw new PostFormatError(name, `attachment ${link.name}'s DAG is larger than its declared ${link.size} bytes`)
-          if (cid.code === dagPb.code) next.push(...dagPb.decode(bytes).Links.map((child) => child.Hash))
-          else if (cid.code !== raw.code) throw new PostFormatError(name, `attachment ${link.name} is not a UnixFS file (codec 0x${cid.code.toString(16)})`)
-        }
-      }
-      frontier = next
-    }
-    let bytes: Uint8Array
-    try {
-      bytes = await collectBytes(this.fs.cat(link.cid, { offline: true, signal }), { max: link.size, tooLarge: () => new PostFormatError(name, `attachment ${link.name} is larger than its declared ${link.size} bytes`) })
-    } catch (err) {
-      if (err instanceof PostFormatError || signal.aborted) throw err
-      throw new PostFormatError(name, `attachment ${link.name} is not a UnixFS file: ${asError(err).message}`)
-    }
-    if (bytes.length !== link.size) throw new PostFormatError(name, `attachment ${link.name} is ${bytes.length} bytes, the body says ${link.size}`)
-    return bytes
-  }
 
   // ---- gossip and the other side of sync ----------------------------------------------------
 
@@ -828,7 +552,7 @@ export class PharosPeer {
     }
   }
 
-  // ---- key exchange -------------------------------------------------------------------------
+  // ---- key exchange and storage audits ------------------------------------------------------
 
   /**
    * Deposits a content key with a beacon, under an allow-list this peer signs (only `allow`
@@ -836,21 +560,14 @@ export class PharosPeer {
    */
   async depositKey (deposit: KeyDeposit, options: AbortOptions = {}): Promise<{ keyHash: Uint8Array }> {
     this.lifecycle.requireStarted('depositKey')
-    if (deposit.key.length < KEY_BYTES.min || deposit.key.length > KEY_BYTES.max) throw new RangeError(`a content key is ${KEY_BYTES.min}..${KEY_BYTES.max} bytes, not ${deposit.key.length}`)
-    const keyHash = await keyHashOf(deposit.key)
-    if (deposit.keyHash !== undefined && compareBytes(deposit.keyHash, keyHash) !== 0) throw new RangeError('keyHash is not the SHA-256 of key')
-    const rule = await signAllowList({ keyHash, version: deposit.version, peers: deposit.allow }, this.signer)
-    await this.sessions.withBeacon('key deposit', options, async (beacon) => { await this.keyClient.deposit(beacon, deposit.key, rule, options) })
-    return { keyHash }
+    return await this.keys.deposit(deposit, options)
   }
 
   /** The key whose SHA-256 is `keyHash`, from a beacon; KeyDeniedError (with the beacon's reason) if this peer may not have it. */
   async getKey (keyHash: Uint8Array, options: AbortOptions = {}): Promise<Uint8Array> {
     this.lifecycle.requireStarted('getKey')
-    return await this.sessions.withBeacon('getkey', options, async (beacon) => await this.keyClient.getKey(beacon, keyHash, options))
+    return await this.keys.get(keyHash, options)
   }
-
-  // ---- storage audits -----------------------------------------------------------------------
 
   /**
    * Challenges a beacon worker to prove it holds `cids` (1..64 blocks this peer also holds,
@@ -862,16 +579,7 @@ export class PharosPeer {
    */
   async challenge (worker: PeerId | string, cids: readonly CID[], options: AbortOptions = {}): Promise<ChallengeResult> {
     this.lifecycle.requireStarted('challenge')
-    const peer = typeof worker === 'string' ? peerIdFromString(worker) : worker
-    return await challengeWorker(this.libp2p, peer, cids, async (cid) => {
-      try {
-        return await collectBytes(this.helia.blockstore.get(cid, { offline: true }))
-      } catch (err) {
-        const name = (err as Error | undefined)?.name
-        if (name === 'NotFoundError' || name === 'BlockNotFoundWhileOfflineError') return undefined
-        throw err
-      }
-    }, { ...options, network: this.network, timeoutMs: this.timeouts.requestMs })
+    return await challengeBeacon({ libp2p: this.libp2p, blockstore: this.helia.blockstore, network: this.network, requestMs: this.timeouts.requestMs }, worker, cids, options)
   }
 }
 
