@@ -11,63 +11,50 @@
  *   await peer.waitUntilHeld([cid])                     // the beacon pinned it
  *   const log = await peer.fetchLog(author)             // verified, head first
  *   const post = await peer.fetchPost(log[0])           // body and files over Bitswap
+ *
+ * This class is a facade: it builds the modules (beacon-sessions, publisher, log-sync,
+ * head-requests, fetcher, content-keys, storage-audit), passing each only what it uses, and
+ * owns the lifecycle; each public method checks that the peer runs, then delegates.
  */
 import { unixfs } from '@helia/unixfs'
-import type { UnixFS } from '@helia/unixfs'
-import { defaultLogger } from '@libp2p/logger'
-import { peerIdFromString } from '@libp2p/peer-id'
 import type { Helia } from '@helia/interface'
+import { defaultLogger } from '@libp2p/logger'
 import type { CID } from 'multiformats/cid'
-import type { Delivery, OverlayDriver } from '../../net/src/overlay/overlay-driver.ts'
+import { KeyExchangeClient } from '../../net/src/clients/key-exchange-client.ts'
+import { SyncClient } from '../../net/src/clients/sync-client.ts'
 import { AcceptedPayloads } from '../../net/src/overlay/gossip-validators.ts'
 import type { ChallengeResult } from '../../protocol/src/audit/index.ts'
-import { compareHeads, decodeEntry, HEAD_REQUEST_LIMITS, messageIdOf, newerHeads, openEnvelope, openHeadRequest, signHeadRequest, SYNC_LIMITS, syncProtocolId, verifyEntry } from '../../protocol/src/log/index.ts'
-import type { Ed25519Signer, Entry, EntryBlock, HeadInfo, HeadWant, KnownHead } from '../../protocol/src/log/index.ts'
-import { ACCEPTED_ENTRIES_MAX, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_NETWORK, DEFAULT_TIMEOUTS, HEAD_ANSWER_ASKERS_MAX, HEAD_ANSWER_INTERVAL_MS, HEAD_REQUEST_INTERVAL_MS, HEAD_REQUEST_RETRY_MS } from './constants.ts'
-import type { PeerTimeouts } from './constants.ts'
-import { UnknownAuthorError } from './errors.ts'
-import { KeyExchangeClient } from '../../net/src/clients/key-exchange-client.ts'
-import { signerFor } from './keys.ts'
-import { LocalLog } from './local-log.ts'
-import { ContentKeys } from './content-keys.ts'
-import { Fetcher } from './fetcher.ts'
-import { Publisher } from './publisher.ts'
-import type { LogReceiptOptions, PinReceiptOptions, PostInput, PublishedEntry, WaitUntilHeldOptions } from './publisher.ts'
-import type { KeyDeposit } from './content-keys.ts'
-import type { Post } from './fetcher.ts'
-import { challengeBeacon } from './storage-audit.ts'
+import { syncProtocolId } from '../../protocol/src/log/index.ts'
+import type { Entry, EntryBlock } from '../../protocol/src/log/index.ts'
 import { beaconOf, BeaconSessions } from './beacon-sessions.ts'
 import type { BeaconContact } from './beacon-sessions.ts'
-import { asError } from './failures.ts'
+import { ACCEPTED_ENTRIES_MAX, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_NETWORK, DEFAULT_TIMEOUTS } from './constants.ts'
+import { ContentKeys } from './content-keys.ts'
+import type { KeyDeposit } from './content-keys.ts'
+import { Fetcher } from './fetcher.ts'
+import type { Post } from './fetcher.ts'
+import { FollowedAuthors } from './followed-authors.ts'
+import { HeadRequests } from './head-requests.ts'
+import { signerFor } from './keys.ts'
 import { PeerLifecycle } from './lifecycle.ts'
+import { LocalLog } from './local-log.ts'
+import { LogSync } from './log-sync.ts'
+import type { SyncReport } from './log-sync.ts'
 import { createPeerNode } from './peer-node.ts'
 import type { PharosPeerInit, PharosPeerNode } from './peer-node.ts'
-import { walkLog } from './log-verify.ts'
-import { report } from './progress.ts'
 import type { FetchLogOptions, FetchPostOptions, PublishPostOptions } from './progress.ts'
-import type { LogSource } from './log-verify.ts'
+import { Publisher } from './publisher.ts'
+import type { LogReceiptOptions, PinReceiptOptions, PostInput, PublishedEntry, WaitUntilHeldOptions } from './publisher.ts'
 import type { LogReceipt, PinReceipt } from './receipts.ts'
+import { challengeBeacon } from './storage-audit.ts'
 import { serveSync } from './sync-responder.ts'
-import { SyncClient } from '../../net/src/clients/sync-client.ts'
 import type { AbortOptions, Libp2p, Logger, PeerId } from '@libp2p/interface'
 
+// The API's types live beside the modules that take them; the SDK exports them from here.
 export type { AttachmentInput, AttachmentLink } from './post.ts'
-
+export type { KeyDeposit, Post, SyncReport }
 export type { PharosPeerInit, PharosPeerNode, PharosPeerServices } from './peer-node.ts'
-
-export type { LogReceiptOptions, PinReceiptOptions, PostInput, PublishedEntry, WaitUntilHeldOptions } from './publisher.ts'
-export type { Post } from './fetcher.ts'
-export type { KeyDeposit } from './content-keys.ts'
-
-/** What `sync` did. */
-export interface SyncReport {
-  /** Entries fetched and verified, over all authors. */
-  fetched: number
-  /** Authors whose held head moved. */
-  updated: string[]
-  /** Authors whose sync failed, and why; the others went on. */
-  failed: Array<{ author: string, error: Error }>
-}
+export type { LogReceiptOptions, PinReceiptOptions, PostInput, PublishedEntry, WaitUntilHeldOptions }
 
 export class PharosPeer {
   /** The peer's ID; its log's author. */
@@ -77,57 +64,44 @@ export class PharosPeer {
   /** Helia on the same node, Bitswap only. */
   readonly helia: Helia & { libp2p: Libp2p }
 
-  private readonly self: string
-  private readonly signer: Ed25519Signer
   private readonly network: string
-  private readonly timeouts: PeerTimeouts
   private readonly log: Logger
-  private readonly store: LocalLog
-  /** Entries the overlay's content validator checked, for the delivery that follows (gossip-validators.ts). */
-  private readonly accepted: AcceptedPayloads<EntryBlock>
-  private readonly fs: UnixFS
-  private readonly syncClient: SyncClient
-  private readonly followed = new Set<string>()
-  private readonly entryListeners = new Set<(block: EntryBlock) => void>()
-  private readonly cleanups: Array<() => void> = []
   private readonly lifecycle = new PeerLifecycle()
+  private readonly store: LocalLog
+  private readonly requestMs: number
   private readonly sessions: BeaconSessions
   private readonly publisher: Publisher
+  private readonly followed: FollowedAuthors
+  private readonly headRequests: HeadRequests
+  private readonly logSync: LogSync
   private readonly fetcher: Fetcher
   private readonly keys: ContentKeys
-  /** Authors to ask the `sync` topic about at the next HEAD request, and when that goes out. */
-  private readonly headAsks = new Set<string>()
-  private headAskTimer: NodeJS.Timeout | undefined
-  private lastHeadAskAt = -Infinity
-  /** Askers of HEAD requests this peer answered, and when (bounded, oldest forgotten first). */
-  private readonly headAnswers = new Map<string, number>()
-  /** The head being fetched per author after an announcement, so several seeders' answers fetch it once. */
-  private readonly fetchingHeads = new Map<string, { cid: CID, seq: number }>()
+  private readonly cleanups: Array<() => void> = []
 
   /** Use `createPharosPeer`. */
   constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: BeaconContact[], accepted: AcceptedPayloads<EntryBlock>) {
     this.libp2p = libp2p
-    this.accepted = accepted
     this.helia = helia
     this.peerId = libp2p.peerId
-    this.self = this.peerId.toString()
-    this.signer = signerFor(init.privateKey)
-    this.network = init.network ?? DEFAULT_NETWORK
-    this.timeouts = { ...DEFAULT_TIMEOUTS, ...init.timeouts }
-    this.log = (init.logger ?? defaultLogger()).forComponent('pharos:peer')
-    this.store = new LocalLog(helia.blockstore)
-    this.fs = unixfs(helia)
-    this.syncClient = new SyncClient(libp2p, this.network, this.timeouts.requestMs)
+    const self = this.peerId.toString()
+    const signer = signerFor(init.privateKey)
+    const network = this.network = init.network ?? DEFAULT_NETWORK
+    const timeouts = { ...DEFAULT_TIMEOUTS, ...init.timeouts }
+    this.requestMs = timeouts.requestMs
+    const log = this.log = (init.logger ?? defaultLogger()).forComponent('pharos:peer')
+    const store = this.store = new LocalLog(helia.blockstore)
+    const fs = unixfs(helia)
+    const syncClient = new SyncClient(libp2p, network, timeouts.requestMs)
+    const overlay = libp2p.services.overlay
+    const run = this.lifecycle
     const beaconConnections = Math.max(1, Math.min(init.beaconConnections ?? beacons.length, beacons.length))
-    const sessions = this.sessions = new BeaconSessions({ libp2p, overlay: libp2p.services.overlay, beacons, beaconConnections, timeouts: this.timeouts, run: this.lifecycle, log: this.log })
-    const { self, signer, network, store, fs, syncClient, log } = this
-    this.publisher = new Publisher({ self, signer, network, store, fs, blockstore: helia.blockstore, overlay: libp2p.services.overlay, sessions, syncClient, run: this.lifecycle, log })
-    this.fetcher = new Fetcher({ blockstore: helia.blockstore, fs, timeouts: this.timeouts, maxAttachmentBytes: init.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES, run: this.lifecycle })
-    this.keys = new ContentKeys({ signer, keyClient: new KeyExchangeClient(libp2p, network, this.timeouts.requestMs), sessions })
-  }
-
-  private get overlay (): OverlayDriver {
-    return this.libp2p.services.overlay
+    const sessions = this.sessions = new BeaconSessions({ libp2p, overlay, beacons, beaconConnections, timeouts, run, log })
+    this.publisher = new Publisher({ self, signer, network, store, fs, blockstore: helia.blockstore, overlay, sessions, syncClient, run, log })
+    const followed = this.followed = new FollowedAuthors(log)
+    const headRequests = this.headRequests = new HeadRequests({ self, signer, libp2p, overlay, syncClient, store, followed, run, log })
+    this.logSync = new LogSync({ store, followed, sessions, syncClient, headRequests, accepted, timeouts, run, log })
+    this.fetcher = new Fetcher({ blockstore: helia.blockstore, fs, timeouts, maxAttachmentBytes: init.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES, run })
+    this.keys = new ContentKeys({ signer, keyClient: new KeyExchangeClient(libp2p, network, timeouts.requestMs), sessions })
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
@@ -147,8 +121,8 @@ export class PharosPeer {
     try {
       await this.libp2p.start()
       await this.helia.start()
-      await serveSync(this.libp2p, this.network, this.store, (from, known) => { this.onKnownHeads(from, known) }, { timeoutMs: this.timeouts.requestMs, logger: this.log })
-      this.cleanups.push(this.overlay.onDeliver((delivery) => { this.onDelivery(delivery) }))
+      await serveSync(this.libp2p, this.network, this.store, (from, known) => { this.logSync.onKnownHeads(from, known) }, { timeoutMs: this.requestMs, logger: this.log })
+      this.cleanups.push(this.libp2p.services.overlay.onDeliver((delivery) => { this.logSync.onDelivery(delivery) }))
       this.lifecycle.status = 'started'
       if (!this.sessions.hasBeacons()) {
         this.publisher.settleOwnHeadLocally()
@@ -173,10 +147,8 @@ export class PharosPeer {
     if (this.lifecycle.status !== 'started') return
     this.lifecycle.status = 'stopping'
     this.lifecycle.end()
-    clearTimeout(this.headAskTimer)
-    this.headAskTimer = undefined
-    this.headAsks.clear()
-    this.accepted.clear()
+    this.headRequests.stop()
+    this.logSync.stop()
     for (const cleanup of this.cleanups.splice(0)) cleanup()
     await this.libp2p.unhandle(syncProtocolId(this.network)).catch(() => {})
     await this.helia.stop().catch((err: unknown) => { this.log('helia stop failed - %e', err) })
@@ -237,68 +209,17 @@ export class PharosPeer {
 
   /** Follows authors: `sync` fetches their logs, and their entries are taken from gossip. */
   follow (authors: readonly string[]): void {
-    const added = authors.filter((author) => !this.followed.has(author))
-    for (const author of authors) this.followed.add(author)
-    if (this.lifecycle.started && added.length > 0) this.askHeads(added)
+    const added = this.followed.add(authors)
+    if (this.lifecycle.started && added.length > 0) this.headRequests.ask(added)
   }
 
   unfollow (authors: readonly string[]): void {
-    for (const author of authors) this.followed.delete(author)
+    this.followed.delete(authors)
   }
 
   /** Calls `listener` with each new entry of a followed author (from sync or gossip), oldest first. */
   onEntry (listener: (block: EntryBlock) => void): () => void {
-    this.entryListeners.add(listener)
-    return () => { this.entryListeners.delete(listener) }
-  }
-
-  private emit (blocks: readonly EntryBlock[]): void {
-    for (const block of blocks) {
-      for (const listener of this.entryListeners) {
-        try {
-          listener(block)
-        } catch (err) {
-          this.log.error('entry listener failed - %e', err)
-        }
-      }
-    }
-  }
-
-  /** Where a walk gets entries: the local log, then beacons (`preferred` first). */
-  private logSource (preferred?: PeerId): LogSource {
-    return {
-      local: async (cid, options) => await this.store.get(cid, options),
-      remote: async (from, options) => {
-        const beacons = await this.sessions.connected(options)
-        const askers = preferred === undefined ? beacons : [preferred, ...beacons.filter((beacon) => !beacon.equals(preferred))]
-        let last: unknown
-        let answered = false
-        for (const peer of askers) {
-          try {
-            const blocks = await this.syncClient.entries(peer, from, SYNC_LIMITS.entries, options)
-            answered = true
-            if (blocks.length > 0) return blocks
-          } catch (err) {
-            if (options.signal?.aborted === true) throw err
-            last = err
-          }
-        }
-        if (!answered && last !== undefined) throw last
-        return []
-      }
-    }
-  }
-
-  /** The best head each asked beacon reports per author (beacons that fail are skipped). */
-  private async beaconHeads (authors: readonly string[], options: AbortOptions): Promise<Map<string, { head: HeadInfo, from: PeerId }>> {
-    const best = new Map<string, { head: HeadInfo, from: PeerId }>()
-    await this.sessions.withBeacon('heads', options, async (beacon) => {
-      for (const head of await this.syncClient.heads(beacon, authors, this.store.knownHeads(authors), options)) {
-        const current = best.get(head.author)
-        if (current === undefined || compareHeads(head, current.head) < 0) best.set(head.author, { head, from: beacon })
-      }
-    })
-    return best
+    return this.followed.onEntry(listener)
   }
 
   /**
@@ -309,28 +230,7 @@ export class PharosPeer {
    */
   async sync (options: AbortOptions = {}): Promise<SyncReport> {
     this.lifecycle.requireStarted('sync')
-    const report: SyncReport = { fetched: 0, updated: [], failed: [] }
-    const authors = [...this.followed]
-    if (authors.length === 0) return report
-    // The overlay's seeders (peers that hold these logs; beacons too) answer the topic by
-    // announcing better heads to us, which are then fetched like any announcement.
-    this.askHeads(authors)
-    if (!this.sessions.hasBeacons()) return report
-    const heads = await this.beaconHeads(authors, options)
-    for (const [author, { head, from }] of heads) {
-      const local = this.store.head(author)
-      if (local !== undefined && compareHeads(head, { seq: local.entry.seq, cid: local.cid }) >= 0) continue
-      try {
-        const fetched = await this.fetchMissing(author, { cid: head.cid, seq: head.seq }, this.logSource(from), options.signal)
-        report.fetched += fetched.length
-        if (fetched.length > 0) report.updated.push(author)
-      } catch (err) {
-        if (options.signal?.aborted === true) throw err
-        this.log('sync of %s failed - %e', author, err)
-        report.failed.push({ author, error: asError(err) })
-      }
-    }
-    return report
+    return await this.logSync.sync(options)
   }
 
   /**
@@ -343,43 +243,7 @@ export class PharosPeer {
    */
   async fetchLog (author: string, options: FetchLogOptions = {}): Promise<EntryBlock[]> {
     this.lifecycle.requireStarted('fetchLog')
-    let remote: { head: HeadInfo, from: PeerId } | undefined
-    let headError: unknown
-    if (this.sessions.hasBeacons()) {
-      try {
-        remote = (await this.beaconHeads([author], options)).get(author)
-      } catch (err) {
-        if (options.signal?.aborted === true) throw err
-        headError = err
-      }
-    }
-    const local = this.store.head(author)
-    let head: { cid: CID, seq: number } | undefined = local === undefined ? undefined : { cid: local.cid, seq: local.entry.seq }
-    if (remote !== undefined && (head === undefined || compareHeads(remote.head, head) < 0)) head = { cid: remote.head.cid, seq: remote.head.seq }
-    if (head === undefined) {
-      if (headError !== undefined) throw headError
-      throw new UnknownAuthorError(author)
-    }
-    // Kept only once the whole chain verified (see fetchMissing: a kept part above a gap would
-    // pass for the author's head).
-    const fetched: EntryBlock[] = []
-    const progress = { author, entries: 0, total: head.seq + 1, bytes: 0 }
-    report(options, 'pharos:fetch-log:head', { ...progress, head: head.cid })
-    const log = await walkLog({
-      author,
-      head,
-      until: 'genesis',
-      source: this.logSource(remote?.from),
-      onVerified: async (block) => { fetched.push(block) },
-      onEntry: (block) => {
-        progress.entries++
-        progress.bytes += block.bytes.length
-        report(options, 'pharos:fetch-log:entry', { ...progress, cid: block.cid, seq: block.entry.seq })
-      },
-      signal: options.signal
-    })
-    for (const block of fetched.toReversed()) await this.store.add(block, { signal: options.signal })
-    return log
+    return await this.logSync.fetchLog(author, options)
   }
 
   /**
@@ -390,166 +254,6 @@ export class PharosPeer {
   async fetchPost (entry: Entry | EntryBlock, options: FetchPostOptions = {}): Promise<Post> {
     this.lifecycle.requireStarted('fetchPost')
     return await this.fetcher.fetchPost(entry, options)
-  }
-
-
-  // ---- gossip and the other side of sync ----------------------------------------------------
-
-  /**
-   * An entry on the content topic from a followed author: kept if it continues what we hold.
-   * A HEAD request on the sync topic: answered for the authors we hold.
-   */
-  private onDelivery (delivery: Delivery): void {
-    if (delivery.topic === 'sync') {
-      void this.answerHeadRequest(delivery.payload).catch((err: unknown) => { this.log('head request not answered - %e', err) })
-      return
-    }
-    if (delivery.topic !== 'content') return
-    // Taken at once, followed or not: what the validator kept is for this delivery only.
-    const checked = this.accepted.take(delivery.messageId, delivery.payload)
-    if (this.followed.size === 0) return
-    void this.ingest(delivery.payload, checked).catch((err: unknown) => { this.log('gossiped entry dropped - %e', err) })
-  }
-
-  /**
-   * Asks the `sync` topic for the heads of `authors` (docs/logs.md "HEAD requests"): a signed
-   * request naming the head we hold of each, at most one every HEAD_REQUEST_INTERVAL_MS and
-   * 32 authors each; the rest wait for the next. Seeders that hold better heads announce them
-   * to us over the sync protocol, and `onKnownHeads` fetches them.
-   */
-  private askHeads (authors: readonly string[]): void {
-    for (const author of authors) if (author !== this.self) this.headAsks.add(author)
-    if (this.headAsks.size === 0 || this.headAskTimer !== undefined) return
-    const wait = Math.max(0, this.lastHeadAskAt + HEAD_REQUEST_INTERVAL_MS - Date.now())
-    this.headAskTimer = setTimeout(() => {
-      this.headAskTimer = undefined
-      void this.sendHeadRequest().catch((err: unknown) => { this.log('head request not sent - %e', err) })
-    }, wait)
-    this.headAskTimer.unref?.()
-  }
-
-  private async sendHeadRequest (): Promise<void> {
-    if (!this.lifecycle.started) return
-    if ((this.overlay.snapshot().sync?.active.length ?? 0) === 0) {
-      // A broadcast with no neighbour goes nowhere (just after start the sync topic may still
-      // be joining): ask once it has one.
-      this.headAskTimer = setTimeout(() => {
-        this.headAskTimer = undefined
-        void this.sendHeadRequest().catch((err: unknown) => { this.log('head request not sent - %e', err) })
-      }, HEAD_REQUEST_RETRY_MS)
-      this.headAskTimer.unref?.()
-      return
-    }
-    const wants: HeadWant[] = []
-    for (const author of this.headAsks) {
-      if (wants.length >= HEAD_REQUEST_LIMITS.authors) break
-      this.headAsks.delete(author)
-      if (!this.followed.has(author)) continue
-      const held = this.store.head(author)
-      wants.push(held === undefined ? { author } : { author, held: { cid: held.cid, seq: held.entry.seq } })
-    }
-    if (wants.length > 0) {
-      this.lastHeadAskAt = Date.now()
-      const payload = await signHeadRequest(wants, this.lastHeadAskAt, this.signer)
-      const messageId = await messageIdOf('sync', payload)
-      if (messageId !== undefined && this.lifecycle.started) this.overlay.broadcast('sync', messageId, payload)
-    }
-    if (this.headAsks.size > 0) this.askHeads([])
-  }
-
-  /**
-   * A HEAD request from the topic: for the authors we hold a better head of than the asker,
-   * announce those heads to it (a sync `heads` request carrying them as `known`). Only over a
-   * connection we already hold to the asker (a broadcast never makes us dial), and to one
-   * asker at most once every HEAD_ANSWER_INTERVAL_MS.
-   */
-  private async answerHeadRequest (payload: Uint8Array): Promise<void> {
-    const opened = await openHeadRequest(payload, Date.now())
-    if (!opened.ok || opened.value.asker === this.self) return
-    const { asker, wants } = opened.value
-    const held = new Map<string, { cid: CID, seq: number }>()
-    for (const want of wants) {
-      const head = this.store.head(want.author)
-      if (head !== undefined) held.set(want.author, { cid: head.cid, seq: head.entry.seq })
-    }
-    const known = newerHeads(wants, held)
-    if (known.length === 0) return
-    const peer = peerIdFromString(asker)
-    if (!this.libp2p.getConnections(peer).some((connection) => connection.status === 'open' && connection.limits === undefined)) return
-    const now = Date.now()
-    const last = this.headAnswers.get(asker)
-    if (last !== undefined && now - last < HEAD_ANSWER_INTERVAL_MS) return
-    this.headAnswers.delete(asker)
-    this.headAnswers.set(asker, now)
-    for (const oldest of this.headAnswers.keys()) {
-      if (this.headAnswers.size <= HEAD_ANSWER_ASKERS_MAX) break
-      this.headAnswers.delete(oldest)
-    }
-    await this.syncClient.announce(peer, known, { signal: this.lifecycle.signal })
-  }
-
-  /**
-   * A gossiped entry: `checked` is what the overlay's validator verified of this payload (its
-   * envelope and both signatures); only a delivery it kept nothing for is verified here.
-   */
-  private async ingest (payload: Uint8Array, checked: EntryBlock | undefined): Promise<void> {
-    const block = checked ?? await this.openGossipedEntry(payload)
-    if (block === undefined || !this.followed.has(block.entry.author)) return
-    const { author, prev, seq } = block.entry
-    const signal = AbortSignal.any([this.lifecycle.signal, AbortSignal.timeout(this.timeouts.requestMs * 4)])
-    if (prev !== null && await this.store.get(prev, { signal }) === undefined) {
-      await this.fetchMissing(author, { cid: prev, seq: seq - 1 }, this.logSource(), signal)
-    }
-    if (await this.store.add(block, { signal })) this.emit([block])
-  }
-
-  /** A gossiped envelope's entry, if it opens and verifies and its author is followed. */
-  private async openGossipedEntry (payload: Uint8Array): Promise<EntryBlock | undefined> {
-    const envelope = await openEnvelope(payload)
-    if (!envelope.ok) return undefined
-    const decoded = await decodeEntry(envelope.value.entry)
-    if (!decoded.ok || !this.followed.has(decoded.value.entry.author)) return undefined
-    return (await verifyEntry(decoded.value.entry)).ok ? decoded.value : undefined
-  }
-
-  /**
-   * Fetches `author`'s entries from `head` down to the first one the peer holds (or genesis),
-   * verifying each, and keeps them only once the chain is whole: oldest first, emitting the
-   * ones that were new. Returns what it fetched and verified, head first (another walk may
-   * have kept some of it meanwhile). A walk that fails keeps nothing. Kept, the part of a chain above a gap
-   * would be the author's head in the local log, so no later sync would fetch what lies below
-   * it, and nobody would hear of the entries kept (seen under load in the fleet scenario:
-   * peers that synced still lacked entries).
-   */
-  private async fetchMissing (author: string, head: { cid: CID, seq: number }, source: LogSource, signal?: AbortSignal): Promise<EntryBlock[]> {
-    const verified: EntryBlock[] = []
-    await walkLog({ author, head, until: 'held', source, onVerified: async (block) => { verified.push(block) }, ...(signal === undefined ? {} : { signal }) })
-    const added: EntryBlock[] = []
-    for (const block of verified.toReversed()) {
-      if (await this.store.add(block, signal === undefined ? {} : { signal })) added.push(block)
-    }
-    this.emit(added)
-    return verified
-  }
-
-  /**
-   * A peer told us heads it holds (sync on connect, or a seeder answering our HEAD request):
-   * fetch from it what we lack of the authors we follow. A head already being fetched, or a
-   * worse one, is not fetched again: several seeders answer the same request.
-   */
-  private onKnownHeads (from: PeerId, known: readonly KnownHead[]): void {
-    for (const head of known) {
-      if (!this.followed.has(head.author)) continue
-      const local = this.store.head(head.author)
-      if (local !== undefined && compareHeads(head, { seq: local.entry.seq, cid: local.cid }) >= 0) continue
-      const fetching = this.fetchingHeads.get(head.author)
-      if (fetching !== undefined && compareHeads(head, fetching) >= 0) continue
-      this.fetchingHeads.set(head.author, { cid: head.cid, seq: head.seq })
-      const signal = AbortSignal.any([this.lifecycle.signal, AbortSignal.timeout(this.timeouts.requestMs * 4)])
-      void this.fetchMissing(head.author, { cid: head.cid, seq: head.seq }, this.logSource(from), signal)
-        .catch((err: unknown) => { this.log('fetching announced head of %s from %p failed - %e', head.author, from, err) })
-        .finally(() => { if (this.fetchingHeads.get(head.author)?.cid.equals(head.cid) === true) this.fetchingHeads.delete(head.author) })
-    }
   }
 
   // ---- key exchange and storage audits ------------------------------------------------------
@@ -579,7 +283,7 @@ export class PharosPeer {
    */
   async challenge (worker: PeerId | string, cids: readonly CID[], options: AbortOptions = {}): Promise<ChallengeResult> {
     this.lifecycle.requireStarted('challenge')
-    return await challengeBeacon({ libp2p: this.libp2p, blockstore: this.helia.blockstore, network: this.network, requestMs: this.timeouts.requestMs }, worker, cids, options)
+    return await challengeBeacon({ libp2p: this.libp2p, blockstore: this.helia.blockstore, network: this.network, requestMs: this.requestMs }, worker, cids, options)
   }
 }
 
