@@ -6,7 +6,7 @@
  */
 import type { CID } from 'multiformats/cid'
 import { compareHeads, decodeEntry, verifyEntry } from '../../protocol/src/log/index.ts'
-import type { EntryBlock } from '../../protocol/src/log/index.ts'
+import type { EntryBlock, KnownHead } from '../../protocol/src/log/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import { collectBytes } from './bytes.ts'
 
@@ -84,6 +84,14 @@ export class LocalLog {
   /** The best head among the author's held entries (highest seq, then lowest CID). */
   head (author: string): EntryBlock | undefined {
     return this.authors.get(author)?.head
+  }
+
+  /** The heads held of `authors`, as a sync `heads` request carries them (`known`). */
+  knownHeads (authors: readonly string[]): KnownHead[] {
+    return authors.flatMap((author) => {
+      const head = this.head(author)
+      return head === undefined ? [] : [{ author, cid: head.cid, seq: head.entry.seq }]
+    })
   }
 
   /** How many of the author's entries are held. */

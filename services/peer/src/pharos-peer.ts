@@ -11,283 +11,50 @@
  *   await peer.waitUntilHeld([cid])                     // the beacon pinned it
  *   const log = await peer.fetchLog(author)             // verified, head first
  *   const post = await peer.fetchPost(log[0])           // body and files over Bitswap
+ *
+ * This class is a facade: it builds the modules (beacon-sessions, publisher, log-sync,
+ * head-requests, fetcher, content-keys, storage-audit), passing each only what it uses, and
+ * owns the lifecycle; each public method checks that the peer runs, then delegates.
  */
-import { setTimeout as delay } from 'node:timers/promises'
-import { noise } from '@libp2p/noise'
-import { yamux } from '@libp2p/yamux'
-import { withBitswap } from '@helia/bitswap'
 import { unixfs } from '@helia/unixfs'
-import type { UnixFS } from '@helia/unixfs'
-import * as dagCbor from '@ipld/dag-cbor'
-import * as dagPb from '@ipld/dag-pb'
-import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { identify } from '@libp2p/identify'
-import type { Identify } from '@libp2p/identify'
-import { defaultLogger } from '@libp2p/logger'
-import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
-import { ping } from '@libp2p/ping'
-import type { Ping } from '@libp2p/ping'
-import { tcp } from '@libp2p/tcp'
-import { webSockets } from '@libp2p/websockets'
-import { multiaddr } from '@multiformats/multiaddr'
-import type { Multiaddr } from '@multiformats/multiaddr'
-import { MemoryBlockstore } from 'blockstore-core'
-import { MemoryDatastore } from 'datastore-core'
-import { createHeliaLight } from 'helia'
 import type { Helia } from '@helia/interface'
-import { createLibp2p } from 'libp2p'
-import { CID } from 'multiformats/cid'
-import * as raw from 'multiformats/codecs/raw'
-import { overlay } from '../../net/src/overlay/overlay-driver.ts'
-import type { Delivery, DrainNotice, NeighbourBudget, NeighbourScoring, OverlayDriver, OverlayRefusedError, PeerAddrs } from '../../net/src/overlay/overlay-driver.ts'
-import { AcceptedPayloads, auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '../../net/src/overlay/gossip-validators.ts'
-import { OVERLAY_TOPICS } from '../../net/src/overlay/topics.ts'
-import type { ChallengeResult } from '../../protocol/src/audit/index.ts'
-import {
-  compareBytes,
-  compareHeads,
-  decodeEntry,
-  FEED_POST_ACTION,
-  HEAD_REQUEST_LIMITS,
-  KEY_BYTES,
-  keyHashOf,
-  messageIdOf,
-  newerHeads,
-  openEnvelope,
-  openHeadRequest,
-  sealEnvelope,
-  signAllowList,
-  signEntry,
-  signHeadRequest,
-  SYNC_LIMITS,
-  syncProtocolId,
-  verifyEntry
-} from '../../protocol/src/log/index.ts'
-import type { Ed25519Signer, Entry, EntryBlock, EntryStatus, HeadInfo, HeadWant, KnownHead } from '../../protocol/src/log/index.ts'
-import {
-  ACCEPTED_ENTRIES_MAX,
-  DEFAULT_MAX_ATTACHMENT_BYTES,
-  DEFAULT_NETWORK,
-  DEFAULT_NETWORK_SIZE,
-  DEFAULT_TIMEOUTS,
-  FETCH_CONCURRENCY,
-  HEAD_ANSWER_ASKERS_MAX,
-  HEAD_ANSWER_INTERVAL_MS,
-  HEAD_REQUEST_INTERVAL_MS,
-  HEAD_REQUEST_RETRY_MS,
-  REANNOUNCE_INTERVAL_MS,
-  REWANT_AFTER_MS,
-  STATUS_POLL_INTERVAL_MS,
-  SYNC_MAX_INBOUND_STREAMS
-} from './constants.ts'
-import type { PeerTimeouts } from './constants.ts'
-import {
-  InvalidBootstrapAddressError,
-  JoinTimeoutError,
-  KeyDeniedError,
-  NoBeaconError,
-  NotHeldError,
-  OwnHeadUnknownError,
-  PeerNotStartedError,
-  PostFormatError,
-  ReceiptVerificationError,
-  RemoteError,
-  RequestTimeoutError,
-  UnknownAuthorError
-} from './errors.ts'
+import { defaultLogger } from '@libp2p/logger'
+import type { CID } from 'multiformats/cid'
 import { KeyExchangeClient } from '../../net/src/clients/key-exchange-client.ts'
-import { signerFor } from './keys.ts'
-import { LocalLog } from './local-log.ts'
-import { checkLogEntry, walkLog } from './log-verify.ts'
-import { report } from './progress.ts'
-import type { FetchLogOptions, FetchPostOptions, FetchPostProgress, PublishPostOptions, PublishPostProgress, WaitUntilHeldProgressEvents } from './progress.ts'
-import type { LogSource } from './log-verify.ts'
-import { attachmentNameProblem, decodePostBody, encodePostBody } from './post.ts'
-import { verifyLogReceipt, verifyPinReceipt } from './receipts.ts'
-import type { LogReceipt, PinReceipt, PinReceiptScope } from './receipts.ts'
-import type { AttachmentInput, AttachmentLink } from './post.ts'
-import { collectBytes } from './bytes.ts'
-import { serveRequests } from '../../net/src/request-response.ts'
-import { answerSyncFrame, MAX_SYNC_REQUEST_BYTES } from './sync-responder.ts'
 import { SyncClient } from '../../net/src/clients/sync-client.ts'
-import { challengeWorker } from '../../net/src/clients/audit-challenge.ts'
-import type { AbortOptions, ComponentLogger, Ed25519PrivateKey, Libp2p, Logger, PeerId } from '@libp2p/interface'
-import type { Blockstore } from 'interface-blockstore'
-import type { ProgressOptions } from 'progress-events'
+import { AcceptedPayloads } from '../../net/src/overlay/gossip-validators.ts'
+import type { ChallengeResult } from '../../protocol/src/audit/index.ts'
+import { syncProtocolId } from '../../protocol/src/log/index.ts'
+import type { Entry, EntryBlock } from '../../protocol/src/log/index.ts'
+import { beaconOf, BeaconSessions } from './beacon-sessions.ts'
+import type { BeaconContact } from './beacon-sessions.ts'
+import { ACCEPTED_ENTRIES_MAX, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_NETWORK, DEFAULT_TIMEOUTS } from './constants.ts'
+import { ContentKeys } from './content-keys.ts'
+import type { KeyDeposit } from './content-keys.ts'
+import { Fetcher } from './fetcher.ts'
+import type { Post } from './fetcher.ts'
+import { FollowedAuthors } from './followed-authors.ts'
+import { HeadRequests } from './head-requests.ts'
+import { signerFor } from './keys.ts'
+import { PeerLifecycle } from './lifecycle.ts'
+import { LocalLog } from './local-log.ts'
+import { LogSync } from './log-sync.ts'
+import type { SyncReport } from './log-sync.ts'
+import { createPeerNode } from './peer-node.ts'
+import type { PharosPeerInit, PharosPeerNode } from './peer-node.ts'
+import type { FetchLogOptions, FetchPostOptions, PublishPostOptions } from './progress.ts'
+import { Publisher } from './publisher.ts'
+import type { LogReceiptOptions, PinReceiptOptions, PostInput, PublishedEntry, WaitUntilHeldOptions } from './publisher.ts'
+import type { LogReceipt, PinReceipt } from './receipts.ts'
+import { challengeBeacon } from './storage-audit.ts'
+import { serveSync } from './sync-responder.ts'
+import type { AbortOptions, Libp2p, Logger, PeerId } from '@libp2p/interface'
 
+// The API's types live beside the modules that take them; the SDK exports them from here.
 export type { AttachmentInput, AttachmentLink } from './post.ts'
-
-/** The services of a peer's libp2p node. */
-export type PharosPeerServices = { identify: Identify, ping: Ping, overlay: OverlayDriver }
-export type PharosPeerNode = Libp2p<PharosPeerServices>
-
-export interface PharosPeerInit {
-  /** The peer's ed25519 key: its identity, and the key its log entries are signed with. */
-  privateKey: Ed25519PrivateKey
-  /** Beacon multiaddrs, each ending in `/p2p/<peer id>`; empty runs a peer with no beacon. */
-  bootstrap: string[]
-  /** Network id, as the beacons' PHAROS_NETWORK. @default 'pharos' */
-  network?: string
-  /** Addresses to listen on (e.g. `/ip4/0.0.0.0/tcp/0`, `/p2p-circuit`). @default [] (dial out only: beacons answer over the connection the peer opened) */
-  listen?: string[]
-  /**
-   * Where entries, post bodies and attachments are kept, and Bitswap serves from. The peer
-   * indexes it lazily (by CID) and does not persist its own head: on start it learns that
-   * from a beacon, and it refuses to publish until one has answered.
-   * @default a MemoryBlockstore
-   */
-  blockstore?: Blockstore
-  /** libp2p-style component logger (bridge pino or another logger here). @default @libp2p/logger's debug logger */
-  logger?: ComponentLogger
-  /** N, the overlay size estimate (a peer cannot read the beacons' account count). @default 1000 (guess, constants.ts) */
-  networkSize?: number
-  /** The SDK's own bounds on dials, joins and requests. @default DEFAULT_TIMEOUTS (constants.ts) */
-  timeouts?: Partial<PeerTimeouts>
-  /** Largest attachment `fetchPost` will fetch. @default 256 MiB (guess) */
-  maxAttachmentBytes?: number
-  /**
-   * How many bootstrap beacons to stay connected to. They are tried in list order (put the
-   * nearest first, or shuffle the list to spread peers over a fleet); when a connected one
-   * goes away (a worker restarted or was killed) the next ones are dialled, with backoff,
-   * and the overlay is rejoined through them if the peer was left without neighbours.
-   * @default every beacon in `bootstrap`
-   */
-  beaconConnections?: number
-  /**
-   * Frames per second (and at once) each overlay neighbour may send this peer, for data
-   * (payloads) and control frames; frames past them are dropped and cost the neighbour score.
-   * @default DEFAULT_NEIGHBOUR_BUDGET (the beacon's defaults: 200/s and 400 data, 200/s and 2,000 control)
-   */
-  neighbourBudget?: Partial<NeighbourBudget>
-  /**
-   * What offences cost a neighbour, the threshold below which it is dropped, the score's
-   * half-life and the back-off. @default DEFAULT_NEIGHBOUR_SCORING (docs/overlay-driver.md)
-   */
-  neighbourScoring?: Partial<NeighbourScoring>
-  /**
-   * Whether a peer ID is a registered account of the network, if the app knows (a list it keeps
-   * from its beacons, say). The overlay then forwards no entry by an unregistered author, and
-   * no key request for an unregistered requester. Signatures and sizes are checked either way.
-   * @default unknown: registration is left to the beacons
-   */
-  isRegistered?: (peerId: string) => boolean
-}
-
-/** What `publishPost` publishes. */
-export interface PostInput {
-  text: string
-  attachments?: AttachmentInput[]
-}
-
-/** A published entry of the peer's own log. */
-export interface PublishedEntry {
-  /** The entry's CID (dag-cbor); also the message ID it was broadcast under. */
-  cid: CID
-  seq: number
-  /** The post body's CID (`params.content`). */
-  content: CID
-  block: EntryBlock
-}
-
-/** A post as `fetchPost` returns it: every byte hash-verified, every size as the body says. */
-export interface Post {
-  text: string
-  attachments: Array<{ name: string, bytes: Uint8Array, cid: CID }>
-}
-
-export interface WaitUntilHeldOptions extends AbortOptions, ProgressOptions<WaitUntilHeldProgressEvents> {
-  /** `pinned`: held with everything it links to; `stored`: the block itself is held. @default 'pinned' */
-  state?: 'stored' | 'pinned'
-  /** Give up after this long. @default 300000 (guess: a beacon pin job with retries) */
-  timeoutMs?: number
-  /**
-   * Also get a verified pin receipt for each CID once all are pinned (`receipt(cid)`), and
-   * resolve with them in the order of `cids`. Needs `state: 'pinned'`. @default false
-   */
-  receipts?: boolean
-}
-
-export interface LogReceiptOptions extends AbortOptions {
-  /** The head the receipt must cover. @default the beacon's best head for the author */
-  head?: CID
-}
-
-export interface PinReceiptOptions extends AbortOptions {
-  /**
-   * The scope the receipt must have: `dag` (the whole DAG under the CID) or `entry` (a log
-   * entry's pin: the entry and its content, not `prev`). @default either, as the beacon holds it
-   */
-  scope?: PinReceiptScope
-}
-
-/** What `sync` did. */
-export interface SyncReport {
-  /** Entries fetched and verified, over all authors. */
-  fetched: number
-  /** Authors whose held head moved. */
-  updated: string[]
-  /** Authors whose sync failed, and why; the others went on. */
-  failed: Array<{ author: string, error: Error }>
-}
-
-/** A key deposit: the symmetric key of private content, who may get it, and the rule's version. */
-export interface KeyDeposit {
-  key: Uint8Array
-  /** SHA-256 of `key`; computed when absent, checked when given. */
-  keyHash?: Uint8Array
-  /** Peer IDs the beacon may hand the key to. */
-  allow: string[]
-  /** A higher version replaces a lower one (adding or removing readers). */
-  version: number
-}
-
-const DEFAULT_HOLD_TIMEOUT_MS = 300_000
-/** First wait between attempts to reach another beacon after losing one; doubles up to the max (guess). */
-const RECONNECT_BASE_MS = 500
-const RECONNECT_MAX_MS = 15_000
-/**
- * Passes over the bootstrap list `start()` makes before NoBeaconError, backing off from
- * RECONNECT_BASE_MS with jitter (guess: when a whole app fleet restarts at once, every beacon
- * can be busy accepting for one dial timeout; three passes outlast that and still fail fast
- * against an address where nothing listens).
- */
-const START_DIAL_PASSES = 3
-
-/**
- * A beacon: its peer ID and the addresses to dial it on (a bootstrap address, or the
- * addresses a draining beacon gave for a sibling worker; dialled as given, never kept in
- * the peer store).
- */
-interface BeaconContact {
-  peer: PeerId
-  addrs: Multiaddr[]
-}
-
-/** The `/p2p/<peer id>` of a bootstrap address (the last one, for a relayed address). */
-function beaconOf (address: string): BeaconContact {
-  let addr: Multiaddr
-  try {
-    addr = multiaddr(address)
-  } catch (err) {
-    throw new InvalidBootstrapAddressError(address, `not a multiaddr (${(err as Error).message})`)
-  }
-  const value = addr.getComponents().filter((component) => component.name === 'p2p').at(-1)?.value
-  if (value === undefined) throw new InvalidBootstrapAddressError(address, 'it must end in /p2p/<peer id>')
-  try {
-    return { addrs: [addr], peer: peerIdFromString(value) }
-  } catch {
-    throw new InvalidBootstrapAddressError(address, `${value} is not a peer ID`)
-  }
-}
-
-function asError (err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err))
-}
-
-/** A failure after which asking another beacon would not help: our request itself is refused. */
-function isDefinitive (err: unknown): boolean {
-  return err instanceof KeyDeniedError || err instanceof ReceiptVerificationError || (err instanceof RemoteError && err.code === 'bad-request')
-}
+export type { KeyDeposit, Post, SyncReport }
+export type { PharosPeerInit, PharosPeerNode, PharosPeerServices } from './peer-node.ts'
+export type { LogReceiptOptions, PinReceiptOptions, PostInput, PublishedEntry, WaitUntilHeldOptions }
 
 export class PharosPeer {
   /** The peer's ID; its log's author. */
@@ -297,64 +64,44 @@ export class PharosPeer {
   /** Helia on the same node, Bitswap only. */
   readonly helia: Helia & { libp2p: Libp2p }
 
-  private readonly self: string
-  private readonly signer: Ed25519Signer
   private readonly network: string
-  /** The bootstrap beacons, then sibling workers a draining beacon named (the overlay's bootstrap reads the same array). */
-  private readonly beacons: BeaconContact[]
-  private readonly timeouts: PeerTimeouts
-  private readonly maxAttachmentBytes: number
   private readonly log: Logger
+  private readonly lifecycle = new PeerLifecycle()
   private readonly store: LocalLog
-  /** Entries the overlay's content validator checked, for the delivery that follows (gossip-validators.ts). */
-  private readonly accepted: AcceptedPayloads<EntryBlock>
-  private readonly fs: UnixFS
-  private readonly syncClient: SyncClient
-  private readonly keyClient: KeyExchangeClient
-  private readonly followed = new Set<string>()
-  private readonly entryListeners = new Set<(block: EntryBlock) => void>()
+  private readonly requestMs: number
+  private readonly sessions: BeaconSessions
+  private readonly publisher: Publisher
+  private readonly followed: FollowedAuthors
+  private readonly headRequests: HeadRequests
+  private readonly logSync: LogSync
+  private readonly fetcher: Fetcher
+  private readonly keys: ContentKeys
   private readonly cleanups: Array<() => void> = []
-  private status: 'stopped' | 'starting' | 'started' | 'stopping' = 'stopped'
-  /** Aborted on stop: background syncs and fetches end with the peer. */
-  private lifetime = new AbortController()
-  /** True once a beacon answered for our own head (or there is no beacon to ask). */
-  private ownHeadSettled = false
-  /** Publishes run one at a time: each continues the head the previous one made. */
-  private publishing: Promise<unknown> = Promise.resolve()
-  private readonly beaconConnections: number
-  /** A reconnect to beacons under way (one at a time). */
-  private reconnecting: Promise<void> | undefined
-  /** Authors to ask the `sync` topic about at the next HEAD request, and when that goes out. */
-  private readonly headAsks = new Set<string>()
-  private headAskTimer: NodeJS.Timeout | undefined
-  private lastHeadAskAt = -Infinity
-  /** Askers of HEAD requests this peer answered, and when (bounded, oldest forgotten first). */
-  private readonly headAnswers = new Map<string, number>()
-  /** The head being fetched per author after an announcement, so several seeders' answers fetch it once. */
-  private readonly fetchingHeads = new Map<string, { cid: CID, seq: number }>()
 
   /** Use `createPharosPeer`. */
   constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: BeaconContact[], accepted: AcceptedPayloads<EntryBlock>) {
     this.libp2p = libp2p
-    this.accepted = accepted
     this.helia = helia
     this.peerId = libp2p.peerId
-    this.self = this.peerId.toString()
-    this.signer = signerFor(init.privateKey)
-    this.network = init.network ?? DEFAULT_NETWORK
-    this.beacons = beacons
-    this.timeouts = { ...DEFAULT_TIMEOUTS, ...init.timeouts }
-    this.maxAttachmentBytes = init.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES
-    this.log = (init.logger ?? defaultLogger()).forComponent('pharos:peer')
-    this.store = new LocalLog(helia.blockstore)
-    this.fs = unixfs(helia)
-    this.syncClient = new SyncClient(libp2p, this.network, this.timeouts.requestMs)
-    this.keyClient = new KeyExchangeClient(libp2p, this.network, this.timeouts.requestMs)
-    this.beaconConnections = Math.max(1, Math.min(init.beaconConnections ?? beacons.length, beacons.length))
-  }
-
-  private get overlay (): OverlayDriver {
-    return this.libp2p.services.overlay
+    const self = this.peerId.toString()
+    const signer = signerFor(init.privateKey)
+    const network = this.network = init.network ?? DEFAULT_NETWORK
+    const timeouts = { ...DEFAULT_TIMEOUTS, ...init.timeouts }
+    this.requestMs = timeouts.requestMs
+    const log = this.log = (init.logger ?? defaultLogger()).forComponent('pharos:peer')
+    const store = this.store = new LocalLog(helia.blockstore)
+    const fs = unixfs(helia)
+    const syncClient = new SyncClient(libp2p, network, timeouts.requestMs)
+    const overlay = libp2p.services.overlay
+    const run = this.lifecycle
+    const beaconConnections = Math.max(1, Math.min(init.beaconConnections ?? beacons.length, beacons.length))
+    const sessions = this.sessions = new BeaconSessions({ libp2p, overlay, beacons, beaconConnections, timeouts, run, log })
+    this.publisher = new Publisher({ self, signer, network, store, fs, blockstore: helia.blockstore, overlay, sessions, syncClient, run, log })
+    const followed = this.followed = new FollowedAuthors(log)
+    const headRequests = this.headRequests = new HeadRequests({ self, signer, libp2p, overlay, syncClient, store, followed, run, log })
+    this.logSync = new LogSync({ store, followed, sessions, syncClient, headRequests, accepted, timeouts, run, log })
+    this.fetcher = new Fetcher({ blockstore: helia.blockstore, fs, timeouts, maxAttachmentBytes: init.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES, run })
+    this.keys = new ContentKeys({ signer, keyClient: new KeyExchangeClient(libp2p, network, timeouts.requestMs), sessions })
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
@@ -368,43 +115,28 @@ export class PharosPeer {
    * JoinTimeoutError.
    */
   async start (options: AbortOptions = {}): Promise<void> {
-    if (this.status !== 'stopped') return
-    this.status = 'starting'
-    this.lifetime = new AbortController()
+    if (this.lifecycle.status !== 'stopped') return
+    this.lifecycle.status = 'starting'
+    this.lifecycle.renew()
     try {
       await this.libp2p.start()
       await this.helia.start()
-      await serveRequests(this.libp2p, syncProtocolId(this.network), async (frame, connection) => await answerSyncFrame(frame, this.store, (known) => { this.onKnownHeads(connection.remotePeer, known) }), {
-        maxRequestBytes: MAX_SYNC_REQUEST_BYTES,
-        timeoutMs: this.timeouts.requestMs,
-        maxInboundStreams: SYNC_MAX_INBOUND_STREAMS,
-        onRejected: (connection, err) => { this.log('sync request from %p failed - %e', connection.remotePeer, err) }
-      })
-      this.cleanups.push(this.overlay.onDeliver((delivery) => { this.onDelivery(delivery) }))
-      this.status = 'started'
-      if (this.beacons.length === 0) {
-        this.ownHeadSettled = true
+      await serveSync(this.libp2p, this.network, this.store, (from, known) => { this.logSync.onKnownHeads(from, known) }, { timeoutMs: this.requestMs, logger: this.log })
+      this.cleanups.push(this.libp2p.services.overlay.onDeliver((delivery) => { this.logSync.onDelivery(delivery) }))
+      this.lifecycle.status = 'started'
+      if (!this.sessions.hasBeacons()) {
+        this.publisher.settleOwnHeadLocally()
         return
       }
-      const connected = await this.dialBeaconsAtStart(options)
-      await this.joinOverlay(connected, options)
-      await this.refreshOwnHead(options).catch((err: unknown) => { this.log('own head not learned at start (publish asks again) - %e', err) })
+      const connected = await this.sessions.dialAtStart(options)
+      await this.sessions.joinOverlay(connected, options)
+      await this.publisher.refreshOwnHead(options).catch((err: unknown) => { this.log('own head not learned at start (publish asks again) - %e', err) })
       await this.sync(options)
-      const onConnect = (event: CustomEvent<PeerId>): void => {
-        if (this.status === 'started' && this.isBeacon(event.detail)) {
-          void this.sync({ signal: this.lifetime.signal }).catch((err: unknown) => { this.log('sync on reconnect failed - %e', err) })
-        }
-      }
-      this.libp2p.addEventListener('peer:connect', onConnect)
-      this.cleanups.push(() => { this.libp2p.removeEventListener('peer:connect', onConnect) })
-      const onDisconnect = (event: CustomEvent<PeerId>): void => {
-        if (this.status === 'started' && this.isBeacon(event.detail)) this.reconnectBeacons()
-      }
-      this.libp2p.addEventListener('peer:disconnect', onDisconnect)
-      this.cleanups.push(() => { this.libp2p.removeEventListener('peer:disconnect', onDisconnect) })
-      this.cleanups.push(this.overlay.onDrain((notice) => { this.onBeaconDraining(notice) }))
+      this.cleanups.push(this.sessions.watch(() => {
+        void this.sync({ signal: this.lifecycle.signal }).catch((err: unknown) => { this.log('sync on reconnect failed - %e', err) })
+      }))
     } catch (err) {
-      this.status = 'started'
+      this.lifecycle.status = 'started'
       await this.stop()
       throw err
     }
@@ -412,267 +144,24 @@ export class PharosPeer {
 
   /** Stops background work, Helia and the node. */
   async stop (): Promise<void> {
-    if (this.status !== 'started') return
-    this.status = 'stopping'
-    this.lifetime.abort(new PeerNotStartedError('work of a stopped peer'))
-    clearTimeout(this.headAskTimer)
-    this.headAskTimer = undefined
-    this.headAsks.clear()
-    this.accepted.clear()
+    if (this.lifecycle.status !== 'started') return
+    this.lifecycle.status = 'stopping'
+    this.lifecycle.end()
+    this.headRequests.stop()
+    this.logSync.stop()
     for (const cleanup of this.cleanups.splice(0)) cleanup()
     await this.libp2p.unhandle(syncProtocolId(this.network)).catch(() => {})
     await this.helia.stop().catch((err: unknown) => { this.log('helia stop failed - %e', err) })
     await this.libp2p.stop()
-    this.status = 'stopped'
-  }
-
-  private requireStarted (what: string): void {
-    if (this.status !== 'started') throw new PeerNotStartedError(what)
-  }
-
-  private isBeacon (peer: PeerId): boolean {
-    return this.beacons.some((beacon) => beacon.peer.equals(peer))
-  }
-
-  /**
-   * Dials bootstrap beacons until `beaconConnections` are connected: all at once when every
-   * beacon is wanted, else one after another in list order. Resolves with the connected
-   * beacons, or throws NoBeaconError naming why each dial failed.
-   */
-  private async dialBeacons (options: AbortOptions): Promise<PeerId[]> {
-    const dial = async ({ addrs, peer }: BeaconContact): Promise<PeerId> => {
-      const timeout = AbortSignal.timeout(this.timeouts.dialMs)
-      await this.libp2p.dial(addrs, { signal: options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]) })
-      return peer
-    }
-    const connected = this.openBeacons()
-    const failures: string[] = []
-    const untried = this.beacons.filter(({ peer }) => !connected.some((open) => open.equals(peer)) && !this.isDraining(peer))
-    if (this.beaconConnections >= this.beacons.length) {
-      const results = await Promise.allSettled(untried.map(dial))
-      results.forEach((result, i) => {
-        if (result.status === 'fulfilled') connected.push(result.value)
-        else failures.push(`${untried[i]?.addrs.join(' or ') ?? '?'}: ${asError(result.reason).message}`)
-      })
-    } else {
-      for (const beacon of untried) {
-        if (connected.length >= this.beaconConnections) break
-        try {
-          connected.push(await dial(beacon))
-        } catch (err) {
-          options.signal?.throwIfAborted()
-          failures.push(`${beacon.addrs.join(' or ')}: ${asError(err).message}`)
-        }
-      }
-    }
-    options.signal?.throwIfAborted()
-    if (connected.length === 0) throw new NoBeaconError(`could not dial any bootstrap beacon (${failures.join('; ')})`)
-    return connected
-  }
-
-  /** `dialBeacons`, retried START_DIAL_PASSES times while no beacon at all answers. */
-  private async dialBeaconsAtStart (options: AbortOptions): Promise<PeerId[]> {
-    for (let pass = 1; ; pass++) {
-      try {
-        return await this.dialBeacons(options)
-      } catch (err) {
-        if (!(err instanceof NoBeaconError) || pass >= START_DIAL_PASSES) throw err
-        this.log('no bootstrap beacon answered (pass %d of %d) - %e', pass, START_DIAL_PASSES, err)
-        // Jitter spreads a herd of peers that all failed together over the next pass.
-        await delay(RECONNECT_BASE_MS * 2 ** (pass - 1) * (1 + Math.random()), undefined, options)
-      }
-    }
-  }
-
-  private openBeacons (): PeerId[] {
-    return this.beacons.filter(({ peer }) => this.libp2p.getConnections(peer).some((connection) => connection.status === 'open')).map(({ peer }) => peer)
-  }
-
-  /**
-   * A beacon went away: dial the next ones until `beaconConnections` are connected again
-   * (backing off while none answers), and rejoin the overlay through them if the peer has
-   * no neighbour left. Runs in the background until it succeeds or the peer stops.
-   */
-  private reconnectBeacons (): void {
-    this.reconnecting ??= (async () => {
-      const signal = this.lifetime.signal
-      for (let attempt = 0; this.status === 'started' && this.openBeacons().length < this.beaconConnections; attempt++) {
-        try {
-          const connected = await this.dialBeacons({ signal })
-          if ((this.overlay.snapshot().content?.active.length ?? 0) === 0) await this.joinOverlay(connected, { signal })
-          if (connected.length >= this.beaconConnections) break
-        } catch (err) {
-          if (signal.aborted) return
-          this.log('reconnecting to a beacon failed (attempt %d) - %e', attempt + 1, err)
-        }
-        await delay(Math.min(RECONNECT_BASE_MS * 2 ** attempt, RECONNECT_MAX_MS), undefined, { signal }).catch(() => {})
-      }
-    })().finally(() => { this.reconnecting = undefined })
-  }
-
-  /** Beacons with an open connection now; redials the bootstrap list if there are none. */
-  private async connectedBeacons (options: AbortOptions): Promise<PeerId[]> {
-    const open = this.openBeacons()
-    if (open.length > 0 || this.beacons.length === 0) return open
-    return await this.dialBeacons(options)
-  }
-
-  private async joinOverlay (beacons: PeerId[], options: AbortOptions): Promise<void> {
-    const contact = beacons[0]
-    if (contact === undefined) throw new NoBeaconError('no beacon to join through')
-    let refusal: OverlayRefusedError | undefined
-    const off = this.overlay.onRefused((error) => { if (this.isBeacon(peerIdFromString(error.peer))) refusal ??= error })
-    try {
-      for (const topic of OVERLAY_TOPICS) this.overlay.join(topic, contact)
-      const deadline = Date.now() + this.timeouts.joinMs
-      for (;;) {
-        if (refusal !== undefined) throw refusal
-        if ((this.overlay.snapshot().content?.active.length ?? 0) > 0) return
-        if (Date.now() >= deadline) throw new JoinTimeoutError(this.timeouts.joinMs)
-        await delay(50, undefined, options)
-      }
-    } finally {
-      off()
-    }
-  }
-
-  /**
-   * Runs `ask` against each connected beacon in turn until one answers. A definitive refusal
-   * (bad request, key denied) or the caller's abort ends the search; other failures (a
-   * beacon that is down, malformed or unavailable) move on to the next beacon.
-   */
-  private async withBeacon<T> (what: string, options: AbortOptions, ask: (beacon: PeerId) => Promise<T>): Promise<T> {
-    const beacons = await this.connectedBeacons(options)
-    if (beacons.length === 0) throw new NoBeaconError(`${what}: no bootstrap beacons configured`)
-    let last: unknown
-    for (const beacon of beacons) {
-      try {
-        return await ask(beacon)
-      } catch (err) {
-        if (options.signal?.aborted === true || isDefinitive(err)) throw err
-        this.log('%s with beacon %p failed - %e', what, beacon, err)
-        last = err
-      }
-    }
-    throw last
-  }
-
-  // ---- a beacon that drains -----------------------------------------------------------------
-
-  /** A beacon that said it is draining is not dialled for a minute (the overlay driver keeps that record). */
-  private isDraining (peer: PeerId): boolean {
-    return this.overlay.isDeparting(peer.toString())
-  }
-
-  /**
-   * One of our beacons is draining (its worker is stopping) and names sibling workers to
-   * move to (docs/fleet.md "Drain"): dial them, join the overlay through one, then hang up
-   * on the draining beacon, which is waiting for exactly that before it closes. So the
-   * overlay never has to notice a dead link. A node that is not one of our beacons (a
-   * worker the overlay linked us to) cannot send us elsewhere: we only hang up on it, as it
-   * waits for that too, and the overlay has already dropped it.
-   */
-  private onBeaconDraining ({ from, siblings }: DrainNotice): void {
-    if (this.status !== 'started') return
-    if (!this.isBeacon(from)) {
-      void this.libp2p.hangUp(from, { signal: this.lifetime.signal }).catch((err: unknown) => { this.log('hanging up on draining node %p failed - %e', from, err) })
-      return
-    }
-    void this.moveOffBeacon(from, siblings).catch((err: unknown) => { this.log('moving off draining beacon %p failed - %e', from, err) })
-  }
-
-  private async moveOffBeacon (draining: PeerId, siblings: readonly PeerAddrs[]): Promise<void> {
-    const signal = AbortSignal.any([this.lifetime.signal, AbortSignal.timeout(this.timeouts.dialMs + this.timeouts.joinMs)])
-    const others = (): PeerId[] => this.openBeacons().filter((peer) => !this.isDraining(peer))
-    const contacts: PeerId[] = []
-    for (const sibling of siblings) {
-      if (others().length >= this.beaconConnections) break
-      const beacon = this.adoptBeacon(sibling)
-      if (beacon === undefined || this.isDraining(beacon.peer)) continue
-      try {
-        await this.libp2p.dial(beacon.addrs, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.timeouts.dialMs)]) })
-        contacts.push(beacon.peer)
-      } catch (err) {
-        signal.throwIfAborted()
-        this.log('sibling %s named by draining beacon %p did not answer - %e', sibling.peerId, draining, err)
-      }
-    }
-    const contact = contacts[0] ?? others()[0]
-    if (contact !== undefined) {
-      // Join through the sibling even with neighbours left: the draining beacon is likely one.
-      for (const topic of OVERLAY_TOPICS) this.overlay.join(topic, contact)
-      const linked = (): boolean => this.overlay.snapshot().content?.active.some((peer) => peer !== draining.toString()) ?? false
-      while (!linked() && !signal.aborted) await delay(50, undefined, { signal }).catch(() => {})
-    }
-    await this.libp2p.hangUp(draining, { signal: this.lifetime.signal })
-  }
-
-  /**
-   * A sibling worker named by a draining beacon becomes one of ours (kept after the ones we
-   * were given), with every address the beacon gave for it (each must name the sibling, or
-   * name no peer). Undefined when none of them is usable.
-   */
-  private adoptBeacon (sibling: PeerAddrs): BeaconContact | undefined {
-    const known = this.beacons.find(({ peer }) => peer.toString() === sibling.peerId)
-    if (known !== undefined) return known
-    let peer: PeerId
-    try {
-      peer = peerIdFromString(sibling.peerId)
-    } catch {
-      return undefined
-    }
-    const addrs = sibling.multiaddrs.flatMap((text) => {
-      try {
-        const addr = multiaddr(text)
-        const named = addr.getComponents().filter((component) => component.name === 'p2p').at(-1)?.value
-        if (named === undefined) return [addr.encapsulate(`/p2p/${sibling.peerId}`)]
-        return named === sibling.peerId ? [addr] : []
-      } catch {
-        return []
-      }
-    })
-    if (addrs.length === 0) return undefined
-    const beacon = { peer, addrs }
-    this.beacons.push(beacon)
-    return beacon
+    this.lifecycle.status = 'stopped'
   }
 
   // ---- own log ------------------------------------------------------------------------------
 
-  /**
-   * Asks a beacon for this peer's own head. If the beacon holds a better one than the peer
-   * (a previous run published it), the head entry is fetched, verified and adopted, so the
-   * next entry continues it. The request carries our own head as `known`, so a beacon that
-   * lacks it fetches it from us.
-   */
-  private async refreshOwnHead (options: AbortOptions): Promise<void> {
-    try {
-      await this.withBeacon('own head', options, async (beacon) => {
-        const [head] = await this.syncClient.heads(beacon, [this.self], this.knownHeads([this.self]), options)
-        const local = this.store.head(this.self)
-        if (head !== undefined && (local === undefined || compareHeads(head, { seq: local.entry.seq, cid: local.cid }) < 0)) {
-          const [bytes] = await this.syncClient.entries(beacon, head.cid, 1, options)
-          if (bytes === undefined) throw new RemoteError(beacon.toString(), syncProtocolId(this.network), 'unavailable', `announced head ${head.cid.toString()} but returned no entry`)
-          await this.store.add(await checkLogEntry(this.self, { cid: head.cid, seq: head.seq }, bytes), options)
-        }
-      })
-    } catch (err) {
-      throw new OwnHeadUnknownError({ cause: err })
-    }
-    this.ownHeadSettled = true
-  }
-
   /** This peer's current head, if it has published anything (or learned its head from a beacon). */
-  head (author: string = this.self): { cid: CID, seq: number } | undefined {
+  head (author: string = this.peerId.toString()): { cid: CID, seq: number } | undefined {
     const head = this.store.head(author)
     return head === undefined ? undefined : { cid: head.cid, seq: head.entry.seq }
-  }
-
-  private knownHeads (authors: readonly string[]): KnownHead[] {
-    return authors.flatMap((author) => {
-      const head = this.store.head(author)
-      return head === undefined ? [] : [{ author, cid: head.cid, seq: head.entry.seq }]
-    })
   }
 
   /**
@@ -683,53 +172,8 @@ export class PharosPeer {
    * log stands (publishing then could fork it).
    */
   async publishPost (post: PostInput, options: PublishPostOptions = {}): Promise<PublishedEntry> {
-    this.requireStarted('publishPost')
-    const attachments = post.attachments ?? []
-    for (const attachment of attachments) {
-      const problem = attachmentNameProblem(attachment.name)
-      if (problem !== undefined) throw new PostFormatError('(new)', problem)
-    }
-    const run = this.publishing.then(async () => {
-      if (!this.ownHeadSettled) await this.refreshOwnHead(options)
-      const progress: PublishPostProgress = { blocks: 0, bytes: 0, attachments: 0, totalAttachments: attachments.length }
-      const links: AttachmentLink[] = []
-      for (const { name, bytes } of attachments) {
-        const before = progress.bytes
-        const cid = await this.fs.addBytes(bytes, {
-          signal: options.signal,
-          // Each leaf the importer writes (its bytesWritten counts this file's bytes so far).
-          onProgress: (event) => {
-            if (event.type !== 'unixfs:importer:progress:file:write') return
-            progress.blocks++
-            progress.bytes = before + Number(event.detail.bytesWritten)
-            report(options, 'pharos:publish-post:block', { ...progress, cid: event.detail.cid })
-          }
-        })
-        links.push({ name, size: bytes.length, cid })
-        progress.attachments++
-        progress.bytes = before + bytes.length
-        report(options, 'pharos:publish-post:attachment', { ...progress, name })
-      }
-      const body = await encodePostBody({ text: post.text, attachments: links })
-      await this.helia.blockstore.put(body.cid, body.bytes, { signal: options.signal })
-      progress.blocks++
-      report(options, 'pharos:publish-post:block', { ...progress, cid: body.cid })
-      const head = this.store.head(this.self)
-      const block = await signEntry({
-        seq: head === undefined ? 0 : head.entry.seq + 1,
-        prev: head?.cid ?? null,
-        action: FEED_POST_ACTION,
-        timestamp: Date.now(),
-        params: { content: body.cid }
-      }, this.signer)
-      await this.store.add(block, { signal: options.signal })
-      this.overlay.broadcast('content', block.cid.toString(), await sealEnvelope(block.bytes, this.signer))
-      this.log('published entry %s (seq %d)', block.cid, block.entry.seq)
-      report(options, 'pharos:publish-post:entry', { ...progress, cid: block.cid, seq: block.entry.seq })
-      return { cid: block.cid, seq: block.entry.seq, content: body.cid, block }
-    })
-    this.publishing = run.catch(() => {})
-    return await run
+    this.lifecycle.requireStarted('publishPost')
+    return await this.publisher.publishPost(post, options)
   }
 
   /**
@@ -742,57 +186,9 @@ export class PharosPeer {
   async waitUntilHeld (cids: readonly CID[], options: WaitUntilHeldOptions & { receipts: true }): Promise<PinReceipt[]>
   async waitUntilHeld (cids: readonly CID[], options?: WaitUntilHeldOptions): Promise<void>
   async waitUntilHeld (cids: readonly CID[], options: WaitUntilHeldOptions = {}): Promise<PinReceipt[] | void> {
-    this.requireStarted('waitUntilHeld')
-    if (options.receipts === true && (options.state ?? 'pinned') !== 'pinned') throw new RangeError('receipts are for pinned CIDs: drop state: \'stored\' or receipts')
-    await this.waitForStatus(cids, options)
-    if (options.receipts !== true) return undefined
-    const receipts: PinReceipt[] = []
-    for (const cid of cids) receipts.push(await this.receipt(cid, options.signal === undefined ? {} : { signal: options.signal }))
-    return receipts
+    this.lifecycle.requireStarted('waitUntilHeld')
+    return await this.publisher.waitUntilHeld(cids, options)
   }
-
-  private async waitForStatus (cids: readonly CID[], options: WaitUntilHeldOptions): Promise<void> {
-    const want = options.state ?? 'pinned'
-    const timeoutMs = options.timeoutMs ?? DEFAULT_HOLD_TIMEOUT_MS
-    const timeout = AbortSignal.timeout(timeoutMs)
-    const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout])
-    const satisfied = (status: EntryStatus): boolean => status === 'pinned' || (want === 'stored' && status === 'stored')
-    let remaining = [...cids]
-    let last: EntryStatus[] = []
-    let lastAnnounce = Date.now()
-    try {
-      while (remaining.length > 0) {
-        try {
-          const asked = remaining
-          last = await this.withBeacon('status', { signal }, async (beacon) => await this.syncClient.status(beacon, asked, { signal }))
-          remaining = asked.filter((_, i) => !satisfied(last[i] ?? 'unknown'))
-          report(options, 'pharos:wait-until-held:status', {
-            statuses: asked.map((cid, i) => ({ cid, status: last[i] ?? 'unknown' })),
-            held: cids.length - remaining.length,
-            total: cids.length
-          })
-          if (remaining.length === 0) return
-        } catch (err) {
-          if (signal.aborted || isDefinitive(err)) throw err
-          this.log('status poll failed; retrying - %e', err)
-        }
-        if (Date.now() - lastAnnounce >= REANNOUNCE_INTERVAL_MS) {
-          lastAnnounce = Date.now()
-          await this.withBeacon('re-announce', { signal }, async (beacon) => await this.syncClient.heads(beacon, [this.self], this.knownHeads([this.self]), { signal }))
-            .catch((err: unknown) => { if (!signal.aborted) this.log('re-announcing the head failed - %e', err) })
-        }
-        await delay(STATUS_POLL_INTERVAL_MS, undefined, { signal })
-      }
-    } catch (err) {
-      if (timeout.aborted && options.signal?.aborted !== true) {
-        const statuses = remaining.map((cid) => `${cid.toString()}: ${last[cids.indexOf(cid)] ?? 'unknown'}`).join(', ')
-        throw new RequestTimeoutError(`waiting for a beacon to hold ${remaining.length} CID(s) ${want} (last status ${statuses})`, timeoutMs)
-      }
-      throw err
-    }
-  }
-
-  // ---- receipts -----------------------------------------------------------------------------
 
   /**
    * A signed receipt from a beacon (docs/logs.md "Receipts"), verified before it is returned:
@@ -805,86 +201,25 @@ export class PharosPeer {
   async receipt (author: string, options?: LogReceiptOptions): Promise<LogReceipt>
   async receipt (cid: CID, options?: PinReceiptOptions): Promise<PinReceipt>
   async receipt (subject: string | CID, options: LogReceiptOptions & PinReceiptOptions = {}): Promise<LogReceipt | PinReceipt> {
-    this.requireStarted('receipt')
-    const name = subject.toString()
-    return await this.withBeacon('receipt', options, async (beacon) => {
-      const signer = beacon.toString()
-      const answer = typeof subject === 'string'
-        ? await this.syncClient.receipt(beacon, options.head === undefined ? { author: subject } : { author: subject, head: options.head }, options)
-        : await this.syncClient.receipt(beacon, { cid: subject }, options)
-      if ('notHeld' in answer) throw new NotHeldError(name, answer.notHeld, `${signer}: ${answer.message}`)
-      return typeof subject === 'string'
-        ? await verifyLogReceipt(answer.statement, { signer, author: subject, ...(options.head === undefined ? {} : { head: options.head }) }, signer)
-        : await verifyPinReceipt(answer.statement, { signer, cid: subject, ...(options.scope === undefined ? {} : { scope: options.scope }) }, signer)
-    })
+    this.lifecycle.requireStarted('receipt')
+    return await this.publisher.receipt(subject, options)
   }
 
   // ---- following and fetching ---------------------------------------------------------------
 
   /** Follows authors: `sync` fetches their logs, and their entries are taken from gossip. */
   follow (authors: readonly string[]): void {
-    const added = authors.filter((author) => !this.followed.has(author))
-    for (const author of authors) this.followed.add(author)
-    if (this.status === 'started' && added.length > 0) this.askHeads(added)
+    const added = this.followed.add(authors)
+    if (this.lifecycle.started && added.length > 0) this.headRequests.ask(added)
   }
 
   unfollow (authors: readonly string[]): void {
-    for (const author of authors) this.followed.delete(author)
+    this.followed.delete(authors)
   }
 
   /** Calls `listener` with each new entry of a followed author (from sync or gossip), oldest first. */
   onEntry (listener: (block: EntryBlock) => void): () => void {
-    this.entryListeners.add(listener)
-    return () => { this.entryListeners.delete(listener) }
-  }
-
-  private emit (blocks: readonly EntryBlock[]): void {
-    for (const block of blocks) {
-      for (const listener of this.entryListeners) {
-        try {
-          listener(block)
-        } catch (err) {
-          this.log.error('entry listener failed - %e', err)
-        }
-      }
-    }
-  }
-
-  /** Where a walk gets entries: the local log, then beacons (`preferred` first). */
-  private logSource (preferred?: PeerId): LogSource {
-    return {
-      local: async (cid, options) => await this.store.get(cid, options),
-      remote: async (from, options) => {
-        const beacons = await this.connectedBeacons(options)
-        const askers = preferred === undefined ? beacons : [preferred, ...beacons.filter((beacon) => !beacon.equals(preferred))]
-        let last: unknown
-        let answered = false
-        for (const peer of askers) {
-          try {
-            const blocks = await this.syncClient.entries(peer, from, SYNC_LIMITS.entries, options)
-            answered = true
-            if (blocks.length > 0) return blocks
-          } catch (err) {
-            if (options.signal?.aborted === true) throw err
-            last = err
-          }
-        }
-        if (!answered && last !== undefined) throw last
-        return []
-      }
-    }
-  }
-
-  /** The best head each asked beacon reports per author (beacons that fail are skipped). */
-  private async beaconHeads (authors: readonly string[], options: AbortOptions): Promise<Map<string, { head: HeadInfo, from: PeerId }>> {
-    const best = new Map<string, { head: HeadInfo, from: PeerId }>()
-    await this.withBeacon('heads', options, async (beacon) => {
-      for (const head of await this.syncClient.heads(beacon, authors, this.knownHeads(authors), options)) {
-        const current = best.get(head.author)
-        if (current === undefined || compareHeads(head, current.head) < 0) best.set(head.author, { head, from: beacon })
-      }
-    })
-    return best
+    return this.followed.onEntry(listener)
   }
 
   /**
@@ -894,29 +229,8 @@ export class PharosPeer {
    * genesis; each is verified before it is kept. One author's failure does not stop the rest.
    */
   async sync (options: AbortOptions = {}): Promise<SyncReport> {
-    this.requireStarted('sync')
-    const report: SyncReport = { fetched: 0, updated: [], failed: [] }
-    const authors = [...this.followed]
-    if (authors.length === 0) return report
-    // The overlay's seeders (peers that hold these logs; beacons too) answer the topic by
-    // announcing better heads to us, which are then fetched like any announcement.
-    this.askHeads(authors)
-    if (this.beacons.length === 0) return report
-    const heads = await this.beaconHeads(authors, options)
-    for (const [author, { head, from }] of heads) {
-      const local = this.store.head(author)
-      if (local !== undefined && compareHeads(head, { seq: local.entry.seq, cid: local.cid }) >= 0) continue
-      try {
-        const fetched = await this.fetchMissing(author, { cid: head.cid, seq: head.seq }, this.logSource(from), options.signal)
-        report.fetched += fetched.length
-        if (fetched.length > 0) report.updated.push(author)
-      } catch (err) {
-        if (options.signal?.aborted === true) throw err
-        this.log('sync of %s failed - %e', author, err)
-        report.failed.push({ author, error: asError(err) })
-      }
-    }
-    return report
+    this.lifecycle.requireStarted('sync')
+    return await this.logSync.sync(options)
   }
 
   /**
@@ -928,44 +242,8 @@ export class PharosPeer {
    * nobody has a head for the author.
    */
   async fetchLog (author: string, options: FetchLogOptions = {}): Promise<EntryBlock[]> {
-    this.requireStarted('fetchLog')
-    let remote: { head: HeadInfo, from: PeerId } | undefined
-    let headError: unknown
-    if (this.beacons.length > 0) {
-      try {
-        remote = (await this.beaconHeads([author], options)).get(author)
-      } catch (err) {
-        if (options.signal?.aborted === true) throw err
-        headError = err
-      }
-    }
-    const local = this.store.head(author)
-    let head: { cid: CID, seq: number } | undefined = local === undefined ? undefined : { cid: local.cid, seq: local.entry.seq }
-    if (remote !== undefined && (head === undefined || compareHeads(remote.head, head) < 0)) head = { cid: remote.head.cid, seq: remote.head.seq }
-    if (head === undefined) {
-      if (headError !== undefined) throw headError
-      throw new UnknownAuthorError(author)
-    }
-    // Kept only once the whole chain verified (see fetchMissing: a kept part above a gap would
-    // pass for the author's head).
-    const fetched: EntryBlock[] = []
-    const progress = { author, entries: 0, total: head.seq + 1, bytes: 0 }
-    report(options, 'pharos:fetch-log:head', { ...progress, head: head.cid })
-    const log = await walkLog({
-      author,
-      head,
-      until: 'genesis',
-      source: this.logSource(remote?.from),
-      onVerified: async (block) => { fetched.push(block) },
-      onEntry: (block) => {
-        progress.entries++
-        progress.bytes += block.bytes.length
-        report(options, 'pharos:fetch-log:entry', { ...progress, cid: block.cid, seq: block.entry.seq })
-      },
-      signal: options.signal
-    })
-    for (const block of fetched.toReversed()) await this.store.add(block, { signal: options.signal })
-    return log
+    this.lifecycle.requireStarted('fetchLog')
+    return await this.logSync.fetchLog(author, options)
   }
 
   /**
@@ -974,266 +252,26 @@ export class PharosPeer {
    * and that each attachment has the size the body says. Bounded by `timeouts.fetchPostMs`.
    */
   async fetchPost (entry: Entry | EntryBlock, options: FetchPostOptions = {}): Promise<Post> {
-    this.requireStarted('fetchPost')
-    const fields = 'entry' in entry ? entry.entry : entry
-    const content = CID.asCID(fields.params.content)
-    if (fields.action !== FEED_POST_ACTION || content === null) throw new PostFormatError('(entry)', `not an ${FEED_POST_ACTION} entry with params.content`)
-    const timeout = AbortSignal.timeout(this.timeouts.fetchPostMs)
-    const signal = AbortSignal.any([timeout, this.lifetime.signal, ...(options.signal === undefined ? [] : [options.signal])])
-    const progress: FetchPostProgress = { post: content, blocks: 0, bytes: 0, attachments: 0, totalAttachments: 0 }
-    const onBlock = (cid: CID, bytes: Uint8Array): void => {
-      progress.blocks++
-      progress.bytes += bytes.length
-      report(options, 'pharos:fetch-post:block', { ...progress, cid })
-    }
-    try {
-      const bodyBytes = await this.fetchBlock(content, signal)
-      const body = decodePostBody(bodyBytes, content)
-      progress.totalAttachments = body.attachments.length
-      onBlock(content, bodyBytes)
-      const attachments: Post['attachments'] = []
-      for (const link of body.attachments) {
-        attachments.push({ name: link.name, cid: link.cid, bytes: await this.fetchFile(content, link, signal, onBlock) })
-        progress.attachments++
-        report(options, 'pharos:fetch-post:attachment', { ...progress, name: link.name })
-      }
-      return { text: body.text, attachments }
-    } catch (err) {
-      if (timeout.aborted && options.signal?.aborted !== true) throw new RequestTimeoutError(`fetching post ${content.toString()}`, this.timeouts.fetchPostMs)
-      throw err
-    }
+    this.lifecycle.requireStarted('fetchPost')
+    return await this.fetcher.fetchPost(entry, options)
   }
 
-  /** One block, local or over Bitswap, re-wanting it until `signal` ends (see REWANT_AFTER_MS). */
-  private async fetchBlock (cid: CID, signal: AbortSignal): Promise<Uint8Array> {
-    for (;;) {
-      const rewant = AbortSignal.timeout(REWANT_AFTER_MS)
-      try {
-        return await collectBytes(this.helia.blockstore.get(cid, { signal: AbortSignal.any([signal, rewant]) }))
-      } catch (err) {
-        if (signal.aborted || !rewant.aborted) throw err
-      }
-    }
-  }
-
-  /**
-   * An attachment's bytes: every block of its UnixFS DAG is fetched (verified by Helia),
-   * bounded by the declared size plus DAG overhead, then read back offline.
-   */
-  private async fetchFile (post: CID, link: AttachmentLink, signal: AbortSignal, onBlock: (cid: CID, bytes: Uint8Array) => void): Promise<Uint8Array> {
-    const name = post.toString()
-    if (link.size > this.maxAttachmentBytes) throw new PostFormatError(name, `attachment ${link.name} is ${link.size} bytes, more than the ${this.maxAttachmentBytes} this peer fetches`)
-    // Interior dag-pb nodes cost ~50 bytes per 1 MiB leaf; this is generous (guess).
-    const budget = link.size + Math.ceil(link.size / 16) + 1024 * 1024
-    let fetched = 0
-    let frontier = [link.cid]
-    while (frontier.length > 0) {
-      const next: CID[] = []
-      for (let i = 0; i < frontier.length; i += FETCH_CONCURRENCY) {
-        const blocks = await Promise.all(frontier.slice(i, i + FETCH_CONCURRENCY).map(async (cid) => ({ cid, bytes: await this.fetchBlock(cid, signal) })))
-        for (const { cid, bytes } of blocks) {
-          fetched += bytes.length
-          onBlock(cid, bytes)
-          if (fetched > budget) throw new PostFormatError(name, `attachment ${link.name}'s DAG is larger than its declared ${link.size} bytes`)
-          if (cid.code === dagPb.code) next.push(...dagPb.decode(bytes).Links.map((child) => child.Hash))
-          else if (cid.code !== raw.code) throw new PostFormatError(name, `attachment ${link.name} is not a UnixFS file (codec 0x${cid.code.toString(16)})`)
-        }
-      }
-      frontier = next
-    }
-    let bytes: Uint8Array
-    try {
-      bytes = await collectBytes(this.fs.cat(link.cid, { offline: true, signal }), { max: link.size, tooLarge: () => new PostFormatError(name, `attachment ${link.name} is larger than its declared ${link.size} bytes`) })
-    } catch (err) {
-      if (err instanceof PostFormatError || signal.aborted) throw err
-      throw new PostFormatError(name, `attachment ${link.name} is not a UnixFS file: ${asError(err).message}`)
-    }
-    if (bytes.length !== link.size) throw new PostFormatError(name, `attachment ${link.name} is ${bytes.length} bytes, the body says ${link.size}`)
-    return bytes
-  }
-
-  // ---- gossip and the other side of sync ----------------------------------------------------
-
-  /**
-   * An entry on the content topic from a followed author: kept if it continues what we hold.
-   * A HEAD request on the sync topic: answered for the authors we hold.
-   */
-  private onDelivery (delivery: Delivery): void {
-    if (delivery.topic === 'sync') {
-      void this.answerHeadRequest(delivery.payload).catch((err: unknown) => { this.log('head request not answered - %e', err) })
-      return
-    }
-    if (delivery.topic !== 'content') return
-    // Taken at once, followed or not: what the validator kept is for this delivery only.
-    const checked = this.accepted.take(delivery.messageId, delivery.payload)
-    if (this.followed.size === 0) return
-    void this.ingest(delivery.payload, checked).catch((err: unknown) => { this.log('gossiped entry dropped - %e', err) })
-  }
-
-  /**
-   * Asks the `sync` topic for the heads of `authors` (docs/logs.md "HEAD requests"): a signed
-   * request naming the head we hold of each, at most one every HEAD_REQUEST_INTERVAL_MS and
-   * 32 authors each; the rest wait for the next. Seeders that hold better heads announce them
-   * to us over the sync protocol, and `onKnownHeads` fetches them.
-   */
-  private askHeads (authors: readonly string[]): void {
-    for (const author of authors) if (author !== this.self) this.headAsks.add(author)
-    if (this.headAsks.size === 0 || this.headAskTimer !== undefined) return
-    const wait = Math.max(0, this.lastHeadAskAt + HEAD_REQUEST_INTERVAL_MS - Date.now())
-    this.headAskTimer = setTimeout(() => {
-      this.headAskTimer = undefined
-      void this.sendHeadRequest().catch((err: unknown) => { this.log('head request not sent - %e', err) })
-    }, wait)
-    this.headAskTimer.unref?.()
-  }
-
-  private async sendHeadRequest (): Promise<void> {
-    if (this.status !== 'started') return
-    if ((this.overlay.snapshot().sync?.active.length ?? 0) === 0) {
-      // A broadcast with no neighbour goes nowhere (just after start the sync topic may still
-      // be joining): ask once it has one.
-      this.headAskTimer = setTimeout(() => {
-        this.headAskTimer = undefined
-        void this.sendHeadRequest().catch((err: unknown) => { this.log('head request not sent - %e', err) })
-      }, HEAD_REQUEST_RETRY_MS)
-      this.headAskTimer.unref?.()
-      return
-    }
-    const wants: HeadWant[] = []
-    for (const author of this.headAsks) {
-      if (wants.length >= HEAD_REQUEST_LIMITS.authors) break
-      this.headAsks.delete(author)
-      if (!this.followed.has(author)) continue
-      const held = this.store.head(author)
-      wants.push(held === undefined ? { author } : { author, held: { cid: held.cid, seq: held.entry.seq } })
-    }
-    if (wants.length > 0) {
-      this.lastHeadAskAt = Date.now()
-      const payload = await signHeadRequest(wants, this.lastHeadAskAt, this.signer)
-      const messageId = await messageIdOf('sync', payload)
-      if (messageId !== undefined && this.status === 'started') this.overlay.broadcast('sync', messageId, payload)
-    }
-    if (this.headAsks.size > 0) this.askHeads([])
-  }
-
-  /**
-   * A HEAD request from the topic: for the authors we hold a better head of than the asker,
-   * announce those heads to it (a sync `heads` request carrying them as `known`). Only over a
-   * connection we already hold to the asker (a broadcast never makes us dial), and to one
-   * asker at most once every HEAD_ANSWER_INTERVAL_MS.
-   */
-  private async answerHeadRequest (payload: Uint8Array): Promise<void> {
-    const opened = await openHeadRequest(payload, Date.now())
-    if (!opened.ok || opened.value.asker === this.self) return
-    const { asker, wants } = opened.value
-    const held = new Map<string, { cid: CID, seq: number }>()
-    for (const want of wants) {
-      const head = this.store.head(want.author)
-      if (head !== undefined) held.set(want.author, { cid: head.cid, seq: head.entry.seq })
-    }
-    const known = newerHeads(wants, held)
-    if (known.length === 0) return
-    const peer = peerIdFromString(asker)
-    if (!this.libp2p.getConnections(peer).some((connection) => connection.status === 'open' && connection.limits === undefined)) return
-    const now = Date.now()
-    const last = this.headAnswers.get(asker)
-    if (last !== undefined && now - last < HEAD_ANSWER_INTERVAL_MS) return
-    this.headAnswers.delete(asker)
-    this.headAnswers.set(asker, now)
-    for (const oldest of this.headAnswers.keys()) {
-      if (this.headAnswers.size <= HEAD_ANSWER_ASKERS_MAX) break
-      this.headAnswers.delete(oldest)
-    }
-    await this.syncClient.announce(peer, known, { signal: this.lifetime.signal })
-  }
-
-  /**
-   * A gossiped entry: `checked` is what the overlay's validator verified of this payload (its
-   * envelope and both signatures); only a delivery it kept nothing for is verified here.
-   */
-  private async ingest (payload: Uint8Array, checked: EntryBlock | undefined): Promise<void> {
-    const block = checked ?? await this.openGossipedEntry(payload)
-    if (block === undefined || !this.followed.has(block.entry.author)) return
-    const { author, prev, seq } = block.entry
-    const signal = AbortSignal.any([this.lifetime.signal, AbortSignal.timeout(this.timeouts.requestMs * 4)])
-    if (prev !== null && await this.store.get(prev, { signal }) === undefined) {
-      await this.fetchMissing(author, { cid: prev, seq: seq - 1 }, this.logSource(), signal)
-    }
-    if (await this.store.add(block, { signal })) this.emit([block])
-  }
-
-  /** A gossiped envelope's entry, if it opens and verifies and its author is followed. */
-  private async openGossipedEntry (payload: Uint8Array): Promise<EntryBlock | undefined> {
-    const envelope = await openEnvelope(payload)
-    if (!envelope.ok) return undefined
-    const decoded = await decodeEntry(envelope.value.entry)
-    if (!decoded.ok || !this.followed.has(decoded.value.entry.author)) return undefined
-    return (await verifyEntry(decoded.value.entry)).ok ? decoded.value : undefined
-  }
-
-  /**
-   * Fetches `author`'s entries from `head` down to the first one the peer holds (or genesis),
-   * verifying each, and keeps them only once the chain is whole: oldest first, emitting the
-   * ones that were new. Returns what it fetched and verified, head first (another walk may
-   * have kept some of it meanwhile). A walk that fails keeps nothing. Kept, the part of a chain above a gap
-   * would be the author's head in the local log, so no later sync would fetch what lies below
-   * it, and nobody would hear of the entries kept (seen under load in the fleet scenario:
-   * peers that synced still lacked entries).
-   */
-  private async fetchMissing (author: string, head: { cid: CID, seq: number }, source: LogSource, signal?: AbortSignal): Promise<EntryBlock[]> {
-    const verified: EntryBlock[] = []
-    await walkLog({ author, head, until: 'held', source, onVerified: async (block) => { verified.push(block) }, ...(signal === undefined ? {} : { signal }) })
-    const added: EntryBlock[] = []
-    for (const block of verified.toReversed()) {
-      if (await this.store.add(block, signal === undefined ? {} : { signal })) added.push(block)
-    }
-    this.emit(added)
-    return verified
-  }
-
-  /**
-   * A peer told us heads it holds (sync on connect, or a seeder answering our HEAD request):
-   * fetch from it what we lack of the authors we follow. A head already being fetched, or a
-   * worse one, is not fetched again: several seeders answer the same request.
-   */
-  private onKnownHeads (from: PeerId, known: readonly KnownHead[]): void {
-    for (const head of known) {
-      if (!this.followed.has(head.author)) continue
-      const local = this.store.head(head.author)
-      if (local !== undefined && compareHeads(head, { seq: local.entry.seq, cid: local.cid }) >= 0) continue
-      const fetching = this.fetchingHeads.get(head.author)
-      if (fetching !== undefined && compareHeads(head, fetching) >= 0) continue
-      this.fetchingHeads.set(head.author, { cid: head.cid, seq: head.seq })
-      const signal = AbortSignal.any([this.lifetime.signal, AbortSignal.timeout(this.timeouts.requestMs * 4)])
-      void this.fetchMissing(head.author, { cid: head.cid, seq: head.seq }, this.logSource(from), signal)
-        .catch((err: unknown) => { this.log('fetching announced head of %s from %p failed - %e', head.author, from, err) })
-        .finally(() => { if (this.fetchingHeads.get(head.author)?.cid.equals(head.cid) === true) this.fetchingHeads.delete(head.author) })
-    }
-  }
-
-  // ---- key exchange -------------------------------------------------------------------------
+  // ---- key exchange and storage audits ------------------------------------------------------
 
   /**
    * Deposits a content key with a beacon, under an allow-list this peer signs (only `allow`
    * may get it). Resolves with the key hash once the beacon confirmed it.
    */
   async depositKey (deposit: KeyDeposit, options: AbortOptions = {}): Promise<{ keyHash: Uint8Array }> {
-    this.requireStarted('depositKey')
-    if (deposit.key.length < KEY_BYTES.min || deposit.key.length > KEY_BYTES.max) throw new RangeError(`a content key is ${KEY_BYTES.min}..${KEY_BYTES.max} bytes, not ${deposit.key.length}`)
-    const keyHash = await keyHashOf(deposit.key)
-    if (deposit.keyHash !== undefined && compareBytes(deposit.keyHash, keyHash) !== 0) throw new RangeError('keyHash is not the SHA-256 of key')
-    const rule = await signAllowList({ keyHash, version: deposit.version, peers: deposit.allow }, this.signer)
-    await this.withBeacon('key deposit', options, async (beacon) => { await this.keyClient.deposit(beacon, deposit.key, rule, options) })
-    return { keyHash }
+    this.lifecycle.requireStarted('depositKey')
+    return await this.keys.deposit(deposit, options)
   }
 
   /** The key whose SHA-256 is `keyHash`, from a beacon; KeyDeniedError (with the beacon's reason) if this peer may not have it. */
   async getKey (keyHash: Uint8Array, options: AbortOptions = {}): Promise<Uint8Array> {
-    this.requireStarted('getKey')
-    return await this.withBeacon('getkey', options, async (beacon) => await this.keyClient.getKey(beacon, keyHash, options))
+    this.lifecycle.requireStarted('getKey')
+    return await this.keys.get(keyHash, options)
   }
-
-  // ---- storage audits -----------------------------------------------------------------------
 
   /**
    * Challenges a beacon worker to prove it holds `cids` (1..64 blocks this peer also holds,
@@ -1244,17 +282,8 @@ export class PharosPeer {
    * MalformedResponseError for an answer that is not one.
    */
   async challenge (worker: PeerId | string, cids: readonly CID[], options: AbortOptions = {}): Promise<ChallengeResult> {
-    this.requireStarted('challenge')
-    const peer = typeof worker === 'string' ? peerIdFromString(worker) : worker
-    return await challengeWorker(this.libp2p, peer, cids, async (cid) => {
-      try {
-        return await collectBytes(this.helia.blockstore.get(cid, { offline: true }))
-      } catch (err) {
-        const name = (err as Error | undefined)?.name
-        if (name === 'NotFoundError' || name === 'BlockNotFoundWhileOfflineError') return undefined
-        throw err
-      }
-    }, { ...options, network: this.network, timeoutMs: this.timeouts.requestMs })
+    this.lifecycle.requireStarted('challenge')
+    return await challengeBeacon({ libp2p: this.libp2p, blockstore: this.helia.blockstore, network: this.network, requestMs: this.requestMs }, worker, cids, options)
   }
 }
 
@@ -1265,60 +294,6 @@ export class PharosPeer {
 export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPeer> {
   const beacons = init.bootstrap.map(beaconOf)
   const accepted = new AcceptedPayloads<EntryBlock>(ACCEPTED_ENTRIES_MAX)
-  const network = init.network ?? DEFAULT_NETWORK
-  const logger = init.logger ?? defaultLogger()
-  const self = peerIdFromPrivateKey(init.privateKey)
-  const libp2p = await createLibp2p({
-    privateKey: init.privateKey,
-    start: false,
-    logger,
-    addresses: { listen: init.listen ?? [] },
-    transports: [tcp(), webSockets(), circuitRelayTransport()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    // The connection monitor opens a ping stream on every connection every 10 s; yamux's own
-    // keep-alive (a ping frame every 30 s, no stream) already finds dead links. 50 idle
-    // peers spent a quarter to a half of their CPU on those streams (docs/fleet.md "Idle
-    // cost of a peer").
-    connectionMonitor: { enabled: false },
-    services: {
-      identify: identify(),
-      ping: ping(),
-      overlay: overlay({
-        network,
-        topics: OVERLAY_TOPICS,
-        networkSize: init.networkSize ?? DEFAULT_NETWORK_SIZE,
-        bootstrap: () => beacons.map(({ peer }) => peer).filter((peer) => !peer.equals(self)),
-        // Only a beacon we use may send us to its siblings; any other node (a worker the
-        // overlay linked us to, another app) can only say that it is leaving itself, which it
-        // could as well say by hanging up. The draining worker waits for us to hang up.
-        drainTrust: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)) ? 'siblings' : 'departure',
-        // No `admit`: a peer has no account registry, so every peer may be in its views (the
-        // beacons it links to refuse unregistered peers themselves). Its beacons spend no
-        // budget: a beacon is the contact of every join and passes on a FORWARDJOIN per join
-        // per topic to each of its neighbours, and a drain of its sibling moves hundreds at once.
-        unbudgeted: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)),
-        ...(init.neighbourBudget === undefined ? {} : { neighbourBudget: init.neighbourBudget }),
-        ...(init.neighbourScoring === undefined ? {} : { neighbourScoring: init.neighbourScoring }),
-        // Validate, then forward: nothing this peer relays is unchecked (gossip-validators.ts).
-        validators: {
-          content: contentValidator(init.isRegistered, accepted),
-          keyexchange: keyExchangeValidator(init.isRegistered),
-          audit: auditValidator,
-          sync: syncValidator(init.isRegistered)
-        }
-      })
-    }
-  })
-  const helia = createHeliaLight({
-    blockstore: init.blockstore ?? new MemoryBlockstore(),
-    datastore: new MemoryDatastore(),
-    codecs: [dagCbor],
-    logger
-  })
-  // Helia light has no libp2p of its own; Bitswap runs on the peer's node (as beacon-helia.ts does).
-  Object.defineProperty(helia, 'libp2p', { value: libp2p, enumerable: true })
-  const withNode = helia as Helia & { libp2p: Libp2p }
-  withBitswap(withNode)
-  return new PharosPeer(init, libp2p, withNode, beacons, accepted)
+  const { libp2p, helia } = await createPeerNode(init, init.network ?? DEFAULT_NETWORK, init.logger ?? defaultLogger(), beacons, accepted)
+  return new PharosPeer(init, libp2p, helia, beacons, accepted)
 }

@@ -9,10 +9,12 @@
  * - `status`: `stored` for a block it holds, `unknown` otherwise (a peer never pins);
  * - anything else (`changes`, `receipt`, or a malformed frame): an `error` frame.
  */
-import { decodeSyncRequest, encodeSyncResponse, MAX_SYNC_FRAME_BYTES } from '../../protocol/src/log/index.ts'
+import { serveRequests } from '../../net/src/request-response.ts'
+import { decodeSyncRequest, encodeSyncResponse, MAX_SYNC_FRAME_BYTES, syncProtocolId } from '../../protocol/src/log/index.ts'
 import type { EntryStatus, HeadInfo, KnownHead, SyncResponse } from '../../protocol/src/log/index.ts'
+import { SYNC_MAX_INBOUND_STREAMS } from './constants.ts'
 import type { LocalLog } from './local-log.ts'
-import type { AbortOptions } from '@libp2p/interface'
+import type { AbortOptions, Libp2p, Logger, PeerId } from '@libp2p/interface'
 
 /** The sync protocol's largest request frame: a heads request is the biggest kind. */
 export const MAX_SYNC_REQUEST_BYTES = MAX_SYNC_FRAME_BYTES
@@ -63,4 +65,17 @@ export async function answerSync (bytes: Uint8Array, log: LocalLog, onKnown?: (k
 /** `answerSync` as bytes on the wire. */
 export async function answerSyncFrame (bytes: Uint8Array, log: LocalLog, onKnown?: (known: KnownHead[]) => void, options: AbortOptions = {}): Promise<Uint8Array> {
   return encodeSyncResponse(await answerSync(bytes, log, onKnown, options))
+}
+
+/**
+ * Serves the sync protocol on `node` from `log` (until the node unhandles it); `onKnown`
+ * hears, with the asker, the heads an asker says it holds.
+ */
+export async function serveSync (node: Pick<Libp2p, 'handle'>, network: string, log: LocalLog, onKnown: (from: PeerId, known: KnownHead[]) => void, options: { timeoutMs: number, logger: Logger }): Promise<void> {
+  await serveRequests(node, syncProtocolId(network), async (frame, connection) => await answerSyncFrame(frame, log, (known) => { onKnown(connection.remotePeer, known) }), {
+    maxRequestBytes: MAX_SYNC_REQUEST_BYTES,
+    timeoutMs: options.timeoutMs,
+    maxInboundStreams: SYNC_MAX_INBOUND_STREAMS,
+    onRejected: (connection, err) => { options.logger('sync request from %p failed - %e', connection.remotePeer, err) }
+  })
 }

@@ -1,0 +1,11 @@
+/** How the SDK sorts the failures it meets while asking beacons. */
+import { KeyDeniedError, ReceiptVerificationError, RemoteError } from './errors.ts'
+
+export function asError (err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err))
+}
+
+/** A failure after which asking another beacon would not help: our request itself is refused. */
+export function isDefinitive (err: unknown): boolean {
+  return err instanceof KeyDeniedError || err instanceof ReceiptVerificationError || (err instanceof RemoteError && err.code === 'bad-request')
+}

@@ -1,0 +1,127 @@
+/**
+ * Fetching posts over Bitswap from whoever holds them (beacons serve pinned content): the
+ * body and every block of each attachment, each checked against its CID by Helia, and the
+ * shapes and sizes checked against what the body says.
+ */
+import type { UnixFS } from '@helia/unixfs'
+import * as dagPb from '@ipld/dag-pb'
+import { CID } from 'multiformats/cid'
+import * as raw from 'multiformats/codecs/raw'
+import { FEED_POST_ACTION } from '../../protocol/src/log/index.ts'
+import type { Entry, EntryBlock } from '../../protocol/src/log/index.ts'
+import { collectBytes } from './bytes.ts'
+import { FETCH_CONCURRENCY, REWANT_AFTER_MS } from './constants.ts'
+import type { PeerTimeouts } from './constants.ts'
+import { PostFormatError, RequestTimeoutError } from './errors.ts'
+import { asError } from './failures.ts'
+import type { PeerRun } from './lifecycle.ts'
+import { decodePostBody } from './post.ts'
+import type { AttachmentLink } from './post.ts'
+import { report } from './progress.ts'
+import type { FetchPostOptions, FetchPostProgress } from './progress.ts'
+import type { Helia } from '@helia/interface'
+
+/** A post as `fetchPost` returns it: every byte hash-verified, every size as the body says. */
+export interface Post {
+  text: string
+  attachments: Array<{ name: string, bytes: Uint8Array, cid: CID }>
+}
+
+export interface FetcherComponents {
+  /** Helia's blockstore: local blocks, and Bitswap for the rest. */
+  blockstore: Pick<Helia['blockstore'], 'get'>
+  fs: Pick<UnixFS, 'cat'>
+  timeouts: Pick<PeerTimeouts, 'fetchPostMs'>
+  /** Largest attachment fetched (PharosPeerInit.maxAttachmentBytes). */
+  maxAttachmentBytes: number
+  run: PeerRun
+}
+
+export class Fetcher {
+  private readonly components: FetcherComponents
+
+  constructor (components: FetcherComponents) {
+    this.components = components
+  }
+
+  /** A post's body and attachments, bounded by `timeouts.fetchPostMs`. */
+  async fetchPost (entry: Entry | EntryBlock, options: FetchPostOptions): Promise<Post> {
+    const { timeouts, run } = this.components
+    const fields = 'entry' in entry ? entry.entry : entry
+    const content = CID.asCID(fields.params.content)
+    if (fields.action !== FEED_POST_ACTION || content === null) throw new PostFormatError('(entry)', `not an ${FEED_POST_ACTION} entry with params.content`)
+    const timeout = AbortSignal.timeout(timeouts.fetchPostMs)
+    const signal = AbortSignal.any([timeout, run.signal, ...(options.signal === undefined ? [] : [options.signal])])
+    const progress: FetchPostProgress = { post: content, blocks: 0, bytes: 0, attachments: 0, totalAttachments: 0 }
+    const onBlock = (cid: CID, bytes: Uint8Array): void => {
+      progress.blocks++
+      progress.bytes += bytes.length
+      report(options, 'pharos:fetch-post:block', { ...progress, cid })
+    }
+    try {
+      const bodyBytes = await this.fetchBlock(content, signal)
+      const body = decodePostBody(bodyBytes, content)
+      progress.totalAttachments = body.attachments.length
+      onBlock(content, bodyBytes)
+      const attachments: Post['attachments'] = []
+      for (const link of body.attachments) {
+        attachments.push({ name: link.name, cid: link.cid, bytes: await this.fetchFile(content, link, signal, onBlock) })
+        progress.attachments++
+        report(options, 'pharos:fetch-post:attachment', { ...progress, name: link.name })
+      }
+      return { text: body.text, attachments }
+    } catch (err) {
+      if (timeout.aborted && options.signal?.aborted !== true) throw new RequestTimeoutError(`fetching post ${content.toString()}`, timeouts.fetchPostMs)
+      throw err
+    }
+  }
+
+  /** One block, local or over Bitswap, re-wanting it until `signal` ends (see REWANT_AFTER_MS). */
+  private async fetchBlock (cid: CID, signal: AbortSignal): Promise<Uint8Array> {
+    for (;;) {
+      const rewant = AbortSignal.timeout(REWANT_AFTER_MS)
+      try {
+        return await collectBytes(this.components.blockstore.get(cid, { signal: AbortSignal.any([signal, rewant]) }))
+      } catch (err) {
+        if (signal.aborted || !rewant.aborted) throw err
+      }
+    }
+  }
+
+  /**
+   * An attachment's bytes: every block of its UnixFS DAG is fetched (verified by Helia),
+   * bounded by the declared size plus DAG overhead, then read back offline.
+   */
+  private async fetchFile (post: CID, link: AttachmentLink, signal: AbortSignal, onBlock: (cid: CID, bytes: Uint8Array) => void): Promise<Uint8Array> {
+    const { fs, maxAttachmentBytes } = this.components
+    const name = post.toString()
+    if (link.size > maxAttachmentBytes) throw new PostFormatError(name, `attachment ${link.name} is ${link.size} bytes, more than the ${maxAttachmentBytes} this peer fetches`)
+    // Interior dag-pb nodes cost ~50 bytes per 1 MiB leaf; this is generous (guess).
+    const budget = link.size + Math.ceil(link.size / 16) + 1024 * 1024
+    let fetched = 0
+    let frontier = [link.cid]
+    while (frontier.length > 0) {
+      const next: CID[] = []
+      for (let i = 0; i < frontier.length; i += FETCH_CONCURRENCY) {
+        const blocks = await Promise.all(frontier.slice(i, i + FETCH_CONCURRENCY).map(async (cid) => ({ cid, bytes: await this.fetchBlock(cid, signal) })))
+        for (const { cid, bytes } of blocks) {
+          fetched += bytes.length
+          onBlock(cid, bytes)
+          if (fetched > budget) throw new PostFormatError(name, `attachment ${link.name}'s DAG is larger than its declared ${link.size} bytes`)
+          if (cid.code === dagPb.code) next.push(...dagPb.decode(bytes).Links.map((child) => child.Hash))
+          else if (cid.code !== raw.code) throw new PostFormatError(name, `attachment ${link.name} is not a UnixFS file (codec 0x${cid.code.toString(16)})`)
+        }
+      }
+      frontier = next
+    }
+    let bytes: Uint8Array
+    try {
+      bytes = await collectBytes(fs.cat(link.cid, { offline: true, signal }), { max: link.size, tooLarge: () => new PostFormatError(name, `attachment ${link.name} is larger than its declared ${link.size} bytes`) })
+    } catch (err) {
+      if (err instanceof PostFormatError || signal.aborted) throw err
+      throw new PostFormatError(name, `attachment ${link.name} is not a UnixFS file: ${asError(err).message}`)
+    }
+    if (bytes.length !== link.size) throw new PostFormatError(name, `attachment ${link.name} is ${bytes.length} bytes, the body says ${link.size}`)
+    return bytes
+  }
+}
