@@ -20,10 +20,9 @@ import type { BeaconHelia } from '../../src/storage/beacon-helia.ts'
 import { digestMatches } from '../../src/storage/hashers.ts'
 import { createClientPeer } from './client-peer.ts'
 import type { ClientPeer } from './client-peer.ts'
-import { tempDir } from '../../../testing/src/worker-process.ts'
+import { inProcessEnv } from '../../../testing/src/worker-process.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Blockstore } from 'interface-blockstore'
-import { LOOPBACK_TEST_ENV } from '../../../testing/src/loopback-env.ts'
 
 // ajv-formats is CommonJS with a default export; under ESM the function is `.default`.
 const addFormats = addFormatsModule as unknown as { default: (ajv: Ajv) => Ajv }
@@ -33,21 +32,14 @@ export function testLogger (): Logger {
   return createLogger((process.env.TEST_LOG_LEVEL ?? 'silent') as 'silent')
 }
 
-/** A worker config on loopback, free ports and a fresh data dir; `env` overrides. */
+/**
+ * A worker config on loopback, free ports and a fresh data dir (the in-process env every test
+ * shares), with GC off and a fast pin poll; `env` overrides.
+ */
 export async function testConfig (env: Record<string, string> = {}): Promise<Config> {
-  return loadConfig({
-    PHAROS_DATA_DIR: await tempDir(),
-    PHAROS_P2P_HOST: '127.0.0.1',
-    PHAROS_P2P_TCP_PORT: '0',
-    PHAROS_P2P_WS_PORT: '0',
-    PHAROS_HTTP_PORT: '0',
-    PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0',
-    PHAROS_GC_INTERVAL_MS: '0',
-    PHAROS_PIN_POLL_INTERVAL_MS: '100',
-    ...LOOPBACK_TEST_ENV,
-    ...env
-  })
+  return loadConfig(await inProcessEnv({ PHAROS_GC_INTERVAL_MS: '0', PHAROS_PIN_POLL_INTERVAL_MS: '100', ...env }))
 }
+
 
 /** A network app's peer holding content: libp2p on loopback TCP, Helia with Bitswap, blocks in memory. */
 export interface ContentPeer {
