@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint'
 const ioModules = ['node:*', 'fs', 'net', 'http', 'crypto', 'libp2p', '@libp2p/*', '@chainsafe/*', 'pg', 'ioredis', '@electric-sql/*', 'fastify', 'pino']
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', 'deploy/**', 'helm/**', 'loadtest/k6/**', '.tmp/**'] },
+  { ignores: ['node_modules/**', 'data/**', 'deploy/!(test)/**', 'helm/**', 'loadtest/k6/**', '.tmp/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

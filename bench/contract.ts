@@ -50,7 +50,7 @@ export function figure (label: string, value: number, unit: string, baseline: { 
 /**
  * With `--help` among the arguments: prints `usage` to stdout and exits 0, before any work.
  * Every bench and load test answers it, so `npm run <script> -- --help` shows the flags
- * reach the script through npm (services/beacon/test/bench-scripts.test.ts).
+ * reach the script through npm (bench/test/scripts.test.ts).
  */
 export function exitWithUsageOnHelp (usage: string): void {
   if (!process.argv.slice(2).includes('--help')) return

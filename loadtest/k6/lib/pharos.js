@@ -1,6 +1,6 @@
 // What the k6 scripts send to a Pharos worker, in one place: the base URL and its default
 // port, the bearer scheme, every route and method, and the status each answer should have.
-// Plain JavaScript with no k6 import, so services/beacon/test/loadtest-k6.test.ts can import
+// Plain JavaScript with no k6 import, so loadtest/test/k6.test.ts can import
 // it in Node and replay every request against a real worker: a renamed route, a changed
 // method or auth scheme, or a moved default port fails that test, not a load test at 3 a.m.
 
