@@ -14,21 +14,21 @@ import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import yaml from 'js-yaml'
-import { loadConfig } from '../../services/beacon/src/config/load.ts'
-import { withChartConfigKeys } from '../../services/beacon/src/config/docs.ts'
-import { PUBLIC_ADMIN_TOKENS, PUBLIC_FLEET_SECRETS } from '../../services/beacon/src/config/public-secrets.ts'
-import type { Config, KeySpec } from '../../services/beacon/src/config/schema.ts'
-import { schema } from '../../services/beacon/src/config/schema.ts'
-import { deriveWorkerKey } from '../../services/beacon/src/p2p/identity.ts'
-import { createTestDatabase, testFleet } from '../../services/testing/src/databases.ts'
+import { loadConfig } from '@pharos/beacon/config/load.ts'
+import { withChartConfigKeys } from '@pharos/beacon/config/docs.ts'
+import { PUBLIC_ADMIN_TOKENS, PUBLIC_FLEET_SECRETS } from '@pharos/beacon/config/public-secrets.ts'
+import type { Config, KeySpec } from '@pharos/beacon/config/schema.ts'
+import { schema } from '@pharos/beacon/config/schema.ts'
+import { deriveWorkerKey } from '@pharos/beacon/p2p/identity.ts'
+import { createTestDatabase, testFleet } from '@pharos/testing/databases.ts'
 import {
   ROOT, chartValues, composeVariables, dashboardQueries, definedTemplateNames, execForm, interpolate, interpolateAll, isExported, parseCopy,
   parseDockerfile, parseDotEnv, parseEnvArgs, parseExposition, parsePort, promqlMetricNames, readRepoFile, readYaml, renderChart,
   serviceEnvironment, setValue, substituteGrafanaVariables, validateChartValues, ChartValuesError
 } from './deploy-files.ts'
 import type { ChartRender, DockerStage, GrafanaDashboard, Manifest, RuleFile } from './deploy-files.ts'
-import { spawnWorker, stopWorker, workerEnv } from '../../services/testing/src/worker-process.ts'
-import type { WorkerProcess } from '../../services/testing/src/worker-process.ts'
+import { spawnWorker, stopWorker, workerEnv } from '@pharos/testing/worker-process.ts'
+import type { WorkerProcess } from '@pharos/testing/worker-process.ts'
 
 const run = promisify(execFile)
 
@@ -109,7 +109,7 @@ function seconds (duration: string): number {
 
 const stages = parseDockerfile(readRepoFile('deploy/Dockerfile'))
 const finalStage = stages.at(-1) as DockerStage
-const packageJson = JSON.parse(readRepoFile('package.json')) as { scripts: Record<string, string>, dependencies: Record<string, string>, devDependencies: Record<string, string> }
+const packageJson = JSON.parse(readRepoFile('package.json')) as { scripts: Record<string, string> }
 const imageEnv: Record<string, string> = Object.assign({}, ...finalStage.instructions.filter((i) => i.keyword === 'ENV').map((i) => parseEnvArgs(i.args)))
 
 /** Paths (in the image) the final stage copies from the build context or another stage. */
@@ -166,11 +166,13 @@ describe('deploy/Dockerfile', () => {
     assert.ok(!finalStage.instructions.some((i) => i.keyword === 'RUN' && /\bnpm (ci|install)\b/.test(i.args)), 'the final stage installs nothing itself')
   })
 
-  it('carries every module main.ts loads: sources it copies, and production dependencies', () => {
+  it('carries every module main.ts loads: sources it copies, each workspace\'s manifest, and production dependencies', () => {
     const copied = copiedPaths(finalStage).filter((copy) => copy.from === undefined).map((copy) => copy.source.replace(/\/$/, ''))
     assert.ok(copied.includes('package.json'), 'package.json ("type": "module") is in the image')
     const seen = new Set<string>()
-    const packages = new Set<string>()
+    /** Workspace folder (services/<name>) → the packages its loaded files import. */
+    const imports = new Map<string, Set<string>>()
+    const workspaceOf = (file: string): string => /^services\/[^/]+/.exec(file)?.[0] ?? assert.fail(`${file} is outside the workspaces`)
     const visit = (file: string): void => {
       if (seen.has(file)) return
       seen.add(file)
@@ -184,15 +186,31 @@ describe('deploy/Dockerfile', () => {
         if (specifier.startsWith('node:')) continue
         if (specifier.startsWith('.')) { visit(normalize(join(dirname(file), specifier))); continue }
         const parts = specifier.split('/')
-        packages.add(specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0] ?? '')
+        const name = specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0] ?? ''
+        const workspace = workspaceOf(file)
+        imports.set(workspace, (imports.get(workspace) ?? new Set()).add(name))
+        const local = /^@pharos\/([^/]+)\/(.+)$/.exec(specifier)
+        if (local !== null) {
+          // A workspace imported by name resolves through its package.json's exports ("./*" → "./src/*").
+          const manifest = `services/${local[1] ?? ''}/package.json`
+          assert.ok(copied.includes(manifest), `${manifest} maps ${specifier} but is not copied into the image`)
+          const exports = (JSON.parse(readRepoFile(manifest)) as { exports: Record<string, string> }).exports
+          const target = exports['./*'] ?? assert.fail(`${manifest} exports no "./*"`)
+          visit(join('services', local[1] ?? '', normalize(target.replace('*', local[2] ?? ''))))
+        }
       }
     }
     const entrypoint = execForm(finalStage.instructions.find((i) => i.keyword === 'ENTRYPOINT')?.args ?? '') ?? []
     visit(entrypoint[1] ?? '')
+    const packages = new Set([...imports.values()].flatMap((names) => [...names]))
     assert.ok(seen.size > 50 && packages.size > 10, `walked ${seen.size} files importing ${packages.size} packages`)
+    assert.ok([...seen].some((file) => file.startsWith('services/protocol/')) && [...seen].some((file) => file.startsWith('services/net/')), 'the walk followed @pharos/protocol and @pharos/net')
     for (const dir of ['services/beacon/src/storage/migrations']) assert.ok(copied.some((copy) => dir.startsWith(copy)), `${dir} (read at run time) is copied`)
-    const notProduction = [...packages].filter((name) => packageJson.dependencies[name] === undefined)
-    assert.deepEqual(notProduction, [], 'imported at run time but not in package.json dependencies (the image has no devDependencies)')
+    for (const [workspace, names] of imports) {
+      const { dependencies = {} } = JSON.parse(readRepoFile(`${workspace}/package.json`)) as { dependencies?: Record<string, string> }
+      const notProduction = [...names].filter((name) => dependencies[name] === undefined)
+      assert.deepEqual(notProduction, [], `imported at run time by ${workspace} but not in its package.json dependencies (the image has no devDependencies)`)
+    }
   })
 
   it('runs as a non-root user, exposes the default p2p and HTTP ports, starts the start script\'s file', () => {

@@ -47,7 +47,7 @@ import type { FleetState, WorkerRecord, WorkerRecordFields } from './fleet/index
 import { startEventLoopDelayMetrics } from './metrics/event-loop-metrics.ts'
 import { createFleetMetrics } from './fleet/fleet-metrics.ts'
 import { createHealthMetrics } from './health-metrics.ts'
-import { auditValidator } from '../../net/src/overlay/gossip-validators.ts'
+import { auditValidator } from '@pharos/net/overlay/gossip-validators.ts'
 import { holdSingleWorkerLock } from './storage/single-worker-lock.ts'
 import { lockDataDir } from './storage/data-dir-lock.ts'
 import { portInUse } from './net/port-in-use.ts'

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { Message } from '../../protocol/src/overlay/index.ts'
+import type { Message } from '@pharos/protocol/overlay/index.ts'
 import { DEFAULT_NEIGHBOUR_SCORING, NeighbourLedger } from '../src/overlay/neighbour-budget.ts'
 
 const TOPIC = '/net/content'

@@ -22,17 +22,21 @@ async function restrictedImports (file: string, source: string): Promise<string[
 
 describe('the package graph (lint)', () => {
   const refused: Array<[string, string, string]> = [
-    ['peer → beacon', 'services/peer/src/keys.ts', "import '../../beacon/src/worker.ts'"],
-    ['net → beacon', 'services/net/src/overlay/topics.ts', "import '../../../beacon/src/worker.ts'"],
-    ['net → peer', 'services/net/src/overlay/topics.ts', "import '../../../peer/src/keys.ts'"],
+    ['peer → beacon', 'services/peer/src/keys.ts', "import '@pharos/beacon/worker.ts'"],
+    ['peer tests → beacon', 'services/peer/test/keys.test.ts', "import '@pharos/beacon/worker.ts'"],
+    ['net → beacon', 'services/net/src/overlay/topics.ts', "import '@pharos/beacon/worker.ts'"],
+    ['net → peer', 'services/net/src/overlay/topics.ts', "import '@pharos/peer'"],
     ['net → a database client', 'services/net/src/overlay/topics.ts', "import 'pg'"],
     ['net → the HTTP server', 'services/net/src/overlay/topics.ts', "import 'fastify'"],
     ['protocol → I/O', 'services/protocol/src/bounded-map.ts', "import 'node:fs'"],
     ['protocol → libp2p', 'services/protocol/src/bounded-map.ts', "import '@libp2p/tcp'"],
-    ['protocol → net', 'services/protocol/src/bounded-map.ts', "import '../../net/src/overlay/topics.ts'"],
-    ['beacon → peer', 'services/beacon/src/health.ts', "import '../../peer/src/keys.ts'"],
-    ['testing → beacon', 'services/testing/src/wait.ts', "import '../../beacon/src/worker.ts'"],
-    ['metrics → domain', 'services/beacon/src/metrics/registry.ts', "import '../logs/log-store.ts'"]
+    ['protocol → net', 'services/protocol/src/bounded-map.ts', "import '@pharos/net/overlay/topics.ts'"],
+    ['beacon → peer', 'services/beacon/src/health.ts', "import '@pharos/peer/keys.ts'"],
+    ['beacon → test helpers', 'services/beacon/src/health.ts', "import '@pharos/testing/wait.ts'"],
+    ['testing → beacon', 'services/testing/src/wait.ts', "import '@pharos/beacon/worker.ts'"],
+    ['metrics → domain', 'services/beacon/src/metrics/registry.ts', "import '../logs/log-store.ts'"],
+    ['a path into another package', 'services/beacon/src/health.ts', "import '../../net/src/overlay/topics.ts'"],
+    ['a test reaching into another package by path', 'services/beacon/test/unit/tick-batcher.test.ts', "import '../../../../testing/src/wait.ts'"]
   ]
   for (const [edge, file, source] of refused) {
     it(`refuses ${edge}`, async () => {
@@ -41,12 +45,14 @@ describe('the package graph (lint)', () => {
   }
 
   const allowed: Array<[string, string, string]> = [
-    ['peer → net', 'services/peer/src/keys.ts', "import '../../net/src/overlay/topics.ts'"],
-    ['peer → protocol', 'services/peer/src/keys.ts', "import '../../protocol/src/bounded-map.ts'"],
-    ['net → protocol', 'services/net/src/overlay/topics.ts', "import '../../../protocol/src/bounded-map.ts'"],
+    ['peer → net', 'services/peer/src/keys.ts', "import '@pharos/net/overlay/topics.ts'"],
+    ['peer → protocol', 'services/peer/src/keys.ts', "import '@pharos/protocol/bounded-map.ts'"],
+    ['net → protocol', 'services/net/src/overlay/topics.ts', "import '@pharos/protocol/bounded-map.ts'"],
     ['net → libp2p', 'services/net/src/overlay/topics.ts', "import '@libp2p/utils'"],
-    ['beacon → net', 'services/beacon/src/health.ts', "import '../../net/src/overlay/topics.ts'"],
-    ['peer tests → testing', 'services/peer/test/helpers/peers.ts', "import '../../../testing/src/wait.ts'"],
+    ['beacon → net', 'services/beacon/src/health.ts', "import '@pharos/net/overlay/topics.ts'"],
+    ['beacon → its own net/ folder', 'services/beacon/src/p2p/identity.ts', "import '../net/source-address.ts'"],
+    ['peer tests → testing', 'services/peer/test/helpers/peers.ts', "import '@pharos/testing/wait.ts'"],
+    ['beacon tests → the peer SDK as a client', 'services/beacon/test/unit/tick-batcher.test.ts', "import '@pharos/peer/keys.ts'"],
     ['metrics → config', 'services/beacon/src/metrics/registry.ts', "import '../config/schema.ts'"],
     ['a domain → its metrics', 'services/beacon/src/logs/log-store.ts', "import './log-metrics.ts'"]
   ]

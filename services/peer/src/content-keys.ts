@@ -2,9 +2,9 @@
  * Keys of private content, through the beacons' key exchange (`KeyExchangeClient` in
  * services/net): depositing a key under an allow-list this peer signs, and getting one.
  */
-import type { KeyExchangeClient } from '../../net/src/clients/key-exchange-client.ts'
-import { compareBytes, KEY_BYTES, keyHashOf, signAllowList } from '../../protocol/src/log/index.ts'
-import type { Ed25519Signer } from '../../protocol/src/log/index.ts'
+import type { KeyExchangeClient } from '@pharos/net/clients/key-exchange-client.ts'
+import { compareBytes, KEY_BYTES, keyHashOf, signAllowList } from '@pharos/protocol/log/index.ts'
+import type { Ed25519Signer } from '@pharos/protocol/log/index.ts'
 import type { BeaconSessions } from './beacon-sessions.ts'
 import type { AbortOptions } from '@libp2p/interface'
 

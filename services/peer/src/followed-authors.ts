@@ -3,7 +3,7 @@
  * logs, gossip of their entries is taken, and each entry the peer newly keeps is told to the
  * `onEntry` listeners.
  */
-import type { EntryBlock } from '../../protocol/src/log/index.ts'
+import type { EntryBlock } from '@pharos/protocol/log/index.ts'
 import type { Logger } from '@libp2p/interface'
 
 export class FollowedAuthors {

@@ -39,8 +39,8 @@ export { DEFAULT_NETWORK, DEFAULT_TIMEOUTS } from './constants.ts'
 export type { PeerTimeouts } from './constants.ts'
 export * from './errors.ts'
 // What `PharosPeer.challenge` resolves with, and the report format it can check (docs/audits.md).
-export type { AuditReport, ChallengeOutcome, ChallengeResult } from '../../protocol/src/audit/index.ts'
-export { openAuditReport } from '../../protocol/src/audit/index.ts'
+export type { AuditReport, ChallengeOutcome, ChallengeResult } from '@pharos/protocol/audit/index.ts'
+export { openAuditReport } from '@pharos/protocol/audit/index.ts'
 // Refusals by a beacon's overlay (e.g. "not-registered") come from the shared driver.
-export { DEFAULT_NEIGHBOUR_BUDGET, DEFAULT_NEIGHBOUR_SCORING, OverlayRefusedError } from '../../net/src/overlay/overlay-driver.ts'
-export type { NeighbourBudget, NeighbourOffence, NeighbourScoring } from '../../net/src/overlay/overlay-driver.ts'
+export { DEFAULT_NEIGHBOUR_BUDGET, DEFAULT_NEIGHBOUR_SCORING, OverlayRefusedError } from '@pharos/net/overlay/overlay-driver.ts'
+export type { NeighbourBudget, NeighbourOffence, NeighbourScoring } from '@pharos/net/overlay/overlay-driver.ts'

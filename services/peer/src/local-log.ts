@@ -5,8 +5,8 @@
  * decoded and its signature checked again before it is believed.
  */
 import type { CID } from 'multiformats/cid'
-import { compareHeads, decodeEntry, verifyEntry } from '../../protocol/src/log/index.ts'
-import type { EntryBlock, KnownHead } from '../../protocol/src/log/index.ts'
+import { compareHeads, decodeEntry, verifyEntry } from '@pharos/protocol/log/index.ts'
+import type { EntryBlock, KnownHead } from '@pharos/protocol/log/index.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import { collectBytes } from './bytes.ts'
 

@@ -4,11 +4,11 @@
  * verified before it is kept, and a chain is kept only once it is whole.
  */
 import type { CID } from 'multiformats/cid'
-import type { SyncClient } from '../../net/src/clients/sync-client.ts'
-import type { AcceptedPayloads } from '../../net/src/overlay/gossip-validators.ts'
-import type { Delivery } from '../../net/src/overlay/overlay-driver.ts'
-import { compareHeads, decodeEntry, openEnvelope, SYNC_LIMITS, verifyEntry } from '../../protocol/src/log/index.ts'
-import type { EntryBlock, HeadInfo, KnownHead } from '../../protocol/src/log/index.ts'
+import type { SyncClient } from '@pharos/net/clients/sync-client.ts'
+import type { AcceptedPayloads } from '@pharos/net/overlay/gossip-validators.ts'
+import type { Delivery } from '@pharos/net/overlay/overlay-driver.ts'
+import { compareHeads, decodeEntry, openEnvelope, SYNC_LIMITS, verifyEntry } from '@pharos/protocol/log/index.ts'
+import type { EntryBlock, HeadInfo, KnownHead } from '@pharos/protocol/log/index.ts'
 import type { BeaconSessions } from './beacon-sessions.ts'
 import type { PeerTimeouts } from './constants.ts'
 import { UnknownAuthorError } from './errors.ts'

@@ -6,8 +6,8 @@
  * passes.
  */
 import type { CID } from 'multiformats/cid'
-import { cborCid, decodeEntry, verifyEntry } from '../../protocol/src/log/index.ts'
-import type { EntryBlock } from '../../protocol/src/log/index.ts'
+import { cborCid, decodeEntry, verifyEntry } from '@pharos/protocol/log/index.ts'
+import type { EntryBlock } from '@pharos/protocol/log/index.ts'
 import { LogVerificationError, MissingEntryError } from './errors.ts'
 import type { AbortOptions } from '@libp2p/interface'
 

@@ -8,7 +8,7 @@
  * tool — and the beacon's trustless gateway — can read them.
  */
 import { CID } from 'multiformats/cid'
-import { cborCid, decodeCanonical, encodeCbor } from '../../protocol/src/log/index.ts'
+import { cborCid, decodeCanonical, encodeCbor } from '@pharos/protocol/log/index.ts'
 import { MAX_ATTACHMENT_NAME_LENGTH, MAX_ATTACHMENTS, MAX_POST_BODY_BYTES } from './constants.ts'
 import { PostFormatError } from './errors.ts'
 

@@ -10,7 +10,7 @@ import { CustomProgressEvent } from 'progress-events'
 import type { ProgressEvent, ProgressOptions } from 'progress-events'
 import type { AbortOptions } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
-import type { EntryStatus } from '../../protocol/src/log/index.ts'
+import type { EntryStatus } from '@pharos/protocol/log/index.ts'
 
 /** Where a `fetchLog` stands. */
 export interface FetchLogProgress {

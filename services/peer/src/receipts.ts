@@ -6,11 +6,11 @@
  * (`PharosPeer.receipt`), or base64 in a pin status' `info.receipt` over HTTP.
  */
 import type { CID } from 'multiformats/cid'
-import { openLogReceipt, openPinReceipt } from '../../protocol/src/log/index.ts'
-import type { LogReceipt, LogReceiptExpectation, PinReceipt, PinReceiptExpectation, ReceiptResult } from '../../protocol/src/log/index.ts'
+import { openLogReceipt, openPinReceipt } from '@pharos/protocol/log/index.ts'
+import type { LogReceipt, LogReceiptExpectation, PinReceipt, PinReceiptExpectation, ReceiptResult } from '@pharos/protocol/log/index.ts'
 import { ReceiptVerificationError } from './errors.ts'
 
-export type { LogReceipt, PinReceipt, PinReceiptScope, Receipt } from '../../protocol/src/log/index.ts'
+export type { LogReceipt, PinReceipt, PinReceiptScope, Receipt } from '@pharos/protocol/log/index.ts'
 
 function statementBytes (statement: Uint8Array | string): Uint8Array {
   return typeof statement === 'string' ? new Uint8Array(Buffer.from(statement, 'base64')) : statement

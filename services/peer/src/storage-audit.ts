@@ -5,8 +5,8 @@
 import type { Helia } from '@helia/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
-import { challengeWorker } from '../../net/src/clients/audit-challenge.ts'
-import type { ChallengeResult } from '../../protocol/src/audit/index.ts'
+import { challengeWorker } from '@pharos/net/clients/audit-challenge.ts'
+import type { ChallengeResult } from '@pharos/protocol/audit/index.ts'
 import { collectBytes } from './bytes.ts'
 import type { AbortOptions, Libp2p, PeerId } from '@libp2p/interface'
 

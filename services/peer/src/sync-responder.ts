@@ -9,9 +9,9 @@
  * - `status`: `stored` for a block it holds, `unknown` otherwise (a peer never pins);
  * - anything else (`changes`, `receipt`, or a malformed frame): an `error` frame.
  */
-import { serveRequests } from '../../net/src/request-response.ts'
-import { decodeSyncRequest, encodeSyncResponse, MAX_SYNC_FRAME_BYTES, syncProtocolId } from '../../protocol/src/log/index.ts'
-import type { EntryStatus, HeadInfo, KnownHead, SyncResponse } from '../../protocol/src/log/index.ts'
+import { serveRequests } from '@pharos/net/request-response.ts'
+import { decodeSyncRequest, encodeSyncResponse, MAX_SYNC_FRAME_BYTES, syncProtocolId } from '@pharos/protocol/log/index.ts'
+import type { EntryStatus, HeadInfo, KnownHead, SyncResponse } from '@pharos/protocol/log/index.ts'
 import { SYNC_MAX_INBOUND_STREAMS } from './constants.ts'
 import type { LocalLog } from './local-log.ts'
 import type { AbortOptions, Libp2p, Logger, PeerId } from '@libp2p/interface'

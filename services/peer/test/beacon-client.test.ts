@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
 import { CID } from 'multiformats/cid'
-import { encodeCbor, FEED_POST_ACTION, keyHashOf, openAllowList, signEntry } from '../../protocol/src/log/index.ts'
-import type { EntryBlock, EntryStatus, KnownHead } from '../../protocol/src/log/index.ts'
-import { OverlayRefusedError } from '../../net/src/overlay/overlay-driver.ts'
+import { encodeCbor, FEED_POST_ACTION, keyHashOf, openAllowList, signEntry } from '@pharos/protocol/log/index.ts'
+import type { EntryBlock, EntryStatus, KnownHead } from '@pharos/protocol/log/index.ts'
+import { OverlayRefusedError } from '@pharos/net/overlay/overlay-driver.ts'
 import {
   JoinTimeoutError,
   KeyDeniedError,

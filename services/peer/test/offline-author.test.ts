@@ -7,33 +7,21 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, it } from 'node:test'
-import pg from 'pg'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
 import { generateKey } from '../src/keys.ts'
 import { createPharosPeer } from '../src/pharos-peer.ts'
 import type { PharosPeer, PublishedEntry } from '../src/pharos-peer.ts'
-import { waitFor } from '../../testing/src/wait.ts'
+import { waitFor } from '@pharos/testing/wait.ts'
 import { registerAccount, startWorker } from './helpers/worker.ts'
 import type { WorkerProcess } from './helpers/worker.ts'
 
 const POSTS = 50
 
-/** A fresh database on the test command's throwaway Postgres. */
-async function testDatabase (): Promise<string> {
-  const adminUrl = process.env.TEST_PG_ADMIN_URL ?? assert.fail('TEST_PG_ADMIN_URL is unset: run through `npm test`')
-  const name = `offline_author_${randomBytes(4).toString('hex')}`
-  const admin = new pg.Client({ connectionString: adminUrl })
-  await admin.connect()
-  await admin.query(`CREATE DATABASE ${name}`).finally(async () => { await admin.end() })
-  const url = new URL(adminUrl)
-  url.pathname = `/${name}`
-  return url.toString()
-}
-
 describe('an author offline, its log served by the worker', () => {
   let worker: WorkerProcess
   const peers: PharosPeer[] = []
 
-  before(async () => { worker = await startWorker({ DATABASE_URL: await testDatabase(), PHAROS_PIN_POLL_INTERVAL_MS: '200' }) })
+  before(async () => { worker = await startWorker({ DATABASE_URL: await createTestDatabase('offline_author'), PHAROS_PIN_POLL_INTERVAL_MS: '200' }) })
   after(async () => {
     await Promise.all(peers.map(async (peer) => { await peer.stop() }))
     await worker.stop()

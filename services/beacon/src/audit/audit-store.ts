@@ -2,7 +2,7 @@
  * The audit tables and queries: which pinned blocks a round samples, where a block's pins
  * say it came from, and the signed reports (migration 004_audit_reports.sql).
  */
-import { openAuditReport } from '../../../protocol/src/audit/index.ts'
+import { openAuditReport } from '@pharos/protocol/audit/index.ts'
 import type { SqlQueryable } from '../storage/sql.ts'
 import { rowBytes } from '../storage/sql.ts'
 

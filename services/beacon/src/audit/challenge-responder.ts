@@ -8,8 +8,8 @@
  * are answered at once; beyond either the challenger gets a `refused` answer, not a proof.
  */
 import { NotFoundError } from 'interface-store'
-import { challengeProof, decodeChallengeRequest, encodeChallengeResponse } from '../../../protocol/src/audit/index.ts'
-import type { ChallengeRefusal } from '../../../protocol/src/audit/index.ts'
+import { challengeProof, decodeChallengeRequest, encodeChallengeResponse } from '@pharos/protocol/audit/index.ts'
+import type { ChallengeRefusal } from '@pharos/protocol/audit/index.ts'
 import { TtlLru } from '../fleet/ttl-lru.ts'
 import type { AuditMetrics } from './audit-metrics.ts'
 import { BlockHashMismatchError } from '../storage/pg-blockstore.ts'

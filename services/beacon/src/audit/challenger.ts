@@ -7,7 +7,7 @@ import type { CID } from 'multiformats/cid'
 import { BlockHashMismatchError } from '../storage/pg-blockstore.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
 
-export { challengeWorker } from '../../../net/src/clients/audit-challenge.ts'
+export { challengeWorker } from '@pharos/net/clients/audit-challenge.ts'
 
 /** Our verified copy of a block, or undefined when we hold no good copy (it then proves nothing). */
 export function verifiedCopy (blockstore: Pick<PgBlockstore, 'getBytes'>): (cid: CID) => Promise<Uint8Array | undefined> {

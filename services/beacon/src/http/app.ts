@@ -37,7 +37,7 @@ import type { ReceiptIssuer } from '../receipts/receipt-issuer.ts'
 import { pinRoutes } from './routes/pins.ts'
 import type { StorageHttp } from '../pinning/storage-service.ts'
 import { adminOverlayRoutes } from './routes/admin-overlay.ts'
-import type { OverlayDriver } from '../../../net/src/overlay/overlay-driver.ts'
+import type { OverlayDriver } from '@pharos/net/overlay/overlay-driver.ts'
 import { healthRoutes } from './routes/health.ts'
 import { metricsRoutes } from './routes/metrics.ts'
 

@@ -27,8 +27,8 @@ import {
   keyExchangeProtocolId,
   keyHashOf,
   openAllowList
-} from '../../../protocol/src/log/index.ts'
-import type { KeyExchangeMessage } from '../../../protocol/src/log/index.ts'
+} from '@pharos/protocol/log/index.ts'
+import type { KeyExchangeMessage } from '@pharos/protocol/log/index.ts'
 import type { Logger } from '../logging/logger.ts'
 import type { ContentKeyRecord, ContentKeyStore } from './content-key-store.ts'
 import type { EntitlementCheck } from './entitlement.ts'

@@ -34,11 +34,11 @@ import {
   MAX_SYNC_FRAME_BYTES,
   SYNC_LIMITS,
   syncProtocolId
-} from '../../../protocol/src/log/index.ts'
+} from '@pharos/protocol/log/index.ts'
 import type { Logger } from '../logging/logger.ts'
 import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 import type { LogMetrics } from './log-metrics.ts'
-import { request } from '../../../net/src/request-response.ts'
+import { request } from '@pharos/net/request-response.ts'
 import { AuthorLanes } from './author-lanes.ts'
 import type { AuthorLanesOptions } from './author-lanes.ts'
 import { cidKey } from './log-store.ts'

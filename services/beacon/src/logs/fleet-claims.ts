@@ -10,7 +10,7 @@
  * and stored with one `ingestEnvelopes`. The claim is made once; only the storing is retried
  * while Postgres is away, so a retry never finds its own claims `seen`.
  */
-import type { AcceptedPayloads } from '../../../net/src/overlay/gossip-validators.ts'
+import type { AcceptedPayloads } from '@pharos/net/overlay/gossip-validators.ts'
 import type { Logger } from '../logging/logger.ts'
 import type { IngestQueue } from './ingest-queue.ts'
 import type { EnvelopeCheck, IngestResult } from './log-ingest.ts'

@@ -30,8 +30,8 @@
  * follow its stored `prev` is an equivocation or a fork, kept like any other (docs/logs.md).
  */
 import { CID } from 'multiformats/cid'
-import { decodeEntry, openEnvelope, verifyEntry } from '../../../protocol/src/log/index.ts'
-import type { EntryBlock } from '../../../protocol/src/log/index.ts'
+import { decodeEntry, openEnvelope, verifyEntry } from '@pharos/protocol/log/index.ts'
+import type { EntryBlock } from '@pharos/protocol/log/index.ts'
 import type { BanList } from '../bans/ban-list.ts'
 import type { ConfigKey } from '../config/schema.ts'
 import type { Logger } from '../logging/logger.ts'

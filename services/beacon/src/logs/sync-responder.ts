@@ -13,8 +13,8 @@
  * PHAROS_SYNC_RECEIPT_CHECKS_MAX at once per worker.
  */
 import { CID } from 'multiformats/cid'
-import { decodeSyncRequest, encodeSyncResponse } from '../../../protocol/src/log/index.ts'
-import type { EntryStatus, HeadInfo, SyncRequest, SyncResponse } from '../../../protocol/src/log/index.ts'
+import { decodeSyncRequest, encodeSyncResponse } from '@pharos/protocol/log/index.ts'
+import type { EntryStatus, HeadInfo, SyncRequest, SyncResponse } from '@pharos/protocol/log/index.ts'
 import { collectBytes } from '../storage/pg-blockstore.ts'
 import type { PgBlockstore } from '../storage/pg-blockstore.ts'
 import type { LimitMetrics } from '../metrics/limit-metrics.ts'

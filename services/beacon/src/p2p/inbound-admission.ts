@@ -41,7 +41,7 @@
  */
 import type { CreateListenerOptions, MultiaddrConnection, Transport, Upgrader } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
-import { setNewest } from '../../../protocol/src/bounded-map.ts'
+import { setNewest } from '@pharos/protocol/bounded-map.ts'
 import { sourceKey, sourcePrefix } from '../net/source-address.ts'
 import { hostOf } from './multiaddr-parts.ts'
 

@@ -1,8 +1,8 @@
 import { Counter, Gauge, Histogram } from 'prom-client'
 import type { Registry } from 'prom-client'
-import { MESSAGE_TYPES } from '../../../protocol/src/overlay/index.ts'
-import { NEIGHBOUR_OFFENCES } from '../../../net/src/overlay/overlay-driver.ts'
-import type { OverlayDriver } from '../../../net/src/overlay/overlay-driver.ts'
+import { MESSAGE_TYPES } from '@pharos/protocol/overlay/index.ts'
+import { NEIGHBOUR_OFFENCES } from '@pharos/net/overlay/overlay-driver.ts'
+import type { OverlayDriver } from '@pharos/net/overlay/overlay-driver.ts'
 import type { LimitMetrics } from '../metrics/limit-metrics.ts'
 
 /**

@@ -7,8 +7,8 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import type { CID } from 'multiformats/cid'
-import { contentLinks } from '../../../protocol/src/log/index.ts'
-import type { UnsignedEntry } from '../../../protocol/src/log/index.ts'
+import { contentLinks } from '@pharos/protocol/log/index.ts'
+import type { UnsignedEntry } from '@pharos/protocol/log/index.ts'
 
 /** The pin's meta key and value that mark it as an entry's pin. */
 export const PIN_KIND_KEY = 'pharos:kind'

@@ -15,8 +15,8 @@
  * must say what holds when it is signed.
  */
 import { CID } from 'multiformats/cid'
-import { signLogReceipt, signPinReceipt } from '../../../protocol/src/log/index.ts'
-import type { Ed25519Signer, NotHeldReason, ReceiptSubject } from '../../../protocol/src/log/index.ts'
+import { signLogReceipt, signPinReceipt } from '@pharos/protocol/log/index.ts'
+import type { Ed25519Signer, NotHeldReason, ReceiptSubject } from '@pharos/protocol/log/index.ts'
 import type { LogStore } from '../logs/log-store.ts'
 import { LOG_ENTRY_KIND } from '../pinning/log-entry-pins.ts'
 import type { PinStore } from '../pinning/pin-store.ts'

@@ -24,9 +24,9 @@ import { startFleetState } from '../../src/fleet/fleet-state.ts'
 import type { RedisFleetState } from '../../src/fleet/fleet-state.ts'
 import { createLogger } from '../../src/logging/logger.ts'
 import { createFleetMetrics } from '../../src/fleet/fleet-metrics.ts'
-import { startRedisCluster } from '../../../testing/src/redis-servers.ts'
-import type { RedisClusterServers } from '../../../testing/src/redis-servers.ts'
-import { waitFor } from '../../../testing/src/wait.ts'
+import { startRedisCluster } from '@pharos/testing/redis-servers.ts'
+import type { RedisClusterServers } from '@pharos/testing/redis-servers.ts'
+import { waitFor } from '@pharos/testing/wait.ts'
 
 /** Rounds of concurrent claims; each round is a fresh set of IDs. Bounded by ROUNDS_BUDGET_MS too. */
 const ROUNDS = 24

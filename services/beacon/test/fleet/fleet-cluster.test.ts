@@ -6,16 +6,16 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { generateKey } from '../../../peer/src/keys.ts'
-import { createPharosPeer } from '../../../peer/src/pharos-peer.ts'
-import type { PharosPeer } from '../../../peer/src/pharos-peer.ts'
+import { generateKey } from '@pharos/peer/keys.ts'
+import { createPharosPeer } from '@pharos/peer/pharos-peer.ts'
+import type { PharosPeer } from '@pharos/peer/pharos-peer.ts'
 import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
-import { createTestDatabase, testFleet } from '../../../testing/src/databases.ts'
-import { startRedisCluster } from '../../../testing/src/redis-servers.ts'
-import type { RedisClusterServers } from '../../../testing/src/redis-servers.ts'
+import { createTestDatabase, testFleet } from '@pharos/testing/databases.ts'
+import { startRedisCluster } from '@pharos/testing/redis-servers.ts'
+import type { RedisClusterServers } from '@pharos/testing/redis-servers.ts'
 import { testConfig, testLogger } from '../helpers/storage.ts'
-import { waitFor } from '../../../testing/src/wait.ts'
+import { waitFor } from '@pharos/testing/wait.ts'
 
 async function counter (worker: Worker, name: string, labels: Record<string, string> = {}): Promise<number> {
   const metric = (await worker.app.inject({ method: 'GET', url: '/metrics' })).body.split('\n')

@@ -23,10 +23,10 @@ import { RedisSeenSet } from '../../src/fleet/seen-set.ts'
 import type { BanReason } from '../../src/bans/ban-list.ts'
 import { createLogger } from '../../src/logging/logger.ts'
 import { createFleetMetrics } from '../../src/fleet/fleet-metrics.ts'
-import { testRedisUrl } from '../../../testing/src/databases.ts'
-import { startRedisCluster, startRedisServer } from '../../../testing/src/redis-servers.ts'
-import type { RedisClusterServers, RedisServer } from '../../../testing/src/redis-servers.ts'
-import { sleep, waitFor } from '../../../testing/src/wait.ts'
+import { testRedisUrl } from '@pharos/testing/databases.ts'
+import { startRedisCluster, startRedisServer } from '@pharos/testing/redis-servers.ts'
+import type { RedisClusterServers, RedisServer } from '@pharos/testing/redis-servers.ts'
+import { sleep, waitFor } from '@pharos/testing/wait.ts'
 
 const HEARTBEAT_MS = 200
 

@@ -12,9 +12,9 @@ import { generateKeyPair, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { PUBLIC_FLEET_SECRETS } from '../../src/config/public-secrets.ts'
 import { schema, flagFor } from '../../src/config/schema.ts'
-import { createTestDatabase } from '../../../testing/src/databases.ts'
-import { runMain, runProcess, runScript, spawnWorker, stopWorker, workerEnv } from '../../../testing/src/worker-process.ts'
-import type { ProcessResult } from '../../../testing/src/worker-process.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
+import { runMain, runProcess, runScript, spawnWorker, stopWorker, workerEnv } from '@pharos/testing/worker-process.ts'
+import type { ProcessResult } from '@pharos/testing/worker-process.ts'
 
 const EXIT_CONFIG = 78
 

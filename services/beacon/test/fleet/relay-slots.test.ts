@@ -15,9 +15,9 @@ import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
 import { createClientPeer } from '../helpers/client-peer.ts'
 import type { ClientPeer } from '../helpers/client-peer.ts'
-import { createTestDatabase, testFleet, testRedisUrl } from '../../../testing/src/databases.ts'
+import { createTestDatabase, testFleet, testRedisUrl } from '@pharos/testing/databases.ts'
 import { requestReservation, STATUS_OK, STATUS_PERMISSION_DENIED } from '../helpers/relay-hop.ts'
-import { inProcessEnv } from '../../../testing/src/worker-process.ts'
+import { inProcessEnv } from '@pharos/testing/worker-process.ts'
 
 const RECONNECTS = 20
 

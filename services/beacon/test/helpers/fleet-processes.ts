@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict'
 import pg from 'pg'
-import { testFleet } from '../../../testing/src/databases.ts'
-import { sleep } from '../../../testing/src/wait.ts'
-import { spawnWorker, workerEnv } from '../../../testing/src/worker-process.ts'
-import type { WorkerProcess } from '../../../testing/src/worker-process.ts'
+import { testFleet } from '@pharos/testing/databases.ts'
+import { sleep } from '@pharos/testing/wait.ts'
+import { spawnWorker, workerEnv } from '@pharos/testing/worker-process.ts'
+import type { WorkerProcess } from '@pharos/testing/worker-process.ts'
 
 export interface FleetProcessesInit {
   workers: number

@@ -1,8 +1,8 @@
 import type { Libp2p } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
-import { decodeSyncRequest, encodeSyncResponse, syncProtocolId } from '../../../protocol/src/log/index.ts'
-import type { EntryBlock } from '../../../protocol/src/log/index.ts'
-import { serveRequests } from '../../../net/src/request-response.ts'
+import { decodeSyncRequest, encodeSyncResponse, syncProtocolId } from '@pharos/protocol/log/index.ts'
+import type { EntryBlock } from '@pharos/protocol/log/index.ts'
+import { serveRequests } from '@pharos/net/request-response.ts'
 
 /** What a peer serving its log was asked: the `from` of each `entries` request, and the blocks sent. */
 export interface ServedLog {

@@ -6,8 +6,8 @@ import type { Ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
-import { overlay } from '../../../net/src/overlay/overlay-driver.ts'
-import type { GossipValidator, OverlayDriver, OverlayInit } from '../../../net/src/overlay/overlay-driver.ts'
+import { overlay } from '@pharos/net/overlay/overlay-driver.ts'
+import type { GossipValidator, OverlayDriver, OverlayInit } from '@pharos/net/overlay/overlay-driver.ts'
 
 export type OverlayPeer = Libp2p<{ identify: unknown, ping: Ping, overlay: OverlayDriver }>
 

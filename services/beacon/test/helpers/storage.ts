@@ -20,7 +20,7 @@ import type { BeaconHelia } from '../../src/storage/beacon-helia.ts'
 import { digestMatches } from '../../src/storage/hashers.ts'
 import { createClientPeer } from './client-peer.ts'
 import type { ClientPeer } from './client-peer.ts'
-import { inProcessEnv } from '../../../testing/src/worker-process.ts'
+import { inProcessEnv } from '@pharos/testing/worker-process.ts'
 import type { AbortOptions } from '@libp2p/interface'
 import type { Blockstore } from 'interface-blockstore'
 

@@ -8,8 +8,8 @@
  */
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import type { CID } from 'multiformats/cid'
-import { createPharosPeer } from '../../../peer/src/index.ts'
-import type { PharosPeer } from '../../../peer/src/index.ts'
+import { createPharosPeer } from '@pharos/peer'
+import type { PharosPeer } from '@pharos/peer'
 import type { SwarmCommand, SwarmConfig, SwarmReply } from './swarm-protocol.ts'
 
 const config = JSON.parse(process.env.SWARM_CONFIG ?? '{}') as SwarmConfig

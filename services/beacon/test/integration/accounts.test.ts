@@ -21,8 +21,8 @@ import { loadMigrations, migrate } from '../../src/storage/migrate.ts'
 import { openPostgres } from '../../src/storage/pg-client.ts'
 import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
-import { createTestDatabase } from '../../../testing/src/databases.ts'
-import { inProcessEnv } from '../../../testing/src/worker-process.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
+import { inProcessEnv } from '@pharos/testing/worker-process.ts'
 
 const TOKEN = 'accounts-test-admin-token-0123456789'
 const auth = { authorization: `Bearer ${TOKEN}` }

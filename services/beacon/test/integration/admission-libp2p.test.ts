@@ -17,8 +17,8 @@ import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
 import { createClientPeer } from '../helpers/client-peer.ts'
 import type { ClientPeer } from '../helpers/client-peer.ts'
-import { waitFor } from '../../../testing/src/wait.ts'
-import { inProcessEnv } from '../../../testing/src/worker-process.ts'
+import { waitFor } from '@pharos/testing/wait.ts'
+import { inProcessEnv } from '@pharos/testing/worker-process.ts'
 
 const WAIT_MS = 30_000
 /** The start of an honest initiator's first multistream-select message ("/multistream/1.0.0\n", length-prefixed). */

@@ -32,7 +32,7 @@ import { neverRead, sendWants } from '../helpers/bitswap-wire.ts'
 import { createClientPeer } from '../helpers/client-peer.ts'
 import type { ClientPeer } from '../helpers/client-peer.ts'
 import { MiB, randomContent, sha256Hex, testConfig, testLogger } from '../helpers/storage.ts'
-import { sleep, waitFor } from '../../../testing/src/wait.ts'
+import { sleep, waitFor } from '@pharos/testing/wait.ts'
 
 const KiB = 1024
 

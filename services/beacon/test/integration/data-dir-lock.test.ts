@@ -9,8 +9,8 @@ import { readFile, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { DATA_DIR_LOCK_FILE, DataDirLockedError, LOCK_STALE_MS, lockDataDir } from '../../src/storage/data-dir-lock.ts'
-import { MAIN, runProcess, spawnWorker, stopWorker, tempDir, workerEnv } from '../../../testing/src/worker-process.ts'
-import type { ProcessResult, WorkerProcess } from '../../../testing/src/worker-process.ts'
+import { MAIN, runProcess, spawnWorker, stopWorker, tempDir, workerEnv } from '@pharos/testing/worker-process.ts'
+import type { ProcessResult, WorkerProcess } from '@pharos/testing/worker-process.ts'
 
 /** sysexits EX_TEMPFAIL: the data dir or a port is held by another process. */
 const EXIT_TEMPFAIL = 75

@@ -21,7 +21,7 @@ import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
 import { createClientPeer } from '../helpers/client-peer.ts'
 import type { ClientPeer } from '../helpers/client-peer.ts'
-import { inProcessEnv } from '../../../testing/src/worker-process.ts'
+import { inProcessEnv } from '@pharos/testing/worker-process.ts'
 
 describe('the dial rule', () => {
   it('names metadata, link-local, loopback, private, CGNAT and reserved ranges, IPv4-mapped ones too', () => {

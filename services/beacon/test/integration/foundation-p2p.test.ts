@@ -16,7 +16,7 @@ import type { Worker } from '../../src/worker.ts'
 import { createClientPeer } from '../helpers/client-peer.ts'
 import type { ClientPeer } from '../helpers/client-peer.ts'
 import { requestReservation, STATUS_OK, STATUS_PERMISSION_DENIED } from '../helpers/relay-hop.ts'
-import { inProcessEnv } from '../../../testing/src/worker-process.ts'
+import { inProcessEnv } from '@pharos/testing/worker-process.ts'
 
 const ADMIN_TOKEN = 'test-admin-token-0123456789'
 const ECHO = '/pharos-test/echo/1.0.0'

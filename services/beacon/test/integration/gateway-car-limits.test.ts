@@ -21,10 +21,10 @@ import { openPostgres } from '../../src/storage/pg-client.ts'
 import type { SqlClient } from '../../src/storage/sql.ts'
 import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
-import { createTestDatabase } from '../../../testing/src/databases.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
 import { retainedBytes } from '../helpers/memory.ts'
 import { metricValue, MiB, randomContent, testConfig, testLogger } from '../helpers/storage.ts'
-import { waitFor } from '../../../testing/src/wait.ts'
+import { waitFor } from '@pharos/testing/wait.ts'
 import type { AbortOptions } from '@libp2p/interface'
 
 /**

@@ -23,7 +23,7 @@ import { resolvePath } from '../../src/storage/dag-path.ts'
 import type { PgBlockstore } from '../../src/storage/pg-blockstore.ts'
 import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
-import { createTestDatabase } from '../../../testing/src/databases.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
 import { metricValue, testConfig, testLogger, verifyCar } from '../helpers/storage.ts'
 import type { VerifiedCar } from '../helpers/storage.ts'
 

@@ -14,7 +14,7 @@ import { openPglite } from '../../src/storage/pglite-client.ts'
 import type { SqlClient } from '../../src/storage/sql.ts'
 import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
-import { createTestDatabase, testFleet } from '../../../testing/src/databases.ts'
+import { createTestDatabase, testFleet } from '@pharos/testing/databases.ts'
 import { createContentPeer, fileFromBlocks, httpClient, MiB, randomContent, sha256Hex, testConfig, testLogger, verifyCar, waitForPin } from '../helpers/storage.ts'
 import type { ContentPeer } from '../helpers/storage.ts'
 

@@ -19,7 +19,7 @@ import { pressureLimits } from '../../src/http/pressure-monitor.ts'
 import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
 import { metricValue, testConfig, testLogger } from '../helpers/storage.ts'
-import { waitFor } from '../../../testing/src/wait.ts'
+import { waitFor } from '@pharos/testing/wait.ts'
 
 /** The event-loop bound of the first worker, and how long the test holds the loop: well over it. */
 const MAX_DELAY_MS = 200

@@ -4,7 +4,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { ConfigError, loadConfig } from '../../src/config/load.ts'
 import { deriveWorkerKey, encodePeerKey, loadPeerKey } from '../../src/p2p/identity.ts'
-import { tempDir } from '../../../testing/src/worker-process.ts'
+import { tempDir } from '@pharos/testing/worker-process.ts'
 
 const SECRET = 'a-fleet-secret-of-at-least-32-characters!'
 const peerIdOf = async (key: Awaited<ReturnType<typeof deriveWorkerKey>>): Promise<string> => peerIdFromPrivateKey(key).toString()

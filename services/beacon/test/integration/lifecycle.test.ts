@@ -9,7 +9,7 @@ import { loadConfig } from '../../src/config/load.ts'
 import { Lifecycle } from '../../src/lifecycle.ts'
 import { createLogger } from '../../src/logging/logger.ts'
 import { startWorker } from '../../src/worker.ts'
-import { inProcessEnv } from '../../../testing/src/worker-process.ts'
+import { inProcessEnv } from '@pharos/testing/worker-process.ts'
 
 /** A lifecycle that writes what happens to `events`. */
 function recording (): { lifecycle: Lifecycle, events: string[], stopErrors: string[] } {

@@ -21,8 +21,8 @@ import { migrate } from '../../src/storage/migrate.ts'
 import { openPglite } from '../../src/storage/pglite-client.ts'
 import { openPostgres } from '../../src/storage/pg-client.ts'
 import type { SqlClient } from '../../src/storage/sql.ts'
-import { createTestDatabase } from '../../../testing/src/databases.ts'
-import { inProcessEnv } from '../../../testing/src/worker-process.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
+import { inProcessEnv } from '@pharos/testing/worker-process.ts'
 
 const DAG_CBOR = 0x71
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')

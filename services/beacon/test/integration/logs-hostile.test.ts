@@ -27,21 +27,21 @@ import {
   sealEnvelope,
   signEntry,
   syncProtocolId
-} from '../../../protocol/src/log/index.ts'
-import type { Ed25519Signer, EntryBlock, SyncRequest, SyncResponse } from '../../../protocol/src/log/index.ts'
+} from '@pharos/protocol/log/index.ts'
+import type { Ed25519Signer, EntryBlock, SyncRequest, SyncResponse } from '@pharos/protocol/log/index.ts'
 import { loadConfig } from '../../src/config/load.ts'
 import { createLogger } from '../../src/logging/logger.ts'
 import { authorOwner } from '../../src/pinning/log-entry-pins.ts'
-import { request } from '../../../net/src/request-response.ts'
+import { request } from '@pharos/net/request-response.ts'
 import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
 import { createClientPeer } from '../helpers/client-peer.ts'
 import type { ClientPeer } from '../helpers/client-peer.ts'
-import { createTestDatabase } from '../../../testing/src/databases.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
 import { serveLog } from '../helpers/log-server.ts'
 import { metricValue } from '../helpers/storage.ts'
-import { inProcessEnv } from '../../../testing/src/worker-process.ts'
-import { waitFor } from '../../../testing/src/wait.ts'
+import { inProcessEnv } from '@pharos/testing/worker-process.ts'
+import { waitFor } from '@pharos/testing/wait.ts'
 
 const NETWORK = 'pharos-hostile'
 const TOKEN = 'hostile-test-admin-token-0123456789'

@@ -29,20 +29,20 @@ import {
   signAllowList,
   signEntry,
   syncProtocolId
-} from '../../../protocol/src/log/index.ts'
-import type { Ed25519Signer, EntryBlock } from '../../../protocol/src/log/index.ts'
+} from '@pharos/protocol/log/index.ts'
+import type { Ed25519Signer, EntryBlock } from '@pharos/protocol/log/index.ts'
 import { loadConfig } from '../../src/config/load.ts'
 import { createLogger } from '../../src/logging/logger.ts'
-import { request } from '../../../net/src/request-response.ts'
+import { request } from '@pharos/net/request-response.ts'
 import type { SqlQueryable } from '../../src/storage/sql.ts'
 import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
-import { createTestDatabase } from '../../../testing/src/databases.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
 import { createOverlayPeer } from '../helpers/overlay-peer.ts'
 import type { OverlayPeer } from '../helpers/overlay-peer.ts'
 import { serveLog } from '../helpers/log-server.ts'
-import { inProcessEnv } from '../../../testing/src/worker-process.ts'
-import { waitFor } from '../../../testing/src/wait.ts'
+import { inProcessEnv } from '@pharos/testing/worker-process.ts'
+import { waitFor } from '@pharos/testing/wait.ts'
 
 /** How long a wait in this file may take (gossip, bans and pins across loaded test peers). */
 const WAIT_MS = 20_000

@@ -13,7 +13,7 @@ import { afterEach, describe, it } from 'node:test'
 import type { Connection } from '@libp2p/interface'
 import { createOverlayPeer } from '../helpers/overlay-peer.ts'
 import type { OverlayPeer } from '../helpers/overlay-peer.ts'
-import { sleep, waitFor } from '../../../testing/src/wait.ts'
+import { sleep, waitFor } from '@pharos/testing/wait.ts'
 
 const NETWORK = 'pharos-connections-test'
 const GRACE_MS = 1500

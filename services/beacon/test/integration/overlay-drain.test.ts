@@ -7,10 +7,10 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import type { DrainNotice } from '../../../net/src/overlay/overlay-driver.ts'
+import type { DrainNotice } from '@pharos/net/overlay/overlay-driver.ts'
 import { createOverlayPeer } from '../helpers/overlay-peer.ts'
 import type { OverlayPeer } from '../helpers/overlay-peer.ts'
-import { sleep, waitFor } from '../../../testing/src/wait.ts'
+import { sleep, waitFor } from '@pharos/testing/wait.ts'
 
 const NETWORK = 'pharos-drain-test'
 const TOPICS = ['content', 'sync', 'keyexchange']

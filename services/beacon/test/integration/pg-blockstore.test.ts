@@ -15,7 +15,7 @@ import { BlockHashMismatchError, BlockHeldByPinError, InvalidBlockError, PgBlock
 import { openPglite } from '../../src/storage/pglite-client.ts'
 import { openPostgres } from '../../src/storage/pg-client.ts'
 import type { SqlClient } from '../../src/storage/sql.ts'
-import { createTestDatabase } from '../../../testing/src/databases.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
 import { loadBlockstoreComplianceSuite } from '../support/compliance-suite.ts'
 
 const { interfaceBlockstoreTests } = await loadBlockstoreComplianceSuite()

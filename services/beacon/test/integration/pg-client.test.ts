@@ -7,8 +7,8 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { openPostgres } from '../../src/storage/pg-client.ts'
-import { createTestDatabase } from '../../../testing/src/databases.ts'
-import { waitFor } from '../../../testing/src/wait.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
+import { waitFor } from '@pharos/testing/wait.ts'
 
 describe('the Postgres client', () => {
   it('takes a session connection that dies between two queries as that session\'s error, and the pool goes on', async () => {

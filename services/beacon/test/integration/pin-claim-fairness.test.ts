@@ -16,7 +16,7 @@ import { migrate } from '../../src/storage/migrate.ts'
 import { openPglite } from '../../src/storage/pglite-client.ts'
 import { openPostgres } from '../../src/storage/pg-client.ts'
 import type { SqlClient } from '../../src/storage/sql.ts'
-import { createTestDatabase } from '../../../testing/src/databases.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
 
 const LEASE_MS = 60_000
 

@@ -14,7 +14,7 @@ import { PinStore, ReservedMetaKeyError } from '../../src/pinning/pin-store.ts'
 import { loadMigrations, migrate } from '../../src/storage/migrate.ts'
 import { openPostgres } from '../../src/storage/pg-client.ts'
 import type { SqlClient } from '../../src/storage/sql.ts'
-import { createTestDatabase } from '../../../testing/src/databases.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
 
 const LEASE_MS = 60_000
 

@@ -6,7 +6,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
-import { createTestDatabase } from '../../../testing/src/databases.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
 import { httpClient, metricValue, testConfig, testLogger, waitForPin } from '../helpers/storage.ts'
 import type { HttpCall } from '../helpers/storage.ts'
 

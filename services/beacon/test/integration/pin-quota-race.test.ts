@@ -12,10 +12,10 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
-import { createTestDatabase } from '../../../testing/src/databases.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
 import { createContentPeer, httpClient, randomContent, testConfig, testLogger, waitForPin } from '../helpers/storage.ts'
 import type { ContentPeer, JsonBody } from '../helpers/storage.ts'
-import { waitFor } from '../../../testing/src/wait.ts'
+import { waitFor } from '@pharos/testing/wait.ts'
 
 const TOKEN = 'quota-race-token-0123456789'
 const KiB = 1024

@@ -6,8 +6,8 @@ import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
-import { createTestDatabase } from '../../../testing/src/databases.ts'
-import { waitForValue } from '../../../testing/src/wait.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
+import { waitForValue } from '@pharos/testing/wait.ts'
 import {
   createContentPeer, fileFromBlocks, httpClient, metricValue, MiB, pinningSpecValidator, randomContent,
   sha256Hex, testConfig, testLogger, verifyCar, waitForPin

@@ -13,7 +13,7 @@ import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
 import { createContentPeer, httpClient, MiB, pinningSpecValidator, randomContent, testConfig, testLogger } from '../helpers/storage.ts'
 import type { ContentPeer, HttpCall, JsonBody } from '../helpers/storage.ts'
-import { waitForValue } from '../../../testing/src/wait.ts'
+import { waitForValue } from '@pharos/testing/wait.ts'
 
 const TOKEN = 'app-token-0123456789abcdef'
 

@@ -12,7 +12,7 @@ import pg from 'pg'
 import { Readiness } from '../../src/health.ts'
 import { healthRoutes } from '../../src/http/routes/health.ts'
 import { createLogger } from '../../src/logging/logger.ts'
-import { createTestDatabase } from '../../../testing/src/databases.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
 
 /** What a probe sees, and what the worker logged meanwhile. */
 async function probe (databaseUrl: string, times = 1): Promise<{ status: number, body: string, logs: string[] }> {

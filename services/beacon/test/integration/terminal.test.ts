@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { describe, it } from 'node:test'
 import { chooseLogFormat } from '../../src/logging/logger.ts'
-import { MAIN, runMain, workerEnv } from '../../../testing/src/worker-process.ts'
+import { MAIN, runMain, workerEnv } from '@pharos/testing/worker-process.ts'
 
 const ROOT_PACKAGE = new URL('../../../../package.json', import.meta.url)
 

@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { encodeCbor, sealEnvelope, signEntry, signHeadRequest, HEAD_REQUEST_LIMITS } from '../../../protocol/src/log/index.ts'
-import { signerFor } from '../../../peer/src/keys.ts'
-import { AcceptedPayloads, contentValidator, syncValidator } from '../../../net/src/overlay/gossip-validators.ts'
-import type { EntryBlock } from '../../../protocol/src/log/index.ts'
-import type { GossipValidator } from '../../../net/src/overlay/overlay-driver.ts'
+import { encodeCbor, sealEnvelope, signEntry, signHeadRequest, HEAD_REQUEST_LIMITS } from '@pharos/protocol/log/index.ts'
+import { signerFor } from '@pharos/peer/keys.ts'
+import { AcceptedPayloads, contentValidator, syncValidator } from '@pharos/net/overlay/gossip-validators.ts'
+import type { EntryBlock } from '@pharos/protocol/log/index.ts'
+import type { GossipValidator } from '@pharos/net/overlay/overlay-driver.ts'
 
 const judge = async (validator: GossipValidator, topic: string, payload: Uint8Array): Promise<string> =>
   await validator({ topic, messageId: 'id', payload, from: 'neighbour', origin: 'origin' }, AbortSignal.timeout(5000))

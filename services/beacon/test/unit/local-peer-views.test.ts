@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { LocalPeerViews } from '../../src/fleet/in-process-fleet-state.ts'
-import { sleep } from '../../../testing/src/wait.ts'
+import { sleep } from '@pharos/testing/wait.ts'
 
 const connection = { addrs: ['/ip4/127.0.0.1/tcp/4001'], transport: 'tcp' }
 

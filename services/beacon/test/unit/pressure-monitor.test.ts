@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { PRESSURE_WINDOW_MS, PressureMonitor } from '../../src/http/pressure-monitor.ts'
-import { sleep } from '../../../testing/src/wait.ts'
+import { sleep } from '@pharos/testing/wait.ts'
 
 /** Node's error for a /proc read with no file descriptor left. */
 function emfile (): Error {

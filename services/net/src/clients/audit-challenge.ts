@@ -13,8 +13,8 @@ import {
   judgeChallengeAnswer,
   MAX_CHALLENGE_CIDS,
   MAX_CHALLENGE_FRAME_BYTES
-} from '../../../protocol/src/audit/index.ts'
-import type { ChallengeResult } from '../../../protocol/src/audit/index.ts'
+} from '@pharos/protocol/audit/index.ts'
+import type { ChallengeResult } from '@pharos/protocol/audit/index.ts'
 import { MalformedResponseError } from '../errors.ts'
 import { request } from '../request-response.ts'
 

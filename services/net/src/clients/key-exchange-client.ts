@@ -10,8 +10,8 @@ import {
   keyExchangeProtocolId,
   keyHashOf,
   MAX_KEY_EXCHANGE_FRAME_BYTES
-} from '../../../protocol/src/log/index.ts'
-import type { KeyExchangeMessage } from '../../../protocol/src/log/index.ts'
+} from '@pharos/protocol/log/index.ts'
+import type { KeyExchangeMessage } from '@pharos/protocol/log/index.ts'
 import { KeyDeniedError, MalformedResponseError, RemoteError } from '../errors.ts'
 import { request } from '../request-response.ts'
 import type { AbortOptions, Libp2p, PeerId } from '@libp2p/interface'

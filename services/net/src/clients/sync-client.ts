@@ -10,8 +10,8 @@ import {
   MAX_SYNC_FRAME_BYTES,
   SYNC_LIMITS,
   syncProtocolId
-} from '../../../protocol/src/log/index.ts'
-import type { EntryStatus, HeadInfo, KnownHead, NotHeldReason, ReceiptSubject, SyncRequest, SyncResponse } from '../../../protocol/src/log/index.ts'
+} from '@pharos/protocol/log/index.ts'
+import type { EntryStatus, HeadInfo, KnownHead, NotHeldReason, ReceiptSubject, SyncRequest, SyncResponse } from '@pharos/protocol/log/index.ts'
 import { MalformedResponseError, RemoteError } from '../errors.ts'
 import { request } from '../request-response.ts'
 import type { AbortOptions, Libp2p, PeerId } from '@libp2p/interface'

@@ -11,7 +11,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
-import type { PeerKey } from '../../../protocol/src/overlay/index.ts'
+import type { PeerKey } from '@pharos/protocol/overlay/index.ts'
 import type { DriverContext } from './driver-context.ts'
 import { decodeAddrRequest, decodeAddrResponse, encodeAddrRequest, encodeAddrResponse, MAX_ADDRS_PER_PEER } from './driver-frames.ts'
 

@@ -5,8 +5,8 @@
  * through it and never through another part's internals.
  */
 import type { Logger } from '@libp2p/interface'
-import { messageIdOf as contentHashIdOf } from '../../../protocol/src/log/message-id.ts'
-import type { OverlayNode, OverlayNodeEvent, OverlayProtocol, PeerKey, WireLimits } from '../../../protocol/src/overlay/index.ts'
+import { messageIdOf as contentHashIdOf } from '@pharos/protocol/log/message-id.ts'
+import type { OverlayNode, OverlayNodeEvent, OverlayProtocol, PeerKey, WireLimits } from '@pharos/protocol/overlay/index.ts'
 import type { DriverCounters, OverlayComponents, OverlayInit } from './overlay-api.ts'
 import type { NeighbourLedger, NeighbourOffence } from './neighbour-budget.ts'
 

@@ -6,7 +6,7 @@
  * bound, past the timeout, on a topic with no validator, or when the validator throws, the
  * message is ignored: not forwarded, nobody blamed.
  */
-import type { TopicAction, Verdict } from '../../../protocol/src/overlay/index.ts'
+import type { TopicAction, Verdict } from '@pharos/protocol/overlay/index.ts'
 import type { DriverContext } from './driver-context.ts'
 import { ValidationTimeoutError } from './overlay-api.ts'
 import type { GossipToValidate, GossipValidator } from './overlay-api.ts'

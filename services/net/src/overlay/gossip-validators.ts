@@ -14,11 +14,11 @@
  * | `audit` | an audit report a worker signed, of the right shape |
  * | `sync` | a HEAD request its asker signed, within its age bounds, from a registered asker (where known) |
  */
-import { setNewest } from '../../../protocol/src/bounded-map.ts'
-import { openAuditReport } from '../../../protocol/src/audit/index.ts'
-import { decodeEntry, decodeKeyExchange, openEnvelope, openHeadRequest, verifyEntry } from '../../../protocol/src/log/index.ts'
-import type { EntryBlock } from '../../../protocol/src/log/index.ts'
-import type { Verdict } from '../../../protocol/src/overlay/index.ts'
+import { setNewest } from '@pharos/protocol/bounded-map.ts'
+import { openAuditReport } from '@pharos/protocol/audit/index.ts'
+import { decodeEntry, decodeKeyExchange, openEnvelope, openHeadRequest, verifyEntry } from '@pharos/protocol/log/index.ts'
+import type { EntryBlock } from '@pharos/protocol/log/index.ts'
+import type { Verdict } from '@pharos/protocol/overlay/index.ts'
 import type { GossipValidator } from './overlay-driver.ts'
 
 /** Whether a peer ID is a registered account; undefined where the node does not know the registry. */

@@ -8,8 +8,8 @@
  */
 import { lpStream } from '@libp2p/utils'
 import type { Connection, Stream } from '@libp2p/interface'
-import { decodeHyParView, decodePlumtree } from '../../../protocol/src/overlay/index.ts'
-import type { OverlayProtocol, PeerKey } from '../../../protocol/src/overlay/index.ts'
+import { decodeHyParView, decodePlumtree } from '@pharos/protocol/overlay/index.ts'
+import type { OverlayProtocol, PeerKey } from '@pharos/protocol/overlay/index.ts'
 import type { DriverContext } from './driver-context.ts'
 import { encodePreamble } from './driver-frames.ts'
 import type { OutboundLinks } from './links.ts'

@@ -19,7 +19,7 @@
  * The rule, its weights and where each value came from: docs/overlay-driver.md, "Budgets and
  * scores". Time is passed in (`now`, ms) so the rule can be tested without waiting.
  */
-import type { IHaveEntry, Message, MessageId, PeerKey } from '../../../protocol/src/overlay/index.ts'
+import type { IHaveEntry, Message, MessageId, PeerKey } from '@pharos/protocol/overlay/index.ts'
 
 /** Why a neighbour loses score. A closed set: it labels the offences metric. */
 export type NeighbourOffence = 'invalid-payload' | 'unsolicited-graft' | 'ihave-flood' | 'control-flood' | 'data-flood'

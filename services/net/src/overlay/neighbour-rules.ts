@@ -15,8 +15,8 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from '@libp2p/interface'
-import { DEFAULT_PLUMTREE_CONFIG } from '../../../protocol/src/overlay/index.ts'
-import type { PeerKey } from '../../../protocol/src/overlay/index.ts'
+import { DEFAULT_PLUMTREE_CONFIG } from '@pharos/protocol/overlay/index.ts'
+import type { PeerKey } from '@pharos/protocol/overlay/index.ts'
 import { NeighbourLedger } from './neighbour-budget.ts'
 import type { NeighbourBudget, NeighbourOffence, NeighbourScoring, NeighbourState } from './neighbour-budget.ts'
 import type { DriverCounters, OverlayInit } from './overlay-api.ts'

@@ -5,7 +5,7 @@
  */
 import type { ComponentLogger, PeerId, PeerStore } from '@libp2p/interface'
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
-import type { PeerKey, TopicConfig, Verdict, WireErrorCode, WireLimits } from '../../../protocol/src/overlay/index.ts'
+import type { PeerKey, TopicConfig, Verdict, WireErrorCode, WireLimits } from '@pharos/protocol/overlay/index.ts'
 import type { RefusalReason } from './driver-frames.ts'
 import type { NeighbourBudget, NeighbourLedgerCounters, NeighbourScoring } from './neighbour-budget.ts'
 

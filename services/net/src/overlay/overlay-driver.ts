@@ -23,7 +23,7 @@ import {
   isHyParViewMessage,
   overlayProtocolId,
   protocolOf
-} from '../../../protocol/src/overlay/index.ts'
+} from '@pharos/protocol/overlay/index.ts'
 import type {
   Message,
   OverlayNode,
@@ -33,7 +33,7 @@ import type {
   TopicConfig,
   TopicCounters,
   TopicSnapshot
-} from '../../../protocol/src/overlay/index.ts'
+} from '@pharos/protocol/overlay/index.ts'
 import { AddressLookup } from './address-lookup.ts'
 import { PROTOCOLS, resolveOverlayInit } from './driver-context.ts'
 import type { DriverContext, ResolvedOverlayInit } from './driver-context.ts'

@@ -5,10 +5,10 @@ import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
-import { overlay } from '../../../net/src/overlay/overlay-driver.ts'
-import type { AdmitDecision, OverlayDriver } from '../../../net/src/overlay/overlay-driver.ts'
-import { auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '../../../net/src/overlay/gossip-validators.ts'
-import { OVERLAY_TOPICS } from '../../../net/src/overlay/topics.ts'
+import { overlay } from '@pharos/net/overlay/overlay-driver.ts'
+import type { AdmitDecision, OverlayDriver } from '@pharos/net/overlay/overlay-driver.ts'
+import { auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '@pharos/net/overlay/gossip-validators.ts'
+import { OVERLAY_TOPICS } from '@pharos/net/overlay/topics.ts'
 import {
   decodeKeyExchange,
   decodeSyncRequest,
@@ -17,8 +17,8 @@ import {
   keyExchangeProtocolId,
   MAX_SYNC_FRAME_BYTES,
   syncProtocolId
-} from '../../../protocol/src/log/index.ts'
-import type { KeyExchangeMessage, SyncRequest, SyncResponse } from '../../../protocol/src/log/index.ts'
+} from '@pharos/protocol/log/index.ts'
+import type { KeyExchangeMessage, SyncRequest, SyncResponse } from '@pharos/protocol/log/index.ts'
 
 /** What a scripted handler answers: a frame, raw bytes (malformed on purpose), or silence. */
 export type Scripted<T> = T | { raw: Uint8Array } | 'hang'

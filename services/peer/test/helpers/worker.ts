@@ -5,8 +5,8 @@
  * a network endpoint: nothing of beacon is imported.
  */
 import type { ChildProcess } from 'node:child_process'
-import { runProcess, spawnWorker, tempDir, workerEnv } from '../../../testing/src/worker-process.ts'
-import type { ProcessResult } from '../../../testing/src/worker-process.ts'
+import { runProcess, spawnWorker, tempDir, workerEnv } from '@pharos/testing/worker-process.ts'
+import type { ProcessResult } from '@pharos/testing/worker-process.ts'
 
 export { tempDir }
 

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import type { OverlayDriver } from '../../../../net/src/overlay/overlay-driver.ts'
+import type { OverlayDriver } from '@pharos/net/overlay/overlay-driver.ts'
 
 const Peers = Type.Array(Type.String())
 const Count = Type.Integer({ minimum: 0 })

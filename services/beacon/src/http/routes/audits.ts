@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { Type } from 'typebox'
-import { decodeStoredAuditReport } from '../../../../protocol/src/audit/index.ts'
+import { decodeStoredAuditReport } from '@pharos/protocol/audit/index.ts'
 import type { AuditStore, StoredReport } from '../../audit/audit-store.ts'
 import { FailureRef, HttpError } from '../errors.ts'
 

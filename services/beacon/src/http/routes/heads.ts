@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { checkSyncRequest, SYNC_LIMITS } from '../../../../protocol/src/log/index.ts'
-import type { HeadInfo, SyncRequest, SyncResponse } from '../../../../protocol/src/log/index.ts'
+import { checkSyncRequest, SYNC_LIMITS } from '@pharos/protocol/log/index.ts'
+import type { HeadInfo, SyncRequest, SyncResponse } from '@pharos/protocol/log/index.ts'
 import type { SyncResponder } from '../../logs/sync-responder.ts'
 import { FailureRef, HttpError } from '../errors.ts'
 
