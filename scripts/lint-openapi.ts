@@ -10,9 +10,9 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { pino } from 'pino'
 import { Registry } from 'prom-client'
-import { loadConfig } from '../services/beacon/src/config/load.ts'
-import { buildApp } from '../services/beacon/src/http/app.ts'
-import type { AppDeps } from '../services/beacon/src/http/app.ts'
+import { loadConfig } from '@pharos/beacon/config/load.ts'
+import { buildApp } from '@pharos/beacon/http/app.ts'
+import type { AppDeps } from '@pharos/beacon/http/app.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 

@@ -15,11 +15,11 @@ import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { createTestDatabase } from '../services/testing/src/databases.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
 import { startFleetProcesses, tcpAddress } from '../services/beacon/test/helpers/fleet-processes.ts'
 import type { SwarmConfig, SwarmReply } from '../services/beacon/test/helpers/swarm-protocol.ts'
-import { stopWorker } from '../services/testing/src/worker-process.ts'
-import type { WorkerProcess } from '../services/testing/src/worker-process.ts'
+import { stopWorker } from '@pharos/testing/worker-process.ts'
+import type { WorkerProcess } from '@pharos/testing/worker-process.ts'
 
 const PEERS = Number(process.argv[2] ?? 50)
 const IDLE_MS = 30_000

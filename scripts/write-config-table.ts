@@ -1,7 +1,7 @@
 // Regenerates what is generated from the config schema: the configuration table in
 // README.md, and the worker config keys the Helm chart's values.schema.json accepts.
 import { readFile, writeFile } from 'node:fs/promises'
-import { withChartConfigKeys, withConfigTable } from '../services/beacon/src/config/docs.ts'
+import { withChartConfigKeys, withConfigTable } from '@pharos/beacon/config/docs.ts'
 
 const readme = new URL('../README.md', import.meta.url)
 await writeFile(readme, withConfigTable(await readFile(readme, 'utf8')))

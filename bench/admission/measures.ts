@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { readdir, readFile } from 'node:fs/promises'
-import { EVENT_LOOP_MONITORING_PRECISION_MS } from '../../services/beacon/src/metrics/registry.ts'
+import { EVENT_LOOP_MONITORING_PRECISION_MS } from '@pharos/beacon/metrics/registry.ts'
 import { bucketQuantile, bucketsBetween, shareWithin } from '../../loadtest/swarm/report.ts'
 import type { Buckets } from '../../loadtest/swarm/report.ts'
 

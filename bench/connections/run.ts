@@ -17,8 +17,8 @@ import { parseArgs } from 'node:util'
 import { distribution, round } from '../../loadtest/swarm/report.ts'
 import { exitWithUsageOnHelp, figure } from '../contract.ts'
 import { LightPool } from '../../loadtest/swarm/light-pool.ts'
-import { createTestDatabase } from '../../services/testing/src/databases.ts'
-import { spawnWorker, stopWorker, workerEnv } from '../../services/testing/src/worker-process.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
+import { spawnWorker, stopWorker, workerEnv } from '@pharos/testing/worker-process.ts'
 
 exitWithUsageOnHelp('npm run bench:connections [-- --quick] [-- --json]')
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } })

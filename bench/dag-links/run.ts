@@ -23,7 +23,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { scanLinks } from '../../services/beacon/src/storage/dag-links.ts'
+import { scanLinks } from '@pharos/beacon/storage/dag-links.ts'
 import { benchFlags, figure, printResult } from '../contract.ts'
 import type { BenchFigure } from '../contract.ts'
 

@@ -3,7 +3,7 @@
  * the phase lengths. Both runs derive everything random from one seed, so they get the same
  * peer IDs, the same dials and the same publishers in the same order.
  */
-import { createRng, randomInt, sampleRandom } from '../../services/protocol/src/overlay/index.ts'
+import { createRng, randomInt, sampleRandom } from '@pharos/protocol/overlay/index.ts'
 
 export type SystemName = 'plumtree' | 'gossipsub'
 

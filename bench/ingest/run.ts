@@ -31,16 +31,16 @@ import {
   signEntry,
   signingBytes,
   verifyEd25519
-} from '../../services/protocol/src/log/index.ts'
-import type { Ed25519Signer, EntryBlock } from '../../services/protocol/src/log/index.ts'
-import { loadConfig } from '../../services/beacon/src/config/load.ts'
-import { createLogger } from '../../services/beacon/src/logging/logger.ts'
-import { startWorker } from '../../services/beacon/src/worker.ts'
-import type { Worker } from '../../services/beacon/src/worker.ts'
-import { createTestDatabase } from '../../services/testing/src/databases.ts'
+} from '@pharos/protocol/log/index.ts'
+import type { Ed25519Signer, EntryBlock } from '@pharos/protocol/log/index.ts'
+import { loadConfig } from '@pharos/beacon/config/load.ts'
+import { createLogger } from '@pharos/beacon/logging/logger.ts'
+import { startWorker } from '@pharos/beacon/worker.ts'
+import type { Worker } from '@pharos/beacon/worker.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
 import { createOverlayPeer } from '../../services/beacon/test/helpers/overlay-peer.ts'
-import { waitFor } from '../../services/testing/src/wait.ts'
-import { inProcessEnv } from '../../services/testing/src/worker-process.ts'
+import { waitFor } from '@pharos/testing/wait.ts'
+import { inProcessEnv } from '@pharos/testing/worker-process.ts'
 import { pino } from 'pino'
 import { benchFlags, figure, printResult } from '../contract.ts'
 

@@ -13,11 +13,11 @@ import { randomBytes } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { byteaLiteral } from '../../services/beacon/src/storage/binary-copy.ts'
-import { migrate } from '../../services/beacon/src/storage/migrate.ts'
-import { PgBlockstore } from '../../services/beacon/src/storage/pg-blockstore.ts'
-import { openPostgres } from '../../services/beacon/src/storage/pg-client.ts'
-import { createTestDatabase } from '../../services/testing/src/databases.ts'
+import { byteaLiteral } from '@pharos/beacon/storage/binary-copy.ts'
+import { migrate } from '@pharos/beacon/storage/migrate.ts'
+import { PgBlockstore } from '@pharos/beacon/storage/pg-blockstore.ts'
+import { openPostgres } from '@pharos/beacon/storage/pg-client.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
 
 const SIZE = Number(process.env.SIZE ?? 256 * 1024)
 const COUNT = Number(process.env.COUNT ?? 1200)

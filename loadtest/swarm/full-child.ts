@@ -8,8 +8,8 @@
 import { randomBytes } from 'node:crypto'
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { createPharosPeer } from '../../services/peer/src/index.ts'
-import type { PharosPeer } from '../../services/peer/src/index.ts'
+import { createPharosPeer } from '@pharos/peer'
+import type { PharosPeer } from '@pharos/peer'
 import { reasonOf } from './protocol.ts'
 import type { FullCommand, FullConfig, FullReply } from './protocol.ts'
 

@@ -1,6 +1,6 @@
 /** What the generator reads from a worker's Prometheus `/metrics` (and, for a local worker, /proc). */
 import { readFile } from 'node:fs/promises'
-import { EVENT_LOOP_MONITORING_PRECISION_MS } from '../../services/beacon/src/metrics/registry.ts'
+import { EVENT_LOOP_MONITORING_PRECISION_MS } from '@pharos/beacon/metrics/registry.ts'
 import type { Buckets } from './report.ts'
 
 export interface WorkerSample {

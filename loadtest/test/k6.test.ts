@@ -8,11 +8,11 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { schema } from '../../services/beacon/src/config/schema.ts'
-import { startWorker } from '../../services/beacon/src/worker.ts'
-import type { Worker } from '../../services/beacon/src/worker.ts'
+import { schema } from '@pharos/beacon/config/schema.ts'
+import { startWorker } from '@pharos/beacon/worker.ts'
+import type { Worker } from '@pharos/beacon/worker.ts'
 import { randomContent, testConfig, testLogger } from '../../services/beacon/test/helpers/storage.ts'
-import { waitForValue } from '../../services/testing/src/wait.ts'
+import { waitForValue } from '@pharos/testing/wait.ts'
 
 const K6_DIR = fileURLToPath(new URL('../k6/', import.meta.url))
 const README = fileURLToPath(new URL('../README.md', import.meta.url))

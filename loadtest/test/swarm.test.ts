@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { createTestDatabase } from '../../services/testing/src/databases.ts'
-import { runScript, spawnWorker, stopWorker, workerEnv } from '../../services/testing/src/worker-process.ts'
-import type { WorkerProcess } from '../../services/testing/src/worker-process.ts'
+import { createTestDatabase } from '@pharos/testing/databases.ts'
+import { runScript, spawnWorker, stopWorker, workerEnv } from '@pharos/testing/worker-process.ts'
+import type { WorkerProcess } from '@pharos/testing/worker-process.ts'
 import type { SwarmReport } from '../swarm/report.ts'
 
 const CLI = fileURLToPath(new URL('../swarm/cli.ts', import.meta.url))

@@ -10,7 +10,7 @@ import { yamux } from '@libp2p/yamux'
 import { tcp } from '@libp2p/tcp'
 import type { Connection, Libp2p } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
-import { waitFor } from '../../services/testing/src/wait.ts'
+import { waitFor } from '@pharos/testing/wait.ts'
 
 interface CountingManager {
   getConnections: (peer?: unknown) => Connection[]

@@ -17,7 +17,7 @@ import { tcp } from '@libp2p/tcp'
 import type { Connection, Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import { createLibp2p } from 'libp2p'
-import { waitFor } from '../../services/testing/src/wait.ts'
+import { waitFor } from '@pharos/testing/wait.ts'
 
 async function node (privateKey: PrivateKey, listen: string[]): Promise<Libp2p<{ ping: Ping, identify: unknown }>> {
   return await createLibp2p({

@@ -17,7 +17,7 @@ import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import type { Libp2p, Stream } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
-import { waitFor } from '../../services/testing/src/wait.ts'
+import { waitFor } from '@pharos/testing/wait.ts'
 
 const PROTOCOL = '/pharos-test/sink/1.0.0'
 const FRAMES = 10

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { runProcess } from '../../services/testing/src/worker-process.ts'
+import { runProcess } from '@pharos/testing/worker-process.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const RUN_STAGES = join(ROOT, 'scripts', 'run-stages.sh')
