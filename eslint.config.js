@@ -57,6 +57,15 @@ export default tseslint.config(
     files: ['**/cli/**', '**/bin/**', '**/examples/**', 'scripts/**', 'bench/**', 'loadtest/**', '**/test/**', '**/sim/**'],
     rules: { 'no-console': 'off' }
   },
+  {
+    // Benchmarks, load tests and scripts sit outside the packages: they import them by name too.
+    files: ['bench/**/*.ts', 'loadtest/**/*.ts', 'scripts/**/*.ts', 'deploy/test/**/*.ts', 'patches/test/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ regex: '^(\\.\\./)+services/[^/]+/src/', message: 'import a package by its name (@pharos/<package>/…), not by a path into its sources.' }]
+      }]
+    }
+  },
   // Every package imports another by its name (@pharos/<package>/…), never by a path into it.
   packageImports(['services/**/*.ts'], []),
   packageImports(['services/protocol/src/**/*.ts', 'services/protocol/sim/**/*.ts'], [

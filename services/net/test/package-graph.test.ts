@@ -36,6 +36,7 @@ describe('the package graph (lint)', () => {
     ['testing → beacon', 'services/testing/src/wait.ts', "import '@pharos/beacon/worker.ts'"],
     ['metrics → domain', 'services/beacon/src/metrics/registry.ts', "import '../logs/log-store.ts'"],
     ['a path into another package', 'services/beacon/src/health.ts', "import '../../net/src/overlay/topics.ts'"],
+    ['a benchmark reaching into a package\'s sources by path', 'bench/run.ts', "import '../services/beacon/src/worker.ts'"],
     ['a test reaching into another package by path', 'services/beacon/test/unit/tick-batcher.test.ts', "import '../../../../testing/src/wait.ts'"]
   ]
   for (const [edge, file, source] of refused) {
