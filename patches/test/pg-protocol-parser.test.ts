@@ -109,4 +109,39 @@ describe('pg-protocol patch: a large message is buffered once, at its own size',
       assert.deepEqual(parse(cut), expected, `round ${round}`)
     }
   })
+
+  it('marks a CopyData message in a buffer of its own `sealed`, and no later read overwrites its bytes', () => {
+    let state = 11
+    const next = (): number => {
+      state = (state * 1103515245 + 12345) % 2 ** 31
+      return state / 2 ** 31
+    }
+    let sealedSeen = 0
+    for (let round = 0; round < 100; round++) {
+      // A large message, then small ones whose tails straddle the reads: the stock parser
+      // compacts what remains to the start of its buffer, over the large message's bytes.
+      const payloads = [randomBytes(MiB + Math.floor(next() * 64 * KiB))]
+      for (let i = 0, count = 20 + Math.floor(next() * 200); i < count; i++) payloads.push(randomBytes(Math.floor(next() * 2 * KiB)))
+      if (next() < 0.5) payloads.push(randomBytes(2 * MiB))
+      for (let i = 0; i < 50; i++) payloads.push(randomBytes(Math.floor(next() * 3 * KiB)))
+      const stream = Buffer.concat(payloads.map((payload) => message(COPY_DATA, payload)))
+      const kept: Array<{ chunk: Uint8Array, expected: string }> = []
+      const parser = new Parser()
+      let index = 0
+      for (let at = 0; at < stream.byteLength;) {
+        const step = 1 + Math.floor(next() * SOCKET_READ)
+        parser.parse(Buffer.from(stream.subarray(at, at + step)), (parsed) => {
+          const { chunk, sealed } = parsed as unknown as { chunk: Uint8Array, sealed?: boolean }
+          const payload = payloads[index++] as Buffer
+          if (payload.byteLength >= MiB) assert.equal(sealed, true, `round ${round}: a ${payload.byteLength}-byte message is sealed`)
+          if (sealed === true) kept.push({ chunk, expected: createHash('sha256').update(payload).digest('hex') })
+        })
+        at += step
+      }
+      assert.equal(index, payloads.length, `round ${round}: every message parsed`)
+      sealedSeen += kept.length
+      for (const { chunk, expected } of kept) assert.equal(createHash('sha256').update(chunk).digest('hex'), expected, `round ${round}: a sealed message's bytes changed after it was parsed`)
+    }
+    assert.ok(sealedSeen >= 100, `${sealedSeen} sealed messages checked`)
+  })
 })

@@ -31,7 +31,7 @@ type Stage =
   | { kind: 'extension', length: number }
   | { kind: 'field-count' }
   | { kind: 'field-length', fieldsLeft: number }
-  | { kind: 'field-bytes', fieldsLeft: number, bytes: Uint8Array, filled: number }
+  | { kind: 'field-bytes', fieldsLeft: number, length: number, bytes: Uint8Array | undefined, filled: number }
   | { kind: 'done' }
 
 /**
@@ -39,7 +39,12 @@ type Stage =
  * sends one message per tuple, but the protocol does not promise it, so any split works.
  *
  * Each field's bytes are copied once, out of the chunk, into a buffer of their own: the
- * chunks `pg` hands over are views into its receive buffer, which it reuses.
+ * chunks `pg` hands over are views into its receive buffer, which it reuses. Except a chunk
+ * the caller says is sealed (patched pg-protocol: a large message in a buffer of its own that
+ * no later read overwrites): a field it holds whole and that fills most of that buffer is
+ * kept as a view, not copied, so a 1 MiB block read allocates the block once, not twice
+ * (the garbage that set the worker's memory while streaming CARs, docs/benchmarks.md). Only
+ * most of the buffer: a view of a small field would keep the whole buffer alive.
  */
 export class BinaryCopyParser {
   readonly rows: ByteaRow[] = []
@@ -55,17 +60,26 @@ export class BinaryCopyParser {
   /** Bytes of a small structure (header, count, length) split across chunks. */
   private carry: Buffer = Buffer.alloc(0)
 
-  push (chunk: Uint8Array): void {
+  /** `sealed`: no one writes `chunk`'s underlying buffer again, so its bytes may be kept as they are. */
+  push (chunk: Uint8Array, sealed = false): void {
     let at = 0
     while (at < chunk.byteLength) {
       const stage = this.stage
       if (stage.kind === 'done') throw new BinaryCopyFormatError('data after the binary COPY trailer')
       if (stage.kind === 'field-bytes') {
-        const take = Math.min(stage.bytes.byteLength - stage.filled, chunk.byteLength - at)
+        if (stage.bytes === undefined) {
+          if (sealed && chunk.byteLength - at >= stage.length && stage.length * 2 >= chunk.buffer.byteLength) {
+            at += stage.length
+            this.endField(new Uint8Array(chunk.buffer, chunk.byteOffset + at - stage.length, stage.length), stage.fieldsLeft)
+            continue
+          }
+          stage.bytes = new Uint8Array(stage.length)
+        }
+        const take = Math.min(stage.length - stage.filled, chunk.byteLength - at)
         stage.bytes.set(chunk.subarray(at, at + take), stage.filled)
         stage.filled += take
         at += take
-        if (stage.filled === stage.bytes.byteLength) this.endField(stage.bytes, stage.fieldsLeft)
+        if (stage.filled === stage.length) this.endField(stage.bytes, stage.fieldsLeft)
         continue
       }
       const need = this.structureLength(stage)
@@ -121,9 +135,10 @@ export class BinaryCopyParser {
       }
       case 'field-length': {
         const length = bytes.readInt32BE(0)
+        if (length < -1) throw new BinaryCopyFormatError(`a field of negative length ${length}`)
         if (length === -1) this.endField(null, stage.fieldsLeft)
         else if (length === 0) this.endField(new Uint8Array(0), stage.fieldsLeft)
-        else this.stage = { kind: 'field-bytes', fieldsLeft: stage.fieldsLeft, bytes: new Uint8Array(length), filled: 0 }
+        else this.stage = { kind: 'field-bytes', fieldsLeft: stage.fieldsLeft, length, bytes: undefined, filled: 0 }
       }
     }
   }
@@ -186,10 +201,11 @@ export class BinaryCopyOut {
     connection.query(this.text)
   }
 
-  handleCopyData (message: { chunk: Uint8Array }): void {
+  /** `sealed` is set by the patched pg-protocol (patches/pg-protocol+1.16.1.patch). */
+  handleCopyData (message: { chunk: Uint8Array, sealed?: boolean }): void {
     if (this.failure !== undefined) return
     try {
-      this.parser.push(message.chunk)
+      this.parser.push(message.chunk, message.sealed === true)
     } catch (err) {
       this.failure = err instanceof Error ? err : new Error(String(err))
     }

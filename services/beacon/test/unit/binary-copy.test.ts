@@ -54,6 +54,34 @@ describe('binary COPY parser', () => {
     assert.deepEqual(parser.finish(), [[new Uint8Array([1, 2, 3, 4])]])
   })
 
+  it('keeps a large field of a sealed chunk as a view of it, and copies the rest', () => {
+    const block = new Uint8Array(256 * 1024).fill(5)
+    const cid = new Uint8Array(36).fill(9)
+    const row: ByteaRow = [cid, block]
+    // As the patched pg-protocol hands a large CopyData message over: in a buffer of its own.
+    const sealed = encode([row])
+    const parser = new BinaryCopyParser()
+    parser.push(sealed, true)
+    const [[keptCid, keptBlock]] = parser.finish() as [ByteaRow]
+    assert.deepEqual([keptCid, keptBlock], row)
+    assert.equal(keptBlock?.buffer, sealed.buffer, 'the block is the chunk\'s own bytes, not a copy')
+    assert.notEqual(keptCid?.buffer, sealed.buffer, 'a small field is copied: a view would keep the whole buffer alive')
+    // The same bytes not sealed, or split across chunks: copied.
+    for (const chunks of [[encode([row])], [encode([row]).subarray(0, 1000), encode([row]).subarray(1000)]]) {
+      const unsealed = new BinaryCopyParser()
+      for (const chunk of chunks) unsealed.push(chunk, chunks.length === 1 ? false : true)
+      const [[, copied]] = unsealed.finish() as [ByteaRow]
+      assert.deepEqual(copied, block)
+      assert.ok(chunks.every((chunk) => copied?.buffer !== chunk.buffer), 'copied out of the chunk')
+    }
+  })
+
+  it('refuses a field of negative length other than NULL\'s -1', () => {
+    const stream = encode([[new Uint8Array([1])]])
+    stream.writeInt32BE(-2, 19 + 2)
+    assert.throws(() => parse([stream]), BinaryCopyFormatError)
+  })
+
   it('hands over each row as soon as its last field is read, before the trailer', () => {
     const stream = encode(rows)
     const seen: Array<[ByteaRow, number]> = []
