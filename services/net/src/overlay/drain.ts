@@ -9,6 +9,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { Listeners } from '@pharos/protocol/listeners.ts'
 import type { DriverContext } from './driver-context.ts'
 import { decodeDrainNotice, encodeDrainNotice, MAX_ADDRS_PER_PEER, MAX_LOOKUP_PEERS } from './driver-frames.ts'
 import type { AddrRecord } from './driver-frames.ts'
@@ -25,7 +26,7 @@ const DRAIN_NOTICE_TIMEOUT_MS = 5000
 export class DrainNotices {
   private readonly context: DriverContext
   readonly protocol: string
-  private readonly listeners = new Set<(notice: DrainNotice) => void>()
+  private readonly listeners = new Listeners<DrainNotice>((err) => { this.context.log.error('drain listener failed - %e', err) })
 
   constructor (context: DriverContext) {
     this.context = context
@@ -33,8 +34,7 @@ export class DrainNotices {
   }
 
   onDrain (listener: (notice: DrainNotice) => void): () => void {
-    this.listeners.add(listener)
-    return () => { this.listeners.delete(listener) }
+    return this.listeners.add(listener)
   }
 
   /**
@@ -108,13 +108,7 @@ export class DrainNotices {
       // The node closes our links to it, every topic forgets it, and none links to it again for a while.
       this.context.handle({ type: 'draining', peer: connection.remotePeer.toString() })
       const notice = { from: connection.remotePeer, siblings }
-      for (const listener of this.listeners) {
-        try {
-          listener(notice)
-        } catch (err) {
-          log.error('drain listener failed - %e', err)
-        }
-      }
+      this.listeners.notify(notice)
     } catch (err) {
       log('drain notice from %p unreadable - %e', connection.remotePeer, err)
       stream.abort(err instanceof Error ? err : new Error(String(err)))

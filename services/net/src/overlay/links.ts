@@ -18,7 +18,9 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
-import type { OverlayProtocol, PeerKey } from '@pharos/protocol/overlay/index.ts'
+import { Listeners } from '@pharos/protocol/listeners.ts'
+import { encodeHyParView, encodePlumtree, isHyParViewMessage, protocolOf } from '@pharos/protocol/overlay/index.ts'
+import type { Message, OverlayProtocol, PeerKey } from '@pharos/protocol/overlay/index.ts'
 import type { AddressLookup } from './address-lookup.ts'
 import { ConnectionRelease } from './connection-release.ts'
 import { PROTOCOLS } from './driver-context.ts'
@@ -47,7 +49,13 @@ export class OutboundLinks {
   private readonly context: DriverContext
   private readonly addresses: AddressLookup
   private readonly links = new Map<string, OutboundLink>()
-  private readonly refusalListeners = new Set<(error: OverlayRefusedError) => void>()
+  private readonly refusals = new Listeners<OverlayRefusedError>((err) => { this.context.log.error('refusal listener failed - %e', err) })
+  /**
+   * The last frame encoded, by message object: Plumtree's eager push hands the same message to
+   * every neighbour of the tree in a row, so at high publish rates each payload is encoded once,
+   * not once per neighbour. Queues only read a frame, so they can share it.
+   */
+  private lastFrame: { topic: string, message: Message, frame: Uint8Array } | undefined
   /** Connections the overlay dialled, and when to release them. */
   readonly connections: ConnectionRelease
 
@@ -64,8 +72,26 @@ export class OutboundLinks {
 
   /** Called when a peer refuses our link (e.g. `not-registered`). */
   onRefused (listener: (error: OverlayRefusedError) => void): () => void {
-    this.refusalListeners.add(listener)
-    return () => { this.refusalListeners.delete(listener) }
+    return this.refusals.add(listener)
+  }
+
+  /** Sends one of the node's messages to a neighbour: on its link for the message's protocol, opened if need be. */
+  send (topic: string, to: PeerKey, message: Message): void {
+    if (this.context.isShunned(to)) return
+    const frame = this.encode(topic, message)
+    const link = this.link(to, protocolOf(message))
+    if (link.state === 'closed') return
+    // What we announce is what the neighbour may GRAFT (neighbour-budget.ts).
+    if (message.type === 'ihave') this.context.ledger.announced(to, topic, message.entries, Date.now())
+    this.enqueue(link, frame, message.type === 'gossip')
+  }
+
+  private encode (topic: string, message: Message): Uint8Array {
+    const last = this.lastFrame
+    if (last !== undefined && last.message === message && last.topic === topic) return last.frame
+    const frame = isHyParViewMessage(message) ? encodeHyParView({ topic, message }) : encodePlumtree({ topic, message })
+    this.lastFrame = { topic, message, frame }
+    return frame
   }
 
   /**
@@ -186,7 +212,7 @@ export class OutboundLinks {
         counters.refusalsReceived++
         if (preamble.reason === 'draining') this.context.handle({ type: 'draining', peer: link.key })
         const refusal = new OverlayRefusedError(link.key, preamble.reason)
-        for (const listener of this.refusalListeners) listener(refusal)
+        this.refusals.notify(refusal)
         throw refusal
       }
       if (link.state === 'closed') {

@@ -18,14 +18,9 @@ import type { PeerId, Startable } from '@libp2p/interface'
 import {
   createOverlayNode,
   DEFAULT_WIRE_LIMITS,
-  encodeHyParView,
-  encodePlumtree,
-  isHyParViewMessage,
-  overlayProtocolId,
-  protocolOf
+  overlayProtocolId
 } from '@pharos/protocol/overlay/index.ts'
 import type {
-  Message,
   OverlayNode,
   OverlayNodeAction,
   OverlayNodeEvent,
@@ -34,6 +29,7 @@ import type {
   TopicCounters,
   TopicSnapshot
 } from '@pharos/protocol/overlay/index.ts'
+import { Listeners } from '@pharos/protocol/listeners.ts'
 import { AddressLookup } from './address-lookup.ts'
 import { PROTOCOLS, resolveOverlayInit } from './driver-context.ts'
 import type { DriverContext, ResolvedOverlayInit } from './driver-context.ts'
@@ -73,7 +69,7 @@ export class OverlayDriver implements Startable {
    */
   private node?: OverlayNode
   private readonly timers = new Set<NodeJS.Timeout>()
-  private readonly deliveryListeners = new Set<(delivery: Delivery) => void>()
+  private readonly deliveries = new Listeners<Delivery>((err) => { this.log.error('delivery listener failed - %e', err) })
   private readonly log: DriverContext['log']
 
   private started = false
@@ -228,8 +224,7 @@ export class OverlayDriver implements Startable {
 
   /** Called with every broadcast its topic's validator accepted (first receipts, not our own). */
   onDeliver (listener: (delivery: Delivery) => void): () => void {
-    this.deliveryListeners.add(listener)
-    return () => { this.deliveryListeners.delete(listener) }
+    return this.deliveries.add(listener)
   }
 
   /** Called when a connected node that is draining tells us which of its siblings to move to. */
@@ -319,7 +314,7 @@ export class OverlayDriver implements Startable {
   private run (actions: readonly OverlayNodeAction[]): void {
     for (const action of actions) {
       switch (action.type) {
-        case 'send': this.send(action.topic, action.to, action.message); break
+        case 'send': this.links.send(action.topic, action.to, action.message); break
         case 'connect': this.links.link(action.peer, 'hyparview'); break
         case 'disconnect': this.links.maybeRelease(action.peer); break
         case 'timer': this.schedule(action.after, { type: 'timer', topic: action.topic, timer: action.timer }); break
@@ -331,14 +326,7 @@ export class OverlayDriver implements Startable {
         case 'lookup': case 'unreachable': break
         case 'dropLinks': this.links.closePeer(action.peer, new Error('peer is draining')); break
         case 'deliver': {
-          const delivery = { topic: this.shortName(action.topic), messageId: action.messageId, payload: action.payload, from: action.from, round: action.round }
-          for (const listener of this.deliveryListeners) {
-            try {
-              listener(delivery)
-            } catch (err) {
-              this.log.error('delivery listener failed - %e', err)
-            }
-          }
+          this.deliveries.notify({ topic: this.shortName(action.topic), messageId: action.messageId, payload: action.payload, from: action.from, round: action.round })
           break
         }
         case 'neighborUp': break
@@ -367,16 +355,6 @@ export class OverlayDriver implements Startable {
       this.handle(event)
     }, after)
     this.timers.add(timer)
-  }
-
-  private send (topic: string, to: PeerKey, message: Message): void {
-    if (this.rules.isShunned(to)) return
-    const frame = isHyParViewMessage(message) ? encodeHyParView({ topic, message }) : encodePlumtree({ topic, message })
-    const link = this.links.link(to, protocolOf(message))
-    if (link.state === 'closed') return
-    // What we announce is what the neighbour may GRAFT (neighbour-budget.ts).
-    if (message.type === 'ihave') this.rules.ledger.announced(to, topic, message.entries, Date.now())
-    this.links.enqueue(link, frame, message.type === 'gossip')
   }
 
   private maintain (): void {
