@@ -46,11 +46,14 @@ import {
 } from './constants.ts'
 import { assertNever } from './messages.ts'
 import type {
+  DisconnectMessage,
   ForwardJoinMessage,
   GossipMessage,
   GraftMessage,
   HyParViewMessage,
   IHaveEntry,
+  NeighborMessage,
+  NeighborReplyMessage,
   OverlayProtocol,
   PeerKey,
   PlumtreeMessage,
@@ -142,8 +145,6 @@ export interface PlumtreeFrame {
 
 // ---- encoding --------------------------------------------------------------------------------
 
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
-
 const PRIORITY_CODE = { high: 1, low: 2, bridge: 3 } as const
 
 /** Proto3 implicit presence: a zero uint32 and a false bool are not written. */
@@ -167,9 +168,9 @@ function writeHyParViewFrame(e: ProtobufEncoder, frame: HyParViewFrame): void {
   switch (m.type) {
     case 'join': e.message(2, writeNothing, m); break
     case 'forwardJoin': e.message(3, writeForwardJoin, m); break
-    case 'neighbor': e.message(4, (x, n) => { writeUint(x, 1, PRIORITY_CODE[n.priority]) }, m); break
-    case 'neighborReply': e.message(5, (x, n) => { writeBool(x, 1, n.accepted) }, m); break
-    case 'disconnect': e.message(6, (x, n) => { writeBool(x, 1, n.alive) }, m); break
+    case 'neighbor': e.message(4, writeNeighbor, m); break
+    case 'neighborReply': e.message(5, writeNeighborReply, m); break
+    case 'disconnect': e.message(6, writeDisconnect, m); break
     case 'shuffle': e.message(7, writeShuffle, m); break
     case 'shuffleReply': e.message(8, writeStrings, m.peers); break
     default: assertNever(m)
@@ -179,6 +180,18 @@ function writeHyParViewFrame(e: ProtobufEncoder, frame: HyParViewFrame): void {
 function writeForwardJoin(e: ProtobufEncoder, m: ForwardJoinMessage): void {
   e.string(1, m.peer)
   writeUint(e, 2, m.ttl)
+}
+
+function writeNeighbor(e: ProtobufEncoder, m: NeighborMessage): void {
+  writeUint(e, 1, PRIORITY_CODE[m.priority])
+}
+
+function writeNeighborReply(e: ProtobufEncoder, m: NeighborReplyMessage): void {
+  writeBool(e, 1, m.accepted)
+}
+
+function writeDisconnect(e: ProtobufEncoder, m: DisconnectMessage): void {
+  writeBool(e, 1, m.alive)
 }
 
 function writeShuffle(e: ProtobufEncoder, m: ShuffleMessage): void {
@@ -259,6 +272,7 @@ function fields(bytes: Uint8Array): ProtobufReader {
   return new ProtobufReader(bytes, WIRE_READER_OPTIONS)
 }
 
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 const EMPTY = new Uint8Array(0)
 const WIRE_VARINT = WIRE_TYPE.varint
 const WIRE_LEN = WIRE_TYPE.lengthDelimited
