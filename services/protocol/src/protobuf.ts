@@ -177,6 +177,14 @@ class Writer implements ProtobufEncoder {
     const length = this.#length()
     this.#varint(field * 8 + 2)
     this.#varint(length)
+    if (length === value.length) {
+      // All ASCII (any other character takes more than one byte): one byte per character.
+      const buf = this.#buf
+      const start = this.#pos
+      for (let i = 0; i < length; i++) buf[start + i] = value.charCodeAt(i)
+      this.#pos = start + length
+      return
+    }
     if (value.length >= NATIVE_UTF8_FROM) {
       const { written } = utf8Encoder.encodeInto(value, this.#buf.subarray(this.#pos, this.#pos + length))
       if (written !== length) throw new ProtobufEncodeError(`a string sized at ${length} bytes took ${written}`)
@@ -322,7 +330,6 @@ const EMPTY: Uint8Array = new Uint8Array(0)
 export class ProtobufReader implements ProtobufField {
   readonly #buf: Uint8Array
   readonly #options: Readonly<ProtobufReaderOptions>
-  readonly #maxValue: number
   #pos = 0
   #number = 0
   #wireType = 0
@@ -332,7 +339,6 @@ export class ProtobufReader implements ProtobufField {
   constructor(bytes: Uint8Array, options: Readonly<ProtobufReaderOptions> = DEFAULT_READER_OPTIONS) {
     this.#buf = bytes
     this.#options = options
-    this.#maxValue = 2 ** options.maxVarintBits - 1
   }
 
   get number(): number { return this.#number }
@@ -394,7 +400,7 @@ export class ProtobufReader implements ProtobufField {
       // Multiplication, not shifts: bitwise operators would cut the value to 32 bits.
       value += (byte & 0x7f) * scale
       if ((byte & 0x80) === 0) {
-        if (value > this.#maxValue) throw new ProtobufDecodeError('varint-too-large', `varint exceeds ${this.#options.maxVarintBits} bits`)
+        if (value > 2 ** this.#options.maxVarintBits - 1) throw new ProtobufDecodeError('varint-too-large', `varint exceeds ${this.#options.maxVarintBits} bits`)
         this.#pos = pos
         return value
       }

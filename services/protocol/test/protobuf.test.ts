@@ -91,7 +91,7 @@ describe('protobuf: encoding', () => {
   })
 
   it('writes strings byte for byte as TextEncoder does, by hand and natively, and utf8Length agrees', () => {
-    const samples = ['', 'a', 'ž', '€', '😀', 'a😀b', '\uD800', '\uDC00', '\uD800x', 'x\uDBFF', '\uDC00\uD800', '\uD83D\uDE00\uD83D', '\u07ff\u0800\uffff']
+    const samples = ['', 'a', 'x'.repeat(63), 'x'.repeat(64), 'x'.repeat(300), 'ž'.repeat(63), 'ž'.repeat(64), 'ž', '€', '😀', 'a😀b', '\uD800', '\uDC00', '\uD800x', 'x\uDBFF', '\uDC00\uD800', '\uD83D\uDE00\uD83D', '\u07ff\u0800\uffff']
     const rng = createRng(0x22)
     // Random strings of UTF-16 units from every range, lone surrogates included, short and long.
     for (let i = 0; i < 2_000; i++) {
