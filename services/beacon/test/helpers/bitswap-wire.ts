@@ -1,35 +1,31 @@
 import type { Libp2p, PeerId } from '@libp2p/interface'
+import { varint } from 'multiformats'
 import type { CID } from 'multiformats/cid'
+import { encodeMessage } from '@pharos/protocol/protobuf.ts'
+import type { ProtobufEncoder } from '@pharos/protocol/protobuf.ts'
 
 /** Bitswap 1.2.0, the protocol @helia/bitswap speaks and serves. */
 export const BITSWAP_PROTOCOL = '/ipfs/bitswap/1.2.0'
 
-function varint (value: number): number[] {
-  const bytes: number[] = []
-  while (value >= 0x80) {
-    bytes.push((value & 0x7f) | 0x80)
-    value = Math.floor(value / 128)
-  }
-  bytes.push(value)
-  return bytes
-}
-
-function field (number: number, bytes: Uint8Array | number[]): number[] {
-  return [...varint(number * 8 + 2), ...varint(bytes.length), ...bytes]
+function writeWantlist (e: ProtobufEncoder, want: { cids: readonly CID[], wantType: 'block' | 'have' }): void {
+  e.message(1, (wantlist) => {
+    for (const cid of want.cids) {
+      wantlist.message(1, (entry) => {
+        entry.bytes(1, cid.bytes)
+        entry.uint(2, 1) // priority = 1
+        if (want.wantType === 'have') entry.uint(4, 1)
+      }, undefined)
+    }
+  }, undefined)
 }
 
 /**
  * A Bitswap message holding only a want list (message.proto: BitswapMessage.wantlist =
- * Wantlist { entries: WantlistEntry { cid = 1, priority = 2, wantType = 4 } }), encoded by
- * hand so a test drives the wire exactly.
+ * Wantlist { entries: WantlistEntry { cid = 1, priority = 2, wantType = 4 } }), encoded with
+ * the shared protobuf codec so a test drives the wire exactly.
  */
 export function wantlistMessage (cids: readonly CID[], wantType: 'block' | 'have' = 'block'): Uint8Array {
-  const entries = cids.flatMap((cid) => field(1, [
-    ...field(1, cid.bytes),
-    ...[2 * 8, 1], // priority = 1
-    ...(wantType === 'have' ? [4 * 8, 1] : [])
-  ]))
-  return new Uint8Array(field(1, entries))
+  return encodeMessage(writeWantlist, { cids, wantType })
 }
 
 /**
@@ -45,6 +41,9 @@ export async function neverRead (node: Libp2p): Promise<void> {
 export async function sendWants (node: Libp2p, server: PeerId, cids: readonly CID[], signal?: AbortSignal): Promise<void> {
   const stream = await node.dialProtocol(server, BITSWAP_PROTOCOL, { signal })
   const message = wantlistMessage(cids)
-  stream.send(new Uint8Array([...varint(message.length), ...message]))
+  const framed = new Uint8Array(varint.encodingLength(message.length) + message.length)
+  varint.encodeTo(message.length, framed)
+  framed.set(message, framed.length - message.length)
+  stream.send(framed)
   await stream.close({ signal })
 }

@@ -1,5 +1,5 @@
 /**
- * Protobuf codec for the two overlay protocols, hand-written (no dependency, no I/O).
+ * Protobuf codec for the two overlay protocols, on the shared hand-written codec (../protobuf.ts).
  * The driver adds and strips the varint length prefix (libp2p convention); a frame here is one
  * message. The protocol version lives in the protocol ID (`/<network>/hyparview/2.0.0`), so the
  * decoder is strict: unknown fields, repeated singular fields and missing required fields are
@@ -45,7 +45,22 @@ import {
   MAX_WALK_TTL
 } from './constants.ts'
 import { assertNever } from './messages.ts'
-import type { HyParViewMessage, IHaveEntry, OverlayProtocol, PeerKey, PlumtreeMessage } from './messages.ts'
+import type {
+  DisconnectMessage,
+  ForwardJoinMessage,
+  GossipMessage,
+  GraftMessage,
+  HyParViewMessage,
+  IHaveEntry,
+  NeighborMessage,
+  NeighborReplyMessage,
+  OverlayProtocol,
+  PeerKey,
+  PlumtreeMessage,
+  ShuffleMessage
+} from './messages.ts'
+import { encodeMessage, ProtobufDecodeError, ProtobufReader, UINT32_READER_OPTIONS, WIRE_TYPE } from '../protobuf.ts'
+import type { ProtobufEncoder, ProtobufField, ProtobufReaderOptions } from '../protobuf.ts'
 
 /**
  * Protocol versions; part of the libp2p protocol IDs. HyParView 2.0.0 added the BRIDGE priority,
@@ -130,123 +145,103 @@ export interface PlumtreeFrame {
 
 // ---- encoding --------------------------------------------------------------------------------
 
-const WIRE_VARINT = 0
-const WIRE_LEN = 2
+const PRIORITY_CODE = { high: 1, low: 2, bridge: 3 } as const
 
-const utf8Encoder = new TextEncoder()
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+/** Proto3 implicit presence: a zero uint32 and a false bool are not written. */
+function writeUint(e: ProtobufEncoder, field: number, value: number): void {
+  if (value !== 0) e.uint(field, value)
+}
 
-class Writer {
-  #buf = new Uint8Array(64)
-  #len = 0
+function writeBool(e: ProtobufEncoder, field: number, value: boolean): void {
+  if (value) e.bool(field, true)
+}
 
-  #ensure(extra: number): void {
-    if (this.#len + extra <= this.#buf.length) return
-    let size = this.#buf.length * 2
-    while (size < this.#len + extra) size *= 2
-    const grown = new Uint8Array(size)
-    grown.set(this.#buf.subarray(0, this.#len))
-    this.#buf = grown
-  }
+function writeNothing(): void {}
 
-  varint(value: number): void {
-    this.#ensure(10)
-    let v = value
-    while (v >= 0x80) {
-      this.#buf[this.#len++] = (v % 0x80) | 0x80
-      v = Math.floor(v / 0x80)
-    }
-    this.#buf[this.#len++] = v
-  }
+function writeStrings(e: ProtobufEncoder, strings: readonly string[]): void {
+  for (const value of strings) e.string(1, value)
+}
 
-  tag(field: number, wireType: number): void {
-    this.varint(field * 8 + wireType)
-  }
-
-  bytes(field: number, value: Uint8Array): void {
-    this.tag(field, WIRE_LEN)
-    this.varint(value.length)
-    this.#ensure(value.length)
-    this.#buf.set(value, this.#len)
-    this.#len += value.length
-  }
-
-  string(field: number, value: string): void {
-    this.bytes(field, utf8Encoder.encode(value))
-  }
-
-  /** Proto3 implicit presence: zero is not written. */
-  uint(field: number, value: number): void {
-    if (value === 0) return
-    this.tag(field, WIRE_VARINT)
-    this.varint(value)
-  }
-
-  bool(field: number, value: boolean): void {
-    if (!value) return
-    this.tag(field, WIRE_VARINT)
-    this.varint(1)
-  }
-
-  message(field: number, write: (w: Writer) => void): void {
-    const inner = new Writer()
-    write(inner)
-    this.bytes(field, inner.finish())
-  }
-
-  finish(): Uint8Array {
-    return this.#buf.slice(0, this.#len)
+function writeHyParViewFrame(e: ProtobufEncoder, frame: HyParViewFrame): void {
+  e.string(1, frame.topic)
+  const m = frame.message
+  switch (m.type) {
+    case 'join': e.message(2, writeNothing, m); break
+    case 'forwardJoin': e.message(3, writeForwardJoin, m); break
+    case 'neighbor': e.message(4, writeNeighbor, m); break
+    case 'neighborReply': e.message(5, writeNeighborReply, m); break
+    case 'disconnect': e.message(6, writeDisconnect, m); break
+    case 'shuffle': e.message(7, writeShuffle, m); break
+    case 'shuffleReply': e.message(8, writeStrings, m.peers); break
+    default: assertNever(m)
   }
 }
 
-const PRIORITY_CODE = { high: 1, low: 2, bridge: 3 } as const
+function writeForwardJoin(e: ProtobufEncoder, m: ForwardJoinMessage): void {
+  e.string(1, m.peer)
+  writeUint(e, 2, m.ttl)
+}
+
+function writeNeighbor(e: ProtobufEncoder, m: NeighborMessage): void {
+  writeUint(e, 1, PRIORITY_CODE[m.priority])
+}
+
+function writeNeighborReply(e: ProtobufEncoder, m: NeighborReplyMessage): void {
+  writeBool(e, 1, m.accepted)
+}
+
+function writeDisconnect(e: ProtobufEncoder, m: DisconnectMessage): void {
+  writeBool(e, 1, m.alive)
+}
+
+function writeShuffle(e: ProtobufEncoder, m: ShuffleMessage): void {
+  e.string(1, m.origin)
+  writeUint(e, 2, m.ttl)
+  for (const peer of m.peers) e.string(3, peer)
+}
 
 /** Encodes one HyParView message of `topic`. Field values are trusted (they come from our state machine). */
 export function encodeHyParView(frame: HyParViewFrame): Uint8Array {
-  const w = new Writer()
-  w.string(1, frame.topic)
+  return encodeMessage(writeHyParViewFrame, frame)
+}
+
+function writePlumtreeFrame(e: ProtobufEncoder, frame: PlumtreeFrame): void {
+  e.string(1, frame.topic)
   const m = frame.message
   switch (m.type) {
-    case 'join': w.message(2, () => {}); break
-    case 'forwardJoin': w.message(3, (x) => { x.string(1, m.peer); x.uint(2, m.ttl) }); break
-    case 'neighbor': w.message(4, (x) => { x.uint(1, PRIORITY_CODE[m.priority]) }); break
-    case 'neighborReply': w.message(5, (x) => { x.bool(1, m.accepted) }); break
-    case 'disconnect': w.message(6, (x) => { x.bool(1, m.alive) }); break
-    case 'shuffle': w.message(7, (x) => {
-      x.string(1, m.origin)
-      x.uint(2, m.ttl)
-      for (const peer of m.peers) x.string(3, peer)
-    }); break
-    case 'shuffleReply': w.message(8, (x) => { for (const peer of m.peers) x.string(1, peer) }); break
+    case 'gossip': e.message(2, writeGossip, m); break
+    case 'ihave': e.message(3, writeIHave, m.entries); break
+    case 'graft': e.message(4, writeGraft, m); break
+    case 'prune': e.message(5, writeStrings, m.origins); break
     default: assertNever(m)
   }
-  return w.finish()
+}
+
+function writeGossip(e: ProtobufEncoder, m: GossipMessage): void {
+  e.string(1, m.id)
+  writeUint(e, 2, m.round)
+  if (m.payload.length > 0) e.bytes(3, m.payload)
+  e.string(4, m.origin)
+  if (m.repaired === true) e.bool(5, true)
+}
+
+function writeIHave(e: ProtobufEncoder, entries: readonly IHaveEntry[]): void {
+  for (const entry of entries) e.message(1, writeIHaveEntry, entry)
+}
+
+function writeIHaveEntry(e: ProtobufEncoder, entry: IHaveEntry): void {
+  e.string(1, entry.id)
+  writeUint(e, 2, entry.round)
+}
+
+function writeGraft(e: ProtobufEncoder, m: GraftMessage): void {
+  if (m.id !== null) e.string(1, m.id)
+  if (m.origin !== null) e.string(2, m.origin)
 }
 
 /** Encodes one Plumtree message of `topic`. */
 export function encodePlumtree(frame: PlumtreeFrame): Uint8Array {
-  const w = new Writer()
-  w.string(1, frame.topic)
-  const m = frame.message
-  switch (m.type) {
-    case 'gossip': w.message(2, (x) => {
-      x.string(1, m.id)
-      x.uint(2, m.round)
-      if (m.payload.length > 0) x.bytes(3, m.payload)
-      x.string(4, m.origin)
-      if (m.repaired === true) x.bool(5, true)
-    }); break
-    case 'ihave': w.message(3, (x) => {
-      for (const entry of m.entries) x.message(1, (e) => { e.string(1, entry.id); e.uint(2, entry.round) })
-    }); break
-    case 'graft': w.message(4, (x) => {
-      if (m.id !== null) x.string(1, m.id)
-      if (m.origin !== null) x.string(2, m.origin)
-    }); break
-    case 'prune': w.message(5, (x) => { for (const origin of m.origins) x.string(1, origin) }); break
-    default: assertNever(m)
-  }
-  return w.finish()
+  return encodeMessage(writePlumtreeFrame, frame)
 }
 
 // ---- decoding --------------------------------------------------------------------------------
@@ -266,73 +261,40 @@ function fail(code: WireErrorCode, detail: string): never {
   throw new WireFailure(code, detail)
 }
 
-interface Field {
-  readonly number: number
-  readonly wireType: number
-  /** Varint value (wire type 0). */
-  readonly value: number
-  /** Bytes (wire type 2); a view into the frame. */
-  readonly bytes: Uint8Array
+/**
+ * Every varint in this schema (tags, lengths, uint32, bool, enum) fits in 32 bits, and only
+ * varint and length-delimited fields exist: anything else is malformed.
+ */
+const WIRE_READER_OPTIONS: Readonly<ProtobufReaderOptions> = Object.freeze({ ...UINT32_READER_OPTIONS, fixedWidthFields: false })
+
+/** Reads the fields of one message; broken protobuf throws ProtobufDecodeError, which decodeFrame reports as malformed. */
+function fields(bytes: Uint8Array): ProtobufReader {
+  return new ProtobufReader(bytes, WIRE_READER_OPTIONS)
 }
 
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 const EMPTY = new Uint8Array(0)
-
-/** Reads the fields of one message, rejecting anything but varint and length-delimited. */
-function* fields(buf: Uint8Array): Generator<Field> {
-  let pos = 0
-  const readVarint = (): number => {
-    // Every varint in this schema (tags, lengths, uint32) fits in 32 bits: at most 5 bytes.
-    let value = 0
-    let scale = 1
-    for (let i = 0; i < 5; i++) {
-      if (pos >= buf.length) fail('malformed', 'truncated varint')
-      const byte = buf[pos++] as number
-      value += (byte & 0x7f) * scale
-      if ((byte & 0x80) === 0) {
-        if (value > 0xffffffff) fail('malformed', 'varint exceeds 32 bits')
-        return value
-      }
-      scale *= 0x80
-    }
-    return fail('malformed', 'varint longer than 5 bytes')
-  }
-  while (pos < buf.length) {
-    const key = readVarint()
-    const number = Math.floor(key / 8)
-    const wireType = key % 8
-    if (number === 0) fail('malformed', 'field number 0')
-    if (wireType === WIRE_VARINT) {
-      yield { number, wireType, value: readVarint(), bytes: EMPTY }
-    } else if (wireType === WIRE_LEN) {
-      const length = readVarint()
-      if (length > buf.length - pos) fail('malformed', 'truncated length-delimited field')
-      const bytes = buf.subarray(pos, pos + length)
-      pos += length
-      yield { number, wireType, value: 0, bytes }
-    } else {
-      fail('malformed', `unsupported wire type ${wireType} for field ${number}`)
-    }
-  }
-}
+const WIRE_VARINT = WIRE_TYPE.varint
+const WIRE_LEN = WIRE_TYPE.lengthDelimited
 
 /** Tracks singular fields so a repeated one is refused. */
 class Seen {
   readonly #numbers = new Set<number>()
-  once(field: Field, context: string): void {
+  once(field: ProtobufField, context: string): void {
     if (this.#numbers.has(field.number)) fail('malformed', `${context}: field ${field.number} repeated`)
     this.#numbers.add(field.number)
   }
 }
 
-function expectWire(field: Field, wireType: number, context: string): void {
+function expectWire(field: ProtobufField, wireType: number, context: string): void {
   if (field.wireType !== wireType) fail('malformed', `${context}: field ${field.number} has wire type ${field.wireType}`)
 }
 
-function unknown(field: Field, context: string): never {
+function unknown(field: ProtobufField, context: string): never {
   return fail('unknown-field', `${context}: unknown field ${field.number}`)
 }
 
-function text(field: Field, max: number, context: string): string {
+function text(field: ProtobufField, max: number, context: string): string {
   expectWire(field, WIRE_LEN, context)
   if (field.bytes.length > max) fail('oversized', `${context}: ${field.bytes.length} bytes > ${max}`)
   try {
@@ -347,19 +309,19 @@ function required(value: string, context: string): string {
   return value
 }
 
-function uint(field: Field, context: string): number {
+function uint(field: ProtobufField, context: string): number {
   expectWire(field, WIRE_VARINT, context)
   return field.value
 }
 
-function bool(field: Field, context: string): boolean {
+function bool(field: ProtobufField, context: string): boolean {
   expectWire(field, WIRE_VARINT, context)
   if (field.value > 1) fail('malformed', `${context}: bool value ${field.value}`)
   return field.value === 1
 }
 
 function emptyMessage(bytes: Uint8Array, context: string): void {
-  for (const field of fields(bytes)) unknown(field, context)
+  for (const field = fields(bytes); field.next();) unknown(field, context)
 }
 
 /**
@@ -373,7 +335,7 @@ function decodeFrame<T>(bytes: Uint8Array, limits: Readonly<WireLimits>, protoco
     let topic = ''
     let message: T | undefined
     const seen = new Seen()
-    for (const field of fields(bytes)) {
+    for (const field = fields(bytes); field.next();) {
       if (field.number === 1) {
         seen.once(field, protocol)
         topic = text(field, limits.maxTopicBytes, `${protocol}.topic`)
@@ -389,11 +351,12 @@ function decodeFrame<T>(bytes: Uint8Array, limits: Readonly<WireLimits>, protoco
     return { ok: true, value: { topic, message } }
   } catch (error) {
     if (error instanceof WireFailure) return { ok: false, code: error.code, detail: error.detail }
+    if (error instanceof ProtobufDecodeError) return { ok: false, code: 'malformed', detail: error.message }
     throw error
   }
 }
 
-function peerList(field: Field, peers: PeerKey[], limits: Readonly<WireLimits>, context: string): void {
+function peerList(field: ProtobufField, peers: PeerKey[], limits: Readonly<WireLimits>, context: string): void {
   const peer = required(text(field, limits.maxPeerKeyBytes, context), context)
   if (peers.length >= limits.maxShufflePeers) fail('too-many', `${context}: more than ${limits.maxShufflePeers} peers`)
   peers.push(peer)
@@ -410,7 +373,7 @@ export function decodeHyParView(bytes: Uint8Array, limits: Readonly<WireLimits> 
         let peer = ''
         let ttl = 0
         const seen = new Seen()
-        for (const f of fields(body)) {
+        for (const f = fields(body); f.next();) {
           seen.once(f, 'forwardJoin')
           if (f.number === 1) peer = text(f, limits.maxPeerKeyBytes, 'forwardJoin.peer')
           else if (f.number === 2) ttl = uint(f, 'forwardJoin.ttl')
@@ -421,7 +384,7 @@ export function decodeHyParView(bytes: Uint8Array, limits: Readonly<WireLimits> 
       case 4: {
         let code = 0
         const seen = new Seen()
-        for (const f of fields(body)) {
+        for (const f = fields(body); f.next();) {
           seen.once(f, 'neighbor')
           if (f.number === 1) code = uint(f, 'neighbor.priority')
           else unknown(f, 'neighbor')
@@ -437,7 +400,7 @@ export function decodeHyParView(bytes: Uint8Array, limits: Readonly<WireLimits> 
         const name = number === 5 ? 'neighborReply' : 'disconnect'
         let flag = false
         const seen = new Seen()
-        for (const f of fields(body)) {
+        for (const f = fields(body); f.next();) {
           seen.once(f, name)
           if (f.number === 1) flag = bool(f, name)
           else unknown(f, name)
@@ -449,7 +412,7 @@ export function decodeHyParView(bytes: Uint8Array, limits: Readonly<WireLimits> 
         let ttl = 0
         const peers: PeerKey[] = []
         const seen = new Seen()
-        for (const f of fields(body)) {
+        for (const f = fields(body); f.next();) {
           if (f.number === 3) {
             peerList(f, peers, limits, 'shuffle.peers')
             continue
@@ -463,7 +426,7 @@ export function decodeHyParView(bytes: Uint8Array, limits: Readonly<WireLimits> 
       }
       case 8: {
         const peers: PeerKey[] = []
-        for (const f of fields(body)) {
+        for (const f = fields(body); f.next();) {
           if (f.number === 1) peerList(f, peers, limits, 'shuffleReply.peers')
           else unknown(f, 'shuffleReply')
         }
@@ -486,7 +449,7 @@ export function decodePlumtree(bytes: Uint8Array, limits: Readonly<WireLimits> =
         let origin = ''
         let repaired = false
         const seen = new Seen()
-        for (const f of fields(body)) {
+        for (const f = fields(body); f.next();) {
           seen.once(f, 'gossip')
           if (f.number === 1) id = text(f, limits.maxMessageIdBytes, 'gossip.id')
           else if (f.number === 2) round = uint(f, 'gossip.round')
@@ -504,14 +467,14 @@ export function decodePlumtree(bytes: Uint8Array, limits: Readonly<WireLimits> =
       }
       case 3: {
         const entries: IHaveEntry[] = []
-        for (const f of fields(body)) {
+        for (const f = fields(body); f.next();) {
           if (f.number !== 1) unknown(f, 'ihave')
           expectWire(f, WIRE_LEN, 'ihave.entries')
           if (entries.length >= limits.maxIHaveEntries) fail('too-many', `ihave: more than ${limits.maxIHaveEntries} entries`)
           let id = ''
           let round = 0
           const seen = new Seen()
-          for (const e of fields(f.bytes)) {
+          for (const e = fields(f.bytes); e.next();) {
             seen.once(e, 'ihave.entry')
             if (e.number === 1) id = text(e, limits.maxMessageIdBytes, 'ihave.entry.id')
             else if (e.number === 2) round = uint(e, 'ihave.entry.round')
@@ -525,7 +488,7 @@ export function decodePlumtree(bytes: Uint8Array, limits: Readonly<WireLimits> =
         let id: string | null = null
         let origin: string | null = null
         const seen = new Seen()
-        for (const f of fields(body)) {
+        for (const f = fields(body); f.next();) {
           seen.once(f, 'graft')
           if (f.number === 1) id = required(text(f, limits.maxMessageIdBytes, 'graft.id'), 'graft.id')
           else if (f.number === 2) origin = required(text(f, limits.maxPeerKeyBytes, 'graft.origin'), 'graft.origin')
@@ -536,7 +499,7 @@ export function decodePlumtree(bytes: Uint8Array, limits: Readonly<WireLimits> =
       }
       case 5: {
         const origins: PeerKey[] = []
-        for (const f of fields(body)) {
+        for (const f = fields(body); f.next();) {
           if (f.number !== 1) unknown(f, 'prune')
           const origin = required(text(f, limits.maxPeerKeyBytes, 'prune.origins'), 'prune.origins')
           if (origins.length >= limits.maxPruneOrigins) fail('too-many', `prune: more than ${limits.maxPruneOrigins} origins`)
