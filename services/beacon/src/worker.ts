@@ -34,6 +34,7 @@ import { watchFileDescriptors } from './p2p/accept-errors.ts'
 import { DialPolicy, ownRanges } from './p2p/dial-policy.ts'
 import { RelayReservationPolicy } from './p2p/relay-reservation-policy.ts'
 import { ReceiptIssuer } from './receipts/receipt-issuer.ts'
+import { WebEntries } from './logs/web-entries.ts'
 import { createStorageService } from './pinning/storage-service.ts'
 import type { StorageService } from './pinning/storage-service.ts'
 import { hostOf, transportOf } from './p2p/multiaddr-parts.ts'
@@ -465,6 +466,23 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       log
     })
     fleet.bridge.onMessage(({ topic, messageId, payload }) => { logService.onRelayed(topic, messageId, payload) })
+    // POST /v1/entries: entries from clients that cannot run a peer, ingested as gossip is.
+    const webEntries = new WebEntries({
+      ingest: logService.ingest,
+      blockstore: storage.blockstore,
+      signer,
+      broadcast: (messageId, envelope) => {
+        try {
+          node.services.overlay.broadcast('content', messageId, envelope)
+        } catch (err) {
+          log.debug({ err, messageId }, 'a posted entry could not be broadcast')
+        }
+        // Stored: the fleet settles it, and its other workers broadcast it to their own peers.
+        void fleet.seen.complete(messageId)
+        void fleet.bridge.publish('content', messageId, envelope)
+      },
+      limits: { maxBlocks: config.entriesMaxBlocks, maxLinksPerBlock: config.dagMaxLinksPerBlock, perMinutePerAuthor: config.entriesPerMinutePerAuthor }
+    })
 
     // The audit topic carries signed reports; nothing else on it is forwarded (log service: the other topics).
     node.services.overlay.setValidator(AUDIT_TOPIC, auditValidator)
@@ -511,7 +529,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       record.ready = report.ready
     })
 
-    const app = await buildApp({ config, log, registry, limitMetrics, readiness, pressure, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet, sync: logService.sync, receipts, audits: audits.store })
+    const app = await buildApp({ config, log, registry, limitMetrics, readiness, pressure, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet, sync: logService.sync, receipts, audits: audits.store, webEntries })
     let httpUrl = ''
     // Start order: HTTP first, so /metrics and /readyz answer through the whole start and the
     // whole stop; then libp2p; then what runs on it. Stopping goes the other way: the log

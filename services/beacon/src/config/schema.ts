@@ -249,6 +249,34 @@ export const schema = {
     default: '4',
     help: 'Gateway CAR responses one client (IPv4 address or IPv6 /64, as the TCP connection shows it) streams at once; one more gets 429 with Retry-After (guess: a browser or CLI fetches a few DAGs in parallel).'
   },
+  entriesMaxBodyBytes: {
+    env: 'PHAROS_ENTRIES_MAX_BODY_BYTES',
+    group: 'http',
+    parse: integer(1024, 1024 * MiB),
+    default: String(32 * MiB),
+    help: 'Largest CAR POST /v1/entries accepts (an entry and its content blocks); a larger body gets 413 (guess: a post with a few photos from a phone; the body is held in memory while it is checked).'
+  },
+  entriesMaxBlocks: {
+    env: 'PHAROS_ENTRIES_MAX_BLOCKS',
+    group: 'http',
+    parse: integer(1, 1_000_000),
+    default: '4096',
+    help: 'Most blocks one POST /v1/entries CAR may carry, the entry\'s included; more gets 413 (guess: 32 MiB of 8 KiB blocks).'
+  },
+  entriesPerMinutePerIp: {
+    env: 'PHAROS_ENTRIES_PER_MINUTE_PER_IP',
+    group: 'http',
+    parse: integer(1, 1_000_000),
+    default: '60',
+    help: 'POST /v1/entries requests one client (IPv4 address or IPv6 /64) may make per minute, with a burst of ten seconds\' worth; past it 429 with Retry-After, before the body is read (guess: a person posts far less; a client behind a shared NAT gets room).'
+  },
+  entriesPerMinutePerAuthor: {
+    env: 'PHAROS_ENTRIES_PER_MINUTE_PER_AUTHOR',
+    group: 'http',
+    parse: integer(1, 1_000_000),
+    default: '30',
+    help: 'Entries one author may post through POST /v1/entries per minute on one worker, with a burst of ten seconds\' worth; past it 429 with Retry-After. The per-author limits of gossip (PHAROS_AUTHOR_*) apply too (guess: a person posts far less).'
+  },
   httpPressureMaxEventLoopDelayMs: {
     env: 'PHAROS_HTTP_PRESSURE_MAX_EVENT_LOOP_DELAY_MS',
     group: 'http',

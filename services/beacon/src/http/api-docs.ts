@@ -32,6 +32,8 @@ const OPERATION_IDS: Readonly<Record<string, string>> = {
   'DELETE /v1/bans/{peer}': 'unbanPeer',
   'GET /v1/audits': 'listAudits',
   'GET /v1/heads': 'getHeads',
+  'POST /v1/entries': 'publishEntry',
+  'GET /v1/entries/{cid}/receipt': 'getEntryReceipt',
   'GET /ipfs/{cid}': 'getIpfsContent',
   'HEAD /ipfs/{cid}': 'headIpfsContent'
 }

@@ -32,6 +32,8 @@ import { auditRoutes } from './routes/audits.ts'
 import type { AuditStore } from '../audit/audit-store.ts'
 import { gatewayRoutes } from './routes/gateway.ts'
 import { headRoutes } from './routes/heads.ts'
+import { entryRoutes } from './routes/entries.ts'
+import type { WebEntries } from '../logs/web-entries.ts'
 import type { SyncResponder } from '../logs/sync-responder.ts'
 import type { ReceiptIssuer } from '../receipts/receipt-issuer.ts'
 import { pinRoutes } from './routes/pins.ts'
@@ -57,16 +59,18 @@ export interface AppDeps {
   adminTokens: readonly string[]
   /** The pinning API (/pins), the trustless gateway (/ipfs) and /v1 storage routes. */
   storage?: StorageHttp
-  /** Signed logs: /v1/authors routes. */
-  logs?: Pick<LogStore, 'author' | 'entries'>
+  /** Signed logs: /v1/authors routes, and which entries are stored (/v1/entries receipts). */
+  logs?: Pick<LogStore, 'author' | 'entries' | 'has'>
   /** Banned peers: /v1/bans routes. */
   bans?: BanAdmin
   /** Workers and the fleet's peer views: /v1/workers and /v1/peers. */
   fleet: FleetView
   /** The sync protocol's responder: public GET /v1/heads. */
   sync?: Pick<SyncResponder, 'respond'>
-  /** Signed pin receipts in GET /pins/{requestid}. */
-  receipts?: Pick<ReceiptIssuer, 'forDag'>
+  /** Signed pin receipts in GET /pins/{requestid} and GET /v1/entries/{cid}/receipt. */
+  receipts?: Pick<ReceiptIssuer, 'forDag' | 'signer'>
+  /** The web mirror's write path: POST /v1/entries (public, rate-limited). */
+  webEntries?: Pick<WebEntries, 'submit'>
   /** Signed storage audit reports: /v1/audits (public). */
   audits?: Pick<AuditStore, 'list'>
 }
@@ -176,6 +180,16 @@ export async function buildApp (deps: AppDeps) {
   if (deps.audits !== undefined) await app.register(auditRoutes, { store: deps.audits })
 
   if (deps.sync !== undefined) await app.register(headRoutes, { sync: deps.sync })
+  if (deps.webEntries !== undefined && deps.logs !== undefined && deps.receipts !== undefined) {
+    await app.register(entryRoutes, {
+      entries: deps.webEntries,
+      logs: deps.logs,
+      receipts: deps.receipts,
+      maxBodyBytes: deps.config.entriesMaxBodyBytes,
+      perMinutePerIp: deps.config.entriesPerMinutePerIp,
+      limitMetrics: deps.limitMetrics
+    })
+  }
 
   return app
 }

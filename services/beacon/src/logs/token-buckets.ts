@@ -47,6 +47,14 @@ export class TokenBuckets {
     return true
   }
 
+  /** How long until `key` has a token again (0 if it has one now). */
+  msUntilToken (key: string, now = Date.now()): number {
+    const bucket = this.buckets.get(key, now)
+    if (bucket === undefined) return 0
+    const tokens = Math.min(this.capacity, bucket.tokens + (now - bucket.at) * this.perMs)
+    return tokens >= 1 ? 0 : Math.ceil((1 - tokens) / this.perMs)
+  }
+
   private remember (key: string, tokens: number, now: number): void {
     const untilFull = Math.ceil((this.capacity - tokens) / this.perMs)
     if (untilFull <= 0) this.buckets.delete(key)
