@@ -14,7 +14,9 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readdirSync } from 'node:fs'
+import { readdirSync, statSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -36,6 +38,7 @@ import { inProcessEnv, testSealingSecret } from '../../../testing/src/worker-pro
 import { createClientPeer } from '../helpers/client-peer.ts'
 import type { ClientPeer } from '../helpers/client-peer.ts'
 import { createContentPeer, httpClient, testLogger, waitForPin } from '../helpers/storage.ts'
+import { parseSealingKeys } from '../../src/keys/key-sealing.ts'
 
 const NETWORK = 'pharos-sealing'
 const PIN_TOKEN = 'sealing-pin-token-0123456789'
@@ -299,5 +302,34 @@ describe('content keys sealed at rest (Postgres)', () => {
     for (const { key, keyHash } of legacy) assert.deepEqual(await reader.client.getKey(worker.node.peerId, keyHash), key)
     assertNoKeyIn(await pgDump(database), legacy.map(({ key }) => key))
     await stop(worker)
+  })
+
+  it('the embedded default (no DATABASE_URL, no secret) generates a sealing key into its data dir and keeps it', async () => {
+    const env = await inProcessEnv({ PHAROS_NETWORK: NETWORK })
+    delete env.PHAROS_KEY_SEALING_SECRET
+    const lines: Array<Record<string, unknown>> = []
+    const log = createLogger('info', { write: (line: string) => { lines.push(JSON.parse(line) as Record<string, unknown>) } })
+    const file = join(env.PHAROS_DATA_DIR ?? assert.fail('a data dir'), 'key-sealing-secret')
+
+    const first = await startWorker(loadConfig(env), log)
+    workers.push(first)
+    await connect(first, author, reader)
+    assert.equal(first.mode, 'embedded')
+    assert.equal(first.logService.keyExchangeRole, true)
+    assert.equal(lines.find((line) => line.msg === 'pharos beacon started')?.keySealing, file, 'the start log says where the key is')
+    assert.equal(lines.filter((line) => typeof line.msg === 'string' && /key exchange is off/.test(line.msg)).length, 0)
+    assert.equal(statSync(file).mode & 0o777, 0o600, 'readable by the worker\'s user only')
+    const stored = parseSealingKeys((await readFile(file, 'utf8')).trim())
+    assert.ok(stored.ok && stored.value[0]?.version === 'v1' && stored.value[0].key.length === 32, 'v1:<32 random bytes>')
+    const deposited = await depositFresh(first, author, reader)
+    assert.deepEqual(await storedVersions(first), [{ version: 'v1', plaintext: false, sealed: true }])
+    await stop(first)
+
+    // Restarted on the same data dir: the same key, so what it sealed still opens.
+    const second = await startWorker(loadConfig(env), testLogger())
+    workers.push(second)
+    await connect(second, author, reader)
+    assert.deepEqual(await reader.client.getKey(second.node.peerId, deposited.keyHash), deposited.key)
+    await stop(second)
   })
 })
