@@ -321,6 +321,7 @@ describe('content keys sealed at rest (Postgres)', () => {
     assert.equal(statSync(file).mode & 0o777, 0o600, 'readable by the worker\'s user only')
     const stored = parseSealingKeys((await readFile(file, 'utf8')).trim())
     assert.ok(stored.ok && stored.value[0]?.version === 'v1' && stored.value[0].key.length === 32, 'v1:<32 random bytes>')
+    assert.deepEqual(await first.keysResealed, { sealedPlaintext: 0, resealed: 0, versionMissing: 0 }, 'the pass at start ran on PGlite')
     const deposited = await depositFresh(first, author, reader)
     assert.deepEqual(await storedVersions(first), [{ version: 'v1', plaintext: false, sealed: true }])
     await stop(first)
@@ -331,5 +332,15 @@ describe('content keys sealed at rest (Postgres)', () => {
     await connect(second, author, reader)
     assert.deepEqual(await reader.client.getKey(second.node.peerId, deposited.keyHash), deposited.key)
     await stop(second)
+
+    // Moved to a secret from the operator's store, the generated key kept after it (docs/logs.md):
+    // the file is no longer read, and the pass re-seals under the new key, on PGlite.
+    const third = await startWorker(loadConfig({ ...env, PHAROS_KEY_SEALING_SECRET: `${testSealingSecret('v2')},${(await readFile(file, 'utf8')).trim()}` }), testLogger())
+    workers.push(third)
+    await connect(third, author, reader)
+    assert.deepEqual(await third.keysResealed, { sealedPlaintext: 0, resealed: 1, versionMissing: 0 })
+    assert.deepEqual(await storedVersions(third), [{ version: 'v2', plaintext: false, sealed: true }])
+    assert.deepEqual(await reader.client.getKey(third.node.peerId, deposited.keyHash), deposited.key)
+    await stop(third)
   })
 })
