@@ -289,6 +289,9 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       lifecycle.held('single-worker lock', lock.release)
     }
 
+    // Before storage opens: a bad generated key file stops the start as bad config does.
+    const sealing = await contentKeySealing(config, mode)
+
     const registry = createRegistry()
     const limitMetrics = createLimitMetrics(registry)
     const metrics = createNetworkMetrics(registry)
@@ -439,7 +442,6 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     wireFleet({ fleet, node, bans, accounts, isMember, log })
     reservationPolicy.useSlots(fleet.relaySlots)
 
-    const sealing = await contentKeySealing(config, mode)
     const storage = createStorageService({
       config,
       db,

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readdirSync, statSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
@@ -27,7 +27,7 @@ import { keyHashOf, signAllowList } from '../../../protocol/src/log/index.ts'
 import type { Ed25519Signer } from '../../../protocol/src/log/index.ts'
 import { KeyExchangeClient } from '../../../net/src/clients/key-exchange-client.ts'
 import { RemoteError } from '../../../net/src/errors.ts'
-import { loadConfig } from '../../src/config/load.ts'
+import { ConfigError, loadConfig } from '../../src/config/load.ts'
 import { createLogger } from '../../src/logging/logger.ts'
 import { loadMigrations, migrate } from '../../src/storage/migrate.ts'
 import { openPostgres } from '../../src/storage/pg-client.ts'
@@ -342,5 +342,14 @@ describe('content keys sealed at rest (Postgres)', () => {
     assert.deepEqual(await storedVersions(third), [{ version: 'v2', plaintext: false, sealed: true }])
     assert.deepEqual(await reader.client.getKey(third.node.peerId, deposited.keyHash), deposited.key)
     await stop(third)
+  })
+
+  it('an embedded worker whose generated key file was damaged stops at start naming the key and the file', async () => {
+    const env = await inProcessEnv({ PHAROS_NETWORK: NETWORK })
+    delete env.PHAROS_KEY_SEALING_SECRET
+    const file = join(env.PHAROS_DATA_DIR ?? assert.fail('a data dir'), 'key-sealing-secret')
+    await writeFile(file, 'v1:not-32-bytes\n', { mode: 0o600 })
+    await assert.rejects(startWorker(loadConfig(env), testLogger()), (err: unknown) =>
+      err instanceof ConfigError && err.key === 'PHAROS_KEY_SEALING_SECRET' && err.message.includes(file) && !err.message.includes('not-32-bytes'))
   })
 })
