@@ -46,6 +46,8 @@ export interface ResealReport {
   resealed: number
   /** Keys sealed under a version this worker does not hold: left as they are, unreadable here. */
   versionMissing: number
+  /** Those versions, for the operator to add back. */
+  missingVersions: string[]
 }
 
 /** Keys re-sealed per transaction (guess: short row locks, few round trips for ~100k keys). */
@@ -135,7 +137,7 @@ export class ContentKeyStore {
    * whose version is missing here is passed over, not tried again.
    */
   async reseal (signal?: AbortSignal, onBatch?: (report: ResealReport) => void): Promise<ResealReport> {
-    const report: ResealReport = { sealedPlaintext: 0, resealed: 0, versionMissing: 0 }
+    const report: ResealReport = { sealedPlaintext: 0, resealed: 0, versionMissing: 0, missingVersions: [] }
     let after: Uint8Array = new Uint8Array(0)
     for (;;) {
       signal?.throwIfAborted()
@@ -147,6 +149,7 @@ export class ContentKeyStore {
         for (const row of rows) {
           if (row.key_version !== null && !this.sealer.canOpen(row.key_version)) {
             report.versionMissing++
+            if (!report.missingVersions.includes(row.key_version)) report.missingVersions.push(row.key_version)
             continue
           }
           const context = { keyHash: rowBytes(row.key_hash), author: row.author }

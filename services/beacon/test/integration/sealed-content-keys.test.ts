@@ -192,7 +192,7 @@ describe('content keys sealed at rest (Postgres)', () => {
     const fresh = await depositFresh(second, author, reader)
     const { rows: [freshRow] } = await second.db.query<{ key_version: string }>('SELECT key_version FROM content_keys WHERE key_hash = $1', [fresh.keyHash])
     assert.equal(freshRow?.key_version, 'v2', 'a new deposit is sealed under the current version')
-    assert.deepEqual(await second.keysResealed, { sealedPlaintext: 0, resealed: 2, versionMissing: 0 })
+    assert.deepEqual(await second.keysResealed, { sealedPlaintext: 0, resealed: 2, versionMissing: 0, missingVersions: [] })
     assert.deepEqual(await storedVersions(second), [0, 1, 2].map(() => ({ version: 'v2', plaintext: false, sealed: true })), 'no row uses v1 after re-sealing')
     assert.equal(await metricValue(second, /^pharos_content_keys_resealed_total\{from="old-version"\} (\d+)/m), 2)
     for (const { key, keyHash } of [...old, fresh]) assert.deepEqual(await reader.client.getKey(second.node.peerId, keyHash), key)
@@ -200,7 +200,7 @@ describe('content keys sealed at rest (Postgres)', () => {
 
     // v1 removed: everything is still readable, nothing left to re-seal.
     const third = await started(database, v2)
-    assert.deepEqual(await third.keysResealed, { sealedPlaintext: 0, resealed: 0, versionMissing: 0 })
+    assert.deepEqual(await third.keysResealed, { sealedPlaintext: 0, resealed: 0, versionMissing: 0, missingVersions: [] })
     for (const { key, keyHash } of [...old, fresh]) {
       assert.deepEqual(await reader.client.getKey(third.node.peerId, keyHash), key)
       assert.deepEqual(await author.client.getKey(third.node.peerId, keyHash), key)
@@ -210,7 +210,7 @@ describe('content keys sealed at rest (Postgres)', () => {
     // v2 lost too (a new key, none of the old): the keys cannot be opened here. GETKEY says
     // so as `unavailable`, the metrics count it, and the worker keeps answering.
     const fourth = await started(database, testSealingSecret('v3'))
-    assert.deepEqual(await fourth.keysResealed, { sealedPlaintext: 0, resealed: 0, versionMissing: 3 })
+    assert.deepEqual(await fourth.keysResealed, { sealedPlaintext: 0, resealed: 0, versionMissing: 3, missingVersions: ['v2'] })
     assert.equal(await metricValue(fourth, /^pharos_content_keys_unopenable (\d+)/m), 3)
     for (const { keyHash } of [...old, fresh]) {
       await assert.rejects(reader.client.getKey(fourth.node.peerId, keyHash), (err: unknown) => err instanceof RemoteError && err.code === 'unavailable' && /sealing key this beacon no longer holds/.test(err.message))
@@ -296,7 +296,7 @@ describe('content keys sealed at rest (Postgres)', () => {
     assert.ok(before.includes(Buffer.from(legacy[0]?.key ?? []).toString('hex')), 'the plaintext is in a dump before sealing (the search finds it)')
 
     const worker = await started(database, testSealingSecret('v1'))
-    assert.deepEqual(await worker.keysResealed, { sealedPlaintext: 2, resealed: 0, versionMissing: 0 })
+    assert.deepEqual(await worker.keysResealed, { sealedPlaintext: 2, resealed: 0, versionMissing: 0, missingVersions: [] })
     assert.deepEqual(await storedVersions(worker), [{ version: 'v1', plaintext: false, sealed: true }, { version: 'v1', plaintext: false, sealed: true }])
     assert.equal(await metricValue(worker, /^pharos_content_keys_resealed_total\{from="plaintext"\} (\d+)/m), 2)
     for (const { key, keyHash } of legacy) assert.deepEqual(await reader.client.getKey(worker.node.peerId, keyHash), key)
@@ -321,7 +321,7 @@ describe('content keys sealed at rest (Postgres)', () => {
     assert.equal(statSync(file).mode & 0o777, 0o600, 'readable by the worker\'s user only')
     const stored = parseSealingKeys((await readFile(file, 'utf8')).trim())
     assert.ok(stored.ok && stored.value[0]?.version === 'v1' && stored.value[0].key.length === 32, 'v1:<32 random bytes>')
-    assert.deepEqual(await first.keysResealed, { sealedPlaintext: 0, resealed: 0, versionMissing: 0 }, 'the pass at start ran on PGlite')
+    assert.deepEqual(await first.keysResealed, { sealedPlaintext: 0, resealed: 0, versionMissing: 0, missingVersions: [] }, 'the pass at start ran on PGlite')
     const deposited = await depositFresh(first, author, reader)
     assert.deepEqual(await storedVersions(first), [{ version: 'v1', plaintext: false, sealed: true }])
     await stop(first)
@@ -338,7 +338,7 @@ describe('content keys sealed at rest (Postgres)', () => {
     const third = await startWorker(loadConfig({ ...env, PHAROS_KEY_SEALING_SECRET: `${testSealingSecret('v2')},${(await readFile(file, 'utf8')).trim()}` }), testLogger())
     workers.push(third)
     await connect(third, author, reader)
-    assert.deepEqual(await third.keysResealed, { sealedPlaintext: 0, resealed: 1, versionMissing: 0 })
+    assert.deepEqual(await third.keysResealed, { sealedPlaintext: 0, resealed: 1, versionMissing: 0, missingVersions: [] })
     assert.deepEqual(await storedVersions(third), [{ version: 'v2', plaintext: false, sealed: true }])
     assert.deepEqual(await reader.client.getKey(third.node.peerId, deposited.keyHash), deposited.key)
     await stop(third)
