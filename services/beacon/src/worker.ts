@@ -605,9 +605,12 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     const resealing = new AbortController()
     lifecycle.held('content key re-sealing', () => { resealing.abort() })
     const keysResealed = logService.resealKeys(resealing.signal).then((report) => {
-      if (report !== undefined && report.sealedPlaintext + report.resealed + report.versionMissing > 0) {
-        const line = report.versionMissing > 0 ? 'content keys sealed under a version PHAROS_KEY_SEALING_SECRET does not hold stay unreadable here until it is added back' : 'content keys re-sealed under the current sealing key'
-        log[report.versionMissing > 0 ? 'warn' : 'info']({ ...report, current: sealing.sealer?.currentVersion }, line)
+      if (report !== undefined && report.sealedPlaintext + report.resealed + report.versionMissing + report.corrupt > 0) {
+        const unreadable = report.versionMissing + report.corrupt > 0
+        const line = unreadable
+          ? 'content keys sealed under a version PHAROS_KEY_SEALING_SECRET does not hold (missingVersions), or whose seal does not verify (corrupt), stay unreadable here; the others were re-sealed under the current sealing key'
+          : 'content keys re-sealed under the current sealing key'
+        log[unreadable ? 'warn' : 'info']({ ...report, current: sealing.sealer?.currentVersion }, line)
       }
       return report
     }, (err: unknown) => {

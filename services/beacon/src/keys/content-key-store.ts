@@ -1,5 +1,6 @@
 import { rowBytes } from '../storage/sql.ts'
 import type { SqlClient, SqlQueryable } from '../storage/sql.ts'
+import { SealedKeyCorruptError } from './key-sealing.ts'
 import type { ContentKeySealer } from './key-sealing.ts'
 
 /** The columns that hold a content key, in one of its two forms (migration 012). */
@@ -48,6 +49,8 @@ export interface ResealReport {
   versionMissing: number
   /** Those versions, for the operator to add back. */
   missingVersions: string[]
+  /** Keys whose seal does not verify (the row was altered, or its blob moved from another row): left as they are. */
+  corrupt: number
 }
 
 /** Keys re-sealed per transaction (guess: short row locks, few round trips for ~100k keys). */
@@ -136,8 +139,8 @@ export class ContentKeyStore {
    * re-sealing are its to do), so a fleet starting at once shares the work and a row
    * whose version is missing here is passed over, not tried again.
    */
-  async reseal (signal?: AbortSignal, onBatch?: (report: ResealReport) => void): Promise<ResealReport> {
-    const report: ResealReport = { sealedPlaintext: 0, resealed: 0, versionMissing: 0, missingVersions: [] }
+  async reseal (signal?: AbortSignal): Promise<ResealReport> {
+    const report: ResealReport = { sealedPlaintext: 0, resealed: 0, versionMissing: 0, missingVersions: [], corrupt: 0 }
     let after: Uint8Array = new Uint8Array(0)
     for (;;) {
       signal?.throwIfAborted()
@@ -152,15 +155,22 @@ export class ContentKeyStore {
             if (!report.missingVersions.includes(row.key_version)) report.missingVersions.push(row.key_version)
             continue
           }
+          let plain: Uint8Array
+          try {
+            plain = this.open(row)
+          } catch (err) {
+            if (!(err instanceof SealedKeyCorruptError)) throw err
+            report.corrupt++
+            continue
+          }
           const context = { keyHash: rowBytes(row.key_hash), author: row.author }
-          const { sealed, version } = this.sealer.seal(this.open(row), context)
+          const { sealed, version } = this.sealer.seal(plain, context)
           await tx.query('UPDATE content_keys SET key = NULL, sealed_key = $2, key_version = $3 WHERE key_hash = $1', [row.key_hash, sealed, version])
           if (row.key_version === null) report.sealedPlaintext++
           else report.resealed++
         }
         return rows.at(-1)?.key_hash
       })
-      onBatch?.(report)
       if (last === undefined) return report
       after = rowBytes(last)
     }

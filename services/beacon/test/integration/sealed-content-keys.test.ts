@@ -9,7 +9,8 @@
  *   whose version is gone is refused as unavailable and counted, the worker carries on;
  * - a worker without a sealing key logs one line saying key exchange is off, refuses deposit
  *   and GETKEY as unavailable, and still pins and serves the gateway;
- * - plaintext keys stored before sealing are sealed at start and their plaintext cleared.
+ * - plaintext keys stored before sealing are sealed at start and their plaintext cleared; a
+ *   sealed blob moved to another row is refused as damaged, never opened as that row's key.
  */
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -192,7 +193,7 @@ describe('content keys sealed at rest (Postgres)', () => {
     const fresh = await depositFresh(second, author, reader)
     const { rows: [freshRow] } = await second.db.query<{ key_version: string }>('SELECT key_version FROM content_keys WHERE key_hash = $1', [fresh.keyHash])
     assert.equal(freshRow?.key_version, 'v2', 'a new deposit is sealed under the current version')
-    assert.deepEqual(await second.keysResealed, { sealedPlaintext: 0, resealed: 2, versionMissing: 0, missingVersions: [] })
+    assert.deepEqual(await second.keysResealed, { sealedPlaintext: 0, resealed: 2, versionMissing: 0, missingVersions: [], corrupt: 0 })
     assert.deepEqual(await storedVersions(second), [0, 1, 2].map(() => ({ version: 'v2', plaintext: false, sealed: true })), 'no row uses v1 after re-sealing')
     assert.equal(await metricValue(second, /^pharos_content_keys_resealed_total\{from="old-version"\} (\d+)/m), 2)
     for (const { key, keyHash } of [...old, fresh]) assert.deepEqual(await reader.client.getKey(second.node.peerId, keyHash), key)
@@ -200,7 +201,7 @@ describe('content keys sealed at rest (Postgres)', () => {
 
     // v1 removed: everything is still readable, nothing left to re-seal.
     const third = await started(database, v2)
-    assert.deepEqual(await third.keysResealed, { sealedPlaintext: 0, resealed: 0, versionMissing: 0, missingVersions: [] })
+    assert.deepEqual(await third.keysResealed, { sealedPlaintext: 0, resealed: 0, versionMissing: 0, missingVersions: [], corrupt: 0 })
     for (const { key, keyHash } of [...old, fresh]) {
       assert.deepEqual(await reader.client.getKey(third.node.peerId, keyHash), key)
       assert.deepEqual(await author.client.getKey(third.node.peerId, keyHash), key)
@@ -210,7 +211,7 @@ describe('content keys sealed at rest (Postgres)', () => {
     // v2 lost too (a new key, none of the old): the keys cannot be opened here. GETKEY says
     // so as `unavailable`, the metrics count it, and the worker keeps answering.
     const fourth = await started(database, testSealingSecret('v3'))
-    assert.deepEqual(await fourth.keysResealed, { sealedPlaintext: 0, resealed: 0, versionMissing: 3, missingVersions: ['v2'] })
+    assert.deepEqual(await fourth.keysResealed, { sealedPlaintext: 0, resealed: 0, versionMissing: 3, missingVersions: ['v2'], corrupt: 0 })
     assert.equal(await metricValue(fourth, /^pharos_content_keys_unopenable (\d+)/m), 3)
     for (const { keyHash } of [...old, fresh]) {
       await assert.rejects(reader.client.getKey(fourth.node.peerId, keyHash), (err: unknown) => err instanceof RemoteError && err.code === 'unavailable' && /sealing key this beacon no longer holds/.test(err.message))
@@ -275,7 +276,7 @@ describe('content keys sealed at rest (Postgres)', () => {
     await stop(worker)
   })
 
-  it('seals plaintext keys stored before sealing at start, and clears the plaintext', async () => {
+  it('seals plaintext keys stored before sealing at start and clears the plaintext; a sealed blob moved to another row does not open', async () => {
     const database = await createTestDatabase('sealing_plaintext')
     // The database as a worker before migration 012 left it: two keys in the clear.
     const db = await openPostgres(database)
@@ -295,13 +296,28 @@ describe('content keys sealed at rest (Postgres)', () => {
     const before = await pgDump(database)
     assert.ok(before.includes(Buffer.from(legacy[0]?.key ?? []).toString('hex')), 'the plaintext is in a dump before sealing (the search finds it)')
 
-    const worker = await started(database, testSealingSecret('v1'))
-    assert.deepEqual(await worker.keysResealed, { sealedPlaintext: 2, resealed: 0, versionMissing: 0, missingVersions: [] })
+    const sealing = testSealingSecret('v1')
+    const worker = await started(database, sealing)
+    assert.deepEqual(await worker.keysResealed, { sealedPlaintext: 2, resealed: 0, versionMissing: 0, missingVersions: [], corrupt: 0 })
     assert.deepEqual(await storedVersions(worker), [{ version: 'v1', plaintext: false, sealed: true }, { version: 'v1', plaintext: false, sealed: true }])
     assert.equal(await metricValue(worker, /^pharos_content_keys_resealed_total\{from="plaintext"\} (\d+)/m), 2)
     for (const { key, keyHash } of legacy) assert.deepEqual(await reader.client.getKey(worker.node.peerId, keyHash), key)
     assertNoKeyIn(await pgDump(database), legacy.map(({ key }) => key))
+
+    // A sealed blob moved to another row does not open there (its key hash is bound into the
+    // seal): GETKEY says the stored copy is damaged, counted, and hands out no other post's key.
+    const [a, b] = legacy.map(({ keyHash }) => keyHash)
+    await worker.db.query(`UPDATE content_keys SET sealed_key = CASE WHEN key_hash = $1 THEN (SELECT sealed_key FROM content_keys WHERE key_hash = $2)
+      ELSE (SELECT sealed_key FROM content_keys WHERE key_hash = $1) END WHERE key_hash IN ($1, $2)`, [a, b])
+    for (const { keyHash } of legacy) {
+      await assert.rejects(reader.client.getKey(worker.node.peerId, keyHash), (err: unknown) => err instanceof RemoteError && err.code === 'unavailable' && /damaged/.test(err.message))
+    }
+    assert.equal(await metricValue(worker, /^pharos_keyexchange_requests_total\{outcome="sealed-key-corrupt"\} (\d+)/m), 2)
     await stop(worker)
+    // The pass at start leaves them as they are, counted, and the start goes on.
+    const next = await started(database, testSealingSecret('v2') + ',' + sealing)
+    assert.deepEqual(await next.keysResealed, { sealedPlaintext: 0, resealed: 0, versionMissing: 0, missingVersions: [], corrupt: 2 })
+    await stop(next)
   })
 
   it('the embedded default (no DATABASE_URL, no secret) generates a sealing key into its data dir and keeps it', async () => {
@@ -321,7 +337,7 @@ describe('content keys sealed at rest (Postgres)', () => {
     assert.equal(statSync(file).mode & 0o777, 0o600, 'readable by the worker\'s user only')
     const stored = parseSealingKeys((await readFile(file, 'utf8')).trim())
     assert.ok(stored.ok && stored.value[0]?.version === 'v1' && stored.value[0].key.length === 32, 'v1:<32 random bytes>')
-    assert.deepEqual(await first.keysResealed, { sealedPlaintext: 0, resealed: 0, versionMissing: 0, missingVersions: [] }, 'the pass at start ran on PGlite')
+    assert.deepEqual(await first.keysResealed, { sealedPlaintext: 0, resealed: 0, versionMissing: 0, missingVersions: [], corrupt: 0 }, 'the pass at start ran on PGlite')
     const deposited = await depositFresh(first, author, reader)
     assert.deepEqual(await storedVersions(first), [{ version: 'v1', plaintext: false, sealed: true }])
     await stop(first)
@@ -338,7 +354,7 @@ describe('content keys sealed at rest (Postgres)', () => {
     const third = await startWorker(loadConfig({ ...env, PHAROS_KEY_SEALING_SECRET: `${testSealingSecret('v2')},${(await readFile(file, 'utf8')).trim()}` }), testLogger())
     workers.push(third)
     await connect(third, author, reader)
-    assert.deepEqual(await third.keysResealed, { sealedPlaintext: 0, resealed: 1, versionMissing: 0, missingVersions: [] })
+    assert.deepEqual(await third.keysResealed, { sealedPlaintext: 0, resealed: 1, versionMissing: 0, missingVersions: [], corrupt: 0 })
     assert.deepEqual(await storedVersions(third), [{ version: 'v2', plaintext: false, sealed: true }])
     assert.deepEqual(await reader.client.getKey(third.node.peerId, deposited.keyHash), deposited.key)
     await stop(third)
