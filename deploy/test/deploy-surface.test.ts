@@ -347,7 +347,7 @@ describe('docker-compose.yml', () => {
         assert.equal(interpolations[0]?.[0], value, `${name} ${key}: nothing but the variable (no literal secret)`)
       }
     }
-    assert.deepEqual([...secretVariables].sort(), ['GRAFANA_ADMIN_PASSWORD', 'PHAROS_ADMIN_TOKENS', 'PHAROS_FLEET_SECRET', 'POSTGRES_PASSWORD'])
+    assert.deepEqual([...secretVariables].sort(), ['GRAFANA_ADMIN_PASSWORD', 'PHAROS_ADMIN_TOKENS', 'PHAROS_FLEET_SECRET', 'PHAROS_KEY_SEALING_SECRET', 'POSTGRES_PASSWORD'])
     // Nowhere else in the file either: no other use of them may default.
     const text = readRepoFile('docker-compose.yml')
     for (const variable of secretVariables) {

@@ -14,6 +14,10 @@ import { overloadReadinessCheck, PressureMonitor, pressureLimits } from './http/
 import type { NodeView, PeerSummary } from './http/node-view.ts'
 import type { Logger } from './logging/logger.ts'
 import { allowListEntitlement } from './keys/entitlement.ts'
+import { ConfigError } from './config/load.ts'
+import type { ResealReport } from './keys/content-key-store.ts'
+import { ContentKeySealer, generateSealingSecret, parseSealingKeys, SEALING_SECRET_FORMAT } from './keys/key-sealing.ts'
+import { KEY_EXCHANGE_OFF } from './keys/key-exchange-service.ts'
 import type { EntitlementCheck } from './keys/entitlement.ts'
 import { createLogService } from './logs/log-service.ts'
 import type { LogService } from './logs/log-service.ts'
@@ -79,6 +83,12 @@ export interface Worker {
   readonly admission: InboundAdmission
   /** This worker's name in the fleet (PHAROS_WORKER_NAME, or the host name). */
   readonly workerName: string
+  /**
+   * The pass at start that seals plaintext content keys and re-seals keys of older sealing-key
+   * versions: resolves with what it did once done, undefined without the key-exchange role
+   * (or if it failed: it is logged, and runs again at the next start).
+   */
+  readonly keysResealed: Promise<ResealReport | undefined>
   /** Where the HTTP server listens, e.g. http://127.0.0.1:8080 */
   readonly httpUrl: string
   readonly mode: 'embedded' | 'postgres' | 'fleet'
@@ -93,6 +103,23 @@ export interface Worker {
 }
 
 const ADMIN_TOKEN_FILE = 'admin-token'
+const KEY_SEALING_FILE = 'key-sealing-secret'
+
+/**
+ * The sealing keys of deposited content keys: PHAROS_KEY_SEALING_SECRET; in embedded mode
+ * without it, one generated once into the data dir (as the peer key and admin token are), so
+ * the README's one-command worker keeps its key-exchange role. With DATABASE_URL and no
+ * secret: none, and the worker has no key-exchange role (a generated key on one worker's disk
+ * would leave every other worker of the database unable to open what it sealed).
+ */
+async function contentKeySealing (config: Config, mode: 'embedded' | 'postgres' | 'fleet'): Promise<{ sealer: ContentKeySealer | undefined, source: string }> {
+  if (config.keySealingSecret !== undefined) return { sealer: new ContentKeySealer(config.keySealingSecret), source: 'PHAROS_KEY_SEALING_SECRET' }
+  if (mode !== 'embedded') return { sealer: undefined, source: 'none: key exchange off' }
+  const stored = await readOrCreateSecret(config.dataDir, KEY_SEALING_FILE, async () => generateSealingSecret())
+  const parsed = parseSealingKeys(stored.value)
+  if (!parsed.ok) throw new ConfigError('PHAROS_KEY_SEALING_SECRET', undefined, `${SEALING_SECRET_FORMAT} (read from ${stored.file}, which an embedded worker generated: fix it, for without its keys the content keys they sealed cannot be opened)`)
+  return { sealer: new ContentKeySealer(parsed.value), source: stored.file }
+}
 
 /** Embedded mode with no configured tokens: one token, generated once into the data dir. */
 async function embeddedAdminToken (dataDir: string): Promise<string> {
@@ -262,6 +289,9 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       const lock = await holdSingleWorkerLock(config.databaseUrl)
       lifecycle.held('single-worker lock', lock.release)
     }
+
+    // Before storage opens: a bad generated key file stops the start as bad config does.
+    const sealing = await contentKeySealing(config, mode)
 
     const registry = createRegistry()
     const limitMetrics = createLimitMetrics(registry)
@@ -439,6 +469,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       keyExchangeMetrics: createKeyExchangeMetrics(registry),
       limitMetrics,
       entitlement: extensions.entitlement ?? allowListEntitlement,
+      sealer: sealing.sealer,
       orphanFetchMaxEntries: config.orphanFetchMaxEntries,
       orphanFetchTimeoutMs: config.orphanFetchTimeoutMs,
       orphanFetchesPerPeer: config.orphanFetchesPerPeer,
@@ -587,6 +618,23 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     lifecycle.held('fleet membership refresh', () => { clearInterval(siblingsTimer) })
     // From here on a held event loop is load, not the worker's own start.
     pressure.start()
+    if (sealing.sealer === undefined) log.warn(`key exchange is off: ${KEY_EXCHANGE_OFF}. Everything else runs. To turn it on, set PHAROS_KEY_SEALING_SECRET (or PHAROS_KEY_SEALING_SECRET_FILE) on every worker: README "Keys sealed at rest"`)
+    // In the background: GETKEY reads plaintext and old-version rows meanwhile.
+    const resealing = new AbortController()
+    lifecycle.held('content key re-sealing', () => { resealing.abort() })
+    const keysResealed = logService.resealKeys(resealing.signal).then((report) => {
+      if (report !== undefined && report.sealedPlaintext + report.resealed + report.versionMissing + report.corrupt > 0) {
+        const unreadable = report.versionMissing + report.corrupt > 0
+        const line = unreadable
+          ? 'content keys sealed under a version PHAROS_KEY_SEALING_SECRET does not hold (missingVersions), or whose seal does not verify (corrupt), stay unreadable here; the others were re-sealed under the current sealing key'
+          : 'content keys re-sealed under the current sealing key'
+        log[unreadable ? 'warn' : 'info']({ ...report, current: sealing.sealer?.currentVersion }, line)
+      }
+      return report
+    }, (err: unknown) => {
+      if (!resealing.signal.aborted) log.warn({ err }, 'sealing stored content keys under the current sealing key failed; the next start tries again')
+      return undefined
+    })
     log.info({
       peerId: node.peerId.toString(),
       workerName,
@@ -594,7 +642,8 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       mode,
       multiaddrs: node.getMultiaddrs().map((addr) => addr.toString()),
       adminUrl: `${httpUrl}/v1/node`,
-      adminToken: config.adminTokens.length > 0 ? 'PHAROS_ADMIN_TOKENS' : mode === 'embedded' ? join(config.dataDir, ADMIN_TOKEN_FILE) : 'none'
+      adminToken: config.adminTokens.length > 0 ? 'PHAROS_ADMIN_TOKENS' : mode === 'embedded' ? join(config.dataDir, ADMIN_TOKEN_FILE) : 'none',
+      keySealing: sealing.source
     }, 'pharos beacon started')
 
     let stopping: Promise<void> | undefined
@@ -614,6 +663,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       audits,
       admission,
       workerName,
+      keysResealed,
       httpUrl,
       mode,
       parts: lifecycle.order(),

@@ -33,17 +33,21 @@ export const TEST_FLEET_SECRET = 'pharos-test-fleet-secret-0123456789abcdef'
 
 /**
  * A fleet of its own on the shared test Redis: one key prefix per call, so fleets of test
- * files running in parallel never see each other's workers, seen IDs or bans. Each call of
+ * files running in parallel never see each other's workers, seen IDs or bans; one content-key
+ * sealing secret per call, shared by its workers. Each call of
  * the returned function is the env of one more worker, with a name (and so a peer ID) of
  * its own.
  */
 export function testFleet (redisUrl = testRedisUrl()): (extra?: Record<string, string>) => Record<string, string> {
   const prefix = `test-${randomBytes(4).toString('hex')}:`
+  // One sealing key for the whole fleet, as operators give it: a key one worker deposits, any other opens.
+  const sealingSecret = `v1:${randomBytes(32).toString('base64')}`
   let workers = 0
   return (extra = {}) => ({
     REDIS_URL: redisUrl,
     PHAROS_REDIS_PREFIX: prefix,
     PHAROS_FLEET_SECRET: TEST_FLEET_SECRET,
+    PHAROS_KEY_SEALING_SECRET: sealingSecret,
     PHAROS_WORKER_NAME: `worker-${++workers}`,
     ...extra
   })

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import type { ChildProcess } from 'node:child_process'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -24,6 +25,15 @@ export async function tempDir (prefix = 'pharos-test-'): Promise<string> {
   return await mkdtemp(join(tmpdir(), prefix))
 }
 
+/**
+ * A fresh sealing secret for content keys (PHAROS_KEY_SEALING_SECRET), so a test worker on
+ * Postgres has the key-exchange role, as a fleet configured for it does. A test of a worker
+ * without one deletes the key from its env.
+ */
+export function testSealingSecret (version = 'v1'): string {
+  return `${version}:${randomBytes(32).toString('base64')}`
+}
+
 /** Env for a worker on free ports and a fresh data dir; `extra` overrides. */
 export async function workerEnv (extra: Record<string, string> = {}): Promise<Record<string, string>> {
   return {
@@ -35,6 +45,7 @@ export async function workerEnv (extra: Record<string, string> = {}): Promise<Re
     PHAROS_HTTP_PORT: '0',
     PHAROS_LOG_LEVEL: 'info',
     PHAROS_SHUTDOWN_READINESS_DELAY_MS: '300',
+    PHAROS_KEY_SEALING_SECRET: testSealingSecret(),
     ...LOOPBACK_TEST_ENV,
     ...extra
   }
@@ -138,6 +149,7 @@ export async function inProcessEnv (extra: Record<string, string> = {}): Promise
     PHAROS_P2P_WS_PORT: '0',
     PHAROS_HTTP_PORT: '0',
     PHAROS_SHUTDOWN_READINESS_DELAY_MS: '0',
+    PHAROS_KEY_SEALING_SECRET: testSealingSecret(),
     ...LOOPBACK_TEST_ENV,
     ...extra
   }

@@ -7,6 +7,7 @@
  * Each default says where its value came from.
  */
 
+import { parseSealingKeys } from '../keys/key-sealing.ts'
 import { parseCidr } from '../p2p/dial-policy.ts'
 
 /** A parser turns the raw text into a value or says what is allowed. */
@@ -645,6 +646,14 @@ export const schema = {
     default: undefined,
     secret: true,
     help: 'Without PHAROS_PEER_KEY, the worker\'s key is derived from this secret, the network and PHAROS_WORKER_NAME, so a replaced worker keeps its peer ID without a disk. Fleet mode needs this or PHAROS_PEER_KEY.'
+  },
+  keySealingSecret: {
+    env: 'PHAROS_KEY_SEALING_SECRET',
+    group: 'identity',
+    parse: parseSealingKeys,
+    default: undefined,
+    secret: true,
+    help: 'Seals deposited content keys at rest (AES-256-GCM), so a database dump reveals none: `<version>:<base64 of exactly 32 random bytes>`, comma-separated, current first (`v2:…,v1:…`); older versions only open what they sealed and are re-sealed under the current one at start. Make one: echo "v1:$(openssl rand -base64 32)". Unset: embedded mode generates one into the data dir; with DATABASE_URL the worker has no key-exchange role (it refuses deposits and GETKEY as unavailable) and runs everything else.'
   },
   workerName: {
     env: 'PHAROS_WORKER_NAME',

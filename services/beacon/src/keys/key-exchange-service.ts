@@ -30,10 +30,28 @@ import {
 } from '@pharos/protocol/log/index.ts'
 import type { KeyExchangeMessage } from '@pharos/protocol/log/index.ts'
 import type { Logger } from '../logging/logger.ts'
-import type { ContentKeyRecord, ContentKeyStore } from './content-key-store.ts'
+import type { ContentKeyLookup, ContentKeyRecord, ContentKeyStore } from './content-key-store.ts'
 import type { EntitlementCheck } from './entitlement.ts'
+import { SealedKeyCorruptError, SealingKeyMissingError } from './key-sealing.ts'
 
-export type KeyExchangeOutcome = 'deposited' | 'deposit-refused' | 'key-sent' | 'denied' | 'unknown-key' | 'unregistered' | 'malformed'
+export type KeyExchangeOutcome = 'deposited' | 'deposit-refused' | 'key-sent' | 'denied' | 'unknown-key' | 'unregistered' | 'malformed' |
+  /** The key was sealed under a version this worker was not given (PHAROS_KEY_SEALING_SECRET). */
+  'sealing-key-missing' |
+  /** The stored seal did not verify: the row was altered or moved. */
+  'sealed-key-corrupt' |
+  /** This worker has no sealing key, so no key-exchange role: every request is refused. */
+  'role-off'
+
+/**
+ * Why a worker without a sealing key refuses key exchange: the answer a peer gets (code
+ * `unavailable`, so it asks another beacon or the author) and what the start log says.
+ */
+export const KEY_EXCHANGE_OFF = 'this beacon holds no content keys: it was started without PHAROS_KEY_SEALING_SECRET, so it takes no deposits and answers no getkey; ask another beacon or the author'
+
+/** The answer of a worker without the key-exchange role to any key-exchange request. */
+export function keyExchangeOffAnswer (): Uint8Array {
+  return encodeKeyExchange({ t: 'error', code: 'unavailable', message: KEY_EXCHANGE_OFF })
+}
 
 export interface KeyExchangeDeps {
   keys: Pick<ContentKeyStore, 'deposit' | 'lookup' | 'rule' | 'indexReaders'>
@@ -134,7 +152,25 @@ export class KeyExchangeService {
       this.count('unregistered')
       return { t: 'denied', reason: NOT_REGISTERED }
     }
-    const found = await this.deps.keys.lookup(keyHash, requester)
+    let found: ContentKeyLookup | undefined
+    try {
+      found = await this.deps.keys.lookup(keyHash, requester)
+    } catch (err) {
+      // A key this worker cannot open is its operator's problem, not the requester's: the
+      // requester is told the key is unavailable here (it may ask another holder), the
+      // operator gets a warning and pharos_keyexchange_requests_total{outcome} counts it.
+      if (err instanceof SealingKeyMissingError) {
+        this.count('sealing-key-missing')
+        this.log.warn({ version: err.version }, 'a GETKEY asked for a content key sealed under a version PHAROS_KEY_SEALING_SECRET does not hold; add that version back to serve it')
+        return { t: 'error', code: 'unavailable', message: 'this beacon cannot open that key: it was sealed under a sealing key this beacon no longer holds' }
+      }
+      if (err instanceof SealedKeyCorruptError) {
+        this.count('sealed-key-corrupt')
+        this.log.error({ err }, 'a stored content key failed its seal\'s authentication: the row was altered or moved')
+        return { t: 'error', code: 'unavailable', message: 'this beacon cannot open that key: its stored copy is damaged' }
+      }
+      throw err
+    }
     if (found === undefined) {
       this.count('unknown-key')
       return { t: 'denied', reason: 'no key with that hash was deposited here' }

@@ -18,15 +18,17 @@ import { serveRequests } from '@pharos/net/request-response.ts'
 import type { StorageService } from '../pinning/storage-service.ts'
 import type { ReceiptIssuer } from '../receipts/receipt-issuer.ts'
 import { ContentKeyStore } from '../keys/content-key-store.ts'
+import type { ResealReport } from '../keys/content-key-store.ts'
 import type { EntitlementCheck } from '../keys/entitlement.ts'
-import { KeyExchangeService } from '../keys/key-exchange-service.ts'
+import type { ContentKeySealer } from '../keys/key-sealing.ts'
+import { KeyExchangeService, keyExchangeOffAnswer } from '../keys/key-exchange-service.ts'
 import type { SqlClient } from '../storage/sql.ts'
 import { AncestorFetcher } from './ancestor-fetcher.ts'
 import { HeadRequests } from './head-requests.ts'
 import { LogIngest } from './log-ingest.ts'
 import type { AuthorLimits } from './log-ingest.ts'
 import { FleetClaims } from './fleet-claims.ts'
-import type { CheckedEnvelope, FleetGossip } from './fleet-claims.ts'
+import type { CheckedEnvelope, ClaimedHandler, FleetGossip } from './fleet-claims.ts'
 import { IngestQueue } from './ingest-queue.ts'
 import type { LogStore } from './log-store.ts'
 import { SyncResponder } from './sync-responder.ts'
@@ -45,6 +47,12 @@ export interface LogServiceDeps {
   /** `pharos_limit_blocked_total`: what the limits below refused. */
   limitMetrics: Pick<LimitMetrics, 'blocked'>
   entitlement: EntitlementCheck
+  /**
+   * Seals content keys at rest (PHAROS_KEY_SEALING_SECRET). Undefined: this worker has no
+   * key-exchange role; it refuses deposits and GETKEY with `unavailable` and leaves the
+   * topic's requests to workers that have it.
+   */
+  sealer: ContentKeySealer | undefined
   orphanFetchMaxEntries: number
   orphanFetchTimeoutMs: number
   /** PHAROS_ORPHAN_FETCHES_PER_PEER and PHAROS_ORPHAN_FETCHES_MAX. */
@@ -77,6 +85,13 @@ export interface LogService {
   readonly fetcher: AncestorFetcher
   /** The sync responder: also answers `GET /v1/heads`. */
   readonly sync: SyncResponder
+  /** Whether this worker takes deposits and answers GETKEY: it was given a sealing key. */
+  readonly keyExchangeRole: boolean
+  /**
+   * Seals the plaintext keys of rows from before sealing and re-seals keys of older sealing
+   * key versions under the current one (ContentKeyStore.reseal); undefined without the role.
+   */
+  resealKeys: (signal?: AbortSignal) => Promise<ResealReport | undefined>
   /** A message another worker accepted and relayed through the fleet: broadcast to our peers. */
   onRelayed: (topic: string, messageId: string, payload: Uint8Array) => void
   /** Registers the protocols and starts taking entries from the overlay. Call after libp2p started. */
@@ -158,15 +173,23 @@ export function createLogService (deps: LogServiceDeps): LogService {
   const lifetime = new AbortController()
   // Each answer in progress listens on it (AbortSignal.any with its own timeout).
   setMaxListeners(Infinity, lifetime.signal)
-  const keyExchange = new KeyExchangeService({
-    keys: new ContentKeyStore(deps.db),
-    entitlement: deps.entitlement,
-    isRegistered: deps.isRegistered,
-    node: deps.node,
-    network: deps.network,
-    log,
-    onOutcome: (outcome) => { deps.keyExchangeMetrics.requests.inc({ outcome }) }
-  })
+  const contentKeys = deps.sealer === undefined ? undefined : new ContentKeyStore(deps.db, deps.sealer)
+  const keyExchange = contentKeys === undefined
+    ? undefined
+    : new KeyExchangeService({
+      keys: contentKeys,
+      entitlement: deps.entitlement,
+      isRegistered: deps.isRegistered,
+      node: deps.node,
+      network: deps.network,
+      log,
+      onOutcome: (outcome) => { deps.keyExchangeMetrics.requests.inc({ outcome }) }
+    })
+  const answerKeyExchange = async (frame: Uint8Array, peer: string, signal: AbortSignal): Promise<Uint8Array | undefined> => {
+    if (keyExchange !== undefined) return await keyExchange.answer(frame, peer, signal)
+    deps.keyExchangeMetrics.requests.inc({ outcome: 'role-off' })
+    return keyExchangeOffAnswer()
+  }
 
   const queue = new IngestQueue(log, deps.metrics)
 
@@ -195,13 +218,14 @@ export function createLogService (deps: LogServiceDeps): LogService {
     queue,
     ingestEnvelopes: async (items) => await ingest.ingestEnvelopes(items),
     checked,
-    // `content` is not here: FleetClaims batches it.
-    handlers: new Map([
-      ['keyexchange', async (_messageId, payload) => {
-        await keyExchange.onTopicRequest(payload)
-        return true
-      }]
-    ]),
+    // `content` is not here: FleetClaims batches it. Without the key-exchange role the topic's
+    // requests are not claimed here, so a sibling that has the role answers them.
+    handlers: new Map<string, ClaimedHandler>(keyExchange === undefined
+      ? []
+      : [['keyexchange', async (_messageId: string, payload: Uint8Array) => {
+          await keyExchange.onTopicRequest(payload)
+          return true
+        }]]),
     broadcast: (topic, messageId, payload) => { deps.overlay.broadcast(topic, messageId, payload) },
     claimTtlMs: deps.claimTtlMs,
     metrics: deps.metrics,
@@ -221,6 +245,15 @@ export function createLogService (deps: LogServiceDeps): LogService {
     ingest,
     fetcher,
     sync,
+    keyExchangeRole: keyExchange !== undefined,
+    resealKeys: async (signal) => {
+      if (contentKeys === undefined) return undefined
+      const report = await contentKeys.reseal(signal)
+      if (report.sealedPlaintext > 0) deps.keyExchangeMetrics.resealed.inc({ from: 'plaintext' }, report.sealedPlaintext)
+      if (report.resealed > 0) deps.keyExchangeMetrics.resealed.inc({ from: 'old-version' }, report.resealed)
+      deps.keyExchangeMetrics.unopenable.set(report.versionMissing)
+      return report
+    },
     onRelayed: (topic, messageId, payload) => { claims.onRelayed(topic, messageId, payload) },
     async start () {
       queue.open()
@@ -261,7 +294,7 @@ export function createLogService (deps: LogServiceDeps): LogService {
         maxInboundStreams: MAX_INBOUND_SYNC_STREAMS,
         onRejected: rejected('sync')
       })
-      await serveRequests(deps.node, keyExchangeProtocolId(deps.network), async (frame, connection, signal) => await keyExchange.answer(frame, connection.remotePeer.toString(), signal), {
+      await serveRequests(deps.node, keyExchangeProtocolId(deps.network), async (frame, connection, signal) => await answerKeyExchange(frame, connection.remotePeer.toString(), signal), {
         maxRequestBytes: MAX_KEY_EXCHANGE_FRAME_BYTES,
         timeoutMs: REQUEST_TIMEOUT_MS,
         maxInboundStreams: 4,

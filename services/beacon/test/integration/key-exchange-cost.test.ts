@@ -14,6 +14,7 @@ import { decodeKeyExchange, encodeKeyExchange, keyHashOf, signAllowList } from '
 import type { KeyExchangeMessage } from '@pharos/protocol/log/index.ts'
 import { signerFor } from '@pharos/peer/keys.ts'
 import { ContentKeyStore } from '../../src/keys/content-key-store.ts'
+import { ContentKeySealer } from '../../src/keys/key-sealing.ts'
 import { allowListEntitlement } from '../../src/keys/entitlement.ts'
 import type { KeyExchangeOutcome } from '../../src/keys/key-exchange-service.ts'
 import { KeyExchangeService } from '../../src/keys/key-exchange-service.ts'
@@ -72,7 +73,7 @@ describe('key exchange costs (Postgres)', () => {
     db = counting(raw)
     for (const peer of [author.peerId, ...readers, stranger]) registered.add(peer)
     service = new KeyExchangeService({
-      keys: new ContentKeyStore(db.db),
+      keys: new ContentKeyStore(db.db, new ContentKeySealer([{ version: 'v1', key: new Uint8Array(randomBytes(32)) }])),
       entitlement: allowListEntitlement,
       isRegistered: (peer) => registered.has(peer),
       node: { dialProtocol: async () => { throw new Error('this test pushes nothing') } },

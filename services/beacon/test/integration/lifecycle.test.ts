@@ -75,7 +75,8 @@ describe('a worker\'s parts', () => {
         'audits',
         'log service',
         'readiness sampler',
-        'fleet membership refresh'
+        'fleet membership refresh',
+        'content key re-sealing'
       ])
     } finally {
       await worker.stop()
