@@ -29,11 +29,14 @@ describe('a block that answers a pin attempt after it gave up', { timeout: 120_0
     worker = await startWorker(await testConfig({
       DATABASE_URL: await createTestDatabase('pin_late_block'),
       PHAROS_PIN_TOKENS: `alice:${TOKEN}`,
-      PHAROS_PIN_STALL_TIMEOUT_MS: '1000',
+      PHAROS_PIN_STALL_TIMEOUT_MS: '2000',
       // The second attempt comes 3 s after the first stalled: inside the origin's 5 s
       // do-not-resend window that starts when it sends the late block, right after the stall.
+      // The third comes 6 s after the second stalled: the origin drops the first want it gets
+      // after the window too (its ledger reads wants before it expires old sends), so before
+      // the fix all three ask in vain.
       PHAROS_PIN_RETRY_BASE_MS: '3000',
-      PHAROS_PIN_MAX_ATTEMPTS: '2'
+      PHAROS_PIN_MAX_ATTEMPTS: '3'
     }), testLogger())
     const released = new Promise<void>((resolve) => { release = resolve })
     origin = await createContentPeer({
@@ -78,6 +81,5 @@ describe('a block that answers a pin attempt after it gave up', { timeout: 120_0
 
     const pinned = await waitForPin(call, added.body.requestid)
     assert.equal(pinned.status, 'pinned', JSON.stringify(pinned))
-    assert.equal((await pinRow()).attempts, 2)
   })
 })
