@@ -20,71 +20,11 @@
  * scores". Time is passed in (`now`, ms) so the rule can be tested without waiting.
  */
 import type { IHaveEntry, Message, MessageId, PeerKey } from '@pharos/protocol/overlay/index.ts'
+import { DEFAULT_NEIGHBOUR_BUDGET, DEFAULT_NEIGHBOUR_SCORING } from './neighbour-scoring.ts'
+import type { NeighbourBudget, NeighbourLedgerCounters, NeighbourOffence, NeighbourScoring, NeighbourState } from './neighbour-scoring.ts'
 
-/** Why a neighbour loses score. A closed set: it labels the offences metric. */
-export type NeighbourOffence = 'invalid-payload' | 'unsolicited-graft' | 'ihave-flood' | 'control-flood' | 'data-flood'
-
-export const NEIGHBOUR_OFFENCES = ['invalid-payload', 'unsolicited-graft', 'ihave-flood', 'control-flood', 'data-flood'] as const satisfies readonly NeighbourOffence[]
-
-/** A neighbour's frame rates. */
-export interface NeighbourBudget {
-  /**
-   * Data frames (GOSSIP payloads) and IHAVE-announced IDs per second, per neighbour.
-   * @default 200 (guess: each message reaches us from a neighbour once, pushed or announced, plus a GRAFT answer; twice the 100 messages/s the issue-18 benchmarks go to)
-   */
-  dataFramesPerSecond: number
-  /** Data frames a neighbour may send at once. @default 400 (guess: two seconds at the rate) */
-  dataFramesBurst: number
-  /**
-   * Control frames (IHAVE, GRAFT, PRUNE, HyParView) per second, per neighbour.
-   * @default 200 (guess: a GRAFT and a PRUNE per message at 100 messages/s while a tree settles; IHAVEs are 2/s per topic)
-   */
-  controlFramesPerSecond: number
-  /**
-   * Control frames a neighbour may send at once.
-   * @default 2000 (guess: the FORWARDJOINs a contact beacon passes on, one per join per topic, for a burst of ~600 joins)
-   */
-  controlFramesBurst: number
-}
-
-/** The scoring rule. */
-export interface NeighbourScoring {
-  /** Score each offence costs. */
-  weights: Readonly<Record<NeighbourOffence, number>>
-  /** A neighbour whose score falls below this is dropped. @default -100 */
-  threshold: number
-  /** The score halves towards 0 in this long. @default 60000 */
-  halfLifeMs: number
-  /** The first back-off of a dropped neighbour. @default 60000 (issue 17's minute) */
-  backOffMs: number
-  /** Each further drop remembered doubles the back-off, up to this. @default 3600000 */
-  backOffMaxMs: number
-  /** A drop is remembered until this long after its back-off ended. @default 3600000 */
-  backOffMemoryMs: number
-}
-
-export const DEFAULT_NEIGHBOUR_BUDGET: Readonly<NeighbourBudget> = Object.freeze({
-  dataFramesPerSecond: 200,
-  dataFramesBurst: 400,
-  controlFramesPerSecond: 200,
-  controlFramesBurst: 2000
-})
-
-/**
- * Weights against a threshold of -100 (guesses, reasoned in docs/overlay-driver.md): a frame
- * over a bucket costs 1, so a hundred of them in about a half-life drop a flooder while an
- * honest burst that overshoots by a few frames does not; a payload the application rejected
- * costs 25 (four in a minute), since honest neighbours can disagree with us (a registry
- * not yet refreshed); a GRAFT or IHAVE that no honest Plumtree sends costs 10.
- */
-export const DEFAULT_NEIGHBOUR_SCORING: Readonly<NeighbourScoring> = Object.freeze({
-  weights: Object.freeze({ 'invalid-payload': 25, 'unsolicited-graft': 10, 'ihave-flood': 10, 'control-flood': 1, 'data-flood': 1 }),
-  threshold: -100,
-  halfLifeMs: 60_000,
-  backOffMs: 60_000,
-  backOffMaxMs: 3_600_000,
-  backOffMemoryMs: 3_600_000
-})
+export { DEFAULT_NEIGHBOUR_BUDGET, DEFAULT_NEIGHBOUR_SCORING, NEIGHBOUR_OFFENCES } from './neighbour-scoring.ts'
+export type { NeighbourBudget, NeighbourLedgerCounters, NeighbourOffence, NeighbourScoring, NeighbourState } from './neighbour-scoring.ts'
 
 /** IHAVE frames a neighbour may send at once per topic, beyond one per interval (guess: batches held up together behind a stalled send queue). */
 const IHAVE_BURST = 8
@@ -102,35 +42,6 @@ export interface NeighbourLedgerOptions {
   announcedMax: number
   /** How long an announced ID is remembered (the payload cache's age: a later GRAFT could not be answered). */
   announcedTtlMs: number
-}
-
-/** One neighbour's state, as `GET /v1/overlay` shows it. */
-export interface NeighbourState {
-  peer: PeerKey
-  /** 0 is clean; below the threshold the neighbour is dropped. */
-  score: number
-  /** Tokens left now. */
-  dataTokens: number
-  controlTokens: number
-  /** Offences so far, by kind. */
-  offences: Record<NeighbourOffence, number>
-  /** Times it was dropped (remembered drops: they set the back-off). */
-  drops: number
-  /** Until when it is kept out (ms since the epoch), if it is. */
-  backOffUntil: number | null
-  /** The length of its last back-off. */
-  lastBackOffMs: number | null
-}
-
-/** Counters for metrics; keys are closed sets. */
-export interface NeighbourLedgerCounters {
-  offences: Record<NeighbourOffence, number>
-  /** Data frames (and IHAVE frames whose IDs) the data bucket refused. */
-  dataFramesRefused: number
-  /** Control frames the control bucket refused. */
-  controlFramesRefused: number
-  /** Neighbours dropped because their score fell below the threshold. */
-  scoreDrops: number
 }
 
 class TokenBucket {

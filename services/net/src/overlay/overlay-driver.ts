@@ -10,9 +10,9 @@
  * - gossip-validation.ts: validate, then forward (the application's validators, bounded);
  * - address-lookup.ts: asking for, and answering about, addresses of peers known by key;
  * - drain.ts: drain notices, sent when this node stops and taken from trusted nodes.
- * - neighbour-rules.ts: budgets, scores and back-offs of neighbours, and who is kept out.
- * This file holds what ties them together: start and stop, the public API, and the node's
- * actions carried out.
+ * - neighbour-rules.ts: budgets, scores and back-offs of neighbours, and who is kept out;
+ * - actions.ts: each of the node's actions handed to the part that carries it out.
+ * This file holds what ties them together: start and stop, and the public API.
  */
 import type { PeerId, Startable } from '@libp2p/interface'
 import {
@@ -30,6 +30,8 @@ import type {
   TopicSnapshot
 } from '@pharos/protocol/overlay/index.ts'
 import { Listeners } from '@pharos/protocol/listeners.ts'
+import { carryOut } from './actions.ts'
+import type { ActionTargets } from './actions.ts'
 import { AddressLookup } from './address-lookup.ts'
 import { PROTOCOLS, resolveOverlayInit } from './driver-context.ts'
 import type { DriverContext, ResolvedOverlayInit } from './driver-context.ts'
@@ -61,6 +63,7 @@ export class OverlayDriver implements Startable {
   private readonly links: OutboundLinks
   private readonly inbound: InboundStreams
   private readonly drains: DrainNotices
+  private readonly targets: ActionTargets
   /** Set by `drain`: new overlay streams are refused with `draining`. */
   private draining = false
   /**
@@ -122,6 +125,16 @@ export class OverlayDriver implements Startable {
     this.links = new OutboundLinks(context, this.addresses)
     this.inbound = new InboundStreams(context, this.links)
     this.drains = new DrainNotices(context)
+    this.targets = {
+      links: this.links,
+      validation: this.validation,
+      rules: this.rules,
+      counters: this.counters,
+      log: this.log,
+      schedule: (after, event) => { this.schedule(after, event) },
+      deliver: (delivery) => { this.deliveries.notify(delivery) },
+      shortName: (topic) => this.shortName(topic)
+    }
   }
 
   readonly [Symbol.toStringTag] = '@pharos/overlay'
@@ -312,31 +325,7 @@ export class OverlayDriver implements Startable {
   // ---- carrying out actions ---------------------------------------------------------------
 
   private run (actions: readonly OverlayNodeAction[]): void {
-    for (const action of actions) {
-      switch (action.type) {
-        case 'send': this.links.send(action.topic, action.to, action.message); break
-        case 'connect': this.links.link(action.peer, 'hyparview'); break
-        case 'disconnect': this.links.maybeRelease(action.peer); break
-        case 'timer': this.schedule(action.after, { type: 'timer', topic: action.topic, timer: action.timer }); break
-        case 'validate': this.validation.validate(action); break
-        case 'rejected': this.rules.penalize(action.from, 'invalid-payload'); break
-        case 'unknownTopic': this.counters.framesRejected['unknown-topic']++; break
-        case 'rejoin': this.log('rejoining %s through %s: its active view stayed empty', action.topic, action.contact); break
-        // Asked for by the driver itself, inline (links.ts, connect): nothing to do here.
-        case 'lookup': case 'unreachable': break
-        case 'dropLinks': this.links.closePeer(action.peer, new Error('peer is draining')); break
-        case 'deliver': {
-          this.deliveries.notify({ topic: this.shortName(action.topic), messageId: action.messageId, payload: action.payload, from: action.from, round: action.round })
-          break
-        }
-        case 'neighborUp': break
-        case 'neighborDown': this.links.maybeRelease(action.peer); break
-        default: {
-          const unhandled: never = action
-          throw new TypeError(`unhandled overlay action ${JSON.stringify(unhandled)}`)
-        }
-      }
-    }
+    carryOut(actions, this.targets)
   }
 
   private shortName (topic: string): string {
