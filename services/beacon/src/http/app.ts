@@ -39,6 +39,8 @@ import type { StorageHttp } from '../pinning/storage-service.ts'
 import { adminOverlayRoutes } from './routes/admin-overlay.ts'
 import type { OverlayDriver } from '@pharos/net/overlay/overlay-driver.ts'
 import { healthRoutes } from './routes/health.ts'
+import { registryRoutes } from './routes/registry.ts'
+import type { RegistryService } from '../accounts/registry-service.ts'
 import { metricsRoutes } from './routes/metrics.ts'
 
 export interface AppDeps {
@@ -69,6 +71,8 @@ export interface AppDeps {
   receipts?: Pick<ReceiptIssuer, 'forDag'>
   /** Signed storage audit reports: /v1/audits (public). */
   audits?: Pick<AuditStore, 'list'>
+  /** The signed registry of accounts: public GET /v1/registry. */
+  registryPages?: Pick<RegistryService, 'page'>
 }
 
 /**
@@ -176,6 +180,8 @@ export async function buildApp (deps: AppDeps) {
   if (deps.audits !== undefined) await app.register(auditRoutes, { store: deps.audits })
 
   if (deps.sync !== undefined) await app.register(headRoutes, { sync: deps.sync })
+  // Public: peers gate their own views with it (docs/registry.md).
+  if (deps.registryPages !== undefined) await app.register(registryRoutes, { registry: deps.registryPages })
 
   return app
 }

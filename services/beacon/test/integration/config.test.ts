@@ -119,7 +119,9 @@ describe('secret keys from files (<KEY>_FILE, issue 20)', () => {
     REDIS_URL: { value: 'redis://:hunter22@redis.example:6379', with: { DATABASE_URL: 'postgres://pharos@db.example/pharos', PHAROS_FLEET_SECRET: 'a-fleet-secret-of-32-characters-or-more' } },
     PHAROS_PIN_TOKENS: { value: 'app:pin-token-from-a-file-01' },
     PHAROS_PEER_KEY: { value: 'CAESQKj0rK3+example+key+base64+AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' },
-    PHAROS_FLEET_SECRET: { value: 'a-fleet-secret-of-32-characters-or-more' }
+    PHAROS_FLEET_SECRET: { value: 'a-fleet-secret-of-32-characters-or-more' },
+    PHAROS_REGISTRY_KEY: { value: 'CAESQKj0rK3+example+key+base64+AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' },
+    PHAROS_ACCOUNTS_SOURCE: { value: 'https://registry:s3cret@accounts.example/accounts.json' }
   }
   const secretKeys = Object.values(schema).filter((spec: KeySpec<unknown>) => spec.secret === true).map((spec) => spec.env)
 
