@@ -13,6 +13,7 @@ export type {
   Post,
   PostInput,
   PublishedEntry,
+  RegistryStatus,
   SyncReport,
   WaitUntilHeldOptions
 } from './pharos-peer.ts'
@@ -35,7 +36,8 @@ export type { KeyFile } from './keys.ts'
 export { checkLogEntry, verifyLog, walkLog } from './log-verify.ts'
 export { verifyLogReceipt, verifyPinReceipt } from './receipts.ts'
 export type { LogReceipt, PinReceipt, PinReceiptScope, Receipt } from './receipts.ts'
-export { DEFAULT_NETWORK, DEFAULT_TIMEOUTS } from './constants.ts'
+export { DEFAULT_NETWORK, DEFAULT_NETWORK_SIZE, DEFAULT_REGISTRY_REFRESH_MS, DEFAULT_TIMEOUTS } from './constants.ts'
+export type { RegistryGate } from './peer-registry.ts'
 export type { PeerTimeouts } from './constants.ts'
 export * from './errors.ts'
 // What `PharosPeer.challenge` resolves with, and the report format it can check (docs/audits.md).

@@ -28,6 +28,7 @@ import type { AcceptedPayloads } from '@pharos/net/overlay/gossip-validators.ts'
 import { OVERLAY_TOPICS } from '@pharos/net/overlay/topics.ts'
 import type { EntryBlock } from '@pharos/protocol/log/index.ts'
 import type { BeaconContact } from './beacon-sessions.ts'
+import type { PeerRegistry } from './peer-registry.ts'
 import { DEFAULT_NETWORK_SIZE } from './constants.ts'
 import type { PeerTimeouts } from './constants.ts'
 import type { ComponentLogger, Ed25519PrivateKey, Libp2p } from '@libp2p/interface'
@@ -55,8 +56,20 @@ export interface PharosPeerInit {
   blockstore?: Blockstore
   /** libp2p-style component logger (bridge pino or another logger here). @default @libp2p/logger's debug logger */
   logger?: ComponentLogger
-  /** N, the overlay size estimate (a peer cannot read the beacons' account count). @default 1000 (guess, constants.ts) */
+  /**
+   * N, the overlay size estimate, until the peer has its first copy of the registry (its
+   * count then sizes the views, and they resize as it changes), or for good when no beacon
+   * serves one. @default 1000 (guess, constants.ts)
+   */
   networkSize?: number
+  /**
+   * The fleet's registry key, as a peer ID (a beacon logs it at start as `registryKey`; an
+   * operator publishes it): registry pages must be signed by it. Unset: the key that signed
+   * the first page the peer takes is trusted for the rest of its run (docs/registry.md).
+   */
+  registryKey?: string
+  /** How often the peer asks a beacon for the registry's changes (also at start and on each beacon connect). @default 60000 (guess, constants.ts) */
+  registryRefreshMs?: number
   /** The SDK's own bounds on dials, joins and requests. @default DEFAULT_TIMEOUTS (constants.ts) */
   timeouts?: Partial<PeerTimeouts>
   /** Largest attachment `fetchPost` will fetch. @default 256 MiB (guess) */
@@ -81,10 +94,10 @@ export interface PharosPeerInit {
    */
   neighbourScoring?: Partial<NeighbourScoring>
   /**
-   * Whether a peer ID is a registered account of the network, if the app knows (a list it keeps
-   * from its beacons, say). The overlay then forwards no entry by an unregistered author, and
+   * Whether a peer ID is a registered account of the network, if the app knows better than the
+   * peer's copy of the registry. The overlay forwards no entry by an unregistered author, and
    * no key request for an unregistered requester. Signatures and sizes are checked either way.
-   * @default unknown: registration is left to the beacons
+   * @default the peer's copy of the registry (no opinion until it has one)
    */
   isRegistered?: (peerId: string) => boolean
 }
@@ -94,8 +107,9 @@ export interface PharosPeerInit {
  * bootstrap and trust rules each time they ask, so beacons adopted later count too;
  * `accepted` carries what the content validator checked to the delivery.
  */
-export async function createPeerNode (init: PharosPeerInit, network: string, logger: ComponentLogger, beacons: readonly BeaconContact[], accepted: AcceptedPayloads<EntryBlock>): Promise<{ libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p } }> {
+export async function createPeerNode (init: PharosPeerInit, network: string, logger: ComponentLogger, beacons: readonly BeaconContact[], accepted: AcceptedPayloads<EntryBlock>, registry: PeerRegistry): Promise<{ libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p } }> {
   const self = peerIdFromPrivateKey(init.privateKey)
+  const isRegistered = init.isRegistered ?? ((peerId: string) => registry.isRegistered(peerId) ?? true)
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
     start: false,
@@ -121,19 +135,20 @@ export async function createPeerNode (init: PharosPeerInit, network: string, log
         // overlay linked us to, another app) can only say that it is leaving itself, which it
         // could as well say by hanging up. The draining worker waits for us to hang up.
         drainTrust: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)) ? 'siblings' : 'departure',
-        // No `admit`: a peer has no account registry, so every peer may be in its views (the
-        // beacons it links to refuse unregistered peers themselves). Its beacons spend no
+        // Only registered accounts (and the peer's beacons) enter its views, as at a beacon,
+        // refused with the beacon's reason (`not-registered`): peer-registry.ts. Its beacons spend no
         // budget: a beacon is the contact of every join and passes on a FORWARDJOIN per join
         // per topic to each of its neighbours, and a drain of its sibling moves hundreds at once.
+        admit: (peer) => registry.admit(peer),
         unbudgeted: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)),
         ...(init.neighbourBudget === undefined ? {} : { neighbourBudget: init.neighbourBudget }),
         ...(init.neighbourScoring === undefined ? {} : { neighbourScoring: init.neighbourScoring }),
         // Validate, then forward: nothing this peer relays is unchecked (gossip-validators.ts).
         validators: {
-          content: contentValidator(init.isRegistered, accepted),
-          keyexchange: keyExchangeValidator(init.isRegistered),
+          content: contentValidator(isRegistered, accepted),
+          keyexchange: keyExchangeValidator(isRegistered),
           audit: auditValidator,
-          sync: syncValidator(init.isRegistered)
+          sync: syncValidator(isRegistered)
         }
       })
     }
