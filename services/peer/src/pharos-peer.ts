@@ -19,6 +19,7 @@
 import { unixfs } from '@helia/unixfs'
 import type { Helia } from '@helia/interface'
 import { defaultLogger } from '@libp2p/logger'
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import { KeyExchangeClient } from '@pharos/net/clients/key-exchange-client.ts'
 import { SyncClient } from '@pharos/net/clients/sync-client.ts'
@@ -41,7 +42,10 @@ import { LocalLog } from './local-log.ts'
 import { LogSync } from './log-sync.ts'
 import type { SyncReport } from './log-sync.ts'
 import { createPeerNode } from './peer-node.ts'
+import { PeerBans } from './peer-bans.ts'
+import type { PeerBan } from './peer-bans.ts'
 import { PeerRegistry } from './peer-registry.ts'
+import { MemoryStateStore } from './state-store.ts'
 import type { RegistryStatus } from './peer-registry.ts'
 import type { PharosPeerInit, PharosPeerNode } from './peer-node.ts'
 import type { FetchLogOptions, FetchPostOptions, PublishPostOptions } from './progress.ts'
@@ -54,7 +58,7 @@ import type { AbortOptions, Libp2p, Logger, PeerId } from '@libp2p/interface'
 
 // The API's types live beside the modules that take them; the SDK exports them from here.
 export type { AttachmentInput, AttachmentLink } from './post.ts'
-export type { KeyDeposit, Post, RegistryStatus, SyncReport }
+export type { KeyDeposit, PeerBan, Post, RegistryStatus, SyncReport }
 export type { PharosPeerInit, PharosPeerNode, PharosPeerServices } from './peer-node.ts'
 export type { LogReceiptOptions, PinReceiptOptions, PostInput, PublishedEntry, WaitUntilHeldOptions }
 
@@ -79,11 +83,12 @@ export class PharosPeer {
   private readonly fetcher: Fetcher
   private readonly keys: ContentKeys
   private readonly accounts: PeerRegistry
+  private readonly banned: PeerBans
   private readonly registryRefreshMs: number
   private readonly cleanups: Array<() => void> = []
 
   /** Use `createPharosPeer`. */
-  constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: BeaconContact[], accepted: AcceptedPayloads<EntryBlock>, registry: PeerRegistry) {
+  constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: BeaconContact[], accepted: AcceptedPayloads<EntryBlock>, registry: PeerRegistry, bans: PeerBans) {
     this.libp2p = libp2p
     this.helia = helia
     this.peerId = libp2p.peerId
@@ -107,6 +112,11 @@ export class PharosPeer {
     this.fetcher = new Fetcher({ blockstore: helia.blockstore, fs, timeouts, maxAttachmentBytes: init.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES, run })
     this.keys = new ContentKeys({ signer, keyClient: new KeyExchangeClient(libp2p, network, timeouts.requestMs), sessions })
     this.accounts = registry
+    this.banned = bans
+    // A new ban ends what the forger holds with us at once (the gater refuses it from then on).
+    bans.onBan((ban) => {
+      void libp2p.hangUp(peerIdFromString(ban.peer)).catch((err: unknown) => { log('hanging up on banned %s failed - %e', ban.peer, err) })
+    })
     this.registryRefreshMs = init.registryRefreshMs ?? DEFAULT_REGISTRY_REFRESH_MS
     registry.wire(libp2p, sessions, overlay, run, timeouts.requestMs)
   }
@@ -190,6 +200,15 @@ export class PharosPeer {
     this.lifecycle.requireStarted('refreshRegistry')
     await this.accounts.refresh(options)
     return this.accounts.status()
+  }
+
+  /**
+   * The peers this peer banned: each signed the envelope of an entry whose author signature
+   * failed (never the neighbour that only forwarded it). Kept in `stateStore` across
+   * restarts; a banned peer is refused connections and overlay links (`banned`).
+   */
+  bans (): PeerBan[] {
+    return this.banned.list()
   }
 
   // ---- own log ------------------------------------------------------------------------------
@@ -324,8 +343,9 @@ export class PharosPeer {
 }
 
 /**
- * Builds a peer (not started). Throws InvalidBootstrapAddressError for a bootstrap address
- * without `/p2p/<peer id>`.
+ * Builds a peer (not started), with the bans its state store keeps. Throws
+ * InvalidBootstrapAddressError for a bootstrap address without `/p2p/<peer id>`, and
+ * BanStoreError for a state store whose bans document is not one.
  */
 export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPeer> {
   const beacons = init.bootstrap.map(beaconOf)
@@ -339,6 +359,8 @@ export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPee
     ...(init.registryKey === undefined ? {} : { registryKey: init.registryKey }),
     log: logger.forComponent('pharos:peer:registry')
   })
-  const { libp2p, helia } = await createPeerNode(init, network, logger, beacons, accepted, registry)
-  return new PharosPeer(init, libp2p, helia, beacons, accepted, registry)
+  const bans = new PeerBans(init.stateStore ?? new MemoryStateStore())
+  await bans.load()
+  const { libp2p, helia } = await createPeerNode(init, network, logger, beacons, accepted, registry, bans)
+  return new PharosPeer(init, libp2p, helia, beacons, accepted, registry, bans)
 }
