@@ -18,6 +18,8 @@ import { openRegistryPage } from '@pharos/protocol/registry/index.ts'
 import type { RegistryPage } from '@pharos/protocol/registry/index.ts'
 import { ConfigError, loadConfig } from '../../src/config/load.ts'
 import { createLogger } from '../../src/logging/logger.ts'
+import { loadRegistryKey } from '../../src/accounts/registry-key.ts'
+import { deriveWorkerKey } from '../../src/p2p/identity.ts'
 import { startWorker } from '../../src/worker.ts'
 import type { Worker } from '../../src/worker.ts'
 import { createTestDatabase } from '@pharos/testing/databases.ts'
@@ -139,6 +141,27 @@ describe('registry on Postgres accounts', () => {
 
     await assert.rejects(registry.fetchPage(beacon, { cursor: null, after: null, limit: 10 }, { signer: await newPeerId() }),
       (err: unknown) => err instanceof RegistryVerificationError && err.code === 'bad-signer')
+  })
+})
+
+describe('the fleet\'s registry key', () => {
+  it('is one key for every worker given the fleet secret, unlike their worker keys; fleet mode without a source is refused', async () => {
+    const secret = 'registry-test-fleet-secret-0123456789abcdef'
+    const a = await loadRegistryKey({ fleetSecret: secret, network: 'pharos', dataDir: await tempDir() })
+    const b = await loadRegistryKey({ fleetSecret: secret, network: 'pharos', dataDir: await tempDir() })
+    assert.equal(a.source, 'fleet-secret')
+    assert.ok(a.key.equals(b.key))
+    assert.ok(!a.key.equals((await deriveWorkerKey(secret, 'pharos', 'worker-0'))))
+    assert.ok(!a.key.equals((await loadRegistryKey({ fleetSecret: secret, network: 'other', dataDir: await tempDir() })).key))
+    // Embedded: generated once, then read back from the data dir.
+    const dataDir = await tempDir()
+    const generated = await loadRegistryKey({ network: 'pharos', dataDir })
+    const again = await loadRegistryKey({ network: 'pharos', dataDir })
+    assert.deepEqual([generated.source, again.source], ['generated', 'data-dir'])
+    assert.ok(generated.key.equals(again.key))
+    const peerKey = Buffer.from(privateKeyToProtobuf(await generateKeyPair('Ed25519'))).toString('base64')
+    assert.throws(() => loadConfig({ DATABASE_URL: 'postgres://pharos@db.example/pharos', REDIS_URL: 'redis://redis.example:6379', PHAROS_PEER_KEY: peerKey }),
+      (err: unknown) => err instanceof ConfigError && err.key === 'PHAROS_REGISTRY_KEY')
   })
 })
 
