@@ -3,6 +3,12 @@ import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
 import { AccountRegistry } from './accounts/account-registry.ts'
+import type { Accounts } from './accounts/accounts.ts'
+import { accountsDocumentReader, ExternalAccounts } from './accounts/external-accounts.ts'
+import { loadRegistryKey } from './accounts/registry-key.ts'
+import { RegistryJournal } from './accounts/registry-journal.ts'
+import { RegistryService } from './accounts/registry-service.ts'
+import { ConfigError } from './config/load.ts'
 import { AUDIT_TOPIC, createAuditService } from './audit/audit-service.ts'
 import type { AuditService } from './audit/audit-service.ts'
 import { BanList } from './bans/ban-list.ts'
@@ -14,7 +20,6 @@ import { overloadReadinessCheck, PressureMonitor, pressureLimits } from './http/
 import type { NodeView, PeerSummary } from './http/node-view.ts'
 import type { Logger } from './logging/logger.ts'
 import { allowListEntitlement } from './keys/entitlement.ts'
-import { ConfigError } from './config/load.ts'
 import type { ResealReport } from './keys/content-key-store.ts'
 import { ContentKeySealer, generateSealingSecret, parseSealingKeys, SEALING_SECRET_FORMAT } from './keys/key-sealing.ts'
 import { KEY_EXCHANGE_OFF } from './keys/key-exchange-service.ts'
@@ -65,7 +70,9 @@ export interface Worker {
   /** Blockstore, Helia/Bitswap, pin queue and GC. */
   readonly storage: StorageService
   readonly readiness: Readiness
-  readonly accounts: AccountRegistry
+  readonly accounts: Accounts
+  /** The signed registry of accounts served to peers (libp2p and GET /v1/registry). */
+  readonly registryService: RegistryService
   /** Signed profile logs: entries, heads, orphans (Postgres). */
   readonly logs: LogStore
   /** Banned peers: refused by the gater, hung up on when banned. */
@@ -164,7 +171,7 @@ const SEED_PEERS = 32
  * addresses it claims) and out of the peer store once it hangs up (the store expires
  * entries only when they are read, so strangers' identify records would pile up).
  */
-function wireFleet ({ fleet, node, bans, accounts, isMember, log }: { fleet: FleetState, node: BeaconNode, bans: BanList, accounts: AccountRegistry, isMember: (peer: string) => boolean, log: Logger }): void {
+function wireFleet ({ fleet, node, bans, accounts, isMember, log }: { fleet: FleetState, node: BeaconNode, bans: BanList, accounts: Accounts, isMember: (peer: string) => boolean, log: Logger }): void {
   node.addEventListener('connection:open', ({ detail: connection }) => {
     if (node.getConnections(connection.remotePeer).length > 1 || !isMember(connection.remotePeer.toString())) return
     // Only an outbound connection's remote address can be dialled: an inbound one ends in
@@ -330,10 +337,17 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     const applied = await migrate(db)
     log.info({ engine: db.engine, applied }, 'storage ready')
 
-    const accounts = new AccountRegistry(db, {
-      onInvalidIds: (ids) => { log.warn({ ids: ids.slice(0, 20), count: ids.length }, 'accounts rows that are not ed25519 peer IDs are ignored; fix or delete them') }
-    })
-    await accounts.refresh()
+    const onInvalidIds = (ids: string[]): void => { log.warn({ ids: ids.slice(0, 20), count: ids.length, source: config.accountsSource === 'postgres' ? 'postgres' : 'external' }, 'accounts that are not ed25519 peer IDs are ignored; fix or delete them') }
+    const accounts: Accounts = config.accountsSource === 'postgres'
+      ? new AccountRegistry(db, { onInvalidIds })
+      : new ExternalAccounts(accountsDocumentReader(config.accountsSource), { onInvalidIds })
+    try {
+      await accounts.refresh()
+    } catch (err) {
+      // A document the worker cannot read at start leaves it with no accounts at all: refuse.
+      if (accounts.source === 'postgres') throw err
+      throw new ConfigError('PHAROS_ACCOUNTS_SOURCE', config.accountsSource, `a readable JSON accounts document (reading it failed: ${(err as Error).message})`, true)
+    }
     // An external feeder changes the table too, and fleet events can be lost while Redis is
     // away: reload on a timer (changes made through other workers arrive at once, wireFleet).
     const accountsTimer = setInterval(() => {
@@ -353,6 +367,11 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
 
     const workerName = workerNameOf(config.workerName)
     const { key, source } = await loadPeerKey({ ...config, workerName })
+    // The fleet's registry key signs what peers learn of the accounts (docs/registry.md).
+    const registryKey = await loadRegistryKey(config)
+    const registryJournal = new RegistryJournal(accounts, { network: config.network })
+    lifecycle.held('registry journal', () => { registryJournal.close() })
+    const registryService = new RegistryService(registryJournal, workerSigner(registryKey.key), config.network)
     const adminTokens = config.adminTokens.length > 0
       ? config.adminTokens
       : mode === 'embedded' ? [await embeddedAdminToken(config.dataDir)] : []
@@ -560,7 +579,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       record.ready = report.ready
     })
 
-    const app = await buildApp({ config, log, registry, limitMetrics, readiness, pressure, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet, sync: logService.sync, receipts, audits: audits.store, webEntries })
+    const app = await buildApp({ config, log, registry, limitMetrics, readiness, pressure, node: nodeView(node), accounts, overlay: node.services.overlay, adminTokens, storage: storage.http, logs, bans, fleet, sync: logService.sync, receipts, audits: audits.store, webEntries, registryPages: registryService })
     let httpUrl = ''
     // Start order: HTTP first, so /metrics and /readyz answer through the whole start and the
     // whole stop; then libp2p; then what runs on it. Stopping goes the other way: the log
@@ -593,6 +612,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
     lifecycle.add({ name: 'storage', start: async () => { await storage.start() }, stop: async () => { await storage.stop() } })
     lifecycle.add({ name: 'audits', start: async () => { await audits.start() }, stop: async () => { await audits.stop() } })
     lifecycle.add({ name: 'log service', start: async () => { await logService.start() }, stop: async () => { await logService.stop() } })
+    lifecycle.add({ name: 'registry', start: async () => { await registryService.serve(node, log) }, stop: async () => { await registryService.unserve(node) } })
     await lifecycle.startAll()
     record.httpUrl = httpUrl
     record.multiaddrs = node.getMultiaddrs().map((addr) => addr.toString())
@@ -639,6 +659,9 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       peerId: node.peerId.toString(),
       workerName,
       keySource: source,
+      registryKey: registryService.signerId,
+      registryKeySource: registryKey.source,
+      accountsSource: accounts.source,
       mode,
       multiaddrs: node.getMultiaddrs().map((addr) => addr.toString()),
       adminUrl: `${httpUrl}/v1/node`,
@@ -654,6 +677,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       storage,
       readiness,
       accounts,
+      registryService,
       logs,
       bans,
       logMetrics,

@@ -58,3 +58,18 @@ export class KeyDeniedError extends Error {
     this.reason = reason
   }
 }
+
+/**
+ * A registry page failed verification: a bad or foreign signature, another network's
+ * registry, a malformed body. `code` is services/protocol's RegistryErrorCode.
+ */
+export class RegistryVerificationError extends Error {
+  override readonly name = 'RegistryVerificationError'
+  readonly peer: string
+  readonly code: string
+  constructor (peer: string, code: string, detail: string) {
+    super(`registry page from ${peer} refused: ${code}: ${detail}`)
+    this.peer = peer
+    this.code = code
+  }
+}

@@ -7,11 +7,20 @@
 export const DEFAULT_NETWORK = 'pharos'
 
 /**
- * N, the overlay's size estimate, which sizes the active view (log2(N)+1). A peer cannot
- * read the beacon's account count, so it assumes a mid-sized network (guess: 1,000 accounts
- * gives 10 active neighbours, enough for Plumtree's tree and cheap for an app).
+ * N, the overlay's size estimate, which sizes the active view (log2(N)+1), until the peer
+ * has its first copy of the registry (whose count then sizes the views), or for good when no
+ * beacon serves one (guess: 1,000 accounts gives 10 active neighbours, enough for
+ * Plumtree's tree and cheap for an app).
  */
 export const DEFAULT_NETWORK_SIZE = 1000
+
+/**
+ * How often the peer asks a beacon for the registry's changes (besides at start and on each
+ * beacon (re)connect). Guess: the beacon reloads its own source every 30 s
+ * (PHAROS_ACCOUNTS_REFRESH_MS); a minute keeps a peer's gate at most a minute or two behind,
+ * and a changes request that finds nothing is one small signed page.
+ */
+export const DEFAULT_REGISTRY_REFRESH_MS = 60_000
 
 export const DEFAULT_TIMEOUTS = {
   /** Dialling one bootstrap beacon (guess: a TCP + Noise + Yamux handshake over the internet is well under 1 s). */

@@ -65,7 +65,7 @@ export class JoinTimeoutError extends Error {
 }
 
 // Raised by the request/response helper the SDK shares with the beacon (services/net).
-export { KeyDeniedError, MalformedResponseError, RemoteError, RequestTimeoutError } from '@pharos/net/errors.ts'
+export { KeyDeniedError, MalformedResponseError, RegistryVerificationError, RemoteError, RequestTimeoutError } from '@pharos/net/errors.ts'
 
 /** Why an entry of a fetched log was refused. */
 export type LogVerificationReason =

@@ -10,9 +10,11 @@ export type {
   PharosPeerInit,
   PharosPeerNode,
   PharosPeerServices,
+  PeerBan,
   Post,
   PostInput,
   PublishedEntry,
+  RegistryStatus,
   SyncReport,
   WaitUntilHeldOptions
 } from './pharos-peer.ts'
@@ -35,7 +37,12 @@ export type { KeyFile } from './keys.ts'
 export { checkLogEntry, verifyLog, walkLog } from './log-verify.ts'
 export { verifyLogReceipt, verifyPinReceipt } from './receipts.ts'
 export type { LogReceipt, PinReceipt, PinReceiptScope, Receipt } from './receipts.ts'
-export { DEFAULT_NETWORK, DEFAULT_TIMEOUTS } from './constants.ts'
+export { DEFAULT_NETWORK, DEFAULT_NETWORK_SIZE, DEFAULT_REGISTRY_REFRESH_MS, DEFAULT_TIMEOUTS } from './constants.ts'
+export type { RegistryGate } from './peer-registry.ts'
+export { MemoryStateStore } from './state-store.ts'
+export type { PeerStateStore } from './state-store.ts'
+export { fileStateStore } from './file-state-store.ts'
+export { BanStoreError } from './peer-bans.ts'
 export type { PeerTimeouts } from './constants.ts'
 export * from './errors.ts'
 // What `PharosPeer.challenge` resolves with, and the report format it can check (docs/audits.md).

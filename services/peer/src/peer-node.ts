@@ -24,10 +24,13 @@ import { createLibp2p } from 'libp2p'
 import { overlay } from '@pharos/net/overlay/overlay-driver.ts'
 import type { NeighbourBudget, NeighbourScoring, OverlayDriver } from '@pharos/net/overlay/overlay-driver.ts'
 import { auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '@pharos/net/overlay/gossip-validators.ts'
-import type { AcceptedPayloads } from '@pharos/net/overlay/gossip-validators.ts'
+import type { AcceptedPayloads, Forgery } from '@pharos/net/overlay/gossip-validators.ts'
 import { OVERLAY_TOPICS } from '@pharos/net/overlay/topics.ts'
 import type { EntryBlock } from '@pharos/protocol/log/index.ts'
 import type { BeaconContact } from './beacon-sessions.ts'
+import type { PeerBans } from './peer-bans.ts'
+import type { PeerRegistry } from './peer-registry.ts'
+import type { PeerStateStore } from './state-store.ts'
 import { DEFAULT_NETWORK_SIZE } from './constants.ts'
 import type { PeerTimeouts } from './constants.ts'
 import type { ComponentLogger, Ed25519PrivateKey, Libp2p } from '@libp2p/interface'
@@ -55,8 +58,20 @@ export interface PharosPeerInit {
   blockstore?: Blockstore
   /** libp2p-style component logger (bridge pino or another logger here). @default @libp2p/logger's debug logger */
   logger?: ComponentLogger
-  /** N, the overlay size estimate (a peer cannot read the beacons' account count). @default 1000 (guess, constants.ts) */
+  /**
+   * N, the overlay size estimate, until the peer has its first copy of the registry (its
+   * count then sizes the views, and they resize as it changes), or for good when no beacon
+   * serves one. @default 1000 (guess, constants.ts)
+   */
   networkSize?: number
+  /**
+   * The fleet's registry key, as a peer ID (a beacon logs it at start as `registryKey`; an
+   * operator publishes it): registry pages must be signed by it. Unset: the key that signed
+   * the first page the peer takes is trusted for the rest of its run (docs/registry.md).
+   */
+  registryKey?: string
+  /** How often the peer asks a beacon for the registry's changes (also at start and on each beacon connect). @default 60000 (guess, constants.ts) */
+  registryRefreshMs?: number
   /** The SDK's own bounds on dials, joins and requests. @default DEFAULT_TIMEOUTS (constants.ts) */
   timeouts?: Partial<PeerTimeouts>
   /** Largest attachment `fetchPost` will fetch. @default 256 MiB (guess) */
@@ -81,12 +96,19 @@ export interface PharosPeerInit {
    */
   neighbourScoring?: Partial<NeighbourScoring>
   /**
-   * Whether a peer ID is a registered account of the network, if the app knows (a list it keeps
-   * from its beacons, say). The overlay then forwards no entry by an unregistered author, and
+   * Whether a peer ID is a registered account of the network, if the app knows better than the
+   * peer's copy of the registry. The overlay forwards no entry by an unregistered author, and
    * no key request for an unregistered requester. Signatures and sizes are checked either way.
-   * @default unknown: registration is left to the beacons
+   * @default the peer's copy of the registry (no opinion until it has one)
    */
   isRegistered?: (peerId: string) => boolean
+  /**
+   * Where the peer keeps its own state across restarts: the peers it banned for forged
+   * entries. `fileStateStore(dir)` keeps it in a folder (Node); a browser app gives one over
+   * IndexedDB or localStorage (two methods, state-store.ts).
+   * @default a MemoryStateStore: bans last one run
+   */
+  stateStore?: PeerStateStore
 }
 
 /**
@@ -94,8 +116,16 @@ export interface PharosPeerInit {
  * bootstrap and trust rules each time they ask, so beacons adopted later count too;
  * `accepted` carries what the content validator checked to the delivery.
  */
-export async function createPeerNode (init: PharosPeerInit, network: string, logger: ComponentLogger, beacons: readonly BeaconContact[], accepted: AcceptedPayloads<EntryBlock>): Promise<{ libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p } }> {
+export async function createPeerNode (init: PharosPeerInit, network: string, logger: ComponentLogger, beacons: readonly BeaconContact[], accepted: AcceptedPayloads<EntryBlock>, registry: PeerRegistry, bans: PeerBans): Promise<{ libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p } }> {
   const self = peerIdFromPrivateKey(init.privateKey)
+  const isRegistered = init.isRegistered ?? ((peerId: string) => registry.isRegistered(peerId) ?? true)
+  const log = logger.forComponent('pharos:peer:bans')
+  const banForgery = (forgery: Forgery): void => {
+    // The envelope's signer vouched for the entry; `from` may only have passed it on.
+    if (forgery.publisher === self.toString()) return
+    bans.ban({ peer: forgery.publisher, reason: 'bad-signature', detail: `signed the envelope of entry ${forgery.cid} (author ${forgery.author}), whose signature is invalid: ${forgery.code}; forwarded by ${forgery.from}`, at: Date.now() })
+      .catch((err: unknown) => { log.error('ban of %s not kept - %e', forgery.publisher, err) })
+  }
   const libp2p = await createLibp2p({
     privateKey: init.privateKey,
     start: false,
@@ -109,6 +139,12 @@ export async function createPeerNode (init: PharosPeerInit, network: string, log
     // peers spent a quarter to a half of their CPU on those streams (docs/fleet.md "Idle
     // cost of a peer").
     connectionMonitor: { enabled: false },
+    // Banned peers (forgers, peer-bans.ts): no dial to them, no connection from them.
+    connectionGater: {
+      denyDialPeer: (peer) => bans.isBanned(peer.toString()),
+      denyInboundEncryptedConnection: (peer) => bans.isBanned(peer.toString()),
+      denyOutboundEncryptedConnection: (peer) => bans.isBanned(peer.toString())
+    },
     services: {
       identify: identify(),
       ping: ping(),
@@ -121,19 +157,20 @@ export async function createPeerNode (init: PharosPeerInit, network: string, log
         // overlay linked us to, another app) can only say that it is leaving itself, which it
         // could as well say by hanging up. The draining worker waits for us to hang up.
         drainTrust: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)) ? 'siblings' : 'departure',
-        // No `admit`: a peer has no account registry, so every peer may be in its views (the
-        // beacons it links to refuse unregistered peers themselves). Its beacons spend no
+        // Only registered accounts (and the peer's beacons) enter its views, as at a beacon,
+        // refused with the beacon's reason (`not-registered`): peer-registry.ts. Its beacons spend no
         // budget: a beacon is the contact of every join and passes on a FORWARDJOIN per join
         // per topic to each of its neighbours, and a drain of its sibling moves hundreds at once.
+        admit: (peer) => bans.isBanned(peer.toString()) ? { admitted: false, reason: 'banned' } : registry.admit(peer),
         unbudgeted: (peer) => beacons.some((beacon) => beacon.peer.equals(peer)),
         ...(init.neighbourBudget === undefined ? {} : { neighbourBudget: init.neighbourBudget }),
         ...(init.neighbourScoring === undefined ? {} : { neighbourScoring: init.neighbourScoring }),
         // Validate, then forward: nothing this peer relays is unchecked (gossip-validators.ts).
         validators: {
-          content: contentValidator(init.isRegistered, accepted),
-          keyexchange: keyExchangeValidator(init.isRegistered),
+          content: contentValidator(isRegistered, accepted, { onForgery: banForgery, isBanned: (peer) => bans.isBanned(peer) }),
+          keyexchange: keyExchangeValidator(isRegistered),
           audit: auditValidator,
-          sync: syncValidator(init.isRegistered)
+          sync: syncValidator(isRegistered)
         }
       })
     }

@@ -19,6 +19,7 @@
 import { unixfs } from '@helia/unixfs'
 import type { Helia } from '@helia/interface'
 import { defaultLogger } from '@libp2p/logger'
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { CID } from 'multiformats/cid'
 import { KeyExchangeClient } from '@pharos/net/clients/key-exchange-client.ts'
 import { SyncClient } from '@pharos/net/clients/sync-client.ts'
@@ -28,7 +29,7 @@ import { syncProtocolId } from '@pharos/protocol/log/index.ts'
 import type { Entry, EntryBlock } from '@pharos/protocol/log/index.ts'
 import { beaconOf, BeaconSessions } from './beacon-sessions.ts'
 import type { BeaconContact } from './beacon-sessions.ts'
-import { ACCEPTED_ENTRIES_MAX, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_NETWORK, DEFAULT_TIMEOUTS } from './constants.ts'
+import { ACCEPTED_ENTRIES_MAX, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_NETWORK, DEFAULT_NETWORK_SIZE, DEFAULT_REGISTRY_REFRESH_MS, DEFAULT_TIMEOUTS } from './constants.ts'
 import { ContentKeys } from './content-keys.ts'
 import type { KeyDeposit } from './content-keys.ts'
 import { Fetcher } from './fetcher.ts'
@@ -41,6 +42,11 @@ import { LocalLog } from './local-log.ts'
 import { LogSync } from './log-sync.ts'
 import type { SyncReport } from './log-sync.ts'
 import { createPeerNode } from './peer-node.ts'
+import { PeerBans } from './peer-bans.ts'
+import type { PeerBan } from './peer-bans.ts'
+import { PeerRegistry } from './peer-registry.ts'
+import { MemoryStateStore } from './state-store.ts'
+import type { RegistryStatus } from './peer-registry.ts'
 import type { PharosPeerInit, PharosPeerNode } from './peer-node.ts'
 import type { FetchLogOptions, FetchPostOptions, PublishPostOptions } from './progress.ts'
 import { Publisher } from './publisher.ts'
@@ -52,7 +58,7 @@ import type { AbortOptions, Libp2p, Logger, PeerId } from '@libp2p/interface'
 
 // The API's types live beside the modules that take them; the SDK exports them from here.
 export type { AttachmentInput, AttachmentLink } from './post.ts'
-export type { KeyDeposit, Post, SyncReport }
+export type { KeyDeposit, PeerBan, Post, RegistryStatus, SyncReport }
 export type { PharosPeerInit, PharosPeerNode, PharosPeerServices } from './peer-node.ts'
 export type { LogReceiptOptions, PinReceiptOptions, PostInput, PublishedEntry, WaitUntilHeldOptions }
 
@@ -76,10 +82,13 @@ export class PharosPeer {
   private readonly logSync: LogSync
   private readonly fetcher: Fetcher
   private readonly keys: ContentKeys
+  private readonly accounts: PeerRegistry
+  private readonly banned: PeerBans
+  private readonly registryRefreshMs: number
   private readonly cleanups: Array<() => void> = []
 
   /** Use `createPharosPeer`. */
-  constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: BeaconContact[], accepted: AcceptedPayloads<EntryBlock>) {
+  constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: BeaconContact[], accepted: AcceptedPayloads<EntryBlock>, registry: PeerRegistry, bans: PeerBans) {
     this.libp2p = libp2p
     this.helia = helia
     this.peerId = libp2p.peerId
@@ -102,6 +111,14 @@ export class PharosPeer {
     this.logSync = new LogSync({ store, followed, sessions, syncClient, headRequests, accepted, timeouts, run, log })
     this.fetcher = new Fetcher({ blockstore: helia.blockstore, fs, timeouts, maxAttachmentBytes: init.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES, run })
     this.keys = new ContentKeys({ signer, keyClient: new KeyExchangeClient(libp2p, network, timeouts.requestMs), sessions })
+    this.accounts = registry
+    this.banned = bans
+    // A new ban ends what the forger holds with us at once (the gater refuses it from then on).
+    bans.onBan((ban) => {
+      void libp2p.hangUp(peerIdFromString(ban.peer)).catch((err: unknown) => { log('hanging up on banned %s failed - %e', ban.peer, err) })
+    })
+    this.registryRefreshMs = init.registryRefreshMs ?? DEFAULT_REGISTRY_REFRESH_MS
+    registry.wire(libp2p, sessions, overlay, run, timeouts.requestMs)
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
@@ -125,14 +142,21 @@ export class PharosPeer {
       this.cleanups.push(this.libp2p.services.overlay.onDeliver((delivery) => { this.logSync.onDelivery(delivery) }))
       this.lifecycle.status = 'started'
       if (!this.sessions.hasBeacons()) {
+        await this.accounts.refresh(options)
         this.publisher.settleOwnHeadLocally()
         return
       }
       const connected = await this.sessions.dialAtStart(options)
+      // The registry before the join: the views it gates fill as the join answers.
+      await this.accounts.refresh(options)
+      const registryTimer = setInterval(() => { void this.accounts.refresh({ signal: this.lifecycle.signal }).catch(() => {}) }, this.registryRefreshMs)
+      registryTimer.unref()
+      this.cleanups.push(() => { clearInterval(registryTimer) })
       await this.sessions.joinOverlay(connected, options)
       await this.publisher.refreshOwnHead(options).catch((err: unknown) => { this.log('own head not learned at start (publish asks again) - %e', err) })
       await this.sync(options)
       this.cleanups.push(this.sessions.watch(() => {
+        void this.accounts.refresh({ signal: this.lifecycle.signal }).catch(() => {})
         void this.sync({ signal: this.lifecycle.signal }).catch((err: unknown) => { this.log('sync on reconnect failed - %e', err) })
       }))
     } catch (err) {
@@ -154,6 +178,37 @@ export class PharosPeer {
     await this.helia.stop().catch((err: unknown) => { this.log('helia stop failed - %e', err) })
     await this.libp2p.stop()
     this.lifecycle.status = 'stopped'
+  }
+
+  // ---- registry -----------------------------------------------------------------------------
+
+  /**
+   * The peer's copy of the registry of accounts (docs/registry.md): the gate of its overlay
+   * views (`waiting` for a first copy: only its beacons are admitted; `registry`; `open` when
+   * no beacon serves one), N (what sizes its views) and the accounts it holds.
+   */
+  registry (): RegistryStatus {
+    return this.accounts.status()
+  }
+
+  /**
+   * Asks a beacon for the registry's changes now (the peer also does every
+   * `registryRefreshMs` and when a beacon connects); resolves once the copy is current, or
+   * stays as it was when no beacon gave a verified page.
+   */
+  async refreshRegistry (options: AbortOptions = {}): Promise<RegistryStatus> {
+    this.lifecycle.requireStarted('refreshRegistry')
+    await this.accounts.refresh(options)
+    return this.accounts.status()
+  }
+
+  /**
+   * The peers this peer banned: each signed the envelope of an entry whose author signature
+   * failed (never the neighbour that only forwarded it). Kept in `stateStore` across
+   * restarts; a banned peer is refused connections and overlay links (`banned`).
+   */
+  bans (): PeerBan[] {
+    return this.banned.list()
   }
 
   // ---- own log ------------------------------------------------------------------------------
@@ -288,12 +343,24 @@ export class PharosPeer {
 }
 
 /**
- * Builds a peer (not started). Throws InvalidBootstrapAddressError for a bootstrap address
- * without `/p2p/<peer id>`.
+ * Builds a peer (not started), with the bans its state store keeps. Throws
+ * InvalidBootstrapAddressError for a bootstrap address without `/p2p/<peer id>`, and
+ * BanStoreError for a state store whose bans document is not one.
  */
 export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPeer> {
   const beacons = init.bootstrap.map(beaconOf)
   const accepted = new AcceptedPayloads<EntryBlock>(ACCEPTED_ENTRIES_MAX)
-  const { libp2p, helia } = await createPeerNode(init, init.network ?? DEFAULT_NETWORK, init.logger ?? defaultLogger(), beacons, accepted)
-  return new PharosPeer(init, libp2p, helia, beacons, accepted)
+  const network = init.network ?? DEFAULT_NETWORK
+  const logger = init.logger ?? defaultLogger()
+  const registry = new PeerRegistry({
+    network,
+    beacons,
+    networkSize: init.networkSize ?? DEFAULT_NETWORK_SIZE,
+    ...(init.registryKey === undefined ? {} : { registryKey: init.registryKey }),
+    log: logger.forComponent('pharos:peer:registry')
+  })
+  const bans = new PeerBans(init.stateStore ?? new MemoryStateStore())
+  await bans.load()
+  const { libp2p, helia } = await createPeerNode(init, network, logger, beacons, accepted, registry, bans)
+  return new PharosPeer(init, libp2p, helia, beacons, accepted, registry, bans)
 }

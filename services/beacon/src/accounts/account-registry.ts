@@ -1,6 +1,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { base36 } from 'multiformats/bases/base36'
 import type { SqlQueryable } from '../storage/sql.ts'
+import type { Accounts } from './accounts.ts'
 
 export interface Account {
   peerId: string
@@ -33,7 +34,7 @@ export function canonicalAccountId (id: string): string {
 }
 
 /** `canonicalAccountId`, or undefined for an ID that cannot be an account. */
-function canonicalOrUndefined (id: string): string | undefined {
+export function canonicalOrUndefined (id: string): string | undefined {
   try {
     return canonicalAccountId(id)
   } catch {
@@ -58,7 +59,8 @@ export interface AccountRegistryOptions {
  * count. Every ID is canonical (`canonicalAccountId`) wherever it enters: the API, and rows
  * a feeder wrote in another encoding, which count once with their canonical twin.
  */
-export class AccountRegistry {
+export class AccountRegistry implements Accounts {
+  readonly source = 'postgres' as const
   private readonly db: SqlQueryable
   private readonly onInvalidIds: (ids: string[]) => void
   private members = new Set<string>()
@@ -67,6 +69,7 @@ export class AccountRegistry {
   private reportedInvalid = ''
   private readonly listeners = new Set<(count: number) => void>()
   private readonly changeListeners = new Set<(change: { op: 'add' | 'remove', peer: string }) => void>()
+  private readonly membershipListeners = new Set<(peers: readonly string[]) => void>()
   /**
    * Reloads run one at a time, in order: a full reload that read the table before another
    * reload's change, and stored its snapshot after, would undo that change until the next.
@@ -104,14 +107,17 @@ export class AccountRegistry {
       const { rows } = await this.db.query<{ peer_id: string }>('SELECT peer_id FROM accounts WHERE peer_id = ANY($1::text[])', [forms])
       const found = new Set(rows.map((row) => canonicalOrUndefined(row.peer_id)))
       const before = this.members.size
+      const moved: string[] = []
       for (const peer of peers) {
         if (found.has(peer)) {
+          if (!this.members.has(peer)) moved.push(peer)
           this.members.add(peer)
         } else {
-          this.members.delete(peer)
+          if (this.members.delete(peer)) moved.push(peer)
           this.aliases.delete(peer)
         }
       }
+      this.moved(moved)
       if (this.members.size !== before) this.notify()
     })
   }
@@ -140,8 +146,11 @@ export class AccountRegistry {
       members.add(canonical)
       if (canonical !== stored) aliases.set(canonical, [...aliases.get(canonical) ?? [], stored])
     }
+    const moved = [...members].filter((peer) => !this.members.has(peer))
+    for (const peer of this.members) if (!members.has(peer)) moved.push(peer)
     this.members = members
     this.aliases = aliases
+    this.moved(moved)
     // Told once per distinct set, not at every refresh.
     const invalidKey = invalid.sort().join(',')
     if (invalid.length > 0 && invalidKey !== this.reportedInvalid) this.onInvalidIds(invalid)
@@ -156,6 +165,20 @@ export class AccountRegistry {
 
   get count (): number {
     return this.members.size
+  }
+
+  registered (): Iterable<string> {
+    return this.members.values()
+  }
+
+  onMembershipChange (listener: (peers: readonly string[]) => void): () => void {
+    this.membershipListeners.add(listener)
+    return () => { this.membershipListeners.delete(listener) }
+  }
+
+  private moved (peers: readonly string[]): void {
+    if (peers.length === 0) return
+    for (const listener of this.membershipListeners) listener(peers)
   }
 
   /**
@@ -206,6 +229,7 @@ export class AccountRegistry {
       known = this.members.has(canonical)
       this.members.add(canonical)
     })
+    if (!known) this.moved([canonical])
     if (!known) this.notify()
     if (rowCount > 0) this.changed({ op: 'add', peer: canonical })
     return rowCount > 0 && !known
@@ -224,6 +248,7 @@ export class AccountRegistry {
       this.aliases.delete(canonical)
       removed = this.members.delete(canonical)
     })
+    if (removed) this.moved([canonical])
     if (removed) this.notify()
     if (rowCount > 0) this.changed({ op: 'remove', peer: canonical })
     return rowCount > 0

@@ -97,6 +97,9 @@ export function loadConfig (env: Readonly<Record<string, string | undefined>>, f
   if (typed.redisUrl !== undefined && typed.peerKey === undefined && typed.fleetSecret === undefined) {
     throw new ConfigError('PHAROS_FLEET_SECRET', undefined, 'set in fleet mode (DATABASE_URL and REDIS_URL), or PHAROS_PEER_KEY: a fleet worker has no data dir to keep a generated key in, so its identity must come from config')
   }
+  if (typed.redisUrl !== undefined && typed.registryKey === undefined && typed.fleetSecret === undefined) {
+    throw new ConfigError('PHAROS_REGISTRY_KEY', undefined, 'set in fleet mode (DATABASE_URL and REDIS_URL), or PHAROS_FLEET_SECRET: every worker must sign the registry of accounts with the same key, and a fleet worker has no data dir to keep a generated one in')
+  }
   refusePublicSecrets(typed)
   if (typed.shutdownDrainMs >= typed.shutdownTimeoutMs) {
     throw new ConfigError('PHAROS_SHUTDOWN_DRAIN_MS', String(typed.shutdownDrainMs), `less than PHAROS_SHUTDOWN_TIMEOUT_MS (${typed.shutdownTimeoutMs}): the drain is part of the shutdown, and storage and libp2p still have to stop after it`)

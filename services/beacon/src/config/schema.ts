@@ -118,6 +118,11 @@ export const cidr: Parse<string> = (raw) => parseCidr(raw) === undefined
 
 export const multiaddrText: Parse<string> = pattern(/^(\/[A-Za-z0-9._~%:+-]+)+$/, 'a multiaddr such as /dns4/beacon.example.com/tcp/4001')
 
+/** PHAROS_ACCOUNTS_SOURCE: `postgres`, or a JSON document's file, http or https URL. */
+export const accountsSource: Parse<string> = (raw) => raw === 'postgres' || url(['file', 'http', 'https'])(raw).ok
+  ? ok(raw)
+  : { ok: false, allowed: 'postgres, or the file:///path or http(s):// URL of a JSON accounts document' }
+
 const MiB = 1024 * 1024
 /** One Noise transport frame on the wire: a 2-byte length and up to 65,535 bytes. */
 const NOISE_FRAME_BYTES = 2 + 65_535
@@ -136,6 +141,14 @@ export const schema = {
     parse: integer(1000, 3_600_000),
     default: '30000',
     help: 'How often the registered-accounts table is reloaded, so accounts an external feeder writes take effect (guess); changes made through any worker\'s API reach the fleet at once through Redis, and this reload is their fallback.'
+  },
+  accountsSource: {
+    env: 'PHAROS_ACCOUNTS_SOURCE',
+    group: 'network',
+    parse: accountsSource,
+    default: 'postgres',
+    secret: true,
+    help: 'Where registered accounts come from: postgres (the accounts table, written through the admin API), or a JSON document { "accounts": [peer IDs or { peerId, label }] } at a file:///path or http(s):// URL, read at start (the worker refuses to start if it cannot) and every PHAROS_ACCOUNTS_REFRESH_MS; the admin API then answers 409 to account writes (docs/registry.md). A URL may carry credentials, hence secret.'
   },
   p2pHost: {
     env: 'PHAROS_P2P_HOST',
@@ -654,6 +667,14 @@ export const schema = {
     default: undefined,
     secret: true,
     help: 'Seals deposited content keys at rest (AES-256-GCM), so a database dump reveals none: `<version>:<base64 of exactly 32 random bytes>`, comma-separated, current first (`v2:…,v1:…`); older versions only open what they sealed and are re-sealed under the current one at start. Make one: echo "v1:$(openssl rand -base64 32)". Unset: embedded mode generates one into the data dir; with DATABASE_URL the worker has no key-exchange role (it refuses deposits and GETKEY as unavailable) and runs everything else.'
+  },
+  registryKey: {
+    env: 'PHAROS_REGISTRY_KEY',
+    group: 'identity',
+    parse: pattern(/^[A-Za-z0-9+/]+={0,2}$/, 'a base64 protobuf-encoded ed25519 private key (pharos-beacon --generate-key prints one)'),
+    default: undefined,
+    secret: true,
+    help: 'The fleet\'s registry key: every worker signs the registry of accounts it serves to peers (GET /v1/registry, /<network>/registry/1.0.0) with it, and peers check that one key. Unset: derived from PHAROS_FLEET_SECRET and the network; without that either (embedded mode), generated once and kept in the data dir. Fleet mode needs this or PHAROS_FLEET_SECRET (docs/registry.md).'
   },
   workerName: {
     env: 'PHAROS_WORKER_NAME',

@@ -34,6 +34,7 @@ const OPERATION_IDS: Readonly<Record<string, string>> = {
   'GET /v1/heads': 'getHeads',
   'POST /v1/entries': 'publishEntry',
   'GET /v1/entries/{cid}/receipt': 'getEntryReceipt',
+  'GET /v1/registry': 'getRegistry',
   'GET /ipfs/{cid}': 'getIpfsContent',
   'HEAD /ipfs/{cid}': 'headIpfsContent'
 }
@@ -112,6 +113,7 @@ export function swaggerOptions (): FastifyDynamicSwaggerOptions {
         { name: 'gateway', description: 'Trustless HTTP gateway: blocks and CARs of what this service holds; public' },
         { name: 'audits', description: 'Signed storage audit reports; public' },
         { name: 'logs', description: 'Signed content logs: best heads; public' },
+        { name: 'registry', description: 'The registered accounts, signed by the fleet\'s registry key, for peers to gate their views; public' },
         { name: 'admin', description: 'Operator API; an admin token (PHAROS_ADMIN_TOKENS) in Authorization: Bearer' },
         { name: 'operations', description: 'Liveness, readiness and Prometheus metrics; public' }
       ],

@@ -41,6 +41,8 @@ import type { StorageHttp } from '../pinning/storage-service.ts'
 import { adminOverlayRoutes } from './routes/admin-overlay.ts'
 import type { OverlayDriver } from '@pharos/net/overlay/overlay-driver.ts'
 import { healthRoutes } from './routes/health.ts'
+import { registryRoutes } from './routes/registry.ts'
+import type { RegistryService } from '../accounts/registry-service.ts'
 import { metricsRoutes } from './routes/metrics.ts'
 
 export interface AppDeps {
@@ -73,6 +75,8 @@ export interface AppDeps {
   webEntries?: Pick<WebEntries, 'submit'>
   /** Signed storage audit reports: /v1/audits (public). */
   audits?: Pick<AuditStore, 'list'>
+  /** The signed registry of accounts: public GET /v1/registry. */
+  registryPages?: Pick<RegistryService, 'page'>
 }
 
 /**
@@ -190,6 +194,8 @@ export async function buildApp (deps: AppDeps) {
       limitMetrics: deps.limitMetrics
     })
   }
+  // Public: peers gate their own views with it (docs/registry.md).
+  if (deps.registryPages !== undefined) await app.register(registryRoutes, { registry: deps.registryPages })
 
   return app
 }

@@ -120,7 +120,9 @@ describe('secret keys from files (<KEY>_FILE, issue 20)', () => {
     PHAROS_PIN_TOKENS: { value: 'app:pin-token-from-a-file-01' },
     PHAROS_PEER_KEY: { value: 'CAESQKj0rK3+example+key+base64+AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' },
     PHAROS_FLEET_SECRET: { value: 'a-fleet-secret-of-32-characters-or-more' },
-    PHAROS_KEY_SEALING_SECRET: { value: `v2:${Buffer.alloc(32, 2).toString('base64')},v1:${Buffer.alloc(32, 1).toString('base64url')}` }
+    PHAROS_KEY_SEALING_SECRET: { value: `v2:${Buffer.alloc(32, 2).toString('base64')},v1:${Buffer.alloc(32, 1).toString('base64url')}` },
+    PHAROS_REGISTRY_KEY: { value: 'CAESQKj0rK3+example+key+base64+AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' },
+    PHAROS_ACCOUNTS_SOURCE: { value: 'https://registry:s3cret@accounts.example/accounts.json' }
   }
   const secretKeys = Object.values(schema).filter((spec: KeySpec<unknown>) => spec.secret === true).map((spec) => spec.env)
 

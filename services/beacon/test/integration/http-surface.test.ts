@@ -173,7 +173,7 @@ describe('HTTP surface: CORS, API docs, error shapes (embedded worker)', () => {
           assert.equal(answer.status === 401, needsToken, `${method.toUpperCase()} ${path} without a token: ${answer.status}`)
         }
       }
-      assert.deepEqual(publicOperations.sort(), ['getEntryReceipt', 'getHeads', 'getIpfsContent', 'getLiveness', 'getMetrics', 'getReadiness', 'headIpfsContent', 'listAudits', 'publishEntry'])
+      assert.deepEqual(publicOperations.sort(), ['getEntryReceipt', 'getHeads', 'getIpfsContent', 'getLiveness', 'getMetrics', 'getReadiness', 'getRegistry', 'headIpfsContent', 'listAudits', 'publishEntry'])
     })
   })
 

@@ -58,18 +58,47 @@ export class AcceptedPayloads<T> {
   }
 }
 
+/** An entry whose author signature failed, inside an envelope its publisher signed. */
+export interface Forgery {
+  /** The envelope's signer: who vouched for the forged entry (the one to ban). */
+  publisher: string
+  /** The neighbour that handed it to us (maybe only forwarding it). */
+  from: string
+  /** The author the entry claims. */
+  author: string
+  cid: string
+  /** Why the author signature failed. */
+  code: string
+}
+
+export interface ContentValidatorOptions {
+  /**
+   * Told of each forgery (the payload is rejected either way): the peer SDK bans the
+   * publisher, as a beacon's ingest does (LogIngest.punishForgery).
+   */
+  onForgery?: (forgery: Forgery) => void
+  /** Envelopes of a banned publisher are not forwarded (ignored: the forwarder is not to blame). */
+  isBanned?: (peer: string) => boolean
+}
+
 /**
  * `content`, without storage: the envelope and its publisher's signature, the entry, its
  * author's signature, and (with a registry) the author's registration. The entry of an
  * accepted payload goes to `accepted`, if given.
  */
-export function contentValidator (isRegistered: RegistryCheck, accepted?: AcceptedPayloads<EntryBlock>): GossipValidator {
-  return async ({ messageId, payload }) => {
+export function contentValidator (isRegistered: RegistryCheck, accepted?: AcceptedPayloads<EntryBlock>, options: ContentValidatorOptions = {}): GossipValidator {
+  return async ({ messageId, payload, from }) => {
     const envelope = await openEnvelope(payload)
     if (!envelope.ok) return 'reject'
+    const { publisher } = envelope.value
+    if (options.isBanned?.(publisher) === true) return 'ignore'
     const decoded = await decodeEntry(envelope.value.entry)
     if (!decoded.ok) return 'reject'
-    if (!(await verifyEntry(decoded.value.entry)).ok) return 'reject'
+    const verified = await verifyEntry(decoded.value.entry)
+    if (!verified.ok) {
+      options.onForgery?.({ publisher, from, author: decoded.value.entry.author, cid: decoded.value.cid.toString(), code: verified.code })
+      return 'reject'
+    }
     const verdict = registered(isRegistered, decoded.value.entry.author)
     if (verdict === 'accept') accepted?.keep(messageId, payload, decoded.value)
     return verdict

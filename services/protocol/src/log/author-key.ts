@@ -32,6 +32,15 @@ export function publicKeyFromPeerId (peerId: string): Uint8Array | undefined {
   return key
 }
 
+/**
+ * Whether `peerId` is the canonical string of an ed25519 peer ID. Unlike publicKeyFromPeerId
+ * it keeps nothing: for checking long lists (a registry page) without evicting the keys that
+ * entry verification reads again and again.
+ */
+export function isEd25519PeerId (peerId: string): boolean {
+  return knownKeys.has(peerId) || readPublicKey(peerId) !== undefined
+}
+
 function readPublicKey (peerId: string): Uint8Array | undefined {
   if (!peerId.startsWith('12D3KooW') || peerId.length > 60) return undefined
   let bytes: Uint8Array

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { canonicalAccountId, InvalidAccountIdError } from '../../accounts/account-registry.ts'
-import type { AccountRegistry } from '../../accounts/account-registry.ts'
+import { ExternalAccountSourceError } from '../../accounts/accounts.ts'
+import type { Accounts } from '../../accounts/accounts.ts'
 import { FailureRef, HttpError } from '../errors.ts'
 
 const AccountSchema = Type.Object({
@@ -27,7 +28,17 @@ function canonical (peerId: string): string {
 
 /** The account registry: who may join the overlay. N (the overlay size estimate) is the count. */
 /** What the account routes use of the registry. */
-export type AccountAdmin = Pick<AccountRegistry, 'add' | 'count' | 'get' | 'list' | 'remove'>
+export type AccountAdmin = Pick<Accounts, 'add' | 'count' | 'get' | 'list' | 'remove'>
+
+/** A write to accounts kept outside the worker (a file or URL source) is a 409 saying where to change them. */
+async function writing<T> (work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (err) {
+    if (err instanceof ExternalAccountSourceError) throw new HttpError('conflict', err.message)
+    throw err
+  }
+}
 
 export const adminAccountRoutes: FastifyPluginAsyncTypebox<{ accounts: AccountAdmin }> = async (app, { accounts }) => {
   app.get('/v1/accounts', {
@@ -46,17 +57,17 @@ export const adminAccountRoutes: FastifyPluginAsyncTypebox<{ accounts: AccountAd
   app.post('/v1/accounts', {
     schema: {
       tags: ['admin'],
-      summary: 'Register an account (an ed25519 peer ID in any encoding, kept as 12D3KooW…); 201 when new, 200 when it already was',
+      summary: 'Register an account (an ed25519 peer ID in any encoding, kept as 12D3KooW…); 201 when new, 200 when it already was; 409 when accounts come from a file or URL (PHAROS_ACCOUNTS_SOURCE)',
       security: [{ bearer: [] }],
       body: Type.Object({
         peerId: PeerIdBody.properties.peerId,
         label: Type.Optional(Type.String({ maxLength: 200 }))
       }, { additionalProperties: false }),
-      response: { 201: AccountSchema, 200: AccountSchema, 400: FailureRef }
+      response: { 201: AccountSchema, 200: AccountSchema, 400: FailureRef, 409: FailureRef }
     }
   }, async (request, reply) => {
     const peerId = canonical(request.body.peerId)
-    const created = await accounts.add(peerId, request.body.label)
+    const created = await writing(async () => await accounts.add(peerId, request.body.label))
     const account = await accounts.get(peerId)
     if (account === undefined) throw new HttpError('conflict', `${peerId} was removed while being added`)
     return await reply.code(created ? 201 : 200).send(account)
@@ -64,7 +75,7 @@ export const adminAccountRoutes: FastifyPluginAsyncTypebox<{ accounts: AccountAd
 
   const remove = async (given: string): Promise<void> => {
     const peerId = canonical(given)
-    if (!await accounts.remove(peerId)) throw new HttpError('notFound', `no account ${peerId}`)
+    if (!await writing(async () => await accounts.remove(peerId))) throw new HttpError('notFound', `no account ${peerId}`)
   }
 
   app.delete('/v1/accounts/:peerId', {
@@ -73,7 +84,7 @@ export const adminAccountRoutes: FastifyPluginAsyncTypebox<{ accounts: AccountAd
       summary: 'Remove an account (given in any encoding); its peers can no longer join',
       security: [{ bearer: [] }],
       params: PeerIdBody,
-      response: { 204: Type.Null(), 400: FailureRef, 404: FailureRef }
+      response: { 204: Type.Null(), 400: FailureRef, 404: FailureRef, 409: FailureRef }
     }
   }, async (request, reply) => {
     await remove(request.params.peerId)
@@ -86,7 +97,7 @@ export const adminAccountRoutes: FastifyPluginAsyncTypebox<{ accounts: AccountAd
       summary: 'Remove an account given as { peerId } in the body',
       security: [{ bearer: [] }],
       body: PeerIdBody,
-      response: { 204: Type.Null(), 400: FailureRef, 404: FailureRef }
+      response: { 204: Type.Null(), 400: FailureRef, 404: FailureRef, 409: FailureRef }
     }
   }, async (request, reply) => {
     await remove(request.body.peerId)
