@@ -116,3 +116,6 @@ export const KEY_TOPIC_WAIT_MS = 5000
  * the app dialled).
  */
 export const KEY_ASK_NEIGHBOURS = 16
+
+/** Keys of posts this peer read (as a reader, not a holder) it remembers, newest kept (guess: 32 bytes each). */
+export const FETCHED_KEYS_MAX = 4096

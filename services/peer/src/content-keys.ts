@@ -13,10 +13,11 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { KeyExchangeClient } from '@pharos/net/clients/key-exchange-client.ts'
 import type { OverlayDriver } from '@pharos/net/overlay/overlay-driver.ts'
+import { setNewest } from '@pharos/protocol/bounded-map.ts'
 import { compareBytes, encodeKeyExchange, KEY_BYTES, keyHashOf, messageIdOf, signAllowList } from '@pharos/protocol/log/index.ts'
 import type { Ed25519Signer } from '@pharos/protocol/log/index.ts'
 import type { BeaconSessions } from './beacon-sessions.ts'
-import { KEY_ASK_NEIGHBOURS, KEY_PUSH_FANOUT, KEY_TOPIC_WAIT_MS } from './constants.ts'
+import { FETCHED_KEYS_MAX, KEY_ASK_NEIGHBOURS, KEY_PUSH_FANOUT, KEY_TOPIC_WAIT_MS } from './constants.ts'
 import { KeyDeniedError } from './errors.ts'
 import { asError } from './failures.ts'
 import { verify } from './held-keys.ts'
@@ -85,7 +86,7 @@ const DENIAL_RANK: Record<KeyDeniedError['code'], number> = { 'not-entitled': 4,
 
 export class ContentKeys {
   private readonly components: ContentKeysComponents
-  /** Keys this peer got as a reader (it holds no rule for them, so it does not hand them out). */
+  /** Keys this peer got as a reader, newest kept (it holds no rule for them, so it does not hand them out). */
   private readonly fetched = new Map<string, Uint8Array>()
 
   constructor (components: ContentKeysComponents) {
@@ -185,7 +186,7 @@ export class ContentKeys {
     const ask = async (peer: PeerId): Promise<Uint8Array | undefined> => {
       try {
         const key = await keyClient.getKey(peer, keyHash, options)
-        this.fetched.set(id, key)
+        setNewest(this.fetched, id, key, FETCHED_KEYS_MAX)
         return key
       } catch (err) {
         options.signal?.throwIfAborted()
@@ -224,7 +225,7 @@ export class ContentKeys {
     const pushed = await waiting
     options.signal?.throwIfAborted()
     if (pushed !== undefined) {
-      this.fetched.set(id, pushed)
+      setNewest(this.fetched, id, pushed, FETCHED_KEYS_MAX)
       return pushed
     }
     if (denial !== undefined && denial.code !== 'unknown-key') throw denial
