@@ -47,15 +47,29 @@ export class RemoteError extends Error {
   }
 }
 
-/** The beacon refused to hand out a key: the requester is not entitled to it. */
+/**
+ * Why a content key could not be had:
+ * - `not-entitled`: a holder's entitlement check refused this peer (e.g. not on the allow-list);
+ * - `unregistered`: a holder refused this peer as not a registered account;
+ * - `unknown-key`: the holder asked has no key with that hash;
+ * - `no-holder-online`: no holder that would answer was reachable (asked beacons, the author,
+ *   and the keyexchange topic; none gave the key, none refused by rule);
+ * - `key-hash-mismatch`: what a holder sent does not hash to the key hash asked for.
+ */
+export type KeyDeniedCode = 'not-entitled' | 'unregistered' | 'unknown-key' | 'no-holder-online' | 'key-hash-mismatch'
+
+/** A content key was refused, or could not be had; `code` says why, `reason` in words. */
 export class KeyDeniedError extends Error {
   override readonly name = 'KeyDeniedError'
+  /** The holder that refused, or a description of who was asked (`no-holder-online`). */
   readonly peer: string
   readonly reason: string
-  constructor (peer: string, reason: string) {
-    super(`key denied by ${peer}: ${reason}`)
+  readonly code: KeyDeniedCode
+  constructor (peer: string, reason: string, code: KeyDeniedCode = 'not-entitled') {
+    super(`key denied (${code}) by ${peer}: ${reason}`)
     this.peer = peer
     this.reason = reason
+    this.code = code
   }
 }
 

@@ -3,9 +3,11 @@
  *
  *   pharos-peer keygen  --out key.json [--force]
  *   pharos-peer publish --key key.json --bootstrap <multiaddr> --text "…" [--file path]…
+ *                       [--private --allow <peer id,…> [--no-beacons]]
  *   pharos-peer fetch   --key key.json --bootstrap <multiaddr> --author <peer id> --out dir
  *
- * Exit codes: 0 done, 1 failed (one line on stderr says why), 2 bad usage (with the usage).
+ * Exit codes: 0 done, 1 failed (one line on stderr says why; for `fetch`, one line per
+ * private post whose key was denied), 2 bad usage (with the usage).
  * On a terminal, `fetch` and `publish` keep a progress line on stderr (entries, blocks, bytes).
  * `runCli` takes its output streams as arguments, so tests run it in-process.
  */
@@ -16,7 +18,7 @@ import * as dagJson from '@ipld/dag-json'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { FEED_POST_ACTION, publicKeyFromPeerId } from '@pharos/protocol/log/index.ts'
 import { DEFAULT_NETWORK } from './constants.ts'
-import { InvalidBootstrapAddressError } from './errors.ts'
+import { InvalidBootstrapAddressError, KeyDeniedError } from './errors.ts'
 import { generateKey, loadKeyFile, saveKeyFile } from './keys.ts'
 import { formatBytes, ProgressLine } from './cli-progress.ts'
 import { createPharosPeer } from './pharos-peer.ts'
@@ -32,12 +34,20 @@ commands:
            and print its peer ID. An existing file is kept unless --force; a symbolic
            link is never written through.
   publish  --key <file> --bootstrap <multiaddr> --text <text> [--file <path>]...
+           [--private [--allow <peer id>,...]... [--no-beacons]]
            Publish a post (each --file an attachment) and print the entry's CID once a
-           beacon holds it fully pinned.
+           beacon holds it fully pinned. With --private, the text and every file are
+           encrypted (AES-256-GCM) under a fresh key that only the author and the --allow
+           peers may get: the key is deposited with a beacon (unless --no-beacons, when
+           only the author and the allowed peers it reaches online hold it) and pushed to
+           the allowed peers that are online.
   fetch    --key <file> --bootstrap <multiaddr> --author <peer id> --out <dir>
            Fetch and verify an author's whole log; write <dir>/entries/<seq>-<cid>.json
            (dag-json), <dir>/posts/<seq>-<cid>.json and <dir>/attachments/<seq>/<name>, and
-           print a JSON summary. Never writes through a symbolic link in <dir>.
+           print a JSON summary. Private posts this key may read are decrypted; for each
+           it may not, a line on stderr gives the reason (post <seq> <cid>: key denied
+           (<code>): <reason>), nothing of it is written, and the exit code is 1.
+           Never writes through a symbolic link in <dir>.
 
 options:
   --bootstrap <multiaddr>  a beacon, ending in /p2p/<peer id> (repeatable)
@@ -79,6 +89,9 @@ const OPTIONS = {
   bootstrap: { type: 'string', multiple: true },
   text: { type: 'string' },
   file: { type: 'string', multiple: true },
+  private: { type: 'boolean' },
+  allow: { type: 'string', multiple: true },
+  'no-beacons': { type: 'boolean' },
   author: { type: 'string' },
   network: { type: 'string' },
   timeout: { type: 'string' },
@@ -90,7 +103,7 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS, allowPositi
 
 const COMMAND_OPTIONS: Record<string, { required: ReadonlyArray<keyof Values>, allowed: ReadonlyArray<keyof Values> }> = {
   keygen: { required: ['out'], allowed: ['out', 'force'] },
-  publish: { required: ['key', 'bootstrap', 'text'], allowed: ['key', 'bootstrap', 'text', 'file', 'network', 'timeout'] },
+  publish: { required: ['key', 'bootstrap', 'text'], allowed: ['key', 'bootstrap', 'text', 'file', 'private', 'allow', 'no-beacons', 'network', 'timeout'] },
   fetch: { required: ['key', 'bootstrap', 'author', 'out'], allowed: ['key', 'bootstrap', 'author', 'out', 'network', 'timeout'] }
 }
 
@@ -170,13 +183,28 @@ async function keygen (values: Values, io: CliIo): Promise<void> {
   io.stdout(`${peerIdFromPrivateKey(key).toString()}\n`)
 }
 
+/** `--private`, `--allow` and `--no-beacons` as publishPost's `private`, or undefined for a public post. */
+function privateOption (values: Values): { allow: string[], beacons: boolean } | undefined {
+  if (values.private !== true) {
+    if (values.allow !== undefined) throw new UsageError('--allow needs --private')
+    if (values['no-beacons'] === true) throw new UsageError('--no-beacons needs --private')
+    return undefined
+  }
+  const allow = (values.allow ?? []).flatMap((list) => list.split(',')).map((peer) => peer.trim()).filter((peer) => peer !== '')
+  for (const peer of allow) {
+    if (publicKeyFromPeerId(peer) === undefined) throw new UsageError(`--allow takes ed25519 peer IDs (12D3KooW…), not ${JSON.stringify(peer)}`)
+  }
+  return { allow, beacons: values['no-beacons'] !== true }
+}
+
 async function publish (values: Values, io: CliIo, signal: AbortSignal, timeoutMs: number): Promise<void> {
+  const privately = privateOption(values)
   const attachments = await Promise.all((values.file ?? []).map(async (path) => ({ name: basename(path), bytes: new Uint8Array(await readFile(path)) })))
   const line = new ProgressLine(io.stderr, io.stderrIsTerminal === true)
   try {
     const cid = await withPeer(values, signal, async (peer) => {
       line.update('publish: connected')
-      const published = await peer.publishPost({ text: values.text ?? '', attachments }, {
+      const published = await peer.publishPost({ text: values.text ?? '', attachments, ...(privately === undefined ? {} : { private: privately }) }, {
         signal,
         onProgress: (event) => {
           const { blocks, bytes, attachments: done, totalAttachments } = event.detail
@@ -193,6 +221,13 @@ async function publish (values: Values, io: CliIo, signal: AbortSignal, timeoutM
         onProgress: ({ detail }) => { line.update(`publish: ${sent}; a beacon holds it ${detail.statuses[0]?.status ?? 'unknown'}, waiting for pinned`) }
       })
       line.update(`publish: ${sent} and pinned`, true)
+      if (published.private !== undefined) {
+        const { deposited, pushedTo } = published.private
+        line.update(`publish: private; key ${deposited ? 'deposited with a beacon' : 'kept from beacons'}, pushed to ${pushedTo.length} allowed peer(s) online`, true)
+        if (!deposited && pushedTo.length === 0) {
+          io.stderr('pharos-peer publish: warning: no beacon holds the key (--no-beacons) and no allowed peer was online to take it; this process kept the only copy, so nobody can read this post\n')
+        }
+      }
       return published.cid
     })
     io.stdout(`${cid.toString()}\n`)
@@ -201,7 +236,8 @@ async function publish (values: Values, io: CliIo, signal: AbortSignal, timeoutM
   }
 }
 
-async function fetchLogCommand (values: Values, io: CliIo, signal: AbortSignal): Promise<void> {
+/** Fetches an author's log and posts; resolves with how many private posts' keys were denied. */
+async function fetchLogCommand (values: Values, io: CliIo, signal: AbortSignal): Promise<number> {
   const author = values.author ?? ''
   if (publicKeyFromPeerId(author) === undefined) throw new UsageError(`--author must be an ed25519 peer ID (12D3KooW…), not ${JSON.stringify(author)}`)
   const out = resolve(values.out ?? '')
@@ -223,6 +259,7 @@ async function fetchLogCommand (values: Values, io: CliIo, signal: AbortSignal):
     let blocks = 0
     let blockBytes = 0
     let posts = 0
+    let denied = 0
     const postCount = log.filter((block) => block.entry.action === FEED_POST_ACTION).length
     for (const block of log) {
       const { entry, cid } = block
@@ -232,14 +269,24 @@ async function fetchLogCommand (values: Values, io: CliIo, signal: AbortSignal):
       posts++
       const blocksBefore = blocks
       const bytesBefore = blockBytes
-      const post = await peer.fetchPost(block, {
-        signal,
-        onProgress: ({ detail }) => {
-          blocks = blocksBefore + detail.blocks
-          blockBytes = bytesBefore + detail.bytes
-          line.update(`fetch: ${log.length}/${log.length} entries; post ${posts}/${postCount}: ${blocks} blocks, ${formatBytes(blockBytes)}`)
-        }
-      })
+      let post
+      try {
+        post = await peer.fetchPost(block, {
+          signal,
+          onProgress: ({ detail }) => {
+            blocks = blocksBefore + detail.blocks
+            blockBytes = bytesBefore + detail.bytes
+            line.update(`fetch: ${log.length}/${log.length} entries; post ${posts}/${postCount}: ${blocks} blocks, ${formatBytes(blockBytes)}`)
+          }
+        })
+      } catch (err) {
+        if (!(err instanceof KeyDeniedError)) throw err
+        // A private post this key may not read: say why, write nothing of it, go on.
+        denied++
+        line.update(`fetch: post ${entry.seq} ${cid.toString()}: key denied (${err.code}): ${err.reason}`, true)
+        io.stderr(`pharos-peer fetch: post ${entry.seq} ${cid.toString()}: key denied (${err.code}): ${err.reason}\n`)
+        continue
+      }
       const folder = join('attachments', String(entry.seq))
       const taken = new Set<string>()
       const files = []
@@ -250,12 +297,13 @@ async function fetchLogCommand (values: Values, io: CliIo, signal: AbortSignal):
         attachments++
         bytes += attachment.bytes.length
       }
-      await write('posts', `${stem}.json`, JSON.stringify({ text: post.text, attachments: files }, null, 2) + '\n')
+      await write('posts', `${stem}.json`, JSON.stringify({ text: post.text, attachments: files, ...(post.private === undefined ? {} : { private: true }) }, null, 2) + '\n')
     }
     line.update(`fetch: ${log.length} entries, ${postCount} posts, ${blocks} blocks, ${formatBytes(blockBytes)}: done`, true)
-    return { author, head: log[0]?.cid.toString() ?? null, entries: log.length, attachments, bytes, verified: true }
+    return { author, head: log[0]?.cid.toString() ?? null, entries: log.length, attachments, bytes, verified: true, ...(denied === 0 ? {} : { denied }) }
   }).finally(() => { line.done() })
   io.stdout(`${JSON.stringify(summary)}\n`)
+  return summary.denied ?? 0
 }
 
 /** Runs one CLI invocation; resolves with the exit code. */
@@ -284,7 +332,7 @@ export async function runCli (argv: readonly string[], io: CliIo = processIo): P
     switch (command) {
       case 'keygen': await keygen(values, io); break
       case 'publish': await publish(values, io, signal, timeoutMs); break
-      case 'fetch': await fetchLogCommand(values, io, signal); break
+      case 'fetch': if (await fetchLogCommand(values, io, signal) > 0) return 1; break
     }
     return 0
   } catch (err) {

@@ -99,3 +99,32 @@ export const HEAD_ANSWER_ASKERS_MAX = 1024
  * right after its verdict; only one lost to a stop leaves anything here).
  */
 export const ACCEPTED_ENTRIES_MAX = 1024
+
+/** Key-exchange streams (pushed keys, GETKEY) a peer answers at once (guess: as for sync). */
+export const KEY_EXCHANGE_MAX_INBOUND_STREAMS = 8
+
+/**
+ * How many of the online allowed readers an author pushes a private post's key to (the
+ * seed's "random subset of entitled peers"; guess: enough that one is likely online when
+ * another reader asks, few enough that a post to 10,000 readers costs a handful of streams).
+ */
+export const KEY_PUSH_FANOUT = 8
+
+/** Keys pushed by other authors a peer holds at most (guess: 32 + ~600 bytes of rule each for a typical list). */
+export const MAX_PUSHED_KEYS = 10_000
+
+/**
+ * How long `fetchPost` waits for a holder to answer a GETKEY it broadcast on the keyexchange
+ * topic (guess: a few overlay hops and a dial back, on a slow link).
+ */
+export const KEY_TOPIC_WAIT_MS = 5000
+
+/**
+ * Connected peers (not beacons, not the author) `fetchPost` asks directly and at once for a
+ * key before it asks the topic (guess: an active view of log2(N)+1 at N = 10,000, plus a few
+ * the app dialled).
+ */
+export const KEY_ASK_NEIGHBOURS = 16
+
+/** Keys of posts this peer read (as a reader, not a holder) it remembers, newest kept (guess: 32 bytes each). */
+export const FETCHED_KEYS_MAX = 4096

@@ -66,6 +66,7 @@ export class JoinTimeoutError extends Error {
 
 // Raised by the request/response helper the SDK shares with the beacon (services/net).
 export { KeyDeniedError, MalformedResponseError, RegistryVerificationError, RemoteError, RequestTimeoutError } from '@pharos/net/errors.ts'
+export type { KeyDeniedCode } from '@pharos/net/errors.ts'
 
 /** Why an entry of a fetched log was refused. */
 export type LogVerificationReason =
@@ -171,5 +172,17 @@ export class NotHeldError extends Error {
     super(`no receipt for ${subject}: ${reason}: ${detail}`)
     this.subject = subject
     this.reason = reason
+  }
+}
+
+/**
+ * A private post's content that does not decrypt under the key its entry names (the key's
+ * hash matched, so the ciphertext was altered or made with another key), or whose sealed
+ * object is not in the format docs/private-posts.md describes.
+ */
+export class ContentDecryptionError extends Error {
+  override readonly name = 'ContentDecryptionError'
+  constructor (what: string, detail: string, options?: ErrorOptions) {
+    super(`${what}: ${detail}`, options)
   }
 }

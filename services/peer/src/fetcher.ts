@@ -7,15 +7,17 @@ import type { UnixFS } from '@helia/unixfs'
 import * as dagPb from '@ipld/dag-pb'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
-import { FEED_POST_ACTION } from '@pharos/protocol/log/index.ts'
+import { decodeKeyHashParam, FEED_POST_ACTION } from '@pharos/protocol/log/index.ts'
 import type { Entry, EntryBlock } from '@pharos/protocol/log/index.ts'
 import { collectBytes } from './bytes.ts'
+import { open } from './content-cipher.ts'
+import type { ContentKeys } from './content-keys.ts'
 import { FETCH_CONCURRENCY, REWANT_AFTER_MS } from './constants.ts'
 import type { PeerTimeouts } from './constants.ts'
 import { PostFormatError, RequestTimeoutError } from './errors.ts'
 import { asError } from './failures.ts'
 import type { PeerRun } from './lifecycle.ts'
-import { decodePostBody } from './post.ts'
+import { decodePostBody, decodePrivatePostBlock } from './post.ts'
 import type { AttachmentLink } from './post.ts'
 import { report } from './progress.ts'
 import type { FetchPostOptions, FetchPostProgress } from './progress.ts'
@@ -24,7 +26,10 @@ import type { Helia } from '@helia/interface'
 /** A post as `fetchPost` returns it: every byte hash-verified, every size as the body says. */
 export interface Post {
   text: string
+  /** Each attachment's bytes (decrypted, for a private post); `cid` is the file as stored (sealed, for a private post). */
   attachments: Array<{ name: string, bytes: Uint8Array, cid: CID }>
+  /** Present for a private post, which was decrypted with the key whose hash is `keyHash` (`params.enckey`). */
+  private?: { keyHash: Uint8Array }
 }
 
 export interface FetcherComponents {
@@ -34,6 +39,8 @@ export interface FetcherComponents {
   timeouts: Pick<PeerTimeouts, 'fetchPostMs'>
   /** Largest attachment fetched (PharosPeerInit.maxAttachmentBytes). */
   maxAttachmentBytes: number
+  /** Where a private post's key comes from. */
+  keys: Pick<ContentKeys, 'find'>
   run: PeerRun
 }
 
@@ -44,12 +51,17 @@ export class Fetcher {
     this.components = components
   }
 
-  /** A post's body and attachments, bounded by `timeouts.fetchPostMs`. */
+  /**
+   * A post's body and attachments, bounded by `timeouts.fetchPostMs`. A private post (its
+   * entry carries `params.enckey`) is decrypted once its key is had (KeyDeniedError if not).
+   */
   async fetchPost (entry: Entry | EntryBlock, options: FetchPostOptions): Promise<Post> {
     const { timeouts, run } = this.components
     const fields = 'entry' in entry ? entry.entry : entry
     const content = CID.asCID(fields.params.content)
     if (fields.action !== FEED_POST_ACTION || content === null) throw new PostFormatError('(entry)', `not an ${FEED_POST_ACTION} entry with params.content`)
+    const keyHash = fields.params.enckey === undefined ? undefined : decodeKeyHashParam(fields.params.enckey)
+    if (fields.params.enckey !== undefined && keyHash === undefined) throw new PostFormatError(content.toString(), 'params.enckey is not a base58btc sha2-256 multihash of the key')
     const timeout = AbortSignal.timeout(timeouts.fetchPostMs)
     const signal = AbortSignal.any([timeout, run.signal, ...(options.signal === undefined ? [] : [options.signal])])
     const progress: FetchPostProgress = { post: content, blocks: 0, bytes: 0, attachments: 0, totalAttachments: 0 }
@@ -59,17 +71,30 @@ export class Fetcher {
       report(options, 'pharos:fetch-post:block', { ...progress, cid })
     }
     try {
-      const bodyBytes = await this.fetchBlock(content, signal)
-      const body = decodePostBody(bodyBytes, content)
+      // A reader that may not have the key learns it before fetching anything.
+      const key = keyHash === undefined ? undefined : await this.components.keys.find(keyHash, fields.author, { signal })
+      const blockBytes = await this.fetchBlock(content, signal)
+      let body
+      if (key === undefined) {
+        body = decodePostBody(blockBytes, content)
+      } else {
+        const sealed = decodePrivatePostBlock(blockBytes, content)
+        body = decodePostBody(await open(key, sealed.sealed, 'body', `post ${content.toString()}`), content)
+        const pinned = new Set(sealed.files.map((file) => file.toString()))
+        const unlisted = body.attachments.find((link) => !pinned.has(link.cid.toString()))
+        if (unlisted !== undefined) throw new PostFormatError(content.toString(), `attachment ${unlisted.name} is not among the block's files`)
+      }
       progress.totalAttachments = body.attachments.length
-      onBlock(content, bodyBytes)
+      onBlock(content, blockBytes)
       const attachments: Post['attachments'] = []
       for (const link of body.attachments) {
-        attachments.push({ name: link.name, cid: link.cid, bytes: await this.fetchFile(content, link, signal, onBlock) })
+        const stored = await this.fetchFile(content, link, signal, onBlock)
+        const bytes = key === undefined ? stored : await open(key, stored, 'file', `post ${content.toString()}, attachment ${link.name}`)
+        attachments.push({ name: link.name, cid: link.cid, bytes })
         progress.attachments++
         report(options, 'pharos:fetch-post:attachment', { ...progress, name: link.name })
       }
-      return { text: body.text, attachments }
+      return keyHash === undefined ? { text: body.text, attachments } : { text: body.text, attachments, private: { keyHash } }
     } catch (err) {
       if (timeout.aborted && options.signal?.aborted !== true) throw new RequestTimeoutError(`fetching post ${content.toString()}`, timeouts.fetchPostMs)
       throw err

@@ -5,6 +5,8 @@
 export { createPharosPeer, PharosPeer } from './pharos-peer.ts'
 export type {
   KeyDeposit,
+  KeyDistribution,
+  KeyDistributionReport,
   LogReceiptOptions,
   PinReceiptOptions,
   PharosPeerInit,
@@ -31,7 +33,13 @@ export type {
   PublishPostProgressEvents,
   WaitUntilHeldProgressEvents
 } from './progress.ts'
-export { decodePostBody, encodePostBody } from './post.ts'
+export { decodePostBody, decodePrivatePostBlock, encodePostBody } from './post.ts'
+export type { PrivatePostBlock } from './post.ts'
+// Private posts (docs/private-posts.md): the sealed-object format, and the entitlement check every key holder runs.
+export { newContentKey, open as openSealed, seal, SEALED_OVERHEAD, SEALED_VERSION } from './content-cipher.ts'
+export type { SealedKind } from './content-cipher.ts'
+export { allowListEntitlement } from '@pharos/protocol/log/index.ts'
+export type { EntitlementCheck, EntitlementDecision, EntitlementRequest } from '@pharos/protocol/log/index.ts'
 export { decodeKeyFile, encodeKeyFile, generateKey, loadKeyFile, saveKeyFile, signerFor } from './keys.ts'
 export type { KeyFile } from './keys.ts'
 export { checkLogEntry, verifyLog, walkLog } from './log-verify.ts'

@@ -26,7 +26,7 @@ import type { NeighbourBudget, NeighbourScoring, OverlayDriver } from '@pharos/n
 import { auditValidator, contentValidator, keyExchangeValidator, syncValidator } from '@pharos/net/overlay/gossip-validators.ts'
 import type { AcceptedPayloads, Forgery } from '@pharos/net/overlay/gossip-validators.ts'
 import { OVERLAY_TOPICS } from '@pharos/net/overlay/topics.ts'
-import type { EntryBlock } from '@pharos/protocol/log/index.ts'
+import type { EntitlementCheck, EntryBlock } from '@pharos/protocol/log/index.ts'
 import type { BeaconContact } from './beacon-sessions.ts'
 import type { PeerBans } from './peer-bans.ts'
 import type { PeerRegistry } from './peer-registry.ts'
@@ -109,6 +109,18 @@ export interface PharosPeerInit {
    * @default a MemoryStateStore: bans last one run
    */
   stateStore?: PeerStateStore
+  /**
+   * A directory the peer keeps state in across restarts: today the content keys it holds
+   * (`content-keys.json`, mode 0600): its own private posts' keys and the keys authors pushed
+   * to it. Without one those keys live as long as the process.
+   * @default none (memory only)
+   */
+  dataDir?: string
+  /**
+   * Who may get a content key this peer holds (its own, or one pushed to it). The same check
+   * a beacon runs. @default allowListEntitlement (the author and its signed allow-list)
+   */
+  entitlement?: EntitlementCheck
 }
 
 /**

@@ -16,6 +16,7 @@
  * head-requests, fetcher, content-keys, storage-audit), passing each only what it uses, and
  * owns the lifecycle; each public method checks that the peer runs, then delegates.
  */
+import { join } from 'node:path'
 import { unixfs } from '@helia/unixfs'
 import type { Helia } from '@helia/interface'
 import { defaultLogger } from '@libp2p/logger'
@@ -25,17 +26,19 @@ import { KeyExchangeClient } from '@pharos/net/clients/key-exchange-client.ts'
 import { SyncClient } from '@pharos/net/clients/sync-client.ts'
 import { AcceptedPayloads } from '@pharos/net/overlay/gossip-validators.ts'
 import type { ChallengeResult } from '@pharos/protocol/audit/index.ts'
-import { syncProtocolId } from '@pharos/protocol/log/index.ts'
+import { allowListEntitlement, syncProtocolId } from '@pharos/protocol/log/index.ts'
 import type { Entry, EntryBlock } from '@pharos/protocol/log/index.ts'
 import { beaconOf, BeaconSessions } from './beacon-sessions.ts'
 import type { BeaconContact } from './beacon-sessions.ts'
-import { ACCEPTED_ENTRIES_MAX, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_NETWORK, DEFAULT_NETWORK_SIZE, DEFAULT_REGISTRY_REFRESH_MS, DEFAULT_TIMEOUTS } from './constants.ts'
+import { ACCEPTED_ENTRIES_MAX, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_NETWORK, DEFAULT_NETWORK_SIZE, DEFAULT_REGISTRY_REFRESH_MS, DEFAULT_TIMEOUTS, MAX_PUSHED_KEYS } from './constants.ts'
 import { ContentKeys } from './content-keys.ts'
-import type { KeyDeposit } from './content-keys.ts'
+import type { KeyDeposit, KeyDistribution, KeyDistributionReport } from './content-keys.ts'
 import { Fetcher } from './fetcher.ts'
 import type { Post } from './fetcher.ts'
 import { FollowedAuthors } from './followed-authors.ts'
 import { HeadRequests } from './head-requests.ts'
+import { HeldKeys } from './held-keys.ts'
+import { KeyHolder } from './key-holder.ts'
 import { signerFor } from './keys.ts'
 import { PeerLifecycle } from './lifecycle.ts'
 import { LocalLog } from './local-log.ts'
@@ -58,7 +61,7 @@ import type { AbortOptions, Libp2p, Logger, PeerId } from '@libp2p/interface'
 
 // The API's types live beside the modules that take them; the SDK exports them from here.
 export type { AttachmentInput, AttachmentLink } from './post.ts'
-export type { KeyDeposit, PeerBan, Post, RegistryStatus, SyncReport }
+export type { KeyDeposit, KeyDistribution, KeyDistributionReport, PeerBan, Post, RegistryStatus, SyncReport }
 export type { PharosPeerInit, PharosPeerNode, PharosPeerServices } from './peer-node.ts'
 export type { LogReceiptOptions, PinReceiptOptions, PostInput, PublishedEntry, WaitUntilHeldOptions }
 
@@ -85,6 +88,8 @@ export class PharosPeer {
   private readonly accounts: PeerRegistry
   private readonly banned: PeerBans
   private readonly registryRefreshMs: number
+  private readonly heldKeys: HeldKeys
+  private readonly keyHolder: KeyHolder
   private readonly cleanups: Array<() => void> = []
 
   /** Use `createPharosPeer`. */
@@ -105,12 +110,15 @@ export class PharosPeer {
     const run = this.lifecycle
     const beaconConnections = Math.max(1, Math.min(init.beaconConnections ?? beacons.length, beacons.length))
     const sessions = this.sessions = new BeaconSessions({ libp2p, overlay, beacons, beaconConnections, timeouts, run, log })
-    this.publisher = new Publisher({ self, signer, network, store, fs, blockstore: helia.blockstore, overlay, sessions, syncClient, run, log })
+    const keyClient = new KeyExchangeClient(libp2p, network, timeouts.requestMs)
+    const held = this.heldKeys = new HeldKeys({ self, maxPushed: MAX_PUSHED_KEYS, log, ...(init.dataDir === undefined ? {} : { file: join(init.dataDir, 'content-keys.json') }) })
+    const holder = this.keyHolder = new KeyHolder({ self, libp2p, network, held, entitlement: init.entitlement ?? allowListEntitlement, isRegistered: init.isRegistered, requestMs: timeouts.requestMs, log })
+    const keys = this.keys = new ContentKeys({ self, signer, keyClient, sessions, held, holder, libp2p, overlay, log })
+    this.publisher = new Publisher({ self, signer, network, store, fs, blockstore: helia.blockstore, overlay, sessions, keys, syncClient, run, log })
     const followed = this.followed = new FollowedAuthors(log)
     const headRequests = this.headRequests = new HeadRequests({ self, signer, libp2p, overlay, syncClient, store, followed, run, log })
     this.logSync = new LogSync({ store, followed, sessions, syncClient, headRequests, accepted, timeouts, run, log })
-    this.fetcher = new Fetcher({ blockstore: helia.blockstore, fs, timeouts, maxAttachmentBytes: init.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES, run })
-    this.keys = new ContentKeys({ signer, keyClient: new KeyExchangeClient(libp2p, network, timeouts.requestMs), sessions })
+    this.fetcher = new Fetcher({ blockstore: helia.blockstore, fs, timeouts, maxAttachmentBytes: init.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES, keys, run })
     this.accounts = registry
     this.banned = bans
     // A new ban ends what the forger holds with us at once (the gater refuses it from then on).
@@ -139,7 +147,12 @@ export class PharosPeer {
       await this.libp2p.start()
       await this.helia.start()
       await serveSync(this.libp2p, this.network, this.store, (from, known) => { this.logSync.onKnownHeads(from, known) }, { timeoutMs: this.requestMs, logger: this.log })
-      this.cleanups.push(this.libp2p.services.overlay.onDeliver((delivery) => { this.logSync.onDelivery(delivery) }))
+      await this.heldKeys.load()
+      await this.keyHolder.start()
+      this.cleanups.push(this.libp2p.services.overlay.onDeliver((delivery) => {
+        if (delivery.topic === 'keyexchange') void this.keyHolder.onTopicRequest(delivery.payload)
+        else this.logSync.onDelivery(delivery)
+      }))
       this.lifecycle.status = 'started'
       if (!this.sessions.hasBeacons()) {
         await this.accounts.refresh(options)
@@ -175,6 +188,7 @@ export class PharosPeer {
     this.logSync.stop()
     for (const cleanup of this.cleanups.splice(0)) cleanup()
     await this.libp2p.unhandle(syncProtocolId(this.network)).catch(() => {})
+    await this.keyHolder.stop()
     await this.helia.stop().catch((err: unknown) => { this.log('helia stop failed - %e', err) })
     await this.libp2p.stop()
     this.lifecycle.status = 'stopped'
@@ -225,6 +239,12 @@ export class PharosPeer {
    * (`append-feed-post`, `params.content` = the body) is signed, kept, and broadcast on the
    * content topic under its CID. Throws OwnHeadUnknownError if no beacon could say where the
    * log stands (publishing then could fork it).
+   *
+   * With `private: { allow, beacons }` (docs/private-posts.md) the body and every attachment
+   * are encrypted with AES-256-GCM under a fresh key, the entry's `params.enckey` names the
+   * key's hash, the key is deposited with a beacon only if `beacons` is true (a refused
+   * deposit publishes nothing), and it is pushed to up to `pushTo` allowed readers online.
+   * This peer holds the key and answers GETKEY for it; `published.private` says where it went.
    */
   async publishPost (post: PostInput, options: PublishPostOptions = {}): Promise<PublishedEntry> {
     this.lifecycle.requireStarted('publishPost')
@@ -305,6 +325,10 @@ export class PharosPeer {
    * A post's body and attachments, over Bitswap from whoever holds them (beacons serve
    * pinned content). Helia checks every block against its CID; this checks the body's shape
    * and that each attachment has the size the body says. Bounded by `timeouts.fetchPostMs`.
+   * A private post (`params.enckey`) is decrypted when this peer gets its key from a holder
+   * that admits it: its own store, connected beacons, the author, connected peers, then the
+   * keyexchange topic. Otherwise KeyDeniedError, whose `code` says why (`not-entitled`,
+   * `unregistered`, `no-holder-online`, `key-hash-mismatch`).
    */
   async fetchPost (entry: Entry | EntryBlock, options: FetchPostOptions = {}): Promise<Post> {
     this.lifecycle.requireStarted('fetchPost')

@@ -81,3 +81,46 @@ export function decodePostBody (bytes: Uint8Array, cid: CID | string): PostBody 
   }
   return { text: value.text, attachments }
 }
+
+/**
+ * A private post's block (docs/private-posts.md): what `params.content` links to when the
+ * entry carries `params.enckey`.
+ *
+ *   { v: 1, sealed: <the body above, dag-cbor, sealed under the post's key>, files: [<CID>] }
+ *
+ * `files` lists the attachments' roots in the clear — encrypted UnixFS files, nothing of
+ * them readable — so a beacon's DAG walk pins them with the entry; their names and sizes are
+ * inside `sealed`. The sealed body's attachments name those files and their sealed sizes.
+ */
+export interface PrivatePostBlock {
+  v: 1
+  sealed: Uint8Array
+  files: CID[]
+}
+
+/** Largest private post block: a sealed body of the largest size, and one link per attachment. */
+const MAX_PRIVATE_POST_BYTES = MAX_POST_BODY_BYTES + 64 + MAX_ATTACHMENTS * 48 + 1024
+
+export async function encodePrivatePostBlock (block: Omit<PrivatePostBlock, 'v'>): Promise<{ bytes: Uint8Array, cid: CID }> {
+  const bytes = encodeCbor({ v: 1, sealed: block.sealed, files: block.files })
+  if (bytes.length > MAX_PRIVATE_POST_BYTES) throw new PostFormatError('(new)', `private post block of ${bytes.length} bytes > ${MAX_PRIVATE_POST_BYTES}`)
+  return { bytes, cid: await cborCid(bytes) }
+}
+
+export function decodePrivatePostBlock (bytes: Uint8Array, cid: CID | string): PrivatePostBlock {
+  const name = cid.toString()
+  if (bytes.length > MAX_PRIVATE_POST_BYTES) throw new PostFormatError(name, `private post block of ${bytes.length} bytes > ${MAX_PRIVATE_POST_BYTES}`)
+  const decoded = decodeCanonical(bytes)
+  if (!decoded.ok) throw new PostFormatError(name, `not a dag-cbor block: ${decoded.detail}`)
+  const value = decoded.value
+  if (!isMap(value) || value.v !== 1 || !(value.sealed instanceof Uint8Array) || !Array.isArray(value.files) || value.files.length > MAX_ATTACHMENTS) {
+    throw new PostFormatError(name, 'a private post block is { v: 1, sealed: bytes, files: [CID] }')
+  }
+  const files: CID[] = []
+  for (const file of value.files) {
+    const link = CID.asCID(file)
+    if (link === null) throw new PostFormatError(name, 'a private post block\'s files are CIDs')
+    files.push(link)
+  }
+  return { v: 1, sealed: value.sealed, files }
+}

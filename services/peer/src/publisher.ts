@@ -7,16 +7,18 @@ import type { UnixFS } from '@helia/unixfs'
 import type { CID } from 'multiformats/cid'
 import type { SyncClient } from '@pharos/net/clients/sync-client.ts'
 import type { OverlayDriver } from '@pharos/net/overlay/overlay-driver.ts'
-import { compareHeads, FEED_POST_ACTION, sealEnvelope, signEntry, syncProtocolId } from '@pharos/protocol/log/index.ts'
+import { compareHeads, encodeKeyHashParam, FEED_POST_ACTION, sealEnvelope, signEntry, syncProtocolId } from '@pharos/protocol/log/index.ts'
 import type { Ed25519Signer, EntryBlock, EntryStatus } from '@pharos/protocol/log/index.ts'
 import type { BeaconSessions } from './beacon-sessions.ts'
+import { newContentKey, seal } from './content-cipher.ts'
+import type { ContentKeys, KeyDistribution, KeyDistributionReport } from './content-keys.ts'
 import { REANNOUNCE_INTERVAL_MS, STATUS_POLL_INTERVAL_MS } from './constants.ts'
 import { NotHeldError, OwnHeadUnknownError, PostFormatError, RemoteError, RequestTimeoutError } from './errors.ts'
 import { isDefinitive } from './failures.ts'
 import type { PeerRun } from './lifecycle.ts'
 import type { LocalLog } from './local-log.ts'
 import { checkLogEntry } from './log-verify.ts'
-import { attachmentNameProblem, encodePostBody } from './post.ts'
+import { attachmentNameProblem, encodePostBody, encodePrivatePostBlock } from './post.ts'
 import type { AttachmentInput, AttachmentLink } from './post.ts'
 import { report } from './progress.ts'
 import type { PublishPostOptions, PublishPostProgress, WaitUntilHeldProgressEvents } from './progress.ts'
@@ -30,6 +32,13 @@ import type { ProgressOptions } from 'progress-events'
 export interface PostInput {
   text: string
   attachments?: AttachmentInput[]
+  /**
+   * Publish privately (docs/private-posts.md): the body and every attachment are encrypted
+   * with AES-256-GCM under a fresh random key whose hash goes in `params.enckey`; the key is
+   * deposited with a beacon only if `beacons` is true, and pushed to up to `pushTo` of the
+   * `allow`ed readers that are online. The author always holds it and answers GETKEY for it.
+   */
+  private?: KeyDistribution
 }
 
 /** A published entry of the peer's own log. */
@@ -37,9 +46,11 @@ export interface PublishedEntry {
   /** The entry's CID (dag-cbor); also the message ID it was broadcast under. */
   cid: CID
   seq: number
-  /** The post body's CID (`params.content`). */
+  /** The post body's CID (`params.content`): for a private post, the block holding the sealed body. */
   content: CID
   block: EntryBlock
+  /** For a private post: its key hash (`params.enckey`), whether a beacon took the key, who it was pushed to. */
+  private?: KeyDistributionReport
 }
 
 export interface WaitUntilHeldOptions extends AbortOptions, ProgressOptions<WaitUntilHeldProgressEvents> {
@@ -80,6 +91,7 @@ export interface PublisherComponents {
   blockstore: Pick<Blockstore, 'put'>
   overlay: Pick<OverlayDriver, 'broadcast'>
   sessions: Pick<BeaconSessions, 'withBeacon'>
+  keys: Pick<ContentKeys, 'distribute'>
   syncClient: Pick<SyncClient, 'heads' | 'entries' | 'status' | 'receipt'>
   run: Pick<PeerRun, 'requireStarted'>
   log: Logger
@@ -128,10 +140,12 @@ export class Publisher {
   /**
    * Each attachment becomes a UnixFS file (CIDv1, raw leaves) in the local blockstore, the
    * body a dag-cbor block linking them, and the next entry of the log is signed, kept, and
-   * broadcast on the content topic under its CID.
+   * broadcast on the content topic under its CID. A private post's files and body are sealed
+   * first, and its key distributed before the entry is signed (so a refused deposit publishes
+   * nothing, and readers can get the key as soon as they see the entry).
    */
   async publishPost (post: PostInput, options: PublishPostOptions): Promise<PublishedEntry> {
-    const { self, signer, store, fs, blockstore, overlay, log } = this.components
+    const { self, signer, store, fs, blockstore, overlay, keys, log } = this.components
     const attachments = post.attachments ?? []
     for (const attachment of attachments) {
       const problem = attachmentNameProblem(attachment.name)
@@ -140,8 +154,12 @@ export class Publisher {
     const run = this.publishing.then(async () => {
       if (!this.ownHeadSettled) await this.refreshOwnHead(options)
       const progress: PublishPostProgress = { blocks: 0, bytes: 0, attachments: 0, totalAttachments: attachments.length }
+      const key = post.private === undefined ? undefined : newContentKey()
       const links: AttachmentLink[] = []
-      for (const { name, bytes } of attachments) {
+      for (const attachment of attachments) {
+        const { name } = attachment
+        // A private attachment is stored (and pinned, and served) only as its sealed bytes.
+        const bytes = key === undefined ? attachment.bytes : await seal(key, attachment.bytes, 'file')
         const before = progress.bytes
         const cid = await fs.addBytes(bytes, {
           signal: options.signal,
@@ -158,23 +176,25 @@ export class Publisher {
         progress.bytes = before + bytes.length
         report(options, 'pharos:publish-post:attachment', { ...progress, name })
       }
-      const body = await encodePostBody({ text: post.text, attachments: links })
+      const plainBody = await encodePostBody({ text: post.text, attachments: links })
+      const body = key === undefined ? plainBody : await encodePrivatePostBlock({ sealed: await seal(key, plainBody.bytes, 'body'), files: links.map((link) => link.cid) })
       await blockstore.put(body.cid, body.bytes, { signal: options.signal })
       progress.blocks++
       report(options, 'pharos:publish-post:block', { ...progress, cid: body.cid })
+      const distribution = key === undefined || post.private === undefined ? undefined : await keys.distribute(key, post.private, options)
       const head = store.head(self)
       const block = await signEntry({
         seq: head === undefined ? 0 : head.entry.seq + 1,
         prev: head?.cid ?? null,
         action: FEED_POST_ACTION,
         timestamp: Date.now(),
-        params: { content: body.cid }
+        params: distribution === undefined ? { content: body.cid } : { content: body.cid, enckey: encodeKeyHashParam(distribution.keyHash) }
       }, signer)
       await store.add(block, { signal: options.signal })
       overlay.broadcast('content', block.cid.toString(), await sealEnvelope(block.bytes, signer))
       log('published entry %s (seq %d)', block.cid, block.entry.seq)
       report(options, 'pharos:publish-post:entry', { ...progress, cid: block.cid, seq: block.entry.seq })
-      return { cid: block.cid, seq: block.entry.seq, content: body.cid, block }
+      return { cid: block.cid, seq: block.entry.seq, content: body.cid, block, ...(distribution === undefined ? {} : { private: distribution }) }
     })
     this.publishing = run.catch(() => {})
     return await run

@@ -93,6 +93,8 @@ const keyMessages: KeyExchangeMessage[] = [
   { t: 'getkey', keyHash, requester: bob.peerId },
   { t: 'key', keyHash, key: new Uint8Array(32).fill(7) },
   { t: 'denied', reason: 'not on the list' },
+  { t: 'denied', reason: 'not on the list', code: 'not-entitled' },
+  { t: 'denied', reason: 'none here', code: 'unknown-key' },
   { t: 'error', code: 'unavailable', message: 'later' }
 ]
 
@@ -260,6 +262,7 @@ describe('log wire: key-exchange bounds', () => {
     ['a key with a keyHash of 33 bytes', { t: 'key', keyHash: concat(keyHash, Uint8Array.of(0)), key: new Uint8Array(32) }],
     ['a key without keyHash', { t: 'key', key: new Uint8Array(32) }],
     ['denied whose reason is not a string', { t: 'denied', reason: 5 }],
+    ['denied with an unknown code', { t: 'denied', reason: 'no', code: 'nope' }],
     ['an error with an unknown code', { t: 'error', code: 'denied', message: '' }],
     ['an unknown t', { t: 'getkeys', keyHash }],
     ['no t', { keyHash }],

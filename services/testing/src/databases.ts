@@ -52,3 +52,14 @@ export function testFleet (redisUrl = testRedisUrl()): (extra?: Record<string, s
     ...extra
   })
 }
+
+/** Runs one statement on a test database and returns its rows (a connection of its own, closed after). */
+export async function queryTestDatabase<Row extends Record<string, unknown>> (url: string, text: string, values: unknown[] = []): Promise<Row[]> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query<Row>(text, values)).rows
+  } finally {
+    await client.end()
+  }
+}

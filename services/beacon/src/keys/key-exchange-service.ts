@@ -150,7 +150,7 @@ export class KeyExchangeService {
     // named requester; on a stream, `answer` refused others already).
     if (!this.deps.isRegistered(requester)) {
       this.count('unregistered')
-      return { t: 'denied', reason: NOT_REGISTERED }
+      return { t: 'denied', reason: NOT_REGISTERED, code: 'unregistered' }
     }
     let found: ContentKeyLookup | undefined
     try {
@@ -173,7 +173,7 @@ export class KeyExchangeService {
     }
     if (found === undefined) {
       this.count('unknown-key')
-      return { t: 'denied', reason: 'no key with that hash was deposited here' }
+      return { t: 'denied', reason: 'no key with that hash was deposited here', code: 'unknown-key' }
     }
     const { record } = found
     const listed = found.readersIndexed ? found.listed : await this.indexLegacyReaders(record, requester)
@@ -185,7 +185,7 @@ export class KeyExchangeService {
     const decision = await this.deps.entitlement({ requester, record, listed, rule }, signal)
     if (!decision.allowed) {
       this.count('denied')
-      return { t: 'denied', reason: decision.reason }
+      return { t: 'denied', reason: decision.reason, code: 'not-entitled' }
     }
     this.count('key-sent')
     return { t: 'key', keyHash, key: record.key }

@@ -118,7 +118,7 @@ describe('key exchange costs (Postgres)', () => {
       assert.equal(db.queries() - before, 1, 'one statement: the key and the requester\'s place on its list')
       assert.deepEqual(await ask({ t: 'getkey', keyHash }, readers[0] ?? ''), { t: 'key', keyHash, key })
       assert.deepEqual(await ask({ t: 'getkey', keyHash }, author.peerId), { t: 'key', keyHash, key })
-      assert.deepEqual(await ask({ t: 'getkey', keyHash }, stranger), { t: 'denied', reason: 'not on the author\'s allow-list' })
+      assert.deepEqual(await ask({ t: 'getkey', keyHash }, stranger), { t: 'denied', reason: 'not on the author\'s allow-list', code: 'not-entitled' })
       assert.equal(verify.mock.callCount(), 0, 'no signature verified per request')
       console.log(`# GETKEY against a ${READERS}-reader allow-list: ${ms.toFixed(1)} ms, ${verify.mock.callCount()} signature verifications`)
     } finally {

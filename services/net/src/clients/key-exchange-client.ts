@@ -49,12 +49,19 @@ export class KeyExchangeClient {
     if (!equals(response.keyHash, keyHash)) throw this.malformed(peer, 'deposited names another key hash')
   }
 
-  /** The key whose SHA-256 is `keyHash`; KeyDeniedError with the beacon's reason if refused. */
+  /**
+   * The key whose SHA-256 is `keyHash`, from any holder (a beacon, the author, an allowed
+   * peer). KeyDeniedError with the holder's reason and code if refused (`not-entitled` when an
+   * older holder gives no code), or with `key-hash-mismatch` if what it sent does not hash to
+   * `keyHash`: such a key is never returned.
+   */
   async getKey (peer: PeerId, keyHash: Uint8Array, options: AbortOptions = {}): Promise<Uint8Array> {
     const response = await this.request(peer, { t: 'getkey', keyHash }, options)
-    if (response.t === 'denied') throw new KeyDeniedError(peer.toString(), response.reason)
+    if (response.t === 'denied') throw new KeyDeniedError(peer.toString(), response.reason, response.code ?? 'not-entitled')
     if (response.t !== 'key') throw this.malformed(peer, `a ${response.t} frame answered a getkey`)
-    if (!equals(response.keyHash, keyHash) || !equals(await keyHashOf(response.key), keyHash)) throw this.malformed(peer, 'the key does not hash to the key hash asked for')
+    if (!equals(response.keyHash, keyHash) || !equals(await keyHashOf(response.key), keyHash)) {
+      throw new KeyDeniedError(peer.toString(), 'the key it sent does not hash to the key hash asked for', 'key-hash-mismatch')
+    }
     return response.key
   }
 }

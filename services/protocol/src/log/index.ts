@@ -45,15 +45,20 @@ export type {
 } from './receipt.ts'
 export {
   decodeKeyExchange,
+  decodeKeyHashParam,
   encodeKeyExchange,
+  encodeKeyHashParam,
   KEY_BYTES,
+  KEY_DENIAL_CODES,
   keyHashOf,
   MAX_ALLOW_LIST_PEERS,
   MAX_KEY_EXCHANGE_FRAME_BYTES,
   openAllowList,
   signAllowList
 } from './key-exchange.ts'
-export type { AllowList, Decoded, KeyExchangeMessage } from './key-exchange.ts'
+export type { AllowList, Decoded, KeyDenialCode, KeyExchangeMessage } from './key-exchange.ts'
+export { allowListEntitlement, NOT_ON_ALLOW_LIST } from './entitlement.ts'
+export type { EntitledKey, EntitlementCheck, EntitlementDecision, EntitlementRequest } from './entitlement.ts'
 
 /** Protocol IDs of the direct-stream protocols, under the network namespace. */
 export const syncProtocolId = (network: string): string => `/${network}/sync/1.0.0`

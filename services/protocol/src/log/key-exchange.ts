@@ -14,10 +14,20 @@
  *
  * Frames (one request, one response per stream; or one pushed `key` frame):
  * - `{ t: "deposit", key, rule }` → `{ t: "deposited", keyHash }` | error
- * - `{ t: "getkey", keyHash }` → `{ t: "key", keyHash, key }` | `{ t: "denied", reason }` | error
+ * - `{ t: "getkey", keyHash }` → `{ t: "key", keyHash, key }` | `{ t: "denied", reason, code? }` | error
+ *   (`code`, one of KEY_DENIAL_CODES, lets the asker tell a refusal by the rule from a holder
+ *   that simply lacks the key without reading `reason`; holders before issue 23 send none)
  * On the `keyexchange` topic a peer may broadcast `{ t: "getkey", keyHash, requester }`;
  * a holder that admits the requester dials it and pushes a `key` frame.
+ *
+ * Any holder answers: a beacon the author deposited the key with, the author itself, and the
+ * allowed peers the author pushed it to (a `deposit` frame on a direct stream from the author:
+ * the same frame a beacon takes, docs/private-posts.md). A private post's entry names its key
+ * by `params.enckey`: the key hash as a base58btc multibase sha2-256 multihash
+ * (`encodeKeyHashParam`), as in the Solcial notes' `"enckey": "z…"`.
  */
+import { base58btc } from 'multiformats/bases/base58'
+import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from 'multiformats/hashes/sha2'
 import { publicKeyFromPeerId } from './author-key.ts'
 import { decodeCanonical, domainSeparated, encodeCbor, hasKeys, isMap, isUint } from './cbor.ts'
@@ -41,12 +51,19 @@ export interface AllowList {
   sig: Uint8Array
 }
 
+/**
+ * Why a holder refused a GETKEY: `not-entitled` (the entitlement check said no), `unregistered`
+ * (the requester is not a registered account), `unknown-key` (this holder has no such key).
+ */
+export const KEY_DENIAL_CODES = ['not-entitled', 'unregistered', 'unknown-key'] as const
+export type KeyDenialCode = typeof KEY_DENIAL_CODES[number]
+
 export type KeyExchangeMessage =
   | { t: 'deposit', key: Uint8Array, rule: Uint8Array }
   | { t: 'deposited', keyHash: Uint8Array }
   | { t: 'getkey', keyHash: Uint8Array, requester?: string }
   | { t: 'key', keyHash: Uint8Array, key: Uint8Array }
-  | { t: 'denied', reason: string }
+  | { t: 'denied', reason: string, code?: KeyDenialCode }
   | { t: 'error', code: 'bad-request' | 'unavailable', message: string }
 
 export type Decoded<T> = { ok: true, value: T } | { ok: false, detail: string }
@@ -54,6 +71,25 @@ export type Decoded<T> = { ok: true, value: T } | { ok: false, detail: string }
 export async function keyHashOf (key: Uint8Array): Promise<Uint8Array> {
   return (await sha256.digest(key)).digest
 }
+
+/** `params.enckey` of a private post: the key hash as a base58btc sha2-256 multihash ("z…"). */
+export function encodeKeyHashParam (keyHash: Uint8Array): string {
+  if (keyHash.length !== 32) throw new RangeError(`a key hash is 32 bytes (SHA-256), not ${keyHash.length}`)
+  return base58btc.encode(Digest.create(sha256.code, keyHash).bytes)
+}
+
+/** The key hash in a `params.enckey` value, or undefined if it is not a base58btc sha2-256 multihash. */
+export function decodeKeyHashParam (value: unknown): Uint8Array | undefined {
+  if (typeof value !== 'string' || value.length > 128) return undefined
+  try {
+    const digest = Digest.decode(base58btc.decode(value))
+    return digest.code === sha256.code && digest.digest.length === 32 ? digest.digest : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const isDenialCode = (value: unknown): value is KeyDenialCode => (KEY_DENIAL_CODES as readonly unknown[]).includes(value)
 
 const isPeerId = (value: unknown): value is string => typeof value === 'string' && publicKeyFromPeerId(value) !== undefined
 const isHash = (value: unknown): value is Uint8Array => value instanceof Uint8Array && value.length === 32
@@ -114,7 +150,10 @@ export function decodeKeyExchange (bytes: Uint8Array): Decoded<KeyExchangeMessag
       if (hasKeys(value, ['t', 'keyHash', 'key']) && isHash(value.keyHash) && isKey(value.key)) return { ok: true, value: { t: 'key', keyHash: value.keyHash, key: value.key } }
       break
     case 'denied':
-      if (hasKeys(value, ['t', 'reason']) && typeof value.reason === 'string') return { ok: true, value: { t: 'denied', reason: value.reason.slice(0, 512) } }
+      if (hasKeys(value, ['t', 'reason'], ['code']) && typeof value.reason === 'string' && (value.code === undefined || isDenialCode(value.code))) {
+        const reason = value.reason.slice(0, 512)
+        return { ok: true, value: value.code === undefined ? { t: 'denied', reason } : { t: 'denied', reason, code: value.code } }
+      }
       break
     case 'error':
       if (hasKeys(value, ['t', 'code', 'message']) && (value.code === 'bad-request' || value.code === 'unavailable') && typeof value.message === 'string') {
