@@ -12,52 +12,28 @@
  *   const log = await peer.fetchLog(author)             // verified, head first
  *   const post = await peer.fetchPost(log[0])           // body and files over Bitswap
  *
- * This class is a facade: it builds the modules (beacon-sessions, publisher, log-sync,
- * head-requests, fetcher, content-keys, storage-audit), passing each only what it uses, and
- * owns the lifecycle; each public method checks that the peer runs, then delegates.
+ * This class is a facade over the modules peer-parts.ts builds and starts (beacon-sessions,
+ * the registry copy and bans, publisher, log-sync, head-requests, fetcher, content keys and
+ * the keys it holds, storage-audit): each public method checks that the peer runs, then
+ * delegates.
  */
-import { join } from 'node:path'
-import { unixfs } from '@helia/unixfs'
 import type { Helia } from '@helia/interface'
-import { defaultLogger } from '@libp2p/logger'
-import { peerIdFromString } from '@libp2p/peer-id'
+import type { AbortOptions, Libp2p, PeerId } from '@libp2p/interface'
 import type { CID } from 'multiformats/cid'
-import { KeyExchangeClient } from '@pharos/net/clients/key-exchange-client.ts'
-import { SyncClient } from '@pharos/net/clients/sync-client.ts'
-import { AcceptedPayloads } from '@pharos/net/overlay/gossip-validators.ts'
 import type { ChallengeResult } from '@pharos/protocol/audit/index.ts'
-import { allowListEntitlement, syncProtocolId } from '@pharos/protocol/log/index.ts'
 import type { Entry, EntryBlock } from '@pharos/protocol/log/index.ts'
-import { beaconOf, BeaconSessions } from './beacon-sessions.ts'
-import type { BeaconContact } from './beacon-sessions.ts'
-import { ACCEPTED_ENTRIES_MAX, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_NETWORK, DEFAULT_NETWORK_SIZE, DEFAULT_REGISTRY_REFRESH_MS, DEFAULT_TIMEOUTS, MAX_PUSHED_KEYS } from './constants.ts'
-import { ContentKeys } from './content-keys.ts'
 import type { KeyDeposit, KeyDistribution, KeyDistributionReport } from './content-keys.ts'
-import { Fetcher } from './fetcher.ts'
 import type { Post } from './fetcher.ts'
-import { FollowedAuthors } from './followed-authors.ts'
-import { HeadRequests } from './head-requests.ts'
-import { HeldKeys } from './held-keys.ts'
-import { KeyHolder } from './key-holder.ts'
-import { signerFor } from './keys.ts'
-import { PeerLifecycle } from './lifecycle.ts'
-import { LocalLog } from './local-log.ts'
-import { LogSync } from './log-sync.ts'
 import type { SyncReport } from './log-sync.ts'
-import { createPeerNode } from './peer-node.ts'
-import { PeerBans } from './peer-bans.ts'
 import type { PeerBan } from './peer-bans.ts'
-import { PeerRegistry } from './peer-registry.ts'
-import { MemoryStateStore } from './state-store.ts'
-import type { RegistryStatus } from './peer-registry.ts'
 import type { PharosPeerInit, PharosPeerNode } from './peer-node.ts'
+import { buildPeerParts, startPeer, stopPeer } from './peer-parts.ts'
+import type { PeerParts } from './peer-parts.ts'
+import type { RegistryStatus } from './peer-registry.ts'
 import type { FetchLogOptions, FetchPostOptions, PublishPostOptions } from './progress.ts'
-import { Publisher } from './publisher.ts'
 import type { LogReceiptOptions, PinReceiptOptions, PostInput, PublishedEntry, WaitUntilHeldOptions } from './publisher.ts'
 import type { LogReceipt, PinReceipt } from './receipts.ts'
 import { challengeBeacon } from './storage-audit.ts'
-import { serveSync } from './sync-responder.ts'
-import type { AbortOptions, Libp2p, Logger, PeerId } from '@libp2p/interface'
 
 // The API's types live beside the modules that take them; the SDK exports them from here.
 export type { AttachmentInput, AttachmentLink } from './post.ts'
@@ -73,60 +49,14 @@ export class PharosPeer {
   /** Helia on the same node, Bitswap only. */
   readonly helia: Helia & { libp2p: Libp2p }
 
-  private readonly network: string
-  private readonly log: Logger
-  private readonly lifecycle = new PeerLifecycle()
-  private readonly store: LocalLog
-  private readonly requestMs: number
-  private readonly sessions: BeaconSessions
-  private readonly publisher: Publisher
-  private readonly followed: FollowedAuthors
-  private readonly headRequests: HeadRequests
-  private readonly logSync: LogSync
-  private readonly fetcher: Fetcher
-  private readonly keys: ContentKeys
-  private readonly accounts: PeerRegistry
-  private readonly banned: PeerBans
-  private readonly registryRefreshMs: number
-  private readonly heldKeys: HeldKeys
-  private readonly keyHolder: KeyHolder
-  private readonly cleanups: Array<() => void> = []
+  private readonly parts: PeerParts
 
   /** Use `createPharosPeer`. */
-  constructor (init: PharosPeerInit, libp2p: PharosPeerNode, helia: Helia & { libp2p: Libp2p }, beacons: BeaconContact[], accepted: AcceptedPayloads<EntryBlock>, registry: PeerRegistry, bans: PeerBans) {
-    this.libp2p = libp2p
-    this.helia = helia
-    this.peerId = libp2p.peerId
-    const self = this.peerId.toString()
-    const signer = signerFor(init.privateKey)
-    const network = this.network = init.network ?? DEFAULT_NETWORK
-    const timeouts = { ...DEFAULT_TIMEOUTS, ...init.timeouts }
-    this.requestMs = timeouts.requestMs
-    const log = this.log = (init.logger ?? defaultLogger()).forComponent('pharos:peer')
-    const store = this.store = new LocalLog(helia.blockstore)
-    const fs = unixfs(helia)
-    const syncClient = new SyncClient(libp2p, network, timeouts.requestMs)
-    const overlay = libp2p.services.overlay
-    const run = this.lifecycle
-    const beaconConnections = Math.max(1, Math.min(init.beaconConnections ?? beacons.length, beacons.length))
-    const sessions = this.sessions = new BeaconSessions({ libp2p, overlay, beacons, beaconConnections, timeouts, run, log })
-    const keyClient = new KeyExchangeClient(libp2p, network, timeouts.requestMs)
-    const held = this.heldKeys = new HeldKeys({ self, maxPushed: MAX_PUSHED_KEYS, log, ...(init.dataDir === undefined ? {} : { file: join(init.dataDir, 'content-keys.json') }) })
-    const holder = this.keyHolder = new KeyHolder({ self, libp2p, network, held, entitlement: init.entitlement ?? allowListEntitlement, isRegistered: init.isRegistered, requestMs: timeouts.requestMs, log })
-    const keys = this.keys = new ContentKeys({ self, signer, keyClient, sessions, held, holder, libp2p, overlay, log })
-    this.publisher = new Publisher({ self, signer, network, store, fs, blockstore: helia.blockstore, overlay, sessions, keys, syncClient, run, log })
-    const followed = this.followed = new FollowedAuthors(log)
-    const headRequests = this.headRequests = new HeadRequests({ self, signer, libp2p, overlay, syncClient, store, followed, run, log })
-    this.logSync = new LogSync({ store, followed, sessions, syncClient, headRequests, accepted, timeouts, run, log })
-    this.fetcher = new Fetcher({ blockstore: helia.blockstore, fs, timeouts, maxAttachmentBytes: init.maxAttachmentBytes ?? DEFAULT_MAX_ATTACHMENT_BYTES, keys, run })
-    this.accounts = registry
-    this.banned = bans
-    // A new ban ends what the forger holds with us at once (the gater refuses it from then on).
-    bans.onBan((ban) => {
-      void libp2p.hangUp(peerIdFromString(ban.peer)).catch((err: unknown) => { log('hanging up on banned %s failed - %e', ban.peer, err) })
-    })
-    this.registryRefreshMs = init.registryRefreshMs ?? DEFAULT_REGISTRY_REFRESH_MS
-    registry.wire(libp2p, sessions, overlay, run, timeouts.requestMs)
+  constructor (parts: PeerParts) {
+    this.parts = parts
+    this.peerId = parts.libp2p.peerId
+    this.libp2p = parts.libp2p
+    this.helia = parts.helia
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
@@ -140,58 +70,12 @@ export class PharosPeer {
    * JoinTimeoutError.
    */
   async start (options: AbortOptions = {}): Promise<void> {
-    if (this.lifecycle.status !== 'stopped') return
-    this.lifecycle.status = 'starting'
-    this.lifecycle.renew()
-    try {
-      await this.libp2p.start()
-      await this.helia.start()
-      await serveSync(this.libp2p, this.network, this.store, (from, known) => { this.logSync.onKnownHeads(from, known) }, { timeoutMs: this.requestMs, logger: this.log })
-      await this.heldKeys.load()
-      await this.keyHolder.start()
-      this.cleanups.push(this.libp2p.services.overlay.onDeliver((delivery) => {
-        if (delivery.topic === 'keyexchange') void this.keyHolder.onTopicRequest(delivery.payload)
-        else this.logSync.onDelivery(delivery)
-      }))
-      this.lifecycle.status = 'started'
-      if (!this.sessions.hasBeacons()) {
-        await this.accounts.refresh(options)
-        this.publisher.settleOwnHeadLocally()
-        return
-      }
-      const connected = await this.sessions.dialAtStart(options)
-      // The registry before the join: the views it gates fill as the join answers.
-      await this.accounts.refresh(options)
-      const registryTimer = setInterval(() => { void this.accounts.refresh({ signal: this.lifecycle.signal }).catch(() => {}) }, this.registryRefreshMs)
-      registryTimer.unref()
-      this.cleanups.push(() => { clearInterval(registryTimer) })
-      await this.sessions.joinOverlay(connected, options)
-      await this.publisher.refreshOwnHead(options).catch((err: unknown) => { this.log('own head not learned at start (publish asks again) - %e', err) })
-      await this.sync(options)
-      this.cleanups.push(this.sessions.watch(() => {
-        void this.accounts.refresh({ signal: this.lifecycle.signal }).catch(() => {})
-        void this.sync({ signal: this.lifecycle.signal }).catch((err: unknown) => { this.log('sync on reconnect failed - %e', err) })
-      }))
-    } catch (err) {
-      this.lifecycle.status = 'started'
-      await this.stop()
-      throw err
-    }
+    await startPeer(this.parts, options)
   }
 
   /** Stops background work, Helia and the node. */
   async stop (): Promise<void> {
-    if (this.lifecycle.status !== 'started') return
-    this.lifecycle.status = 'stopping'
-    this.lifecycle.end()
-    this.headRequests.stop()
-    this.logSync.stop()
-    for (const cleanup of this.cleanups.splice(0)) cleanup()
-    await this.libp2p.unhandle(syncProtocolId(this.network)).catch(() => {})
-    await this.keyHolder.stop()
-    await this.helia.stop().catch((err: unknown) => { this.log('helia stop failed - %e', err) })
-    await this.libp2p.stop()
-    this.lifecycle.status = 'stopped'
+    await stopPeer(this.parts)
   }
 
   // ---- registry -----------------------------------------------------------------------------
@@ -202,7 +86,7 @@ export class PharosPeer {
    * no beacon serves one), N (what sizes its views) and the accounts it holds.
    */
   registry (): RegistryStatus {
-    return this.accounts.status()
+    return this.parts.accounts.status()
   }
 
   /**
@@ -211,9 +95,9 @@ export class PharosPeer {
    * stays as it was when no beacon gave a verified page.
    */
   async refreshRegistry (options: AbortOptions = {}): Promise<RegistryStatus> {
-    this.lifecycle.requireStarted('refreshRegistry')
-    await this.accounts.refresh(options)
-    return this.accounts.status()
+    this.parts.lifecycle.requireStarted('refreshRegistry')
+    await this.parts.accounts.refresh(options)
+    return this.parts.accounts.status()
   }
 
   /**
@@ -222,14 +106,14 @@ export class PharosPeer {
    * restarts; a banned peer is refused connections and overlay links (`banned`).
    */
   bans (): PeerBan[] {
-    return this.banned.list()
+    return this.parts.banned.list()
   }
 
   // ---- own log ------------------------------------------------------------------------------
 
   /** This peer's current head, if it has published anything (or learned its head from a beacon). */
   head (author: string = this.peerId.toString()): { cid: CID, seq: number } | undefined {
-    const head = this.store.head(author)
+    const head = this.parts.store.head(author)
     return head === undefined ? undefined : { cid: head.cid, seq: head.entry.seq }
   }
 
@@ -247,8 +131,8 @@ export class PharosPeer {
    * This peer holds the key and answers GETKEY for it; `published.private` says where it went.
    */
   async publishPost (post: PostInput, options: PublishPostOptions = {}): Promise<PublishedEntry> {
-    this.lifecycle.requireStarted('publishPost')
-    return await this.publisher.publishPost(post, options)
+    this.parts.lifecycle.requireStarted('publishPost')
+    return await this.parts.publisher.publishPost(post, options)
   }
 
   /**
@@ -261,8 +145,8 @@ export class PharosPeer {
   async waitUntilHeld (cids: readonly CID[], options: WaitUntilHeldOptions & { receipts: true }): Promise<PinReceipt[]>
   async waitUntilHeld (cids: readonly CID[], options?: WaitUntilHeldOptions): Promise<void>
   async waitUntilHeld (cids: readonly CID[], options: WaitUntilHeldOptions = {}): Promise<PinReceipt[] | void> {
-    this.lifecycle.requireStarted('waitUntilHeld')
-    return await this.publisher.waitUntilHeld(cids, options)
+    this.parts.lifecycle.requireStarted('waitUntilHeld')
+    return await this.parts.publisher.waitUntilHeld(cids, options)
   }
 
   /**
@@ -276,25 +160,25 @@ export class PharosPeer {
   async receipt (author: string, options?: LogReceiptOptions): Promise<LogReceipt>
   async receipt (cid: CID, options?: PinReceiptOptions): Promise<PinReceipt>
   async receipt (subject: string | CID, options: LogReceiptOptions & PinReceiptOptions = {}): Promise<LogReceipt | PinReceipt> {
-    this.lifecycle.requireStarted('receipt')
-    return await this.publisher.receipt(subject, options)
+    this.parts.lifecycle.requireStarted('receipt')
+    return await this.parts.publisher.receipt(subject, options)
   }
 
   // ---- following and fetching ---------------------------------------------------------------
 
   /** Follows authors: `sync` fetches their logs, and their entries are taken from gossip. */
   follow (authors: readonly string[]): void {
-    const added = this.followed.add(authors)
-    if (this.lifecycle.started && added.length > 0) this.headRequests.ask(added)
+    const added = this.parts.followed.add(authors)
+    if (this.parts.lifecycle.started && added.length > 0) this.parts.headRequests.ask(added)
   }
 
   unfollow (authors: readonly string[]): void {
-    this.followed.delete(authors)
+    this.parts.followed.delete(authors)
   }
 
   /** Calls `listener` with each new entry of a followed author (from sync or gossip), oldest first. */
   onEntry (listener: (block: EntryBlock) => void): () => void {
-    return this.followed.onEntry(listener)
+    return this.parts.followed.onEntry(listener)
   }
 
   /**
@@ -304,8 +188,8 @@ export class PharosPeer {
    * genesis; each is verified before it is kept. One author's failure does not stop the rest.
    */
   async sync (options: AbortOptions = {}): Promise<SyncReport> {
-    this.lifecycle.requireStarted('sync')
-    return await this.logSync.sync(options)
+    this.parts.lifecycle.requireStarted('sync')
+    return await this.parts.logSync.sync(options)
   }
 
   /**
@@ -317,8 +201,8 @@ export class PharosPeer {
    * nobody has a head for the author.
    */
   async fetchLog (author: string, options: FetchLogOptions = {}): Promise<EntryBlock[]> {
-    this.lifecycle.requireStarted('fetchLog')
-    return await this.logSync.fetchLog(author, options)
+    this.parts.lifecycle.requireStarted('fetchLog')
+    return await this.parts.logSync.fetchLog(author, options)
   }
 
   /**
@@ -331,8 +215,8 @@ export class PharosPeer {
    * `unregistered`, `no-holder-online`, `key-hash-mismatch`).
    */
   async fetchPost (entry: Entry | EntryBlock, options: FetchPostOptions = {}): Promise<Post> {
-    this.lifecycle.requireStarted('fetchPost')
-    return await this.fetcher.fetchPost(entry, options)
+    this.parts.lifecycle.requireStarted('fetchPost')
+    return await this.parts.fetcher.fetchPost(entry, options)
   }
 
   // ---- key exchange and storage audits ------------------------------------------------------
@@ -342,14 +226,14 @@ export class PharosPeer {
    * may get it). Resolves with the key hash once the beacon confirmed it.
    */
   async depositKey (deposit: KeyDeposit, options: AbortOptions = {}): Promise<{ keyHash: Uint8Array }> {
-    this.lifecycle.requireStarted('depositKey')
-    return await this.keys.deposit(deposit, options)
+    this.parts.lifecycle.requireStarted('depositKey')
+    return await this.parts.keys.deposit(deposit, options)
   }
 
   /** The key whose SHA-256 is `keyHash`, from a beacon; KeyDeniedError (with the beacon's reason) if this peer may not have it. */
   async getKey (keyHash: Uint8Array, options: AbortOptions = {}): Promise<Uint8Array> {
-    this.lifecycle.requireStarted('getKey')
-    return await this.keys.get(keyHash, options)
+    this.parts.lifecycle.requireStarted('getKey')
+    return await this.parts.keys.get(keyHash, options)
   }
 
   /**
@@ -361,8 +245,8 @@ export class PharosPeer {
    * MalformedResponseError for an answer that is not one.
    */
   async challenge (worker: PeerId | string, cids: readonly CID[], options: AbortOptions = {}): Promise<ChallengeResult> {
-    this.lifecycle.requireStarted('challenge')
-    return await challengeBeacon({ libp2p: this.libp2p, blockstore: this.helia.blockstore, network: this.network, requestMs: this.requestMs }, worker, cids, options)
+    this.parts.lifecycle.requireStarted('challenge')
+    return await challengeBeacon({ libp2p: this.libp2p, blockstore: this.helia.blockstore, network: this.parts.network, requestMs: this.parts.requestMs }, worker, cids, options)
   }
 }
 
@@ -372,19 +256,5 @@ export class PharosPeer {
  * BanStoreError for a state store whose bans document is not one.
  */
 export async function createPharosPeer (init: PharosPeerInit): Promise<PharosPeer> {
-  const beacons = init.bootstrap.map(beaconOf)
-  const accepted = new AcceptedPayloads<EntryBlock>(ACCEPTED_ENTRIES_MAX)
-  const network = init.network ?? DEFAULT_NETWORK
-  const logger = init.logger ?? defaultLogger()
-  const registry = new PeerRegistry({
-    network,
-    beacons,
-    networkSize: init.networkSize ?? DEFAULT_NETWORK_SIZE,
-    ...(init.registryKey === undefined ? {} : { registryKey: init.registryKey }),
-    log: logger.forComponent('pharos:peer:registry')
-  })
-  const bans = new PeerBans(init.stateStore ?? new MemoryStateStore())
-  await bans.load()
-  const { libp2p, helia } = await createPeerNode(init, network, logger, beacons, accepted, registry, bans)
-  return new PharosPeer(init, libp2p, helia, beacons, accepted, registry, bans)
+  return new PharosPeer(await buildPeerParts(init))
 }
