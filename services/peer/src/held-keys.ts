@@ -2,14 +2,13 @@
  * The content keys a peer holds and may hand out (docs/private-posts.md): the keys of its own
  * private posts, and the keys authors pushed to it as an allowed reader. Each is kept with the
  * author's signed allow-list it came with, verified once on arrival; GETKEY answers from here
- * after the shared entitlement check. With a file (PharosPeerInit.dataDir) the keys survive a
- * restart: one JSON document, written whole (a temp file renamed over it, mode 0600) after
- * each change, and every rule in it verified again when it is read back.
+ * after the shared entitlement check. They are kept in the peer's state store (the document
+ * `content-keys`; with `dataDir`, a file of mode 0600), written whole after each change, and
+ * every rule in it is verified again when it is read back.
  */
-import { readFile } from 'node:fs/promises'
 import { keyHashOf, openAllowList } from '@pharos/protocol/log/index.ts'
 import type { AllowList } from '@pharos/protocol/log/index.ts'
-import { writeFileNoFollow } from './safe-write.ts'
+import type { PeerStateStore } from './state-store.ts'
 import type { Logger } from '@libp2p/interface'
 
 /** A held key: the key, its hash, and the author's verified allow-list. */
@@ -27,11 +26,14 @@ const hex = (bytes: Uint8Array): string => Array.from(bytes, (byte) => byte.toSt
 const base64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64')
 const fromBase64 = (text: unknown): Uint8Array | undefined => typeof text === 'string' ? new Uint8Array(Buffer.from(text, 'base64')) : undefined
 
+/** The state document the keys are kept in (`content-keys.json` in a fileStateStore folder). */
+const DOCUMENT = 'content-keys'
+
 export interface HeldKeysInit {
   /** This peer's ID: its own keys do not count towards `maxPushed`. */
   self: string
-  /** Where the keys are kept across restarts; none keeps them in memory only. */
-  file?: string
+  /** Where the keys are kept across restarts (the document `content-keys`). */
+  store: PeerStateStore
   /** How many keys pushed by other authors are held at most. */
   maxPushed: number
   log: Logger
@@ -46,25 +48,19 @@ export class HeldKeys {
     this.init = init
   }
 
-  /** Reads the keys file, if there is one; entries whose rule does not verify are dropped. */
+  /** Reads the held keys, if any were kept; entries whose rule does not verify are dropped. */
   async load (): Promise<void> {
-    const { file, log } = this.init
-    if (file === undefined) return
-    let text: string
-    try {
-      text = await readFile(file, 'utf8')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
-      throw err
-    }
+    const { store, log } = this.init
+    const text = await store.read(DOCUMENT)
+    if (text === undefined) return
     const document = JSON.parse(text) as { v?: unknown, keys?: unknown }
-    if (document.v !== 1 || !Array.isArray(document.keys)) throw new Error(`${file}: not a content keys file ({ v: 1, keys: [...] })`)
+    if (document.v !== 1 || !Array.isArray(document.keys)) throw new Error(`the ${DOCUMENT} state document is not a content keys document ({ v: 1, keys: [...] })`)
     for (const item of document.keys as Array<{ key?: unknown, rule?: unknown }>) {
       const key = fromBase64(item.key)
       const rule = fromBase64(item.rule)
       const held = key === undefined || rule === undefined ? undefined : await verify(key, rule)
       if (held === undefined) {
-        log('dropping a held content key whose rule does not verify (%s)', file)
+        log('dropping a held content key whose rule does not verify')
         continue
       }
       this.keys.set(hex(held.keyHash), held)
@@ -97,11 +93,9 @@ export class HeldKeys {
   }
 
   private async persist (): Promise<void> {
-    const { file } = this.init
-    if (file === undefined) return
     const write = this.writing.then(async () => {
       const keys = [...this.keys.values()].map(({ key, rule }) => ({ key: base64(key), rule: base64(rule) }))
-      await writeFileNoFollow(file, JSON.stringify({ v: 1, keys }) + '\n', { mode: 0o600 })
+      await this.init.store.write(DOCUMENT, JSON.stringify({ v: 1, keys }) + '\n')
     })
     this.writing = write.catch(() => {})
     await write

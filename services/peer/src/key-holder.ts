@@ -33,7 +33,7 @@ export interface KeyHolderComponents {
   network: string
   held: HeldKeys
   entitlement: EntitlementCheck
-  /** Whether a peer is a registered account, where the app knows (PharosPeerInit.isRegistered). */
+  /** Whether a peer is a registered account: PharosPeerInit.isRegistered, else the peer's registry copy (no opinion, so yes, until it has one). */
   isRegistered: ((peerId: string) => boolean) | undefined
   requestMs: number
   log: Logger

@@ -104,16 +104,15 @@ export interface PharosPeerInit {
   isRegistered?: (peerId: string) => boolean
   /**
    * Where the peer keeps its own state across restarts: the peers it banned for forged
-   * entries. `fileStateStore(dir)` keeps it in a folder (Node); a browser app gives one over
-   * IndexedDB or localStorage (two methods, state-store.ts).
-   * @default a MemoryStateStore: bans last one run
+   * entries (`bans`) and the content keys it holds (`content-keys`: its own private posts'
+   * keys and those authors pushed to it). `fileStateStore(dir)` keeps them in a folder (Node);
+   * a browser app gives one over IndexedDB or localStorage (two methods, state-store.ts).
+   * @default fileStateStore(dataDir) with `dataDir`, else a MemoryStateStore (one run)
    */
   stateStore?: PeerStateStore
   /**
-   * A directory the peer keeps state in across restarts: today the content keys it holds
-   * (`content-keys.json`, mode 0600): its own private posts' keys and the keys authors pushed
-   * to it. Without one those keys live as long as the process.
-   * @default none (memory only)
+   * A folder for the peer's state (Node): the same as `stateStore: fileStateStore(dataDir)`,
+   * each document a JSON file of mode 0600. Ignored when `stateStore` is given.
    */
   dataDir?: string
   /**

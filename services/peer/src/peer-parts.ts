@@ -3,7 +3,6 @@
  * what it uses), and the order they start and stop in. pharos-peer.ts is the facade over
  * them: its methods check that the peer runs, then delegate to one of these.
  */
-import { join } from 'node:path'
 import { unixfs } from '@helia/unixfs'
 import type { Helia } from '@helia/interface'
 import { defaultLogger } from '@libp2p/logger'
@@ -17,6 +16,7 @@ import type { EntryBlock } from '@pharos/protocol/log/index.ts'
 import { beaconOf, BeaconSessions } from './beacon-sessions.ts'
 import { ACCEPTED_ENTRIES_MAX, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_NETWORK, DEFAULT_NETWORK_SIZE, DEFAULT_REGISTRY_REFRESH_MS, DEFAULT_TIMEOUTS, MAX_PUSHED_KEYS } from './constants.ts'
 import { ContentKeys } from './content-keys.ts'
+import { fileStateStore } from './file-state-store.ts'
 import { Fetcher } from './fetcher.ts'
 import { FollowedAuthors } from './followed-authors.ts'
 import { HeadRequests } from './head-requests.ts'
@@ -77,7 +77,9 @@ export async function buildPeerParts (init: PharosPeerInit): Promise<PeerParts> 
     ...(init.registryKey === undefined ? {} : { registryKey: init.registryKey }),
     log: logger.forComponent('pharos:peer:registry')
   })
-  const banned = new PeerBans(init.stateStore ?? new MemoryStateStore())
+  // One store for the peer's own state: the peers it banned and the content keys it holds.
+  const state = init.stateStore ?? (init.dataDir === undefined ? new MemoryStateStore() : fileStateStore(init.dataDir))
+  const banned = new PeerBans(state)
   await banned.load()
   const { libp2p, helia } = await createPeerNode(init, network, logger, beacons, accepted, accounts, banned)
 
@@ -94,8 +96,8 @@ export async function buildPeerParts (init: PharosPeerInit): Promise<PeerParts> 
   const beaconConnections = Math.max(1, Math.min(init.beaconConnections ?? beacons.length, beacons.length))
   const sessions = new BeaconSessions({ libp2p, overlay, beacons, beaconConnections, timeouts, run, log })
   const keyClient = new KeyExchangeClient(libp2p, network, timeouts.requestMs)
-  const heldKeys = new HeldKeys({ self, maxPushed: MAX_PUSHED_KEYS, log, ...(init.dataDir === undefined ? {} : { file: join(init.dataDir, 'content-keys.json') }) })
-  const keyHolder = new KeyHolder({ self, libp2p, network, held: heldKeys, entitlement: init.entitlement ?? allowListEntitlement, isRegistered: init.isRegistered, requestMs: timeouts.requestMs, log })
+  const heldKeys = new HeldKeys({ self, maxPushed: MAX_PUSHED_KEYS, log, store: state })
+  const keyHolder = new KeyHolder({ self, libp2p, network, held: heldKeys, entitlement: init.entitlement ?? allowListEntitlement, isRegistered: init.isRegistered ?? ((peer) => accounts.isRegistered(peer) ?? true), requestMs: timeouts.requestMs, log })
   const keys = new ContentKeys({ self, signer, keyClient, sessions, held: heldKeys, holder: keyHolder, libp2p, overlay, log })
   const publisher = new Publisher({ self, signer, network, store, fs, blockstore: helia.blockstore, overlay, sessions, keys, syncClient, run, log })
   const followed = new FollowedAuthors(log)

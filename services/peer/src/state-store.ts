@@ -1,5 +1,6 @@
 /**
- * Where a peer keeps its own state between runs: today, the peers it banned (peer-bans.ts).
+ * Where a peer keeps its own state between runs: the peers it banned (peer-bans.ts) and the
+ * content keys it holds (held-keys.ts).
  * A small named-document store, so any platform can give one: a folder on disk
  * (`fileStateStore`, Node), IndexedDB or localStorage in a browser, an app's own database.
  * Documents are small JSON texts, written whole.
