@@ -14,7 +14,7 @@
  * - actions.ts: each of the node's actions handed to the part that carries it out.
  * This file holds what ties them together: start and stop, and the public API.
  */
-import type { PeerId, Startable } from '@libp2p/interface'
+import type { PeerId, Startable, StreamHandler } from '@libp2p/interface'
 import {
   createOverlayNode,
   DEFAULT_WIRE_LIMITS,
@@ -159,17 +159,9 @@ export class OverlayDriver implements Startable {
     })
     this.node = node
     this.run(node.start(Date.now()))
-    for (const protocol of PROTOCOLS) {
-      await this.components.registrar.handle(this.protocolIds[protocol], (stream, connection) => {
-        this.inbound.accept(protocol, stream, connection)
-      }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
+    for (const [protocol, handler, streams] of this.served()) {
+      await this.components.registrar.handle(protocol, handler, { maxInboundStreams: streams, maxOutboundStreams: streams })
     }
-    await this.components.registrar.handle(this.addresses.protocol, (stream, connection) => {
-      void this.addresses.answer(stream, connection)
-    }, { maxInboundStreams: 4, maxOutboundStreams: 4 })
-    await this.components.registrar.handle(this.drains.protocol, (stream, connection) => {
-      void this.drains.read(stream, connection)
-    }, { maxInboundStreams: 2, maxOutboundStreams: 2 })
     this.components.events.addEventListener('peer:disconnect', this.onPeerDisconnect)
     this.maintenance = setInterval(() => { this.maintain() }, Math.min(this.init.rejoinIntervalMs, this.init.linkIdleMs))
     this.maintenance.unref()
@@ -187,9 +179,7 @@ export class OverlayDriver implements Startable {
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
     this.components.events.removeEventListener('peer:disconnect', this.onPeerDisconnect)
-    for (const protocol of [...PROTOCOLS.map((name) => this.protocolIds[name]), this.addresses.protocol, this.drains.protocol]) {
-      await this.components.registrar.unhandle(protocol)
-    }
+    for (const [protocol] of this.served()) await this.components.registrar.unhandle(protocol)
     const stopped = new Error('overlay stopped')
     this.links.closeAll(stopped)
     this.inbound.abortAll(stopped)
@@ -344,6 +334,15 @@ export class OverlayDriver implements Startable {
       this.handle(event)
     }, after)
     this.timers.add(timer)
+  }
+
+  /** The protocols the overlay answers: each with its handler and its stream limit (in and out, per connection). */
+  private served (): Array<[protocol: string, handler: StreamHandler, streams: number]> {
+    return [
+      ...PROTOCOLS.map((name): [string, StreamHandler, number] => [this.protocolIds[name], (stream, connection) => { this.inbound.accept(name, stream, connection) }, 4]),
+      [this.addresses.protocol, (stream, connection) => { void this.addresses.answer(stream, connection) }, 4],
+      [this.drains.protocol, (stream, connection) => { void this.drains.read(stream, connection) }, 2]
+    ]
   }
 
   private maintain (): void {
