@@ -67,6 +67,7 @@ describe('a worker\'s parts', () => {
         'database',
         'accounts refresh',
         'ban list',
+        'registry journal',
         'fleet state',
         'pressure monitor',
         'http',
@@ -74,6 +75,7 @@ describe('a worker\'s parts', () => {
         'storage',
         'audits',
         'log service',
+        'registry',
         'readiness sampler',
         'fleet membership refresh',
         'content key re-sealing'

@@ -248,7 +248,7 @@ describe('signed profile logs', () => {
       const granted = await ask(reader.peer, encodeKeyExchange({ t: 'getkey', keyHash }))
       assert.deepEqual(granted, { ok: true, value: { t: 'key', keyHash, key } })
       const refused = await ask(stranger.peer, encodeKeyExchange({ t: 'getkey', keyHash }))
-      assert.deepEqual(refused, { ok: true, value: { t: 'denied', reason: 'not on the author\'s allow-list' } })
+      assert.deepEqual(refused, { ok: true, value: { t: 'denied', reason: 'not on the author\'s allow-list', code: 'not-entitled' } })
       const unknown = await ask(reader.peer, encodeKeyExchange({ t: 'getkey', keyHash: new Uint8Array(32) }))
       assert.equal(unknown.ok && unknown.value.t, 'denied')
 
