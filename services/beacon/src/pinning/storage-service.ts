@@ -72,10 +72,9 @@ export interface StorageService {
 
 /**
  * A want not answered within this long is withdrawn and made again (guess: longer than
- * @helia/bitswap's 5 s do-not-resend window). A peer that sent us a block in the last 5 s
- * ignores a new want for it (it still counts it as sent) unless we cancelled the old one
- * (our patched Bitswap does when a want is given up; stock Helia and other peers may not);
- * a fresh want after the window is served.
+ * @helia/bitswap's 5 s do-not-resend window). Helia 7's Bitswap never sends cancels, so a
+ * peer that sent us a block in the last 5 s ignores a new want for it (it still counts it
+ * as sent); a fresh want after the window is served.
  */
 const REWANT_AFTER_MS = 6000
 

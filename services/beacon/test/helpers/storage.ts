@@ -15,7 +15,6 @@ import type { Config } from '../../src/config/schema.ts'
 import { createLogger } from '../../src/logging/logger.ts'
 import type { Logger } from '../../src/logging/logger.ts'
 import { createStorageMetrics } from '../../src/pinning/storage-metrics.ts'
-import type { StorageMetrics } from '../../src/pinning/storage-metrics.ts'
 import { createBeaconHelia } from '../../src/storage/beacon-helia.ts'
 import type { BeaconHelia } from '../../src/storage/beacon-helia.ts'
 import { digestMatches } from '../../src/storage/hashers.ts'
@@ -47,8 +46,6 @@ export interface ContentPeer {
   node: ClientPeer
   helia: BeaconHelia
   blockstore: MemoryBlockstore
-  /** Its storage metrics: `bitswapBlocksServed` counts blocks it sent to peers over Bitswap. */
-  metrics: StorageMetrics
   /** Dialable addresses, each ending in /p2p/<peer ID>. */
   multiaddrs: () => string[]
   addFile: (bytes: Uint8Array) => Promise<CID>
@@ -79,15 +76,13 @@ export async function createContentPeer (options: ContentPeerOptions = {}): Prom
         return typeof value === 'function' ? value.bind(target) : value
       }
     })
-  const metrics = createStorageMetrics(new Registry())
-  const helia = createBeaconHelia({ libp2p: node, blockstore: served, log: testLogger(), metrics })
+  const helia = createBeaconHelia({ libp2p: node, blockstore: served, log: testLogger(), metrics: createStorageMetrics(new Registry()) })
   await helia.start()
   const fs = unixfs(helia)
   return {
     node,
     helia,
     blockstore,
-    metrics,
     multiaddrs: () => node.getMultiaddrs().map((addr) => addr.toString()),
     addFile: async (bytes) => await fs.addBytes(bytes),
     catFile: async (cid, signal) => {
