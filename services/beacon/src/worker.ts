@@ -516,20 +516,27 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       log
     })
     fleet.bridge.onMessage(({ topic, messageId, payload }) => { logService.onRelayed(topic, messageId, payload) })
+    /**
+     * A message this worker originates (not one it received): broadcast to its own peers, and
+     * handed to the fleet's other workers, which broadcast it to theirs (log service: onRelayed).
+     */
+    const publishFromHere = (topic: string, messageId: string, payload: Uint8Array, what: string): void => {
+      try {
+        node.services.overlay.broadcast(topic, messageId, payload)
+      } catch (err) {
+        log.debug({ err, messageId }, `${what} could not be broadcast`)
+      }
+      void fleet.bridge.publish(topic, messageId, payload)
+    }
     // POST /v1/entries: entries from clients that cannot run a peer, ingested as gossip is.
     const webEntries = new WebEntries({
       ingest: logService.ingest,
       blockstore: storage.blockstore,
       signer,
       broadcast: (messageId, envelope) => {
-        try {
-          node.services.overlay.broadcast('content', messageId, envelope)
-        } catch (err) {
-          log.debug({ err, messageId }, 'a posted entry could not be broadcast')
-        }
-        // Stored: the fleet settles it, and its other workers broadcast it to their own peers.
+        // Stored: the fleet settles it, and every worker broadcasts it to its own peers.
         void fleet.seen.complete(messageId)
-        void fleet.bridge.publish('content', messageId, envelope)
+        publishFromHere('content', messageId, envelope, 'a posted entry')
       },
       limits: { maxBlocks: config.entriesMaxBlocks, maxLinksPerBlock: config.dagMaxLinksPerBlock, perMinutePerAuthor: config.entriesPerMinutePerAuthor }
     })
@@ -542,15 +549,7 @@ export async function startWorker (config: Config, log: Logger, extensions: Work
       node,
       storage,
       signer,
-      publish: (topic, messageId, payload) => {
-        try {
-          node.services.overlay.broadcast(topic, messageId, payload)
-        } catch (err) {
-          log.debug({ err, messageId }, 'an audit report could not be broadcast')
-        }
-        // The fleet's other workers broadcast it to their own peers (log service: onRelayed).
-        void fleet.bridge.publish(topic, messageId, payload)
-      },
+      publish: (topic, messageId, payload) => { publishFromHere(topic, messageId, payload, 'an audit report') },
       registry,
       log
     })

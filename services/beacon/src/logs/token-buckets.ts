@@ -35,6 +35,11 @@ export class TokenBuckets {
     this.buckets = new TtlLru(options.maxKeys ?? 100_000)
   }
 
+  /** Buckets refilled at `perMinute` with a burst of ten seconds' worth (at least one): per-client and per-author request rates. */
+  static perMinute (perMinute: number): TokenBuckets {
+    return new TokenBuckets({ capacity: Math.max(1, Math.ceil(perMinute / 6)), perMinute })
+  }
+
   /** Spends one of `key`'s tokens; false (and nothing spent) when it has none. */
   take (key: string, now = Date.now()): boolean {
     const bucket = this.buckets.get(key, now)

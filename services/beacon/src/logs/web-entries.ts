@@ -71,9 +71,8 @@ export class WebEntries {
 
   constructor (deps: WebEntriesDeps) {
     this.deps = deps
-    const perMinute = deps.limits.perMinutePerAuthor
     // A burst of ten seconds' worth: a client posting a thread at once is not refused.
-    this.perAuthor = new TokenBuckets({ capacity: Math.max(1, Math.ceil(perMinute / 6)), perMinute })
+    this.perAuthor = TokenBuckets.perMinute(deps.limits.perMinutePerAuthor)
   }
 
   /** Checks, stores and broadcasts the entry a CAR carries; refuses it naming why. */

@@ -57,7 +57,7 @@ const PendingSchema = Type.Object({
  * account's, and each client (IP, IPv6 /64) and each author is rate-limited.
  */
 export const entryRoutes: FastifyPluginAsyncTypebox<EntryRoutesOptions> = async (app, options) => {
-  const perIp = new TokenBuckets({ capacity: Math.max(1, Math.ceil(options.perMinutePerIp / 6)), perMinute: options.perMinutePerIp })
+  const perIp = TokenBuckets.perMinute(options.perMinutePerIp)
 
   app.addContentTypeParser(CAR_CONTENT_TYPE, { parseAs: 'buffer', bodyLimit: options.maxBodyBytes }, (_request, body, done) => { done(null, body) })
 
