@@ -10,11 +10,8 @@
  * 3. embedded and single-Postgres modes: generated once and kept in the data dir
  *    (`registry-key`, mode 0600). Fleet mode without 1 or 2 is refused at start.
  */
-import { hkdfSync } from 'node:crypto'
-import { generateKeyPair, generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
-import { readOrCreateSecret } from '../storage/data-dir-secret.ts'
-import { decodePeerKey, encodePeerKey } from '../p2p/identity.ts'
+import { dataDirKey, decodePeerKey, keyFromFleetSecret } from '../p2p/identity.ts'
 
 const REGISTRY_KEY_FILE = 'registry-key'
 /** Domain separation: never the same seed as a worker key derived from the same secret. */
@@ -30,18 +27,12 @@ export interface RegistryKeyConfig {
 }
 
 export async function deriveRegistryKey (fleetSecret: string, network: string): Promise<Ed25519PrivateKey> {
-  const seed = new Uint8Array(hkdfSync('sha256', Buffer.from(fleetSecret, 'utf8'), REGISTRY_KEY_SALT, network, 32))
-  return await generateKeyPairFromSeed('Ed25519', seed)
+  return await keyFromFleetSecret(fleetSecret, REGISTRY_KEY_SALT, network)
 }
 
 export async function loadRegistryKey (config: RegistryKeyConfig): Promise<{ key: Ed25519PrivateKey, source: RegistryKeySource }> {
   if (config.registryKey !== undefined) return { key: decodePeerKey(config.registryKey, 'PHAROS_REGISTRY_KEY'), source: 'config' }
   if (config.fleetSecret !== undefined) return { key: await deriveRegistryKey(config.fleetSecret, config.network), source: 'fleet-secret' }
-  let generated: Ed25519PrivateKey | undefined
-  const stored = await readOrCreateSecret(config.dataDir, REGISTRY_KEY_FILE, async () => {
-    generated = await generateKeyPair('Ed25519')
-    return encodePeerKey(generated)
-  })
-  if (generated !== undefined) return { key: generated, source: 'generated' }
-  return { key: decodePeerKey(stored.value, stored.file), source: 'data-dir' }
+  const { key, generated } = await dataDirKey(config.dataDir, REGISTRY_KEY_FILE)
+  return { key, source: generated ? 'generated' : 'data-dir' }
 }

@@ -36,8 +36,24 @@ const WORKER_KEY_SALT = 'pharos/worker-key/v1'
  * names (or networks) give unrelated keys.
  */
 export async function deriveWorkerKey (fleetSecret: string, network: string, workerName: string): Promise<Ed25519PrivateKey> {
-  const seed = new Uint8Array(hkdfSync('sha256', Buffer.from(fleetSecret, 'utf8'), WORKER_KEY_SALT, `${network}/${workerName}`, 32))
+  return await keyFromFleetSecret(fleetSecret, WORKER_KEY_SALT, `${network}/${workerName}`)
+}
+
+/** An ed25519 key derived from the fleet secret by HKDF-SHA256 under `salt` and `info`: every worker given the secret computes the same one. */
+export async function keyFromFleetSecret (fleetSecret: string, salt: string, info: string): Promise<Ed25519PrivateKey> {
+  const seed = new Uint8Array(hkdfSync('sha256', Buffer.from(fleetSecret, 'utf8'), salt, info, 32))
   return await generateKeyPairFromSeed('Ed25519', seed)
+}
+
+/** An ed25519 key generated once into `<dataDir>/<file>` (mode 0600) and read back from it after; `generated` says which. */
+export async function dataDirKey (dataDir: string, file: string): Promise<{ key: Ed25519PrivateKey, generated: boolean }> {
+  let generated: Ed25519PrivateKey | undefined
+  const stored = await readOrCreateSecret(dataDir, file, async () => {
+    generated = await generateKeyPair('Ed25519')
+    return encodePeerKey(generated)
+  })
+  if (generated !== undefined) return { key: generated, generated: true }
+  return { key: decodePeerKey(stored.value, stored.file), generated: false }
 }
 
 /** PHAROS_WORKER_NAME, else the host name (a StatefulSet pod or compose service name). */
@@ -64,13 +80,8 @@ export interface PeerKeyConfig {
 export async function loadPeerKey (config: PeerKeyConfig): Promise<{ key: Ed25519PrivateKey, source: PeerKeySource }> {
   if (config.peerKey !== undefined) return { key: decodePeerKey(config.peerKey), source: 'config' }
   if (config.fleetSecret !== undefined) return { key: await deriveWorkerKey(config.fleetSecret, config.network, config.workerName), source: 'fleet-secret' }
-  let generated: Ed25519PrivateKey | undefined
-  const stored = await readOrCreateSecret(config.dataDir, PEER_KEY_FILE, async () => {
-    generated = await generateKeyPair('Ed25519')
-    return encodePeerKey(generated)
-  })
-  if (generated !== undefined) return { key: generated, source: 'generated' }
-  return { key: decodePeerKey(stored.value, stored.file), source: 'data-dir' }
+  const { key, generated } = await dataDirKey(config.dataDir, PEER_KEY_FILE)
+  return { key, source: generated ? 'generated' : 'data-dir' }
 }
 
 /** The worker's signer for statements anyone can check against its peer ID (audit reports, receipts). */
